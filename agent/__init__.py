@@ -1,0 +1,1 @@
+"""agent: see the module docstrings."""

@@ -1,0 +1,50 @@
+"""The agent as the UI sees it: a chat session that turns one user message into a stream of events.
+
+The UI (and the eval harness) depend only on this module; how the agent works inside is agent/'s business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+EventKind = Literal["text", "tool_call", "tool_result", "confirm", "handoff", "final", "error"]
+
+
+@dataclass
+class AgentEvent:
+    """One step of a turn.
+
+    - text: a streamed piece of the assistant's reply (`text` holds the delta).
+    - tool_call: the agent calls `name` with `arguments` (`call_id` links the result).
+    - tool_result: what the tool returned (`data` is the typed result as JSON, `text` its rendering).
+    - confirm: a write waits for the customer's yes/no (`text` states the exact action, `data` the action).
+    - handoff: the conversation goes to a human (`text` is the summary for them).
+    - final: the turn's final answer (`text`), after grounding checks; `data["grounding_replaced"]` tells if replaced.
+    - error: something the user should know went wrong (`text` is a clear sentence, never a traceback).
+    """
+
+    kind: EventKind
+    text: str = ""
+    name: str | None = None
+    arguments: dict[str, Any] | None = None
+    call_id: str | None = None
+    data: Any = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class ChatSession(Protocol):
+    """A conversation of one signed-in person with the agent; keeps its own memory."""
+
+    role: str
+    customer_id: str | None
+    conversation_id: str
+
+    def respond(self, message: str) -> Iterator[AgentEvent]:
+        """Run one turn for `message`, yielding events; the last one is `final` (or `error`)."""
+        ...
+
+    def describe_backend(self) -> dict[str, Any]:
+        """Which backend, model and adapter answer (shown in the UI)."""
+        ...

@@ -1,0 +1,1 @@
+"""finetune: see the module docstrings."""

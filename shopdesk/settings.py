@@ -1,0 +1,84 @@
+"""Typed settings for every shopdesk job: SHOPDESK_* env vars, then an optional TOML config file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from platformdirs import user_data_dir
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+
+def _config_file() -> Path | None:
+    path = os.environ.get("SHOPDESK_CONFIG")
+    return Path(path) if path else None
+
+
+class Settings(BaseSettings):
+    """Where shopdesk keeps its data and which engines it talks to.
+
+    Embedded defaults: SQLite file, persistent Chroma folder, in-process model.
+    Production: set `database_url` (PostgreSQL), `chroma_url` (Chroma server), `llm_backend="vllm"` and `vllm_url`.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SHOPDESK_", extra="ignore")
+
+    data_dir: Path = Field(
+        default_factory=lambda: Path(user_data_dir("shopdesk", appauthor=False)),
+        description="Folder for the database, Chroma index, converted models and logs.",
+    )
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite file shop.db in data_dir.")
+    chroma_path: Path | None = Field(None, description="Persistent Chroma folder; default: data_dir/chroma.")
+    chroma_url: str | None = Field(None, description="Chroma server URL (http://host:port); overrides chroma_path.")
+    chat_model: str | None = Field(
+        None, description="HF model id or local folder of the chat model; default: converted SmolLM2 in data_dir/models."
+    )
+    embedding_model: str | None = Field(
+        None, description="HF model id or local folder of the embedding model; default: all-MiniLM-L6-v2 from PyPI."
+    )
+    adapter: str | None = Field(
+        None, description="LoRA adapter folder for the chat model; 'none' disables; default: the adapter shipped in the repo."
+    )
+    llm_backend: Literal["local", "vllm", "fake"] = Field("local", description="Which chat model backend the agent uses.")
+    vllm_url: str = Field("http://127.0.0.1:8000/v1", description="Base URL of the vLLM OpenAI-compatible server.")
+    vllm_model: str | None = Field(None, description="Model name to request from vLLM (the LoRA module name if any).")
+    marketer_password: str = Field("marketer", description="Password for the marketer console.")
+    torch_threads: int | None = Field(None, ge=1, description="Threads for in-process torch; default: all cores.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config = _config_file()
+        if config is not None:
+            if not config.is_file():
+                raise FileNotFoundError(f"SHOPDESK_CONFIG points to {config}, which is not a file")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config))
+        return tuple(sources)
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'shop.db'}"
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.chroma_path or self.data_dir / "chroma"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+
+def get_settings(**overrides) -> Settings:
+    """Fresh settings from the environment (never cached: tests change env vars between cases)."""
+    return Settings(**overrides)

@@ -1,0 +1,7 @@
+"""CLI commands of the `store` area (registered on the `shopdesk` command)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass

@@ -1,0 +1,151 @@
+"""Shared fixtures: every test gets its own data dir; stores on SQLite and, where installed, a real PostgreSQL."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+# Before anything imports settings or HF libraries: no home directory, no network.
+_SESSION_TMP = Path(tempfile.mkdtemp(prefix="shopdesk-tests-"))
+os.environ["SHOPDESK_DATA_DIR"] = str(_SESSION_TMP / "default-data")
+os.environ["HF_HOME"] = str(_SESSION_TMP / "hf")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["ANONYMIZED_TELEMETRY"] = "False"
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ["NO_PROXY"] = "127.0.0.1,localhost"
+os.environ.pop("SHOPDESK_CONFIG", None)
+os.environ.pop("SHOPDESK_DATABASE_URL", None)
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "test-artifacts"
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch) -> Path:
+    d = tmp_path / "data"
+    d.mkdir()
+    monkeypatch.setenv("SHOPDESK_DATA_DIR", str(d))
+    monkeypatch.delenv("SHOPDESK_DATABASE_URL", raising=False)
+    return d
+
+
+@pytest.fixture
+def settings(data_dir):
+    from shopdesk.settings import get_settings
+
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def shared_models_dir() -> Path:
+    """Converted SmolLM2, made once per test session (about 25 s) and shared by the tests that need a real model."""
+    from shopdesk.models import convert_smollm2
+
+    out = _SESSION_TMP / "models" / "smollm2-135m-instruct"
+    if not (out / "config.json").exists():
+        convert_smollm2(out)
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pg_bin() -> Path | None:
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(candidates[-1]).parent if candidates else None
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL server on 127.0.0.1, stopped at the end of the session."""
+    bindir = _pg_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed (initdb not found); `make test` installs it as root")
+    root = _SESSION_TMP / "pg"
+    datadir = root / "data"
+    sockdir = root / "sock"
+    sockdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    run_as: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses root: run the server as the postgres system user
+        shutil.chown(root, "postgres")
+        shutil.chown(sockdir, "postgres")
+        run_as = ["runuser", "-u", "postgres", "--"]
+    subprocess.run(
+        [*run_as, str(bindir / "initdb"), "-D", str(datadir), "-U", "shop", "--auth=trust", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+    )
+    proc = subprocess.Popen(
+        [*run_as, str(bindir / "postgres"), "-D", str(datadir), "-h", "127.0.0.1", "-p", str(port),
+         "-k", str(sockdir), "-F"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    import psycopg
+
+    deadline = time.time() + 30
+    while True:
+        try:
+            psycopg.connect(f"host=127.0.0.1 port={port} user=shop dbname=postgres", autocommit=True).close()
+            break
+        except psycopg.OperationalError:
+            if time.time() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("PostgreSQL did not start")
+            time.sleep(0.3)
+    counter = iter(range(10_000))
+    yield {"port": port, "next_db": lambda: f"shop_{next(counter)}"}
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _new_pg_url(server) -> str:
+    import psycopg
+
+    name = server["next_db"]()
+    with psycopg.connect(f"host=127.0.0.1 port={server['port']} user=shop dbname=postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"postgresql+psycopg://shop@127.0.0.1:{server['port']}/{name}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request, tmp_path):
+    """An empty, migrated store on each engine."""
+    from store.db import open_store
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'shop.db'}"
+    else:
+        url = _new_pg_url(request.getfixturevalue("postgres_server"))
+    s = open_store(url)
+    yield s
+    s.dispose()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path):
+    from store.db import open_store
+
+    s = open_store(f"sqlite:///{tmp_path / 'shop.db'}")
+    yield s
+    s.dispose()

@@ -1,0 +1,7 @@
+"""CLI commands of the `tools` area (registered on the `shopdesk` command)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass

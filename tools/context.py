@@ -1,0 +1,38 @@
+"""What a tool knows about the caller: injected by the agent from the signed-in session, never filled by the model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from shopdesk.settings import Settings
+from store.db import Store
+
+Role = Literal["customer", "marketer"]
+
+
+@dataclass
+class ShopContext:
+    """Per-session dependencies of the tools.
+
+    `customer_id` is the signed-in customer (role "customer") and is the only identity customer tools act for.
+    `pending_action` holds a write the bot has proposed and is waiting for the customer to confirm.
+    """
+
+    store: Store
+    settings: Settings
+    role: Role
+    customer_id: str | None = None
+    conversation_id: str | None = None
+    pending_action: dict[str, Any] | None = None
+    confirmed: bool = False
+    cache: dict[str, Any] = field(default_factory=dict)  # per-session lazily built helpers (search index handle, ...)
+
+    def require_customer(self) -> str:
+        if self.role != "customer" or not self.customer_id:
+            raise PermissionError("this tool needs a signed-in customer")
+        return self.customer_id
+
+    def require_marketer(self) -> None:
+        if self.role != "marketer":
+            raise PermissionError("this tool is for marketers only")
