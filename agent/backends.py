@@ -1,0 +1,273 @@
+"""Chat model backends of the agent: in-process transformers (+ peft adapter), vLLM over its OpenAI API, or scripted.
+
+Both real backends render agent/chat_template.jinja and read `<tool_call>{json}</tool_call>` the same way
+(agent/parsing.py here; the vLLM tool-parser plugin on the server).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, SystemMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.utils.function_calling import convert_to_openai_tool
+
+from agent.parsing import parse_tool_calls, safe_prefix_len
+from shopdesk.output import UserError
+from shopdesk.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TEMPLATE = Path(__file__).with_name("chat_template.jinja")
+REPO_ADAPTER = Path(__file__).resolve().parent.parent / "finetune" / "adapter"
+
+
+def to_chat_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+    """LangChain messages as the dicts the chat template expects (tool calls with dict arguments)."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        content = m.content if isinstance(m.content, str) else json.dumps(m.content)
+        if isinstance(m, SystemMessage):
+            out.append({"role": "system", "content": content})
+        elif isinstance(m, ToolMessage):
+            out.append({"role": "tool", "content": content})
+        elif isinstance(m, AIMessage):
+            d: dict[str, Any] = {"role": "assistant", "content": content}
+            if m.tool_calls:
+                d["tool_calls"] = [{"type": "function", "function": {"name": tc["name"], "arguments": tc["args"]}}
+                                   for tc in m.tool_calls]
+            out.append(d)
+        else:
+            out.append({"role": "user", "content": content})
+    return out
+
+
+def resolve_adapter(settings: Settings, adapter: str | None = None) -> str | None:
+    """The adapter folder to load: explicit > settings > the one shipped in the repo; 'none' disables."""
+    choice = adapter if adapter is not None else settings.adapter
+    if choice is None:
+        return str(REPO_ADAPTER) if (REPO_ADAPTER / "adapter_config.json").exists() else None
+    if choice.lower() == "none":
+        return None
+    if not (Path(choice) / "adapter_config.json").exists():
+        raise UserError(f"adapter folder {choice} has no adapter_config.json (set SHOPDESK_ADAPTER=none to run without)")
+    return choice
+
+
+class _Loaded:
+    def __init__(self, model, tokenizer):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.lock = threading.Lock()  # generate() is not re-entrant on one model
+
+
+class LocalChatModel(BaseChatModel):
+    """SmolLM2 (or any causal LM folder) in this process, fp32 on CPU, greedy decoding.
+
+    Models are loaded once per (path, adapter) in the explicit class-level `registry`; `clear_registry()` frees them.
+    """
+
+    model_path: str
+    adapter: str | None = None
+    max_new_tokens: int = 192
+    torch_threads: int | None = None
+
+    registry: ClassVar[dict[tuple[str, str | None], _Loaded]] = {}
+    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @property
+    def _llm_type(self) -> str:
+        return "shopdesk-local"
+
+    @classmethod
+    def clear_registry(cls) -> None:
+        with cls._registry_lock:
+            cls.registry.clear()
+
+    def loaded(self) -> _Loaded:
+        key = (self.model_path, self.adapter)
+        with self._registry_lock:
+            if key not in self.registry:
+                self.registry[key] = self._load()
+            return self.registry[key]
+
+    def _load(self) -> _Loaded:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if self.torch_threads:
+            torch.set_num_threads(self.torch_threads)
+        tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+        tokenizer.chat_template = TEMPLATE.read_text()
+        model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=torch.float32)
+        if self.adapter:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, self.adapter)
+            model = model.merge_and_unload()  # one matmul per layer at inference: as fast as the base model
+        model.eval()
+        return _Loaded(model, tokenizer)
+
+    def render(self, messages: Sequence[BaseMessage], tools: list[dict] | None, tool_choice: Any = None) -> str:
+        tok = self.loaded().tokenizer
+        prompt = tok.apply_chat_template(to_chat_dicts(messages), tools=tools or None, add_generation_prompt=True,
+                                         tokenize=False)
+        return prompt + self._forced_prefix(tools, tool_choice)
+
+    @staticmethod
+    def _forced_prefix(tools: list[dict] | None, tool_choice: Any) -> str:
+        """Prefill that forces a tool call (tool_choice 'required'/'any' or a tool name)."""
+        if not tools or tool_choice in (None, "auto", "none"):
+            return ""
+        name = None
+        if isinstance(tool_choice, dict):
+            name = tool_choice.get("function", {}).get("name") or tool_choice.get("name")
+        elif isinstance(tool_choice, str) and tool_choice not in ("required", "any"):
+            name = tool_choice
+        if name:
+            return '<tool_call>{"name": "' + name + '", "arguments": '
+        return '<tool_call>{"name": "'
+
+    def _token_stream(self, prompt: str, stop: list[str] | None) -> Iterator[str]:
+        import torch
+        from transformers import TextIteratorStreamer
+
+        loaded = self.loaded()
+        tok = loaded.tokenizer
+        inputs = tok(prompt, return_tensors="pt", add_special_tokens=False)
+        streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True)
+        im_end = tok.convert_tokens_to_ids("<|im_end|>")
+        eos = [i for i in {im_end, tok.eos_token_id} if isinstance(i, int) and i >= 0]
+        errors: list[BaseException] = []
+
+        def work():
+            try:
+                with torch.inference_mode():
+                    loaded.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False,
+                                          eos_token_id=eos, pad_token_id=eos[0], streamer=streamer)
+            except BaseException as exc:  # surfaced in the caller's thread below
+                errors.append(exc)
+                streamer.end()
+
+        with loaded.lock:
+            thread = threading.Thread(target=work, daemon=True)
+            thread.start()
+            for piece in streamer:
+                yield piece
+            thread.join()
+        if errors:
+            raise errors[0]
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        tools = kwargs.get("tools")
+        tool_choice = kwargs.get("tool_choice")
+        prompt = self.render(messages, tools, tool_choice)
+        prefix = self._forced_prefix(tools, tool_choice)
+        text = prefix
+        sent = 0
+        for piece in self._token_stream(prompt, stop):
+            text += piece
+            if prefix:
+                continue
+            upto = safe_prefix_len(text)
+            if upto > sent:
+                delta = text[sent:upto]
+                sent = upto
+                if run_manager:
+                    run_manager.on_llm_new_token(delta)
+                yield ChatGenerationChunk(message=AIMessageChunk(content=delta))
+        final = self._to_message(text) if tools else AIMessage(content=text.strip())
+        end = text.find("<tool_call>")
+        rest = "" if prefix else text[sent : len(text) if end < 0 else end]
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(
+                content=rest,
+                tool_call_chunks=[{"name": tc["name"], "args": json.dumps(tc["args"]), "id": tc["id"], "index": i}
+                                  for i, tc in enumerate(final.tool_calls)],
+                invalid_tool_calls=final.invalid_tool_calls,
+                response_metadata={"raw_text": text},
+            )
+        )
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        tools = kwargs.get("tools")
+        prompt = self.render(messages, tools, kwargs.get("tool_choice"))
+        text = self._forced_prefix(tools, kwargs.get("tool_choice")) + "".join(self._token_stream(prompt, stop))
+        message = self._to_message(text) if tools else AIMessage(content=text.strip())
+        message.response_metadata["raw_text"] = text
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    @staticmethod
+    def _to_message(text: str) -> AIMessage:
+        content, parsed = parse_tool_calls(text)
+        valid = [{"name": c.name, "args": c.arguments, "id": c.id, "type": "tool_call"}
+                 for c in parsed if c.error is None and isinstance(c.arguments, dict)]
+        invalid = [{"name": c.name or None, "args": c.arguments if isinstance(c.arguments, str) else json.dumps(c.arguments),
+                    "id": c.id, "error": c.error or "arguments must be an object", "type": "invalid_tool_call"}
+                   for c in parsed if c.error is not None or not isinstance(c.arguments, dict)]
+        return AIMessage(content=content, tool_calls=valid, invalid_tool_calls=invalid)
+
+    def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any):
+        formatted = [convert_to_openai_tool(t) for t in tools]
+        return self.bind(tools=formatted, tool_choice=tool_choice, **kwargs)
+
+
+def make_chat_model(settings: Settings, *, adapter: str | None = None, backend: str | None = None) -> BaseChatModel:
+    """The configured chat model (settings.llm_backend unless `backend` is given)."""
+    backend = backend or settings.llm_backend
+    if backend == "fake":
+        from agent.testing import fake_model_from_env
+
+        return fake_model_from_env()
+    if backend == "vllm":
+        from langchain_openai import ChatOpenAI
+
+        name = settings.vllm_model
+        if adapter is not None and adapter.lower() != "none" and not name:
+            name = Path(adapter).name
+        return ChatOpenAI(base_url=settings.vllm_url, model=name or served_model(settings.vllm_url), api_key="EMPTY",
+                          temperature=0, max_tokens=256, timeout=120, max_retries=1)
+    if backend == "local":
+        from shopdesk.models import resolve_chat_model
+
+        return LocalChatModel(model_path=resolve_chat_model(settings), adapter=resolve_adapter(settings, adapter),
+                              torch_threads=settings.torch_threads)
+    raise UserError(f"unknown llm backend {backend!r}; expected local, vllm or fake")
+
+
+def served_model(base_url: str) -> str:
+    """The first model the vLLM server lists (the base model) when none is configured."""
+    import httpx
+
+    try:
+        data = httpx.get(base_url.rstrip("/") + "/models", timeout=10).json()
+    except httpx.HTTPError as exc:
+        raise UserError(f"cannot reach the vLLM server at {base_url} ({exc}); start it with `shopdesk serve-llm`") from exc
+    return data["data"][0]["id"]
+
+
+def describe(model: BaseChatModel) -> dict[str, Any]:
+    if isinstance(model, LocalChatModel):
+        return {"backend": "local", "model": model.model_path, "adapter": model.adapter}
+    if model.__class__.__name__ == "ChatOpenAI":
+        return {"backend": "vllm", "model": getattr(model, "model_name", None), "url": str(getattr(model, "openai_api_base", ""))}
+    return {"backend": getattr(model, "_llm_type", "unknown"), "model": getattr(model, "model_name", None), "adapter": None}
