@@ -2,6 +2,18 @@
 
 import typer
 
+from shopdesk.output import cli_errors
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command("ui")
+    @cli_errors
+    def ui_command(
+        host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+        port: int = typer.Option(7860, help="Port to listen on."),
+    ) -> None:
+        """Serve the support chat and the marketer console (http://HOST:PORT)."""
+        from shopdesk.settings import get_settings
+        from ui.app import build_app, launch
+
+        launch(build_app(get_settings()), host=host, port=port)

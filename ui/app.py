@@ -1,0 +1,381 @@
+"""The Gradio app: a support chat for customers and a console for marketers, both talking to the agent's ChatSession.
+
+    shopdesk ui                      # http://127.0.0.1:7860, embedded defaults
+    python -m ui.app                 # the same
+
+Everything a browser session owns (its ChatSession, identity, messages, CSV folder) lives in gr.State, so
+concurrent visitors never share a conversation. The app only sees agent/api.py; analytics panels call the
+marketer's tools directly through ui/service.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from agent.api import ChatSession
+from shopdesk.settings import Settings, get_settings
+from ui import service
+from ui.render import ChatView, friendly_error, run_turn
+from ui.signin import check_marketer_password, demo_customers, sign_in_customer
+
+log = logging.getLogger(__name__)
+
+# (role, customer_id) -> a new ChatSession. Tests pass one that uses the scripted model.
+SessionFactory = Callable[[str, str | None], ChatSession]
+
+HUMAN_REQUEST = "Please transfer me to a human agent."
+CSS = """
+#backend-line { font-size: 0.85em; opacity: 0.8; }
+"""
+
+
+class AppServices:
+    """What every session shares read-only: settings, the store handle (a connection pool) and the session factory."""
+
+    def __init__(self, settings: Settings, session_factory: SessionFactory | None = None, store=None):
+        self.settings = settings
+        self._factory = session_factory
+        self._store = store
+        self._lock = threading.Lock()
+
+    def store(self):
+        with self._lock:
+            if self._store is None:
+                from store.db import open_store
+
+                self._store = open_store(self.settings.db_url)
+            return self._store
+
+    def open_chat(self, role: str, customer_id: str | None) -> ChatSession:
+        if self._factory is not None:
+            return self._factory(role, customer_id)
+        try:
+            from agent.session import open_session
+        except ImportError as exc:
+            log.exception("agent.session is missing")
+            raise RuntimeError("the agent is not installed") from exc
+        return open_session(self.settings, role, customer_id, store=self.store())
+
+    def marketer_context(self):
+        from tools.context import ShopContext
+
+        return ShopContext(store=self.store(), settings=self.settings, role="marketer")
+
+    def configured_backend(self) -> str:
+        s = self.settings
+        model = s.vllm_model if s.llm_backend == "vllm" else s.chat_model
+        return describe({"backend": s.llm_backend, "model": model or "SmolLM2-135M-Instruct", "adapter": s.adapter or "default"})
+
+
+def describe(info: dict[str, Any]) -> str:
+    parts = [f"**{k}:** {v}" for k, v in info.items() if v not in (None, "")]
+    return "Answering: " + " · ".join(parts) if parts else ""
+
+
+@dataclass
+class ConsoleState:
+    """The marketer's browser session: the chat plus where its CSV downloads go."""
+
+    chat: ChatView = field(default_factory=ChatView)
+    folder: Path | None = None
+
+
+def _messages(view: ChatView | None) -> list[dict[str, Any]]:
+    return copy.deepcopy(view.messages) if view else []
+
+
+# ---- panels ----
+
+
+def _churn_outputs(result: Any, state: ConsoleState) -> tuple:
+    view = service.churn_view(result)
+    if state.folder is None:
+        state.folder = service.session_folder()
+    path = service.write_csv(view.table, state.folder) if not view.table.empty else None
+    note = f"As of {view.as_of}. " if view.as_of else ""
+    note += view.note or f"{len(view.table)} customers, riskiest first. Click a column header to sort."
+    return (
+        gr.update(value=view.table),
+        gr.update(value=view.risk),
+        gr.update(value=str(path) if path else None, interactive=path is not None),
+        note,
+    )
+
+
+def _segments_outputs(result: Any) -> tuple:
+    view = service.segments_view(result)
+    note = (f"As of {view.as_of}. " if view.as_of else "") + view.note
+    choices = ["All", *view.sizes["segment"].tolist()]
+    return gr.update(value=view.sizes), note, gr.update(choices=choices)
+
+
+def _insights_outputs(result: Any) -> tuple:
+    view = service.insights_view(result)
+    quotes = "\n".join(f"- {q}" for q in view.quotes) or "_No example quotes._"
+    title = f"**Review insights{': ' + view.subject if view.subject else ''}**"
+    md = f"{title}\n\n{view.note}\n\n{quotes}".strip()
+    return gr.update(value=view.aspects), gr.update(value=view.ratings), md
+
+
+def build_app(settings: Settings | None = None, *, session_factory: SessionFactory | None = None, store=None) -> gr.Blocks:
+    """The whole app. `session_factory` and `store` override how sessions and the database are opened (tests)."""
+    settings = settings or get_settings()
+    svc = AppServices(settings, session_factory, store)
+
+    # ---- customer ----
+
+    def load_customers():
+        try:
+            choices = demo_customers(svc.store())
+        except Exception as exc:
+            log.exception("listing customers failed")
+            return gr.update(choices=[]), f"⚠️ {friendly_error(exc)}"
+        if not choices:
+            return gr.update(choices=[]), "The shop has no customers yet: run `shopdesk store init --sample`."
+        return gr.update(choices=choices, value=None), "Pick a customer to chat as."
+
+    def customer_sign_in(customer_id: str | None):
+        try:
+            cid = sign_in_customer(svc.store(), customer_id or "")
+            session = svc.open_chat("customer", cid)
+            backend = describe(session.describe_backend())
+        except Exception as exc:
+            log.exception("customer sign-in failed")
+            return None, [], f"⚠️ {friendly_error(exc)}", gr.skip()
+        view = ChatView(session=session, identity=cid)
+        view.say(f"Hi! You are signed in as customer `{cid}`. How can I help with your orders today?")
+        return view, _messages(view), f"Signed in as **{cid}**.", backend
+
+    def customer_chat(message: str, view: ChatView | None):
+        message = (message or "").strip()
+        if not message:
+            yield "", _messages(view), view, gr.skip()
+            return
+        if view is None:
+            view = ChatView()
+        for _ in run_turn(view, message):
+            yield "", _messages(view), view, gr.update(visible=view.awaiting_confirm)
+
+    def customer_confirm(view: ChatView | None):
+        yield from customer_chat("confirm", view)
+
+    def customer_cancel(view: ChatView | None):
+        yield from customer_chat("cancel", view)
+
+    def talk_to_human(view: ChatView | None):
+        yield from customer_chat(HUMAN_REQUEST, view)
+
+    # ---- marketer ----
+
+    def marketer_sign_in(password: str):
+        if not check_marketer_password(password, settings.marketer_password):
+            return None, "⚠️ Wrong password.", gr.update(visible=True), gr.update(visible=False), [], gr.skip()
+        try:
+            session = svc.open_chat("marketer", None)
+            backend = describe(session.describe_backend())
+        except Exception as exc:
+            log.exception("marketer sign-in failed")
+            return None, f"⚠️ {friendly_error(exc)}", gr.update(visible=True), gr.update(visible=False), [], gr.skip()
+        state = ConsoleState(chat=ChatView(session=session, identity="marketer"))
+        state.chat.say("Marketer console ready. Ask about churn, segments, customer value or what reviews say.")
+        return state, "", gr.update(visible=False), gr.update(visible=True), _messages(state.chat), backend
+
+    def _analytics(name: str, **filters):
+        return service.call_tool(name, svc.marketer_context(), **filters)
+
+    def marketer_panels(state: ConsoleState | None, segment: str, tier: str, horizon: float, subject: str):
+        if state is None:
+            raise gr.Error("Sign in to the marketer console first.")
+        out: list[Any] = []
+        try:
+            result = _analytics(service.CHURN_TOOL, segment=segment, value_tier=tier, horizon_days=int(horizon))
+            out += _churn_outputs(result, state)
+        except service.PanelUnavailable as exc:
+            out += [gr.skip(), gr.skip(), gr.skip(), f"Churn list not available yet: {exc}."]
+        except Exception as exc:
+            log.exception("churn panel failed")
+            out += [gr.skip(), gr.skip(), gr.skip(), f"⚠️ Churn list: {_panel_error(exc)}"]
+        try:
+            out += _segments_outputs(_analytics(service.SEGMENTS_TOOL, horizon_days=int(horizon)))
+        except service.PanelUnavailable as exc:
+            out += [gr.skip(), f"Segments not available yet: {exc}.", gr.skip()]
+        except Exception as exc:
+            log.exception("segments panel failed")
+            out += [gr.skip(), f"⚠️ Segments: {_panel_error(exc)}", gr.skip()]
+        try:
+            out += _insights_outputs(_analytics(service.INSIGHTS_TOOL, product=subject or None, category=None))
+        except service.PanelUnavailable as exc:
+            out += [gr.skip(), gr.skip(), f"Review insights not available yet: {exc}."]
+        except Exception as exc:
+            log.exception("insights panel failed")
+            out += [gr.skip(), gr.skip(), f"⚠️ Review insights: {_panel_error(exc)}"]
+        return (state, *out)
+
+    def marketer_panels_quiet(state, segment, tier, horizon, subject):
+        # After sign-in: a failed sign-in leaves no state, and then there is nothing to fill.
+        if state is None:
+            return (None, *(gr.skip(),) * 10)
+        return marketer_panels(state, segment, tier, horizon, subject)
+
+    def marketer_chat(message: str, state: ConsoleState | None):
+        message = (message or "").strip()
+        skip_panels = (gr.skip(),) * 10
+        if state is None:
+            yield "", [{"role": "assistant", "content": "Please sign in to the marketer console first."}], None, *skip_panels
+            return
+        if not message:
+            yield "", _messages(state.chat), state, *skip_panels
+            return
+        # Panels filled during this turn are sent with every later update too, so the turn's last output has them.
+        panels = list(skip_panels)
+        for event in run_turn(state.chat, message):
+            if event is not None and event.kind == "tool_result" and not event.meta.get("error"):
+                name = state.chat.tool_name(event)
+                try:
+                    if name == service.CHURN_TOOL:
+                        panels[0:4] = _churn_outputs(event.data, state)
+                    elif name == service.SEGMENTS_TOOL:
+                        panels[4:7] = _segments_outputs(event.data)
+                    elif name == service.INSIGHTS_TOOL:
+                        panels[7:10] = _insights_outputs(event.data)
+                except Exception:  # a result the panel cannot draw must not break the chat
+                    log.exception("could not draw %s result", name)
+            yield "", _messages(state.chat), state, *panels
+
+    # ---- layout ----
+
+    with gr.Blocks(title="shopdesk") as demo:
+        gr.Markdown("# 🛍️ shopdesk\nSupport chat for customers · analytics console for marketers")
+        backend_line = gr.Markdown(svc.configured_backend(), elem_id="backend-line")
+        with gr.Tabs():
+            with gr.Tab("Support chat", id="customer"):
+                with gr.Row(equal_height=True):
+                    customer_pick = gr.Dropdown(
+                        label="Sign in as (demo customer)", choices=[], scale=4, elem_id="customer-pick",
+                        allow_custom_value=True,  # sign_in_customer checks the id
+                    )
+                    sign_in_btn = gr.Button("Sign in", variant="primary", scale=1, elem_id="customer-sign-in")
+                c_status = gr.Markdown("Loading customers…", elem_id="customer-status")
+                c_chat = gr.Chatbot(label="Support chat", height=460, elem_id="customer-chat", buttons=["copy"])
+                with gr.Row(visible=False, elem_id="confirm-row") as confirm_row:
+                    c_yes = gr.Button("✅ Confirm", variant="primary", elem_id="confirm-btn")
+                    c_no = gr.Button("✖ Cancel", variant="stop", elem_id="cancel-btn")
+                with gr.Row(equal_height=True):
+                    c_msg = gr.Textbox(
+                        placeholder="Ask about your orders, returns, exchanges or products…",
+                        show_label=False,
+                        scale=5,
+                        elem_id="customer-msg",
+                    )
+                    c_send = gr.Button("Send", variant="primary", scale=1, elem_id="customer-send")
+                    c_human = gr.Button("🙋 Talk to a human", scale=1, elem_id="talk-to-human")
+                c_view = gr.State(None)
+
+            with gr.Tab("Marketer console", id="marketer"):
+                m_state = gr.State(None)
+                with gr.Group(visible=True) as m_login:
+                    m_pw = gr.Textbox(label="Marketer password", type="password", elem_id="marketer-password")
+                    m_login_btn = gr.Button("Open console", variant="primary", elem_id="marketer-sign-in")
+                m_login_msg = gr.Markdown(elem_id="marketer-login-msg")
+                with gr.Column(visible=False, elem_id="marketer-console") as m_console:
+                    with gr.Row():
+                        with gr.Column(scale=3):
+                            m_chat = gr.Chatbot(label="Ask the data", height=420, elem_id="marketer-chat")
+                            with gr.Row(equal_height=True):
+                                m_msg = gr.Textbox(
+                                    placeholder="Who is likely to churn? Which segments are largest?",
+                                    show_label=False,
+                                    scale=5,
+                                    elem_id="marketer-msg",
+                                )
+                                m_send = gr.Button("Send", variant="primary", scale=1, elem_id="marketer-send")
+                        with gr.Column(scale=1, min_width=220):
+                            gr.Markdown("### Filters")
+                            m_segment = gr.Dropdown(["All"], value="All", label="Segment", elem_id="f-segment")
+                            m_tier = gr.Dropdown(
+                                ["All", "high", "medium", "low"], value="All", label="Value tier", elem_id="f-tier"
+                            )
+                            m_horizon = gr.Slider(30, 365, value=90, step=15, label="Horizon (days)", elem_id="f-horizon")
+                            m_subject = gr.Textbox(label="Reviews of (product or category)", elem_id="f-subject")
+                            m_refresh = gr.Button("Update panels", elem_id="marketer-refresh")
+                    with gr.Row():
+                        with gr.Column(scale=3):
+                            churn_note = gr.Markdown("Churn list: ask in the chat or press *Update panels*.",
+                                                     elem_id="churn-note")
+                            churn_table = gr.Dataframe(
+                                label="Likely to churn", interactive=False, max_height=360, elem_id="churn-table"
+                            )
+                            churn_csv = gr.DownloadButton("Download CSV", interactive=False, elem_id="churn-csv")
+                        with gr.Column(scale=2):
+                            risk_plot = gr.BarPlot(
+                                x="risk", y="customers", title="Churn-risk distribution", label="Churn-risk distribution", x_title="P(churn)",
+                                y_title="customers", sort="x", elem_id="risk-plot",
+                            )
+                    with gr.Row():
+                        with gr.Column():
+                            seg_note = gr.Markdown(elem_id="segments-note")
+                            seg_plot = gr.BarPlot(
+                                x="segment", y="customers", title="Segment sizes", label="Segment sizes", sort="-y", elem_id="segments-plot"
+                            )
+                        with gr.Column():
+                            aspects_plot = gr.BarPlot(
+                                x="aspect", y="mentions", color="sentiment", title="What reviews mention", label="Review aspects",
+                                color_map={"positive": "#2e9e5b", "negative": "#d64545", "mentioned": "#888888"},
+                                elem_id="aspects-plot",
+                            )
+                            ratings_plot = gr.BarPlot(x="rating", y="reviews", title="Ratings", label="Ratings", elem_id="ratings-plot")
+                            quotes_md = gr.Markdown(elem_id="review-quotes")
+
+        # ---- events ----
+        demo.load(load_customers, None, [customer_pick, c_status], api_name=False)
+        sign_in_btn.click(
+            customer_sign_in, [customer_pick], [c_view, c_chat, c_status, backend_line], api_name="customer_sign_in"
+        )
+        chat_io = dict(inputs=[c_msg, c_view], outputs=[c_msg, c_chat, c_view, confirm_row])
+        c_msg.submit(customer_chat, api_name="customer_chat", **chat_io)
+        c_send.click(customer_chat, api_name=False, **chat_io)
+        button_io = dict(inputs=[c_view], outputs=[c_msg, c_chat, c_view, confirm_row])
+        c_yes.click(customer_confirm, api_name="customer_confirm", **button_io)
+        c_no.click(customer_cancel, api_name="customer_cancel", **button_io)
+        c_human.click(talk_to_human, api_name="talk_to_human", **button_io)
+
+        panel_outputs = [churn_table, risk_plot, churn_csv, churn_note, seg_plot, seg_note, m_segment,
+                         aspects_plot, ratings_plot, quotes_md]
+        login_io = dict(inputs=[m_pw], outputs=[m_state, m_login_msg, m_login, m_console, m_chat, backend_line])
+        panels_io = dict(inputs=[m_state, m_segment, m_tier, m_horizon, m_subject], outputs=[m_state, *panel_outputs])
+        m_login_btn.click(marketer_sign_in, api_name="marketer_sign_in", **login_io).success(
+            marketer_panels_quiet, api_name=False, **panels_io
+        )
+        m_pw.submit(marketer_sign_in, api_name=False, **login_io).success(
+            marketer_panels_quiet, api_name=False, **panels_io
+        )
+        m_chat_io = dict(inputs=[m_msg, m_state], outputs=[m_msg, m_chat, m_state, *panel_outputs])
+        m_msg.submit(marketer_chat, api_name="marketer_chat", **m_chat_io)
+        m_send.click(marketer_chat, api_name=False, **m_chat_io)
+        m_refresh.click(marketer_panels, api_name="marketer_panels", **panels_io)
+
+    # Sessions are independent; the local model serialises its own generate() calls.
+    demo.queue(default_concurrency_limit=16)
+    return demo
+
+
+def _panel_error(exc: BaseException) -> str:
+    from tools.errors import ToolError
+
+    return str(exc) if isinstance(exc, ToolError) else friendly_error(exc)
+
+
+def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, **kwargs) -> None:
+    app.launch(server_name=host, server_port=port, css=CSS, show_error=False, **kwargs)
+
+
+if __name__ == "__main__":
+    launch(build_app())

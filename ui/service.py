@@ -1,0 +1,213 @@
+"""The marketer console's panels: analytics tools called directly (no LLM), their results turned into tables and charts.
+
+Results arrive either from a direct call (a pydantic model) or from a chat's `tool_result` event (its JSON);
+both go through the same converters, so a table looks the same whichever way it was filled.
+"""
+
+from __future__ import annotations
+
+import csv
+import inspect
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from shopdesk.output import to_jsonable
+
+log = logging.getLogger(__name__)
+
+CHURN_TOOL = "score_churn"
+SEGMENTS_TOOL = "summarize_segments"
+INSIGHTS_TOOL = "review_insights"
+PANEL_TOOLS = (CHURN_TOOL, SEGMENTS_TOOL, INSIGHTS_TOOL)
+
+RISK_BUCKETS = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0000001]
+RISK_LABELS = ["0-20%", "20-40%", "40-60%", "60-80%", "80-100%"]
+
+
+class PanelUnavailable(Exception):
+    """The tool behind a panel is not installed (yet) or cannot run; the message says so for the marketer."""
+
+
+@dataclass
+class ChurnView:
+    table: pd.DataFrame
+    risk: pd.DataFrame  # columns: risk (bucket label), customers
+    as_of: str | None
+    note: str = ""
+
+
+@dataclass
+class SegmentsView:
+    sizes: pd.DataFrame  # columns: segment, customers
+    as_of: str | None
+    note: str = ""
+
+
+@dataclass
+class InsightsView:
+    aspects: pd.DataFrame  # columns: aspect, sentiment, mentions
+    ratings: pd.DataFrame  # columns: rating, reviews
+    quotes: list[str] = field(default_factory=list)
+    subject: str = ""
+    note: str = ""
+
+
+def find_tool(name: str, role: str = "marketer") -> Callable:
+    """The tool function `name` as offered to `role`, or PanelUnavailable."""
+    try:
+        from tools.registry import tool_functions
+
+        fns = {fn.__name__: fn for fn in tool_functions(role)}
+    except Exception as exc:  # an area's module failing to import must not take the console down
+        log.exception("tool registry failed")
+        raise PanelUnavailable(f"the analytics tools could not be loaded ({type(exc).__name__})") from exc
+    if name not in fns:
+        raise PanelUnavailable(f"`{name}` is not available yet in this installation")
+    return fns[name]
+
+
+def call_tool(name: str, ctx: Any, **wanted: Any) -> dict[str, Any]:
+    """Call a tool with the filters it accepts (others are dropped; None means 'tool default'); result as JSON."""
+    fn = find_tool(name)
+    params = inspect.signature(fn).parameters
+    kwargs = {k: v for k, v in wanted.items() if k in params and v not in (None, "", "All")}
+    return to_jsonable(fn(ctx, **kwargs))
+
+
+# ---- reading results (JSON) without depending on every field name of the analytics models ----
+
+
+def _rows(result: Any, prefer: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    if isinstance(result, list):
+        return [r for r in result if isinstance(r, dict)]
+    if not isinstance(result, dict):
+        return []
+    for key in prefer:
+        value = result.get(key)
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            return value
+    for value in result.values():
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            return value
+    return []
+
+
+def _flat(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flat(value, name + "."))
+        elif isinstance(value, list):
+            out[name] = ", ".join(str(v) for v in value)
+        else:
+            out[name] = value
+    return out
+
+
+def as_of(result: Any) -> str | None:
+    if isinstance(result, dict):
+        for key, value in result.items():
+            if "as_of" in key and value:
+                return str(value)
+    return None
+
+
+def _first(columns: list[str], *needles: str) -> str | None:
+    for needle in needles:
+        for col in columns:
+            if col == needle:
+                return col
+    for needle in needles:
+        for col in columns:
+            if needle in col.lower():
+                return col
+    return None
+
+
+def churn_view(result: Any) -> ChurnView:
+    rows = [_flat(r) for r in _rows(result, ("customers", "rows", "items", "results"))]
+    table = pd.DataFrame(rows)
+    risk_col = _first(list(table.columns), "churn_probability", "p_churn", "churn_risk", "probability", "risk", "churn")
+    if risk_col is not None:
+        values = pd.to_numeric(table[risk_col], errors="coerce")
+        table = table.assign(**{risk_col: values.round(3)}).sort_values(risk_col, ascending=False, kind="stable")
+        buckets = pd.cut(values, RISK_BUCKETS, labels=RISK_LABELS, right=False)
+        counts = buckets.value_counts().reindex(RISK_LABELS, fill_value=0)
+        risk = pd.DataFrame({"risk": RISK_LABELS, "customers": counts.to_numpy().astype(int)})
+    else:
+        risk = pd.DataFrame({"risk": RISK_LABELS, "customers": [0] * len(RISK_LABELS)})
+    note = "" if rows else "No customers match these filters."
+    return ChurnView(table=table.reset_index(drop=True), risk=risk, as_of=as_of(result), note=note)
+
+
+def segments_view(result: Any) -> SegmentsView:
+    table = pd.DataFrame([_flat(r) for r in _rows(result, ("segments", "rows", "items"))])
+    if table.empty:
+        return SegmentsView(pd.DataFrame({"segment": [], "customers": []}), as_of(result), "No segments to show.")
+    cols = list(table.columns)
+    name = _first(cols, "segment", "name", "label") or cols[0]
+    size = _first(cols, "customers", "size", "count", "n_customers", "n")
+    if size is None:
+        size = next((c for c in cols if pd.api.types.is_numeric_dtype(table[c])), None)
+    sizes = pd.DataFrame({"segment": table[name].astype(str), "customers": pd.to_numeric(table[size], errors="coerce")})
+    return SegmentsView(sizes=sizes, as_of=as_of(result))
+
+
+def insights_view(result: Any) -> InsightsView:
+    result = result if isinstance(result, dict) else {}
+    aspects: list[dict[str, Any]] = []
+    quotes: list[str] = []
+    for key, value in result.items():
+        if not isinstance(value, list) or not value or not isinstance(value[0], dict):
+            continue
+        lowered = key.lower()
+        if "aspect" not in lowered and "positive" not in lowered and "negative" not in lowered:
+            continue
+        sentiment = "negative" if "neg" in lowered else "positive" if "pos" in lowered else ""
+        for item in value:
+            name = item.get("aspect") or item.get("name") or item.get("label")
+            count = item.get("count") or item.get("mentions") or item.get("n") or 0
+            kind = item.get("sentiment") or sentiment or "mentioned"
+            if name:
+                aspects.append({"aspect": str(name), "sentiment": str(kind), "mentions": int(count)})
+            for q in item.get("quotes") or item.get("examples") or []:
+                text = q.get("text") if isinstance(q, dict) else q
+                if text:
+                    quotes.append(f"{name} ({kind}): “{text}”")
+    ratings = pd.DataFrame({"rating": [], "reviews": []})
+    dist = result.get("rating_distribution") or result.get("ratings")
+    if isinstance(dist, dict):
+        ratings = pd.DataFrame({"rating": [f"{k}★" for k in dist], "reviews": [int(v) for v in dist.values()]})
+    elif isinstance(dist, list) and dist and isinstance(dist[0], dict):
+        df = pd.DataFrame(dist)
+        rc = _first(list(df.columns), "rating", "stars") or df.columns[0]
+        nc = _first(list(df.columns), "count", "reviews", "n") or df.columns[-1]
+        ratings = pd.DataFrame({"rating": df[rc].astype(str) + "★", "reviews": df[nc]})
+    subject = str(result.get("subject") or result.get("product") or result.get("category") or "")
+    note = "" if aspects or not ratings.empty else "No reviews found for this product or category."
+    return InsightsView(
+        aspects=pd.DataFrame(aspects, columns=["aspect", "sentiment", "mentions"]),
+        ratings=ratings,
+        quotes=quotes[:8],
+        subject=subject,
+        note=note,
+    )
+
+
+def write_csv(table: pd.DataFrame, folder: Path, name: str = "churn.csv") -> Path:
+    """The table as a CSV file for the download button (one folder per browser session)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    table.to_csv(path, index=False, quoting=csv.QUOTE_MINIMAL)
+    return path
+
+
+def session_folder() -> Path:
+    return Path(tempfile.mkdtemp(prefix="shopdesk-ui-"))
