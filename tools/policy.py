@@ -1,0 +1,149 @@
+"""The shop's written support policy as data, and the checks the order tools run against it.
+
+The human-readable text is `tools/policy.md` (adapted from tau2-bench's retail policy, MIT); the rules below are the
+same policy in a form code can enforce. Tools validate here, never in the prompt: a model that ignores the policy is
+still refused.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from store.models import Order, OrderItem, PaymentMethod, Variant
+from tools.errors import PolicyError, ToolInputError
+
+POLICY_FILE = Path(__file__).with_name("policy.md")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Which order statuses allow which change, and the money rules."""
+
+    cancel_statuses: tuple[str, ...] = ("pending",)
+    modify_statuses: tuple[str, ...] = ("pending",)
+    return_statuses: tuple[str, ...] = ("delivered",)
+    exchange_statuses: tuple[str, ...] = ("delivered",)
+    cancel_reasons: tuple[str, ...] = ("no longer needed", "ordered by mistake")
+    card_refund_days: str = "5 to 7 business days"
+    # After an items modification the order can no longer be cancelled or have its items modified again.
+    items_modification_is_final: bool = True
+
+
+POLICY = Policy()
+
+ACTION_STATUSES = {
+    "cancel": POLICY.cancel_statuses,
+    "modify": POLICY.modify_statuses,
+    "return": POLICY.return_statuses,
+    "exchange": POLICY.exchange_statuses,
+}
+ACTION_WORDS = {
+    "cancel": "cancelled",
+    "modify": "modified",
+    "return": "returned",
+    "exchange": "exchanged",
+}
+
+
+def policy_text() -> str:
+    """The policy as written for customers and staff (Markdown)."""
+    return POLICY_FILE.read_text(encoding="utf-8")
+
+
+def check_status(order: Order, action: str, display_id: str) -> None:
+    """Refuse `action` ("cancel", "modify", "return", "exchange") unless the order's status allows it."""
+    allowed = ACTION_STATUSES[action]
+    if order.status not in allowed:
+        need = " or ".join(allowed)
+        raise PolicyError(
+            f"Order {display_id} is {order.status}; only {need} orders can be {ACTION_WORDS[action]}."
+        )
+    details = order.details or {}
+    if POLICY.items_modification_is_final and details.get("items_modified") and action == "cancel":
+        raise PolicyError(f"Order {display_id} already had its items modified, so it can no longer be cancelled.")
+
+
+def check_items_not_modified(order: Order, display_id: str) -> None:
+    if (order.details or {}).get("items_modified"):
+        raise PolicyError(f"The items of order {display_id} were already modified once; they can be modified only once.")
+
+
+def check_cancel_reason(reason: str) -> str:
+    norm = " ".join(str(reason).strip().lower().split())
+    if norm not in POLICY.cancel_reasons:
+        allowed = " or ".join(f"'{r}'" for r in POLICY.cancel_reasons)
+        raise ToolInputError(f"reason must be {allowed}; got {reason!r}. Ask the customer which one applies.")
+    return norm
+
+
+def order_units(order: Order) -> Counter[str]:
+    """How many units of each variant (item id) the order holds."""
+    units: Counter[str] = Counter()
+    for line in order.items:
+        if line.variant_id:
+            units[line.variant_id] += line.quantity or 1
+    return units
+
+
+def check_items_in_order(order: Order, item_ids: list[str], display_id: str, field: str = "item_ids") -> None:
+    if not item_ids:
+        raise ToolInputError(f"{field} is empty: list the item ids (variant ids from the order details) to change.")
+    units = order_units(order)
+    wanted = Counter(item_ids)
+    for item_id, n in wanted.items():
+        have = units.get(item_id, 0)
+        if have == 0:
+            raise ToolInputError(
+                f"item {item_id} is not in order {display_id}; its item ids are {', '.join(sorted(units)) or 'none'}."
+            )
+        if n > have:
+            raise ToolInputError(f"item {item_id} appears {n} times in {field} but order {display_id} has {have}.")
+
+
+def check_swaps(old_lines: list[OrderItem], new_variants: list[Variant | None], new_ids: list[str]) -> None:
+    """Each item may change only to an available, different variant of the same product."""
+    if len(new_ids) != len(old_lines):
+        raise ToolInputError(
+            f"new_item_ids has {len(new_ids)} ids but item_ids has {len(old_lines)}; give one new item per item."
+        )
+    for old, new, new_id in zip(old_lines, new_variants, new_ids):
+        if new is None:
+            raise ToolInputError(f"new item {new_id} does not exist; use an item id from get_product_details.")
+        if new.product_id != old.product_id:
+            raise PolicyError(
+                f"Item {old.variant_id} ({old.name or 'item'}) can only be changed to another option of the same "
+                f"product, not to item {new_id} of a different product."
+            )
+        if new.id == old.variant_id:
+            raise ToolInputError(f"new item {new_id} is the same as the current item; pick a different option.")
+        if not new.available:
+            raise PolicyError(f"Item {new_id} is not available right now.")
+
+
+def check_payment_method(pm: PaymentMethod | None, pm_id: str, customer_id: str) -> PaymentMethod:
+    if pm is None or pm.customer_id != customer_id:
+        raise ToolInputError(f"payment method {pm_id!r} is not one of the customer's payment methods.")
+    return pm
+
+
+def check_refund_method(order: Order, pm: PaymentMethod, display_id: str) -> None:
+    """Refunds go to the order's original payment method or to one of the customer's existing gift cards."""
+    original = {p.payment_method_id for p in order.payments if p.kind == "payment"}
+    if pm.id in original or pm.kind == "gift_card":
+        return
+    raise PolicyError(
+        f"A refund for order {display_id} can only go to the original payment method "
+        f"({', '.join(sorted(original)) or 'unknown'}) or to an existing gift card."
+    )
+
+
+def check_gift_card_covers(pm: PaymentMethod, amount: Decimal) -> None:
+    """A gift card paying `amount` (> 0) must have the balance for it."""
+    if pm.kind == "gift_card" and amount > 0 and (pm.balance or Decimal("0")) < amount:
+        raise PolicyError(
+            f"Gift card {pm.id} has a balance of ${pm.balance or 0:.2f}, not enough for ${amount:.2f}; "
+            f"choose another payment method."
+        )
