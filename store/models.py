@@ -140,6 +140,8 @@ class Payment(Base):
     payment_method_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime | None] = mapped_column(DateTime)
 
+    order: Mapped[Order] = relationship(back_populates="payments")
+
 
 class Review(Base):
     __tablename__ = "reviews"

