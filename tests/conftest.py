@@ -84,6 +84,7 @@ def postgres_server():
     port = free_port()
     run_as: list[str] = []
     if os.geteuid() == 0:  # initdb refuses root: run the server as the postgres system user
+        os.chmod(_SESSION_TMP, 0o711)  # mkdtemp made it 0700; the postgres user must be able to pass through
         shutil.chown(root, "postgres")
         shutil.chown(sockdir, "postgres")
         run_as = ["runuser", "-u", "postgres", "--"]
