@@ -194,3 +194,20 @@ def sample_store(sample_db_template, tmp_path):
     s = _copy_store(sample_db_template, tmp_path)
     yield s
     s.dispose()
+
+
+@pytest.fixture(scope="session")
+def tau2_db_template() -> Path:
+    """The tau2 retail database imported into a SQLite file (500 customers, 1,000 orders); copy it, never write to it."""
+    from shopdesk.datasets import tau2_db
+    from store.importers.tau2 import import_tau2
+
+    return _sqlite_template("tau2", lambda s: import_tau2(s, tau2_db()))
+
+
+@pytest.fixture
+def tau2_store(tau2_db_template, tmp_path):
+    """A Store on a fresh copy of the imported tau2 retail data."""
+    s = _copy_store(tau2_db_template, tmp_path)
+    yield s
+    s.dispose()

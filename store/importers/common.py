@@ -125,3 +125,21 @@ def _bindparam_key(key: str):
     from sqlalchemy import bindparam
 
     return bindparam(f"b_{key}")
+
+
+def record_run(session: Session, kind: str, path: Path | str, counts: dict[str, Any]) -> None:
+    from store.models import ImportRun
+
+    sha = file_sha256(Path(path)) if Path(path).is_file() else ""
+    session.add(ImportRun(kind=kind, source=str(path), sha256=sha, finished_at=datetime.now(), counts=counts))
+
+
+def previous_runs(session: Session, kind: str, path: Path) -> int:
+    """How many times this exact file content was imported before (reported, not refused: imports are idempotent)."""
+    from sqlalchemy import func
+
+    from store.models import ImportRun
+
+    sha = file_sha256(path)
+    return session.scalar(select(func.count()).select_from(ImportRun).where(ImportRun.kind == kind,
+                                                                           ImportRun.sha256 == sha)) or 0
