@@ -1,0 +1,425 @@
+"""Reading the index: hybrid product and review search (vector + BM25 fused by reciprocal rank), filters, insights.
+
+Build and query are separate: this module never writes to Chroma.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Literal
+
+import numpy as np
+
+from index.client import PRODUCTS, REVIEWS, get_collection, open_chroma
+from index.embeddings import embedding_function
+from index.text import normalize, tokenize
+
+Mode = Literal["hybrid", "vector", "bm25"]
+MAX_QUERY_CHARS = 1000
+RRF_K = 60
+CANDIDATES = 50
+PAGE = 5000
+
+
+class SearchInputError(ValueError):
+    """The query or a filter is unusable; the message says which and why."""
+
+
+class IndexMissingError(RuntimeError):
+    """The index has not been built yet."""
+
+
+@dataclass
+class Filters:
+    min_price: float | None = None
+    max_price: float | None = None
+    category: str | None = None  # resolved, lower-case category key
+    min_rating: float | None = None
+    max_rating: float | None = None
+    in_stock: bool | None = None
+    product_ids: list[str] | None = None
+
+    def is_empty(self) -> bool:
+        return all(v is None for v in vars(self).values())
+
+
+@dataclass
+class Hit:
+    id: str
+    document: str
+    metadata: dict[str, Any]
+    score: float
+    vector_rank: int | None = None
+    bm25_rank: int | None = None
+
+
+# ---------------------------------------------------------------- constraints written in the query
+
+_NUM = r"\$?\s*(\d[\d,]*(?:\.\d+)?)\s*(?:k\b)?\s*(?:dollars?|usd|bucks)?"
+_PRICE_PATTERNS: list[tuple[re.Pattern, str]] = [
+    (re.compile(rf"\bbetween\s+{_NUM}\s+(?:and|to)\s+{_NUM}", re.I), "range"),
+    (re.compile(rf"(?<![\w.])\$\s*(\d[\d,]*(?:\.\d+)?)\s*(?:-|to)\s*\$\s*(\d[\d,]*(?:\.\d+)?)", re.I), "range"),
+    (re.compile(rf"\b(?:under|below|less than|cheaper than|up to|at most|max(?:imum)?|no more than|within|<)\s*{_NUM}",
+                re.I), "max"),
+    (re.compile(rf"\b(?:over|above|more than|at least|min(?:imum)?|starting at|>)\s*{_NUM}(?!\s*(?:stars?|\+))",
+                re.I), "min"),
+]
+_RATING_PATTERNS: list[re.Pattern] = [
+    re.compile(r"\b(?:at least|minimum|min|over|above|rated)\s*(\d(?:\.\d)?)\s*(?:\+\s*)?(?:stars?|star rating)\b",
+               re.I),
+    re.compile(r"\b(\d(?:\.\d)?)\s*(?:\+|or more|or higher|and up|or above)\s*stars?\b", re.I),
+    re.compile(r"\b(\d(?:\.\d)?)\s*stars?\s*(?:\+|or more|or higher|and up|or above|minimum)", re.I),
+    re.compile(r"\brated\s*(\d(?:\.\d)?)\s*(?:\+|or more|or higher|and up|or above)", re.I),
+]
+_IN_STOCK = re.compile(r"\b(in stock|available now|in-stock)\b", re.I)
+
+
+def _money(text: str, whole: str) -> float:
+    value = float(text.replace(",", ""))
+    if re.search(r"\d\s*k\b", whole, re.I):
+        value *= 1000
+    return value
+
+
+def parse_query(query: str) -> tuple[str, dict[str, Any]]:
+    """Split price, rating and stock constraints out of free text: ("tv under $500" -> "tv", {"max_price": 500})."""
+    found: dict[str, Any] = {}
+    text = query
+    for pattern in _RATING_PATTERNS:
+        m = pattern.search(text)
+        if m:
+            value = float(m.group(1))
+            if 0 < value <= 5:
+                found["min_rating"] = value
+                text = text[: m.start()] + " " + text[m.end():]
+                break
+    for pattern, kind in _PRICE_PATTERNS:
+        m = pattern.search(text)
+        if not m:
+            continue
+        if kind == "range":
+            low, high = sorted((_money(m.group(1), m.group(0)), _money(m.group(2), m.group(0))))
+            found["min_price"], found["max_price"] = low, high
+        elif kind == "max":
+            found["max_price"] = _money(m.group(1), m.group(0))
+        else:
+            found["min_price"] = _money(m.group(1), m.group(0))
+        text = text[: m.start()] + " " + text[m.end():]
+    if _IN_STOCK.search(text):
+        found["in_stock"] = True
+        text = _IN_STOCK.sub(" ", text)
+    text = re.sub(r"\s+", " ", text).strip(" ,.;")
+    return text, found
+
+
+# ---------------------------------------------------------------- the index
+
+
+def _rrf(*rankings: list[str], k: int = RRF_K) -> dict[str, float]:
+    scores: dict[str, float] = defaultdict(float)
+    for ranking in rankings:
+        for rank, rid in enumerate(ranking):
+            scores[rid] += 1.0 / (k + rank + 1)
+    return scores
+
+
+def _matches(meta: dict[str, Any], f: Filters) -> bool:
+    if f.product_ids is not None and meta.get("product_id") not in f.product_ids:
+        return False
+    if f.category is not None and meta.get("category_key") != f.category:
+        return False
+    if f.in_stock is not None and bool(meta.get("in_stock")) != f.in_stock:
+        return False
+    price = meta.get("price")
+    if f.min_price is not None and (price is None or price < f.min_price):
+        return False
+    if f.max_price is not None and (price is None or price < 0 or price > f.max_price):
+        return False
+    rating = meta.get("rating")
+    if f.min_rating is not None and (rating is None or rating < f.min_rating):
+        return False
+    if f.max_rating is not None and (rating is None or rating < 0 or rating > f.max_rating):
+        return False
+    return True
+
+
+def where_clause(f: Filters) -> dict[str, Any] | None:
+    """The same filters as a Chroma `where`, so vector search filters inside Chroma."""
+    conds: list[dict[str, Any]] = []
+    if f.product_ids is not None:
+        conds.append({"product_id": {"$in": list(f.product_ids)}})
+    if f.category is not None:
+        conds.append({"category_key": {"$eq": f.category}})
+    if f.in_stock is not None:
+        conds.append({"in_stock": {"$eq": f.in_stock}})
+    if f.min_price is not None:
+        conds.append({"price": {"$gte": f.min_price}})
+    if f.max_price is not None:
+        conds.append({"price": {"$lte": f.max_price}})
+        conds.append({"price": {"$gte": 0}})
+    if f.min_rating is not None:
+        conds.append({"rating": {"$gte": f.min_rating}})
+    if f.max_rating is not None:
+        conds.append({"rating": {"$lte": f.max_rating}})
+        conds.append({"rating": {"$gte": 0}})
+    if not conds:
+        return None
+    return conds[0] if len(conds) == 1 else {"$and": conds}
+
+
+@dataclass
+class _Keyword:
+    ids: list[str]
+    documents: list[str]
+    metadatas: list[dict[str, Any]]
+    bm25: Any
+    position: dict[str, int] = field(default_factory=dict)
+
+
+class SearchIndex:
+    """Read-only handle on the products and reviews collections. Cheap to keep for a session (ctx.cache)."""
+
+    def __init__(self, settings, client=None, ef=None):
+        self.settings = settings
+        self.client = client or open_chroma(settings)
+        self.ef = ef or embedding_function(settings)
+        self._collections: dict[str, Any] = {}
+        self._keyword: dict[str, _Keyword] = {}
+
+    # -- plumbing
+    def collection(self, name: str):
+        if name not in self._collections:
+            col = get_collection(self.client, name, self.ef)
+            if col is None:
+                raise IndexMissingError(
+                    f"the search index has no '{name}' collection yet: run `shopdesk index build`"
+                )
+            self._collections[name] = col
+        return self._collections[name]
+
+    def keyword(self, name: str) -> _Keyword:
+        """BM25 over the collection's documents, built on first use from what Chroma holds."""
+        if name not in self._keyword:
+            import bm25s
+
+            col = self.collection(name)
+            ids: list[str] = []
+            docs: list[str] = []
+            metas: list[dict[str, Any]] = []
+            offset = 0
+            while True:
+                page = col.get(include=["documents", "metadatas"], limit=PAGE, offset=offset)
+                ids += page["ids"]
+                docs += page["documents"]
+                metas += page["metadatas"]
+                if len(page["ids"]) < PAGE:
+                    break
+                offset += PAGE
+            retriever = bm25s.BM25()
+            if ids:
+                corpus = [tokenize(d) or ["_"] for d in docs]
+                retriever.index(corpus, show_progress=False)
+            self._keyword[name] = _Keyword(ids, docs, metas, retriever, {rid: i for i, rid in enumerate(ids)})
+        return self._keyword[name]
+
+    def categories(self) -> dict[str, str]:
+        """category key (lower case) -> display name, for every category in the product index."""
+        kw = self.keyword(PRODUCTS)
+        return {m["category_key"]: m["category"] for m in kw.metadatas if m.get("category_key")}
+
+    def resolve_category(self, category: str) -> str:
+        """A category name as the user wrote it -> the index's category key, or SearchInputError listing choices."""
+        known = self.categories()
+        want = normalize(category).strip()
+        if not want:
+            raise SearchInputError("category is empty")
+        candidates = [want, want.rstrip("s"), want + "s", want + "es"]
+        for c in candidates:
+            if c in known:
+                return c
+        for key in known:
+            if want in key or key.rstrip("s") in want:
+                return key
+        listing = ", ".join(sorted(known.values())[:40])
+        raise SearchInputError(f"unknown category {category!r}; known categories: {listing}")
+
+    @staticmethod
+    def check_query(query: str) -> str:
+        if query is None or not query.strip():
+            raise SearchInputError("query is empty: say what to search for")
+        if len(query) > MAX_QUERY_CHARS:
+            raise SearchInputError(f"query is {len(query)} characters long; the limit is {MAX_QUERY_CHARS}")
+        return query.strip()
+
+    # -- ranking
+    def _vector(self, name: str, query: str, f: Filters, n: int) -> list[tuple[str, str, dict, float]]:
+        col = self.collection(name)
+        total = col.count()
+        if total == 0:
+            return []
+        embedding = self.ef.embed_query([query])
+        res = col.query(query_embeddings=embedding, n_results=min(n, total), where=where_clause(f),
+                        include=["documents", "metadatas", "distances"])
+        return list(zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0]))
+
+    def _bm25(self, name: str, query: str, f: Filters, n: int) -> list[tuple[str, float]]:
+        kw = self.keyword(name)
+        tokens = tokenize(query)[:200]
+        if not kw.ids or not tokens:
+            return []
+        scores = np.asarray(kw.bm25.get_scores(tokens), dtype=np.float32)
+        order = np.argsort(-scores)
+        out: list[tuple[str, float]] = []
+        for i in order:
+            if scores[i] <= 0 or len(out) >= n:
+                break
+            if f.is_empty() or _matches(kw.metadatas[i], f):
+                out.append((kw.ids[i], float(scores[i])))
+        return out
+
+    def search(self, name: str, query: str, f: Filters, k: int = 5, mode: Mode = "hybrid") -> list[Hit]:
+        n = max(CANDIDATES, k)
+        vec = self._vector(name, query, f, n) if mode in ("hybrid", "vector") else []
+        kw = self._bm25(name, query, f, n) if mode in ("hybrid", "bm25") else []
+        vec_rank = {rid: r for r, (rid, *_rest) in enumerate(vec)}
+        kw_rank = {rid: r for r, (rid, _s) in enumerate(kw)}
+        if mode == "vector":
+            scores = {rid: 1.0 - dist for rid, _d, _m, dist in vec}
+        elif mode == "bm25":
+            scores = dict(kw)
+        else:
+            scores = _rrf([rid for rid, *_ in vec], [rid for rid, _ in kw])
+        known = {rid: (doc, meta) for rid, doc, meta, _ in vec}
+        keyword = self.keyword(name) if kw else None
+        hits = []
+        for rid in sorted(scores, key=lambda r: -scores[r])[:k]:
+            if rid in known:
+                doc, meta = known[rid]
+            else:
+                i = keyword.position[rid]
+                doc, meta = keyword.documents[i], keyword.metadatas[i]
+            hits.append(Hit(rid, doc, meta, round(float(scores[rid]), 5), vec_rank.get(rid), kw_rank.get(rid)))
+        return hits
+
+    def search_products(self, query: str, f: Filters | None = None, k: int = 5, mode: Mode = "hybrid",
+                        parse: bool = True) -> tuple[list[Hit], Filters, str]:
+        """Products for a free-text query; constraints in the text become filters. Returns hits, filters, query."""
+        query = self.check_query(query)
+        f = f or Filters()
+        text = query
+        if parse:
+            text, parsed = parse_query(query)
+            for key, value in parsed.items():
+                if getattr(f, key) is None:
+                    setattr(f, key, value)
+            text = text or query
+        return self.search(PRODUCTS, text, f, k, mode), f, text
+
+    def search_reviews(self, query: str, f: Filters | None = None, k: int = 5, mode: Mode = "hybrid") -> list[Hit]:
+        return self.search(REVIEWS, self.check_query(query), f or Filters(), k, mode)
+
+    def product_ids_for(self, product: str, limit: int = 20) -> list[str]:
+        """Product ids for a product reference (id, or words of its title); [] when nothing matches."""
+        kw = self.keyword(PRODUCTS)
+        ref = product.strip()
+        if ref in kw.position:
+            return [ref]
+        low = normalize(ref)
+        exact = [m["product_id"] for m in kw.metadatas if normalize(m["title"]) == low]
+        if exact:
+            return exact
+        contains = [m["product_id"] for m in kw.metadatas if low in normalize(m["title"])]
+        if contains:
+            return contains[:limit]
+        hits = self._bm25(PRODUCTS, ref, Filters(), 1)
+        return [hits[0][0]] if hits else []
+
+    # -- insights
+    def review_metadata(self, f: Filters) -> list[tuple[str, dict[str, Any]]]:
+        """(document, metadata) of every review matching the filters, straight from Chroma."""
+        col = self.collection(REVIEWS)
+        where = where_clause(f)
+        out: list[tuple[str, dict[str, Any]]] = []
+        offset = 0
+        while True:
+            page = col.get(where=where, include=["documents", "metadatas"], limit=PAGE, offset=offset)
+            out += list(zip(page["documents"], page["metadatas"]))
+            if len(page["ids"]) < PAGE:
+                return out
+            offset += PAGE
+
+    def embeddings_of(self, ids: list[str]) -> tuple[list[str], np.ndarray]:
+        """(ids found, their vectors) for product ids; ids missing from the index are left out."""
+        if not ids:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        res = self.collection(PRODUCTS).get(ids=ids, include=["embeddings"])
+        return list(res["ids"]), np.asarray(res["embeddings"], dtype=np.float32)
+
+    def nearest_products(self, vector: np.ndarray, exclude: set[str], k: int, f: Filters | None = None) -> list[Hit]:
+        col = self.collection(PRODUCTS)
+        total = col.count()
+        if total == 0:
+            return []
+        where = where_clause(f or Filters())
+        res = col.query(query_embeddings=[vector.tolist()], n_results=min(total, k + len(exclude) + 5), where=where,
+                        include=["documents", "metadatas", "distances"])
+        hits = []
+        for rid, doc, meta, dist in zip(res["ids"][0], res["documents"][0], res["metadatas"][0],
+                                        res["distances"][0]):
+            if rid in exclude:
+                continue
+            hits.append(Hit(rid, doc, meta, round(1.0 - float(dist), 5)))
+            if len(hits) >= k:
+                break
+        return hits
+
+
+def insights(rows: list[tuple[str, dict[str, Any]]], top: int = 5) -> dict[str, Any]:
+    """Counts from build-time metadata: ratings, sentiment share, aspects with example quotes, monthly trend."""
+    ratings = Counter(int(m["rating"]) for _, m in rows)
+    sentiments = Counter(m.get("sentiment", "neutral") for _, m in rows)
+    pos: Counter = Counter()
+    neg: Counter = Counter()
+    quotes: dict[tuple[str, int], list[tuple[str, str]]] = defaultdict(list)
+    months: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for _doc, meta in rows:
+        for mention in json.loads(meta.get("aspects") or "[]"):
+            key = (mention["aspect"], mention["polarity"])
+            if mention["polarity"] > 0:
+                pos[mention["aspect"]] += 1
+            elif mention["polarity"] < 0:
+                neg[mention["aspect"]] += 1
+            else:
+                continue
+            if len(quotes[key]) < 2:
+                quotes[key].append((meta["review_id"], mention["quote"]))
+        if meta.get("month"):
+            months[meta["month"]].append(meta)
+    n = len(rows)
+    trend = [
+        {
+            "month": month,
+            "reviews": len(items),
+            "average_rating": round(sum(int(m["rating"]) for m in items) / len(items), 2),
+            "positive_share": round(sum(m.get("sentiment") == "positive" for m in items) / len(items), 3),
+        }
+        for month, items in sorted(months.items())
+    ]
+    dates = [m["date"] for _, m in rows if m.get("date")]
+    return {
+        "reviews": n,
+        "average_rating": round(sum(k * v for k, v in ratings.items()) / n, 2) if n else None,
+        "rating_distribution": {str(star): ratings.get(star, 0) for star in range(1, 6)},
+        "sentiment_share": {s: round(sentiments.get(s, 0) / n, 3) if n else 0.0
+                            for s in ("positive", "neutral", "negative")},
+        "top_positive": [{"aspect": a, "mentions": c, "quotes": quotes[(a, 1)]} for a, c in pos.most_common(top)],
+        "top_negative": [{"aspect": a, "mentions": c, "quotes": quotes[(a, -1)]} for a, c in neg.most_common(top)],
+        "trend": trend,
+        "first_review": min(dates) if dates else None,
+        "last_review": max(dates) if dates else None,
+        "as_of": date.today().isoformat(),
+    }

@@ -1,0 +1,241 @@
+"""Review sentiment and aspects, computed offline at build time with a lexicon and negation rules (English, Chinese).
+
+Why rules and not a model: no sentiment model ships on this machine, and a lexicon is fast, explainable and
+deterministic, so marketers' counts are reproducible. Accuracy on labelled reviews: see tests/search/test_sentiment.py
+and `shopdesk search sentiment-eval`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+POSITIVE = {
+    "good", "great", "excellent", "amazing", "awesome", "love", "loved", "loves", "perfect", "fantastic", "best",
+    "happy", "nice", "wonderful", "solid", "reliable", "impressive", "recommend", "recommended", "fast", "quick",
+    "easy", "clear", "crisp", "bright", "sharp", "vibrant", "comfortable", "sturdy", "durable", "worth", "value",
+    "satisfied", "pleased", "okay", "ok", "superb", "outstanding", "smooth", "quiet", "lightweight", "beautiful", "gorgeous",
+    "rich", "deep", "responsive", "stunning", "flawless", "helpful", "intuitive", "decent", "fine", "works",
+    "worked", "exceeded", "favorite", "favourite", "glad", "cheap", "affordable", "bargain", "snappy", "loud",
+    "immersive", "accurate", "simple", "coverage", "long-lasting", "lasts", "premium", "well-built", "elegant", "convenient", "on time",
+}
+NEGATIVE = {
+    "bad", "poor", "terrible", "awful", "horrible", "worst", "hate", "hated", "broken", "broke", "defective",
+    "disappointed", "disappointing", "disappointment", "useless", "waste", "junk", "garbage", "slow", "late",
+    "dead", "died", "dies", "failed", "fails", "stopped", "noisy", "flimsy", "cheaply", "overpriced", "expensive",
+    "returned", "return", "refund", "problem", "problems", "issue", "issues", "faulty", "crashes", "crashed", "lag",
+    "laggy", "dim", "blurry", "tinny", "muffled", "weak", "uncomfortable", "heavy", "hot", "overheats", "overheating",
+    "drains", "damaged", "scratched", "missing", "wrong", "annoying", "frustrating", "buggy", "unreliable",
+    "mediocre", "meh", "cracked", "fuzzy", "distorted", "hiss", "buzzing", "flickers", "flickering", "dull",
+    "complicated", "confusing", "rude", "regret", "complaints", "complaint", "hassle", "never arrived", "stopped working", "not worth", "fell apart",
+}
+WEAK = {"fine", "decent", "okay", "ok", "nice", "works", "worked"}
+INTENSIFIERS = {"very", "really", "extremely", "super", "so", "incredibly", "absolutely", "totally", "highly"}
+NEGATIONS = {"not", "no", "never", "n't", "dont", "don't", "doesn't", "didn't", "isn't", "wasn't", "aren't",
+             "won't", "cannot", "can't", "couldn't", "hardly", "barely", "without", "nothing", "neither", "nor"}
+CONTRAST = {"but", "however", "although", "though", "yet"}
+
+ZH_POSITIVE = ["很好", "不错", "满意", "喜欢", "推荐", "清晰", "好用", "快", "值得", "完美", "漂亮", "流畅", "超值",
+               "划算", "好评", "给力", "舒服", "耐用", "惊艳", "好", "棒"]
+ZH_NEGATIVE = ["差", "失望", "垃圾", "坏", "慢", "退货", "问题", "难用", "不好", "卡顿", "发热", "贵", "噪音", "模糊",
+               "后悔", "破损", "故障", "糟糕", "不值", "差评"]
+ZH_NEGATIONS = ["不", "没", "没有", "别", "未"]
+
+ASPECTS: dict[str, tuple[str, ...]] = {
+    "battery": ("battery", "batteries", "charge", "charging", "charger", "battery life", "电池", "续航", "充电"),
+    "sound": ("sound", "audio", "bass", "speaker", "speakers", "volume", "noise cancelling", "treble", "音质", "声音", "音效"),
+    "screen": ("screen", "display", "picture", "resolution", "brightness", "colors", "colours", "hdr", "屏幕", "画面", "显示"),
+    "delivery": ("delivery", "shipping", "arrived", "package", "packaging", "shipped", "courier", "物流", "快递", "送货", "包装"),
+    "price": ("price", "value", "cost", "money", "deal", "expensive", "cheap", "overpriced", "affordable", "价格", "性价比", "价钱"),
+    "quality": ("quality", "build", "build quality", "materials", "durable", "sturdy", "flimsy", "construction", "质量", "做工", "品质"),
+    "size": ("size", "weight", "heavy", "lightweight", "compact", "bulky", "small", "large", "尺寸", "大小", "重量"),
+    "performance": ("performance", "speed", "fast", "slow", "lag", "processor", "gaming", "性能", "速度", "运行"),
+    "setup": ("setup", "set up", "install", "installation", "instructions", "app", "pairing", "connect", "wifi",
+              "bluetooth", "安装", "设置", "连接"),
+    "support": ("support", "customer service", "warranty", "service", "客服", "售后", "保修"),
+    "comfort": ("comfort", "comfortable", "fit", "ears", "wear", "舒适", "佩戴"),
+}
+
+_SENT_SPLIT = re.compile(r"(?<=[.!?。！？；;])\s*|\n+")
+_CLAUSE_SPLIT = re.compile(r"[，,]|\bbut\b|\bhowever\b|但是|不过|可是")
+_EN_TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?|n't")
+
+
+@dataclass
+class AspectMention:
+    aspect: str
+    polarity: int  # +1 positive, -1 negative, 0 neutral mention
+    quote: str
+
+
+@dataclass
+class Analysis:
+    sentiment: str  # positive | negative | neutral
+    score: float  # -1 .. 1
+    aspects: list[AspectMention] = field(default_factory=list)
+
+
+def _is_chinese(text: str) -> bool:
+    cjk = sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff")
+    return cjk >= max(2, len(text) // 10)
+
+
+def _phrase_hits(words: list[str], lexicon: set[str]) -> list[tuple[int, int]]:
+    """(position, length) of lexicon words and two-word phrases."""
+    hits = []
+    i = 0
+    while i < len(words):
+        if i + 1 < len(words) and f"{words[i]} {words[i + 1]}" in lexicon:
+            hits.append((i, 2))
+            i += 2
+            continue
+        if words[i] in lexicon:
+            hits.append((i, 1))
+        i += 1
+    return hits
+
+
+def _score_en(sentence: str) -> float:
+    words = _EN_TOKEN.findall(sentence.lower().replace("n't", " n't"))
+    score = 0.0
+    clause_weight = 1.0
+    weights = [1.0] * len(words)
+    # after "but/however", the second clause dominates
+    for i, w in enumerate(words):
+        if w in CONTRAST:
+            for j in range(i):
+                weights[j] = 0.5
+            for j in range(i, len(words)):
+                weights[j] = 1.5
+    for polarity, lexicon in ((1.0, POSITIVE), (-1.0, NEGATIVE)):
+        for pos, length in _phrase_hits(words, lexicon):
+            value = polarity * (0.4 if words[pos] in WEAK else 1.0)
+            window = words[max(0, pos - 3):pos]
+            if any(w in NEGATIONS for w in window):
+                value = -0.8 * value  # "not good" is negative, "not bad" mildly positive
+            if pos > 0 and words[pos - 1] in INTENSIFIERS:
+                value *= 1.5
+            score += value * weights[pos] * clause_weight
+    if "!" in sentence and score:
+        score *= 1.2
+    return score
+
+
+def _score_zh(sentence: str) -> float:
+    score = 0.0
+    taken = [False] * len(sentence)
+    for polarity, lexicon in ((-1.0, ZH_NEGATIVE), (1.0, ZH_POSITIVE)):  # negatives first: "不好" before "好"
+        for word in sorted(lexicon, key=len, reverse=True):
+            for m in re.finditer(re.escape(word), sentence):
+                if any(taken[m.start():m.end()]):
+                    continue
+                for k in range(m.start(), m.end()):
+                    taken[k] = True
+                value = polarity
+                before = sentence[max(0, m.start() - 2):m.start()]
+                if any(n in before for n in ZH_NEGATIONS):
+                    value = -0.8 * value
+                if sentence[max(0, m.start() - 1):m.start()] in ("很", "非", "太", "超", "特"):
+                    value *= 1.5
+                score += value
+    if "但" in sentence or "可是" in sentence or "不过" in sentence:
+        score *= 1.0
+    return score
+
+
+def _aspects_in(sentence: str) -> list[str]:
+    low = sentence.lower()
+    found = []
+    for aspect, terms in ASPECTS.items():
+        for term in terms:
+            if _CJK_RE.search(term):
+                if term in sentence:
+                    found.append(aspect)
+                    break
+            elif re.search(rf"\b{re.escape(term)}\b", low):
+                found.append(aspect)
+                break
+    return found
+
+
+_CJK_RE = re.compile(r"[\u4e00-\u9fff]")
+
+
+def analyze(text: str, title: str | None = None) -> Analysis:
+    """Sentiment of a review (positive/negative/neutral with a score) and the aspects each sentence talks about."""
+    full = f"{title}. {text}" if title else text
+    chinese = _is_chinese(full)
+    total = 0.0
+    mentions: dict[str, AspectMention] = {}
+    for sentence in (s.strip() for s in _SENT_SPLIT.split(full)):
+        if not sentence:
+            continue
+        s = _score_zh(sentence) if chinese else _score_en(sentence)
+        total += s
+        # an aspect takes the polarity of its own clause ("great screen, but the battery is weak")
+        for clause in (c.strip() for c in _CLAUSE_SPLIT.split(sentence)):
+            if not clause:
+                continue
+            c = _score_zh(clause) if chinese else _score_en(clause)
+            c = c if abs(c) > 0.25 else s
+            for aspect in _aspects_in(clause):
+                polarity = 1 if c > 0.25 else -1 if c < -0.25 else 0
+                previous = mentions.get(aspect)
+                if previous is None or (previous.polarity == 0 and polarity != 0):
+                    mentions[aspect] = AspectMention(aspect, polarity, sentence[:200])
+    score = max(-1.0, min(1.0, total / 3.0))
+    label = "positive" if score > 0.15 else "negative" if score < -0.15 else "neutral"
+    return Analysis(label, round(score, 3), list(mentions.values()))
+
+
+def rating_label(rating: int) -> str:
+    """The label a star rating implies, used to measure the analyser against reviews with true ratings."""
+    return "positive" if rating >= 4 else "negative" if rating <= 2 else "neutral"
+
+
+def evaluate_sentiment(path=None, store=None) -> dict:
+    """Accuracy of `analyze` against hand labels (JSONL rows with "label") or star ratings (1-2 neg, 3 neutral, 4-5 pos).
+
+    Without a file, the store's reviews are used with labels implied by their ratings.
+    """
+    import json
+    from collections import Counter
+    from pathlib import Path
+
+    rows: list[dict] = []
+    if path is not None:
+        path = Path(path)
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    from shopdesk.output import UserError
+
+                    raise UserError(f"{path}, line {n}: not JSON ({exc.msg})") from exc
+    else:
+        from sqlalchemy import select
+
+        from store.db import open_store
+        from store.models import Review
+
+        store = store or open_store()
+        with store.read() as s:
+            for r in s.scalars(select(Review)):
+                rows.append({"text": r.text, "title": r.title, "rating": r.rating, "lang": r.language})
+    confusion: Counter = Counter()
+    by_lang: dict[str, list[int]] = {}
+    for row in rows:
+        truth = row.get("label") or rating_label(int(row["rating"]))
+        got = analyze(row["text"], row.get("title")).sentiment
+        confusion[(truth, got)] += 1
+        by_lang.setdefault(row.get("lang", "en"), []).append(int(truth == got))
+    n = len(rows)
+    correct = sum(v for (t, g), v in confusion.items() if t == g)
+    return {
+        "reviews": n,
+        "accuracy": round(correct / n, 4) if n else None,
+        "by_language": {k: {"reviews": len(v), "accuracy": round(sum(v) / len(v), 4)} for k, v in by_lang.items()},
+        "confusion": {f"{t}->{g}": v for (t, g), v in sorted(confusion.items())},
+        "labels": "hand labels" if path is not None and rows and "label" in rows[0] else "from star ratings",
+    }

@@ -1,0 +1,89 @@
+"""Incremental index build: only new or changed records are embedded; metadata-only changes skip embedding."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+
+class CountingEmbedder:
+    """Wraps the real embedder and counts the documents it is asked to embed."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.calls: list[int] = []
+
+    def __call__(self, docs):
+        self.calls.append(len(docs))
+        return self.inner(docs)
+
+    def embed_query(self, docs):
+        return self.inner.embed_query(docs)
+
+    @property
+    def embedded(self) -> int:
+        return sum(self.calls)
+
+
+def _make(tmp_path):
+    from shopdesk.settings import Settings
+    from store.db import open_store
+    from store.models import Product, Review, Variant
+
+    settings = Settings(data_dir=tmp_path / "data")
+    store = open_store(settings.db_url)
+    with store.transaction() as s:
+        for i in range(6):
+            s.add(Product(id=f"p{i}", name=f"Test speaker model X{i}00", category="Speakers", brand="Acme",
+                          description=f"Portable speaker number {i} with deep bass", rating=4.0))
+            s.add(Variant(id=f"v{i}", product_id=f"p{i}", price=Decimal(f"{50 + i * 10}.00"), available=True))
+        s.flush()
+        s.add(Review(id="r1", product_id="p1", rating=5, text="Great sound, battery lasts all day."))
+        s.add(Review(id="r2", product_id="p2", rating=1, text="Broke after a week. Terrible."))
+    return settings, store
+
+
+def test_rebuild_embeds_only_changes(tmp_path, embedder):
+    from index.build import build_index
+    from index.search import Filters, SearchIndex
+    from store.models import Product, Review, Variant
+
+    settings, store = _make(tmp_path)
+    ef = CountingEmbedder(embedder)
+    first = build_index(store, settings, progress=False, ef=ef)
+    assert (first.products.embedded, first.reviews.embedded) == (6, 2)
+    assert ef.embedded == 8
+
+    again = build_index(store, settings, progress=False, ef=ef)
+    assert (again.products.embedded, again.reviews.embedded, again.products.unchanged) == (0, 0, 6)
+    assert ef.embedded == 8, "an unchanged store must not be embedded again"
+
+    with store.transaction() as s:
+        s.get(Product, "p3").description = "Waterproof speaker for the pool"  # text change: re-embed
+        s.get(Variant, "v4").available = False  # filter change only: update metadata, no embedding
+        s.delete(s.get(Variant, "v5"))
+        s.delete(s.get(Product, "p5"))  # removed: delete from the index
+        s.delete(s.get(Review, "r2"))
+        s.add(Review(id="r3", product_id="p0", rating=4, text="Good value."))
+    third = build_index(store, settings, progress=False, ef=ef)
+    assert third.products.embedded == 1
+    assert third.products.metadata_updated == 1
+    assert third.products.deleted == 1
+    assert (third.reviews.embedded, third.reviews.deleted) == (1, 1)
+    assert ef.embedded == 10
+    assert third.products.total == 5 and third.reviews.total == 2
+
+    index = SearchIndex(settings, ef=embedder)
+    hits, _, _ = index.search_products("waterproof pool speaker", Filters(), k=1)
+    assert hits[0].id == "p3"
+    in_stock, _, _ = index.search_products("speaker", Filters(in_stock=True), k=10, mode="vector")
+    assert "p4" not in {h.id for h in in_stock} and len(in_stock) == 4
+    store.dispose()
+
+
+def test_build_report_counts_every_record(search_env):
+    report = search_env["report"]
+    assert report.products.total == len(search_env["products"])
+    assert report.reviews.total == len(search_env["reviews"])
+    assert report.products.embedded == report.products.total

@@ -1,0 +1,204 @@
+"""Product and review search on the session index: filters inside Chroma, parsed constraints, hybrid ranking,
+quoted untrusted text, insights counted from metadata, recommendations."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+
+from index.search import Filters, parse_query, where_clause
+
+
+@pytest.mark.parametrize(
+    "query, text, found",
+    [
+        ("tv under $500", "tv", {"max_price": 500.0}),
+        ("soundbar below 300 dollars", "soundbar", {"max_price": 300.0}),
+        ("laptop between $800 and $1,200", "laptop", {"min_price": 800.0, "max_price": 1200.0}),
+        ("headphones at least 4 stars", "headphones", {"min_rating": 4.0}),
+        ("speaker 4.5+ stars under $150", "speaker", {"min_rating": 4.5, "max_price": 150.0}),
+        ("monitor over $200 in stock", "monitor", {"min_price": 200.0, "in_stock": True}),
+        ("RTX 4070 gaming laptop", "RTX 4070 gaming laptop", {}),
+        ("65 inch tv", "65 inch tv", {}),
+    ],
+)
+def test_constraints_in_the_query_become_filters(query, text, found):
+    assert parse_query(query) == (text, found)
+
+
+def test_where_clause_combines_filters():
+    assert where_clause(Filters()) is None
+    assert where_clause(Filters(in_stock=True)) == {"in_stock": {"$eq": True}}
+    clause = where_clause(Filters(min_price=10, max_price=20, category="tvs"))
+    assert {"price": {"$lte": 20}} in clause["$and"] and {"category_key": {"$eq": "tvs"}} in clause["$and"]
+
+
+def _price_of(search_env, pid):
+    prices = [float(v["price"]) for v in search_env["variants"] if v["product_id"] == pid]
+    return min(prices)
+
+
+def test_filters_apply_inside_chroma_and_to_keyword_hits(ctx, search_env):
+    from tools.search import search_products
+
+    result = search_products(ctx, "speaker", max_price=150, min_rating=4.3, in_stock=True, k=20)
+    assert result.products, "the catalog has speakers under $150 rated 4.3+"
+    for p in result.products:
+        assert p.price <= 150 and p.rating >= 4.3 and p.in_stock
+        assert _price_of(search_env, p.product_id) == pytest.approx(p.price)
+    # vector-only ranking goes through Chroma's where: same guarantees
+    hits, _, _ = search_env["index"].search_products("speaker", Filters(max_price=150, in_stock=True), 20, "vector")
+    assert hits and all(h.metadata["price"] <= 150 and h.metadata["in_stock"] for h in hits)
+
+
+def test_category_filter_accepts_loose_names(ctx):
+    from tools.search import search_products
+
+    result = search_products(ctx, "wireless", category="smart watches", k=10)
+    assert result.products and {p.category for p in result.products} == {"Smart Watches"}
+
+
+def test_price_constraint_written_in_query(ctx):
+    from tools.search import search_products
+
+    result = search_products(ctx, "soundbar under $200", k=10)
+    assert result.filters["max_price"] == 200.0
+    assert result.products and all(p.price <= 200 for p in result.products)
+    assert any("soundbar" in p.title.lower() or "sound bar" in p.title.lower() for p in result.products[:3])
+
+
+def test_model_numbers_match_exactly_with_hybrid(search_env):
+    index = search_env["index"]
+    hits, _, _ = index.search_products("GoPro HERO11", Filters(), k=3)
+    assert "HERO11" in hits[0].metadata["title"]
+    hits, _, _ = index.search_products("Roland TD-07KX", Filters(), k=3)
+    assert "TD-07KX" in hits[0].metadata["title"]
+
+
+def test_hybrid_beats_vector_and_bm25_on_labelled_queries(search_env):
+    from index.evaluate import evaluate
+
+    report = evaluate(search_env["index"])
+    assert report.queries >= 40, report.unresolved_titles[:5]
+    hybrid, vector, bm25 = (report.results[m] for m in ("hybrid", "vector", "bm25"))
+    assert hybrid.ndcg_at_10 > vector.ndcg_at_10
+    assert hybrid.ndcg_at_10 > bm25.ndcg_at_10
+    assert hybrid.recall_at_10 >= max(vector.recall_at_10, bm25.recall_at_10) - 0.02
+
+
+def test_review_search_cites_review_product_rating_date(ctx, search_env):
+    from tools.search import search_reviews
+
+    result = search_reviews(ctx, "battery dies quickly", max_rating=2, k=5)
+    assert result.reviews
+    by_id = {r["id"]: r for r in search_env["reviews"]}
+    for hit in result.reviews:
+        truth = by_id[hit.review_id]
+        assert hit.rating == truth["rating"] <= 2
+        assert hit.date == truth["date"]
+        assert hit.product_id == search_env["placed"][hit.review_id]
+    text = result.render()
+    assert f"review {result.reviews[0].review_id}" in text and '"""' in text
+
+
+def test_review_search_limited_to_a_product(ctx, search_env):
+    from tools.search import search_reviews
+
+    result = search_reviews(ctx, "sound", product="Bose SoundLink Flex SE", k=10)
+    assert result.reviews and {r.product for r in result.reviews} == {"Bose SoundLink Flex SE Bluetooth Speaker"}
+
+
+def test_injected_instructions_reach_the_agent_as_inert_quotes(ctx):
+    from tools.search import search_reviews
+
+    result = search_reviews(ctx, "refund soundbar", product="Bose Solo Soundbar 2", k=10)
+    injected = [r for r in result.reviews if "Great soundbar" in r.quote]
+    assert injected, "the review carrying an injection is still findable"
+    quote = injected[0].quote
+    for bad in ("<|im_start|>", "<tool_call>", "</tool_call>", "Ignore previous instructions"):
+        assert bad.lower() not in quote.lower()
+    assert "[removed]" in quote
+    rendered = result.render()
+    assert "<tool_call>" not in rendered and "<|im_start|>" not in rendered
+
+
+def test_insights_are_counted_from_build_time_metadata(ctx, search_env):
+    from index.sentiment import analyze
+    from tools.search import review_insights
+
+    name = "AirPods Pro (2nd generation) with MagSafe Case (USB-C) with AppleCare+ Included"
+    result = review_insights(ctx, product=name)
+    mine = [r for r in search_env["reviews"] if name.startswith(r["product"])]
+    assert result.reviews == len(mine)
+    assert result.rating_distribution == {str(s): sum(r["rating"] == s for r in mine) for s in range(1, 6)}
+    sentiments = Counter(analyze(r["text"], r["title"]).sentiment for r in mine)
+    assert result.sentiment_share["positive"] == pytest.approx(sentiments["positive"] / len(mine), abs=1e-3)
+    months = Counter(r["date"][:7] for r in mine)
+    assert {t.month: t.reviews for t in result.trend} == dict(months)
+    assert result.as_of and result.last_review == max(r["date"] for r in mine)
+    assert "battery" in {a.aspect for a in result.top_positive + result.top_negative}
+    for aspect in result.top_positive + result.top_negative:
+        assert aspect.mentions >= 1 and aspect.quotes and aspect.quotes[0].startswith("review ")
+
+
+def test_insights_for_a_category(ctx, search_env):
+    from tools.search import review_insights
+
+    result = review_insights(ctx, category="Headphones & Earbuds")
+    expected = [r for r in search_env["reviews"] if r["product"].startswith(("AirPods", "Beats"))]
+    assert result.reviews == len(expected)
+    assert "Headphones" in result.scope
+    assert result.render().startswith("Review insights for category Headphones")
+
+
+def test_recommendations_exclude_what_the_customer_bought(search_env):
+    from store.models import Customer, Order, OrderItem
+    from tools.context import ShopContext
+    from tools.search import recommend_products
+
+    store = search_env["store"]
+    products = {p["name"]: p["id"] for p in search_env["products"]}
+    bought = [products[n] for n in products if n.startswith(("Sonos Era 100", "Bose SoundLink Flex SE"))]
+    now = datetime(2025, 5, 1)
+    with store.transaction() as s:
+        s.merge(Customer(id="c-rec", first_name="Ada"))
+        s.flush()
+        s.merge(Order(id="o-rec", customer_id="c-rec", status="delivered", created_at=now, updated_at=now,
+                      total=Decimal("1")))
+        s.flush()
+        for pid in bought:
+            s.add(OrderItem(order_id="o-rec", product_id=pid, name=pid, quantity=1, unit_price=Decimal("1")))
+    ctx = ShopContext(store=store, settings=search_env["settings"], role="customer", customer_id="c-rec")
+    ctx.cache["search_index"] = search_env["index"]
+    recs = recommend_products(ctx, k=5)
+    ids = [r.product_id for r in recs.products]
+    assert len(ids) == 5 and not set(ids) & set(bought)
+    # similar products: speakers or audio gear
+    assert sum(r.category.startswith(("Speakers", "Soundbars", "Headphones")) for r in recs.products) >= 3
+    assert recs.based_on
+
+    newcomer = ShopContext(store=store, settings=search_env["settings"], role="customer", customer_id="c-none")
+    newcomer.cache["search_index"] = search_env["index"]
+    popular = recommend_products(newcomer, k=3)
+    assert len(popular.products) == 3 and popular.based_on == []
+
+
+def test_recommendations_need_a_signed_in_customer(ctx):
+    from tools.search import recommend_products
+
+    with pytest.raises(PermissionError):
+        recommend_products(ctx)
+
+
+def test_renderers_state_prices_and_ids(ctx):
+    from tools.search import search_products
+
+    result = search_products(ctx, "noise cancelling headphones", k=3)
+    text = result.render()
+    for p in result.products:
+        assert f"[{p.product_id}]" in text and f"${p.price:,.2f}" in text
+    json.dumps(result.model_dump())

@@ -1,0 +1,81 @@
+"""Server mode: a real `chroma run` process on 127.0.0.1, built and queried through HttpClient, then stopped."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def chroma_server(tmp_path):
+    exe = Path(sys.executable).parent / "chroma"
+    if not exe.exists():
+        found = shutil.which("chroma")
+        if not found:
+            pytest.skip("the chroma server script is not installed")
+        exe = Path(found)
+    port = _port()
+    log = open(tmp_path / "chroma.log", "wb")
+    env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
+    proc = subprocess.Popen([str(exe), "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1",
+                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                pytest.fail(f"chroma server did not start: {(tmp_path / 'chroma.log').read_text()[-2000:]}")
+            time.sleep(0.3)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+
+
+def test_build_and_search_through_a_chroma_server(chroma_server, tmp_path, embedder, search_env):
+    from index.build import build_index
+    from index.client import open_chroma
+    from index.search import Filters, SearchIndex
+    from shopdesk.settings import Settings
+    from tools.context import ShopContext
+    from tools.search import review_insights, search_products
+
+    settings = Settings(data_dir=tmp_path / "data", chroma_url=chroma_server,
+                        database_url=search_env["settings"].db_url)
+    client = open_chroma(settings)
+    assert type(client).__name__ == "Client" and client.heartbeat() > 0
+    report = build_index(search_env["store"], settings, progress=False, ef=embedder)
+    assert report.target == chroma_server
+    assert report.products.total == len(search_env["products"])
+    again = build_index(search_env["store"], settings, progress=False, ef=embedder)
+    assert again.products.embedded == 0 and again.reviews.embedded == 0
+
+    index = SearchIndex(settings, ef=embedder)
+    hits, _, _ = index.search_products("Sonos Arc soundbar", Filters(max_price=1000), k=3)
+    assert "Sonos Arc" in hits[0].metadata["title"]
+    ctx = ShopContext(store=search_env["store"], settings=settings, role="marketer")
+    ctx.cache["search_index"] = index
+    assert search_products(ctx, "drone under $500", k=5).products
+    assert review_insights(ctx, category="Speakers").reviews > 0
+    assert not (tmp_path / "data" / "chroma").exists(), "server mode must not write a local Chroma folder"
