@@ -132,7 +132,7 @@ class LocalChatModel(BaseChatModel):
         elif isinstance(tool_choice, str) and tool_choice not in ("required", "any"):
             name = tool_choice
         if name:
-            return '<tool_call>{"name": "' + name + '", "arguments": '
+            return '<tool_call>{"name": "' + name + '", "arguments": {'
         return '<tool_call>{"name": "'
 
     def _token_stream(self, prompt: str, stop: list[str] | None) -> Iterator[str]:

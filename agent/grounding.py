@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel
@@ -61,6 +62,7 @@ class Facts:
         self.ids: set[str] = set()
         self.numbers: set[Decimal] = set()
         self.statuses: set[str] = set()
+        self.order_status: dict[str, str] = {}  # normalised order id -> latest status a tool reported
         self.count = 0
 
     def add(self, result: Any) -> None:
@@ -74,12 +76,19 @@ class Facts:
             extra = result_facts(result)
         except Exception:  # noqa: BLE001 - not every result type is an order result
             return
-        self._walk(to_jsonable(extra), key="")
+        data = to_jsonable(extra)
+        self._walk(data, key="")
+        if isinstance(data, dict):
+            for order_id, status in (data.get("statuses") or {}).items():
+                self.order_status[_norm_id(order_id)] = str(status).lower()
 
     def _walk(self, value: Any, key: str) -> None:
         if isinstance(value, dict):
+            oid, status = value.get("order_id"), value.get("status")
+            if isinstance(oid, str) and isinstance(status, str) and status.lower() in ORDER_STATUSES:
+                self.order_status[_norm_id(oid)] = status.lower()
             for k, v in value.items():
-                self._walk(v, str(k))
+                self._walk(v, f"{key}.{k}")
         elif isinstance(value, (list, tuple, set)):
             for v in value:
                 self._walk(v, key)
@@ -93,7 +102,7 @@ class Facts:
         else:
             text = str(value)
             self.strings.add(text)
-            if "status" in key.lower() and text.lower() in ORDER_STATUSES:
+            if "status" in ".".join(key.split(".")[-2:]).lower() and text.lower() in ORDER_STATUSES:
                 self.statuses.add(text.lower())
             for token in re.findall(r"#?[A-Za-z]{0,3}\d{3,}", text):
                 self.ids.add(_norm_id(token))
@@ -114,9 +123,16 @@ def problems(answer: str, facts: Facts) -> list[str]:
         if _norm_id(m.group(0)) not in facts.ids:
             found.append(f"order id {m.group(0)} not in any tool result")
     for m in _STATUS_RE.finditer(answer):
-        status = STATUS_WORDS.get(m.group(0).lower(), STATUS_WORDS.get(m.group(0)))
+        status = _status_of(m.group(0))
         if status and status not in facts.statuses:
             found.append(f"status '{m.group(0)}' not reported by any tool")
+    for clause in _CLAUSE_RE.split(answer):  # "#W1 is delivered" must match what the tools said about #W1
+        ids = {_norm_id(m.group(0)) for m in _ORDER_ID_RE.finditer(clause)} & facts.order_status.keys()
+        words = {_status_of(m.group(0)) for m in _STATUS_RE.finditer(clause)} - {None}
+        if len(ids) == 1 and words:
+            actual = facts.order_status[next(iter(ids))]
+            if words - {actual}:
+                found.append(f"says {', '.join(sorted(words - {actual}))} for an order that is {actual}")
     for m in _MONEY_RE.finditer(answer):
         n = _num(m.group(1) or m.group(2))
         if n is not None and n not in facts.numbers:
@@ -135,13 +151,48 @@ def problems(answer: str, facts: Facts) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def _status_of(word: str) -> str | None:
+    return STATUS_WORDS.get(word.lower(), STATUS_WORDS.get(word))
+
+
+_CLAUSE_RE = re.compile(r"[.;!?\n。;!?]\s*|,\s+(?:and|but)\s+|,\s*而|,\s*但")
+RENDER_MODULES = ("tools.orders", "tools.catalog", "tools.handoff", "tools.search", "tools.analytics.render")
+
+
+@lru_cache(maxsize=1)
+def _renderers() -> dict[type, Any]:
+    """render_* functions of the tool modules, keyed by the result type of their first parameter."""
+    import importlib
+    import typing
+
+    found: dict[type, Any] = {}
+    for name in RENDER_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        for attr, fn in vars(module).items():
+            if not attr.startswith("render_") or not callable(fn) or getattr(fn, "__module__", None) != name:
+                continue
+            try:
+                hints = typing.get_type_hints(fn)
+            except Exception:  # noqa: BLE001 - a renderer with unresolvable hints is just not registered
+                continue
+            params = [h for k, h in hints.items() if k != "return"]
+            if params and isinstance(params[0], type):
+                found[params[0]] = fn
+    return found
+
+
 def render(result: Any, limit: int = 1500) -> str:
     """The compact text a tool result is shown as (to the model, and as the faithful fallback answer)."""
-    for attr in ("render", "to_text"):
-        fn = getattr(result, attr, None)
-        if callable(fn):
-            text = fn()
-            return text if len(text) <= limit else text[: limit - 1] + "…"
+    fn = _renderers().get(type(result))
+    if fn is None:
+        method = getattr(result, "render", None) or getattr(result, "to_text", None)
+        fn = (lambda _r: method()) if callable(method) else None
+    if fn is not None:
+        text = fn(result)
+        return text if len(text) <= limit else text[: limit - 1] + "…"
     if isinstance(result, str):
         return result[:limit]
     data = to_jsonable(result)
