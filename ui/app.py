@@ -86,6 +86,7 @@ class ConsoleState:
 
     chat: ChatView = field(default_factory=ChatView)
     folder: Path | None = None
+    ctx: Any = None  # the marketer's ShopContext for direct tool calls; its cache keeps the analytics snapshot
 
 
 def _messages(view: ChatView | None) -> list[dict[str, Any]]:
@@ -101,10 +102,11 @@ def _churn_outputs(result: Any, state: ConsoleState) -> tuple:
         state.folder = service.session_folder()
     path = service.write_csv(view.table, state.folder) if not view.table.empty else None
     note = f"As of {view.as_of}. " if view.as_of else ""
-    note += view.note or f"{len(view.table)} customers, riskiest first. Click a column header to sort."
+    shown = f"{len(view.table)} customers" + (f" of {view.scored} scored" if view.scored and view.scored > len(view.table) else "")
+    note += view.note or f"{shown}, riskiest first (the chart counts these). Click a column header to sort."
     return (
-        gr.update(value=view.table),
-        gr.update(value=view.risk),
+        view.table,
+        view.risk,
         gr.update(value=str(path) if path else None, interactive=path is not None),
         note,
     )
@@ -114,7 +116,7 @@ def _segments_outputs(result: Any) -> tuple:
     view = service.segments_view(result)
     note = (f"As of {view.as_of}. " if view.as_of else "") + view.note
     choices = ["All", *view.sizes["segment"].tolist()]
-    return gr.update(value=view.sizes), note, gr.update(choices=choices)
+    return view.sizes, note, gr.update(choices=choices)
 
 
 def _insights_outputs(result: Any) -> tuple:
@@ -122,7 +124,7 @@ def _insights_outputs(result: Any) -> tuple:
     quotes = "\n".join(f"- {q}" for q in view.quotes) or "_No example quotes._"
     title = f"**Review insights{': ' + view.subject if view.subject else ''}**"
     md = f"{title}\n\n{view.note}\n\n{quotes}".strip()
-    return gr.update(value=view.aspects), gr.update(value=view.ratings), md
+    return view.aspects, view.ratings, md
 
 
 def build_app(settings: Settings | None = None, *, session_factory: SessionFactory | None = None, store=None) -> gr.Blocks:
@@ -188,15 +190,19 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
         state.chat.say("Marketer console ready. Ask about churn, segments, customer value or what reviews say.")
         return state, "", gr.update(visible=False), gr.update(visible=True), _messages(state.chat), backend
 
-    def _analytics(name: str, **filters):
-        return service.call_tool(name, svc.marketer_context(), **filters)
+    def _analytics(state: ConsoleState, name: str, **filters):
+        if state.ctx is None:
+            state.ctx = svc.marketer_context()
+        return service.call_tool(name, state.ctx, **filters)
 
-    def marketer_panels(state: ConsoleState | None, segment: str, tier: str, horizon: float, subject: str):
+    def marketer_panels(state: ConsoleState | None, segment: str, tier: str, horizon: float, subject_kind: str,
+                        subject: str):
         if state is None:
             raise gr.Error("Sign in to the marketer console first.")
         out: list[Any] = []
         try:
-            result = _analytics(service.CHURN_TOOL, segment=segment, value_tier=tier, horizon_days=int(horizon))
+            result = _analytics(state, service.CHURN_TOOL, segment=segment, tier=tier, horizon_days=int(horizon),
+                                top_n=service.PANEL_TOP_N)
             out += _churn_outputs(result, state)
         except service.PanelUnavailable as exc:
             out += [gr.skip(), gr.skip(), gr.skip(), f"Churn list not available yet: {exc}."]
@@ -204,14 +210,15 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
             log.exception("churn panel failed")
             out += [gr.skip(), gr.skip(), gr.skip(), f"⚠️ Churn list: {_panel_error(exc)}"]
         try:
-            out += _segments_outputs(_analytics(service.SEGMENTS_TOOL, horizon_days=int(horizon)))
+            out += _segments_outputs(_analytics(state, service.SEGMENTS_TOOL, horizon_days=int(horizon)))
         except service.PanelUnavailable as exc:
             out += [gr.skip(), f"Segments not available yet: {exc}.", gr.skip()]
         except Exception as exc:
             log.exception("segments panel failed")
             out += [gr.skip(), f"⚠️ Segments: {_panel_error(exc)}", gr.skip()]
         try:
-            out += _insights_outputs(_analytics(service.INSIGHTS_TOOL, product=subject or None, category=None))
+            scope = {subject_kind: subject.strip() or None} if subject_kind in ("product", "category") else {}
+            out += _insights_outputs(_analytics(state, service.INSIGHTS_TOOL, **scope))
         except service.PanelUnavailable as exc:
             out += [gr.skip(), gr.skip(), f"Review insights not available yet: {exc}."]
         except Exception as exc:
@@ -219,11 +226,11 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
             out += [gr.skip(), gr.skip(), f"⚠️ Review insights: {_panel_error(exc)}"]
         return (state, *out)
 
-    def marketer_panels_quiet(state, segment, tier, horizon, subject):
+    def marketer_panels_quiet(state, segment, tier, horizon, subject_kind, subject):
         # After sign-in: a failed sign-in leaves no state, and then there is nothing to fill.
         if state is None:
             return (None, *(gr.skip(),) * 10)
-        return marketer_panels(state, segment, tier, horizon, subject)
+        return marketer_panels(state, segment, tier, horizon, subject_kind, subject)
 
     def marketer_chat(message: str, state: ConsoleState | None):
         message = (message or "").strip()
@@ -237,7 +244,7 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
         # Panels filled during this turn are sent with every later update too, so the turn's last output has them.
         panels = list(skip_panels)
         for event in run_turn(state.chat, message):
-            if event is not None and event.kind == "tool_result" and not event.meta.get("error"):
+            if event is not None and event.kind == "tool_result" and not _failed(event):
                 name = state.chat.tool_name(event)
                 try:
                     if name == service.CHURN_TOOL:
@@ -304,7 +311,10 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
                                 ["All", "high", "medium", "low"], value="All", label="Value tier", elem_id="f-tier"
                             )
                             m_horizon = gr.Slider(30, 365, value=90, step=15, label="Horizon (days)", elem_id="f-horizon")
-                            m_subject = gr.Textbox(label="Reviews of (product or category)", elem_id="f-subject")
+                            m_subject_kind = gr.Radio(["category", "product"], value="category", label="Reviews of",
+                                                      elem_id="f-subject-kind")
+                            m_subject = gr.Textbox(placeholder="e.g. Headphones (empty: all)", show_label=False,
+                                                   elem_id="f-subject")
                             m_refresh = gr.Button("Update panels", elem_id="marketer-refresh")
                     with gr.Row():
                         with gr.Column(scale=3):
@@ -350,7 +360,8 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
         panel_outputs = [churn_table, risk_plot, churn_csv, churn_note, seg_plot, seg_note, m_segment,
                          aspects_plot, ratings_plot, quotes_md]
         login_io = dict(inputs=[m_pw], outputs=[m_state, m_login_msg, m_login, m_console, m_chat, backend_line])
-        panels_io = dict(inputs=[m_state, m_segment, m_tier, m_horizon, m_subject], outputs=[m_state, *panel_outputs])
+        panels_io = dict(inputs=[m_state, m_segment, m_tier, m_horizon, m_subject_kind, m_subject],
+                         outputs=[m_state, *panel_outputs])
         m_login_btn.click(marketer_sign_in, api_name="marketer_sign_in", **login_io).success(
             marketer_panels_quiet, api_name=False, **panels_io
         )
@@ -365,6 +376,10 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
     # Sessions are independent; the local model serialises its own generate() calls.
     demo.queue(default_concurrency_limit=16)
     return demo
+
+
+def _failed(event) -> bool:
+    return isinstance(event.data, dict) and "error" in event.data
 
 
 def _panel_error(exc: BaseException) -> str:

@@ -73,7 +73,7 @@ class ChatView:
             panel = self.messages[at]
             panel["content"] += f"\n\nResult:\n```\n{text}\n```"
             panel["metadata"] = {**panel["metadata"], "status": "done"}
-            if event.meta.get("error"):
+            if isinstance(event.data, dict) and "error" in event.data:
                 panel["metadata"]["log"] = "failed"
             self._text_at = None
         elif kind == "confirm":
@@ -83,7 +83,9 @@ class ChatView:
             self.handed_off = True
             self.say(f"🙋 **You are being transferred to a human agent.** They will see this summary:\n\n> {event.text}")
         elif kind == "final":
-            if self._text_at is not None:
+            if isinstance(event.data, dict) and event.data.get("awaiting_confirmation"):
+                self._text_at = None  # the confirm message already says it
+            elif self._text_at is not None:
                 # The final text may differ from what streamed (the grounding check can replace it).
                 self.messages[self._text_at]["content"] = event.text
             elif event.text:

@@ -26,6 +26,7 @@ SEGMENTS_TOOL = "summarize_segments"
 INSIGHTS_TOOL = "review_insights"
 PANEL_TOOLS = (CHURN_TOOL, SEGMENTS_TOOL, INSIGHTS_TOOL)
 
+PANEL_TOP_N = 1000  # the console lists (and charts) up to this many customers; score_churn's maximum
 RISK_BUCKETS = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0000001]
 RISK_LABELS = ["0-20%", "20-40%", "40-60%", "60-80%", "80-100%"]
 
@@ -40,6 +41,7 @@ class ChurnView:
     risk: pd.DataFrame  # columns: risk (bucket label), customers
     as_of: str | None
     note: str = ""
+    scored: int | None = None  # customers matching the filters, before the list was cut
 
 
 @dataclass
@@ -144,7 +146,8 @@ def churn_view(result: Any) -> ChurnView:
     else:
         risk = pd.DataFrame({"risk": RISK_LABELS, "customers": [0] * len(RISK_LABELS)})
     note = "" if rows else "No customers match these filters."
-    return ChurnView(table=table.reset_index(drop=True), risk=risk, as_of=as_of(result), note=note)
+    scored = result.get("customers_scored") if isinstance(result, dict) else None
+    return ChurnView(table=table.reset_index(drop=True), risk=risk, as_of=as_of(result), note=note, scored=scored)
 
 
 def segments_view(result: Any) -> SegmentsView:
@@ -190,7 +193,7 @@ def insights_view(result: Any) -> InsightsView:
         rc = _first(list(df.columns), "rating", "stars") or df.columns[0]
         nc = _first(list(df.columns), "count", "reviews", "n") or df.columns[-1]
         ratings = pd.DataFrame({"rating": df[rc].astype(str) + "★", "reviews": df[nc]})
-    subject = str(result.get("subject") or result.get("product") or result.get("category") or "")
+    subject = str(result.get("scope") or result.get("product") or result.get("category") or "")
     note = "" if aspects or not ratings.empty else "No reviews found for this product or category."
     return InsightsView(
         aspects=pd.DataFrame(aspects, columns=["aspect", "sentiment", "mentions"]),

@@ -1,0 +1,114 @@
+"""The app on a copy of the sample shop, served on 127.0.0.1, answering with the real agent and a scripted model."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+from types import SimpleNamespace
+
+import pytest
+
+ORDER_ID = re.compile(r"#[A-Z]\d+")
+
+
+def shop_script(messages):
+    """A scripted 'model' that picks the tool a trained model should pick, then reports the tool's own words."""
+    from langchain_core.messages import AIMessage, ToolMessage
+
+    from agent.testing import call
+
+    last = messages[-1]
+    if isinstance(last, ToolMessage):
+        return AIMessage("Here is what I found. " + " ".join(last.content.split())[:400])
+    text = last.content if isinstance(last.content, str) else ""
+    lower = text.lower()
+    order = ORDER_ID.search(text)
+    if order and "cancel" in lower:
+        return call("cancel_pending_order", order_id=order.group(), reason="no longer needed")
+    if order:
+        return call("get_order_details", order_id=order.group())
+    if "churn" in lower:
+        return call("score_churn", top_n=10)
+    if "segment" in lower:
+        return call("summarize_segments")
+    if "human" in lower:
+        return call("transfer_to_human", summary=f"The customer asked for a person: {text}")
+    return AIMessage("I can help with your orders, returns, exchanges and products.")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def shop(sample_db_template, tmp_path_factory):
+    """A module's own copy of the sample shop (the tests write: confirmed cancellations, conversation logs)."""
+    from store.db import open_store
+
+    folder = tmp_path_factory.mktemp("ui-shop")
+    shutil.copyfile(sample_db_template, folder / "shop.db")
+    store = open_store(f"sqlite:///{folder / 'shop.db'}")
+    yield store
+    store.dispose()
+
+
+@pytest.fixture(scope="module")
+def served(shop, tmp_path_factory):
+    """build_app(settings) served on a free 127.0.0.1 port; every session gets its own ScriptedChatModel."""
+    from agent.session import open_session
+    from agent.testing import ScriptedChatModel
+    from shopdesk.settings import get_settings
+    from ui.app import build_app
+
+    settings = get_settings(data_dir=tmp_path_factory.mktemp("ui-data"), marketer_password="s3cret-test")
+    sessions: list = []
+
+    def factory(role, customer_id):
+        model = ScriptedChatModel(fallback=shop_script, chunk_size=6)
+        session = open_session(settings, role, customer_id, model=model, store=shop)
+        sessions.append(session)
+        return session
+
+    app = build_app(settings, session_factory=factory, store=shop)
+    port = free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield SimpleNamespace(url=f"http://127.0.0.1:{port}/", app=app, store=shop, settings=settings, sessions=sessions)
+    app.close()
+
+
+def customers_with_orders(store, n: int, status: str | None = None) -> list[tuple[str, str]]:
+    """(customer id, one of their order ids) for n distinct customers, optionally with an order in `status`."""
+    from sqlalchemy import select
+
+    from store.models import Order
+
+    q = select(Order.customer_id, Order.id).order_by(Order.customer_id, Order.id)
+    if status:
+        q = q.where(Order.status == status)
+    out: dict[str, str] = {}
+    with store.read() as s:
+        for cid, oid in s.execute(q):
+            out.setdefault(cid, oid)
+            if len(out) == n:
+                break
+    return list(out.items())
+
+
+def texts(chat) -> list[str]:
+    """The plain text of each message of a Chatbot value as gradio_client returns it."""
+    out = []
+    for m in chat:
+        content = m["content"]
+        if isinstance(content, list):
+            content = " ".join(c.get("text", "") for c in content if isinstance(c, dict))
+        out.append(content)
+    return out
+
+
+@pytest.fixture(scope="session")
+def helpers():
+    """Helper functions for the test modules (with importlib import mode a conftest cannot be imported)."""
+    return SimpleNamespace(customers_with_orders=customers_with_orders, texts=texts, free_port=free_port)
