@@ -1,0 +1,8 @@
+"""Marketer analytics: RFM segments, value tiers (BG/NBD x Gamma-Gamma), churn scores with reasons, offers."""
+
+from tools.analytics.offers import draft_retention_offer
+from tools.analytics.profile import get_customer_profile
+from tools.analytics.scores import score_churn
+from tools.analytics.segments import lookup_segment, summarize_segments
+
+__all__ = ["summarize_segments", "lookup_segment", "score_churn", "get_customer_profile", "draft_retention_offer"]

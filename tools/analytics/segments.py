@@ -1,0 +1,132 @@
+"""Marketer tools over RFM segments: sizes and value per segment, and segment membership."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tools.analytics.models import SegmentLookup, SegmentMember, SegmentRow, SegmentSummary
+from tools.analytics.rfm import SEGMENT_DESCRIPTIONS, SEGMENTS, normalise_segment
+from tools.analytics.snapshot import Snapshot, customer_directory, find_customer, get_snapshot
+from tools.context import ShopContext
+from tools.errors import NotFoundError, ToolInputError
+
+MAX_LIMIT = 500
+
+
+def _f(v, default: float = 0.0) -> float:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return default
+    return x if np.isfinite(x) else default
+
+
+def _prob(v) -> float | None:
+    x = _f(v, float("nan"))
+    return None if not np.isfinite(x) else round(x, 4)
+
+
+def summarize_segments(ctx: ShopContext, as_of: str | None = None, horizon_days: int = 90) -> SegmentSummary:
+    """Size, revenue share, average 12-month value and churn risk of every customer segment.
+
+    Args:
+        as_of: Date the figures describe, YYYY-MM-DD; default the day of the latest order.
+        horizon_days: Churn risk means no purchase within this many days after as_of (7-365).
+    """
+    ctx.require_marketer()
+    snap = get_snapshot(ctx, as_of, horizon_days)
+    return segment_summary(snap)
+
+
+def segment_summary(snap: Snapshot) -> SegmentSummary:
+    t = snap.table
+    n = len(t)
+    total_revenue = _f(t["monetary_total"].sum()) if n else 0.0
+    rows: list[SegmentRow] = []
+    for seg in SEGMENTS:
+        part = t[t["segment"] == seg] if n else t
+        k = len(part)
+        revenue = _f(part["monetary_total"].sum()) if k else 0.0
+        rows.append(
+            SegmentRow(
+                segment=seg,
+                description=SEGMENT_DESCRIPTIONS[seg],
+                customers=k,
+                share_of_customers=round(k / n, 4) if n else 0.0,
+                revenue_usd=round(revenue, 2),
+                revenue_share=round(min(1.0, revenue / total_revenue), 4) if total_revenue > 0 else 0.0,
+                avg_value_12m_usd=round(_f(part["value_12m_usd"].mean()), 2) if k else 0.0,
+                avg_churn_probability=_prob(part["churn_probability"].mean()) if k else None,
+            )
+        )
+    return SegmentSummary(
+        as_of=snap.as_of,
+        horizon_days=snap.horizon_days,
+        customers=n,
+        churn_method=snap.churn_method,
+        rows=rows,
+        notes=list(snap.notes),
+    )
+
+
+def member_rows(snap: Snapshot, ids: list[str]) -> list[SegmentMember]:
+    directory = customer_directory(snap.store, ids) if snap.store is not None else {}
+    out = []
+    for cid in ids:
+        r = snap.table.loc[cid]
+        out.append(
+            SegmentMember(
+                customer_id=cid,
+                email=directory.get(cid, (None, ""))[0],
+                segment=r["segment"],
+                rfm=r["rfm"],
+                recency_days=round(_f(r["recency_days"]), 1),
+                orders=int(_f(r["frequency"])),
+                spend_usd=round(_f(r["monetary_total"]), 2),
+                value_12m_usd=round(_f(r["value_12m_usd"]), 2),
+                tier=r["tier"],
+                churn_probability=_prob(r["churn_probability"]),
+            )
+        )
+    return out
+
+
+def lookup_segment(
+    ctx: ShopContext, segment: str | None = None, customer: str | None = None, limit: int = 20
+) -> SegmentLookup:
+    """Which segment a customer is in, or the most valuable members of a segment.
+
+    Args:
+        segment: Segment name, e.g. "At risk" or "Champions" (give this or customer).
+        customer: Customer id or email (give this or segment).
+        limit: Most members to list, 1-500.
+    """
+    ctx.require_marketer()
+    if not segment and not customer:
+        raise ToolInputError("give a segment name (e.g. 'At risk') or a customer id or email")
+    if not 1 <= int(limit) <= MAX_LIMIT:
+        raise ToolInputError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+    snap = get_snapshot(ctx)
+    if customer:
+        found = find_customer(ctx.store, customer)
+        if found is None:
+            raise NotFoundError(f"no customer with id or email {customer!r}")
+        if found.id not in snap.table.index:
+            return SegmentLookup(
+                as_of=snap.as_of, customer=found.id, segment=None, members_total=0, rows=[],
+                notes=[f"Customer {found.id} has no purchase on or before {snap.as_of}, so has no segment yet."],
+            )
+        rows = member_rows(snap, [found.id])
+        return SegmentLookup(
+            as_of=snap.as_of, customer=found.id, segment=rows[0].segment,
+            members_total=int((snap.table["segment"] == rows[0].segment).sum()), rows=rows, notes=list(snap.notes),
+        )
+    name = normalise_segment(segment)
+    if name is None:
+        raise ToolInputError(f"unknown segment {segment!r}; segments are: {', '.join(SEGMENTS)}")
+    members = snap.table[snap.table["segment"] == name] if len(snap.table) else snap.table
+    top = members.sort_values(["value_12m_usd", "monetary_total"], ascending=False).head(int(limit))
+    return SegmentLookup(
+        as_of=snap.as_of, segment=name, members_total=len(members), rows=member_rows(snap, list(top.index)),
+        notes=list(snap.notes),
+    )

@@ -1,0 +1,170 @@
+"""One consistent analytics picture of the shop as of a date: features, RFM segments, value tiers, churn scores.
+
+The tools share it, so a segment's churn risk and a customer's profile agree; it is cached per session in
+`ShopContext.cache` (keyed by as-of date and horizon) because training the churn model is the costly part.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+
+from store.db import Store
+from store.models import Customer
+from tools.analytics import bgnbd
+from tools.analytics.churn import ChurnModel, InsufficientData, reasons_from_contributions, reasons_from_history
+from tools.analytics.churn import train_churn_model
+from tools.analytics.features import DataSpan, build_features, data_span
+from tools.analytics.rfm import score_rfm
+from tools.analytics.value import ValueModel, fit_value_model, predict_value
+from tools.errors import ToolInputError
+
+MIN_HORIZON, MAX_HORIZON = 7, 365
+
+
+@dataclass
+class Snapshot:
+    as_of: date
+    horizon_days: int
+    span: DataSpan
+    table: pd.DataFrame  # one row per customer with a purchase up to as_of
+    churn_method: str
+    churn_model: ChurnModel | None
+    value_model: ValueModel | None
+    notes: list[str] = field(default_factory=list)
+    store: Store | None = None
+
+    def reasons(self, customer_ids: list[str]) -> dict[str, list[str]]:
+        """Plain-word churn reasons for some customers (contributions are computed only for them)."""
+        if not customer_ids:
+            return {}
+        rows = self.table.loc[customer_ids]
+        if self.churn_model is not None:
+            contrib = self.churn_model.contributions(rows)
+            return {
+                cid: reasons_from_contributions(rows.iloc[i], contrib[i], self.churn_model.features)
+                for i, cid in enumerate(customer_ids)
+            }
+        return {cid: reasons_from_history(rows.iloc[i], _opt(rows.iloc[i].get("p_alive"))) for i, cid in enumerate(customer_ids)}
+
+
+def _opt(v) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if np.isfinite(f) else None
+
+
+def parse_date(value: str | date | None, name: str = "as_of") -> date | None:
+    if value is None or isinstance(value, date):
+        return value.date() if isinstance(value, datetime) else value
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ToolInputError(f"{name} must be a date written YYYY-MM-DD, got {value!r}") from None
+
+
+def resolve_as_of(span: DataSpan, as_of: date | None, horizon_days: int) -> date:
+    """The as-of date to use (default: the day of the latest order), checked against the data."""
+    if span.first is None:
+        return as_of or date.today()
+    first, last = span.first.date(), span.last.date()
+    if as_of is None:
+        return last
+    if as_of < first:
+        raise ToolInputError(f"as_of {as_of} is before the shop's first order ({first}); pick a date from {first} to {last}")
+    if as_of > date.today():
+        raise ToolInputError(f"as_of {as_of} is in the future; pick a date from {first} to {last}")
+    if (as_of - last).days > horizon_days:
+        raise ToolInputError(
+            f"as_of {as_of} is more than {horizon_days} days after the latest order ({last}), so every customer "
+            f"would count as churned; pick a date from {first} to {last}"
+        )
+    return as_of
+
+
+def check_horizon(horizon_days: int) -> None:
+    if not MIN_HORIZON <= int(horizon_days) <= MAX_HORIZON:
+        raise ToolInputError(f"horizon_days must be between {MIN_HORIZON} and {MAX_HORIZON}, got {horizon_days}")
+
+
+def build_snapshot(store: Store, as_of: date | str | None = None, horizon_days: int = 90) -> Snapshot:
+    check_horizon(horizon_days)
+    span = data_span(store)
+    day = resolve_as_of(span, parse_date(as_of), horizon_days)
+    notes: list[str] = []
+    if span.orders == 0:
+        notes.append("The shop has no orders yet, so there is nothing to segment or score.")
+        return Snapshot(day, horizon_days, span, _empty_table(), "unavailable", None, None, notes, store)
+    feats = build_features(store, day)
+    if len(feats) == 0:
+        notes.append(f"No customer had a purchase on or before {day}.")
+        return Snapshot(day, horizon_days, span, _empty_table(), "unavailable", None, None, notes, store)
+    table = feats.join(score_rfm(feats))
+    value_model = fit_value_model(feats)
+    notes += value_model.notes
+    table = table.join(predict_value(value_model, feats))
+    churn_model: ChurnModel | None = None
+    try:
+        churn_model = train_churn_model(store, day, horizon_days)
+        table["churn_probability"] = churn_model.predict(table)
+        method = "lightgbm"
+    except InsufficientData as exc:
+        if value_model.bgnbd is not None:
+            notes.append(f"Churn model not trained ({exc}); churn probabilities come from BG/NBD instead.")
+            table["churn_probability"] = bgnbd.prob_no_purchase(
+                value_model.bgnbd, table["x"], table["t_x"], table["T"], horizon_days / 7.0
+            )
+            method = "bgnbd"
+        else:
+            notes.append(f"Churn cannot be estimated yet: {exc}, and no customer has a repeat purchase.")
+            table["churn_probability"] = np.nan
+            method = "unavailable"
+    table["value_at_risk_usd"] = (table["churn_probability"].fillna(0.0) * table["value_12m_usd"]).astype(float)
+    return Snapshot(day, horizon_days, span, table, method, churn_model, value_model, notes, store)
+
+
+def _empty_table() -> pd.DataFrame:
+    cols = ["segment", "tier", "value_12m_usd", "churn_probability", "monetary_total", "frequency", "recency_days"]
+    return pd.DataFrame(columns=cols, index=pd.Index([], name="customer_id"))
+
+
+def get_snapshot(ctx, as_of: str | date | None = None, horizon_days: int = 90) -> Snapshot:
+    """The session's cached snapshot for (as_of, horizon), built on first use."""
+    cache = ctx.cache.setdefault("analytics_snapshots", {})
+    key = (str(parse_date(as_of)), int(horizon_days))
+    if key not in cache:
+        cache[key] = build_snapshot(ctx.store, as_of, horizon_days)
+    return cache[key]
+
+
+def customer_directory(store: Store, ids: list[str]) -> dict[str, tuple[str | None, str]]:
+    """Email and name of the given customers (looked up only for the rows shown)."""
+    out: dict[str, tuple[str | None, str]] = {}
+    if not ids:
+        return out
+    with store.read() as s:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for c in s.execute(select(Customer).where(Customer.id.in_(chunk))).scalars():
+                out[c.id] = (c.email, c.name)
+    return out
+
+
+def find_customer(store: Store, customer: str) -> Customer | None:
+    """A customer by id or by email (case-insensitive)."""
+    key = customer.strip()
+    with store.read() as s:
+        found = s.get(Customer, key)
+        if found is None and "@" in key:
+            from sqlalchemy import func
+
+            found = s.execute(select(Customer).where(func.lower(Customer.email) == key.lower())).scalars().first()
+        if found is not None:
+            s.expunge(found)
+        return found
