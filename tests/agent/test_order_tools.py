@@ -3,90 +3,28 @@
 from __future__ import annotations
 
 import json
-import shutil
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
-from store.models import Conversation, Customer, Fulfillment, Order, OrderItem, Payment, PaymentMethod, Product, Variant
-
-
-def load_tau2(store, users: set[str] | None = None) -> dict:
-    """Minimal import of tau2's db.json (all users, or only `users` and their orders) with store.models.
-
-    Test-only stand-in until the store's own tau2 importer lands; it keeps tau2's ids as the importer does.
-    """
-    from shopdesk.datasets import tau2_db
-
-    db = json.loads(Path(tau2_db()).read_text())
-    base = datetime(2026, 1, 1)
-    cust, pms, prods, vars_, orders, items, fuls, pays = [], [], [], [], [], [], [], []
-    for pid, p in db["products"].items():
-        prods.append({"id": pid, "name": p["name"], "source": "tau2"})
-        for vid, v in p["variants"].items():
-            vars_.append({"id": vid, "product_id": pid, "options": v["options"], "price": Decimal(str(v["price"])),
-                          "available": v["available"]})
-    for uid, u in db["users"].items():
-        if users is not None and uid not in users:
-            continue
-        a = u["address"]
-        cust.append({"id": uid, "first_name": u["name"]["first_name"], "last_name": u["name"]["last_name"],
-                     "email": u["email"], **{k: a[k] for k in ("address1", "address2", "city", "state", "country", "zip")},
-                     "source": "tau2"})
-        for pmid, pm in u["payment_methods"].items():
-            pms.append({"id": pmid, "customer_id": uid, "kind": pm["source"], "brand": pm.get("brand"),
-                        "last_four": pm.get("last_four"),
-                        "balance": Decimal(str(pm["balance"])) if "balance" in pm else None})
-    for n, (oid, o) in enumerate(db["orders"].items()):
-        if users is not None and o["user_id"] not in users:
-            continue
-        t = base + timedelta(hours=n)
-        total = sum(Decimal(str(i["price"])) for i in o["items"])
-        orders.append({"id": oid, "customer_id": o["user_id"], "status": o["status"], "created_at": t,
-                       "updated_at": t, "total": total, "address": o["address"], "details": {}, "source": "tau2"})
-        for i in o["items"]:
-            items.append({"order_id": oid, "product_id": i["product_id"], "variant_id": i["item_id"], "name": i["name"],
-                          "quantity": 1, "unit_price": Decimal(str(i["price"])), "options": i["options"]})
-        for f in o["fulfillments"]:
-            for tid in f["tracking_id"]:
-                fuls.append({"order_id": oid, "tracking_id": tid, "variant_ids": f["item_ids"]})
-        for p in o["payment_history"]:
-            pays.append({"order_id": oid, "kind": p["transaction_type"], "amount": Decimal(str(p["amount"])),
-                         "payment_method_id": p["payment_method_id"], "created_at": t})
-    with store.transaction() as s:
-        for model, rows in ((Customer, cust), (PaymentMethod, pms), (Product, prods), (Variant, vars_),
-                            (Order, orders), (OrderItem, items), (Fulfillment, fuls), (Payment, pays)):
-            if rows:
-                s.execute(insert(model), rows)
-    return db
+from store.models import Conversation, Order, OrderItem, Payment, PaymentMethod, Product, Variant
 
 
 @pytest.fixture(scope="module")
-def tau2_template(tmp_path_factory):
-    from store.db import open_store
+def tau2_json() -> dict:
+    from shopdesk.datasets import tau2_db
 
-    path = tmp_path_factory.mktemp("tau2") / "tau2.db"
-    s = open_store(f"sqlite:///{path}")
-    db = load_tau2(s)
-    s.dispose()
-    return path, db
+    return json.loads(Path(tau2_db()).read_text())
 
 
 @pytest.fixture
-def t2(tau2_template, tmp_path):
-    """(store, db): a fresh writable copy of the tau2 shop and tau2's db.json as a dict."""
-    from store.db import Store
-
-    src, db = tau2_template
-    dst = tmp_path / "shop.db"
-    shutil.copy(src, dst)
-    s = Store(f"sqlite:///{dst}")
-    yield s, db
-    s.dispose()
+def t2(tau2_store, tau2_json):
+    """(store, db): a fresh writable copy of the imported tau2 shop, and tau2's db.json as a dict to pick facts from."""
+    return tau2_store, tau2_json
 
 
 def ctx_for(store, customer_id, settings=None, conversation_id=None):
@@ -595,16 +533,16 @@ def test_duplicate_items_count_units(t2):
 # ------------------------------------------------------------------ both engines
 
 
-def test_confirmation_flow_on_each_engine(store):
-    """The whole cancel flow on SQLite and PostgreSQL, with two customers loaded."""
+def test_confirmation_flow_on_each_engine(store, tau2_json):
+    """The whole cancel flow on SQLite and PostgreSQL, on the imported tau2 data."""
+    from shopdesk.datasets import tau2_db
+    from store.importers.tau2 import import_tau2
     from tools.errors import NotFoundError
     from tools.orders import cancel_pending_order, execute_pending_action
 
-    from shopdesk.datasets import tau2_db
-
-    oid, o = order_of(json.loads(Path(tau2_db()).read_text()), "pending")
+    import_tau2(store, tau2_db())
+    oid, o = order_of(tau2_json, "pending", lambda o: o["user_id"] != "james_li_5688")
     owner = o["user_id"]
-    load_tau2(store, users={owner, "james_li_5688"})
     with pytest.raises(NotFoundError):
         cancel_pending_order(ctx_for(store, "james_li_5688"), oid, "no longer needed")
     ctx = ctx_for(store, owner)

@@ -9,7 +9,6 @@ tested in tests/search).
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import json
 import re
@@ -17,9 +16,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
-from store.models import Customer, Order
+from store.models import Customer, Order, OrderItem, Payment, PaymentMethod
 
 REPO = Path(__file__).resolve().parents[2]
 CASES_FILE = REPO / "agent" / "evalcases" / "cases.jsonl"
@@ -30,14 +29,17 @@ YES = re.compile(r"\b(yes|confirm|go ahead|ok)\b|是的|确认|好的", re.IGNOR
 HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
-def _order_tests_module():
-    spec = importlib.util.spec_from_file_location("d1_order_tools_tests", Path(__file__).with_name("test_order_tools.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-OT = _order_tests_module()
+def snapshot(store) -> dict:
+    """Everything a write could touch (plain rows)."""
+    with store.read() as s:
+        return {
+            "orders": sorted(s.execute(select(Order.id, Order.status, Order.total, Order.address, Order.details,
+                                              Order.updated_at)).all(), key=lambda r: r[0]),
+            "items": sorted(s.execute(select(OrderItem.id, OrderItem.order_id, OrderItem.variant_id,
+                                             OrderItem.unit_price, OrderItem.quantity)).all()),
+            "payments": s.scalar(select(func.count()).select_from(Payment)),
+            "balances": sorted(s.execute(select(PaymentMethod.id, PaymentMethod.balance)).all()),
+        }
 
 
 def test_case_file_covers_what_the_issue_asks():
@@ -63,19 +65,6 @@ def test_case_file_covers_what_the_issue_asks():
 
 
 @pytest.fixture(scope="module")
-def tau2_template(tmp_path_factory):
-    from store.db import open_store
-
-    path = tmp_path_factory.mktemp("tau2-cases") / "tau2.db"
-    s = open_store(f"sqlite:///{path}")
-    OT.load_tau2(s)
-    with s.engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    s.dispose()
-    return path
-
-
-@pytest.fixture(scope="module")
 def marketer_ctx(sample_db_template, tmp_path_factory):
     """One read-only marketer session on the sample shop: the analytics snapshot is computed once for all cases."""
     from shopdesk.settings import Settings
@@ -92,7 +81,7 @@ def marketer_ctx(sample_db_template, tmp_path_factory):
 def _store_for(case, request, tmp_path):
     from store.db import Store
 
-    template = request.getfixturevalue("tau2_template" if case["store"] == "tau2" else "sample_db_template")
+    template = request.getfixturevalue("tau2_db_template" if case["store"] == "tau2" else "sample_db_template")
     dst = tmp_path / "case.db"
     shutil.copy(template, dst)
     return Store(f"sqlite:///{dst}")
@@ -141,7 +130,7 @@ def test_case_is_true_for_the_data(case, request, tmp_path):
         request.addfinalizer(store.dispose)
         ctx = ShopContext(store=store, settings=None, role="customer", customer_id=_customer_id(store, case["customer"]))
     funcs = _functions(case["role"])
-    before = OT.snapshot(store)
+    before = snapshot(store)
     assert None not in _statuses(store, expect.get("order_status", {})).values(), "an order of the case is missing"
     if expect.get("no_writes"):
         assert _statuses(store, expect.get("order_status", {})) == expect.get("order_status", {})
@@ -182,9 +171,9 @@ def test_case_is_true_for_the_data(case, request, tmp_path):
 
     assert _statuses(store, expect.get("order_status", {})) == expect.get("order_status", {})
     if expect.get("no_writes"):
-        assert OT.snapshot(store) == before
+        assert snapshot(store) == before
     elif expect.get("no_writes") is False:
-        assert OT.snapshot(store) != before
+        assert snapshot(store) != before
     joined = "\n".join(texts).lower()
     for needle in expect.get("answer_contains", []):
         assert needle.lower() in joined, f"{needle!r} is not in what the tools say"
