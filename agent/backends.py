@@ -189,7 +189,7 @@ class LocalChatModel(BaseChatModel):
                 if run_manager:
                     run_manager.on_llm_new_token(delta)
                 yield ChatGenerationChunk(message=AIMessageChunk(content=delta))
-        final = self._to_message(text) if tools else AIMessage(content=text.strip())
+        final = self.to_message(text) if tools else AIMessage(content=text.strip())
         end = text.find("<tool_call>")
         rest = "" if prefix else text[sent : len(text) if end < 0 else end]
         yield ChatGenerationChunk(
@@ -212,12 +212,12 @@ class LocalChatModel(BaseChatModel):
         tools = kwargs.get("tools")
         prompt = self.render(messages, tools, kwargs.get("tool_choice"))
         text = self._forced_prefix(tools, kwargs.get("tool_choice")) + "".join(self._token_stream(prompt, stop))
-        message = self._to_message(text) if tools else AIMessage(content=text.strip())
+        message = self.to_message(text) if tools else AIMessage(content=text.strip())
         message.response_metadata["raw_text"] = text
         return ChatResult(generations=[ChatGeneration(message=message)])
 
     @staticmethod
-    def _to_message(text: str) -> AIMessage:
+    def to_message(text: str) -> AIMessage:
         content, parsed = parse_tool_calls(text)
         valid = [{"name": c.name, "args": c.arguments, "id": c.id, "type": "tool_call"}
                  for c in parsed if c.error is None and isinstance(c.arguments, dict)]

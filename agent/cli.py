@@ -1,7 +1,136 @@
-"""CLI commands of the `agent` area (registered on the `shopdesk` command)."""
+"""CLI commands of the agent area.
+
+    shopdesk chat --customer james_li_5688                      # talk to the support bot in the terminal
+    shopdesk eval --cases agent/evalcases/cases.jsonl --store tau2 --backend local --adapter none --json
+    shopdesk serve-llm --port 8000 --adapter shopdesk=finetune/adapter
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
 
 import typer
 
+from shopdesk.output import UserError, cli_errors, emit
+
+DEFAULT_CASES = Path(__file__).with_name("evalcases") / "cases.jsonl"
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command("eval")
+    @cli_errors
+    def eval_cmd(
+        cases: Path = typer.Option(DEFAULT_CASES, "--cases", help="JSONL file of eval cases."),
+        store: str = typer.Option(None, "--store", help="Only the cases of this store: tau2 or sample."),
+        backend: str = typer.Option(None, "--backend", help="local, vllm, or fake (oracle); default: settings."),
+        adapter: str = typer.Option(None, "--adapter", help="LoRA adapter folder, or 'none'; default: settings."),
+        role: str = typer.Option(None, "--role", help="Only the cases of this role: customer or marketer."),
+        lang: str = typer.Option(None, "--lang", help="Only the cases of this language: en or zh."),
+        limit: int = typer.Option(None, "--limit", min=1, help="Run at most this many cases (after filtering)."),
+        ids: str = typer.Option(None, "--ids", help="Comma-separated case ids to run."),
+        as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    ) -> None:
+        """Play scripted conversations against the agent, each on a fresh copy of its store, and score them."""
+        from agent.evaluate import STORES, load_cases, render_report, run_eval
+        from shopdesk.settings import get_settings
+
+        settings = get_settings()
+        if store is not None and store not in STORES:
+            raise UserError(f"--store must be one of {', '.join(STORES)}, got {store!r}")
+        backend = backend or settings.llm_backend
+        if backend not in ("local", "vllm", "fake"):
+            raise UserError(f"--backend must be local, vllm or fake, got {backend!r}")
+        selected = load_cases(cases)
+        if store:
+            selected = [c for c in selected if c.store == store]
+        if role:
+            selected = [c for c in selected if c.role == role]
+        if lang:
+            selected = [c for c in selected if c.lang == lang]
+        if ids:
+            wanted = {i.strip() for i in ids.split(",") if i.strip()}
+            unknown = wanted - {c.id for c in selected}
+            if unknown:
+                raise UserError(f"no such case id(s) in {cases} (after filters): {', '.join(sorted(unknown))}")
+            selected = [c for c in selected if c.id in wanted]
+        if limit:
+            selected = selected[:limit]
+        if not selected:
+            raise UserError("no cases selected")
+        report = run_eval(selected, settings, backend=backend, adapter=adapter)
+        emit(report, as_json, render_report)
+
+    @app.command("chat")
+    @cli_errors
+    def chat_cmd(
+        customer: str = typer.Option(None, "--customer", help="Customer id or email to sign in as."),
+        marketer: bool = typer.Option(False, "--marketer", help="Talk as a marketer instead of a customer."),
+        backend: str = typer.Option(None, "--backend", help="local, vllm or fake; default: settings."),
+        adapter: str = typer.Option(None, "--adapter", help="LoRA adapter folder, or 'none'."),
+    ) -> None:
+        """Chat with the agent in the terminal (events shown as they stream)."""
+        from agent.backends import make_chat_model
+        from agent.session import open_session
+        from shopdesk.settings import get_settings
+
+        settings = get_settings()
+        role = "marketer" if marketer else "customer"
+        if role == "customer" and not customer:
+            raise UserError("give --customer ID (or --marketer)")
+        model = make_chat_model(settings, adapter=adapter, backend=backend)
+        session = open_session(settings, role, customer, model=model)
+        typer.echo(f"[{session.describe_backend()}] empty line to quit", err=True)
+        while True:
+            try:
+                message = input("> ").strip()
+            except EOFError:
+                break
+            if not message:
+                break
+            for event in session.respond(message):
+                if event.kind == "text":
+                    typer.echo(event.text, nl=False, err=True)
+                elif event.kind in ("tool_call", "tool_result", "confirm", "handoff"):
+                    detail = event.arguments if event.kind == "tool_call" else event.text
+                    typer.echo(f"\n  [{event.kind} {event.name}] {detail}", err=True)
+                elif event.kind in ("final", "error"):
+                    replaced = " (grounded replacement)" if (event.data or {}).get("grounding_replaced") else ""
+                    typer.echo(f"\n{event.text}{replaced}")
+
+    @app.command("serve-llm")
+    @cli_errors
+    def serve_llm_cmd(
+        port: int = typer.Option(8000, "--port"),
+        host: str = typer.Option("127.0.0.1", "--host"),
+        adapter: list[str] = typer.Option(None, "--adapter", help="NAME=DIR of a LoRA adapter; repeatable."),
+        venv: Path = typer.Option(None, "--venv", help="Virtual env with vllm (default: .venv-vllm, else this one)."),
+        log: Path = typer.Option(None, "--log", help="Write the server's output to this file."),
+    ) -> None:
+        """Serve the chat model (+ LoRA adapters) with vLLM's OpenAI-compatible API until Ctrl-C."""
+        from agent.backends import REPO_ADAPTER
+        from agent.vllm_server import VLLMServer
+        from shopdesk.models import resolve_chat_model
+        from shopdesk.settings import get_settings
+
+        settings = get_settings()
+        adapters: dict[str, str] = {}
+        for spec in adapter or []:
+            name, sep, folder = spec.partition("=")
+            if not sep or not name or not folder:
+                raise UserError(f"--adapter must look like NAME=DIR, got {spec!r}")
+            adapters[name] = folder
+        if not adapter and (REPO_ADAPTER / "adapter_config.json").exists():
+            adapters["shopdesk"] = str(REPO_ADAPTER)
+        server = VLLMServer(resolve_chat_model(settings), adapters=adapters, host=host, port=port, venv=venv,
+                            log_path=log)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # SIGTERM takes the same exit path as Ctrl-C
+        typer.echo(f"starting: {' '.join(server.command())}", err=True)
+        with server:
+            typer.echo(f"serving {', '.join(server.models())} on {server.base_url}", err=True)
+            try:
+                signal.pause()
+            except KeyboardInterrupt:
+                pass
+        typer.echo("stopped", err=True)

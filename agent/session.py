@@ -24,8 +24,9 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
 from agent.api import AgentEvent
-from agent.backends import describe, make_chat_model
+from agent.backends import LocalChatModel, describe, make_chat_model
 from agent.grounding import Facts, faithful_answer, is_chinese, problems, render
+from agent.parsing import OPEN
 from agent.toolspec import ToolSpec, tool_spec
 from shopdesk.output import UserError, to_jsonable
 from shopdesk.settings import Settings
@@ -154,6 +155,10 @@ class AgentSession:
             yield AIMessage(content="")
             return
         content = merged.content if isinstance(merged.content, str) else ""
+        if not merged.tool_calls and not merged.invalid_tool_calls and OPEN in content:
+            # a server-side parser (vLLM hermes) leaves a malformed call as text: read it the same way as locally
+            yield LocalChatModel.to_message(content)
+            return
         yield AIMessage(content=content.strip(), tool_calls=merged.tool_calls,
                         invalid_tool_calls=merged.invalid_tool_calls, response_metadata=merged.response_metadata)
 
