@@ -39,12 +39,12 @@ CONFIG = ["standard", "plus", "pro"]
 
 def _option_values(category: str) -> tuple[str, list[str]]:
     c = category.lower()
+    if any(k in c for k in ("headphone", "speaker", "watch", "camera")):
+        return "color", COLORS
     if "ipad" in c or "tablet" in c or "phone" in c:
         return "storage", TABLET_STORAGE
     if any(k in c for k in ("laptop", "desktop", "mini pc", "storage", "gaming")):
         return "storage", STORAGE
-    if any(k in c for k in ("headphone", "speaker", "watch", "camera")):
-        return "color", COLORS
     if any(k in c for k in ("tv", "monitor", "projector", "soundbar")):
         return "bundle", ["standard", "with wall mount"]
     return "configuration", CONFIG
@@ -142,7 +142,7 @@ def parse_catalog(path: Path, skip_bad: bool = False, source: str = "catalog") -
             category = get("category") or "Other"
             pid = stable_digits("product", title)
             if pid in seen:  # the same listing twice (the Costco file repeats some): keep the first
-                data.skipped["duplicate title"] = data.skipped.get("duplicate title", 0) + 1
+                data.skipped["duplicate title (merged)"] = data.skipped.get("duplicate title (merged)", 0) + 1
                 continue
             seen.add(pid)
             rating, count = None, None
@@ -169,3 +169,24 @@ def parse_catalog(path: Path, skip_bad: bool = False, source: str = "catalog") -
     if data.rows == 0:
         raise BadInputError(path, "the file has a header but no rows")
     return data
+
+
+def import_catalog(store, path: Path, skip_bad: bool = False) -> dict[str, Any]:
+    """Import a catalog CSV in one transaction (upserts by title-derived ids); returns counts and skipped rows."""
+    from store.importers.common import BulkWriter, previous_runs, record_run
+    from store.models import Product, Variant
+
+    path = Path(path)
+    data = parse_catalog(path, skip_bad=skip_bad)
+    with store.transaction() as session:
+        before = previous_runs(session, "catalog", path)
+        w = BulkWriter(session)
+        new_p, upd_p = w.upsert(Product, data.products)
+        new_v, upd_v = w.upsert(Variant, data.variants)
+        counts = {"products": len(data.products), "variants": len(data.variants), "rows": data.rows,
+                  "new_products": new_p, "updated_products": upd_p}
+        record_run(session, "catalog", path, {**counts, "skipped": data.skipped})
+    result: dict[str, Any] = {"file": str(path), "counts": counts, "skipped": data.skipped}
+    if before:
+        result["note"] = f"this file was imported {before} time(s) before; rows were updated, not duplicated"
+    return result

@@ -46,12 +46,44 @@ def file_sha256(path: Path) -> str:
 def _sqlite_value(v: Any) -> Any:
     # The same storage SQLAlchemy's SQLite types use, so ORM reads and string comparisons agree.
     if isinstance(v, datetime):
-        return v.strftime("%Y-%m-%d %H:%M:%S.%f")
+        return v.isoformat(" ", "microseconds")
     if isinstance(v, Decimal):
         return float(v)
     if isinstance(v, (dict, list)):
         return json.dumps(v, ensure_ascii=False)
     return v
+
+
+def _sqlite_converter(column) -> Any:
+    """A per-column converter to SQLite storage (None stays NULL); None when values pass through unchanged."""
+    from sqlalchemy import JSON, DateTime, Numeric
+
+    t = column.type
+    if isinstance(t, DateTime):
+        cache: dict[datetime, str] = {}
+
+        def dt(v):
+            if v is None:
+                return None
+            got = cache.get(v)
+            if got is None:
+                if len(cache) > 100_000:
+                    cache.clear()
+                got = cache[v] = v.isoformat(" ", "microseconds")
+            return got
+
+        return dt
+    if isinstance(t, JSON):
+        return lambda v: None if v is None else json.dumps(v, ensure_ascii=False)
+    if isinstance(t, Numeric) and not isinstance(t, sqlalchemy_Float()):
+        return lambda v: None if v is None else float(v)
+    return None
+
+
+def sqlalchemy_Float():
+    from sqlalchemy import Float
+
+    return Float
 
 
 class BulkWriter:
@@ -74,9 +106,10 @@ class BulkWriter:
             if self.sqlite:
                 cols = list(part[0].keys())
                 sql = f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
-                self.session.connection().exec_driver_sql(
-                    sql, [tuple(_sqlite_value(r[c]) for c in cols) for r in part]
-                )
+                convert = [_sqlite_converter(table.c[c]) for c in cols]
+                values = [[r[c] for r in part] for c in cols]
+                values = [list(map(f, v)) if f else v for f, v in zip(convert, values)]
+                self.session.connection().exec_driver_sql(sql, list(zip(*values)))
             else:
                 self.session.execute(insert(table), list(part))
         return len(rows)
