@@ -606,3 +606,40 @@ def test_transfer_to_human_marks_conversation(t2):
     assert render_result(r) == HANDOFF_MESSAGE and ctx.pending_action is None
     with store.read() as s:
         assert s.get(Conversation, "conv1").outcome == "handed_off"
+
+
+def test_digits_that_match_two_of_my_orders_are_ambiguous(t2):
+    from tools.errors import ToolInputError
+    from tools.orders import get_order_details
+
+    store, db = t2
+    uid = "james_li_5688"
+    with store.transaction() as s:
+        src = s.get(Order, "#W2611340")
+        s.add(Order(id="#S2611340", customer_id=uid, status="pending", created_at=src.created_at,
+                    updated_at=src.updated_at, total=0, address=src.address, details={}))
+    ctx = ctx_for(store, uid)
+    with pytest.raises(ToolInputError, match="several orders"):
+        get_order_details(ctx, "2611340")
+    assert get_order_details(ctx, "S2611340").order_id == "#S2611340"
+    assert get_order_details(ctx, "#W2611340").order_id == "#W2611340"
+
+
+def test_tool_signatures_carry_no_identity_and_document_every_argument():
+    import inspect
+
+    from tools import catalog, handoff, orders
+
+    tools = [orders.list_my_orders, orders.get_order_details, orders.cancel_pending_order,
+             orders.modify_pending_order_address, orders.modify_pending_order_items,
+             orders.return_delivered_order_items, orders.exchange_delivered_order_items,
+             catalog.get_product_details, handoff.transfer_to_human]
+    for fn in tools:
+        params = list(inspect.signature(fn).parameters)
+        assert params[0] == "ctx", fn.__name__
+        assert not {"customer_id", "user_id", "customer", "user"} & set(params), fn.__name__
+        doc = inspect.getdoc(fn)
+        assert doc and doc.splitlines()[0].endswith("."), fn.__name__
+        for p in params[1:]:
+            assert f"\n    {p}: " in doc, f"{fn.__name__} does not document {p} under Args:"
+    assert set(orders.WRITE_TOOLS) == {f.__name__ for f in tools if orders.is_write_tool(f.__name__)}
