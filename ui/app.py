@@ -76,7 +76,7 @@ class AppServices:
 
 
 def describe(info: dict[str, Any]) -> str:
-    parts = [f"**{k}:** {v}" for k, v in info.items() if v not in (None, "")]
+    parts = [f"**{k}:** {v}" for k, v in info.items() if v not in (None, "") and k != "tools"]
     return "Answering: " + " · ".join(parts) if parts else ""
 
 
@@ -86,6 +86,7 @@ class ConsoleState:
 
     chat: ChatView = field(default_factory=ChatView)
     folder: Path | None = None
+    downloads: int = 0
     ctx: Any = None  # the marketer's ShopContext for direct tool calls; its cache keeps the analytics snapshot
 
 
@@ -100,7 +101,10 @@ def _churn_outputs(result: Any, state: ConsoleState) -> tuple:
     view = service.churn_view(result)
     if state.folder is None:
         state.folder = service.session_folder()
-    path = service.write_csv(view.table, state.folder) if not view.table.empty else None
+    # A new file per result: a download always matches the table on screen, even when updates overlap.
+    state.downloads += 1
+    name = f"churn-{view.as_of or 'latest'}-{state.downloads}.csv"
+    path = service.write_csv(view.table, state.folder, name) if not view.table.empty else None
     note = f"As of {view.as_of}. " if view.as_of else ""
     shown = f"{len(view.table)} customers" + (f" of {view.scored} scored" if view.scored and view.scored > len(view.table) else "")
     note += view.note or f"{shown}, riskiest first (the chart counts these). Click a column header to sort."
@@ -139,7 +143,7 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
             choices = demo_customers(svc.store())
         except Exception as exc:
             log.exception("listing customers failed")
-            return gr.update(choices=[]), f"⚠️ {friendly_error(exc)}"
+            return gr.update(choices=[]), f"{friendly_error(exc)}"
         if not choices:
             return gr.update(choices=[]), "The shop has no customers yet: run `shopdesk store init --sample`."
         return gr.update(choices=choices, value=None), "Pick a customer to chat as."
@@ -151,7 +155,7 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
             backend = describe(session.describe_backend())
         except Exception as exc:
             log.exception("customer sign-in failed")
-            return None, [], f"⚠️ {friendly_error(exc)}", gr.skip()
+            return None, [], f"{friendly_error(exc)}", gr.skip()
         view = ChatView(session=session, identity=cid)
         view.say(f"Hi! You are signed in as customer `{cid}`. How can I help with your orders today?")
         return view, _messages(view), f"Signed in as **{cid}**.", backend
@@ -179,13 +183,13 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
 
     def marketer_sign_in(password: str):
         if not check_marketer_password(password, settings.marketer_password):
-            return None, "⚠️ Wrong password.", gr.update(visible=True), gr.update(visible=False), [], gr.skip()
+            return None, "Wrong password.", gr.update(visible=True), gr.update(visible=False), [], gr.skip()
         try:
             session = svc.open_chat("marketer", None)
             backend = describe(session.describe_backend())
         except Exception as exc:
             log.exception("marketer sign-in failed")
-            return None, f"⚠️ {friendly_error(exc)}", gr.update(visible=True), gr.update(visible=False), [], gr.skip()
+            return None, f"{friendly_error(exc)}", gr.update(visible=True), gr.update(visible=False), [], gr.skip()
         state = ConsoleState(chat=ChatView(session=session, identity="marketer"))
         state.chat.say("Marketer console ready. Ask about churn, segments, customer value or what reviews say.")
         return state, "", gr.update(visible=False), gr.update(visible=True), _messages(state.chat), backend
@@ -207,23 +211,23 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
         except service.PanelUnavailable as exc:
             out += [gr.skip(), gr.skip(), gr.skip(), f"Churn list not available yet: {exc}."]
         except Exception as exc:
-            log.exception("churn panel failed")
-            out += [gr.skip(), gr.skip(), gr.skip(), f"⚠️ Churn list: {_panel_error(exc)}"]
+            _log_panel_error("churn", exc)
+            out += [gr.skip(), gr.skip(), gr.skip(), f"Churn list: {_panel_error(exc)}"]
         try:
             out += _segments_outputs(_analytics(state, service.SEGMENTS_TOOL, horizon_days=int(horizon)))
         except service.PanelUnavailable as exc:
             out += [gr.skip(), f"Segments not available yet: {exc}.", gr.skip()]
         except Exception as exc:
-            log.exception("segments panel failed")
-            out += [gr.skip(), f"⚠️ Segments: {_panel_error(exc)}", gr.skip()]
+            _log_panel_error("segments", exc)
+            out += [gr.skip(), f"Segments: {_panel_error(exc)}", gr.skip()]
         try:
             scope = {subject_kind: subject.strip() or None} if subject_kind in ("product", "category") else {}
             out += _insights_outputs(_analytics(state, service.INSIGHTS_TOOL, **scope))
         except service.PanelUnavailable as exc:
             out += [gr.skip(), gr.skip(), f"Review insights not available yet: {exc}."]
         except Exception as exc:
-            log.exception("insights panel failed")
-            out += [gr.skip(), gr.skip(), f"⚠️ Review insights: {_panel_error(exc)}"]
+            _log_panel_error("insights", exc)
+            out += [gr.skip(), gr.skip(), f"Review insights: {_panel_error(exc)}"]
         return (state, *out)
 
     def marketer_panels_quiet(state, segment, tier, horizon, subject_kind, subject):
@@ -260,7 +264,7 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
     # ---- layout ----
 
     with gr.Blocks(title="shopdesk") as demo:
-        gr.Markdown("# 🛍️ shopdesk\nSupport chat for customers · analytics console for marketers")
+        gr.Markdown("# shopdesk\nSupport chat for customers · analytics console for marketers")
         backend_line = gr.Markdown(svc.configured_backend(), elem_id="backend-line")
         with gr.Tabs():
             with gr.Tab("Support chat", id="customer"):
@@ -273,8 +277,8 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
                 c_status = gr.Markdown("Loading customers…", elem_id="customer-status")
                 c_chat = gr.Chatbot(label="Support chat", height=460, elem_id="customer-chat", buttons=["copy"])
                 with gr.Row(visible=False, elem_id="confirm-row") as confirm_row:
-                    c_yes = gr.Button("✅ Confirm", variant="primary", elem_id="confirm-btn")
-                    c_no = gr.Button("✖ Cancel", variant="stop", elem_id="cancel-btn")
+                    c_yes = gr.Button("Confirm", variant="primary", elem_id="confirm-btn")
+                    c_no = gr.Button("Cancel", variant="stop", elem_id="cancel-btn")
                 with gr.Row(equal_height=True):
                     c_msg = gr.Textbox(
                         placeholder="Ask about your orders, returns, exchanges or products…",
@@ -283,7 +287,7 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
                         elem_id="customer-msg",
                     )
                     c_send = gr.Button("Send", variant="primary", scale=1, elem_id="customer-send")
-                    c_human = gr.Button("🙋 Talk to a human", scale=1, elem_id="talk-to-human")
+                    c_human = gr.Button("Talk to a human", scale=1, elem_id="talk-to-human")
                 c_view = gr.State(None)
 
             with gr.Tab("Marketer console", id="marketer"):
@@ -333,7 +337,7 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
                         with gr.Column():
                             seg_note = gr.Markdown(elem_id="segments-note")
                             seg_plot = gr.BarPlot(
-                                x="segment", y="customers", title="Segment sizes", label="Segment sizes", sort="-y", elem_id="segments-plot"
+                                x="segment", y="customers", title="Segment sizes", label="Segment sizes", sort="-y", x_label_angle=-30, elem_id="segments-plot"
                             )
                         with gr.Column():
                             aspects_plot = gr.BarPlot(
@@ -380,6 +384,15 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
 
 def _failed(event) -> bool:
     return isinstance(event.data, dict) and "error" in event.data
+
+
+def _log_panel_error(panel: str, exc: BaseException) -> None:
+    from tools.errors import ToolError
+
+    if isinstance(exc, ToolError):
+        log.info("%s panel: %s", panel, exc)
+    else:
+        log.exception("%s panel failed", panel)
 
 
 def _panel_error(exc: BaseException) -> str:

@@ -55,7 +55,7 @@ class ChatView:
                 {
                     "role": "assistant",
                     "content": f"Arguments:\n```json\n{args}\n```",
-                    "metadata": {"title": f"🔧 {event.name}", "id": call_id, "status": "pending"},
+                    "metadata": {"title": f"Tool: {event.name}", "id": call_id, "status": "pending"},
                 }
             )
             self._calls[call_id] = len(self.messages) - 1
@@ -67,7 +67,7 @@ class ChatView:
             at = self._calls.get(event.call_id or "")
             if at is None:  # a result without its call: show it as its own panel
                 self.messages.append(
-                    {"role": "assistant", "content": "", "metadata": {"title": f"🔧 {self.tool_name(event) or 'tool'}"}}
+                    {"role": "assistant", "content": "", "metadata": {"title": f"Tool: {self.tool_name(event) or 'tool'}"}}
                 )
                 at = len(self.messages) - 1
             panel = self.messages[at]
@@ -81,7 +81,7 @@ class ChatView:
             self.say(f"**Please confirm:** {event.text}\n\nUse the Confirm or Cancel button below.")
         elif kind == "handoff":
             self.handed_off = True
-            self.say(f"🙋 **You are being transferred to a human agent.** They will see this summary:\n\n> {event.text}")
+            self.say(f"**You are being transferred to a human agent.** They will see this summary:\n\n> {event.text}")
         elif kind == "final":
             if isinstance(event.data, dict) and event.data.get("awaiting_confirmation"):
                 self._text_at = None  # the confirm message already says it
@@ -92,7 +92,7 @@ class ChatView:
                 self.say(event.text)
             self._text_at = None
         elif kind == "error":
-            self.say(f"⚠️ {event.text}")
+            self.say(event.text)
 
     def finish_pending(self) -> None:
         """Close panels of calls that never got a result (the turn failed half-way)."""
@@ -147,5 +147,5 @@ def run_turn(view: ChatView, message: str):
     except Exception as exc:  # the boundary: log the bug, tell the user in one sentence
         log.exception("turn failed")
         view.finish_pending()
-        view.say(f"⚠️ {friendly_error(exc)}")
+        view.say(friendly_error(exc))
         yield

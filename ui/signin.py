@@ -21,7 +21,8 @@ def demo_customers(store: Store, limit: int = 50) -> list[tuple[str, str]]:
             .order_by(Customer.id)
             .limit(limit)
         ).all()
-    return [(f"{' '.join(p for p in (first, last) if p) or cid} ({email or cid})", cid) for cid, first, last, email in rows]
+    return [(f"{' '.join(p for p in (first, last) if p) or '?'} · {cid} · {email or ''}", cid)
+            for cid, first, last, email in rows]
 
 
 def sign_in_customer(store: Store, customer_id: str) -> str:

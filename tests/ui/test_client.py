@@ -36,7 +36,7 @@ def test_customer_asks_about_an_order(client, served, helpers):
     assert "scripted" in backend
     _, chat = client.predict(f"Where is my order {oid}?", api_name="/customer_chat")
     panels = _panels(chat)
-    assert [p["metadata"]["title"] for p in panels] == ["🔧 get_order_details"]
+    assert [p["metadata"]["title"] for p in panels] == ["Tool: get_order_details"]
     assert panels[0]["metadata"]["status"] == "done"
     assert oid in helpers.texts(panels)[0] and status in helpers.texts(panels)[0]
     answer = helpers.texts(chat)[-1]
@@ -93,7 +93,7 @@ def test_marketer_asks_who_will_churn(client, served):
     _, chat, backend = client.predict("s3cret-test", api_name="/marketer_sign_in")
     assert "scripted" in backend
     _, chat, table, risk, csv_path, note, *_ = client.predict("Who is likely to churn?", api_name="/marketer_chat")
-    assert [p["metadata"]["title"] for p in _panels(chat)] == ["🔧 score_churn"]
+    assert [p["metadata"]["title"] for p in _panels(chat)] == ["Tool: score_churn"]
     # The table and chart show exactly what the agent's score_churn call returned.
     session = served.sessions[-1]
     name, result = session.all_results[-1]
