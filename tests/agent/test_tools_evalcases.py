@@ -179,3 +179,12 @@ def test_case_is_true_for_the_data(case, request, tmp_path):
         assert needle.lower() in joined, f"{needle!r} is not in what the tools say"
     for needle in expect.get("answer_excludes", []):
         assert needle.lower() not in joined, f"{needle!r} leaked into what the tools say"
+    if expect.get("answer_excludes") and case["role"] == "customer":
+        # A correct bot may show any of the customer's own orders: an excluded string must not be in them either.
+        from tools.orders import get_order_details, list_my_orders
+
+        own = [_render(list_my_orders(ctx))]
+        own += [_render(get_order_details(ctx, o.order_id)) for o in list_my_orders(ctx).orders]
+        own_text = "\n".join(own).lower()
+        for needle in expect["answer_excludes"]:
+            assert needle.lower() not in own_text, f"{needle!r} is also in the customer's own data"
