@@ -92,11 +92,17 @@ def shop(tmp_path_factory):
     store.dispose()
 
 
+@pytest.fixture(scope="session")
+def shop_cache():
+    """One analytics cache for the read-only shop, so its snapshot is built once per test session."""
+    return {}
+
+
 @pytest.fixture
-def marketer(shop, settings):
+def marketer(shop, settings, shop_cache):
     from tools.context import ShopContext
 
-    return ShopContext(store=shop, settings=settings, role="marketer")
+    return ShopContext(store=shop, settings=settings, role="marketer", cache=shop_cache)
 
 
 def assert_no_nan(obj, path="result") -> None:

@@ -1,0 +1,90 @@
+"""Features on a hand-computed example (on SQLite and PostgreSQL), and the time split that keeps the future out."""
+
+from datetime import date, datetime, timedelta
+
+import pytest
+
+from tools.analytics.features import build_features, cutoff_of, purchased_between
+from store.models import Conversation, Review, Product
+
+
+def _example(store, helpers):
+    d = datetime
+    helpers.add_orders(store, [
+        ("alice", d(2024, 1, 1, 10), 100.0, "delivered"),
+        ("alice", d(2024, 1, 31, 9), 50.0, "delivered"),
+        ("alice", d(2024, 2, 10, 12), 30.0, "cancelled"),
+        ("alice", d(2024, 3, 1, 8), 70.0, "return requested"),
+        ("bob", d(2024, 2, 15, 15), 20.0, "delivered"),
+        ("carol", d(2024, 3, 5, 11), 40.0, "cancelled"),  # only a cancelled order: not a customer with a purchase
+        ("alice", d(2024, 4, 2, 10), 999.0, "delivered"),  # after the as-of date
+    ])
+    with store.transaction() as s:
+        s.add(Product(id="p1", name="Thing"))
+        s.flush()
+        s.add_all([
+            Review(id="r1", product_id="p1", customer_id="alice", rating=2, text="meh", created_at=d(2024, 2, 1)),
+            Review(id="r2", product_id="p1", customer_id="alice", rating=4, text="ok", created_at=d(2024, 3, 2)),
+            Review(id="r3", product_id="p1", customer_id="alice", rating=1, text="late", created_at=d(2024, 4, 5)),
+            Conversation(id="v1", role="customer", customer_id="alice", started_at=d(2024, 2, 11)),
+            Conversation(id="v2", role="customer", customer_id="bob", started_at=d(2024, 4, 10)),
+        ])
+
+
+def test_features_match_hand_computed_values(store, helpers):
+    _example(store, helpers)
+    f = build_features(store, date(2024, 3, 31))
+    assert sorted(f.index) == ["alice", "bob"]
+    a = f.loc["alice"]
+    cutoff = datetime(2024, 4, 1)
+    days = lambda t: (cutoff - t).total_seconds() / 86400  # noqa: E731
+    assert a["frequency"] == 3  # the cancelled order is not a purchase; the April order is after as_of
+    assert a["orders_all"] == 4
+    assert a["monetary_total"] == pytest.approx(220.0)
+    assert a["avg_order_value"] == pytest.approx(220.0 / 3)
+    assert a["recency_days"] == pytest.approx(days(datetime(2024, 3, 1, 8)), abs=1e-4)
+    assert a["tenure_days"] == pytest.approx(days(datetime(2024, 1, 1, 10)), abs=1e-4)
+    span = (datetime(2024, 3, 1, 8) - datetime(2024, 1, 1, 10)).total_seconds() / 86400
+    assert a["mean_gap_days"] == pytest.approx(span / 2, abs=1e-4)
+    last_gap = (datetime(2024, 3, 1, 8) - datetime(2024, 1, 31, 9)).total_seconds() / 86400
+    assert a["last_gap_days"] == pytest.approx(last_gap, abs=1e-4)
+    assert a["gap_trend"] == pytest.approx(last_gap / (span / 2), rel=1e-4)
+    assert a["cancel_share"] == pytest.approx(1 / 4)
+    assert a["return_share"] == pytest.approx(1 / 4)
+    assert a["orders_90d"] == 2  # Jan 31 and Mar 1 are within 90 days of Apr 1; Jan 1 is 91 days before
+    assert a["orders_prev_90d"] == 1
+    assert a["review_mean_rating"] == pytest.approx(3.0)  # the April review is after as_of
+    assert a["review_count"] == 2
+    assert a["support_contacts"] == 1
+    assert a["x"] == 2 and a["t_x"] == pytest.approx(span / 7, abs=1e-4)
+    assert a["T"] == pytest.approx(days(datetime(2024, 1, 1, 10)) / 7, abs=1e-4)
+    b = f.loc["bob"]
+    assert b["frequency"] == 1 and b["x"] == 0
+    assert b["mean_gap_days"] != b["mean_gap_days"]  # NaN: no gap with one order (LightGBM reads it as missing)
+    assert b["support_contacts"] == 0  # his conversation is after as_of
+    assert b["review_count"] == 0
+
+
+def test_future_orders_do_not_reach_features(sqlite_store, helpers):
+    """Leakage guard: orders, reviews and contacts after as_of leave the feature table unchanged."""
+    _example(sqlite_store, helpers)
+    as_of = date(2024, 3, 31)
+    before = build_features(sqlite_store, as_of)
+    helpers.add_orders(sqlite_store, [
+        ("alice", datetime(2024, 4, 1, 0, 0, 1), 5.0, "delivered"),
+        ("bob", datetime(2024, 5, 1), 500.0, "delivered"),
+        ("dave", datetime(2024, 4, 20), 50.0, "delivered"),
+    ])
+    after = build_features(sqlite_store, as_of)
+    assert list(after.index) == list(before.index)
+    assert after.equals(before)
+    # An order on the as-of day itself does count.
+    helpers.add_orders(sqlite_store, [("bob", datetime(2024, 3, 31, 23, 59), 1.0, "delivered")])
+    assert build_features(sqlite_store, as_of).loc["bob", "frequency"] == 2
+
+
+def test_labels_window(sqlite_store, helpers):
+    _example(sqlite_store, helpers)
+    start = cutoff_of(date(2024, 3, 31))
+    assert purchased_between(sqlite_store, start, start + timedelta(days=30)) == {"alice"}
+    assert purchased_between(sqlite_store, start - timedelta(days=60), start) == {"alice", "bob"}
