@@ -553,6 +553,23 @@ def test_confirmation_flow_on_each_engine(store, tau2_json):
     assert order.status == "cancelled"
     assert sum(p.amount for p in order.payments if p.kind == "refund") == order.total
 
+    from tools.orders import exchange_delivered_order_items, modify_pending_order_items
+
+    oid, o = order_of(tau2_json, "pending", lambda x: x["user_id"] != owner)
+    item, pm = o["items"][0], o["payment_history"][0]["payment_method_id"]
+    new_id = other_variant(tau2_json, item)
+    ctx = ctx_for(store, o["user_id"])
+    modify_pending_order_items(ctx, oid, [item["item_id"]], [new_id], pm)
+    assert execute_pending_action(ctx).status == "pending"
+    assert new_id in [i.variant_id for i in db_order(store, oid).items]
+
+    oid, o = order_of(tau2_json, "delivered")
+    item, pm = o["items"][0], o["payment_history"][0]["payment_method_id"]
+    ctx = ctx_for(store, o["user_id"])
+    exchange_delivered_order_items(ctx, oid, [item["item_id"]], [other_variant(tau2_json, item)], pm)
+    assert execute_pending_action(ctx).status == "exchange requested"
+    assert db_order(store, oid).status == "exchange requested"
+
 
 # ------------------------------------------------------------------ catalog and handoff
 
