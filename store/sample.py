@@ -270,6 +270,27 @@ def _scramble(n: np.ndarray | int, mult: int, add: int, mod: int):
     return (np.asarray(n, dtype=np.int64) * mult + add) % mod if isinstance(n, np.ndarray) else (n * mult + add) % mod
 
 
+BULK_FROM = 20_000  # from this many customers, SQLite secondary indexes are rebuilt once after loading
+BULK_TABLES = ("customers", "payment_methods", "orders", "order_items", "fulfillments", "payments", "reviews",
+               "conversations", "messages")
+
+
+def _drop_indexes(session) -> list:
+    """Drop the secondary indexes of the tables the build fills (inside its transaction); returns them to recreate.
+
+    Building an index once over sorted keys is far cheaper than millions of random b-tree inserts.
+    """
+    from store.models import Base
+
+    conn = session.connection()
+    dropped = []
+    for name in BULK_TABLES:
+        for index in Base.metadata.tables[name].indexes:
+            index.drop(conn)
+            dropped.append(index)
+    return dropped
+
+
 def build_sample(
     store: Store, customers: int = 300, seed: int = 0, progress: bool = False, as_of: datetime | None = None
 ) -> dict[str, Any]:
@@ -290,12 +311,22 @@ def build_sample(
         counts["variants"] = len(cat.variant_ids)
         state = {"order": 0, "review": 0}
         clock = _Clock(as_of, writer.sqlite)
+        bulk = writer.sqlite and customers >= BULK_FROM
+        dropped = _drop_indexes(session) if bulk else []
+        if writer.sqlite:  # a big page cache keeps index pages of the growing tables in memory
+            session.connection().exec_driver_sql("PRAGMA cache_size=-400000")
         with tqdm(total=customers, unit="cust", desc="sample shop", disable=not progress) as bar:
             for chunk, start in enumerate(range(0, customers, CHUNK)):
                 n = min(CHUNK, customers - start)
                 rng = np.random.default_rng([seed, chunk])
                 _build_chunk(writer, cat, clock, rng, start, n, state, counts)
                 bar.update(n)
+        if dropped:
+            conn = session.connection()
+            for index in tqdm(dropped, desc="indexes", disable=not progress):
+                index.create(conn)
+        if writer.sqlite:
+            session.connection().exec_driver_sql("PRAGMA cache_size=-2000")
         first, last = session.execute(select(func.min(Order.created_at), func.max(Order.created_at))).one()
     return {"counts": counts, "orders_from": first, "orders_to": last, "as_of": as_of, "seed": seed}
 
@@ -453,7 +484,7 @@ def _build_chunk(writer: BulkWriter, cat: _Catalog, clock: _Clock, rng: np.rando
             d = {"exchange_items": [cat.variant_ids[v]], "exchange_new_items": [cat.variant_ids[new]],
                  "exchange_price_difference": round(float(cat.prices[new] - cat.prices[v]), 2),
                  "exchange_payment_method_id": order_pm[o]}
-        details.append(json.dumps(d) if sqlite else d)
+        details.append((json.dumps(d) if d else "{}") if sqlite else d)
     order_rows = [
         (order_ids[o], cust_ids[c], status[o], created_vals[o], updated_vals[o], float(total[o]), addresses[c],
          details[o], SOURCE)
