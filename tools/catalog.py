@@ -76,7 +76,8 @@ def get_product_details(ctx: ShopContext, product_id: str) -> ProductDetails:
             description=_quote(product.description),
             rating=product.rating,
             variants=[
-                VariantInfo(item_id=v.id, options=v.options or {}, price=round(float(v.price), 2), available=v.available)
+                VariantInfo(item_id=v.id, options=v.options or {}, price=round(float(v.price), 2),
+                            available=v.available)
                 for v in variants[:MAX_VARIANTS]
             ],
             variant_count=len(variants),

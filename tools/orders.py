@@ -293,7 +293,8 @@ def _plan_cancel(s: Session, cid: str, args: dict[str, Any], lock: bool = False)
     def apply(session: Session) -> ActionResult:
         now = _now()
         for pm_id, amount in refunds.items():
-            session.add(Payment(order_id=order.id, kind="refund", amount=amount, payment_method_id=pm_id, created_at=now))
+            session.add(Payment(order_id=order.id, kind="refund", amount=amount, payment_method_id=pm_id,
+                                created_at=now))
             pm = pms.get(pm_id)
             if pm is not None and pm.kind == "gift_card":
                 pm.balance = _money(pm.balance) + amount
@@ -347,7 +348,9 @@ def _swap_setup(s: Session, cid: str, order: Order, args: dict[str, Any]):
     policy.check_swaps(lines, news, new_ids)
     pm_id = _clean_id(args.get("payment_method_id"), "payment_method_id")
     pm = policy.check_payment_method(s.get(PaymentMethod, pm_id), pm_id, cid)
-    diff = sum((_money(n.price) for n in news), Decimal("0")) - sum((_money(li.unit_price) for li in lines), Decimal("0"))
+    diff = sum((_money(n.price) for n in news), Decimal("0")) - sum(
+        (_money(li.unit_price) for li in lines), Decimal("0")
+    )
     policy.check_gift_card_covers(pm, diff)
     return item_ids, new_ids, lines, news, pm, diff
 
@@ -378,7 +381,8 @@ def _plan_modify_items(s: Session, cid: str, args: dict[str, Any], lock: bool = 
         order.total = _order_total(order)
         if diff != 0:
             kind = "payment" if diff > 0 else "refund"
-            session.add(Payment(order_id=order.id, kind=kind, amount=abs(diff), payment_method_id=pm.id, created_at=now))
+            session.add(Payment(order_id=order.id, kind=kind, amount=abs(diff), payment_method_id=pm.id,
+                                created_at=now))
             if pm.kind == "gift_card":
                 pm.balance = _money(pm.balance) - diff
         order.details = {**(order.details or {}), "items_modified": True,
@@ -410,7 +414,8 @@ def _plan_return(s: Session, cid: str, args: dict[str, Any], lock: bool = False)
     refund = sum((_money(li.unit_price) for li in lines), Decimal("0"))
     summary = (
         f"Return {len(lines)} item(s) of delivered order {order.id}: {_items_text(lines)}; refund {_usd(refund)} to "
-        f"{_pm_label(pm)}. The order becomes 'return requested' and you will get an email on how to send the items back."
+        f"{_pm_label(pm)}. The order becomes 'return requested' and you will get an email on how to send the items "
+        f"back."
     )
 
     def apply(session: Session) -> ActionResult:

@@ -68,7 +68,9 @@ def check_status(order: Order, action: str, display_id: str) -> None:
 
 def check_items_not_modified(order: Order, display_id: str) -> None:
     if (order.details or {}).get("items_modified"):
-        raise PolicyError(f"The items of order {display_id} were already modified once; they can be modified only once.")
+        raise PolicyError(
+            f"The items of order {display_id} were already modified once; they can be modified only once."
+        )
 
 
 def check_cancel_reason(reason: str) -> str:

@@ -1,4 +1,4 @@
-"""Customer order tools on the tau2 retail data: every tool, every policy rule, ownership, confirmation, transactions."""
+"""Customer order tools on the tau2 retail data: each tool, each policy rule, ownership, confirmation, transactions."""
 
 from __future__ import annotations
 

@@ -128,7 +128,8 @@ def test_case_is_true_for_the_data(case, request, tmp_path):
     else:
         store = _store_for(case, request, tmp_path)
         request.addfinalizer(store.dispose)
-        ctx = ShopContext(store=store, settings=None, role="customer", customer_id=_customer_id(store, case["customer"]))
+        customer_id = _customer_id(store, case["customer"])
+        ctx = ShopContext(store=store, settings=None, role="customer", customer_id=customer_id)
     funcs = _functions(case["role"])
     before = snapshot(store)
     assert None not in _statuses(store, expect.get("order_status", {})).values(), "an order of the case is missing"
