@@ -47,7 +47,7 @@ def test_customer_asks_about_an_order(page, served, helpers):
 
     from store.models import Order
 
-    (cid, oid), = helpers.customers_with_orders(served.store, 1)
+    (cid, oid), = helpers.customers_with_orders(served.store, 1, status="pending")
     with served.store.read() as s:
         status = s.get(Order, oid).status
     ARTIFACTS.mkdir(exist_ok=True)
@@ -70,16 +70,19 @@ def test_customer_asks_about_an_order(page, served, helpers):
     expect(chat).to_contain_text('"order_id"')
     page.screenshot(path=str(ARTIFACTS / "ui-customer-tool-panel.png"), full_page=True)
 
-    (_, pending), = helpers.customers_with_orders(served.store, 1, status="pending") or [(None, None)]
+    # A cancellation waits for the customer: Confirm / Cancel appear; Cancel keeps the order as it is.
+    page.locator("#customer-msg textarea").fill(f"Please cancel order {oid}")
+    page.locator("#customer-msg textarea").press("Enter")
+    expect(page.locator("#confirm-btn")).to_be_visible()
+    expect(chat).to_contain_text("Please confirm")
+    page.screenshot(path=str(ARTIFACTS / "ui-customer-confirm.png"), full_page=True)
+    page.locator("#cancel-btn").click()
+    expect(page.locator("#confirm-btn")).to_be_hidden()
     with served.store.read() as s:
-        owner = s.get(Order, pending).customer_id
-    if owner == cid:  # ask for a cancellation: the Confirm / Cancel buttons appear; Cancel keeps the order
-        page.locator("#customer-msg textarea").fill(f"Please cancel order {pending}")
-        page.locator("#customer-msg textarea").press("Enter")
-        expect(page.locator("#confirm-btn")).to_be_visible()
-        page.screenshot(path=str(ARTIFACTS / "ui-customer-confirm.png"), full_page=True)
-        page.locator("#cancel-btn").click()
-        expect(page.locator("#confirm-btn")).to_be_hidden()
+        assert s.get(Order, oid).status == "pending"
+    page.locator("#talk-to-human").click()
+    expect(chat).to_contain_text("transferred to a human")
+    page.screenshot(path=str(ARTIFACTS / "ui-customer-handoff.png"), full_page=True)
 
 
 def test_marketer_sees_churn_table_and_chart(page, served):
