@@ -133,11 +133,7 @@ class BulkWriter:
         """Insert rows whose key is new, update the others; returns (inserted, updated)."""
         if not rows:
             return 0, 0
-        col = getattr(model, key)
-        keys = [r[key] for r in rows]
-        existing: set = set()
-        for start in range(0, len(keys), 1000):
-            existing.update(self.session.scalars(select(col).where(col.in_(keys[start : start + 1000]))))
+        existing = self._existing(model, key, [r[key] for r in rows])
         new = [r for r in rows if r[key] not in existing]
         old = [r for r in rows if r[key] in existing]
         self.insert(model, new)
@@ -148,7 +144,37 @@ class BulkWriter:
             )
         return len(new), len(old)
 
+    def _empty(self, model: type[Base]) -> bool:
+        return self.session.execute(select(getattr(model, model.__mapper__.primary_key[0].name)).limit(1)).first() is None
+
+    def _existing(self, model: type[Base], key: str, keys: list[Any]) -> set:
+        """The keys already in the table (nothing to look up when the table is empty, the usual first import)."""
+        if self._empty(model):
+            return set()
+        found: set = set()
+        if self.sqlite:  # plain driver SQL: compiling thousands of expanding IN clauses costs more than the lookups
+            conn = self.session.connection()
+            for start in range(0, len(keys), 900):
+                part = keys[start : start + 900]
+                sql = f"SELECT {key} FROM {model.__tablename__} WHERE {key} IN ({', '.join('?' * len(part))})"
+                found.update(r[0] for r in conn.exec_driver_sql(sql, tuple(part)))
+            return found
+        col = getattr(model, key)
+        for start in range(0, len(keys), 1000):
+            found.update(self.session.scalars(select(col).where(col.in_(keys[start : start + 1000]))))
+        return found
+
     def delete_where_in(self, model: type[Base], column: str, values: Sequence[Any]) -> None:
+        if not values or self._empty(model):
+            return
+        if self.sqlite:
+            conn = self.session.connection()
+            for start in range(0, len(values), 900):
+                part = tuple(values[start : start + 900])
+                conn.exec_driver_sql(
+                    f"DELETE FROM {model.__tablename__} WHERE {column} IN ({', '.join('?' * len(part))})", part
+                )
+            return
         col = getattr(model, column)
         for start in range(0, len(values), 1000):
             self.session.execute(delete(model).where(col.in_(values[start : start + 1000])))
