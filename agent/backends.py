@@ -131,9 +131,17 @@ class LocalChatModel(BaseChatModel):
             name = tool_choice.get("function", {}).get("name") or tool_choice.get("name")
         elif isinstance(tool_choice, str) and tool_choice not in ("required", "any"):
             name = tool_choice
-        if name:
-            return '<tool_call>{"name": "' + name + '", "arguments": {'
-        return '<tool_call>{"name": "'
+        if not name:
+            return '<tool_call>{"name": "'
+        prefix = '<tool_call>{"name": "' + name + '", "arguments": {'
+        # a small model fills one value far more reliably than it writes the key: prefill the first required one
+        params = next((t["function"].get("parameters") or {} for t in tools if t["function"]["name"] == name), {})
+        required = params.get("required") or []
+        if required:
+            first = required[0]
+            kind = (params.get("properties") or {}).get(first, {}).get("type")
+            prefix += '"' + first + '": ' + ('"' if kind == "string" else "")
+        return prefix
 
     def _token_stream(self, prompt: str, stop: list[str] | None) -> Iterator[str]:
         import torch

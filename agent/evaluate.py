@@ -73,11 +73,13 @@ def load_cases(path: Path) -> list[EvalCase]:
 class StoreTemplates:
     """One SQLite template per store kind, built once per run; each case gets its own copy."""
 
-    def __init__(self, workdir: Path, settings: Settings, progress: bool = True):
+    def __init__(self, workdir: Path, settings: Settings, progress: bool = True, index: bool = True,
+                 prebuilt: dict[str, Path] | None = None):
         self.workdir = workdir
         self.settings = settings
         self.progress = progress
-        self.paths: dict[str, Path] = {}
+        self.index = index  # build the search index of each template (the search tools need it)
+        self.paths: dict[str, Path] = dict(prebuilt or {})
         self.chroma: dict[str, Path] = {}
 
     def template(self, kind: str) -> Path:
@@ -107,10 +109,10 @@ class StoreTemplates:
     def _build_index(self, kind: str, store) -> Path:
         """The search index of the template (read-only for tools, so all cases of the kind share it)."""
         chroma = self.workdir / f"chroma-{kind}"
-        try:
-            from index.build import build_index
-        except ImportError:
+        if not self.index:
             return chroma
+        from index.build import build_index
+
         build_index(store, self.settings_for(kind, chroma_only=chroma), progress=self.progress)
         return chroma
 
@@ -317,18 +319,21 @@ def oracle_model(case: EvalCase) -> BaseChatModel:
 
 
 def run_eval(cases: list[EvalCase], settings: Settings, *, backend: str, adapter: str | None,
-             workdir: Path | None = None, progress: bool = True) -> dict[str, Any]:
+             workdir: Path | None = None, progress: bool = True, index: bool = True,
+             prebuilt: dict[str, Path] | None = None, model: BaseChatModel | None = None) -> dict[str, Any]:
     from tqdm import tqdm
 
-    if backend == "fake":
-        model_for: Callable[[EvalCase], BaseChatModel] = oracle_model
+    if model is not None:
+        model_for: Callable[[EvalCase], BaseChatModel] = lambda _case: model  # noqa: E731
+    elif backend == "fake":
+        model_for = oracle_model
     else:
         from agent.backends import make_chat_model
 
-        model = make_chat_model(settings, adapter=adapter, backend=backend)
-        model_for = lambda _case: model  # noqa: E731 - one loaded model serves every case
+        loaded = make_chat_model(settings, adapter=adapter, backend=backend)
+        model_for = lambda _case: loaded  # noqa: E731 - one loaded model serves every case
     with tempfile.TemporaryDirectory(prefix="shopdesk-eval-", dir=workdir) as tmp:
-        templates = StoreTemplates(Path(tmp), settings, progress=progress)
+        templates = StoreTemplates(Path(tmp), settings, progress=progress, index=index, prebuilt=prebuilt)
         results = []
         started = time.perf_counter()
         for case in tqdm(cases, desc="eval", unit="case", disable=not progress):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
+_NAME = re.compile(r'"name"\s*:\s*"([A-Za-z_][\w]*)"')
 _BLOCK = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)
 
 
@@ -47,7 +48,9 @@ def parse_tool_calls(text: str) -> tuple[str, list[ParsedCall]]:
         try:
             obj = _loads_lenient(block)
         except (json.JSONDecodeError, ValueError) as exc:
-            calls.append(ParsedCall(name="", arguments=block, error=f"tool call is not valid JSON ({exc.msg})"))
+            named = _NAME.search(block)
+            calls.append(ParsedCall(name=named.group(1) if named else "", arguments=block,
+                                    error=f"tool call is not valid JSON ({getattr(exc, 'msg', exc)})"))
             continue
         if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
             calls.append(ParsedCall(name="", arguments=block, error='tool call needs {"name": ..., "arguments": {...}}'))
