@@ -118,3 +118,24 @@ def test_builds_on_both_engines(store):
         o = c.orders[0]
         assert o.id.startswith("#S") and o.items and o.payments and o.address["zip"] == c.zip
     assert result["orders_to"] <= AS_OF
+
+
+def test_bulk_path_gives_the_same_shop_and_keeps_indexes(sqlite_store, tmp_path, monkeypatch):
+    """Large builds drop and rebuild SQLite indexes; the shop and the schema must come out the same."""
+    from sqlalchemy import inspect
+
+    from store import sample
+    from store.db import open_store
+
+    normal = build_sample(sqlite_store, customers=30, seed=5)
+    monkeypatch.setattr(sample, "BULK_FROM", 10)
+    bulk_store = open_store(f"sqlite:///{tmp_path / 'bulk.db'}")
+    bulk = build_sample(bulk_store, customers=30, seed=5)
+    assert bulk == normal
+    for table in sample.BULK_TABLES:
+        names = lambda st: sorted(i["name"] for i in inspect(st.engine).get_indexes(table))  # noqa: E731
+        assert names(bulk_store) == names(sqlite_store), table
+    with sqlite_store.read() as a, bulk_store.read() as b:
+        q = select(Order.id, Order.status, Order.total, Order.updated_at).order_by(Order.id)
+        assert a.execute(q).all() == b.execute(q).all()
+    bulk_store.dispose()
