@@ -281,6 +281,22 @@ class SearchIndex:
                 out.append((kw.ids[i], float(scores[i])))
         return out
 
+    def _title_ranking(self, name: str, query: str, vec: list, kw: list) -> list[str]:
+        """Candidates ranked by how many of the query's words their title holds (names and model numbers)."""
+        wanted = set(tokenize(query))
+        if name != PRODUCTS or not wanted:
+            return []
+        titles = {rid: meta.get("title", "") for rid, _d, meta, _ in vec}
+        keyword = self.keyword(name) if kw else None
+        for rid, _score in kw:
+            if rid not in titles:
+                titles[rid] = keyword.metadatas[keyword.position[rid]].get("title", "")
+        coverage = {rid: len(wanted & set(tokenize(t))) / len(wanted) for rid, t in titles.items()}
+        order = {rid: r for r, (rid, _s) in enumerate(kw)}
+        ranked = sorted((rid for rid, c in coverage.items() if c >= 0.5),
+                        key=lambda rid: (-coverage[rid], order.get(rid, len(order))))
+        return ranked
+
     def search(self, name: str, query: str, f: Filters, k: int = 5, mode: Mode = "hybrid") -> list[Hit]:
         n = max(CANDIDATES, k)
         vec = self._vector(name, query, f, n) if mode in ("hybrid", "vector") else []
@@ -292,7 +308,7 @@ class SearchIndex:
         elif mode == "bm25":
             scores = dict(kw)
         else:
-            scores = _rrf([rid for rid, *_ in vec], [rid for rid, _ in kw])
+            scores = _rrf([rid for rid, *_ in vec], [rid for rid, _ in kw], self._title_ranking(name, query, vec, kw))
         known = {rid: (doc, meta) for rid, doc, meta, _ in vec}
         keyword = self.keyword(name) if kw else None
         hits = []

@@ -7,23 +7,25 @@ from decimal import Decimal
 import pytest
 
 
-class CountingEmbedder:
-    """Wraps the real embedder and counts the documents it is asked to embed."""
+def counting(inner):
+    """The real embedder (same loaded model) that counts the documents it is asked to embed."""
+    from index.embeddings import LocalEmbeddingFunction
 
-    def __init__(self, inner):
-        self.inner = inner
-        self.calls: list[int] = []
+    class CountingEmbedder(LocalEmbeddingFunction):
+        def __init__(self):
+            super().__init__(inner.model_path)
+            self._model = inner.model
+            self.calls: list[int] = []
 
-    def __call__(self, docs):
-        self.calls.append(len(docs))
-        return self.inner(docs)
+        def __call__(self, input):
+            self.calls.append(len(input))
+            return super().__call__(input)
 
-    def embed_query(self, docs):
-        return self.inner.embed_query(docs)
+        @property
+        def embedded(self) -> int:
+            return sum(self.calls)
 
-    @property
-    def embedded(self) -> int:
-        return sum(self.calls)
+    return CountingEmbedder()
 
 
 def _make(tmp_path):
@@ -36,7 +38,8 @@ def _make(tmp_path):
     with store.transaction() as s:
         for i in range(6):
             s.add(Product(id=f"p{i}", name=f"Test speaker model X{i}00", category="Speakers", brand="Acme",
-                          description=f"Portable speaker number {i} with deep bass", rating=4.0))
+                          description=f"Portable speaker number {i} with deep bass", rating=4.0,
+                          rating_count=10))
             s.add(Variant(id=f"v{i}", product_id=f"p{i}", price=Decimal(f"{50 + i * 10}.00"), available=True))
         s.flush()
         s.add(Review(id="r1", product_id="p1", rating=5, text="Great sound, battery lasts all day."))
@@ -50,7 +53,7 @@ def test_rebuild_embeds_only_changes(tmp_path, embedder):
     from store.models import Product, Review, Variant
 
     settings, store = _make(tmp_path)
-    ef = CountingEmbedder(embedder)
+    ef = counting(embedder)
     first = build_index(store, settings, progress=False, ef=ef)
     assert (first.products.embedded, first.reviews.embedded) == (6, 2)
     assert ef.embedded == 8

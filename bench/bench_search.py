@@ -1,0 +1,221 @@
+"""Search speed: embedding throughput next to the CPU ceiling, index build time and query latency at scale.
+
+    python bench/bench_search.py --embed-n 512 --scale 100000 --queries 100 --out bench/results/search.json
+
+What is measured, and how:
+- fp32 matmul FLOP/s (torch, same threads as the embedder) in this run;
+- MiniLM-L6 FLOPs per token = 2 x non-embedding parameters + attention (4 x layers x seq x hidden), and tokens per
+  record from the real tokenizer, give the ceiling records/s = FLOP/s / (FLOPs per token x tokens per record);
+- embedding throughput on real catalog documents (--embed-n records, batch 64, as `index build` does);
+- a --scale product index synthesised from the real catalog (title variants: sizes, colours, bundles, model suffixes):
+  its documents are distinct for BM25, but its vectors are the real vectors of the base product plus small noise,
+  because embedding 100,000 records on 2 shared cores takes hours. Build time at scale is reported as measured Chroma
+  insert + BM25 index time plus embedding time extrapolated from the measured throughput (and labelled so);
+- query latency p50/p95 (query embedding + Chroma + BM25 + fusion) with and without filters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def matmul_flops(threads: int, n: int = 1024, seconds: float = 3.0) -> float:
+    import torch
+
+    torch.set_num_threads(threads)
+    a = torch.randn(n, n, dtype=torch.float32)
+    b = torch.randn(n, n, dtype=torch.float32)
+    for _ in range(3):
+        a @ b
+    reps = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        reps += 1
+    return 2 * n**3 * reps / (time.perf_counter() - start)
+
+
+def model_flops_per_token(model, seq: int) -> dict:
+    cfg = model[0].auto_model.config
+    total = sum(p.numel() for p in model.parameters())
+    emb = sum(p.numel() for n, p in model.named_parameters() if "embeddings" in n)
+    non_emb = total - emb
+    attention = 4 * cfg.num_hidden_layers * seq * cfg.hidden_size  # QK^T and AV, 2 FLOPs per MAC
+    return {
+        "parameters": total,
+        "non_embedding_parameters": non_emb,
+        "flops_per_token_dense": 2 * non_emb,
+        "flops_per_token_attention": attention,
+        "flops_per_token": 2 * non_emb + attention,
+        "flops_per_token_brief_formula": 2 * 22_000_000 + attention,
+    }
+
+
+def catalog_records():
+    from shopdesk.datasets import electronics_catalog
+    from store.importers.catalog import parse_catalog
+
+    data = parse_catalog(electronics_catalog(), skip_bad=True)
+    prices: dict[str, list[float]] = {}
+    for v in data.variants:
+        prices.setdefault(v["product_id"], []).append(float(v["price"]))
+    out = []
+    for p in data.products:
+        ps = prices[p["id"]]
+        doc = "\n".join(x for x in (p["name"], f"Brand: {p['brand']}", f"Category: {p['category']}",
+                                    p.get("description") or "", f"Price: ${min(ps):.2f}") if x)
+        out.append({"id": p["id"], "title": p["name"], "category": p["category"], "price": min(ps),
+                    "rating": p["rating"] or -1.0, "doc": doc})
+    return out
+
+
+SIZES = ["", "Compact", "XL", "Mini", "Plus", "Pro", "Max", "Lite", "Ultra", "SE"]
+COLORS = ["Black", "White", "Silver", "Blue", "Red", "Graphite", "Green", "Gold"]
+BUNDLES = ["", "with Case", "Bundle", "2-pack", "with Warranty", "Refurbished", "Open Box"]
+
+
+def synthesise(base: list[dict], n: int, seed: int = 7) -> list[dict]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        b = base[i % len(base)]
+        if i < len(base):
+            out.append({**b, "id": f"s{i}", "base": i})
+            continue
+        extra = " ".join(x for x in (rng.choice(SIZES), rng.choice(COLORS), rng.choice(BUNDLES),
+                                     f"Model {rng.randint(100, 9999)}{rng.choice('ABCDXZ')}") if x)
+        price = round(b["price"] * rng.uniform(0.7, 1.4), 2)
+        out.append({**b, "id": f"s{i}", "base": i % len(base), "title": f"{b['title']} {extra}", "price": price,
+                    "doc": b["doc"].replace(b["title"], f"{b['title']} {extra}", 1),
+                    "rating": round(min(5.0, max(1.0, (b["rating"] if b["rating"] > 0 else 4.0)
+                                                   + rng.uniform(-0.5, 0.5))), 1),
+                    "in_stock": rng.random() > 0.1})
+    return out
+
+
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--embed-n", type=int, default=512, help="real documents to embed for throughput")
+    ap.add_argument("--scale", type=int, default=100_000, help="products in the scale index")
+    ap.add_argument("--queries", type=int, default=100)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args(argv)
+
+    import chromadb
+    import torch
+    from chromadb.config import Settings as ChromaSettings
+
+    from index.embeddings import LocalEmbeddingFunction
+    from index.search import Filters, SearchIndex
+    from shopdesk.models import resolve_embedding_model
+    from shopdesk.settings import Settings
+
+    torch.set_num_threads(args.threads)
+    result: dict = {"machine": {"cpus": os.cpu_count(), "threads": args.threads, "platform": platform.platform(),
+                                "loadavg_at_start": os.getloadavg()}}
+    flops = matmul_flops(args.threads)
+    result["matmul_fp32_gflops"] = round(flops / 1e9, 1)
+    print(f"fp32 matmul: {flops / 1e9:.1f} GFLOP/s", file=sys.stderr)
+
+    ef = LocalEmbeddingFunction(resolve_embedding_model(Settings()), batch_size=64, threads=args.threads)
+    model = ef.model
+    base = catalog_records()
+    docs = [r["doc"] for r in base]
+    sample = (docs * (args.embed_n // len(docs) + 1))[: args.embed_n]
+    lengths = [min(len(model.tokenizer(d)["input_ids"]), model.max_seq_length) for d in sample]
+    tokens = statistics.mean(lengths)
+    fpt = model_flops_per_token(model, int(tokens))
+    ef(sample[:64])  # warm-up
+    start = time.perf_counter()
+    for i in range(0, len(sample), 64):
+        ef(sample[i : i + 64])
+    spent = time.perf_counter() - start
+    rate = len(sample) / spent
+    ceiling = flops / (fpt["flops_per_token"] * tokens)
+    result["embedding"] = {
+        "records": len(sample), "seconds": round(spent, 2), "records_per_s": round(rate, 1),
+        "tokens_per_record_mean": round(tokens, 1), "tokens_per_s": round(rate * tokens, 0), **fpt,
+        "ceiling_records_per_s": round(ceiling, 1), "share_of_ceiling": round(rate / ceiling, 3),
+    }
+    print(f"embedding: {rate:.1f} records/s; ceiling {ceiling:.1f} records/s ({tokens:.0f} tokens/record)",
+          file=sys.stderr)
+
+    # -------- scale index
+    base_vecs = np.asarray(ef(docs), dtype=np.float32)
+    records = synthesise(base, args.scale)
+    rng = np.random.default_rng(0)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-search-"))
+    client = chromadb.PersistentClient(path=str(tmp / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
+    col = client.get_or_create_collection("products", embedding_function=ef, configuration={"hnsw": {"space": "cosine"}})
+    start = time.perf_counter()
+    batch = 5000
+    for i in range(0, len(records), batch):
+        chunk = records[i : i + batch]
+        vecs = base_vecs[[r["base"] for r in chunk]] + rng.normal(0, 0.02, (len(chunk), base_vecs.shape[1]))
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        col.add(ids=[r["id"] for r in chunk], embeddings=vecs.astype(np.float32), documents=[r["doc"] for r in chunk],
+                metadatas=[{"product_id": r["id"], "title": r["title"][:500], "category": r["category"],
+                            "category_key": r["category"].lower(), "brand": r["title"].split()[0],
+                            "price": float(r["price"]), "price_max": float(r["price"]), "rating": float(r["rating"]),
+                            "rating_count": 0, "in_stock": bool(r.get("in_stock", True))} for r in chunk])
+        print(f"inserted {i + len(chunk)}/{len(records)}", file=sys.stderr)
+    insert_s = time.perf_counter() - start
+    settings = Settings(data_dir=tmp, chroma_path=tmp / "chroma")
+    index = SearchIndex(settings, client=client, ef=ef)
+    start = time.perf_counter()
+    index.keyword("products")
+    bm25_s = time.perf_counter() - start
+    result["scale"] = {
+        "products": len(records),
+        "chroma_insert_s": round(insert_s, 1),
+        "bm25_index_s": round(bm25_s, 1),
+        "embedding_s_extrapolated": round(len(records) / rate, 0),
+        "build_s_estimated": round(insert_s + len(records) / rate, 0),
+        "note": "build_s_estimated = measured Chroma insert + embedding time extrapolated from measured records/s",
+    }
+    print(json.dumps(result["scale"]), file=sys.stderr)
+
+    queries = [r["title"].split(" - ")[0][:40] for r in random.Random(1).sample(base, min(len(base), args.queries))]
+    vague = ["quiet soundbar for a small room", "laptop for college", "wireless earbuds for running",
+             "camera to film my kids", "tv for a bright living room"]
+    queries = (queries + vague * (args.queries // 5 + 1))[: args.queries]
+    latency: dict = {}
+    for label, f in (("no_filters", None), ("filters", Filters(max_price=500, min_rating=4.0, in_stock=True))):
+        for mode in ("hybrid", "vector", "bm25"):
+            times = []
+            for q in queries:
+                start = time.perf_counter()
+                index.search_products(q, Filters(**vars(f)) if f else Filters(), 10, mode=mode, parse=False)
+                times.append((time.perf_counter() - start) * 1000)
+            latency[f"{mode}_{label}"] = {"p50_ms": round(pct(times, 0.5), 1), "p95_ms": round(pct(times, 0.95), 1)}
+            print(f"{mode} {label}: {latency[f'{mode}_{label}']}", file=sys.stderr)
+    result["query_latency"] = latency
+    result["machine"]["loadavg_at_end"] = os.getloadavg()
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
