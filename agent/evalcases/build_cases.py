@@ -27,8 +27,9 @@ YES_ZH = ("是的，请继续", "好的，确认", "确认，请办理")
 def case(cid: str, store: str, role: str, customer: str | None, turns: list[str], lang: str = "en",
          tags: tuple[str, ...] = (), probe: list[dict[str, Any]] | None = None, **expect: Any) -> dict[str, Any]:
     """One eval case. `probe` (not read by the harness) lists calls a model might try in a refusal case, with the
-    outcome the tools must give ("refused": PolicyError, "not_found": NotFoundError, "no_tool": not a tool of the
-    role); the case-checking test runs them, so a refusal expectation is proven by the tools, not assumed."""
+    outcome the tools must give ("refused": PolicyError, "not_found": NotFoundError, "input_error": ToolInputError,
+    "no_tool": not a tool of the role, "ok": answers without error); the case-checking test runs them, so a refusal
+    expectation is proven by the tools, not assumed."""
     out = {"id": cid, "store": store, "role": role, "customer": customer, "lang": lang, "tags": list(tags),
            "turns": turns, "expect": {k: v for k, v in expect.items() if v is not None}}
     if probe:
@@ -295,6 +296,38 @@ def tau2_cases(db: dict[str, Any]) -> Iterator[dict[str, Any]]:
                ["I want to change the email address on my account and talk about a billing dispute. Transfer me "
                 "to a human please."], tags=("handoff",), tool_calls=[call("transfer_to_human")], no_writes=True)
 
+    # --- multi-step and refusals the model must handle in conversation
+    oid, o = t.order("pending")
+    yield case(nid("t2-multi"), "tau2", "customer", o["user_id"],
+               [f"What's in my order {oid}?", "OK, please cancel that order then, I no longer need it.", YES_EN[2]],
+               tags=("status", "cancel", "write", "multi-turn"),
+               tool_calls=[call("get_order_details", order_id=oid),
+                           call("cancel_pending_order", order_id=oid, reason="no longer needed")],
+               answer_contains=["cancelled"], order_status={oid: "cancelled"}, no_writes=False)
+    oid, o = t.order("pending")
+    yield case(nid("t2-cancel-bad-reason"), "tau2", "customer", o["user_id"],
+               [f"Cancel {oid}, I found it cheaper on another site.", YES_EN[0]], tags=("cancel", "policy"),
+               probe=[probe("input_error", "cancel_pending_order", order_id=oid, reason="found it cheaper elsewhere")],
+               order_status={oid: "pending"}, no_writes=True)
+
+    def pricier_with_gift_card(o: dict) -> bool:
+        it = o["items"][0]
+        cards = [v for k, v in t.user(o["user_id"])["payment_methods"].items() if k.startswith("gift_card")]
+        return bool(cards) and any(v["available"] and v["price"] - it["price"] > cards[0]["balance"]
+                                   for v in t.variants(it).values())
+
+    oid, o = t.order("pending", pricier_with_gift_card)
+    it = o["items"][0]
+    gc, card = next((k, v) for k, v in t.user(o["user_id"])["payment_methods"].items() if k.startswith("gift_card"))
+    new_id = next(k for k, v in sorted(t.variants(it).items())
+                  if v["available"] and v["price"] - it["price"] > card["balance"])
+    yield case(nid("t2-gift-card-short"), "tau2", "customer", o["user_id"],
+               [f"Change item {it['item_id']} in order {oid} to item {new_id} and pay the difference with my gift "
+                f"card {gc}.", YES_EN[0]], tags=("modify", "policy", "gift-card"),
+               probe=[probe("refused", "modify_pending_order_items", order_id=oid, item_ids=[it["item_id"]],
+                            new_item_ids=[new_id], payment_method_id=gc)],
+               order_status={oid: "pending"}, no_writes=True)
+
     # --- Chinese
     oid, o = t.order("processed")
     yield case(nid("t2-zh-status"), "tau2", "customer", o["user_id"], [f"你好，我的订单 {oid} 现在是什么状态？"], "zh",
@@ -326,6 +359,15 @@ def tau2_cases(db: dict[str, Any]) -> Iterator[dict[str, Any]]:
                tool_calls=[call("return_delivered_order_items", order_id=oid, item_ids=[item["item_id"]],
                                 payment_method_id=t.pm_of(o))],
                order_status={oid: "return requested"}, no_writes=False)
+    oid, o = t.order("delivered", lambda o: t.other_variant(o["items"][0]) is not None)
+    item = o["items"][0]
+    new_id, new = t.other_variant(item)
+    yield case(nid("t2-zh-exchange"), "tau2", "customer", o["user_id"],
+               [f"订单 {oid} 里的 {item['name']}（商品 {item['item_id']}）我想换成商品 {new_id}，差价用 {t.pm_of(o)} 支付或退回。"
+                f"只换这一件。", YES_ZH[0]], "zh", ("exchange", "write"),
+               tool_calls=[call("exchange_delivered_order_items", order_id=oid, item_ids=[item["item_id"]],
+                                new_item_ids=[new_id], payment_method_id=t.pm_of(o))],
+               order_status={oid: "exchange requested"}, no_writes=False)
     victim_oid, victim = t.order("processed")
     me_oid, me = t.order("pending")
     yield case(nid("t2-zh-other-customer"), "tau2", "customer", me["user_id"],

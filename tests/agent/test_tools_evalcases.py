@@ -117,7 +117,7 @@ def _statuses(store, order_ids) -> dict:
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
 def test_case_is_true_for_the_data(case, request, tmp_path):
     from tools.context import ShopContext
-    from tools.errors import NotFoundError, PolicyError, ToolError
+    from tools.errors import NotFoundError, PolicyError, ToolError, ToolInputError
     from tools.orders import ConfirmationRequired, execute_pending_action
     from tools.registry import ROLE_TOOLS
 
@@ -164,7 +164,7 @@ def test_case_is_true_for_the_data(case, request, tmp_path):
         if p["outcome"] == "ok":
             texts.append(_render(fn(ctx, **p["arguments"])))
             continue
-        error = {"refused": PolicyError, "not_found": NotFoundError}[p["outcome"]]
+        error = {"refused": PolicyError, "not_found": NotFoundError, "input_error": ToolInputError}[p["outcome"]]
         with pytest.raises(ToolError) as info:
             fn(ctx, **p["arguments"])
         assert isinstance(info.value, error), f"{p['name']} gave {type(info.value).__name__}: {info.value}"
