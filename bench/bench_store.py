@@ -1,6 +1,6 @@
 """Store benchmarks (printed figures, not timed tests): the sample shop at scale and the CDNOW import.
 
-    python bench/bench_store.py                       # 1,000,000 customers (~9M orders) into a temp SQLite file
+    python bench/bench_store.py                       # 1,000,000 customers (~8.4M orders) into a temp SQLite file
     python bench/bench_store.py --customers 100000 --db /tmp/shop100k.db --keep
     python bench/bench_store.py --customers 0         # CDNOW only
     python bench/bench_store.py --db-url postgresql+psycopg://shop@127.0.0.1:5432/bench   # PostgreSQL
@@ -73,11 +73,21 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.skip_cdnow:
         store = open_store(f"sqlite:///{tmp / 'cdnow.db'}")
         t = time.perf_counter()
-        r = import_transactions(store, cdnow_transactions(), parse_columns("customer=0,date=1,quantity=2,amount=3"),
-                                delimiter="ws", date_format="%Y%m%d", progress=True)
+        r = import_transactions(
+            store,
+            cdnow_transactions(),
+            parse_columns("customer=0,date=1,quantity=2,amount=3"),
+            delimiter="ws",
+            date_format="%Y%m%d",
+            progress=True,
+        )
         wall = time.perf_counter() - t
-        out["cdnow"] = {"rows": r["counts"]["rows"], "customers": r["counts"]["customers"], "wall_s": round(wall, 2),
-                        "rows_per_s": round(r["counts"]["rows"] / wall)}
+        out["cdnow"] = {
+            "rows": r["counts"]["rows"],
+            "customers": r["counts"]["customers"],
+            "wall_s": round(wall, 2),
+            "rows_per_s": round(r["counts"]["rows"] / wall),
+        }
         store.dispose()
     print(json.dumps(out, indent=2))
     return out

@@ -19,7 +19,9 @@ import typer
 from shopdesk.output import UserError, cli_errors, emit
 
 store_app = typer.Typer(help="The shop's database: schema, sample shop, importers, statistics.", no_args_is_help=True)
-import_app = typer.Typer(help="Import real data: tau2 retail, transaction exports, catalogs, reviews.", no_args_is_help=True)
+import_app = typer.Typer(
+    help="Import real data: tau2 retail, transaction exports, catalogs, reviews.", no_args_is_help=True
+)
 store_app.add_typer(import_app, name="import")
 
 JSON_OPT = typer.Option(False, "--json", help="Print the result as JSON.")
@@ -79,8 +81,10 @@ def init_cmd(
         emit(result, as_json, _counts_text)
         return
     if has_customers:
-        raise UserError("the store already has customers: use --if-empty to keep them, or point SHOPDESK_DATA_DIR "
-                        "or SHOPDESK_DATABASE_URL at an empty database")
+        raise UserError(
+            "the store already has customers: use --if-empty to keep them, or point SHOPDESK_DATA_DIR "
+            "or SHOPDESK_DATABASE_URL at an empty database"
+        )
     from store.sample import build_sample
 
     result = build_sample(s, customers=customers, seed=seed, progress=True)
@@ -113,8 +117,12 @@ def import_tau2_cmd(
 @cli_errors
 def import_transactions_cmd(
     file: Path = typer.Argument(..., help="Transaction export (CSV/TSV/whitespace, optionally gzipped)."),
-    columns: str = typer.Option(..., "--columns", help="field=COLUMN pairs: customer, date, amount required; "
-                                "order, product, quantity, price optional. COLUMN is a header name or a 0-based index."),
+    columns: str = typer.Option(
+        ...,
+        "--columns",
+        help="field=COLUMN pairs: customer, date, amount required; "
+        "order, product, quantity, price optional. COLUMN is a header name or a 0-based index.",
+    ),
     delimiter: str = typer.Option(",", "--delimiter", help="ws (runs of whitespace), ',', ';' or '\\t'."),
     date_format: str | None = typer.Option(None, "--date-format", help="strptime format, e.g. %Y%m%d; default: ISO."),
     gzip: str = typer.Option("auto", "--gzip", help="auto (by magic bytes), yes or no."),
@@ -128,8 +136,15 @@ def import_transactions_cmd(
     if gzip not in ("auto", "yes", "no"):
         raise UserError(f"--gzip must be auto, yes or no, not {gzip!r}")
     result = import_transactions(
-        _open(), file, parse_columns(columns), delimiter=delimiter, date_format=date_format, gzip_mode=gzip,
-        skip_bad=skip_bad, header=header, progress=True,
+        _open(),
+        file,
+        parse_columns(columns),
+        delimiter=delimiter,
+        date_format=date_format,
+        gzip_mode=gzip,
+        skip_bad=skip_bad,
+        header=header,
+        progress=True,
     )
     emit(result, as_json, _counts_text)
 
@@ -150,7 +165,9 @@ def import_catalog_cmd(
 @import_app.command("reviews")
 @cli_errors
 def import_reviews_cmd(
-    file: Path = typer.Argument(..., help="CSV or JSONL with product, rating, text and optional customer, title, date."),
+    file: Path = typer.Argument(
+        ..., help="CSV or JSONL with product, rating, text and optional customer, title, date."
+    ),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip bad rows and report counts per reason."),
     as_json: bool = JSON_OPT,
 ) -> None:

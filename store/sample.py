@@ -19,7 +19,7 @@ its own generator seeded by (seed, chunk), so a given (customers, seed, as_of) a
   (battery, sound, screen, delivery, price, quality, size, ...) with the polarity of the rating; ~10% in Chinese.
 - A few support conversations (user, assistant tool call, tool result, assistant answer) about a customer's order.
 
-Rows are generated as numpy columns per chunk and bulk-inserted, so a million customers (~9M orders) fit in
+Rows are generated as numpy columns per chunk and bulk-inserted, so a million customers (~8.4M orders, ~41M rows) fit in
 bounded memory and build in one transaction.
 """
 
@@ -77,12 +77,30 @@ STREETS = (
     "Laurel Lane|Market Street|Church Street"
 ).split("|")
 CITIES = (
-    ("New York", "NY", "100"), ("Los Angeles", "CA", "900"), ("Chicago", "IL", "606"), ("Houston", "TX", "770"),
-    ("Phoenix", "AZ", "850"), ("Philadelphia", "PA", "191"), ("San Antonio", "TX", "782"), ("San Diego", "CA", "921"),
-    ("Dallas", "TX", "752"), ("San Jose", "CA", "951"), ("Austin", "TX", "787"), ("Seattle", "WA", "981"),
-    ("Denver", "CO", "802"), ("Boston", "MA", "021"), ("Portland", "OR", "972"), ("Atlanta", "GA", "303"),
-    ("Miami", "FL", "331"), ("Minneapolis", "MN", "554"), ("Columbus", "OH", "432"), ("Charlotte", "NC", "282"),
-    ("Nashville", "TN", "372"), ("Detroit", "MI", "482"), ("Las Vegas", "NV", "891"), ("Pittsburgh", "PA", "152"),
+    ("New York", "NY", "100"),
+    ("Los Angeles", "CA", "900"),
+    ("Chicago", "IL", "606"),
+    ("Houston", "TX", "770"),
+    ("Phoenix", "AZ", "850"),
+    ("Philadelphia", "PA", "191"),
+    ("San Antonio", "TX", "782"),
+    ("San Diego", "CA", "921"),
+    ("Dallas", "TX", "752"),
+    ("San Jose", "CA", "951"),
+    ("Austin", "TX", "787"),
+    ("Seattle", "WA", "981"),
+    ("Denver", "CO", "802"),
+    ("Boston", "MA", "021"),
+    ("Portland", "OR", "972"),
+    ("Atlanta", "GA", "303"),
+    ("Miami", "FL", "331"),
+    ("Minneapolis", "MN", "554"),
+    ("Columbus", "OH", "432"),
+    ("Charlotte", "NC", "282"),
+    ("Nashville", "TN", "372"),
+    ("Detroit", "MI", "482"),
+    ("Las Vegas", "NV", "891"),
+    ("Pittsburgh", "PA", "152"),
 )
 CARD_BRANDS = ("visa", "mastercard", "amex", "discover")
 PM_KINDS = ("credit_card", "paypal", "gift_card")
@@ -117,13 +135,23 @@ CATEGORY_ASPECTS = (
 GENERAL_ASPECTS = ("delivery", "price", "quality")
 
 EN_POS = {
-    "battery": ["The battery easily lasts all day.", "Battery life is excellent, I charge it far less than expected.",
-                "Great battery, it holds its charge for a long time."],
+    "battery": [
+        "The battery easily lasts all day.",
+        "Battery life is excellent, I charge it far less than expected.",
+        "Great battery, it holds its charge for a long time.",
+    ],
     "sound": ["The sound is clear and rich.", "Sound quality is excellent, with deep bass.", "It sounds fantastic."],
-    "screen": ["The screen is bright and sharp.", "Gorgeous display with vivid colours.", "The picture on the screen is crisp."],
+    "screen": [
+        "The screen is bright and sharp.",
+        "Gorgeous display with vivid colours.",
+        "The picture on the screen is crisp.",
+    ],
     "size": ["The size is just right for my space.", "It is compact and fits perfectly.", "Perfect size."],
-    "delivery": ["Delivery was fast and the box arrived in perfect condition.", "It arrived two days early, well packed.",
-                 "Quick delivery."],
+    "delivery": [
+        "Delivery was fast and the box arrived in perfect condition.",
+        "It arrived two days early, well packed.",
+        "Quick delivery.",
+    ],
     "price": ["Great value for the price.", "The price was excellent, cheaper than elsewhere.", "Worth every penny."],
     "quality": ["Build quality is excellent and it feels solid.", "Very well made.", "High quality materials."],
     "comfort": ["Very comfortable to wear for hours.", "Light and comfortable."],
@@ -134,14 +162,29 @@ EN_POS = {
     "app": ["The app is easy to use and reliable.", "The companion app works well."],
 }
 EN_NEG = {
-    "battery": ["The battery drains within a few hours.", "Poor battery life, it dies quickly.",
-                "The battery stopped holding a charge after a month."],
-    "sound": ["The sound is tinny and distorted at high volume.", "Poor sound quality with no bass.", "It sounds muffled."],
-    "screen": ["The screen is dim and has a dead pixel.", "The display has bad backlight bleed.", "Washed-out screen colours."],
+    "battery": [
+        "The battery drains within a few hours.",
+        "Poor battery life, it dies quickly.",
+        "The battery stopped holding a charge after a month.",
+    ],
+    "sound": [
+        "The sound is tinny and distorted at high volume.",
+        "Poor sound quality with no bass.",
+        "It sounds muffled.",
+    ],
+    "screen": [
+        "The screen is dim and has a dead pixel.",
+        "The display has bad backlight bleed.",
+        "Washed-out screen colours.",
+    ],
     "size": ["It is much bigger than I expected.", "Too small for what I needed.", "The size is awkward."],
     "delivery": ["Delivery was late by over a week.", "The box arrived damaged.", "Shipping took far too long."],
     "price": ["Overpriced for what you get.", "Not worth the price.", "Too expensive compared to similar models."],
-    "quality": ["It feels cheap and flimsy.", "Poor quality, it broke after two weeks.", "Stopped working after a month."],
+    "quality": [
+        "It feels cheap and flimsy.",
+        "Poor quality, it broke after two weeks.",
+        "Stopped working after a month.",
+    ],
     "comfort": ["Uncomfortable after half an hour.", "It hurts to wear for long."],
     "performance": ["Performance is slow and it lags.", "It freezes and crashes often."],
     "keyboard": ["The keyboard feels mushy.", "Several keys stick."],
@@ -150,18 +193,34 @@ EN_NEG = {
     "app": ["The app keeps disconnecting.", "The app is buggy and slow."],
 }
 ZH_POS = {
-    "battery": ["电池很耐用，一天都不用充电。", "续航非常好。"], "sound": ["音质清晰，低音很好。", "声音非常好听。"],
-    "screen": ["屏幕很亮，画面清晰。", "显示效果非常好。"], "size": ["大小刚刚好。", "尺寸很合适。"],
-    "delivery": ["送货很快，包装完好。", "物流很快。"], "price": ["价格很划算。", "性价比很高。"],
-    "quality": ["质量很好，做工扎实。", "做工精细。"], "comfort": ["戴着很舒服。"], "performance": ["运行很快很流畅。"],
-    "keyboard": ["键盘手感很好。"], "picture": ["画质清晰。"], "setup": ["安装很简单。"], "app": ["应用很好用。"],
+    "battery": ["电池很耐用，一天都不用充电。", "续航非常好。"],
+    "sound": ["音质清晰，低音很好。", "声音非常好听。"],
+    "screen": ["屏幕很亮，画面清晰。", "显示效果非常好。"],
+    "size": ["大小刚刚好。", "尺寸很合适。"],
+    "delivery": ["送货很快，包装完好。", "物流很快。"],
+    "price": ["价格很划算。", "性价比很高。"],
+    "quality": ["质量很好，做工扎实。", "做工精细。"],
+    "comfort": ["戴着很舒服。"],
+    "performance": ["运行很快很流畅。"],
+    "keyboard": ["键盘手感很好。"],
+    "picture": ["画质清晰。"],
+    "setup": ["安装很简单。"],
+    "app": ["应用很好用。"],
 }
 ZH_NEG = {
-    "battery": ["电池不耐用，几个小时就没电了。", "续航很差。"], "sound": ["音质很差，有杂音。", "声音发闷。"],
-    "screen": ["屏幕太暗，还有坏点。", "显示效果很差。"], "size": ["比想象的大太多了。", "尺寸不合适。"],
-    "delivery": ["送货太慢了，等了一个多星期。", "包装破损。"], "price": ["价格太贵，不值。", "性价比很低。"],
-    "quality": ["质量很差，用了两周就坏了。", "做工粗糙。"], "comfort": ["戴久了很不舒服。"], "performance": ["运行很慢，经常卡顿。"],
-    "keyboard": ["键盘手感很差。"], "picture": ["画面模糊。"], "setup": ["安装很麻烦。"], "app": ["应用经常断开。"],
+    "battery": ["电池不耐用，几个小时就没电了。", "续航很差。"],
+    "sound": ["音质很差，有杂音。", "声音发闷。"],
+    "screen": ["屏幕太暗，还有坏点。", "显示效果很差。"],
+    "size": ["比想象的大太多了。", "尺寸不合适。"],
+    "delivery": ["送货太慢了，等了一个多星期。", "包装破损。"],
+    "price": ["价格太贵，不值。", "性价比很低。"],
+    "quality": ["质量很差，用了两周就坏了。", "做工粗糙。"],
+    "comfort": ["戴久了很不舒服。"],
+    "performance": ["运行很慢，经常卡顿。"],
+    "keyboard": ["键盘手感很差。"],
+    "picture": ["画面模糊。"],
+    "setup": ["安装很麻烦。"],
+    "app": ["应用经常断开。"],
 }
 TITLES = {
     1: ["Very disappointed", "Do not buy", "Stopped working", "Waste of money"],
@@ -271,8 +330,17 @@ def _scramble(n: np.ndarray | int, mult: int, add: int, mod: int):
 
 
 BULK_FROM = 20_000  # from this many customers, SQLite secondary indexes are rebuilt once after loading
-BULK_TABLES = ("customers", "payment_methods", "orders", "order_items", "fulfillments", "payments", "reviews",
-               "conversations", "messages")
+BULK_TABLES = (
+    "customers",
+    "payment_methods",
+    "orders",
+    "order_items",
+    "fulfillments",
+    "payments",
+    "reviews",
+    "conversations",
+    "messages",
+)
 
 
 def _drop_indexes(session) -> list:
@@ -300,8 +368,20 @@ def build_sample(
     as_of = as_of or AS_OF
     from tqdm import tqdm
 
-    counts = dict.fromkeys(("customers", "payment_methods", "orders", "order_items", "fulfillments", "payments",
-                            "reviews", "conversations", "messages"), 0)
+    counts = dict.fromkeys(
+        (
+            "customers",
+            "payment_methods",
+            "orders",
+            "order_items",
+            "fulfillments",
+            "payments",
+            "reviews",
+            "conversations",
+            "messages",
+        ),
+        0,
+    )
     with store.transaction() as session:
         if session.scalar(select(func.count()).select_from(Customer).where(Customer.source == SOURCE)):
             raise UserError("the store already holds a sample shop; use an empty database (or --if-empty)")
@@ -331,8 +411,16 @@ def build_sample(
     return {"counts": counts, "orders_from": first, "orders_to": last, "as_of": as_of, "seed": seed}
 
 
-def _build_chunk(writer: BulkWriter, cat: _Catalog, clock: _Clock, rng: np.random.Generator, start: int, n: int,
-                 state: dict[str, int], counts: dict[str, int]) -> None:
+def _build_chunk(
+    writer: BulkWriter,
+    cat: _Catalog,
+    clock: _Clock,
+    rng: np.random.Generator,
+    start: int,
+    n: int,
+    state: dict[str, int],
+    counts: dict[str, int],
+) -> None:
     sqlite = writer.sqlite
     idx = np.arange(start, start + n)
     cust_ids = [f"c{i:06d}" for i in idx.tolist()]
@@ -356,13 +444,46 @@ def _build_chunk(writer: BulkWriter, cat: _Catalog, clock: _Clock, rng: np.rando
         addr = {
             "address1": f"{street_no[k]} {STREETS[street[k]]}",
             "address2": f"Suite {suite[k]}" if suite[k] else "",
-            "city": c_name, "state": c_state, "country": "USA", "zip": f"{c_zip}{zip_tail[k]:02d}",
+            "city": c_name,
+            "state": c_state,
+            "country": "USA",
+            "zip": f"{c_zip}{zip_tail[k]:02d}",
         }
         addresses.append(json.dumps(addr) if sqlite else addr)
-        cust_rows.append((cust_ids[k], fn, ln, f"{fn}.{ln}.{idx[k]}@example.com".lower(), addr["address1"],
-                          addr["address2"], c_name, c_state, "USA", addr["zip"], signup_vals[k], SOURCE))
-    writer.insert_tuples(Customer, ("id", "first_name", "last_name", "email", "address1", "address2", "city", "state",
-                                    "country", "zip", "signup_date", "source"), cust_rows)
+        cust_rows.append(
+            (
+                cust_ids[k],
+                fn,
+                ln,
+                f"{fn}.{ln}.{idx[k]}@example.com".lower(),
+                addr["address1"],
+                addr["address2"],
+                c_name,
+                c_state,
+                "USA",
+                addr["zip"],
+                signup_vals[k],
+                SOURCE,
+            )
+        )
+    writer.insert_tuples(
+        Customer,
+        (
+            "id",
+            "first_name",
+            "last_name",
+            "email",
+            "address1",
+            "address2",
+            "city",
+            "state",
+            "country",
+            "zip",
+            "signup_date",
+            "source",
+        ),
+        cust_rows,
+    )
     counts["customers"] += n
 
     n_pm = 1 + (rng.random(n) < 0.5) + (rng.random(n) < 0.2)
@@ -381,9 +502,16 @@ def _build_chunk(writer: BulkWriter, cat: _Catalog, clock: _Clock, rng: np.rando
             kind = PM_KINDS[pm_kind[k, s]]
             pid = f"{kind}_{pm_num[k, s]:07d}"
             ids.append(pid)
-            pm_rows.append((pid, cust_ids[k], kind, CARD_BRANDS[brand[k, s]] if kind == "credit_card" else None,
-                            f"{last4[k, s]:04d}" if kind == "credit_card" else None,
-                            float(balance[k, s]) if kind == "gift_card" else None))
+            pm_rows.append(
+                (
+                    pid,
+                    cust_ids[k],
+                    kind,
+                    CARD_BRANDS[brand[k, s]] if kind == "credit_card" else None,
+                    f"{last4[k, s]:04d}" if kind == "credit_card" else None,
+                    float(balance[k, s]) if kind == "gift_card" else None,
+                )
+            )
         pm_ids.append(ids)
     writer.insert_tuples(PaymentMethod, ("id", "customer_id", "kind", "brand", "last_four", "balance"), pm_rows)
     counts["payment_methods"] += len(pm_rows)
@@ -475,23 +603,40 @@ def _build_chunk(writer: BulkWriter, cat: _Catalog, clock: _Clock, rng: np.rando
         if st == "cancelled":
             d = {"cancel_reason": CANCEL_REASONS[reason[o]]}
         elif st == "return requested":
-            d = {"return_items": [cat.variant_ids[item_var[i]] for i in items_by_order[o][:1]],
-                 "return_payment_method_id": order_pm[o]}
+            d = {
+                "return_items": [cat.variant_ids[item_var[i]] for i in items_by_order[o][:1]],
+                "return_payment_method_id": order_pm[o],
+            }
         elif st == "exchange requested":
             i = items_by_order[o][0]
             v = int(item_var[i])
             new = cat.siblings[v][int(reason[o]) % len(cat.siblings[v])]
-            d = {"exchange_items": [cat.variant_ids[v]], "exchange_new_items": [cat.variant_ids[new]],
-                 "exchange_price_difference": round(float(cat.prices[new] - cat.prices[v]), 2),
-                 "exchange_payment_method_id": order_pm[o]}
+            d = {
+                "exchange_items": [cat.variant_ids[v]],
+                "exchange_new_items": [cat.variant_ids[new]],
+                "exchange_price_difference": round(float(cat.prices[new] - cat.prices[v]), 2),
+                "exchange_payment_method_id": order_pm[o],
+            }
         details.append((json.dumps(d) if d else "{}") if sqlite else d)
     order_rows = [
-        (order_ids[o], cust_ids[c], status[o], created_vals[o], updated_vals[o], float(total[o]), addresses[c],
-         details[o], SOURCE)
+        (
+            order_ids[o],
+            cust_ids[c],
+            status[o],
+            created_vals[o],
+            updated_vals[o],
+            float(total[o]),
+            addresses[c],
+            details[o],
+            SOURCE,
+        )
         for o, c in enumerate(order_cust.tolist())
     ]
-    writer.insert_tuples(Order, ("id", "customer_id", "status", "created_at", "updated_at", "total", "address",
-                                 "details", "source"), order_rows)
+    writer.insert_tuples(
+        Order,
+        ("id", "customer_id", "status", "created_at", "updated_at", "total", "address", "details", "source"),
+        order_rows,
+    )
     counts["orders"] += m
 
     opts = cat.options_json if sqlite else cat.options
@@ -499,8 +644,9 @@ def _build_chunk(writer: BulkWriter, cat: _Catalog, clock: _Clock, rng: np.rando
         (order_ids[o], cat.product_ids[v], cat.variant_ids[v], cat.names[v], int(q), float(p), opts[v])
         for o, v, q, p in zip(item_order.tolist(), item_var.tolist(), qty.tolist(), price.tolist())
     ]
-    writer.insert_tuples(OrderItem, ("order_id", "product_id", "variant_id", "name", "quantity", "unit_price",
-                                     "options"), item_rows)
+    writer.insert_tuples(
+        OrderItem, ("order_id", "product_id", "variant_id", "name", "quantity", "unit_price", "options"), item_rows
+    )
     counts["order_items"] += t_items
 
     shipped = np.flatnonzero(~pend & ~cancelled)
@@ -510,14 +656,23 @@ def _build_chunk(writer: BulkWriter, cat: _Catalog, clock: _Clock, rng: np.rando
     f_rows = []
     for j, o in enumerate(shipped.tolist()):
         vids = [cat.variant_ids[item_var[i]] for i in items_by_order[o]]
-        f_rows.append((order_ids[o], f"{tracking[j]:012d}", CARRIERS[carrier[j]], json.dumps(vids) if sqlite else vids,
-                       ship_vals[j]))
+        f_rows.append(
+            (
+                order_ids[o],
+                f"{tracking[j]:012d}",
+                CARRIERS[carrier[j]],
+                json.dumps(vids) if sqlite else vids,
+                ship_vals[j],
+            )
+        )
     writer.insert_tuples(Fulfillment, ("order_id", "tracking_id", "carrier", "variant_ids", "shipped_at"), f_rows)
     counts["fulfillments"] += len(f_rows)
 
     pay_rows = [(order_ids[o], "payment", float(total[o]), order_pm[o], created_vals[o]) for o in range(m)]
-    pay_rows += [(order_ids[o], "refund", float(total[o]), order_pm[o], updated_vals[o])
-                 for o in np.flatnonzero(cancelled).tolist()]
+    pay_rows += [
+        (order_ids[o], "refund", float(total[o]), order_pm[o], updated_vals[o])
+        for o in np.flatnonzero(cancelled).tolist()
+    ]
     writer.insert_tuples(Payment, ("order_id", "kind", "amount", "payment_method_id", "created_at"), pay_rows)
     counts["payments"] += len(pay_rows)
 
@@ -533,7 +688,7 @@ def _reviews(writer, cat, clock, rng, state, counts, cust_ids, order_cust, item_
     if len(chosen) == 0:
         return
     k = len(chosen)
-    unhappy = (status[item_order[chosen]] == "return requested")
+    unhappy = status[item_order[chosen]] == "return requested"
     mean = cat.base_rating[item_var[chosen]] - 0.35 - 1.8 * unhappy
     rating = np.clip(np.rint(rng.normal(mean, 1.0)), 1, 5).astype(int)
     zh = rng.random(k) < 0.10
@@ -566,16 +721,31 @@ def _reviews(writer, cat, clock, rng, state, counts, cust_ids, order_cust, item_
             opener = OPENERS["neg"][int(pick[j, 3] * len(OPENERS["neg"]))] if not zh[j] else ""
         else:  # mixed: one good aspect, one bad
             other = a2 if a2 != a1 else next(a for a in aspects if a != a1)
-            parts = [say(pos, a1, pick[j, 2]), ("但是" if zh[j] else "However, ") + _lower_first(say(neg, other, pick[j, 3]), zh[j])]
+            parts = [
+                say(pos, a1, pick[j, 2]),
+                ("但是" if zh[j] else "However, ") + _lower_first(say(neg, other, pick[j, 3]), zh[j]),
+            ]
             opener = ""
         text = opener + ("" if zh[j] else " ").join(parts)
         titles = ZH_TITLES if zh[j] else TITLES
         title = titles[r][int(pick[j, 1] * len(titles[r]))]
         state["review"] += 1
-        rows.append((f"R{state['review']:08d}", cat.product_ids[v], cust_ids[order_cust[item_order[chosen[j]]]], r,
-                     title, text, lang, dates[j], SOURCE))
-    writer.insert_tuples(Review, ("id", "product_id", "customer_id", "rating", "title", "text", "language",
-                                  "created_at", "source"), rows)
+        rows.append(
+            (
+                f"R{state['review']:08d}",
+                cat.product_ids[v],
+                cust_ids[order_cust[item_order[chosen[j]]]],
+                r,
+                title,
+                text,
+                lang,
+                dates[j],
+                SOURCE,
+            )
+        )
+    writer.insert_tuples(
+        Review, ("id", "product_id", "customer_id", "rating", "title", "text", "language", "created_at", "source"), rows
+    )
     counts["reviews"] += k
 
 
@@ -602,7 +772,6 @@ CONVERSATION_ANSWERS = {
 
 
 def _conversations(writer, clock, rng, counts, cust_ids, order_cust, order_ids, status, updated):
-    m = len(order_cust)
     # one conversation about the latest order of ~3% of the customers who ordered
     last_of_customer = np.flatnonzero(np.r_[order_cust[1:] != order_cust[:-1], True])
     chosen = last_of_customer[rng.random(len(last_of_customer)) < 0.03]
@@ -628,7 +797,10 @@ def _conversations(writer, clock, rng, counts, cust_ids, order_cust, order_ids, 
             calls_val = (json.dumps(calls) if writer.sqlite else calls) if calls else None
             msg_rows.append((conv_id, seq, role, content, calls_val, call_id, name, stamps[seq], None))
     writer.insert_tuples(Conversation, ("id", "role", "customer_id", "started_at", "channel", "outcome"), conv_rows)
-    writer.insert_tuples(Message, ("conversation_id", "seq", "role", "content", "tool_calls", "tool_call_id", "name",
-                                   "created_at", "meta"), msg_rows)
+    writer.insert_tuples(
+        Message,
+        ("conversation_id", "seq", "role", "content", "tool_calls", "tool_call_id", "name", "created_at", "meta"),
+        msg_rows,
+    )
     counts["conversations"] += len(conv_rows)
     counts["messages"] += len(msg_rows)

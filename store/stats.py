@@ -8,14 +8,33 @@ from sqlalchemy import func, select
 
 from store.db import Store
 from store.models import (
-    Conversation, Customer, Fulfillment, ImportRun, Message, Order, OrderItem, Payment, PaymentMethod, Product, Review,
+    Conversation,
+    Customer,
+    Fulfillment,
+    ImportRun,
+    Message,
+    Order,
+    OrderItem,
+    Payment,
+    PaymentMethod,
+    Product,
+    Review,
     Variant,
 )
 
 ENTITIES = {
-    "customers": Customer, "payment_methods": PaymentMethod, "products": Product, "variants": Variant,
-    "orders": Order, "order_items": OrderItem, "fulfillments": Fulfillment, "payments": Payment, "reviews": Review,
-    "conversations": Conversation, "messages": Message, "import_runs": ImportRun,
+    "customers": Customer,
+    "payment_methods": PaymentMethod,
+    "products": Product,
+    "variants": Variant,
+    "orders": Order,
+    "order_items": OrderItem,
+    "fulfillments": Fulfillment,
+    "payments": Payment,
+    "reviews": Review,
+    "conversations": Conversation,
+    "messages": Message,
+    "import_runs": ImportRun,
 }
 
 

@@ -83,7 +83,9 @@ def _variants_for(product_id: str, category: str, low: Decimal, high: Decimal | 
     for value, price in zip(chosen, prices):
         vid = stable_digits("variant", product_id, key, value)
         available = int(vid[-2:]) >= 8  # about 8% out of stock, the same on every run
-        out.append({"id": vid, "product_id": product_id, "options": {key: value}, "price": price, "available": available})
+        out.append(
+            {"id": vid, "product_id": product_id, "options": {key: value}, "price": price, "available": available}
+        )
     return out
 
 
@@ -108,7 +110,12 @@ def parse_catalog(path: Path, skip_bad: bool = False, source: str = "catalog") -
                     break
         for name in REQUIRED:
             if name not in idx:
-                raise BadInputError(path, f"missing column (expected one of {', '.join(COLUMNS[name])}; found {', '.join(header)})", 1, name)
+                raise BadInputError(
+                    path,
+                    f"missing column (expected one of {', '.join(COLUMNS[name])}; found {', '.join(header)})",
+                    1,
+                    name,
+                )
         for row in reader:
             line = reader.line_num
             if not any(c.strip() for c in row):
@@ -128,7 +135,9 @@ def parse_catalog(path: Path, skip_bad: bool = False, source: str = "catalog") -
                     raise BadInputError(path, "missing price", line, "price")
                 m = PRICE.match(price_text)
                 if not m:
-                    raise BadInputError(path, f"bad number {price_text!r} (expected a price like $1,299.99)", line, "price")
+                    raise BadInputError(
+                        path, f"bad number {price_text!r} (expected a price like $1,299.99)", line, "price"
+                    )
                 low = parse_money(m.group(1))
                 high = parse_money(m.group(2)) if m.group(2) else None
                 if high is not None and high < low:
@@ -183,8 +192,13 @@ def import_catalog(store, path: Path, skip_bad: bool = False) -> dict[str, Any]:
         w = BulkWriter(session)
         new_p, upd_p = w.upsert(Product, data.products)
         new_v, upd_v = w.upsert(Variant, data.variants)
-        counts = {"products": len(data.products), "variants": len(data.variants), "rows": data.rows,
-                  "new_products": new_p, "updated_products": upd_p}
+        counts = {
+            "products": len(data.products),
+            "variants": len(data.variants),
+            "rows": data.rows,
+            "new_products": new_p,
+            "updated_products": upd_p,
+        }
         record_run(session, "catalog", path, {**counts, "skipped": data.skipped})
     result: dict[str, Any] = {"file": str(path), "counts": counts, "skipped": data.skipped}
     if before:

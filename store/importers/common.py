@@ -6,11 +6,10 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import JSON, DateTime, Float, Numeric, delete, insert, select
 from sqlalchemy.orm import Session
 
 from shopdesk.output import UserError
@@ -43,21 +42,9 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _sqlite_value(v: Any) -> Any:
-    # The same storage SQLAlchemy's SQLite types use, so ORM reads and string comparisons agree.
-    if isinstance(v, datetime):
-        return v.isoformat(" ", "microseconds")
-    if isinstance(v, Decimal):
-        return float(v)
-    if isinstance(v, (dict, list)):
-        return json.dumps(v, ensure_ascii=False)
-    return v
-
-
 def _sqlite_converter(column) -> Any:
-    """A per-column converter to SQLite storage (None stays NULL); None when values pass through unchanged."""
-    from sqlalchemy import JSON, DateTime, Numeric
-
+    """A per-column converter to the storage SQLAlchemy's SQLite types use (so ORM reads and string comparisons
+    agree); None stays NULL; returns None when values pass through unchanged."""
     t = column.type
     if isinstance(t, DateTime):
         cache: dict[datetime, str] = {}
@@ -75,15 +62,9 @@ def _sqlite_converter(column) -> Any:
         return dt
     if isinstance(t, JSON):
         return lambda v: None if v is None else json.dumps(v, ensure_ascii=False)
-    if isinstance(t, Numeric) and not isinstance(t, sqlalchemy_Float()):
+    if isinstance(t, Numeric) and not isinstance(t, Float):
         return lambda v: None if v is None else float(v)
     return None
-
-
-def sqlalchemy_Float():
-    from sqlalchemy import Float
-
-    return Float
 
 
 class BulkWriter:
@@ -145,7 +126,9 @@ class BulkWriter:
         return len(new), len(old)
 
     def _empty(self, model: type[Base]) -> bool:
-        return self.session.execute(select(getattr(model, model.__mapper__.primary_key[0].name)).limit(1)).first() is None
+        return (
+            self.session.execute(select(getattr(model, model.__mapper__.primary_key[0].name)).limit(1)).first() is None
+        )
 
     def _existing(self, model: type[Base], key: str, keys: list[Any]) -> set:
         """The keys already in the table (nothing to look up when the table is empty, the usual first import)."""
@@ -200,5 +183,9 @@ def previous_runs(session: Session, kind: str, path: Path) -> int:
     from store.models import ImportRun
 
     sha = file_sha256(path)
-    return session.scalar(select(func.count()).select_from(ImportRun).where(ImportRun.kind == kind,
-                                                                           ImportRun.sha256 == sha)) or 0
+    return (
+        session.scalar(
+            select(func.count()).select_from(ImportRun).where(ImportRun.kind == kind, ImportRun.sha256 == sha)
+        )
+        or 0
+    )

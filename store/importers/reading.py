@@ -54,7 +54,9 @@ class _CheckedText(io.TextIOBase):
             return self._decoder.decode(data)
         except UnicodeDecodeError as exc:
             raise BadInputError(
-                self._path, f"wrong encoding: byte {data[exc.start]:#04x} is not UTF-8 (save the file as UTF-8)", self._line
+                self._path,
+                f"wrong encoding: byte {data[exc.start]:#04x} is not UTF-8 (save the file as UTF-8)",
+                self._line,
             ) from None
 
     def __iter__(self):

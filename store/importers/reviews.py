@@ -89,8 +89,9 @@ def import_reviews(store: Store, path: Path, skip_bad: bool = False) -> dict[str
                 try:
                     created = datetime.fromisoformat(str(rec["date"]).strip())
                 except ValueError:
-                    raise BadInputError(path, f"bad date {rec['date']!r} (expected ISO 8601, e.g. 2026-10-31)", line,
-                                        "date") from None
+                    raise BadInputError(
+                        path, f"bad date {rec['date']!r} (expected ISO 8601, e.g. 2026-10-31)", line, "date"
+                    ) from None
             customer = str(rec.get("customer") or "").strip() or None
             if customer is not None and customer not in customer_ids:
                 raise BadInputError(path, f"unknown customer {customer!r}", line, "customer")
@@ -100,9 +101,17 @@ def import_reviews(store: Store, path: Path, skip_bad: bool = False) -> dict[str
             skipped[f"bad {exc.field}" if exc.field else "bad row"] += 1
             continue
         rid = "rv" + stable_digits("review", pid, customer, created, text, digits=14)
-        rows[rid] = {"id": rid, "product_id": pid, "customer_id": customer, "rating": rating,
-                     "title": (str(rec.get("title") or "").strip() or None), "text": text,
-                     "language": str(rec.get("language") or "en"), "created_at": created, "source": "import"}
+        rows[rid] = {
+            "id": rid,
+            "product_id": pid,
+            "customer_id": customer,
+            "rating": rating,
+            "title": (str(rec.get("title") or "").strip() or None),
+            "text": text,
+            "language": str(rec.get("language") or "en"),
+            "created_at": created,
+            "source": "import",
+        }
     if seen == 0:
         raise BadInputError(path, "the file has a header but no rows")
     with store.transaction() as session:

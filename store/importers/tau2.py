@@ -19,7 +19,17 @@ from typing import Any
 
 from store.db import Store
 from store.importers.common import BadInputError, BulkWriter, previous_runs, record_run, stable_digits
-from store.models import ORDER_STATUSES, Customer, Fulfillment, Order, OrderItem, Payment, PaymentMethod, Product, Variant
+from store.models import (
+    ORDER_STATUSES,
+    Customer,
+    Fulfillment,
+    Order,
+    OrderItem,
+    Payment,
+    PaymentMethod,
+    Product,
+    Variant,
+)
 
 AS_OF = datetime(2026, 10, 31, 23, 59, 59)
 SOURCE = "tau2"
@@ -87,15 +97,30 @@ def import_tau2(store: Store, path: Path, progress: bool = False) -> dict[str, A
     orders, items, fulfillments, payments = [], [], [], []
     for pid, p in data["products"].items():
         where = f"products.{pid}"
-        products.append({"id": str(_need(p, "product_id", path, where)), "name": _need(p, "name", path, where),
-                         "category": p["name"], "brand": None, "description": None, "rating": None,
-                         "rating_count": None, "source": SOURCE, "updated_at": AS_OF})
+        products.append(
+            {
+                "id": str(_need(p, "product_id", path, where)),
+                "name": _need(p, "name", path, where),
+                "category": p["name"],
+                "brand": None,
+                "description": None,
+                "rating": None,
+                "rating_count": None,
+                "source": SOURCE,
+                "updated_at": AS_OF,
+            }
+        )
         for vid, v in _need(p, "variants", path, where).items():
             w = f"{where}.variants.{vid}"
-            variants.append({"id": str(_need(v, "item_id", path, w)), "product_id": str(p["product_id"]),
-                             "options": _need(v, "options", path, w),
-                             "price": _money(_need(v, "price", path, w), path, w, "price"),
-                             "available": bool(_need(v, "available", path, w))})
+            variants.append(
+                {
+                    "id": str(_need(v, "item_id", path, w)),
+                    "product_id": str(p["product_id"]),
+                    "options": _need(v, "options", path, w),
+                    "price": _money(_need(v, "price", path, w), path, w, "price"),
+                    "available": bool(_need(v, "available", path, w)),
+                }
+            )
     variant_ids = {v["id"] for v in variants}
     first_order: dict[str, datetime] = {}
     for oid, o in data["orders"].items():
@@ -104,8 +129,11 @@ def import_tau2(store: Store, path: Path, progress: bool = False) -> dict[str, A
             _need(o, key, path, where)
         status = o["status"]
         if status not in ORDER_STATUSES:
-            raise BadInputError(path, f"{where}: unknown status {status!r} (expected one of {', '.join(ORDER_STATUSES)})",
-                                field="status")
+            raise BadInputError(
+                path,
+                f"{where}: unknown status {status!r} (expected one of {', '.join(ORDER_STATUSES)})",
+                field="status",
+            )
         created, updated = order_dates(o["order_id"], status)
         first_order[o["user_id"]] = min(created, first_order.get(o["user_id"], created))
         total = Decimal("0")
@@ -116,50 +144,104 @@ def import_tau2(store: Store, path: Path, progress: bool = False) -> dict[str, A
             if vid not in variant_ids:
                 raise BadInputError(path, f"{w}: item_id {vid} is not a variant of any product", field="item_id")
             total += price
-            items.append({"order_id": o["order_id"], "product_id": str(_need(it, "product_id", path, w)),
-                          "variant_id": vid, "name": _need(it, "name", path, w), "quantity": 1, "unit_price": price,
-                          "options": it.get("options") or {}})
+            items.append(
+                {
+                    "order_id": o["order_id"],
+                    "product_id": str(_need(it, "product_id", path, w)),
+                    "variant_id": vid,
+                    "name": _need(it, "name", path, w),
+                    "quantity": 1,
+                    "unit_price": price,
+                    "options": it.get("options") or {},
+                }
+            )
         for f in o["fulfillments"]:
             for tracking in _need(f, "tracking_id", path, where + ".fulfillments"):
-                fulfillments.append({"order_id": o["order_id"], "tracking_id": str(tracking), "carrier": None,
-                                     "variant_ids": [str(i) for i in f.get("item_ids", [])],
-                                     "shipped_at": created + timedelta(days=1)})
+                fulfillments.append(
+                    {
+                        "order_id": o["order_id"],
+                        "tracking_id": str(tracking),
+                        "carrier": None,
+                        "variant_ids": [str(i) for i in f.get("item_ids", [])],
+                        "shipped_at": created + timedelta(days=1),
+                    }
+                )
         for n, t in enumerate(o["payment_history"]):
             w = f"{where}.payment_history[{n}]"
             kind = _need(t, "transaction_type", path, w)
-            payments.append({"order_id": o["order_id"], "kind": kind,
-                             "amount": _money(_need(t, "amount", path, w), path, w, "amount"),
-                             "payment_method_id": _need(t, "payment_method_id", path, w),
-                             "created_at": created if kind == "payment" else updated})
+            payments.append(
+                {
+                    "order_id": o["order_id"],
+                    "kind": kind,
+                    "amount": _money(_need(t, "amount", path, w), path, w, "amount"),
+                    "payment_method_id": _need(t, "payment_method_id", path, w),
+                    "created_at": created if kind == "payment" else updated,
+                }
+            )
         details = {k: v for k, v in o.items() if k not in ORDER_KEYS}
-        orders.append({"id": o["order_id"], "customer_id": o["user_id"], "status": status, "created_at": created,
-                       "updated_at": updated, "total": total, "address": o["address"], "details": details,
-                       "source": SOURCE})
+        orders.append(
+            {
+                "id": o["order_id"],
+                "customer_id": o["user_id"],
+                "status": status,
+                "created_at": created,
+                "updated_at": updated,
+                "total": total,
+                "address": o["address"],
+                "details": details,
+                "source": SOURCE,
+            }
+        )
     for uid, u in data["users"].items():
         where = f"users.{uid}"
         name = _need(u, "name", path, where)
         addr = _need(u, "address", path, where)
         first = first_order.get(uid, AS_OF)
-        customers.append({"id": _need(u, "user_id", path, where), "first_name": name.get("first_name"),
-                          "last_name": name.get("last_name"), "email": _need(u, "email", path, where),
-                          "address1": addr.get("address1"), "address2": addr.get("address2"), "city": addr.get("city"),
-                          "state": addr.get("state"), "country": addr.get("country"), "zip": addr.get("zip"),
-                          "signup_date": (first - timedelta(days=30 + 370 * _frac("signup", uid))).replace(microsecond=0),
-                          "source": SOURCE})
+        customers.append(
+            {
+                "id": _need(u, "user_id", path, where),
+                "first_name": name.get("first_name"),
+                "last_name": name.get("last_name"),
+                "email": _need(u, "email", path, where),
+                "address1": addr.get("address1"),
+                "address2": addr.get("address2"),
+                "city": addr.get("city"),
+                "state": addr.get("state"),
+                "country": addr.get("country"),
+                "zip": addr.get("zip"),
+                "signup_date": (first - timedelta(days=30 + 370 * _frac("signup", uid))).replace(microsecond=0),
+                "source": SOURCE,
+            }
+        )
         for pm_id, pm in _need(u, "payment_methods", path, where).items():
             w = f"{where}.payment_methods.{pm_id}"
-            pms.append({"id": _need(pm, "id", path, w), "customer_id": u["user_id"], "kind": _need(pm, "source", path, w),
-                        "brand": pm.get("brand"), "last_four": pm.get("last_four"),
-                        "balance": _money(pm["balance"], path, w, "balance") if "balance" in pm else None})
+            pms.append(
+                {
+                    "id": _need(pm, "id", path, w),
+                    "customer_id": u["user_id"],
+                    "kind": _need(pm, "source", path, w),
+                    "brand": pm.get("brand"),
+                    "last_four": pm.get("last_four"),
+                    "balance": _money(pm["balance"], path, w, "balance") if "balance" in pm else None,
+                }
+            )
     known = {c["id"] for c in customers}
     for o in orders:
         if o["customer_id"] not in known:
-            raise BadInputError(path, f"orders.{o['id']}: user_id {o['customer_id']} is not among the users",
-                                field="user_id")
+            raise BadInputError(
+                path, f"orders.{o['id']}: user_id {o['customer_id']} is not among the users", field="user_id"
+            )
 
-    counts = {"customers": len(customers), "payment_methods": len(pms), "products": len(products),
-              "variants": len(variants), "orders": len(orders), "order_items": len(items),
-              "fulfillments": len(fulfillments), "payments": len(payments)}
+    counts = {
+        "customers": len(customers),
+        "payment_methods": len(pms),
+        "products": len(products),
+        "variants": len(variants),
+        "orders": len(orders),
+        "order_items": len(items),
+        "fulfillments": len(fulfillments),
+        "payments": len(payments),
+    }
     with store.transaction() as session:
         before = previous_runs(session, "tau2", path)
         w = BulkWriter(session)

@@ -128,18 +128,24 @@ def import_transactions(
                 elif col.isdigit() and int(col) < len(names):
                     index[fld] = int(col)
                 else:
-                    raise BadInputError(path, f"unknown column {col!r} in the mapping (the header has: {', '.join(names)})",
-                                        first[0], fld)
+                    raise BadInputError(
+                        path,
+                        f"unknown column {col!r} in the mapping (the header has: {', '.join(names)})",
+                        first[0],
+                        fld,
+                    )
             body = rows
         else:
             for fld, col in columns.items():
                 if not col.isdigit():
-                    raise BadInputError(path, f"column {col!r} is a name but the file has no header; use 0-based indexes",
-                                        None, fld)
+                    raise BadInputError(
+                        path, f"column {col!r} is a name but the file has no header; use 0-based indexes", None, fld
+                    )
                 index[fld] = int(col)
                 if index[fld] >= len(first[1]):
-                    raise BadInputError(path, f"missing column: index {col} but the line has {len(first[1])} fields",
-                                        first[0], fld)
+                    raise BadInputError(
+                        path, f"missing column: index {col} but the line has {len(first[1])} fields", first[0], fld
+                    )
 
             def chain():
                 yield first
@@ -164,8 +170,12 @@ def import_transactions(
                     got = datetime.strptime(text, date_format) if date_format else datetime.fromisoformat(text)
                 except ValueError:
                     expected = date_format or "ISO 8601, e.g. 2026-10-31"
-                    raise _Skip("bad date", BadInputError(path, f"bad date {text!r} (expected {expected}; "
-                                                                "set --date-format)", line, "date")) from None
+                    raise _Skip(
+                        "bad date",
+                        BadInputError(
+                            path, f"bad date {text!r} (expected {expected}; set --date-format)", line, "date"
+                        ),
+                    ) from None
                 date_cache[text] = got
             return got
 
@@ -176,19 +186,26 @@ def import_transactions(
             try:
                 if len(parts) < width:
                     missing = [fld for fld, i in index.items() if i >= len(parts)]
-                    raise _Skip("missing column", BadInputError(
-                        path, f"missing column: the line has {len(parts)} fields", line, missing[0]))
+                    raise _Skip(
+                        "missing column",
+                        BadInputError(path, f"missing column: the line has {len(parts)} fields", line, missing[0]),
+                    )
                 cust = parts[index["customer"]].strip()
                 if not cust:
                     raise _Skip("missing customer", BadInputError(path, "no customer id", line, "customer"))
                 t = when(parts[index["date"]].strip(), line)
                 qty = number(parts[index["quantity"]], line, "quantity") if "quantity" in index else Decimal(1)
                 if qty <= 0:
-                    raise _Skip("negative or zero quantity", BadInputError(
-                        path, f"bad number: quantity {qty} is not positive (a cancellation?)", line, "quantity"))
+                    raise _Skip(
+                        "negative or zero quantity",
+                        BadInputError(
+                            path, f"bad number: quantity {qty} is not positive (a cancellation?)", line, "quantity"
+                        ),
+                    )
                 if qty != qty.to_integral_value():
-                    raise _Skip("bad number", BadInputError(path, f"bad number: quantity {qty} is not whole", line,
-                                                            "quantity"))
+                    raise _Skip(
+                        "bad number", BadInputError(path, f"bad number: quantity {qty} is not whole", line, "quantity")
+                    )
                 if "amount" in index:
                     amount = number(parts[index["amount"]], line, "amount")
                     unit = (amount / qty).quantize(Decimal("0.01"))
@@ -196,8 +213,15 @@ def import_transactions(
                     unit = number(parts[index["price"]], line, "price")
                     amount = unit * qty
                 if amount < 0 or unit < 0:
-                    raise _Skip("negative amount", BadInputError(path, f"bad number: negative amount {amount}", line,
-                                                                 "amount" if "amount" in index else "price"))
+                    raise _Skip(
+                        "negative amount",
+                        BadInputError(
+                            path,
+                            f"bad number: negative amount {amount}",
+                            line,
+                            "amount" if "amount" in index else "price",
+                        ),
+                    )
             except _Skip as skip:
                 if not skip_bad:
                     bar.close()
@@ -214,9 +238,17 @@ def import_transactions(
                 oid = f"{source}:{cust}:{t:%Y%m%d%H%M}:{per_day[key]}"[:64]
             order = orders.get(oid)
             if order is None:
-                order = orders[oid] = {"id": oid, "customer_id": cid, "status": "delivered", "created_at": t,
-                                       "updated_at": t, "total": Decimal(0), "address": None, "details": {},
-                                       "source": source}
+                order = orders[oid] = {
+                    "id": oid,
+                    "customer_id": cid,
+                    "status": "delivered",
+                    "created_at": t,
+                    "updated_at": t,
+                    "total": Decimal(0),
+                    "address": None,
+                    "details": {},
+                    "source": source,
+                }
             elif order["customer_id"] != cid:
                 err = BadInputError(path, f"order {oid} already belongs to another customer", line, "customer")
                 if not skip_bad:
@@ -229,25 +261,73 @@ def import_transactions(
             if "product" in index and parts[index["product"]].strip():
                 pid = f"{source}:{parts[index['product']].strip()}"[:64]
                 products.add(pid)
-            items.append({"order_id": oid, "product_id": pid, "variant_id": None, "name": pid.split(":", 1)[1] if pid else None,
-                          "quantity": int(qty), "unit_price": unit, "options": None})
+            items.append(
+                {
+                    "order_id": oid,
+                    "product_id": pid,
+                    "variant_id": None,
+                    "name": pid.split(":", 1)[1] if pid else None,
+                    "quantity": int(qty),
+                    "unit_price": unit,
+                    "options": None,
+                }
+            )
         bar.close()
     if rows_seen == 0:
         raise BadInputError(path, "the file has a header but no rows")
     if not orders:
         raise BadInputError(path, f"no usable rows: all {rows_seen} were skipped ({dict(skipped)})")
 
-    customer_rows = [{"id": cid, "first_name": None, "last_name": None, "email": None, "address1": None,
-                      "address2": None, "city": None, "state": None, "country": None, "zip": None, "signup_date": t,
-                      "source": source} for cid, t in customers.items()]
+    customer_rows = [
+        {
+            "id": cid,
+            "first_name": None,
+            "last_name": None,
+            "email": None,
+            "address1": None,
+            "address2": None,
+            "city": None,
+            "state": None,
+            "country": None,
+            "zip": None,
+            "signup_date": t,
+            "source": source,
+        }
+        for cid, t in customers.items()
+    ]
     for o in orders.values():
         o["total"] = o["total"].quantize(Decimal("0.01"))
-    payments = [{"order_id": o["id"], "kind": "payment", "amount": o["total"], "payment_method_id": None,
-                 "created_at": o["created_at"]} for o in orders.values()]
-    product_rows = [{"id": p, "name": p.split(":", 1)[1], "category": None, "brand": None, "description": None,
-                     "rating": None, "rating_count": None, "source": source, "updated_at": None} for p in sorted(products)]
-    counts = {"customers": len(customer_rows), "orders": len(orders), "order_items": len(items),
-              "products": len(product_rows), "rows": rows_seen - sum(skipped.values())}
+    payments = [
+        {
+            "order_id": o["id"],
+            "kind": "payment",
+            "amount": o["total"],
+            "payment_method_id": None,
+            "created_at": o["created_at"],
+        }
+        for o in orders.values()
+    ]
+    product_rows = [
+        {
+            "id": p,
+            "name": p.split(":", 1)[1],
+            "category": None,
+            "brand": None,
+            "description": None,
+            "rating": None,
+            "rating_count": None,
+            "source": source,
+            "updated_at": None,
+        }
+        for p in sorted(products)
+    ]
+    counts = {
+        "customers": len(customer_rows),
+        "orders": len(orders),
+        "order_items": len(items),
+        "products": len(product_rows),
+        "rows": rows_seen - sum(skipped.values()),
+    }
     with store.transaction() as session:
         before = previous_runs(session, "transactions", path)
         w = BulkWriter(session)

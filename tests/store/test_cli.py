@@ -34,15 +34,36 @@ def test_init_sample_stats_and_if_empty(data_dir):
 def test_import_transactions_cli_and_errors(data_dir, tmp_path):
     head = tmp_path / "cdnow.txt"
     head.write_text("\n".join(cdnow_transactions().read_text().splitlines()[:51]) + "\n")
-    r = run("import", "transactions", str(head), "--columns", "customer=0,date=1,quantity=2,amount=3",
-            "--delimiter", "ws", "--date-format", "%Y%m%d", "--json")
+    r = run(
+        "import",
+        "transactions",
+        str(head),
+        "--columns",
+        "customer=0,date=1,quantity=2,amount=3",
+        "--delimiter",
+        "ws",
+        "--date-format",
+        "%Y%m%d",
+        "--json",
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["counts"]["orders"] == 50
-    bad = run("import", "transactions", str(head), "--columns", "customer=0,date=1,amount=3,colour=4",
-              "--delimiter", "ws")
+    bad = run(
+        "import", "transactions", str(head), "--columns", "customer=0,date=1,amount=3,colour=4", "--delimiter", "ws"
+    )
     assert bad.exit_code == 2 and "unknown field 'colour'" in bad.output
-    bad = run("import", "transactions", str(head), "--columns", "customer=0,date=1,amount=3", "--delimiter", "ws",
-              "--date-format", "%Y%m%d", "--no-header")  # CDNOW's first line is a header: its 'date' is no date
+    bad = run(
+        "import",
+        "transactions",
+        str(head),
+        "--columns",
+        "customer=0,date=1,amount=3",
+        "--delimiter",
+        "ws",
+        "--date-format",
+        "%Y%m%d",
+        "--no-header",
+    )  # CDNOW's first line is a header: its 'date' is no date
     assert bad.exit_code == 2 and "line 1" in bad.output and "bad date 'date'" in bad.output
     assert "Traceback" not in bad.output
 

@@ -19,8 +19,9 @@ CDNOW_COLUMNS = "customer=0,date=1,quantity=2,amount=3"
 
 
 def cdnow(store, path=None, **kw):
-    return import_transactions(store, path or cdnow_transactions(), parse_columns(CDNOW_COLUMNS), delimiter="ws",
-                               date_format="%Y%m%d", **kw)
+    return import_transactions(
+        store, path or cdnow_transactions(), parse_columns(CDNOW_COLUMNS), delimiter="ws", date_format="%Y%m%d", **kw
+    )
 
 
 def counts(store):
@@ -121,8 +122,12 @@ def test_missing_column(sqlite_store, tmp_path):
 def test_unknown_column_in_mapping(sqlite_store, tmp_path):
     p = tmp_path / "t.csv"
     p.write_text(GOOD_ROWS)
-    _bad(sqlite_store, p, ["line 1", "field 'amount'", "unknown column 'price_total'"],
-         columns="customer=id,date=day,amount=price_total")
+    _bad(
+        sqlite_store,
+        p,
+        ["line 1", "field 'amount'", "unknown column 'price_total'"],
+        columns="customer=id,date=day,amount=price_total",
+    )
     with pytest.raises(UserError, match="unknown field 'shop'"):
         parse_columns("customer=0,date=1,amount=2,shop=3")
 
@@ -187,10 +192,12 @@ def test_catalog_price_ranges_become_variants(sqlite_store, tmp_path):
     from store.models import Product
 
     p = tmp_path / "cat.csv"
-    p.write_text('Sub Category,Price,Rating,Title,Feature\n'
-                 '"Laptops & Notebook Computers","$1,149.99through-$1,499.99","Rated 4.5 out of 5 stars based on 12 '
-                 'reviews.",Acme Book 14,Fast   Light\n'
-                 'Headphones & Earbuds,$299.99 ,No Reviews,Acme Buds,Noise cancelling\n')
+    p.write_text(
+        "Sub Category,Price,Rating,Title,Feature\n"
+        '"Laptops & Notebook Computers","$1,149.99through-$1,499.99","Rated 4.5 out of 5 stars based on 12 '
+        'reviews.",Acme Book 14,Fast   Light\n'
+        "Headphones & Earbuds,$299.99 ,No Reviews,Acme Buds,Noise cancelling\n"
+    )
     import_catalog(sqlite_store, p)
     with sqlite_store.read() as s:
         book = s.scalars(select(Product).where(Product.name == "Acme Book 14")).one()
@@ -220,8 +227,10 @@ def test_reviews_csv_and_jsonl(sample_store, tmp_path):
     with sample_store.read() as s:
         product = s.execute(select(Product.id, Product.name).order_by(Product.id)).first()
     csv_path = tmp_path / "reviews.csv"
-    csv_path.write_text(f'product,customer,rating,title,text,date\n{product.id},c000001,5,Great,"Loud, clear sound",'
-                        f'2026-05-01\n"{product.name}",,2,Meh,Battery died,2026-05-02\n')
+    csv_path.write_text(
+        f'product,customer,rating,title,text,date\n{product.id},c000001,5,Great,"Loud, clear sound",'
+        f'2026-05-01\n"{product.name}",,2,Meh,Battery died,2026-05-02\n'
+    )
     jsonl = tmp_path / "reviews.jsonl"
     jsonl.write_text(json.dumps({"product": product.id, "rating": 4, "text": "很好", "language": "zh"}) + "\n")
     before = counts(sample_store)["reviews"]

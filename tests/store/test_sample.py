@@ -38,8 +38,13 @@ def test_every_status_and_coherent_orders(sample_store):
         fulfilled = set(s.scalars(select(Fulfillment.order_id)))
         assert fulfilled == shipped
         # totals agree with item lines; every order is paid; cancelled ones refunded
-        lines = dict(s.execute(select(OrderItem.order_id, func.sum(OrderItem.unit_price * OrderItem.quantity))
-                               .group_by(OrderItem.order_id)).all())
+        lines = dict(
+            s.execute(
+                select(OrderItem.order_id, func.sum(OrderItem.unit_price * OrderItem.quantity)).group_by(
+                    OrderItem.order_id
+                )
+            ).all()
+        )
         assert all(abs(float(lines[o.id]) - float(o.total)) < 0.01 for o in orders)
         refunds = set(s.scalars(select(Payment.order_id).where(Payment.kind == "refund")))
         assert refunds == {o.id for o in orders if o.status == "cancelled"}
@@ -74,7 +79,9 @@ def test_reviews_agree_with_rating_and_purchases(sample_store):
 def test_fading_customers_exist(sample_store):
     """Some customers' gaps between orders grow and they stop long before the as-of date: the churners."""
     with sample_store.read() as s:
-        rows = s.execute(select(Order.customer_id, Order.created_at).order_by(Order.customer_id, Order.created_at)).all()
+        rows = s.execute(
+            select(Order.customer_id, Order.created_at).order_by(Order.customer_id, Order.created_at)
+        ).all()
     times: dict[str, list[datetime]] = defaultdict(list)
     for cid, t in rows:
         times[cid].append(t)
