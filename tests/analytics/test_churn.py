@@ -55,11 +55,12 @@ def test_scores_are_calibrated_ranked_and_explained(shop):
 
 def test_reason_sentences_use_the_customers_own_numbers():
     row = {"recency_days": 140.2, "mean_gap_days": 30.4, "frequency": 5, "cancelled": 2, "orders_all": 6,
-           "review_mean_rating": 1.5, "review_count": 2, "support_contacts": 3}
+           "review_mean_rating": 1.5, "review_count": 2, "support_contacts": 3, "timing_skew": -0.3}
     assert describe_feature("recency_days", row, True) == "no order for 140 days; usually orders every 30"
     assert describe_feature("cancel_share", row, True) == "cancelled 2 of 6 orders"
     assert describe_feature("review_mean_rating", row, True) == "reviews average 1.5/5 over 2"
     assert describe_feature("support_contacts", row, True) == "3 support contacts"
+    assert describe_feature("timing_skew", row, True) == "orders have been slowing down (most of them early on)"
     once = {"recency_days": 10.0, "frequency": 1}
     assert describe_feature("recency_days", once, True) == "no order for 10 days; has ordered only once"
 

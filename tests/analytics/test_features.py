@@ -4,7 +4,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from tools.analytics.features import build_features, cutoff_of, purchased_between
+from tools.analytics.features import build_feature_sets, build_features, cutoff_of, purchased_between
 from store.models import Conversation, Review, Product
 
 
@@ -46,9 +46,10 @@ def test_features_match_hand_computed_values(store, helpers):
     assert a["tenure_days"] == pytest.approx(days(datetime(2024, 1, 1, 10)), abs=1e-4)
     span = (datetime(2024, 3, 1, 8) - datetime(2024, 1, 1, 10)).total_seconds() / 86400
     assert a["mean_gap_days"] == pytest.approx(span / 2, abs=1e-4)
-    last_gap = (datetime(2024, 3, 1, 8) - datetime(2024, 1, 31, 9)).total_seconds() / 86400
-    assert a["last_gap_days"] == pytest.approx(last_gap, abs=1e-4)
-    assert a["gap_trend"] == pytest.approx(last_gap / (span / 2), rel=1e-4)
+    mean_offset = sum((t - datetime(2024, 1, 1, 10)).total_seconds() / 86400
+                      for t in (datetime(2024, 1, 1, 10), datetime(2024, 1, 31, 9), datetime(2024, 3, 1, 8))) / 3
+    assert a["timing_skew"] == pytest.approx(mean_offset / span - 0.5, abs=1e-4)
+    assert a["overdue_ratio"] == pytest.approx(a["recency_days"] / (span / 2), rel=1e-6)
     assert a["cancel_share"] == pytest.approx(1 / 4)
     assert a["return_share"] == pytest.approx(1 / 4)
     assert a["orders_90d"] == 2  # Jan 31 and Mar 1 are within 90 days of Apr 1; Jan 1 is 91 days before
@@ -88,3 +89,11 @@ def test_labels_window(sqlite_store, helpers):
     start = cutoff_of(date(2024, 3, 31))
     assert purchased_between(sqlite_store, start, start + timedelta(days=30)) == {"alice"}
     assert purchased_between(sqlite_store, start - timedelta(days=60), start) == {"alice", "bob"}
+
+
+def test_feature_sets_from_one_scan_equal_separate_builds(store, helpers):
+    _example(store, helpers)
+    early, late = build_feature_sets(store, [date(2024, 2, 14), date(2024, 3, 31)])
+    assert early.equals(build_features(store, date(2024, 2, 14)))
+    assert late.equals(build_features(store, date(2024, 3, 31)))
+    assert early.loc["alice", "frequency"] == 2 and "bob" not in early.index

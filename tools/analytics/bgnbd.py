@@ -49,8 +49,11 @@ def bgnbd_loglik(params: BGNBDParams, x, t_x, T) -> np.ndarray:
 
 
 def _compress(x, t_x, T, w):
-    """Customers with the same (x, t_x, T) share one likelihood term: fit on the distinct rows with counts."""
-    keys = np.stack([x, np.round(t_x, 6), np.round(T, 6)], axis=1)
+    """Customers with the same (x, t_x, T) share one likelihood term: fit on the distinct rows with counts.
+
+    Times are rounded to 1/7 of the unit (a day when the unit is weeks) so that shared histories coincide.
+    """
+    keys = np.stack([x, np.round(t_x * 7) / 7, np.round(T * 7) / 7], axis=1)
     uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
     counts = np.bincount(inverse.ravel(), weights=w)
     return uniq[:, 0], uniq[:, 1], uniq[:, 2], counts

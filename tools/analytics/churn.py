@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from store.db import Store
-from tools.analytics.features import FEATURES, build_features, cutoff_of, purchased_between
+from tools.analytics.features import FEATURES, build_feature_sets
 
 MIN_TRAIN_CUSTOMERS = 50
 MIN_PER_CLASS = 10
@@ -60,23 +60,28 @@ class ChurnModel:
         return np.asarray(out)[:, : len(self.features)]
 
 
+def label_churn(train: pd.DataFrame, later: pd.DataFrame) -> pd.DataFrame:
+    """Training rows with `churned` = no purchase between the two feature tables' dates (later minus earlier)."""
+    later_freq = later["frequency"].reindex(train.index).fillna(0.0)
+    return train.assign(churned=(later_freq <= train["frequency"]).astype(int))
+
+
 def training_frame(store: Store, as_of: date, horizon_days: int) -> pd.DataFrame:
     """Features as of (as_of - H) with label `churned` = no purchase in (as_of - H, as_of]."""
-    train_as_of = as_of - timedelta(days=horizon_days)
-    feats = build_features(store, train_as_of)
-    if len(feats) == 0:
-        return feats.assign(churned=pd.Series(dtype=int))
-    buyers = purchased_between(store, cutoff_of(train_as_of), cutoff_of(as_of))
-    feats["churned"] = (~feats.index.isin(list(buyers))).astype(int)
-    return feats
+    train, now = build_feature_sets(store, [as_of - timedelta(days=horizon_days), as_of])
+    return label_churn(train, now)
 
 
-def train_churn_model(store: Store, as_of: date, horizon_days: int = 90, seed: int = 0) -> ChurnModel:
+def train_churn_model(
+    store: Store, as_of: date, horizon_days: int = 90, seed: int = 0, frame: pd.DataFrame | None = None
+) -> ChurnModel:
+    """Fit and calibrate the model for scoring as of `as_of` (pass `frame` if training_frame was built already)."""
     import lightgbm as lgb
     from sklearn.isotonic import IsotonicRegression
     from sklearn.linear_model import LogisticRegression
 
-    frame = training_frame(store, as_of, horizon_days)
+    if frame is None:
+        frame = training_frame(store, as_of, horizon_days)
     n = len(frame)
     if n < MIN_TRAIN_CUSTOMERS:
         raise InsufficientData(
@@ -178,14 +183,15 @@ def describe_feature(name: str, row: pd.Series, toward_churn: bool) -> str | Non
         return f"only {f:.0f} order" + ("" if f == 1 else "s") + " so far" if toward_churn else f"{f:.0f} orders so far"
     if name == "mean_gap_days":
         return f"usually orders every {gap:.0f} days" if gap else "no repeat order yet"
-    if name in ("last_gap_days", "gap_trend"):
-        last = g("last_gap_days")
-        if last is None or not gap:
+    if name == "timing_skew":
+        skew = g("timing_skew")
+        if skew is None:
             return None
-        if gap:
-            trend = "longer than" if last > gap else "shorter than" if last < gap else "same as"
-            return f"latest gap between orders {_days(last)}, {trend} the usual {gap:.0f}"
-        return f"latest gap between orders {_days(last)}"
+        if skew < -0.1:
+            return "orders have been slowing down (most of them early on)"
+        if skew > 0.1:
+            return "orders have been speeding up lately"
+        return "orders at a steady pace"
     if name in ("monetary_total", "avg_order_value"):
         return f"spent {_money(g('monetary_total') or 0)} in total, {_money(g('avg_order_value') or 0)} per order"
     if name == "tenure_days":

@@ -23,8 +23,8 @@ from shopdesk.output import UserError
 from store.db import Store
 from store.models import Customer, Order
 from tools.analytics import bgnbd
-from tools.analytics.churn import InsufficientData, metrics, train_churn_model
-from tools.analytics.features import build_features, cutoff_of, data_span, purchased_between
+from tools.analytics.churn import InsufficientData, label_churn, metrics, train_churn_model
+from tools.analytics.features import build_feature_sets, cutoff_of, data_span, purchased_between
 from tools.analytics.models import ChurnEvaluation, Metrics
 from tools.analytics.snapshot import check_horizon
 
@@ -108,8 +108,12 @@ def read_transactions(path: Path, columns: list[str] | None = None) -> Transacti
 
 
 def import_transactions(store: Store, tx: Transactions) -> int:
-    """Write customers and one delivered order per transaction into the store, in one transaction."""
-    df = tx.frame.sort_values(["customer_id", "date"], kind="stable").reset_index(drop=True)
+    """Write customers and one delivered order per customer-day into the store, in one transaction.
+
+    Same-day transactions of a customer merge into one order (amounts summed), as in the BG/NBD papers' CDNOW set.
+    """
+    df = tx.frame.assign(date=tx.frame["date"].dt.normalize())
+    df = df.groupby(["customer_id", "date"], as_index=False, sort=True)["amount"].sum()
     n = df.groupby("customer_id").cumcount().astype(str)
     ids = (df["customer_id"] + "-" + n).tolist()
     custs = df["customer_id"].tolist()
@@ -160,11 +164,11 @@ def evaluate_churn(store: Store, as_of: date, horizon_days: int = 90) -> ChurnEv
             f"the data ends {last}, but as_of {as_of} + {horizon_days} days = {end}: the horizon is longer than the "
             f"data (pick as_of {last - timedelta(days=horizon_days)} or earlier, or a shorter horizon)"
         )
+    train, test = build_feature_sets(store, [as_of - timedelta(days=horizon_days), as_of])
     try:
-        model = train_churn_model(store, as_of, horizon_days)
+        model = train_churn_model(store, as_of, horizon_days, frame=label_churn(train, test))
     except InsufficientData as exc:
         raise UserError(f"cannot train the churn model: {exc}") from None
-    test = build_features(store, as_of)
     buyers = purchased_between(store, cutoff_of(as_of), cutoff_of(end))
     y = (~test.index.isin(list(buyers))).astype(int)
     if y.min() == y.max():

@@ -2,6 +2,7 @@
 
 Only rows dated before the cut-off take part, so a feature table as of D never sees what happened after D.
 A purchase is any order that was not cancelled; cancellations and returns are counted on their own.
+Each order is one purchase occasion (importers merge same-day transactions of a customer, as the BG/NBD papers do).
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import and_, case, func, literal, select
 from sqlalchemy.sql.elements import ColumnElement
@@ -30,9 +30,8 @@ FEATURES = [
     "avg_order_value",
     "tenure_days",
     "mean_gap_days",
-    "last_gap_days",
-    "gap_trend",
     "overdue_ratio",
+    "timing_skew",
     "orders_90d",
     "orders_prev_90d",
     "spend_180d",
@@ -68,13 +67,6 @@ def day_number(col, dialect: str) -> ColumnElement:
     return func.extract("epoch", col) / 86400.0
 
 
-def day_key(col, dialect: str) -> ColumnElement:
-    """The calendar day of a timestamp (for counting distinct purchase days)."""
-    if dialect == "sqlite":
-        return func.date(col)
-    return func.date_trunc("day", col)
-
-
 def to_day_number(moment: datetime) -> float:
     return (moment - EPOCH).total_seconds() / 86400.0
 
@@ -88,115 +80,135 @@ def data_span(store: Store) -> DataSpan:
     return DataSpan(first, last, int(n), int(customers))
 
 
-def _purchase_aggregates(store: Store, cutoff: datetime) -> pd.DataFrame:
+def _purchase_aggregates(store: Store, cutoffs: list[datetime]) -> list[pd.DataFrame]:
+    """One scan of the orders for all cut-offs: conditional aggregates per cut-off, grouped by customer.
+
+    Window bounds are compared on the raw timestamp column (cheap on every engine); only the first, last and mean
+    purchase times go through the database's date arithmetic.
+    """
     dialect = store.engine.dialect.name
     o = Order.__table__
-    day = day_number(o.c.created_at, dialect)
     bought = o.c.status.notin_(PURCHASE_STATUSES_EXCLUDED)
-    cut = to_day_number(cutoff)
-    total = o.c.total
+    returned = o.c.status.in_(RETURN_STATUSES)
+    cancelled = o.c.status.in_(PURCHASE_STATUSES_EXCLUDED)
+    last_cut = max(cutoffs)
+    cols = [o.c.customer_id.label("customer_id")]
+    for k, cut in enumerate(cutoffs):
+        before = o.c.created_at < cut if cut != last_cut else None
 
-    def when(cond, value, other=0):
-        return case((cond, value), else_=other)
+        def cond(*parts, before=before):
+            parts = [p for p in (*parts, before) if p is not None]
+            return and_(*parts) if len(parts) > 1 else parts[0] if parts else literal(True)
 
-    q = (
-        select(
-            o.c.customer_id.label("customer_id"),
-            func.count().label("orders_all"),
-            func.sum(when(bought, 1)).label("frequency"),
-            func.sum(when(o.c.status.in_(("cancelled",)), 1)).label("cancelled"),
-            func.sum(when(o.c.status.in_(RETURN_STATUSES), 1)).label("returned"),
-            func.min(when(bought, day, None)).label("first_day"),
-            func.max(when(bought, day, None)).label("last_day"),
-            func.count(func.distinct(when(bought, day_key(o.c.created_at, dialect), None))).label("purchase_days"),
-            func.sum(when(bought, total)).label("monetary_total"),
-            func.sum(when(and_(bought, day >= literal(cut - RECENT_ORDERS_DAYS)), 1)).label("orders_90d"),
-            func.sum(
-                when(and_(bought, day >= literal(cut - 2 * RECENT_ORDERS_DAYS), day < literal(cut - RECENT_ORDERS_DAYS)), 1)
-            ).label("orders_prev_90d"),
-            func.sum(when(and_(bought, day >= literal(cut - RECENT_SPEND_DAYS)), total)).label("spend_180d"),
-            func.sum(
-                when(and_(bought, day >= literal(cut - 2 * RECENT_SPEND_DAYS), day < literal(cut - RECENT_SPEND_DAYS)), total)
-            ).label("spend_prev_180d"),
-        )
-        .where(o.c.created_at < cutoff)
-        .group_by(o.c.customer_id)
-    )
-    # The second-to-last purchase, for the latest gap between orders: a window function in the database.
-    ranked = (
-        select(
-            o.c.customer_id.label("customer_id"),
-            day.label("day"),
-            func.row_number().over(partition_by=o.c.customer_id, order_by=o.c.created_at.desc()).label("rn"),
-        )
-        .where(o.c.created_at < cutoff, bought)
-        .subquery()
-    )
-    q2 = select(ranked.c.customer_id, ranked.c.day.label("prev_day")).where(ranked.c.rn == 2)
+        def count(*parts):
+            return func.sum(case((cond(*parts), 1), else_=0))
+
+        def money(*parts):
+            return func.sum(case((cond(*parts), o.c.total), else_=0))
+
+        def days_ago(days: int) -> datetime:
+            return cut - timedelta(days=days)
+
+        bought_ts = case((cond(bought), o.c.created_at), else_=None)
+        cols += [
+            count().label(f"orders_all_{k}"),
+            count(bought).label(f"frequency_{k}"),
+            count(cancelled).label(f"cancelled_{k}"),
+            count(returned).label(f"returned_{k}"),
+            day_number(func.min(bought_ts), dialect).label(f"first_day_{k}"),
+            day_number(func.max(bought_ts), dialect).label(f"last_day_{k}"),
+            func.avg(case((cond(bought), day_number(o.c.created_at, dialect)), else_=None)).label(f"mean_day_{k}"),
+            money(bought).label(f"monetary_total_{k}"),
+            count(bought, o.c.created_at >= days_ago(RECENT_ORDERS_DAYS)).label(f"orders_90d_{k}"),
+            count(bought, o.c.created_at >= days_ago(2 * RECENT_ORDERS_DAYS),
+                  o.c.created_at < days_ago(RECENT_ORDERS_DAYS)).label(f"orders_prev_90d_{k}"),
+            money(bought, o.c.created_at >= days_ago(RECENT_SPEND_DAYS)).label(f"spend_180d_{k}"),
+            money(bought, o.c.created_at >= days_ago(2 * RECENT_SPEND_DAYS),
+                  o.c.created_at < days_ago(RECENT_SPEND_DAYS)).label(f"spend_prev_180d_{k}"),
+        ]
+    q = select(*cols).where(o.c.created_at < last_cut).group_by(o.c.customer_id)
     with store.engine.connect() as conn:
         rows = conn.execute(q).all()
-        prev = conn.execute(q2).all()
-    df = pd.DataFrame(rows, columns=list(q.selected_columns.keys()))
-    prev_df = pd.DataFrame(prev, columns=["customer_id", "prev_day"])
-    df = df.merge(prev_df, on="customer_id", how="left")
-    num = [c for c in df.columns if c != "customer_id"]
-    df[num] = df[num].apply(pd.to_numeric, errors="coerce").astype(float)
-    return df
+    df = pd.DataFrame(rows, columns=list(q.selected_columns.keys())).set_index("customer_id")
+    df = df.apply(pd.to_numeric, errors="coerce").astype(float)
+    out = []
+    for k in range(len(cutoffs)):
+        part = df[[c for c in df.columns if c.endswith(f"_{k}")]]
+        out.append(part.rename(columns=lambda c: c.rsplit("_", 1)[0]))
+    return out
 
 
-def _side_aggregates(store: Store, cutoff: datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _side_aggregates(store: Store, cutoffs: list[datetime]) -> list[pd.DataFrame]:
     r = Review.__table__
     c = Conversation.__table__
-    qr = (
-        select(r.c.customer_id, func.avg(r.c.rating).label("review_mean_rating"), func.count().label("review_count"))
-        .where(r.c.customer_id.isnot(None), r.c.created_at < cutoff)
-        .group_by(r.c.customer_id)
-    )
+    last_cut = max(cutoffs)
+    rev_cols, con_cols = [r.c.customer_id], [c.c.customer_id]
+    for k, cut in enumerate(cutoffs):
+        rev_cols += [
+            func.avg(case((r.c.created_at < cut, r.c.rating), else_=None)).label(f"review_mean_rating_{k}"),
+            func.sum(case((r.c.created_at < cut, 1), else_=0)).label(f"review_count_{k}"),
+        ]
+        con_cols.append(func.sum(case((c.c.started_at < cut, 1), else_=0)).label(f"support_contacts_{k}"))
+    qr = select(*rev_cols).where(r.c.customer_id.isnot(None), r.c.created_at < last_cut).group_by(r.c.customer_id)
     qc = (
-        select(c.c.customer_id, func.count().label("support_contacts"))
-        .where(c.c.customer_id.isnot(None), c.c.role == "customer", c.c.started_at < cutoff)
+        select(*con_cols)
+        .where(c.c.customer_id.isnot(None), c.c.role == "customer", c.c.started_at < last_cut)
         .group_by(c.c.customer_id)
     )
     with store.engine.connect() as conn:
-        reviews = pd.DataFrame(conn.execute(qr).all(), columns=["customer_id", "review_mean_rating", "review_count"])
-        contacts = pd.DataFrame(conn.execute(qc).all(), columns=["customer_id", "support_contacts"])
-    return reviews, contacts
+        reviews = pd.DataFrame(conn.execute(qr).all(), columns=list(qr.selected_columns.keys()))
+        contacts = pd.DataFrame(conn.execute(qc).all(), columns=list(qc.selected_columns.keys()))
+    out = []
+    for k in range(len(cutoffs)):
+        part = reviews[["customer_id", f"review_mean_rating_{k}", f"review_count_{k}"]].merge(
+            contacts[["customer_id", f"support_contacts_{k}"]], on="customer_id", how="outer"
+        )
+        part = part.set_index("customer_id").rename(columns=lambda c: c.rsplit("_", 1)[0])
+        out.append(part.apply(pd.to_numeric, errors="coerce").astype(float))
+    return out
+
+
+def build_feature_sets(store: Store, as_ofs: list[date]) -> list[pd.DataFrame]:
+    """Feature tables as of several dates from one scan of the orders (e.g. the training and the scoring date).
+
+    Each has one row per customer with at least one purchase on or before its date, indexed by customer id.
+    Besides FEATURES it carries the BG/NBD summary (`x` repeat purchases, `t_x`, `T` in weeks), `first_day` and
+    `last_day` (days since 1970), and the counts behind the shares (`orders_all`, `cancelled`, `returned`).
+    """
+    cutoffs = [cutoff_of(d) for d in as_ofs]
+    purchases = _purchase_aggregates(store, cutoffs)
+    sides = _side_aggregates(store, cutoffs)
+    return [_finish(p, s, to_day_number(c)) for p, s, c in zip(purchases, sides, cutoffs)]
 
 
 def build_features(store: Store, as_of: date) -> pd.DataFrame:
-    """One row per customer with at least one purchase on or before `as_of`, indexed by customer id.
+    """The feature table as of one date (see build_feature_sets)."""
+    return build_feature_sets(store, [as_of])[0]
 
-    Besides FEATURES, it carries the BG/NBD summary (`x` repeat purchase days, `t_x`, `T` in weeks) and
-    `first_day`/`last_day` (days since 1970).
-    """
-    cutoff = cutoff_of(as_of)
-    cut = to_day_number(cutoff)
-    df = _purchase_aggregates(store, cutoff)
-    df = df[df["frequency"].fillna(0) > 0].copy()
-    reviews, contacts = _side_aggregates(store, cutoff)
-    df = df.merge(reviews, on="customer_id", how="left").merge(contacts, on="customer_id", how="left")
-    df = df.set_index("customer_id").sort_index()
+
+def _finish(df: pd.DataFrame, side: pd.DataFrame, cut: float) -> pd.DataFrame:
+    df = df[df["frequency"].fillna(0) > 0].join(side, how="left").sort_index()
+    df.index.name = "customer_id"
     f = df["frequency"]
     df["recency_days"] = cut - df["last_day"]
     df["tenure_days"] = cut - df["first_day"]
     df["monetary_total"] = df["monetary_total"].fillna(0.0)
     df["avg_order_value"] = df["monetary_total"] / f
     span = df["last_day"] - df["first_day"]
-    df["mean_gap_days"] = np.where(f > 1, span / (f - 1).clip(lower=1), np.nan)
-    df["last_gap_days"] = df["last_day"] - df["prev_day"]
-    df["gap_trend"] = df["last_gap_days"] / df["mean_gap_days"].where(df["mean_gap_days"] > 0)
+    df["mean_gap_days"] = (span / (f - 1)).where(f > 1)
     df["overdue_ratio"] = df["recency_days"] / df["mean_gap_days"].where(df["mean_gap_days"] > 0)
+    # Where the purchases sit between the first and the last: below 0 they bunch early (slowing down), above 0 late.
+    df["timing_skew"] = ((df["mean_day"] - df["first_day"]) / span.where(span > 0) - 0.5).where(f > 2)
     for col in ("orders_90d", "orders_prev_90d", "spend_180d", "spend_prev_180d", "cancelled", "returned"):
         df[col] = df[col].fillna(0.0)
-    df["spend_trend"] = (df["spend_180d"] - df["spend_prev_180d"]) / (df["spend_180d"] + df["spend_prev_180d"]).where(
-        lambda s: s > 0
-    )
+    both = df["spend_180d"] + df["spend_prev_180d"]
+    df["spend_trend"] = (df["spend_180d"] - df["spend_prev_180d"]) / both.where(both > 0)
     df["cancel_share"] = df["cancelled"] / df["orders_all"]
     df["return_share"] = df["returned"] / df["orders_all"]
     df["review_count"] = df["review_count"].fillna(0.0)
     df["support_contacts"] = df["support_contacts"].fillna(0.0)
-    # BG/NBD summary in weeks: repeat purchase days, time of the last one, age at the cut-off.
-    df["x"] = (df["purchase_days"] - 1).clip(lower=0)
+    # BG/NBD summary in weeks: repeat purchases, time of the last one, age at the cut-off.
+    df["x"] = (f - 1).clip(lower=0)
     df["t_x"] = span / 7.0
     df["T"] = df["tenure_days"] / 7.0
     return df

@@ -1,0 +1,109 @@
+"""Benchmark: marketer analytics end to end (segments + churn scoring) on a large sample shop: time and peak memory.
+
+    python bench/bench_analytics.py --customers 1000000            # builds the shop in a temp dir first
+    python bench/bench_analytics.py --db sqlite:////path/shop.db   # an existing store (any SQLAlchemy URL)
+
+The measured part runs in a fresh child process, so its peak memory (max RSS) is that of the analytics alone:
+open the store, compute features in SQL, RFM segments, BG/NBD + Gamma-Gamma value tiers, train the calibrated churn
+model on the time split, score every customer, summarise the segments and list the top-20 churn table with reasons.
+Target on the 2-core CI machine: under 60 s and under 4 GiB for 1,000,000 customers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def measure(url: str) -> dict:
+    """Runs in the child: the timed analytics on the store at `url`."""
+    t0 = time.perf_counter()
+    from shopdesk.settings import get_settings
+    from store.db import open_store
+    from tools.analytics import score_churn, summarize_segments
+    from tools.context import ShopContext
+
+    imports = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    store = open_store(url)
+    ctx = ShopContext(store=store, settings=get_settings(), role="marketer")
+    summary = summarize_segments(ctx)
+    t_segments = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    table = score_churn(ctx, top_n=20)
+    t_table = time.perf_counter() - t2
+    snap = next(iter(ctx.cache["analytics_snapshots"].values()))
+    store.dispose()
+    return {
+        "customers_scored": summary.customers,
+        "as_of": str(summary.as_of),
+        "churn_method": summary.churn_method,
+        "train_customers": snap.churn_model.train_customers if snap.churn_model else 0,
+        "imports_s": round(imports, 2),
+        "segments_incl_snapshot_s": round(t_segments, 2),
+        "churn_table_top20_s": round(t_table, 2),
+        "end_to_end_s": round(t_segments + t_table, 2),
+        "phases_s": snap.timings,
+        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
+        "top_row": table.rows[0].model_dump(mode="json") if table.rows else None,
+    }
+
+
+def build(customers: int, data_dir: Path) -> float:
+    env = {**os.environ, "SHOPDESK_DATA_DIR": str(data_dir)}
+    env.pop("SHOPDESK_DATABASE_URL", None)
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "shopdesk.cli", "store", "init", "--sample", "--customers", str(customers)],
+                   env=env, check=True, cwd=REPO)
+    return time.perf_counter() - t
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=1_000_000, help="sample shop size when building one")
+    parser.add_argument("--db", help="SQLAlchemy URL of an existing store (skips building)")
+    parser.add_argument("--data-dir", type=Path, help="where to build the sample shop (default: a temp dir, removed)")
+    parser.add_argument("--measure", help=argparse.SUPPRESS)  # internal: run the timed part on this URL
+    args = parser.parse_args(argv)
+    if args.measure:
+        print(json.dumps(measure(args.measure)))
+        return
+    tmp = None
+    build_s = None
+    if args.db:
+        url = args.db
+    else:
+        data_dir = args.data_dir
+        if data_dir is None:
+            tmp = tempfile.TemporaryDirectory(prefix="shopdesk-bench-")
+            data_dir = Path(tmp.name)
+        db = data_dir / "shop.db"
+        if not db.exists():
+            print(f"building a {args.customers:,}-customer sample shop in {data_dir} ...", file=sys.stderr)
+            build_s = build(args.customers, data_dir)
+        url = f"sqlite:///{db}"
+    try:
+        out = subprocess.run([sys.executable, __file__, "--measure", url], check=True, capture_output=True, text=True,
+                             cwd=REPO)
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    result["store"] = url
+    if build_s is not None:
+        result["sample_build_s"] = round(build_s, 1)
+    result["target_met"] = result["end_to_end_s"] < 60 and result["peak_rss_gib"] < 4
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
