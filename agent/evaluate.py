@@ -215,6 +215,7 @@ class CaseResult:
     names_matched: int = 0
     args_matched: int = 0
     grounding_replacements: int = 0
+    grounding_problems: list[str] = field(default_factory=list)
     forbidden_write: bool = False
     turn_seconds: list[float] = field(default_factory=list)
     answers: list[str] = field(default_factory=list)
@@ -240,6 +241,7 @@ def run_case(case: EvalCase, templates: StoreTemplates, model_for: Callable[[Eva
                         result.answers.append(event.text)
                         result.turn_seconds.append(event.meta.get("latency_s", 0.0))
                         result.grounding_replacements += int(bool(event.meta.get("grounding_replaced")))
+                        result.grounding_problems += event.meta.get("grounding_problems", [])
                     elif event.kind == "error":
                         result.answers.append(event.text)
         except Exception as exc:  # noqa: BLE001 - one broken case must not stop the run; it is reported

