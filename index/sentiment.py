@@ -165,13 +165,17 @@ def analyze(text: str, title: str | None = None) -> Analysis:
     """Sentiment of a review (positive/negative/neutral with a score) and the aspects each sentence talks about."""
     full = f"{title}. {text}" if title else text
     chinese = _is_chinese(full)
-    total = 0.0
+    total = pos_total = neg_total = 0.0
     mentions: dict[str, AspectMention] = {}
     for sentence in (s.strip() for s in _SENT_SPLIT.split(full)):
         if not sentence:
             continue
         s = _score_zh(sentence) if chinese else _score_en(sentence)
         total += s
+        if s > 0:
+            pos_total += s
+        else:
+            neg_total += s
         # an aspect takes the polarity of its own clause ("great screen, but the battery is weak")
         for clause in (c.strip() for c in _CLAUSE_SPLIT.split(sentence)):
             if not clause:
@@ -185,6 +189,9 @@ def analyze(text: str, title: str | None = None) -> Analysis:
                     mentions[aspect] = AspectMention(aspect, polarity, sentence[:200])
     score = max(-1.0, min(1.0, total / 3.0))
     label = "positive" if score > 0.15 else "negative" if score < -0.15 else "neutral"
+    # clear praise and clear complaint of similar weight ("great sound. However, it broke") reads as mixed
+    if pos_total >= 0.9 and neg_total <= -0.9 and min(pos_total, -neg_total) / max(pos_total, -neg_total) >= 0.6:
+        label = "neutral"
     return Analysis(label, round(score, 3), list(mentions.values()))
 
 
