@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -89,6 +90,8 @@ def main(argv: list[str] | None = None) -> dict:
             "rows_per_s": round(r["counts"]["rows"] / wall),
         }
         store.dispose()
+    if not args.keep:
+        shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(out, indent=2))
     return out
 
