@@ -299,8 +299,8 @@ def tau2_cases(db: dict[str, Any]) -> Iterator[dict[str, Any]]:
     # --- multi-step and refusals the model must handle in conversation
     oid, o = t.order("pending")
     yield case(nid("t2-multi"), "tau2", "customer", o["user_id"],
-               [f"What's in my order {oid}?", "OK, please cancel that order then, I no longer need it.", YES_EN[2]],
-               tags=("status", "cancel", "write", "multi-turn"),
+               [f"Check what's in my order {oid} and then cancel it, I no longer need it.", YES_EN[2]],
+               tags=("status", "cancel", "write", "multi-step"),
                tool_calls=[call("get_order_details", order_id=oid),
                            call("cancel_pending_order", order_id=oid, reason="no longer needed")],
                answer_contains=["cancelled"], order_status={oid: "cancelled"}, no_writes=False)
