@@ -32,7 +32,7 @@ from shopdesk.output import UserError, to_jsonable
 from shopdesk.settings import Settings
 from store.db import Store
 from tools.context import ShopContext
-from tools.errors import ToolError
+from tools.errors import ToolError, ToolInputError
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +231,8 @@ class AgentSession:
             result = spec(self.ctx, args)
         except ToolError as exc:
             text = f"error: {exc}"
+            if not isinstance(exc, ToolInputError):  # a refusal or not-found is the faithful answer if the model errs
+                results.append((spec.name, str(exc)))
             turn.append(ToolMessage(text, tool_call_id=call_id, name=spec.name))
             yield AgentEvent(kind="tool_result", name=spec.name, call_id=call_id, text=text,
                              data={"error": str(exc), "type": type(exc).__name__})

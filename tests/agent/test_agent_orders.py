@@ -107,3 +107,14 @@ def test_handoff_event(settings, tau2_store):
     handoff = [e for e in events if e.kind == "handoff"]
     assert handoff and handoff[0].text == "wants a human"
     assert events[-1].kind == "final" and "HUMAN AGENT" in events[-1].text
+
+
+def test_refusal_is_the_faithful_answer_when_the_model_claims_success(settings, tau2_store):
+    chat, _ = session(settings, tau2_store, JAMES,
+                      call("cancel_pending_order", order_id=PROCESSED, reason="no longer needed"),
+                      "Done, your order is cancelled.")
+    events = list(chat.respond("cancel #W2611340 please"))
+    assert not [e for e in events if e.kind == "confirm"]
+    assert events[-1].data["grounding_replaced"] is True
+    assert "only pending orders can be cancelled" in events[-1].text
+    assert status(tau2_store, PROCESSED) == "processed"

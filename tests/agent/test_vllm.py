@@ -31,8 +31,11 @@ def tiny_adapter(shared_models_dir, tmp_path_factory):
 
     torch.manual_seed(0)
     base = AutoModelForCausalLM.from_pretrained(str(shared_models_dir), dtype=torch.float32)
-    peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
-                                                 init_lora_weights=False))
+    peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():  # non-zero but small, so the served adapter really changes the weights a little
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 1e-3)
     out = tmp_path_factory.mktemp("adapter") / "tiny"
     peft_model.save_pretrained(str(out))
     return out
@@ -64,8 +67,9 @@ def test_agent_turn_through_vllm_with_adapter(settings, tau2_store, server):
     llm = ChatOpenAI(base_url=server.base_url, model="tiny", api_key="EMPTY", temperature=0, max_tokens=48,
                      timeout=300, max_retries=0)
     spec = tool_spec(get_order_details)
-    # vLLM decodes a named tool_choice under the schema, so the first step is a valid call whatever the weights
-    forced = llm.bind_tools([spec.openai()], tool_choice={"type": "function", "function": {"name": spec.name}})
+    # vLLM decodes a named tool_choice under the schema (room for the whole call), so the first step is a call
+    forced = llm.bind_tools([spec.openai()], tool_choice={"type": "function", "function": {"name": spec.name}},
+                            max_tokens=128)
     free = llm.bind_tools([spec.openai()])
     model = ScriptedChatModel(script=[lambda msgs: forced.invoke(msgs)], fallback=lambda msgs: free.invoke(msgs))
     session = open_session(settings, "customer", "james_li_5688", model=model, store=tau2_store,
