@@ -83,6 +83,8 @@ def fit_bgnbd(x, t_x, T, weights=None) -> BGNBDParams:
                        options={"ftol": 1e-13, "gtol": 1e-9, "maxiter": 2000})
         if best is None or res.fun < best.fun:
             best = res
+        if res.success:  # the second start is only a fallback when the first does not converge
+            break
     return BGNBDParams(*np.exp(best.x))
 
 

@@ -19,7 +19,7 @@ from tools.analytics.features import FEATURES, build_feature_sets
 
 MIN_TRAIN_CUSTOMERS = 50
 MIN_PER_CLASS = 10
-MAX_TRAIN_ROWS = 300_000  # enough for a stable model; bounds training time on large shops
+MAX_TRAIN_ROWS = 100_000  # plenty for 18 features; bounds training time on large shops (a random sample)
 
 
 class InsufficientData(Exception):
@@ -108,7 +108,7 @@ def train_churn_model(
     X = frame[FEATURES].to_numpy(dtype=float)
     params = {
         "objective": "binary",
-        "learning_rate": 0.05,
+        "learning_rate": 0.1,
         "num_leaves": 15,
         "min_data_in_leaf": max(10, min(200, n // 200)),
         "feature_fraction": 0.9,
@@ -125,7 +125,7 @@ def train_churn_model(
     train = lgb.Dataset(X[~calib], y[~calib], feature_name=FEATURES, free_raw_data=True)
     valid = lgb.Dataset(X[calib], y[calib], reference=train)
     booster = lgb.train(
-        params, train, num_boost_round=400, valid_sets=[valid], callbacks=[lgb.early_stopping(30, verbose=False)]
+        params, train, num_boost_round=200, valid_sets=[valid], callbacks=[lgb.early_stopping(20, verbose=False)]
     )
     margin = booster.predict(X[calib], raw_score=True)
     model = ChurnModel(

@@ -127,10 +127,7 @@ def _purchase_aggregates(store: Store, cutoffs: list[datetime]) -> list[pd.DataF
                   o.c.created_at < days_ago(RECENT_SPEND_DAYS)).label(f"spend_prev_180d_{k}"),
         ]
     q = select(*cols).where(o.c.created_at < last_cut).group_by(o.c.customer_id)
-    with store.engine.connect() as conn:
-        rows = conn.execute(q).all()
-    df = pd.DataFrame(rows, columns=list(q.selected_columns.keys())).set_index("customer_id")
-    df = df.apply(pd.to_numeric, errors="coerce").astype(float)
+    df = _frame(store, q).set_index("customer_id")
     out = []
     for k in range(len(cutoffs)):
         part = df[[c for c in df.columns if c.endswith(f"_{k}")]]
@@ -155,17 +152,27 @@ def _side_aggregates(store: Store, cutoffs: list[datetime]) -> list[pd.DataFrame
         .where(c.c.customer_id.isnot(None), c.c.role == "customer", c.c.started_at < last_cut)
         .group_by(c.c.customer_id)
     )
-    with store.engine.connect() as conn:
-        reviews = pd.DataFrame(conn.execute(qr).all(), columns=list(qr.selected_columns.keys()))
-        contacts = pd.DataFrame(conn.execute(qc).all(), columns=list(qc.selected_columns.keys()))
+    reviews, contacts = _frame(store, qr), _frame(store, qc)
     out = []
     for k in range(len(cutoffs)):
         part = reviews[["customer_id", f"review_mean_rating_{k}", f"review_count_{k}"]].merge(
             contacts[["customer_id", f"support_contacts_{k}"]], on="customer_id", how="outer"
         )
         part = part.set_index("customer_id").rename(columns=lambda c: c.rsplit("_", 1)[0])
-        out.append(part.apply(pd.to_numeric, errors="coerce").astype(float))
+        out.append(part.astype(float))
     return out
+
+
+def _frame(store: Store, q) -> pd.DataFrame:
+    """Run a query into a DataFrame: plain tuples (pandas probing SQLAlchemy rows costs more than the query)."""
+    with store.engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(q)]
+    df = pd.DataFrame.from_records(rows, columns=list(q.selected_columns.keys()))
+    for col in df.columns[1:]:
+        if df[col].dtype == object:  # Decimal sums on PostgreSQL, NULL-only columns
+            df[col] = pd.to_numeric(df[col], errors="coerce")
+    df[df.columns[1:]] = df[df.columns[1:]].astype(float)
+    return df
 
 
 def build_feature_sets(store: Store, as_ofs: list[date]) -> list[pd.DataFrame]:

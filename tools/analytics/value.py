@@ -19,7 +19,7 @@ from tools.analytics import bgnbd
 WEEKS_12M = 365.0 / 7.0
 HIGH_SHARE = 0.20
 MEDIUM_SHARE = 0.30
-MAX_FIT_ROWS = 50_000  # BG/NBD has four parameters: a sample this size pins them down; scoring uses everyone
+MAX_FIT_ROWS = 20_000  # BG/NBD has four parameters: a sample this size pins them down; scoring uses everyone
 
 
 @dataclass
