@@ -62,7 +62,7 @@ class Hit:
 _NUM = r"\$?\s*(\d[\d,]*(?:\.\d+)?)\s*(?:k\b)?\s*(?:dollars?|usd|bucks)?"
 _PRICE_PATTERNS: list[tuple[re.Pattern, str]] = [
     (re.compile(rf"\bbetween\s+{_NUM}\s+(?:and|to)\s+{_NUM}", re.I), "range"),
-    (re.compile(rf"(?<![\w.])\$\s*(\d[\d,]*(?:\.\d+)?)\s*(?:-|to)\s*\$\s*(\d[\d,]*(?:\.\d+)?)", re.I), "range"),
+    (re.compile(r"(?<![\w.])\$\s*(\d[\d,]*(?:\.\d+)?)\s*(?:-|to)\s*\$\s*(\d[\d,]*(?:\.\d+)?)", re.I), "range"),
     (re.compile(rf"\b(?:under|below|less than|cheaper than|up to|at most|max(?:imum)?|no more than|within|<)\s*{_NUM}",
                 re.I), "max"),
     (re.compile(rf"\b(?:over|above|more than|at least|min(?:imum)?|starting at|>)\s*{_NUM}(?!\s*(?:stars?|\+))",

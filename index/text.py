@@ -25,6 +25,7 @@ def tokenize(text: str) -> list[str]:
     """BM25 tokens: lower-cased words and model numbers, split letter/digit runs too, CJK as unigrams + bigrams."""
     tokens: list[str] = []
     prev_cjk: str | None = None
+    prev_end = -1
     for match in _WORD.finditer(normalize(text)):
         tok = match.group(0)
         if _CJK.fullmatch(tok):

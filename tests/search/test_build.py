@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import pytest
-
 
 def counting(inner):
     """The real embedder (same loaded model) that counts the documents it is asked to embed."""
