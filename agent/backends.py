@@ -26,7 +26,7 @@ from shopdesk.settings import Settings
 log = logging.getLogger(__name__)
 
 TEMPLATE = Path(__file__).with_name("chat_template.jinja")
-REPO_ADAPTER = Path(__file__).resolve().parent.parent / "finetune" / "adapter"
+REPO_ADAPTER = Path(__file__).resolve().parent.parent / "finetune" / "adapters" / "shopdesk-smollm2"
 
 
 def to_chat_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
@@ -249,11 +249,10 @@ def make_chat_model(settings: Settings, *, adapter: str | None = None, backend: 
     if backend == "vllm":
         from langchain_openai import ChatOpenAI
 
-        name = settings.vllm_model
-        if adapter is not None and adapter.lower() != "none" and not name:
-            name = Path(adapter).name
-        return ChatOpenAI(base_url=settings.vllm_url, model=name or served_model(settings.vllm_url), api_key="EMPTY",
-                          temperature=0, max_tokens=256, timeout=120, max_retries=1)
+        choice = adapter if adapter is not None else settings.adapter
+        name = settings.vllm_model or served_model(settings.vllm_url, adapter=str(choice).lower() != "none")
+        return ChatOpenAI(base_url=settings.vllm_url, model=name, api_key="EMPTY", temperature=0, max_tokens=256,
+                          timeout=120, max_retries=1)
     if backend == "local":
         from shopdesk.models import resolve_chat_model
 
@@ -262,15 +261,17 @@ def make_chat_model(settings: Settings, *, adapter: str | None = None, backend: 
     raise UserError(f"unknown llm backend {backend!r}; expected local, vllm or fake")
 
 
-def served_model(base_url: str) -> str:
-    """The first model the vLLM server lists (the base model) when none is configured."""
+def served_model(base_url: str, adapter: bool = True) -> str:
+    """The model to ask vLLM for when none is configured: its LoRA module if it serves one (and `adapter`), else
+    the base model."""
     import httpx
 
     try:
-        data = httpx.get(base_url.rstrip("/") + "/models", timeout=10).json()
-    except httpx.HTTPError as exc:
+        data = httpx.get(base_url.rstrip("/") + "/models", timeout=10).json()["data"]
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
         raise UserError(f"cannot reach the vLLM server at {base_url} ({exc}); start it with `shopdesk serve-llm`") from exc
-    return data["data"][0]["id"]
+    loras = [m["id"] for m in data if m.get("parent")]
+    return loras[0] if adapter and loras else next(m["id"] for m in data if not m.get("parent"))
 
 
 def describe(model: BaseChatModel) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
     shopdesk chat --customer james_li_5688                      # talk to the support bot in the terminal
     shopdesk eval --cases agent/evalcases/cases.jsonl --store tau2 --backend local --adapter none --json
-    shopdesk serve-llm --port 8000 --adapter shopdesk=finetune/adapter
+    shopdesk serve-llm --port 8000 --adapter shopdesk=finetune/adapters/shopdesk-smollm2
 """
 
 from __future__ import annotations

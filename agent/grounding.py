@@ -38,7 +38,7 @@ _STATUS_RE = re.compile(
 )
 _ORDER_ID_RE = re.compile(r"#\s?[A-Za-z]{0,3}\d{3,}|\b[A-Z]{1,3}\d{5,}\b")
 _MONEY_RE = re.compile(r"(?:[$¥€£]|USD|usd|RMB)\s?(\d[\d,]*(?:\.\d+)?)|(\d[\d,]*(?:\.\d+)?)\s?(?:美元|元|dollars?\b)")
-_DECIMAL_RE = re.compile(r"(?<![\d.])(\d+\.\d+)(?!\d|\.\d)")
+_DECIMAL_RE = re.compile(r"(?<![\d.,])(\d[\d,]*\.\d+)(?!\d|\.\d)")
 _DATE_RE = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b|(\d{4})年(\d{1,2})月(\d{1,2})日")
 _LONG_NUMBER_RE = re.compile(r"(?<![\d.#A-Za-z])(\d{7,})(?!\d|\.\d)")
 

@@ -1,6 +1,6 @@
 """Starting and stopping a vLLM OpenAI-compatible server for the chat model (+ LoRA adapters), from its own venv.
 
-    shopdesk serve-llm --port 8000 --adapter shopdesk=finetune/adapter
+    shopdesk serve-llm --port 8000 --adapter shopdesk=finetune/adapters/shopdesk-smollm2
 
     with VLLMServer(model_dir, adapters={"shopdesk": adapter_dir}, port=free_port()) as server:
         print(server.base_url)       # http://127.0.0.1:PORT/v1
