@@ -167,8 +167,11 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
             return
         if view is None:
             view = ChatView()
-        for _ in run_turn(view, message):
-            yield "", _messages(view), view, gr.update(visible=view.awaiting_confirm)
+        # The box is cleared and locked while the reply streams, then unlocked: one turn at a time.
+        for i, _ in enumerate(run_turn(view, message)):
+            box = gr.update(value="", interactive=False) if i == 0 else gr.skip()
+            yield box, _messages(view), view, gr.update(visible=view.awaiting_confirm)
+        yield gr.update(interactive=True), _messages(view), view, gr.update(visible=view.awaiting_confirm)
 
     def customer_confirm(view: ChatView | None):
         yield from customer_chat("confirm", view)
@@ -247,7 +250,7 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
             return
         # Panels filled during this turn are sent with every later update too, so the turn's last output has them.
         panels = list(skip_panels)
-        for event in run_turn(state.chat, message):
+        for i, event in enumerate(run_turn(state.chat, message)):
             if event is not None and event.kind == "tool_result" and not _failed(event):
                 name = state.chat.tool_name(event)
                 try:
@@ -259,7 +262,9 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
                         panels[7:10] = _insights_outputs(event.data)
                 except Exception:  # a result the panel cannot draw must not break the chat
                     log.exception("could not draw %s result", name)
-            yield "", _messages(state.chat), state, *panels
+            box = gr.update(value="", interactive=False) if i == 0 else gr.skip()
+            yield box, _messages(state.chat), state, *panels
+        yield gr.update(interactive=True), _messages(state.chat), state, *panels
 
     # ---- layout ----
 
@@ -353,10 +358,11 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
         sign_in_btn.click(
             customer_sign_in, [customer_pick], [c_view, c_chat, c_status, backend_line], api_name="customer_sign_in"
         )
-        chat_io = dict(inputs=[c_msg, c_view], outputs=[c_msg, c_chat, c_view, confirm_row])
+        # "multiple": a message sent just as the previous reply ends is queued, not silently dropped.
+        chat_io = dict(inputs=[c_msg, c_view], outputs=[c_msg, c_chat, c_view, confirm_row], trigger_mode="multiple")
         c_msg.submit(customer_chat, api_name="customer_chat", **chat_io)
         c_send.click(customer_chat, api_name=False, **chat_io)
-        button_io = dict(inputs=[c_view], outputs=[c_msg, c_chat, c_view, confirm_row])
+        button_io = dict(inputs=[c_view], outputs=[c_msg, c_chat, c_view, confirm_row], trigger_mode="multiple")
         c_yes.click(customer_confirm, api_name="customer_confirm", **button_io)
         c_no.click(customer_cancel, api_name="customer_cancel", **button_io)
         c_human.click(talk_to_human, api_name="talk_to_human", **button_io)
@@ -372,7 +378,8 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
         m_pw.submit(marketer_sign_in, api_name=False, **login_io).success(
             marketer_panels_quiet, api_name=False, **panels_io
         )
-        m_chat_io = dict(inputs=[m_msg, m_state], outputs=[m_msg, m_chat, m_state, *panel_outputs])
+        m_chat_io = dict(inputs=[m_msg, m_state], outputs=[m_msg, m_chat, m_state, *panel_outputs],
+                         trigger_mode="multiple")
         m_msg.submit(marketer_chat, api_name="marketer_chat", **m_chat_io)
         m_send.click(marketer_chat, api_name=False, **m_chat_io)
         m_refresh.click(marketer_panels, api_name="marketer_panels", **panels_io)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ class ChatView:
     _calls: dict[str, int] = field(default_factory=dict)  # call_id -> index of its panel in messages
     _call_names: dict[str, str] = field(default_factory=dict)
     _text_at: int | None = None  # index of the assistant message the current turn streams into
+    _busy: threading.Lock = field(default_factory=threading.Lock, repr=False)  # one turn at a time per session
 
     def tool_name(self, event: AgentEvent) -> str | None:
         return event.name or self._call_names.get(event.call_id or "")
@@ -133,19 +135,27 @@ def friendly_error(exc: BaseException) -> str:
 
 def run_turn(view: ChatView, message: str):
     """Send `message` and update `view` event by event; yields after every visible change."""
-    view.add_user(message)
-    view.awaiting_confirm = False
-    yield
-    if view.session is None:
-        view.say("Please sign in first.")
+    if not view._busy.acquire(blocking=False):  # e.g. a button pressed while a reply still streams
+        view.add_user(message)
+        view.say("I am still answering your previous message; please send this again when I am done.")
         yield
         return
     try:
-        for event in view.session.respond(message):
-            view.apply(event)
-            yield event
-    except Exception as exc:  # the boundary: log the bug, tell the user in one sentence
-        log.exception("turn failed")
-        view.finish_pending()
-        view.say(friendly_error(exc))
+        view.add_user(message)
+        view.awaiting_confirm = False
         yield
+        if view.session is None:
+            view.say("Please sign in first.")
+            yield
+            return
+        try:
+            for event in view.session.respond(message):
+                view.apply(event)
+                yield event
+        except Exception as exc:  # the boundary: log the bug, tell the user in one sentence
+            log.exception("turn failed")
+            view.finish_pending()
+            view.say(friendly_error(exc))
+            yield
+    finally:
+        view._busy.release()

@@ -34,11 +34,13 @@ def browser():
 
 
 @pytest.fixture
-def page(browser):
+def page(browser, request):
     context = browser.new_context(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
     page = context.new_page()
-    page.set_default_timeout(30_000)
+    page.set_default_timeout(60_000)  # generous: CI machines are shared
     yield page
+    ARTIFACTS.mkdir(exist_ok=True)  # the last state of every test, to see what happened when one fails
+    page.screenshot(path=str(ARTIFACTS / f"last-{request.node.name}.png"), full_page=True)
     context.close()
 
 
@@ -71,13 +73,16 @@ def test_customer_asks_about_an_order(page, served, helpers):
     page.screenshot(path=str(ARTIFACTS / "ui-customer-tool-panel.png"), full_page=True)
 
     # A cancellation waits for the customer: Confirm / Cancel appear; Cancel keeps the order as it is.
+    expect(page.locator("#customer-msg textarea")).to_be_editable()  # the previous reply has finished
     page.locator("#customer-msg textarea").fill(f"Please cancel order {oid}")
     page.locator("#customer-msg textarea").press("Enter")
     expect(page.locator("#confirm-btn")).to_be_visible()
     expect(chat).to_contain_text("Please confirm")
     page.screenshot(path=str(ARTIFACTS / "ui-customer-confirm.png"), full_page=True)
+    expect(page.locator("#customer-msg textarea")).to_be_editable()
     page.locator("#cancel-btn").click()
     expect(page.locator("#confirm-btn")).to_be_hidden()
+    expect(page.locator("#customer-msg textarea")).to_be_editable()
     with served.store.read() as s:
         assert s.get(Order, oid).status == "pending"
     page.locator("#talk-to-human").click()

@@ -120,3 +120,15 @@ def test_no_session_asks_to_sign_in():
     view = ChatView()
     list(run_turn(view, "hi"))
     assert view.messages[-1]["content"] == "Please sign in first."
+
+
+def test_a_second_turn_while_one_streams_is_refused_not_interleaved():
+    view = ChatView(session=ListSession([AgentEvent("text", text="a"), AgentEvent("final", text="a")]))
+    first = run_turn(view, "one")
+    next(first)  # the first turn is under way
+    list(run_turn(view, "two"))
+    assert "still answering" in view.messages[-1]["content"]
+    list(first)
+    assert view.messages[-1]["content"] == "a"
+    list(run_turn(view, "three"))  # and the session is free again afterwards
+    assert view.messages[-1]["content"] == "a" and view.messages[-2]["content"] == "three"
