@@ -180,7 +180,9 @@ def describe_feature(name: str, row: pd.Series, toward_churn: bool) -> str | Non
         return f"no order for {_days(rec)}; {habit}" if toward_churn else f"last order {_days(rec)} ago; {habit}"
     if name == "frequency":
         f = g("frequency") or 0
-        return f"only {f:.0f} order" + ("" if f == 1 else "s") + " so far" if toward_churn else f"{f:.0f} orders so far"
+        if f <= 1:
+            return "has ordered only once"
+        return f"only {f:.0f} orders so far" if toward_churn else f"{f:.0f} orders so far"
     if name == "mean_gap_days":
         return f"usually orders every {gap:.0f} days" if gap else "no repeat order yet"
     if name == "timing_skew":
@@ -227,7 +229,7 @@ def reasons_from_contributions(row: pd.Series, contrib: np.ndarray, features: li
     out: list[str] = []
     for i in chosen:
         text = describe_feature(features[i], row, toward_churn=contrib[i] > 0)
-        if text and text not in out:
+        if text and not any(text in o for o in out):
             out.append(text)
     if not push_up:
         out.insert(0, "low risk")
