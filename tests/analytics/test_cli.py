@@ -72,9 +72,8 @@ def test_churn_evaluate_json_shape(cli_shop, tmp_path, helpers):
     path = tmp_path / "tx.csv"
     with cli_shop.read() as s, open(path, "w") as f:
         f.write("customer_id,date,quantity,amount\n")
-        for cid, when, total in s.execute(select(Order.customer_id, Order.created_at, Order.total)
-                                          .where(Order.status != "cancelled")):
-            f.write(f"{cid},{when:%Y-%m-%d},1,{total}\n")
+        f.writelines(f"{cid},{when:%Y-%m-%d},1,{total}\n" for cid, when, total in s.execute(select(Order.customer_id, Order.created_at, Order.total)
+                                          .where(Order.status != "cancelled")))
     as_of = (helpers.END - timedelta(days=100)).date().isoformat()
     res = run("churn", "evaluate", "--transactions", str(path), "--as-of", as_of, "--horizon-days", "90", "--json")
     assert res.exit_code == 0, res.output

@@ -5,4 +5,4 @@ from tools.analytics.profile import get_customer_profile
 from tools.analytics.scores import score_churn
 from tools.analytics.segments import lookup_segment, summarize_segments
 
-__all__ = ["summarize_segments", "lookup_segment", "score_churn", "get_customer_profile", "draft_retention_offer"]
+__all__ = ["draft_retention_offer", "get_customer_profile", "lookup_segment", "score_churn", "summarize_segments"]

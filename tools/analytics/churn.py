@@ -165,7 +165,7 @@ def _money(v: float) -> str:
 
 def describe_feature(name: str, row: pd.Series, toward_churn: bool) -> str | None:
     """One plain sentence about the customer's own value of a feature."""
-    g = lambda k: _num(row.get(k))  # noqa: E731
+    g = lambda k: _num(row.get(k))
     rec, gap = g("recency_days"), g("mean_gap_days")
     if name in ("recency_days", "overdue_ratio"):
         if rec is None:

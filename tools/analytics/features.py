@@ -106,7 +106,7 @@ def _purchase_aggregates(store: Store, cutoffs: list[datetime]) -> list[pd.DataF
         def money(*parts):
             return func.sum(case((cond(*parts), o.c.total), else_=0))
 
-        def days_ago(days: int) -> datetime:
+        def days_ago(days: int, cut: datetime = cut) -> datetime:
             return cut - timedelta(days=days)
 
         bought_ts = case((cond(bought), o.c.created_at), else_=None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date
 
 from sqlalchemy import func, select
@@ -56,10 +57,10 @@ def get_customer_profile(ctx: ShopContext, customer: str) -> CustomerProfile:
         for o in orders
     ]
     notes = list(snap.notes)
-    base = dict(
-        as_of=snap.as_of, customer_id=found.id, email=found.email, name=found.name or None,
-        favourite_categories=[c[0] for c in categories], recent_orders=recent,
-    )
+    base = {
+        "as_of": snap.as_of, "customer_id": found.id, "email": found.email, "name": found.name or None,
+        "favourite_categories": [c[0] for c in categories], "recent_orders": recent,
+    }
     if found.id not in snap.table.index:
         notes.append(f"No purchase on or before {snap.as_of}: no segment, value or churn score yet.")
         return CustomerProfile(
@@ -82,15 +83,15 @@ def get_customer_profile(ctx: ShopContext, customer: str) -> CustomerProfile:
         spend_usd=round(_f(r["monetary_total"]), 2),
         avg_order_value_usd=round(_f(r["avg_order_value"]), 2),
         last_order_date=date.fromordinal(int(last_order)),
-        usual_gap_days=round(gap, 1) if gap == gap else None,
+        usual_gap_days=round(gap, 1) if math.isfinite(gap) else None,
         review_count=int(_f(r["review_count"])),
-        review_mean_rating=round(rating, 2) if rating == rating else None,
+        review_mean_rating=round(rating, 2) if math.isfinite(rating) else None,
         support_contacts=int(_f(r["support_contacts"])),
         segment=r["segment"],
         rfm=r["rfm"],
         tier=r["tier"],
         value_12m_usd=round(_f(r["value_12m_usd"]), 2),
-        expected_orders_12m=round(expected, 3) if expected == expected else None,
+        expected_orders_12m=round(expected, 3) if math.isfinite(expected) else None,
         churn_probability=_prob(r["churn_probability"]),
         churn_reasons=snap.reasons([found.id]).get(found.id, []) if snap.churn_method != "unavailable" else [],
         notes=notes,

@@ -17,8 +17,14 @@ from sqlalchemy import select
 from store.db import Store
 from store.models import Customer
 from tools.analytics import bgnbd
-from tools.analytics.churn import ChurnModel, InsufficientData, reasons_from_contributions, reasons_from_history
-from tools.analytics.churn import label_churn, train_churn_model
+from tools.analytics.churn import (
+    ChurnModel,
+    InsufficientData,
+    label_churn,
+    reasons_from_contributions,
+    reasons_from_history,
+    train_churn_model,
+)
 from tools.analytics.features import DataSpan, build_feature_sets, data_span
 from tools.analytics.rfm import score_rfm
 from tools.analytics.value import ValueModel, fit_value_model, predict_value
