@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 SessionFactory = Callable[[str, str | None], ChatSession]
 
 HUMAN_REQUEST = "Please transfer me to a human agent."
+Y_FROM_ZERO = [0, None]  # bar heights compare only from zero (vega-lite would otherwise zoom in on the data)
 CSS = """
 #backend-line { font-size: 0.85em; opacity: 0.8; }
 """
@@ -76,6 +77,9 @@ class AppServices:
 
 
 def describe(info: dict[str, Any]) -> str:
+    """The header line: which backend, model and adapter answer (an absent adapter is said, not hidden)."""
+    if "adapter" in info and not info["adapter"]:
+        info = {**info, "adapter": "none"}
     parts = [f"**{k}:** {v}" for k, v in info.items() if v not in (None, "") and k != "tools"]
     return "Answering: " + " · ".join(parts) if parts else ""
 
@@ -213,14 +217,14 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
             out += _churn_outputs(result, state)
         except service.PanelUnavailable as exc:
             out += [gr.skip(), gr.skip(), gr.skip(), f"Churn list not available yet: {exc}."]
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - one failing panel must not blank the others
             _log_panel_error("churn", exc)
             out += [gr.skip(), gr.skip(), gr.skip(), f"Churn list: {_panel_error(exc)}"]
         try:
             out += _segments_outputs(_analytics(state, service.SEGMENTS_TOOL, horizon_days=int(horizon)))
         except service.PanelUnavailable as exc:
             out += [gr.skip(), f"Segments not available yet: {exc}.", gr.skip()]
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - one failing panel must not blank the others
             _log_panel_error("segments", exc)
             out += [gr.skip(), f"Segments: {_panel_error(exc)}", gr.skip()]
         try:
@@ -228,7 +232,7 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
             out += _insights_outputs(_analytics(state, service.INSIGHTS_TOOL, **scope))
         except service.PanelUnavailable as exc:
             out += [gr.skip(), gr.skip(), f"Review insights not available yet: {exc}."]
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - one failing panel must not blank the others
             _log_panel_error("insights", exc)
             out += [gr.skip(), gr.skip(), f"Review insights: {_panel_error(exc)}"]
         return (state, *out)
@@ -335,22 +339,26 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
                             churn_csv = gr.DownloadButton("Download CSV", interactive=False, elem_id="churn-csv")
                         with gr.Column(scale=2):
                             risk_plot = gr.BarPlot(
-                                x="risk", y="customers", title="Churn-risk distribution", label="Churn-risk distribution", x_title="P(churn)",
-                                y_title="customers", sort="x", elem_id="risk-plot",
+                                x="risk", y="customers", title="Churn-risk distribution", label="Churn-risk distribution",
+                                x_title="P(churn)", y_title="customers", sort="x", y_lim=Y_FROM_ZERO, elem_id="risk-plot",
                             )
                     with gr.Row():
                         with gr.Column():
                             seg_note = gr.Markdown(elem_id="segments-note")
                             seg_plot = gr.BarPlot(
-                                x="segment", y="customers", title="Segment sizes", label="Segment sizes", sort="-y", x_label_angle=-30, elem_id="segments-plot"
+                                x="segment", y="customers", title="Segment sizes", label="Segment sizes", sort="-y",
+                                x_label_angle=-30, y_lim=Y_FROM_ZERO, elem_id="segments-plot",
                             )
                         with gr.Column():
                             aspects_plot = gr.BarPlot(
-                                x="aspect", y="mentions", color="sentiment", title="What reviews mention", label="Review aspects",
+                                x="aspect", y="mentions", color="sentiment", title="What reviews mention",
+                                label="Review aspects", y_lim=Y_FROM_ZERO, elem_id="aspects-plot",
                                 color_map={"positive": "#2e9e5b", "negative": "#d64545", "mentioned": "#888888"},
-                                elem_id="aspects-plot",
                             )
-                            ratings_plot = gr.BarPlot(x="rating", y="reviews", title="Ratings", label="Ratings", elem_id="ratings-plot")
+                            ratings_plot = gr.BarPlot(
+                                x="rating", y="reviews", title="Ratings", label="Ratings", y_lim=Y_FROM_ZERO,
+                                elem_id="ratings-plot",
+                            )
                             quotes_md = gr.Markdown(elem_id="review-quotes")
 
         # ---- events ----
@@ -359,27 +367,27 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
             customer_sign_in, [customer_pick], [c_view, c_chat, c_status, backend_line], api_name="customer_sign_in"
         )
         # "multiple": a message sent just as the previous reply ends is queued, not silently dropped.
-        chat_io = dict(inputs=[c_msg, c_view], outputs=[c_msg, c_chat, c_view, confirm_row], trigger_mode="multiple")
+        chat_io = {"inputs": [c_msg, c_view], "outputs": [c_msg, c_chat, c_view, confirm_row], "trigger_mode": "multiple"}
         c_msg.submit(customer_chat, api_name="customer_chat", **chat_io)
         c_send.click(customer_chat, api_name=False, **chat_io)
-        button_io = dict(inputs=[c_view], outputs=[c_msg, c_chat, c_view, confirm_row], trigger_mode="multiple")
+        button_io = {"inputs": [c_view], "outputs": [c_msg, c_chat, c_view, confirm_row], "trigger_mode": "multiple"}
         c_yes.click(customer_confirm, api_name="customer_confirm", **button_io)
         c_no.click(customer_cancel, api_name="customer_cancel", **button_io)
         c_human.click(talk_to_human, api_name="talk_to_human", **button_io)
 
         panel_outputs = [churn_table, risk_plot, churn_csv, churn_note, seg_plot, seg_note, m_segment,
                          aspects_plot, ratings_plot, quotes_md]
-        login_io = dict(inputs=[m_pw], outputs=[m_state, m_login_msg, m_login, m_console, m_chat, backend_line])
-        panels_io = dict(inputs=[m_state, m_segment, m_tier, m_horizon, m_subject_kind, m_subject],
-                         outputs=[m_state, *panel_outputs])
+        login_io = {"inputs": [m_pw], "outputs": [m_state, m_login_msg, m_login, m_console, m_chat, backend_line]}
+        panels_io = {"inputs": [m_state, m_segment, m_tier, m_horizon, m_subject_kind, m_subject],
+                         "outputs": [m_state, *panel_outputs]}
         m_login_btn.click(marketer_sign_in, api_name="marketer_sign_in", **login_io).success(
             marketer_panels_quiet, api_name=False, **panels_io
         )
         m_pw.submit(marketer_sign_in, api_name=False, **login_io).success(
             marketer_panels_quiet, api_name=False, **panels_io
         )
-        m_chat_io = dict(inputs=[m_msg, m_state], outputs=[m_msg, m_chat, m_state, *panel_outputs],
-                         trigger_mode="multiple")
+        m_chat_io = {"inputs": [m_msg, m_state], "outputs": [m_msg, m_chat, m_state, *panel_outputs],
+                         "trigger_mode": "multiple"}
         m_msg.submit(marketer_chat, api_name="marketer_chat", **m_chat_io)
         m_send.click(marketer_chat, api_name=False, **m_chat_io)
         m_refresh.click(marketer_panels, api_name="marketer_panels", **panels_io)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import inspect
 import logging
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -180,10 +181,10 @@ def insights_view(result: Any) -> InsightsView:
             kind = item.get("sentiment") or sentiment or "mentioned"
             if name:
                 aspects.append({"aspect": str(name), "sentiment": str(kind), "mentions": int(count)})
-            for q in item.get("quotes") or item.get("examples") or []:
+            for q in (item.get("quotes") or item.get("examples") or [])[:2]:
                 text = q.get("text") if isinstance(q, dict) else q
                 if text:
-                    quotes.append(f"{name} ({kind}): “{text}”")
+                    quotes.append((kind, f"**{name}** ({kind}): {_quote(str(text))}"))
     ratings = pd.DataFrame({"rating": [], "reviews": []})
     dist = result.get("rating_distribution") or result.get("ratings")
     if isinstance(dist, dict):
@@ -198,10 +199,34 @@ def insights_view(result: Any) -> InsightsView:
     return InsightsView(
         aspects=pd.DataFrame(aspects, columns=["aspect", "sentiment", "mentions"]),
         ratings=ratings,
-        quotes=quotes[:8],
+        quotes=_alternate(quotes, 8),
         subject=subject,
         note=note,
     )
+
+
+_QUOTED = re.compile(r'^review (\S+): """(.*)"""$', re.DOTALL)
+
+
+def _quote(text: str) -> str:
+    """`review R1: \"\"\"text\"\"\"` (the search tool's quoting) as “text” (review R1); other text as is, in quotes."""
+    m = _QUOTED.match(text.strip())
+    if m:
+        return f"“{m.group(2).strip()}” (review {m.group(1)})"
+    return f"“{text.strip()}”"
+
+
+def _alternate(quotes: list[tuple[str, str]], n: int) -> list[str]:
+    """Up to n quotes taking sentiments in turn, so praise and complaints both show."""
+    by_kind: dict[str, list[str]] = {}
+    for kind, q in quotes:
+        by_kind.setdefault(kind, []).append(q)
+    out: list[str] = []
+    while len(out) < n and any(by_kind.values()):
+        for items in by_kind.values():
+            if items and len(out) < n:
+                out.append(items.pop(0))
+    return out
 
 
 def write_csv(table: pd.DataFrame, folder: Path, name: str = "churn.csv") -> Path:

@@ -65,7 +65,7 @@ def test_customer_asks_about_an_order(page, served, helpers):
     page.locator("#customer-msg textarea").press("Enter")
     chat = page.locator("#customer-chat")
     expect(chat).to_contain_text("get_order_details")  # the collapsible tool-call panel's title
-    expect(chat).to_contain_text(re.compile(rf"Here is what I found.*{re.escape(oid)}.*{status}", re.S))
+    expect(chat).to_contain_text(re.compile(rf"Here is what I found.*{re.escape(oid)}.*{status}", re.DOTALL))
     expect(page.locator("#talk-to-human")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "ui-customer-order.png"), full_page=True)
     chat.get_by_text("get_order_details").first.click()  # open the panel: arguments and result

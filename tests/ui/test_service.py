@@ -55,8 +55,8 @@ def test_insights_view():
     result = search.ReviewInsights(
         scope="category Headphones", reviews=3, average_rating=3.7, rating_distribution={"1": 1, "5": 2},
         sentiment_share={"positive": 0.67, "negative": 0.33},
-        top_positive=[search.AspectCount(aspect="sound", mentions=2, quotes=["review r1: great sound"])],
-        top_negative=[search.AspectCount(aspect="battery", mentions=1, quotes=["review r2: battery died"])],
+        top_positive=[search.AspectCount(aspect="sound", mentions=2, quotes=['review r1: """great sound"""'])],
+        top_negative=[search.AspectCount(aspect="battery", mentions=1, quotes=['review r2: """battery died"""'])],
         trend=[], as_of="2026-10-31",
     )
     view = service.insights_view(to_jsonable(result))
@@ -66,7 +66,8 @@ def test_insights_view():
         {"aspect": "battery", "sentiment": "negative", "mentions": 1},
     ]
     assert list(view.ratings["reviews"]) == [1, 2]
-    assert any("great sound" in q for q in view.quotes) and any("battery died" in q for q in view.quotes)
+    assert view.quotes == ["**sound** (positive): “great sound” (review r1)",
+                           "**battery** (negative): “battery died” (review r2)"]
 
 
 def test_missing_tool_is_reported_not_raised(monkeypatch):
