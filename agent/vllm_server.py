@@ -39,7 +39,8 @@ class VLLMServer:
     def __init__(self, model: str | Path, *, adapters: dict[str, str | Path] | None = None, host: str = "127.0.0.1",
                  port: int = 8000, venv: Path | str | None = None, served_name: str | None = None,
                  max_model_len: int = 4096, kv_cache_gib: int = 2, dtype: str = "bfloat16",
-                 extra_args: list[str] | None = None, log_path: Path | None = None, startup_timeout: float = 600):
+                 extra_args: list[str] | None = None, log_path: Path | None = None, startup_timeout: float = 600,
+                 cache_dir: Path | None = None):
         self.model = str(model)
         self.adapters = {k: str(v) for k, v in (adapters or {}).items()}
         self.host, self.port = host, port
@@ -49,6 +50,7 @@ class VLLMServer:
         self.extra_args = list(extra_args or [])
         self.log_path = log_path
         self.startup_timeout = startup_timeout
+        self.cache_dir = cache_dir  # vLLM's compile cache (VLLM_CACHE_ROOT); default: shopdesk's data dir
         self.proc: subprocess.Popen | None = None
         self._log = None
 
@@ -72,8 +74,13 @@ class VLLMServer:
         for name, path in self.adapters.items():
             if not (Path(path) / "adapter_config.json").exists():
                 raise UserError(f"adapter {name}: {path} has no adapter_config.json")
+        cache = self.cache_dir or os.environ.get("VLLM_CACHE_ROOT")
+        if cache is None:
+            from shopdesk.settings import get_settings
+
+            cache = get_settings().data_dir / "vllm-cache"  # never the home directory
         env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE=str(self.kv_cache_gib), NO_PROXY="127.0.0.1,localhost",
-                   VLLM_NO_USAGE_STATS="1", DO_NOT_TRACK="1", HF_HUB_OFFLINE="1")
+                   VLLM_NO_USAGE_STATS="1", DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", VLLM_CACHE_ROOT=str(cache))
         self._log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True)  # its own process group: stop() ends its workers too
