@@ -104,7 +104,7 @@ def register(app: typer.Typer) -> None:
         base: str | None = typer.Option(None, help="Base model folder; default: the prepared SmolLM2."),
         adapter: str | None = typer.Option(None, help="LoRA adapter folder, or none for the base model."),
         limit: int | None = typer.Option(None, help="Score at most this many tool-call turns."),
-        batch_size: int = typer.Option(8, help="Prompts generated together."),
+        first_only: bool = typer.Option(False, "--first-call-only", help="Only each conversation's first tool call."),
         threads: int | None = typer.Option(None, help="torch CPU threads."),
         out: Path | None = typer.Option(None, "--out", help="Also write per-turn predictions here (JSONL)."),
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -113,7 +113,8 @@ def register(app: typer.Typer) -> None:
         from finetune.evaluate import evaluate_transcripts, render_summary
 
         summary = evaluate_transcripts(path, base=base, adapter=None if adapter in (None, "none") else adapter,
-                                       limit=limit, batch_size=batch_size, threads=threads, predictions_out=out)
+                                       limit=limit, threads=threads, first_only=first_only,
+                                       predictions_out=out)
         emit(summary, as_json, render_summary)
 
     app.add_typer(transcripts, name="transcripts")

@@ -23,13 +23,16 @@ from finetune.render import agent_template, prompt_for
 from finetune.transcripts import Transcript, load_transcripts
 
 
-def tool_call_turns(transcripts: list[Transcript]) -> list[tuple[Transcript, int, dict[str, Any]]]:
+def tool_call_turns(transcripts: list[Transcript], first_only: bool = False) -> list[tuple[Transcript, int, dict[str, Any]]]:
+    """(transcript, message index, expected first call) of each learnable assistant turn that calls a tool."""
     out = []
     for t in transcripts:
         for i, m in enumerate(t.messages):
             if m["role"] == "assistant" and m.get("tool_calls") and m.get("weight", 1) != 0:
                 fn = m["tool_calls"][0]["function"]
                 out.append((t, i, {"name": fn["name"], "arguments": fn["arguments"]}))
+                if first_only:
+                    break
     return out
 
 
@@ -108,6 +111,7 @@ def generate_call(tokenizer, model, prompt_ids: list[int], prefix_len: int, pref
 
 def evaluate_transcripts(path: str | Path, *, base: str | None = None, adapter: str | None = None,
                          limit: int | None = None, batch_size: int = 1, threads: int | None = None,
+                         first_only: bool = False,
                          max_new_tokens: int = 120, predictions_out: Path | None = None,
                          progress: bool = True) -> dict[str, Any]:
     """Score a model (+ adapter) on every tool-call turn of the transcripts at `path`."""
@@ -117,7 +121,7 @@ def evaluate_transcripts(path: str | Path, *, base: str | None = None, adapter: 
     from agent.parsing import parse_tool_calls
 
     transcripts = load_transcripts(path)
-    turns = tool_call_turns(transcripts)
+    turns = tool_call_turns(transcripts, first_only)
     if limit:
         turns = turns[:limit]
     tokenizer, model = load_model(base, adapter, threads)
@@ -125,6 +129,10 @@ def evaluate_transcripts(path: str | Path, *, base: str | None = None, adapter: 
     caches: dict[tuple[int, ...], Any] = {}
     rows, start = [], time.perf_counter()
     generated_tokens = 0
+    sink = None
+    if predictions_out:  # written as we go, so an interrupted run still leaves its scored turns
+        predictions_out.parent.mkdir(parents=True, exist_ok=True)
+        sink = predictions_out.open("w", encoding="utf-8")
     for t, i, expected in tqdm(turns, desc="evaluate", file=sys.stderr, disable=not progress):
         prompt = prompt_for(tokenizer, t, i, template)
         ids = list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
@@ -150,11 +158,16 @@ def evaluate_transcripts(path: str | Path, *, base: str | None = None, adapter: 
                      "turn": i, "expected": expected, "output": text,
                      "predicted": {"name": got.name, "arguments": got.arguments} if got else None,
                      "name_ok": name_ok, "arguments_ok": args_ok})
+        if sink:
+            sink.write(json.dumps(rows[-1], ensure_ascii=False, default=str) + "\n")
+            sink.flush()
+    if sink:
+        sink.close()
     seconds = time.perf_counter() - start
     n = len(rows)
     summary: dict[str, Any] = {
         "transcripts": str(path), "base": base or "prepared SmolLM2", "adapter": adapter or "none",
-        "tool_call_turns": n,
+        "tool_call_turns": n, "first_call_only": first_only,
         "tool_name_accuracy": round(sum(r["name_ok"] for r in rows) / n, 4) if n else None,
         "exact_argument_accuracy": round(sum(r["arguments_ok"] for r in rows) / n, 4) if n else None,
         "no_call_produced": sum(r["predicted"] is None for r in rows),
@@ -168,11 +181,6 @@ def evaluate_transcripts(path: str | Path, *, base: str | None = None, adapter: 
         summary[key] = {k: {"n": len(v), "name": round(sum(r["name_ok"] for r in v) / len(v), 3),
                             "arguments": round(sum(r["arguments_ok"] for r in v) / len(v), 3)}
                         for k, v in sorted(groups.items())}
-    if predictions_out:
-        predictions_out.parent.mkdir(parents=True, exist_ok=True)
-        with predictions_out.open("w", encoding="utf-8") as fh:
-            for r in rows:
-                fh.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
     return summary
 
 

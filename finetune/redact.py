@@ -31,10 +31,9 @@ STREET_TYPES = (
     "Street|St|Avenue|Ave|Road|Rd|Drive|Dr|Lane|Ln|Boulevard|Blvd|Court|Ct|Way|Place|Pl|Terrace|Circle|Cir|"
     "Highway|Hwy|Parkway|Pkwy|Square|Sq|Trail|Trl"
 )
-ADDRESS = re.compile(
-    r"\b\d{1,6}\s+(?:[A-Z][A-Za-z'.-]*\s+){1,4}(?:" + STREET_TYPES + r")\b\.?"
-    r"(?:,?\s+(?:Suite|Ste|Apt|Apartment|Unit|#)\s*[\w-]+)?"
-)
+# Street and number only: the suite/apartment stays, so a tool call that carries address1 and address2 separately
+# gets the same placeholder for address1 as the customer's sentence.
+ADDRESS = re.compile(r"\b\d{1,6}\s+(?:[A-Z][A-Za-z'.-]*\s+){1,4}(?:" + STREET_TYPES + r")\b\.?")
 # Chinese street addresses: ...路/街/大道 + number 号
 ADDRESS_ZH = re.compile(r"[\u4e00-\u9fff]{2,12}(?:路|街|大道|巷)\d{1,5}号")
 

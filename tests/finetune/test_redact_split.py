@@ -36,13 +36,13 @@ def test_card_numbers_need_luhn():
 
 
 def test_same_value_same_placeholder_in_text_and_arguments():
-    t = _t("c1", "Ship it to 18 Harbor View Road please, email bob@example.com",
-           args={"order_id": "#W1", "address1": "18 Harbor View Road", "zip": "98101"})
+    t = _t("c1", "Ship it to 18 Harbor View Road, Apt 5B please, email bob@example.com",
+           args={"order_id": "#W1", "address1": "18 Harbor View Road", "address2": "Apt 5B", "zip": "98101"})
     red, counts = redact_transcript(t)
     user = red.messages[0]["content"]
     args = red.messages[1]["tool_calls"][0]["function"]["arguments"]
     assert "<ADDRESS_1>" in user and args["address1"] == "<ADDRESS_1>"
-    assert args["order_id"] == "#W1" and args["zip"] == "98101"
+    assert args["order_id"] == "#W1" and args["zip"] == "98101" and args["address2"] == "Apt 5B"
     assert "<EMAIL_1>" in user and counts["ADDRESS"] == 2
     assert t.messages[0]["content"].startswith("Ship it to 18 Harbor")  # the original is untouched
 
