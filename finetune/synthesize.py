@@ -15,6 +15,7 @@ of the shipped eval cases are left out, so the eval stays unseen.
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import random
 import sys
@@ -101,8 +102,11 @@ def load_bitext(path: Path | None = None) -> dict[str, list[dict[str, Any]]]:
     path = path or bitext_csv()
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
     if not path.exists():
-        return out
-    with path.open(encoding="utf-8") as fh:
+        from shopdesk.output import UserError
+
+        raise UserError(f"{path}: Bitext utterance file not found")
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             start = int(row["start_offset"]) if row.get("start_offset", "").strip().isdigit() else None
             end = int(row["end_offset"]) if row.get("end_offset", "").strip().isdigit() else None

