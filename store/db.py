@@ -75,11 +75,14 @@ class Store:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A session for reads; anything written in it is rolled back."""
+        """A session for reads; anything written in it is rolled back. Objects loaded in it keep their
+        loaded attributes after the block (detached, not expired), so results can be used afterwards;
+        relationships that were never loaded cannot be lazy-loaded then."""
         session = self._sessions()
         try:
             yield session
         finally:
+            session.expunge_all()  # detach first, so the rollback does not expire what was read
             session.rollback()
             session.close()
 
