@@ -7,7 +7,9 @@ For every assistant turn of a transcript that calls a tool, the prompt is the co
 with the agent's chat template and tools (as the agent would send it); the model generates greedily and its first
 `<tool_call>` is parsed with the agent's parser. Tool-name accuracy: the first call has the expected name.
 Exact-argument accuracy: name and arguments equal the expected ones (strings compared case- and space-insensitively,
-id lists as sets; an order id given as W123 or 123 for #W123 counts, since the tool normalises it).
+id lists as sets; an order id given as W123 or 123 for #W123 counts, since the tool normalises it; an optional argument
+left out equals its schema default, since the tool then runs with that default). Keys the schema does not have never
+match: the agent rejects such a call.
 """
 
 from __future__ import annotations
@@ -51,8 +53,24 @@ def _norm(v: Any, key: str = "") -> Any:
     return v
 
 
-def arguments_equal(expected: dict[str, Any], actual: Any) -> bool:
-    return isinstance(actual, dict) and _norm(expected) == _norm(actual)
+def _with_defaults(args: dict[str, Any], schema: dict[str, Any] | None) -> dict[str, Any]:
+    defaults = {k: p["default"] for k, p in ((schema or {}).get("properties") or {}).items() if "default" in p}
+    return {**defaults, **args}
+
+
+def arguments_equal(expected: dict[str, Any], actual: Any, schema: dict[str, Any] | None = None) -> bool:
+    """Equal as the tool would take them (`schema`: the tool's JSON-schema parameters, for defaults)."""
+    if not isinstance(actual, dict):
+        return False
+    return _norm(_with_defaults(expected, schema)) == _norm(_with_defaults(actual, schema))
+
+
+def _schema(t: Transcript, name: str) -> dict[str, Any] | None:
+    for spec in t.tools or []:
+        fn = spec.get("function", spec)
+        if fn.get("name") == name:
+            return fn.get("parameters")
+    return None
 
 
 def load_model(base: str | None, adapter: str | None, threads: int | None = None):
@@ -153,7 +171,8 @@ def evaluate_transcripts(path: str | Path, *, base: str | None = None, adapter: 
         _, calls = parse_tool_calls(text)
         got = calls[0] if calls else None
         name_ok = got is not None and got.name == expected["name"]
-        args_ok = name_ok and got.error is None and arguments_equal(expected["arguments"], got.arguments)
+        args_ok = name_ok and got.error is None and arguments_equal(expected["arguments"], got.arguments,
+                                                                    _schema(t, expected["name"]))
         rows.append({"conversation_id": t.conversation_id, "kind": t.meta.get("kind"), "lang": t.meta.get("lang"),
                      "turn": i, "expected": expected, "output": text,
                      "predicted": {"name": got.name, "arguments": got.arguments} if got else None,
@@ -185,8 +204,8 @@ def evaluate_transcripts(path: str | Path, *, base: str | None = None, adapter: 
 
 
 def render_summary(s: dict[str, Any]) -> str:
-    lines = [f"{s['tool_call_turns']} tool-call turns of {s['transcripts']} (adapter: {s['adapter']}), "
-             f"{s['seconds']} s",
+    lines = [(f"{s['tool_call_turns']} tool-call turns of {s['transcripts']} (adapter: {s['adapter']}), "
+              f"{s['seconds']} s"),
              f"tool-name accuracy      {s['tool_name_accuracy']}",
              f"exact-argument accuracy {s['exact_argument_accuracy']}",
              f"no call produced        {s['no_call_produced']}"]

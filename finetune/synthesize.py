@@ -54,6 +54,7 @@ ZH = {
     "profile": ["客户 {cust} 的消费情况如何?", "介绍一下客户 {cust}。"],
     "offer": ["给 {seg} 分群起草一个挽留优惠。", "为 {seg} 分群设计一个召回优惠方案。"],
     "insights": ["顾客对 {cat} 有什么评价?", "{cat} 的评论里大家最常抱怨什么?"],
+    "reviews": ["找几条提到{topic}的评论。", "顾客评论里怎么说{topic}?", "有没有关于{topic}的差评?"],
 }
 EN = {
     "list": ["What orders do I have?", "Show me my orders.", "Can you list all my orders?", "What have I ordered so far?",
@@ -80,12 +81,17 @@ EN = {
     "profile": ["Tell me about customer {cust}.", "Give me the profile of {cust}.", "How much has {cust} spent with us?"],
     "offer": ["Draft a retention offer for the {seg} segment.", "Create a win-back offer for {seg} customers."],
     "insights": ["What do reviews say about {cat}?", "What are customers complaining about in {cat}?"],
+    "reviews": ["Find reviews that mention {topic}.", "What are customers writing about {topic}?",
+                "Show me a few reviews about {topic}.", "Any complaints about {topic} in the reviews?"],
 }
 REASONS = {"no longer needed": ["I no longer need it", "I don't need it anymore", "I changed my mind"],
            "ordered by mistake": ["I ordered it by mistake", "it was a mistake", "I ordered the wrong thing"]}
 REASONS_ZH = {"no longer needed": ["我不再需要了", "我不需要了"], "ordered by mistake": ["我下错单了", "是我买错了"]}
 PRODUCT_QUERIES = ["laptop under $1000", "quiet soundbar", "4K TV", "gaming monitor", "wireless headphones",
                    "tablet for kids", "printer", "smart watch", "camera", "bluetooth speaker"]
+REVIEW_TOPICS = ["battery life", "picture quality", "arrived damaged", "easy setup", "sound quality", "customer service",
+                 "value for money", "noise"]
+REVIEW_TOPICS_ZH = ["电池续航", "画质", "音质", "安装", "性价比"]
 ZH_PRODUCT_QUERIES = ["笔记本电脑", "电视", "耳机", "显示器", "音箱"]
 NEW_ADDRESSES = [
     {"address1": "742 Evergreen Terrace", "address2": "", "city": "Springfield", "state": "IL", "country": "USA", "zip": "62704"},
@@ -224,6 +230,14 @@ class Planner:
                 return c, self.pick(found)
         return None
 
+    def cancel_request(self, oid: str, lang: str) -> tuple[str, str]:
+        """(reason, what the customer writes) for cancelling order `oid`."""
+        reason = self.pick(list(REASONS))
+        if lang == "zh":
+            return reason, self.pick(ZH["cancel"]).format(oid=shown_id(oid, self.rng), reason_zh=self.pick(REASONS_ZH[reason]))
+        base = self.bitext_with_id(["cancel_order"], oid) or f"Cancel order {oid}"
+        return reason, f"{base.rstrip('?.! ')}. {self.pick(REASONS[reason]).capitalize()}."
+
     # -- customer flows --------------------------------------------------------------------------------
 
     def status(self, lang: str) -> Plan | None:
@@ -253,12 +267,7 @@ class Planner:
         if not got:
             return None
         c, o = got
-        reason = self.pick(list(REASONS))
-        if lang == "zh":
-            text = self.pick(ZH["cancel"]).format(oid=shown_id(o["id"], self.rng), reason_zh=self.pick(REASONS_ZH[reason]))
-        else:
-            base = self.bitext_with_id(["cancel_order"], o["id"]) or f"Cancel order {o['id']}"
-            text = f"{base.rstrip('?.! ')}. {self.pick(REASONS[reason]).capitalize()}."
+        reason, text = self.cancel_request(o["id"], lang)
         follow = self.pick((ZH if lang == "zh" else EN)["yes" if confirm else "no"])
         script = [tool("cancel_pending_order", order_id=o["id"], reason=reason)]
         if not confirm:
@@ -270,12 +279,7 @@ class Planner:
         if not got:
             return None
         c, o = got
-        reason = self.pick(list(REASONS))
-        if lang == "zh":
-            text = self.pick(ZH["cancel"]).format(oid=shown_id(o["id"], self.rng), reason_zh=self.pick(REASONS_ZH[reason]))
-        else:
-            base = self.bitext_with_id(["cancel_order"], o["id"]) or f"Cancel order {o['id']}"
-            text = f"{base.rstrip('?.! ')}. {self.pick(REASONS[reason]).capitalize()}."
+        reason, text = self.cancel_request(o["id"], lang)
         return Plan("cancel-refused", "customer", c, lang, [text],
                     [tool("cancel_pending_order", order_id=o["id"], reason=reason), ANSWER])
 
@@ -396,7 +400,8 @@ class Planner:
 
     def marketer(self, lang: str) -> Plan | None:
         ph = ZH if lang == "zh" else EN
-        kind = self.pick(["segments", "lookup_customer", "lookup_segment", "churn", "profile", "offer", "insights"])
+        kind = self.pick(["segments", "lookup_customer", "lookup_segment", "churn", "profile", "offer", "insights",
+                          "reviews"])
         cust = self.pick(self.view.customers)
         shown = self.view.customer_emails.get(cust, cust) if self.rng.random() < 0.3 else cust
         seg = self.pick(["At risk", "Champions", "Loyal", "Hibernating", "New customers", "Need attention"])
@@ -418,6 +423,10 @@ class Planner:
         if kind == "offer":
             return Plan("m-offer", "marketer", None, lang, [self.pick(ph["offer"]).format(seg=seg)],
                         [tool("draft_retention_offer", segment=seg), ANSWER])
+        if kind == "reviews":
+            topic = self.pick(REVIEW_TOPICS_ZH if lang == "zh" else REVIEW_TOPICS)
+            return Plan("m-reviews", "marketer", None, lang, [self.pick(ph["reviews"]).format(topic=topic)],
+                        [tool("search_reviews", query=topic), ANSWER])
         if not self.view.categories:
             return None
         cat = self.pick(self.view.categories)

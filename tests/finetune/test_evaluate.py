@@ -17,6 +17,10 @@ def test_turns_and_argument_comparison(transcripts_file):
     assert not arguments_equal({"order_id": "#W1"}, {"order_id": "#W2"})
     assert not arguments_equal({"order_id": "#W1"}, {"order_id": "#W1", "extra": 1})
     assert not arguments_equal({}, "not a dict")
+    # an optional argument left out is its default (the tool runs the same); a wrong value still differs
+    schema = {"properties": {"k": {"type": "integer", "default": 5}}}
+    assert arguments_equal({}, {"k": 5}, schema) and arguments_equal({"k": 5}, {}, schema)
+    assert not arguments_equal({}, {"k": 3}, schema) and not arguments_equal({}, {"k": 5})
 
 
 def test_evaluate_runs_on_a_tiny_model(tiny_model_dir, transcripts_file, tmp_path):

@@ -96,3 +96,29 @@ def test_handoff_and_refusal(planner_env):
     assert [c["name"] for c, _ in _tool_messages(t)] == ["transfer_to_human"]
     t = play(p.refusal("en"), settings, store)
     assert not _tool_messages(t) and t.messages[-1]["content"].startswith("Sorry")
+
+
+def test_marketer_conversations_carry_real_analytics_output(sample_store, settings):
+    from agent.grounding import render
+    from tools.analytics import segments
+    from tools.context import ShopContext
+    from tools.registry import MARKETER_TOOLS
+
+    view = read_shop(sample_store, exclude=set())
+    p = _planner(view, seed=6)
+    seen = {}
+    for lang in ("en", "zh", "en", "zh") * 6:
+        plan = p.marketer(lang)
+        assert plan.role == "marketer" and plan.customer_id is None
+        call = plan.script[0]["tool_calls"][0]
+        assert call["name"] in MARKETER_TOOLS
+        seen.setdefault(call["name"], (plan, lang))
+    assert {"summarize_segments", "score_churn", "search_reviews"} <= set(seen)
+    plan, lang = seen["summarize_segments"]
+    t = play(plan, settings, sample_store)
+    parse_row(t.to_openai())
+    ((call, content),) = _tool_messages(t)
+    ctx = ShopContext(store=sample_store, settings=settings, role="marketer")
+    assert content == render(segments.summarize_segments(ctx, **call["arguments"]))
+    assert {f["function"]["name"] for f in t.tools} == set(MARKETER_TOOLS)
+    assert t.meta["kind"] == "m-segments" and t.meta["lang"] == lang
