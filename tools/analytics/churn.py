@@ -2,7 +2,8 @@
 
 Churn means no purchase in the `horizon_days` after the as-of date. To score as of D, the model is trained on
 features as of D - H with labels from (D - H, D], so training never looks past D. Probabilities are calibrated on a
-held-out quarter of the training customers (isotonic with enough rows, Platt scaling otherwise). Reasons come from
+held-out quarter of the training customers by Platt scaling (a sigmoid of the model's margin: it keeps the ranking,
+where isotonic regression's steps tied the top customers on one probability). Reasons come from
 LightGBM's SHAP contributions (`pred_contrib=True`) turned into plain sentences about the customer's own numbers.
 """
 
@@ -20,6 +21,8 @@ from tools.analytics.features import FEATURES, build_feature_sets
 MIN_TRAIN_CUSTOMERS = 50
 MIN_PER_CLASS = 10
 MAX_TRAIN_ROWS = 100_000  # plenty for 18 features; bounds training time on large shops (a random sample)
+BAG_BELOW_ROWS = 5_000  # fewer fitting rows than this: train a bag of boosters
+BAG_SIZE = 10
 
 
 class InsufficientData(Exception):
@@ -28,36 +31,33 @@ class InsufficientData(Exception):
 
 @dataclass
 class ChurnModel:
-    booster: object
+    boosters: list  # one LightGBM booster, or a bag of them on small training sets (their margins are averaged)
     calibration: str
     train_customers: int
     train_churn_rate: float
     horizon_days: int
     as_of: date
-    _iso: object = None
-    _platt: tuple[float, float] | None = None
+    _platt: tuple[float, float] = (1.0, 0.0)
     features: list[str] = field(default_factory=lambda: list(FEATURES))
 
     def raw(self, df: pd.DataFrame) -> np.ndarray:
-        return self.booster.predict(df[self.features].to_numpy(dtype=float), raw_score=True)
+        X = df[self.features].to_numpy(dtype=float)
+        return np.mean([b.predict(X, raw_score=True) for b in self.boosters], axis=0)
 
     def predict(self, df: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of churn for each row of a feature table."""
         if len(df) == 0:
             return np.zeros(0)
-        margin = self.raw(df)
-        if self._iso is not None:
-            # A finite calibration set cannot support certainty: keep isotonic steps off exactly 0 and 1.
-            p = np.clip(self._iso.predict(margin), 0.005, 0.995)
-        else:
-            a, b = self._platt
-            p = 1.0 / (1.0 + np.exp(-(a * margin + b)))
+        a, b = self._platt
+        p = 1.0 / (1.0 + np.exp(-(a * self.raw(df) + b)))
         return np.clip(np.nan_to_num(p, nan=self.train_churn_rate), 0.0, 1.0)
 
     def contributions(self, df: pd.DataFrame) -> np.ndarray:
         """Per-feature contributions to the churn log-odds (SHAP values), one row per customer."""
-        out = self.booster.predict(df[self.features].to_numpy(dtype=float), pred_contrib=True)
-        return np.asarray(out)[:, : len(self.features)]
+        X = df[self.features].to_numpy(dtype=float)
+        # SHAP values are additive, so the bag's contributions are the mean of its members'.
+        out = np.mean([np.asarray(b.predict(X, pred_contrib=True)) for b in self.boosters], axis=0)
+        return out[:, : len(self.features)]
 
 
 def label_churn(train: pd.DataFrame, later: pd.DataFrame) -> pd.DataFrame:
@@ -77,7 +77,6 @@ def train_churn_model(
 ) -> ChurnModel:
     """Fit and calibrate the model for scoring as of `as_of` (pass `frame` if training_frame was built already)."""
     import lightgbm as lgb
-    from sklearn.isotonic import IsotonicRegression
     from sklearn.linear_model import LogisticRegression
 
     if frame is None:
@@ -122,37 +121,43 @@ def train_churn_model(
         "force_col_wise": True,
         "verbose": -1,
     }
-    train = lgb.Dataset(X[~calib], y[~calib], feature_name=FEATURES, free_raw_data=True)
-    valid = lgb.Dataset(X[calib], y[calib], reference=train)
-    booster = lgb.train(
-        params, train, num_boost_round=200, valid_sets=[valid], callbacks=[lgb.early_stopping(20, verbose=False)]
-    )
-    margin = booster.predict(X[calib], raw_score=True)
+    fit_idx = np.flatnonzero(~calib)
+    # On small training sets one booster's output is a handful of steps (top customers tie at one probability);
+    # a bag of boosters on bootstrap resamples averages into a finer, smoother ranking.
+    bag = BAG_SIZE if len(fit_idx) < BAG_BELOW_ROWS else 1
+    boosters = []
+    for member in range(bag):
+        idx = fit_idx if bag == 1 else np.sort(rng.choice(fit_idx, len(fit_idx), replace=True))
+        train = lgb.Dataset(X[idx], y[idx], feature_name=FEATURES, free_raw_data=True)
+        boosters.append(lgb.train(
+            {**params, "seed": seed + member}, train, num_boost_round=200,
+            valid_sets=[lgb.Dataset(X[calib], y[calib], reference=train)],
+            callbacks=[lgb.early_stopping(20, verbose=False)],
+        ))
     model = ChurnModel(
-        booster=booster,
-        calibration="isotonic" if calib.sum() >= 1000 else "platt",
+        boosters=boosters,
+        calibration="platt",
         train_customers=n,
         train_churn_rate=float(y.mean()),
         horizon_days=horizon_days,
         as_of=as_of,
     )
-    if model.calibration == "isotonic":
-        model._iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(margin, y[calib])
-    else:
-        lr = LogisticRegression(C=1e4).fit(margin.reshape(-1, 1), y[calib])
-        model._platt = (float(lr.coef_[0, 0]), float(lr.intercept_[0]))
+    margin = model.raw(frame.iloc[np.flatnonzero(calib)])
+    lr = LogisticRegression(C=1e4).fit(margin.reshape(-1, 1), y[calib])
+    model._platt = (float(lr.coef_[0, 0]), float(lr.intercept_[0]))
     return model
 
 
 # ---- reasons -------------------------------------------------------------------------------------------------
 
 
-def _num(v) -> float | None:
+def finite(v, default: float | None = None) -> float | None:
+    """v as a float, or `default` where it is missing, not a number, NaN or infinite."""
     try:
         f = float(v)
     except (TypeError, ValueError):
-        return None
-    return f if np.isfinite(f) else None
+        return default
+    return f if np.isfinite(f) else default
 
 
 def _days(v: float) -> str:
@@ -165,7 +170,7 @@ def _money(v: float) -> str:
 
 def describe_feature(name: str, row: pd.Series, toward_churn: bool) -> str | None:
     """One plain sentence about the customer's own value of a feature."""
-    g = lambda k: _num(row.get(k))
+    g = lambda k: finite(row.get(k))
     rec, gap = g("recency_days"), g("mean_gap_days")
     if name in ("recency_days", "overdue_ratio"):
         if rec is None:

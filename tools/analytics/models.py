@@ -6,7 +6,7 @@ Every result carries `as_of` (the date the figures describe) and `units` (what e
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -19,6 +19,17 @@ COMMON_UNITS = {
     "value_12m_usd": "USD, expected spend in the 12 months after as_of (BG/NBD x Gamma-Gamma)",
     "days": "days",
 }
+
+# The tail every result ends with (fields keep their place in each model, so the JSON keeps its key order).
+Units = Annotated[dict[str, str], Field(default_factory=lambda: dict(COMMON_UNITS))]
+Notes = Annotated[list[str], Field(default_factory=list)]
+
+
+class CustomerRef(BaseModel):
+    """The head of a per-customer row: who it is about."""
+
+    customer_id: str
+    email: str | None = None
 
 
 class SegmentRow(BaseModel):
@@ -38,13 +49,11 @@ class SegmentSummary(BaseModel):
     customers: int = Field(description="customers with at least one purchase up to as_of")
     churn_method: ChurnMethod
     rows: list[SegmentRow]
-    units: dict[str, str] = Field(default_factory=lambda: dict(COMMON_UNITS))
-    notes: list[str] = Field(default_factory=list)
+    units: Units
+    notes: Notes
 
 
-class SegmentMember(BaseModel):
-    customer_id: str
-    email: str | None = None
+class SegmentMember(CustomerRef):
     segment: str
     rfm: str = Field(description="R, F and M scores 1-5, e.g. '545'")
     recency_days: float = Field(description="days since the last purchase, as of as_of")
@@ -61,8 +70,8 @@ class SegmentLookup(BaseModel):
     customer: str | None = None
     members_total: int = Field(description="customers in the segment (all, not only the rows shown)")
     rows: list[SegmentMember]
-    units: dict[str, str] = Field(default_factory=lambda: dict(COMMON_UNITS))
-    notes: list[str] = Field(default_factory=list)
+    units: Units
+    notes: Notes
 
 
 class ChurnRow(BaseModel):
@@ -86,8 +95,8 @@ class ChurnTable(BaseModel):
     filters: dict[str, str | float | int | None]
     customers_scored: int = Field(description="customers matching the filters, before top_n")
     rows: list[ChurnRow]
-    units: dict[str, str] = Field(default_factory=lambda: dict(COMMON_UNITS))
-    notes: list[str] = Field(default_factory=list)
+    units: Units
+    notes: Notes
 
 
 class RecentOrder(BaseModel):
@@ -123,13 +132,11 @@ class CustomerProfile(BaseModel):
     expected_orders_12m: float | None
     churn_probability: float | None
     churn_reasons: list[str]
-    units: dict[str, str] = Field(default_factory=lambda: dict(COMMON_UNITS))
-    notes: list[str] = Field(default_factory=list)
+    units: Units
+    notes: Notes
 
 
-class OfferRow(BaseModel):
-    customer_id: str
-    email: str | None = None
+class OfferRow(CustomerRef):
     segment: str
     tier: Tier
     value_12m_usd: float
@@ -148,8 +155,8 @@ class RetentionOfferDraft(BaseModel):
     rows: list[OfferRow]
     max_total_cost_usd: float = Field(description="USD if every coupon were redeemed")
     sent: bool = Field(False, description="drafts only: nothing is sent to customers")
-    units: dict[str, str] = Field(default_factory=lambda: dict(COMMON_UNITS))
-    notes: list[str] = Field(default_factory=list)
+    units: Units
+    notes: Notes
 
 
 class Metrics(BaseModel):
@@ -169,4 +176,4 @@ class ChurnEvaluation(BaseModel):
     train_customers: int
     train_churn_rate: float
     bgnbd_params: dict[str, float]
-    notes: list[str] = Field(default_factory=list)
+    notes: Notes

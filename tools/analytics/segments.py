@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
-
+from tools.analytics.churn import finite
 from tools.analytics.models import SegmentLookup, SegmentMember, SegmentRow, SegmentSummary
 from tools.analytics.rfm import SEGMENT_DESCRIPTIONS, SEGMENTS, normalise_segment
 from tools.analytics.snapshot import Snapshot, customer_directory, find_customer, get_snapshot
@@ -14,16 +13,12 @@ MAX_LIMIT = 500
 
 
 def _f(v, default: float = 0.0) -> float:
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return default
-    return x if np.isfinite(x) else default
+    return finite(v, default)
 
 
 def _prob(v) -> float | None:
-    x = _f(v, float("nan"))
-    return None if not np.isfinite(x) else round(x, 4)
+    x = finite(v)
+    return None if x is None else round(x, 4)
 
 
 def summarize_segments(ctx: ShopContext, as_of: str | None = None, horizon_days: int = 90) -> SegmentSummary:
