@@ -45,6 +45,11 @@ class ChatSession(Protocol):
         """Run one turn for `message`, yielding events; the last one is `final` (or `error`)."""
         ...
 
+    def hand_off(self, message: str) -> Iterator[AgentEvent]:
+        """Transfer to a human at once (the UI's button), whatever the model would do; yields tool_call,
+        tool_result, handoff and final events, and logs the turn with `message` as the user's."""
+        ...
+
     def describe_backend(self) -> dict[str, Any]:
         """Which backend, model and adapter answer (shown in the UI)."""
         ...

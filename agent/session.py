@@ -137,6 +137,54 @@ class AgentSession:
             self._log_turn(turn, meta)
         yield final
 
+    def hand_off(self, message: str = "Please transfer me to a human agent.") -> Iterator[AgentEvent]:
+        """Transfer to a human now, without asking the model: calls transfer_to_human with a summary built from
+        the conversation, logs the turn like any other, and yields the same events as a model-made handoff."""
+        from tools.handoff import transfer_to_human
+
+        start = time.perf_counter()
+        spec = self.specs.get("transfer_to_human") or tool_spec(transfer_to_human)
+        args = {"summary": self.handoff_summary(message)}
+        call_id = _new_id()
+        turn: list[BaseMessage] = [HumanMessage(message),
+                                   AIMessage("", tool_calls=[{"name": spec.name, "args": args, "id": call_id,
+                                                              "type": "tool_call"}])]
+        meta: dict[str, Any] = {"direct_handoff": True, "grounding_replaced": False, "steps": 0}
+        yield AgentEvent(kind="tool_call", name=spec.name, arguments=args, call_id=call_id, meta={"direct": True})
+        final = yield from self._run_tool(spec, args, call_id, turn, [])
+        if final is None:  # the tool refused (it never does for a non-empty summary); say so rather than go quiet
+            final = AgentEvent(kind="final", text="Sorry, I could not reach a human agent. Please try again.")
+            turn.append(AIMessage(final.text))
+        log.info("direct handoff of conversation %s", self.conversation_id)
+        meta["latency_s"] = round(time.perf_counter() - start, 3)
+        final.meta.update(meta)
+        final.data = dict(final.data or {}, grounding_replaced=False)
+        self.history.extend(turn)
+        if self.log_turns:
+            self._log_turn(turn, meta)
+        yield final
+
+    def handoff_summary(self, request: str) -> str:
+        """What the human agent reads: who, what they asked (their latest messages), what the tools did."""
+        who = f"Customer {self.customer_id}" if self.customer_id else f"A {self.role}"
+        asked = [m.content for m in self.history if isinstance(m, HumanMessage) and isinstance(m.content, str)]
+        parts = [f"{who} asked for a human agent ({request.strip()})."]
+        if asked:
+            parts.append("Their messages: " + " | ".join(f'"{t.strip()}"' for t in asked[-5:]) + ".")
+        else:
+            parts.append("They had not asked anything yet.")
+        done = []
+        for m in self.history:
+            for tc in getattr(m, "tool_calls", None) or []:
+                shown = ", ".join(f"{k}={v}" for k, v in (tc.get("args") or {}).items() if k != "summary")
+                done.append(f"{tc['name']}({shown})")
+        if done:
+            parts.append("Tools used: " + "; ".join(done[-8:]) + ".")
+        if self.ctx.pending_action:
+            pending = self.ctx.pending_action.get("summary") or self.ctx.pending_action.get("tool")
+            parts.append(f"Awaiting their confirmation: {pending}")
+        return " ".join(parts)
+
     # -- the loop ---------------------------------------------------------------------------------------------
 
     def _prompt(self, turn: list[BaseMessage]) -> list[BaseMessage]:
@@ -186,10 +234,17 @@ class AgentSession:
                 if spec is None:
                     errors.append((tc, f"unknown tool {tc['name']!r}; use one of: {', '.join(self.specs)}"))
                     continue
+                # small models (and servers that constrain only the call envelope) add keys the tool does not
+                # have; they carry nothing the tool would use (identity comes from ctx), so they are dropped
+                args, dropped = spec.drop_undeclared(tc["args"])
+                if dropped:
+                    log.warning("dropped undeclared argument(s) %s of a %s call", ", ".join(dropped), spec.name)
+                    meta.setdefault("dropped_arguments", []).append({"tool": spec.name, "keys": dropped})
                 try:
-                    checked.append((tc, spec, spec.validate(tc["args"])))
+                    checked.append((tc, spec, spec.validate(args)))
                 except ValueError as exc:
-                    errors.append((tc, str(exc)))
+                    ignored = f" (undeclared argument(s) ignored: {', '.join(dropped)})" if dropped else ""
+                    errors.append((tc, str(exc) + ignored))
             for name, args, error, call_id in invalid:
                 errors.append(({"name": name or "invalid", "args": {}, "id": call_id or _new_id()}, error))
             if errors:
@@ -213,7 +268,7 @@ class AgentSession:
                     turn.append(ToolMessage("not run: fix the invalid call first", tool_call_id=tc["id"],
                                             name=tc["name"]))
                 continue
-            turn.append(AIMessage(ai.content, tool_calls=calls))
+            turn.append(AIMessage(ai.content, tool_calls=[dict(tc, args=args) for tc, _, args in checked]))
             for tc, spec, args in checked:
                 yield AgentEvent(kind="tool_call", name=spec.name, arguments=args, call_id=tc["id"])
                 outcome = yield from self._run_tool(spec, args, tc["id"], turn, results)

@@ -56,6 +56,15 @@ class ToolSpec:
         return {"type": "function", "function": {"name": self.name, "description": self.description,
                                                  "parameters": self.schema}}
 
+    def drop_undeclared(self, arguments: Any) -> tuple[Any, list[str]]:
+        """`arguments` without the keys the schema does not declare, and the names dropped (declared keys are kept
+        as given, so a wrong or missing required value still fails `validate`)."""
+        if not isinstance(arguments, dict):
+            return arguments, []
+        declared = self.schema.get("properties") or {}
+        dropped = [k for k in arguments if k not in declared]
+        return {k: v for k, v in arguments.items() if k in declared}, dropped
+
     def validate(self, arguments: Any) -> dict[str, Any]:
         """Checked arguments, or ValueError with a message the model can act on."""
         if not isinstance(arguments, dict):

@@ -62,7 +62,10 @@ class VLLMServer:
         cmd = [str(self.python), "-m", "vllm.entrypoints.openai.api_server", "--model", self.model,
                "--host", self.host, "--port", str(self.port), "--dtype", self.dtype,
                "--max-model-len", str(self.max_model_len), "--chat-template", str(TEMPLATE),
-               "--enable-auto-tool-choice", "--tool-call-parser", "hermes"]
+               "--enable-auto-tool-choice", "--tool-call-parser", "hermes",
+               # without it vLLM constrains only the call envelope of tools not marked `strict`, and forced calls
+               # come back with argument keys the schema forbids; `parameter` decodes every call under its schema
+               "--tool-strict-level", "parameter"]
         if self.served_name:
             cmd += ["--served-model-name", self.served_name]
         if self.adapters:

@@ -165,6 +165,9 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
         return view, _messages(view), f"Signed in as **{cid}**.", backend
 
     def customer_chat(message: str, view: ChatView | None):
+        yield from _customer_turn(message, view)
+
+    def _customer_turn(message: str, view: ChatView | None, handoff: bool = False):
         message = (message or "").strip()
         if not message:
             yield "", _messages(view), view, gr.skip()
@@ -172,7 +175,7 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
         if view is None:
             view = ChatView()
         # The box is cleared and locked while the reply streams, then unlocked: one turn at a time.
-        for i, _ in enumerate(run_turn(view, message)):
+        for i, _ in enumerate(run_turn(view, message, handoff=handoff)):
             box = gr.update(value="", interactive=False) if i == 0 else gr.skip()
             yield box, _messages(view), view, gr.update(visible=view.awaiting_confirm)
         yield gr.update(interactive=True), _messages(view), view, gr.update(visible=view.awaiting_confirm)
@@ -184,7 +187,7 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
         yield from customer_chat("cancel", view)
 
     def talk_to_human(view: ChatView | None):
-        yield from customer_chat(HUMAN_REQUEST, view)
+        yield from _customer_turn(HUMAN_REQUEST, view, handoff=True)  # straight to the tool, not via the model
 
     # ---- marketer ----
 

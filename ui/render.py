@@ -133,8 +133,9 @@ def friendly_error(exc: BaseException) -> str:
     return "Sorry, something went wrong while answering. Please try again, or ask to talk to a human."
 
 
-def run_turn(view: ChatView, message: str):
-    """Send `message` and update `view` event by event; yields after every visible change."""
+def run_turn(view: ChatView, message: str, handoff: bool = False):
+    """Send `message` (with `handoff`: transfer to a human directly) and update `view` event by event; yields
+    after every visible change."""
     if not view._busy.acquire(blocking=False):  # e.g. a button pressed while a reply still streams
         view.add_user(message)
         view.say("I am still answering your previous message; please send this again when I am done.")
@@ -149,7 +150,8 @@ def run_turn(view: ChatView, message: str):
             yield
             return
         try:
-            for event in view.session.respond(message):
+            events = view.session.hand_off(message) if handoff else view.session.respond(message)
+            for event in events:
                 view.apply(event)
                 yield event
         except Exception as exc:  # the boundary: log the bug, tell the user in one sentence

@@ -182,3 +182,60 @@ def test_customer_by_email_and_unknown_customer(settings, shop):
                                            ("不要", False)])
 def test_is_confirmation(text, expected):
     assert is_confirmation(text) is expected
+
+
+def test_undeclared_argument_keys_are_dropped_and_logged(settings, shop, caplog):
+    # what vLLM returned for a forced call before --tool-strict-level parameter: the right id plus invented keys;
+    # a customer_id among them must not widen access: the tool still answers for the signed-in customer only
+    extra = call("get_order_details", order_id="#W200", customer_id="bob", arguments={"order_id": "#W200"})
+    session, model = session_for(settings, shop, [extra, "I could not find that order on your account."])
+    with caplog.at_level("WARNING", logger="agent.session"):
+        events = run(session, "where is #W200")
+    tc = next(e for e in events if e.kind == "tool_call")
+    assert tc.arguments == {"order_id": "#W200"}
+    result = next(e for e in events if e.kind == "tool_result")
+    assert result.data["type"] == "NotFoundError"
+    assert events[-1].meta["dropped_arguments"] == [{"tool": "get_order_details", "keys": ["customer_id", "arguments"]}]
+    assert "customer_id, arguments" in caplog.text
+    # the history the model sees next holds the call as it ran
+    assert model.requests[1]["messages"][-2].tool_calls[0]["args"] == {"order_id": "#W200"}
+
+
+def test_dropping_never_fills_a_missing_required_argument(settings, shop):
+    session, model = session_for(settings, shop, [call("get_order_details", order="#W100", id="#W100"),
+                                                  call("get_order_details", order_id="#W100"),
+                                                  "Order #W100 is processed."])
+    events = run(session, "status of #W100")
+    assert [e.arguments for e in events if e.kind == "tool_call"] == [{"order_id": "#W100"}]
+    feedback = model.requests[1]["messages"][-1].content
+    assert "order_id" in feedback and "ignored: order, id" in feedback
+
+
+def test_direct_handoff_needs_no_model_and_is_logged(settings, shop):
+    session, model = session_for(settings, shop, [call("get_order_details", order_id="#W100"),
+                                                  "Order #W100 is processed."])
+    run(session, "Where is my order #W100?")
+    asked = len(model.requests)
+    events = list(session.hand_off("Please transfer me to a human agent."))
+    assert len(model.requests) == asked  # the button works whatever the model would have done
+    assert [e.kind for e in events] == ["tool_call", "tool_result", "handoff", "final"]
+    summary = events[0].arguments["summary"]
+    assert events[0].name == "transfer_to_human" and summary == events[2].text
+    assert "Customer alice" in summary and '"Where is my order #W100?"' in summary
+    assert "get_order_details(order_id=#W100)" in summary
+    assert events[-1].data["handoff"] is True and events[-1].meta["direct_handoff"] is True
+    with shop.read() as s:
+        conv = s.get(Conversation, session.conversation_id)
+        assert conv.outcome == "handed_off"
+        rows = s.scalars(select(Message).where(Message.conversation_id == conv.id).order_by(Message.seq)).all()
+        assert [r.role for r in rows[-4:]] == ["user", "assistant", "tool", "assistant"]
+        assert rows[-3].tool_calls[0]["name"] == "transfer_to_human" and rows[-1].meta["direct_handoff"] is True
+
+
+def test_direct_handoff_disarms_a_pending_write(settings, shop):
+    session, _ = session_for(settings, shop, ["Hello."])
+    session.ctx.pending_action = {"tool": "cancel_pending_order", "summary": "Cancel order #W100 (refund $42.50)."}
+    events = list(session.hand_off("I want a person"))
+    assert "Awaiting their confirmation: Cancel order #W100" in events[0].arguments["summary"]
+    assert "They had not asked anything yet." in events[0].arguments["summary"]
+    assert session.ctx.pending_action is None

@@ -61,7 +61,22 @@ def test_server_lists_base_and_adapter(server):
     assert "tiny" in models and len(models) == 2
 
 
-@pytest.mark.xfail(reason="known bug (issue 5 note): vLLM forced tool calls admit extra argument keys; our schema check rejects them", strict=False)
+@pytest.mark.parametrize("message", ["Where is my order #W2611340?", "cancel my order #W1234567 please, it is wrong"])
+def test_forced_calls_carry_only_declared_keys(server, message):
+    # before --tool-strict-level parameter these came back as {"order_id": ..., "items": {...}} or nested "arguments"
+    from langchain_openai import ChatOpenAI
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    spec = tool_spec(get_order_details)
+    for model in server.models():
+        llm = ChatOpenAI(base_url=server.base_url, model=model, api_key="EMPTY", temperature=0, max_tokens=128,
+                         timeout=300, max_retries=0)
+        forced = llm.bind_tools([spec.openai()], tool_choice={"type": "function", "function": {"name": spec.name}})
+        ai = forced.invoke([SystemMessage("You are the shop's support assistant."), HumanMessage(message)])
+        assert ai.tool_calls and not ai.invalid_tool_calls, (model, ai.content)
+        spec.validate(ai.tool_calls[0]["args"])  # raises on undeclared keys
+
+
 def test_agent_turn_through_vllm_with_adapter(settings, tau2_store, server):
     from langchain_openai import ChatOpenAI
 

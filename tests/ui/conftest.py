@@ -20,7 +20,7 @@ def shop_script(messages):
 
     last = messages[-1]
     if isinstance(last, ToolMessage):
-        return AIMessage("Here is what I found. " + " ".join(last.content.split())[:400])
+        return AIMessage("Here is what I found.\n\n" + last.content)  # line breaks kept: tables and lists render
     text = last.content if isinstance(last.content, str) else ""
     lower = text.lower()
     order = ORDER_ID.search(text)

@@ -80,6 +80,8 @@ def test_talk_to_human(client, served, helpers):
     client.predict(cid, api_name="/customer_sign_in")
     _, chat = client.predict(api_name="/talk_to_human")
     assert any("transferred to a human" in t for t in helpers.texts(chat))
+    # the button hands off directly (the summary is the session's own, not one the scripted model would write)
+    assert any(f"Customer {cid} asked for a human agent" in t for t in helpers.texts(chat))
 
 
 def test_marketer_needs_the_password(client):
