@@ -211,3 +211,22 @@ def tau2_store(tau2_db_template, tmp_path):
     s = _copy_store(tau2_db_template, tmp_path)
     yield s
     s.dispose()
+
+
+def _assert_tool_signature(fn) -> None:
+    """The tool convention: `ctx` first, no identity argument the model could fill, every argument documented."""
+    import inspect
+
+    params = list(inspect.signature(fn).parameters)
+    assert params[0] == "ctx", fn.__name__
+    assert not {"customer_id", "user_id", "customer", "user"} & set(params), fn.__name__
+    doc = inspect.getdoc(fn)
+    assert doc and doc.splitlines()[0].endswith("."), fn.__name__
+    for p in params[1:]:
+        assert f"\n    {p}: " in doc, f"{fn.__name__} does not document {p} under Args:"
+
+
+@pytest.fixture
+def assert_tool_signature():
+    """`assert_tool_signature(fn)`: fails unless `fn` follows the tool convention (see _assert_tool_signature)."""
+    return _assert_tool_signature

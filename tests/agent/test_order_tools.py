@@ -9,9 +9,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import func, select
 
-from store.models import Conversation, Order, OrderItem, Payment, PaymentMethod, Product, Variant
+from store.models import Conversation, Order, PaymentMethod, Product, Variant
 
 
 @pytest.fixture(scope="module")
@@ -32,19 +31,6 @@ def ctx_for(store, customer_id, settings=None, conversation_id=None):
 
     return ShopContext(store=store, settings=settings, role="customer", customer_id=customer_id,
                        conversation_id=conversation_id)
-
-
-def snapshot(store) -> dict:
-    """Everything a write could touch, to prove nothing changed (plain rows: cheap on the whole shop)."""
-    with store.read() as s:
-        return {
-            "orders": sorted(s.execute(select(Order.id, Order.status, Order.total, Order.address, Order.details,
-                                              Order.updated_at)).all(), key=lambda r: r[0]),
-            "items": sorted(s.execute(select(OrderItem.id, OrderItem.order_id, OrderItem.variant_id,
-                                             OrderItem.unit_price, OrderItem.quantity)).all()),
-            "payments": s.scalar(select(func.count()).select_from(Payment)),
-            "balances": sorted(s.execute(select(PaymentMethod.id, PaymentMethod.balance)).all()),
-        }
 
 
 def order_of(db, status, pred=lambda o: True):
@@ -135,9 +121,9 @@ def test_other_customers_order_looks_exactly_like_a_missing_one(t2):
             get_order_details(ctx, form)
 
 
-def test_customer_cannot_change_another_customers_order_with_any_tool(t2):
-    from tools.errors import NotFoundError
+def test_customer_cannot_change_another_customers_order_with_any_tool(t2, snapshot):
     from tools import orders as T
+    from tools.errors import NotFoundError
 
     store, db = t2
     poid, po = order_of(db, "pending")
@@ -178,7 +164,7 @@ def test_marketer_context_cannot_use_customer_tools(t2):
 # ------------------------------------------------------------------ cancel
 
 
-def test_cancel_needs_confirmation_then_refunds_original_payment(t2):
+def test_cancel_needs_confirmation_then_refunds_original_payment(t2, snapshot):
     from tools.orders import ConfirmationRequired, cancel_pending_order, execute_pending_action, result_facts
 
     store, db = t2
@@ -237,7 +223,7 @@ def test_cancel_reason_must_be_one_of_two(t2):
         cancel_pending_order(ctx_for(store, o["user_id"]), oid, "found it cheaper elsewhere")
 
 
-def test_no_pending_action_means_nothing_to_execute_and_discard(t2):
+def test_no_pending_action_means_nothing_to_execute_and_discard(t2, snapshot):
     from tools.errors import PolicyError
     from tools.orders import cancel_pending_order, discard_pending_action, execute_pending_action, is_write_tool
 
@@ -270,7 +256,7 @@ def test_confirmation_is_used_once(t2):
         execute_pending_action(ctx)
 
 
-def test_execute_rechecks_policy_when_order_changed_meanwhile(t2):
+def test_execute_rechecks_policy_when_order_changed_meanwhile(t2, snapshot):
     from tools.errors import PolicyError
     from tools.orders import cancel_pending_order, execute_pending_action
 
@@ -286,7 +272,7 @@ def test_execute_rechecks_policy_when_order_changed_meanwhile(t2):
     assert snapshot(store) == before and ctx.pending_action is None
 
 
-def test_execute_refuses_when_amounts_changed_since_proposal(t2):
+def test_execute_refuses_when_amounts_changed_since_proposal(t2, snapshot):
     from tools.errors import PolicyError
     from tools.orders import execute_pending_action, modify_pending_order_items
 
@@ -305,7 +291,7 @@ def test_execute_refuses_when_amounts_changed_since_proposal(t2):
     assert snapshot(store) == before
 
 
-def test_failed_write_rolls_back_everything(t2, monkeypatch):
+def test_failed_write_rolls_back_everything(t2, monkeypatch, snapshot):
     from tools import orders as T
 
     store, db = t2
@@ -326,7 +312,7 @@ def test_failed_write_rolls_back_everything(t2, monkeypatch):
 # ------------------------------------------------------------------ modify
 
 
-def test_modify_address_of_pending_order(t2):
+def test_modify_address_of_pending_order(t2, snapshot):
     from tools.orders import execute_pending_action, modify_pending_order_address
 
     store, db = t2
@@ -450,7 +436,7 @@ def test_gift_card_must_cover_price_difference(t2):
 # ------------------------------------------------------------------ return / exchange
 
 
-def test_return_to_original_method_or_gift_card_but_not_another_card(t2):
+def test_return_to_original_method_or_gift_card_but_not_another_card(t2, snapshot):
     from tools.errors import PolicyError
     from tools.orders import execute_pending_action, return_delivered_order_items
 
@@ -642,9 +628,7 @@ def test_digits_that_match_two_of_my_orders_are_ambiguous(t2):
     assert get_order_details(ctx, "#W2611340").order_id == "#W2611340"
 
 
-def test_tool_signatures_carry_no_identity_and_document_every_argument():
-    import inspect
-
+def test_tool_signatures_carry_no_identity_and_document_every_argument(assert_tool_signature):
     from tools import catalog, handoff, orders
 
     tools = [orders.list_my_orders, orders.get_order_details, orders.cancel_pending_order,
@@ -652,11 +636,5 @@ def test_tool_signatures_carry_no_identity_and_document_every_argument():
              orders.return_delivered_order_items, orders.exchange_delivered_order_items,
              catalog.get_product_details, handoff.transfer_to_human]
     for fn in tools:
-        params = list(inspect.signature(fn).parameters)
-        assert params[0] == "ctx", fn.__name__
-        assert not {"customer_id", "user_id", "customer", "user"} & set(params), fn.__name__
-        doc = inspect.getdoc(fn)
-        assert doc and doc.splitlines()[0].endswith("."), fn.__name__
-        for p in params[1:]:
-            assert f"\n    {p}: " in doc, f"{fn.__name__} does not document {p} under Args:"
+        assert_tool_signature(fn)
     assert set(orders.WRITE_TOOLS) == {f.__name__ for f in tools if orders.is_write_tool(f.__name__)}

@@ -16,9 +16,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 
-from store.models import Customer, Order, OrderItem, Payment, PaymentMethod
+from store.models import Customer, Order
 
 REPO = Path(__file__).resolve().parents[2]
 CASES_FILE = REPO / "agent" / "evalcases" / "cases.jsonl"
@@ -27,19 +27,6 @@ INDEX_TOOLS = {"search_products", "search_reviews", "review_insights", "recommen
 EXPECT_KEYS = {"tool_calls", "answer_contains", "answer_excludes", "order_status", "no_writes"}
 YES = re.compile(r"\b(yes|confirm|go ahead|ok)\b|是的|确认|好的", re.IGNORECASE)
 HAN = re.compile(r"[\u4e00-\u9fff]")
-
-
-def snapshot(store) -> dict:
-    """Everything a write could touch (plain rows)."""
-    with store.read() as s:
-        return {
-            "orders": sorted(s.execute(select(Order.id, Order.status, Order.total, Order.address, Order.details,
-                                              Order.updated_at)).all(), key=lambda r: r[0]),
-            "items": sorted(s.execute(select(OrderItem.id, OrderItem.order_id, OrderItem.variant_id,
-                                             OrderItem.unit_price, OrderItem.quantity)).all()),
-            "payments": s.scalar(select(func.count()).select_from(Payment)),
-            "balances": sorted(s.execute(select(PaymentMethod.id, PaymentMethod.balance)).all()),
-        }
 
 
 def test_case_file_covers_what_the_issue_asks():
@@ -115,7 +102,7 @@ def _statuses(store, order_ids) -> dict:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
-def test_case_is_true_for_the_data(case, request, tmp_path):
+def test_case_is_true_for_the_data(case, request, tmp_path, snapshot):
     from tools.context import ShopContext
     from tools.errors import NotFoundError, PolicyError, ToolError, ToolInputError
     from tools.orders import ConfirmationRequired, execute_pending_action

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import inspect
-
 from tools import search
 
 TOOLS = [search.search_products, search.search_reviews, search.review_insights, search.recommend_products]
 
 
-def test_signatures_and_docstrings():
+def test_signatures_and_docstrings(assert_tool_signature):
     for fn in TOOLS:
-        params = list(inspect.signature(fn).parameters)
-        assert params[0] == "ctx", fn.__name__
-        assert not {"customer_id", "user_id", "customer", "user"} & set(params), fn.__name__
-        doc = inspect.getdoc(fn)
-        assert doc and doc.splitlines()[0].endswith("."), fn.__name__
-        for p in params[1:]:
-            assert f"\n    {p}: " in doc, f"{fn.__name__} does not document {p} under Args:"
+        assert_tool_signature(fn)
 
 
 def test_agent_builds_schemas_and_finds_the_tools():
