@@ -298,15 +298,10 @@ def _plan_cancel(s: Session, cid: str, args: dict[str, Any], lock: bool = False)
             pm = pms.get(pm_id)
             if pm is not None and pm.kind == "gift_card":
                 pm.balance = _money(pm.balance) + amount
-        order.status = "cancelled"
-        order.details = {**(order.details or {}), "cancel_reason": reason}
-        order.updated_at = now
-        return ActionResult(
-            tool="cancel_pending_order", order_id=order.id, status=order.status,
-            message=f"Order {order.id} is cancelled; {refund_text}.",
-            refund_amount=float(sum(refunds.values(), Decimal("0"))),
-            payment_method_id=next(iter(refunds), None),
-        )
+        return _record(order, "cancel_pending_order", {"cancel_reason": reason}, f"Order {order.id} is cancelled; "
+                       f"{refund_text}.", status="cancelled", now=now,
+                       refund_amount=float(sum(refunds.values(), Decimal("0"))),
+                       payment_method_id=next(iter(refunds), None))
 
     return _Plan("cancel_pending_order", {"order_id": order.id, "reason": reason}, summary, apply)
 
@@ -336,6 +331,22 @@ def _plan_address(s: Session, cid: str, args: dict[str, Any], lock: bool = False
         )
 
     return _Plan("modify_pending_order_address", {"order_id": order.id, **new}, summary, apply)
+
+
+def _record(order: Order, tool: str, details: dict[str, Any], message: str, *, status: str | None = None,
+            now: datetime | None = None, **amounts: Any) -> ActionResult:
+    """The end every write shares: new status (if any), `details` merged into the order's, the time, the result."""
+    if status is not None:
+        order.status = status
+    order.details = {**(order.details or {}), **details}
+    order.updated_at = now or _now()
+    return ActionResult(tool=tool, order_id=order.id, status=order.status, message=message, **amounts)
+
+
+def _difference_amounts(diff: Decimal, pm: PaymentMethod) -> dict[str, Any]:
+    """A price difference as the result's charge (positive) or refund (negative) on `pm`."""
+    return {"charge_amount": float(max(diff, Decimal("0"))), "refund_amount": float(max(-diff, Decimal("0"))),
+            "payment_method_id": pm.id}
 
 
 def _swap_setup(s: Session, cid: str, order: Order, args: dict[str, Any]):
@@ -385,15 +396,10 @@ def _plan_modify_items(s: Session, cid: str, args: dict[str, Any], lock: bool = 
                                 created_at=now))
             if pm.kind == "gift_card":
                 pm.balance = _money(pm.balance) - diff
-        order.details = {**(order.details or {}), "items_modified": True,
-                         "modified_items": [[a, b] for a, b in zip(item_ids, new_ids)]}
-        order.updated_at = now
-        return ActionResult(
-            tool="modify_pending_order_items", order_id=order.id, status=order.status,
-            message=f"The items of order {order.id} are changed; {_difference_text(diff, pm)}.",
-            charge_amount=float(max(diff, Decimal("0"))), refund_amount=float(max(-diff, Decimal("0"))),
-            payment_method_id=pm.id,
-        )
+        details = {"items_modified": True, "modified_items": [[a, b] for a, b in zip(item_ids, new_ids)]}
+        return _record(order, "modify_pending_order_items", details,
+                       f"The items of order {order.id} are changed; {_difference_text(diff, pm)}.", now=now,
+                       **_difference_amounts(diff, pm))
 
     return _Plan(
         "modify_pending_order_items",
@@ -419,16 +425,11 @@ def _plan_return(s: Session, cid: str, args: dict[str, Any], lock: bool = False)
     )
 
     def apply(session: Session) -> ActionResult:
-        order.status = "return requested"
-        order.details = {**(order.details or {}), "return_items": item_ids, "return_payment_method_id": pm.id,
-                         "return_refund_amount": float(refund)}
-        order.updated_at = _now()
-        return ActionResult(
-            tool="return_delivered_order_items", order_id=order.id, status=order.status,
-            message=(f"Return requested for order {order.id}: {_usd(refund)} will be refunded to {_pm_label(pm)} "
-                     f"once the items are back; an email explains how to send them."),
-            refund_amount=float(refund), payment_method_id=pm.id,
-        )
+        details = {"return_items": item_ids, "return_payment_method_id": pm.id, "return_refund_amount": float(refund)}
+        message = (f"Return requested for order {order.id}: {_usd(refund)} will be refunded to {_pm_label(pm)} once "
+                   f"the items are back; an email explains how to send them.")
+        return _record(order, "return_delivered_order_items", details, message, status="return requested",
+                       refund_amount=float(refund), payment_method_id=pm.id)
 
     return _Plan(
         "return_delivered_order_items",
@@ -447,16 +448,11 @@ def _plan_exchange(s: Session, cid: str, args: dict[str, Any], lock: bool = Fals
     )
 
     def apply(session: Session) -> ActionResult:
-        order.status = "exchange requested"
-        order.details = {**(order.details or {}), "exchange_items": item_ids, "exchange_new_items": new_ids,
-                         "exchange_payment_method_id": pm.id, "exchange_price_difference": float(diff)}
-        order.updated_at = _now()
-        return ActionResult(
-            tool="exchange_delivered_order_items", order_id=order.id, status=order.status,
-            message=f"Exchange requested for order {order.id}; {_difference_text(diff, pm)}.",
-            charge_amount=float(max(diff, Decimal("0"))), refund_amount=float(max(-diff, Decimal("0"))),
-            payment_method_id=pm.id,
-        )
+        details = {"exchange_items": item_ids, "exchange_new_items": new_ids, "exchange_payment_method_id": pm.id,
+                   "exchange_price_difference": float(diff)}
+        return _record(order, "exchange_delivered_order_items", details,
+                       f"Exchange requested for order {order.id}; {_difference_text(diff, pm)}.",
+                       status="exchange requested", **_difference_amounts(diff, pm))
 
     return _Plan(
         "exchange_delivered_order_items",
