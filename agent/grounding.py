@@ -244,7 +244,7 @@ def faithful_answer(results: list[tuple[str, Any]], user_text: str) -> str:
     """The tool results of the turn, rendered by their templates, in place of an ungrounded answer."""
     if not results:
         return safe_answer(user_text)
-    return "\n\n".join(render(r) for _, r in results)
+    return "\n\n".join(dict.fromkeys(render(r) for _, r in results))  # a call the model repeated, said once
 
 
 def as_model_result(result: Any) -> Any:
