@@ -25,6 +25,8 @@ from index.embeddings import embedding_function
 from index.sentiment import analyze
 from index.text import content_hash
 
+BUILD_HASH = "build_hash"  # collection metadata key; index.shared reads it
+
 BATCH = 64
 PAGE = 5000
 
@@ -157,18 +159,22 @@ def sync_collection(collection, records: Iterable[Record], ef, label: str, progr
     to_embed: list[Record] = []
     to_update: list[Record] = []
     seen: set[str] = set()
+    hashes: list[list[str]] = []
     for rec in records:
         seen.add(rec.id)
         doc_hash = content_hash(rec.document)
         meta_hash = content_hash(rec.metadata)
         rec.metadata["doc_hash"] = doc_hash
         rec.metadata["meta_hash"] = meta_hash
+        hashes.append([rec.id, doc_hash, meta_hash])
         old = existing.get(rec.id)
         if old is None or old[0] != doc_hash:
             to_embed.append(rec)
         elif old[1] != meta_hash:
             to_update.append(rec)
     removed = [rid for rid in existing if rid not in seen]
+    # what the collection will hold, as one hash: readers (index.shared) compare it to see that a build changed it
+    build_hash = content_hash(sorted(hashes))
     for chunk in _batches(removed, PAGE):
         collection.delete(ids=chunk)
     for chunk in _batches(to_update, PAGE):
@@ -186,6 +192,9 @@ def sync_collection(collection, records: Iterable[Record], ef, label: str, progr
         )
         bar.update(len(chunk))
     bar.close()
+    if (collection.metadata or {}).get(BUILD_HASH) != build_hash:
+        kept = {k: v for k, v in (collection.metadata or {}).items() if not k.startswith("hnsw:")}  # not modifiable
+        collection.modify(metadata={**kept, BUILD_HASH: build_hash})
     return CollectionReport(
         total=collection.count(), embedded=len(to_embed), metadata_updated=len(to_update), deleted=len(removed),
         unchanged=len(seen) - len(to_embed) - len(to_update),

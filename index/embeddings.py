@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
@@ -22,16 +23,21 @@ class LocalEmbeddingFunction(EmbeddingFunction[Documents]):
         self.batch_size = batch_size
         self.threads = threads
         self._model: Any = None
+        self._lock = threading.Lock()  # concurrent sessions share one instance: load the model once
+        self.loads = 0
 
     @property
     def model(self):
         if self._model is None:
-            import torch
-            from sentence_transformers import SentenceTransformer
+            with self._lock:
+                if self._model is None:
+                    import torch
+                    from sentence_transformers import SentenceTransformer
 
-            if self.threads:
-                torch.set_num_threads(self.threads)
-            self._model = SentenceTransformer(self.model_path, device="cpu", local_files_only=True)
+                    if self.threads:
+                        torch.set_num_threads(self.threads)
+                    self._model = SentenceTransformer(self.model_path, device="cpu", local_files_only=True)
+                    self.loads += 1
         return self._model
 
     def __call__(self, input: Documents) -> Embeddings:

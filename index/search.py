@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date
@@ -178,6 +179,46 @@ class _Keyword:
     metadatas: list[dict[str, Any]]
     bm25: Any
     position: dict[str, int] = field(default_factory=dict)
+    columns: dict[str, np.ndarray] = field(default_factory=dict)  # filter fields as arrays (NaN where missing)
+
+    def __post_init__(self):
+        def num(key: str) -> np.ndarray:
+            return np.array([_float(m.get(key)) for m in self.metadatas], dtype=np.float64)
+
+        self.columns = {
+            "price": num("price"), "rating": num("rating"),
+            "in_stock": np.array([bool(m.get("in_stock")) for m in self.metadatas], dtype=bool),
+            "category_key": np.array([m.get("category_key") or "" for m in self.metadatas], dtype=object),
+            "product_id": np.array([m.get("product_id") or "" for m in self.metadatas], dtype=object),
+        }
+
+    def mask(self, f: Filters) -> np.ndarray:
+        """Which records pass the filters: `_matches` over whole columns (NaN fails every comparison)."""
+        c = self.columns
+        ok = np.ones(len(self.ids), dtype=bool)
+        with np.errstate(invalid="ignore"):
+            if f.product_ids is not None:
+                ok &= np.isin(c["product_id"], list(f.product_ids))
+            if f.category is not None:
+                ok &= c["category_key"] == f.category
+            if f.in_stock is not None:
+                ok &= c["in_stock"] == f.in_stock
+            if f.min_price is not None:
+                ok &= c["price"] >= f.min_price
+            if f.max_price is not None:
+                ok &= (c["price"] >= 0) & (c["price"] <= f.max_price)
+            if f.min_rating is not None:
+                ok &= c["rating"] >= f.min_rating
+            if f.max_rating is not None:
+                ok &= (c["rating"] >= 0) & (c["rating"] <= f.max_rating)
+        return ok
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value) if value is not None else np.nan
+    except (TypeError, ValueError):
+        return np.nan
 
 
 class SearchIndex:
@@ -189,6 +230,8 @@ class SearchIndex:
         self.ef = ef or embedding_function(settings)
         self._collections: dict[str, Any] = {}
         self._keyword: dict[str, _Keyword] = {}
+        self._lock = threading.Lock()  # one BM25 build per collection when sessions share this index
+        self._categories: dict[str, str] | None = None
 
     # -- plumbing
     def collection(self, name: str):
@@ -203,7 +246,11 @@ class SearchIndex:
 
     def keyword(self, name: str) -> _Keyword:
         """BM25 over the collection's documents, built on first use from what Chroma holds."""
-        if name not in self._keyword:
+        if name in self._keyword:
+            return self._keyword[name]
+        with self._lock:
+            if name in self._keyword:
+                return self._keyword[name]
             import bm25s
 
             col = self.collection(name)
@@ -228,8 +275,10 @@ class SearchIndex:
 
     def categories(self) -> dict[str, str]:
         """category key (lower case) -> display name, for every category in the product index."""
-        kw = self.keyword(PRODUCTS)
-        return {m["category_key"]: m["category"] for m in kw.metadatas if m.get("category_key")}
+        if self._categories is None:
+            kw = self.keyword(PRODUCTS)
+            self._categories = {m["category_key"]: m["category"] for m in kw.metadatas if m.get("category_key")}
+        return self._categories
 
     def resolve_category(self, category: str) -> str:
         """A category name as the user wrote it -> the index's category key, or SearchInputError listing choices."""
@@ -272,14 +321,14 @@ class SearchIndex:
         if not kw.ids or not tokens:
             return []
         scores = np.asarray(kw.bm25.get_scores(tokens), dtype=np.float32)
-        order = np.argsort(-scores)
-        out: list[tuple[str, float]] = []
-        for i in order:
-            if scores[i] <= 0 or len(out) >= n:
-                break
-            if f.is_empty() or _matches(kw.metadatas[i], f):
-                out.append((kw.ids[i], float(scores[i])))
-        return out
+        keep = scores > 0
+        if not f.is_empty():
+            keep &= kw.mask(f)
+        candidates = np.flatnonzero(keep)
+        if len(candidates) > n:  # top n without sorting the whole corpus
+            candidates = candidates[np.argpartition(-scores[candidates], n - 1)[:n]]
+        top = candidates[np.argsort(-scores[candidates], kind="stable")]
+        return [(kw.ids[i], float(scores[i])) for i in top]
 
     def _title_ranking(self, name: str, query: str, vec: list, kw: list) -> list[str]:
         """Candidates ranked by how many of the query's words their title holds (names and model numbers)."""

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from index.search import Filters, IndexMissingError, SearchIndex, SearchInputError, insights
+from index.shared import shared_index
 from index.text import neutralize, quote_block
 from tools.context import ShopContext
 from tools.errors import NotFoundError, ToolInputError
@@ -21,11 +22,13 @@ CACHE_KEY = "search_index"
 
 
 def open_index(ctx: ShopContext) -> SearchIndex:
-    """The session's read-only index handle (BM25 and the embedding model load once per session)."""
+    """The read-only index handle: the process's shared one (index.shared), or one a caller put in ctx.cache.
+
+    Not kept in ctx.cache itself, so every call sees a rebuild; the lookup is a version check, not a load.
+    """
     index = ctx.cache.get(CACHE_KEY)
     if index is None:
-        index = SearchIndex(ctx.settings)
-        ctx.cache[CACHE_KEY] = index
+        index = shared_index(ctx.settings, ctx.store.url if ctx.store is not None else None)
     return index
 
 

@@ -1,0 +1,118 @@
+"""One search index per process: sessions share it (the embedding model loads once) and a rebuild is seen."""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+
+import pytest
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    import index.shared
+    from index.shared import IndexRegistry
+
+    fresh = IndexRegistry()
+    monkeypatch.setattr(index.shared, "REGISTRY", fresh)
+    yield fresh
+    fresh.clear()
+
+
+def _shop(tmp_path):
+    from shopdesk.settings import Settings
+    from store.db import open_store
+    from store.models import Product, Variant
+
+    settings = Settings(data_dir=tmp_path / "data")
+    store = open_store(settings.db_url)
+    with store.transaction() as s:
+        for i in range(5):
+            s.add(Product(id=f"p{i}", name=f"Acme speaker model X{i}00", category="Speakers", brand="Acme",
+                          description=f"Portable speaker number {i} with deep bass", rating=4.0, rating_count=3))
+            s.add(Variant(id=f"v{i}", product_id=f"p{i}", price=Decimal(f"{50 + i}.00"), available=True))
+    return settings, store
+
+
+def _session(settings, store):
+    from tools.context import ShopContext
+
+    return ShopContext(store=store, settings=settings, role="customer", customer_id="c1")
+
+
+def test_sessions_share_one_index_and_one_model(tmp_path, registry):
+    from index.build import build_index
+    from tools.search import open_index, search_products
+
+    settings, store = _shop(tmp_path)
+    ef = registry.embedder(settings)
+    build_index(store, settings, progress=False, ef=ef)
+
+    sessions = [_session(settings, store) for _ in range(4)]
+    results, errors = [], []
+
+    def chat(ctx):
+        try:
+            results.append([p.product_id for p in search_products(ctx, "X300 speaker", k=3).products])
+        except Exception as exc:  # surfaced below; a thread's exception would otherwise vanish
+            errors.append(exc)
+
+    threads = [threading.Thread(target=chat, args=(c,)) for c in sessions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert all(r[0] == "p3" for r in results) and len(results) == 4
+    assert ef.loads == 1
+    assert registry.builds == 1
+    assert len({id(open_index(c)) for c in sessions}) == 1
+    assert all(_not_pinned(c) for c in sessions)
+    store.dispose()
+
+
+def _not_pinned(ctx) -> bool:
+    """The shared handle is not pinned in a session's cache, so the next call can see a rebuild."""
+    return "search_index" not in ctx.cache
+
+
+def test_rebuild_is_seen_by_running_sessions(tmp_path, registry):
+    from index.build import build_index
+    from store.models import Product, Variant
+    from tools.search import open_index, search_products
+
+    settings, store = _shop(tmp_path)
+    ef = registry.embedder(settings)
+    build_index(store, settings, progress=False, ef=ef)
+    ctx = _session(settings, store)
+    assert not [p for p in search_products(ctx, "Zorblax", k=3).products if p.product_id == "p9"]
+    before = open_index(ctx)
+
+    # an unchanged rebuild keeps the instance (and its BM25 corpus)
+    build_index(store, settings, progress=False, ef=ef)
+    assert open_index(ctx) is before
+
+    with store.transaction() as s:
+        s.add(Product(id="p9", name="Zorblax Boombox 9000", category="Speakers", brand="Zorblax",
+                      description="Loud boombox", rating=4.5, rating_count=2))
+        s.add(Variant(id="v9", product_id="p9", price=Decimal("99.00"), available=True))
+    build_index(store, settings, progress=False, ef=ef)
+
+    after = open_index(ctx)
+    assert after is not before
+    assert search_products(ctx, "Zorblax", k=3).products[0].product_id == "p9"
+    assert registry.builds == 2
+    assert ef.loads == 1  # a new index, the same loaded model
+    store.dispose()
+
+
+def test_different_stores_get_different_indexes(tmp_path, registry):
+    from index.build import build_index
+
+    settings, store = _shop(tmp_path / "a")
+    build_index(store, settings, progress=False, ef=registry.embedder(settings))
+    first = registry.get(settings)
+    other = registry.get(settings.model_copy(update={"chroma_path": tmp_path / "elsewhere"}))
+    assert first is not other
+    assert registry.get(settings) is first
+    store.dispose()
