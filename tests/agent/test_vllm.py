@@ -64,8 +64,8 @@ def test_server_lists_base_and_adapter(server):
 @pytest.mark.parametrize("message", ["Where is my order #W2611340?", "cancel my order #W1234567 please, it is wrong"])
 def test_forced_calls_carry_only_declared_keys(server, message):
     # before --tool-strict-level parameter these came back as {"order_id": ..., "items": {...}} or nested "arguments"
-    from langchain_openai import ChatOpenAI
     from langchain_core.messages import HumanMessage, SystemMessage
+    from langchain_openai import ChatOpenAI
 
     spec = tool_spec(get_order_details)
     for model in server.models():
