@@ -54,7 +54,7 @@ def test_sessions_share_one_index_and_one_model(tmp_path, registry):
     def chat(ctx):
         try:
             results.append([p.product_id for p in search_products(ctx, "X300 speaker", k=3).products])
-        except Exception as exc:  # surfaced below; a thread's exception would otherwise vanish
+        except Exception as exc:  # noqa: BLE001 - surfaced below; a thread's exception would otherwise vanish
             errors.append(exc)
 
     threads = [threading.Thread(target=chat, args=(c,)) for c in sessions]
