@@ -97,3 +97,21 @@ def test_feature_sets_from_one_scan_equal_separate_builds(store, helpers):
     assert early.equals(build_features(store, date(2024, 2, 14)))
     assert late.equals(build_features(store, date(2024, 3, 31)))
     assert early.loc["alice", "frequency"] == 2 and "bob" not in early.index
+
+
+def test_parallel_customer_ranges_give_the_single_scan_result(store, helpers, monkeypatch):
+    """Large shops are scanned in customer-id ranges on parallel connections; the result must not change."""
+    import os
+
+    from tools.analytics import features
+
+    helpers.simulate_shop(store, n_customers=60, seed=3)
+    as_ofs = [date(2024, 3, 31), date(2024, 6, 30)]
+    single = build_feature_sets(store, as_ofs)
+    monkeypatch.setattr(features, "PARALLEL_FROM_ORDERS", 0)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    ranges = features._customer_ranges(store)
+    assert len(ranges) == 2 and ranges[0][1] == ranges[1][0]
+    for a, b in zip(single, build_feature_sets(store, as_ofs), strict=True):
+        assert len(a) > 20
+        assert a.sort_index(axis=1).equals(b.sort_index(axis=1))
