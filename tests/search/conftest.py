@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,29 @@ def ctx(search_env):
     c = ShopContext(store=search_env["store"], settings=search_env["settings"], role="marketer")
     c.cache["search_index"] = search_env["index"]
     return c
+
+
+def _speaker_shop(tmp_path):
+    """Six Acme speakers (p0..p5, v0..v5, $50-$100) and two reviews in a fresh store under tmp_path."""
+    from shopdesk.settings import Settings
+    from store.db import open_store
+    from store.models import Product, Review, Variant
+
+    settings = Settings(data_dir=tmp_path / "data")
+    store = open_store(settings.db_url)
+    with store.transaction() as s:
+        for i in range(6):
+            s.add(Product(id=f"p{i}", name=f"Test speaker model X{i}00", category="Speakers", brand="Acme",
+                          description=f"Portable speaker number {i} with deep bass", rating=4.0,
+                          rating_count=10))
+            s.add(Variant(id=f"v{i}", product_id=f"p{i}", price=Decimal(f"{50 + i * 10}.00"), available=True))
+        s.flush()
+        s.add(Review(id="r1", product_id="p1", rating=5, text="Great sound, battery lasts all day."))
+        s.add(Review(id="r2", product_id="p2", rating=1, text="Broke after a week. Terrible."))
+    return settings, store
+
+
+@pytest.fixture
+def speaker_shop():
+    """A factory: speaker_shop(folder) -> (settings, store) of the small speaker shop."""
+    return _speaker_shop

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 
 
 def counting(inner):
@@ -26,31 +25,12 @@ def counting(inner):
     return CountingEmbedder()
 
 
-def _make(tmp_path):
-    from shopdesk.settings import Settings
-    from store.db import open_store
-    from store.models import Product, Review, Variant
-
-    settings = Settings(data_dir=tmp_path / "data")
-    store = open_store(settings.db_url)
-    with store.transaction() as s:
-        for i in range(6):
-            s.add(Product(id=f"p{i}", name=f"Test speaker model X{i}00", category="Speakers", brand="Acme",
-                          description=f"Portable speaker number {i} with deep bass", rating=4.0,
-                          rating_count=10))
-            s.add(Variant(id=f"v{i}", product_id=f"p{i}", price=Decimal(f"{50 + i * 10}.00"), available=True))
-        s.flush()
-        s.add(Review(id="r1", product_id="p1", rating=5, text="Great sound, battery lasts all day."))
-        s.add(Review(id="r2", product_id="p2", rating=1, text="Broke after a week. Terrible."))
-    return settings, store
-
-
-def test_rebuild_embeds_only_changes(tmp_path, embedder):
+def test_rebuild_embeds_only_changes(tmp_path, embedder, speaker_shop):
     from index.build import build_index
     from index.search import Filters, SearchIndex
     from store.models import Product, Review, Variant
 
-    settings, store = _make(tmp_path)
+    settings, store = speaker_shop(tmp_path)
     ef = counting(embedder)
     first = build_index(store, settings, progress=False, ef=ef)
     assert (first.products.embedded, first.reviews.embedded) == (6, 2)

@@ -19,32 +19,17 @@ def registry(monkeypatch):
     fresh.clear()
 
 
-def _shop(tmp_path):
-    from shopdesk.settings import Settings
-    from store.db import open_store
-    from store.models import Product, Variant
-
-    settings = Settings(data_dir=tmp_path / "data")
-    store = open_store(settings.db_url)
-    with store.transaction() as s:
-        for i in range(5):
-            s.add(Product(id=f"p{i}", name=f"Acme speaker model X{i}00", category="Speakers", brand="Acme",
-                          description=f"Portable speaker number {i} with deep bass", rating=4.0, rating_count=3))
-            s.add(Variant(id=f"v{i}", product_id=f"p{i}", price=Decimal(f"{50 + i}.00"), available=True))
-    return settings, store
-
-
 def _session(settings, store):
     from tools.context import ShopContext
 
     return ShopContext(store=store, settings=settings, role="customer", customer_id="c1")
 
 
-def test_sessions_share_one_index_and_one_model(tmp_path, registry):
+def test_sessions_share_one_index_and_one_model(tmp_path, registry, speaker_shop):
     from index.build import build_index
     from tools.search import open_index, search_products
 
-    settings, store = _shop(tmp_path)
+    settings, store = speaker_shop(tmp_path)
     ef = registry.embedder(settings)
     build_index(store, settings, progress=False, ef=ef)
 
@@ -76,12 +61,12 @@ def _not_pinned(ctx) -> bool:
     return "search_index" not in ctx.cache
 
 
-def test_rebuild_is_seen_by_running_sessions(tmp_path, registry):
+def test_rebuild_is_seen_by_running_sessions(tmp_path, registry, speaker_shop):
     from index.build import build_index
     from store.models import Product, Variant
     from tools.search import open_index, search_products
 
-    settings, store = _shop(tmp_path)
+    settings, store = speaker_shop(tmp_path)
     ef = registry.embedder(settings)
     build_index(store, settings, progress=False, ef=ef)
     ctx = _session(settings, store)
@@ -106,10 +91,10 @@ def test_rebuild_is_seen_by_running_sessions(tmp_path, registry):
     store.dispose()
 
 
-def test_different_stores_get_different_indexes(tmp_path, registry):
+def test_different_stores_get_different_indexes(tmp_path, registry, speaker_shop):
     from index.build import build_index
 
-    settings, store = _shop(tmp_path / "a")
+    settings, store = speaker_shop(tmp_path / "a")
     build_index(store, settings, progress=False, ef=registry.embedder(settings))
     first = registry.get(settings)
     other = registry.get(settings.model_copy(update={"chroma_path": tmp_path / "elsewhere"}))

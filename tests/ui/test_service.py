@@ -51,7 +51,7 @@ def test_segments_view():
 
 
 def test_insights_view():
-    search = pytest.importorskip("tools.search")
+    from tools import search
     result = search.ReviewInsights(
         scope="category Headphones", reviews=3, average_rating=3.7, rating_distribution={"1": 1, "5": 2},
         sentiment_share={"positive": 0.67, "negative": 0.33},
