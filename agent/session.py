@@ -32,7 +32,7 @@ from shopdesk.output import UserError, to_jsonable
 from shopdesk.settings import Settings
 from store.db import Store
 from tools.context import ShopContext
-from tools.errors import NotFoundError, ToolError, ToolInputError
+from tools.errors import ToolError, ToolInputError
 
 log = logging.getLogger(__name__)
 
@@ -288,10 +288,6 @@ class AgentSession:
             text = f"error: {exc}"
             if not isinstance(exc, ToolInputError):  # a refusal or not-found is the faithful answer if the model errs
                 results.append((spec.name, str(exc)))
-            if isinstance(exc, NotFoundError):
-                said = " ".join(m.content for m in [*self.history, *turn]
-                                if isinstance(m, HumanMessage) and isinstance(m.content, str))
-                text += _order_id_hint(args, said)
             turn.append(ToolMessage(text, tool_call_id=call_id, name=spec.name))
             yield AgentEvent(kind="tool_result", name=spec.name, call_id=call_id, text=text,
                              data={"error": str(exc), "type": type(exc).__name__})
@@ -402,24 +398,6 @@ class AgentSession:
                     row.meta = dict(info, **to_jsonable(meta))
                 s.add(row)
                 self._seq += 1
-
-
-_ID_IN_TEXT = re.compile(r"#?[A-Za-z]{1,3}\d{3,}")
-
-
-def _order_id_hint(args: dict[str, Any], said: str) -> str:
-    """For the model's next try: the order id the customer wrote when the model's differs only in its letters
-    (an adapter trained on tau2 writes #W0002067 for the customer's #S0002067). Only the customer's own words are
-    offered; the retried call goes through the same ownership checks."""
-    oid = args.get("order_id")
-    digits = re.sub(r"\D", "", oid) if isinstance(oid, str) else ""
-    if not digits:
-        return ""
-    for m in _ID_IN_TEXT.finditer(said):
-        written = m.group(0) if m.group(0).startswith("#") else "#" + m.group(0)
-        if re.sub(r"\D", "", written) == digits and written.upper() != ("#" + oid.lstrip("#")).upper():
-            return f" The customer wrote {written}: did you mean order_id {written}?"
-    return ""
 
 
 def _role(m: BaseMessage) -> str:

@@ -241,26 +241,6 @@ def test_direct_handoff_disarms_a_pending_write(settings, shop):
     assert session.ctx.pending_action is None
 
 
-def test_wrong_letter_prefix_gets_a_hint_with_the_customers_own_id(settings, shop):
-    session, model = session_for(settings, shop, [call("get_order_details", order_id="#S100"),
-                                                  call("get_order_details", order_id="#W100"),
-                                                  "Order #W100 is processed."])
-    events = run(session, "Where is my order #W100?")
-    feedback = model.requests[1]["messages"][-1].content
-    assert feedback.startswith("error: no order #S100") and "did you mean order_id #W100?" in feedback
-    assert [e.arguments["order_id"] for e in events if e.kind == "tool_call"] == ["#S100", "#W100"]
-    assert events[-1].text == "Order #W100 is processed."
-
-
-def test_no_hint_for_ids_the_customer_did_not_write(settings, shop):
-    # the hint offers only the customer's own words; bob's #W200 stays not found for alice whatever the prefix
-    session, model = session_for(settings, shop, [call("get_order_details", order_id="#S200"),
-                                                  call("get_order_details", order_id="#W200"), "Not found."])
-    events = run(session, "Where is my order 200? Or #X300?")
-    assert "did you mean" not in model.requests[1]["messages"][-1].content
-    assert all(e.data["type"] == "NotFoundError" for e in events if e.kind == "tool_result")
-
-
 def test_repeated_failing_call_is_said_once_in_the_faithful_answer(settings, shop):
     script = [call("get_order_details", order_id="#W999")] * 3 + ["Your order #W999 is delivered."]
     session, _ = session_for(settings, shop, script)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 
-
 def counting(inner):
     """The real embedder (same loaded model) that counts the documents it is asked to embed."""
     from index.embeddings import LocalEmbeddingFunction
