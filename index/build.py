@@ -20,12 +20,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from tqdm import tqdm
 
-from index.client import PRODUCTS, REVIEWS, get_collection, open_chroma
-from index.embeddings import embedding_function
+from index.client import BUILD_HASH, PRODUCTS, REVIEWS, get_collection, open_chroma
 from index.sentiment import analyze
 from index.text import content_hash
-
-BUILD_HASH = "build_hash"  # collection metadata key; index.shared reads it
 
 BATCH = 64
 PAGE = 5000
@@ -204,6 +201,8 @@ def sync_collection(collection, records: Iterable[Record], ef, label: str, progr
 def build_index(store, settings, progress: bool = True, client=None, ef=None) -> BuildReport:
     """Bring the Chroma collections in line with the store. Safe to re-run; only changes are embedded."""
     start = time.perf_counter()
+    from index.embeddings import embedding_function
+
     client = client or open_chroma(settings)
     ef = ef or embedding_function(settings)
     embed_seconds: list[float] = []

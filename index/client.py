@@ -1,4 +1,8 @@
-"""Opening Chroma: an embedded persistent folder (default) or a Chroma server (settings.chroma_url)."""
+"""Opening Chroma: an embedded persistent folder (default) or a Chroma server (settings.chroma_url).
+
+chromadb is imported inside the functions: importing it takes seconds, and `shopdesk --help` or the tool registry
+must not pay for it.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,15 @@ from shopdesk.output import UserError
 
 PRODUCTS = "products"
 REVIEWS = "reviews"
+BUILD_HASH = "build_hash"  # collection metadata key: `index build` writes it, index.shared compares it
 
 
-def open_chroma(settings):
-    """A Chroma client for the configured index, or a UserError saying what is wrong with it."""
+def open_chroma(settings, fresh: bool = False):
+    """A Chroma client for the configured index, or a UserError saying what is wrong with it.
+
+    fresh: for a local folder, a client on a new chromadb System rather than the one this process already holds
+    for that folder (see forget_local_system); a server client is always fresh.
+    """
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
@@ -31,6 +40,8 @@ def open_chroma(settings):
         return client
     path = settings.chroma_dir
     path.mkdir(parents=True, exist_ok=True)
+    if fresh:
+        forget_local_system(str(path))
     try:
         client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
         client.list_collections()
@@ -41,6 +52,23 @@ def open_chroma(settings):
             f"Move it away or delete it and run `shopdesk index build` to rebuild it."
         ) from exc
     return client
+
+
+def forget_local_system(path: str) -> None:
+    """Make the next PersistentClient on `path` start a new chromadb System instead of reusing this process's one.
+
+    chromadb keeps one System per folder per process, and that System's in-memory vector segments never see what
+    another process (`shopdesk index build`) wrote: only a new System reads the folder again. The old System is
+    not stopped, so handles still in use by a running search keep working; it is freed when the last one goes.
+    Nothing here calls Client.close(), which would otherwise decrement the new System's reference count.
+    """
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    # chromadb's public clear_system_cache() forgets every folder and server client of the process; only this
+    # folder's entry should go
+    with SharedSystemClient._refcount_lock:
+        SharedSystemClient._identifier_to_system.pop(path, None)
+        SharedSystemClient._identifier_to_refcount.pop(path, None)
 
 
 def _short(exc: Exception) -> str:

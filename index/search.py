@@ -16,7 +16,6 @@ from typing import Any, Literal
 import numpy as np
 
 from index.client import PRODUCTS, REVIEWS, get_collection, open_chroma
-from index.embeddings import embedding_function
 from index.text import normalize, tokenize
 
 Mode = Literal["hybrid", "vector", "bm25"]
@@ -225,6 +224,8 @@ class SearchIndex:
     """Read-only handle on the products and reviews collections. Cheap to keep for a session (ctx.cache)."""
 
     def __init__(self, settings, client=None, ef=None):
+        from index.embeddings import embedding_function  # chromadb: seconds to import, so not at module level
+
         self.settings = settings
         self.client = client or open_chroma(settings)
         self.ef = ef or embedding_function(settings)

@@ -101,3 +101,52 @@ def test_different_stores_get_different_indexes(tmp_path, registry, speaker_shop
     assert first is not other
     assert registry.get(settings) is first
     store.dispose()
+
+
+def _index_build_in_another_process(settings) -> dict:
+    """`shopdesk index build` in a fresh interpreter on the same data dir, as an operator would run it."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SHOPDESK_DATA_DIR": str(settings.data_dir)}
+    env.pop("SHOPDESK_CHROMA_URL", None)
+    done = subprocess.run([sys.executable, "-m", "shopdesk.cli", "index", "build", "--json", "--quiet"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def test_build_in_another_process_is_seen_by_vector_search(tmp_path, registry, speaker_shop, monkeypatch):
+    """A local Chroma folder rebuilt by another process: the running app's vector search finds the new product.
+
+    chromadb keeps one System per folder per process, and its in-memory vector segment does not see another
+    process's writes; the registry must open a fresh one when the build hash changes.
+    """
+    from index.build import build_index
+    from store.models import Product, Variant
+
+    monkeypatch.setenv("SHOPDESK_DATA_DIR", str(tmp_path / "data"))
+    settings, store = speaker_shop(tmp_path)
+    build_index(store, settings, progress=False, ef=registry.embedder(settings))
+    first = registry.get(settings)
+    query = "Zorblax boombox"
+    assert "p9" not in [h.id for h in first.search_products(query, k=3, mode="vector")[0]]
+
+    with store.transaction() as s:
+        s.add(Product(id="p9", name="Zorblax Boombox 9000", category="Speakers", brand="Zorblax",
+                      description="Loud boombox for parties", rating=4.5, rating_count=2))
+        s.add(Variant(id="v9", product_id="p9", price=Decimal("99.00"), available=True))
+    report = _index_build_in_another_process(settings)
+    assert report["products"]["embedded"] == 1 and report["products"]["total"] == 7
+
+    after = registry.get(settings)
+    assert after is not first and after.client is not first.client
+    assert registry.reopens == 1
+    hits = after.search_products(query, k=3, mode="vector")[0]
+    assert hits[0].id == "p9"
+    assert after.collection("products").count() == 7
+    # keyword search saw it before this fix too; the fused ranking must agree
+    assert after.search_products(query, k=3)[0][0].id == "p9"
+    store.dispose()
