@@ -1,4 +1,4 @@
-"""The agent loop driven by a scripted model over small stand-in tools: calls, validation, grounding, logging."""
+"""The agent turn driven by a scripted model over small stand-in tools: calls, validation, grounding, logging."""
 
 from __future__ import annotations
 
@@ -189,7 +189,7 @@ def test_undeclared_argument_keys_are_dropped_and_logged(settings, shop, caplog)
     # a customer_id among them must not widen access: the tool still answers for the signed-in customer only
     extra = call("get_order_details", order_id="#W200", customer_id="bob", arguments={"order_id": "#W200"})
     session, model = session_for(settings, shop, [extra, "I could not find that order on your account."])
-    with caplog.at_level("WARNING", logger="agent.session"):
+    with caplog.at_level("WARNING", logger="agent.graph"):
         events = run(session, "where is #W200")
     tc = next(e for e in events if e.kind == "tool_call")
     assert tc.arguments == {"order_id": "#W200"}
