@@ -13,6 +13,13 @@ What is measured, and how:
   because embedding 100,000 records on 2 shared cores takes hours. Build time at scale is reported as measured Chroma
   insert + BM25 index time plus embedding time extrapolated from the measured throughput (and labelled so);
 - query latency p50/p95 (query embedding + Chroma + BM25 + fusion) with and without filters.
+
+    python bench/bench_search.py --query-threads 1,2 --rounds 20
+
+--query-threads measures only the embedding of one short query, per torch thread count and through `embed_query`
+(what search calls: a worker thread with index.embeddings.QUERY_THREADS), in alternating rounds so a change in the
+machine's load hits every setting alike: alone, and beside a thread doing fp32 matmuls on all cores (the in-process
+LLM's situation), whose GFLOP/s during each query is reported too.
 """
 
 from __future__ import annotations
@@ -112,6 +119,122 @@ def pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
 
 
+QUERIES = ["quiet soundbar under $300", "RTX 4070 gaming laptop", "wireless earbuds for running", "Sonos Arc",
+           "camera to film my kids", "tv for a bright living room", "4k projector", "battery life", "laptop for college",
+           "noise cancelling headphones"]
+
+
+def query_threads_bench(thread_counts: list[int], rounds: int) -> dict:
+    """Wall and CPU milliseconds to embed one short query, per torch thread count, alone and beside matmul work."""
+    import threading
+
+    import torch
+
+    from index.embeddings import LocalEmbeddingFunction
+    from shopdesk.models import resolve_embedding_model
+    from shopdesk.settings import Settings
+
+    ef = LocalEmbeddingFunction(resolve_embedding_model(Settings()))
+    ef(["warm up"])
+    ef.embed_query(["warm up"])
+    cores = os.cpu_count()
+    out: dict = {}
+    for background in (False, True):
+        stop = threading.Event()
+        done = [0]
+
+        def churn(stop=stop, done=done):
+            # another torch user in the process (the in-process LLM): sets its own thread count, like LocalChatModel
+            torch.set_num_threads(cores)
+            a, b = torch.randn(256, 256), torch.randn(256, 256)
+            while not stop.is_set():
+                a @ b
+                done[0] += 1
+
+        worker = threading.Thread(target=churn, daemon=True) if background else None
+        if worker:
+            worker.start()
+            time.sleep(1.0)
+        variants = [f"threads_{t}" for t in thread_counts] + ["embed_query"]
+        wall: dict[str, list[float]] = {v: [] for v in variants}
+        cpu: dict[str, list[float]] = {v: [] for v in variants}
+        matmuls: dict[str, list[float]] = {v: [] for v in variants}
+        for r in range(rounds):
+            for v in (variants if r % 2 == 0 else variants[::-1]):
+                # threads_N: this thread's torch count set to N; embed_query: what search does (its worker thread)
+                torch.set_num_threads(int(v.split("_")[1]) if v.startswith("threads_") else cores)
+                embed = ef.embed_query if v == "embed_query" else ef
+                for q in QUERIES:
+                    before, start, cpu_start = done[0], time.perf_counter(), time.process_time()
+                    embed([q])
+                    spent = time.perf_counter() - start
+                    wall[v].append(spent * 1000)
+                    cpu[v].append((time.process_time() - cpu_start) * 1000)
+                    if worker:
+                        matmuls[v].append((done[0] - before) * 2 * 256**3 / spent / 1e9)
+        stop.set()
+        if worker:
+            worker.join()
+        label = "beside_matmul_thread" if background else "alone"
+        out[label] = {
+            v: {"p50_ms": round(pct(wall[v], 0.5), 1), "p95_ms": round(pct(wall[v], 0.95), 1),
+                "mean_ms": round(statistics.mean(wall[v]), 1), "cpu_p50_ms": round(pct(cpu[v], 0.5), 1),
+                "n": len(wall[v]),
+                **({"background_gflops_mean": round(statistics.mean(matmuls[v]), 2)} if worker else {})}
+            for v in variants
+        }
+        print(f"{label}: {json.dumps(out[label])}", file=sys.stderr)
+    torch.set_num_threads(cores)
+    return out
+
+
+def filter_shapes(index, col, ef, rounds: int) -> dict:
+    """Chroma query time (query vectors precomputed) for one filter written as different `where` shapes or as ids.
+
+    The filter is the latency table's (max $500, 4+ stars, in stock). Shapes: the `where` search sends today
+    ($and of 5, with the >= 0 guards that keep missing values, stored as -1, out); the same without the guards; the
+    ids that pass the BM25 side's numpy mask (`ids=`); and no filter, for scale. Rounds alternate the order.
+    """
+    from index.search import Filters, where_clause
+
+    f = Filters(max_price=500, min_rating=4.0, in_stock=True)
+    kw = index.keyword("products")
+    mask_start = time.perf_counter()
+    allowed = [kw.ids[i] for i in np.flatnonzero(kw.mask(f))]
+    mask_ms = (time.perf_counter() - mask_start) * 1000
+    guarded = where_clause(f)
+    unguarded = {"$and": [{"in_stock": {"$eq": True}}, {"price": {"$lte": 500.0}}, {"rating": {"$gte": 4.0}}]}
+    shapes = {
+        "where_and5_current": {"where": guarded},
+        "where_and3_no_guards": {"where": unguarded},
+        "ids_from_mask": {"ids": allowed},
+        "no_filter": {},
+    }
+    vectors = ef(QUERIES)
+    times: dict[str, list[float]] = {k: [] for k in shapes}
+    cpu: dict[str, list[float]] = {k: [] for k in shapes}
+    found: dict[str, set] = {}
+    names = list(shapes)
+    for r in range(rounds):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            for q, vec in zip(QUERIES, vectors):
+                start, cpu_start = time.perf_counter(), time.process_time()
+                res = col.query(query_embeddings=[vec], n_results=50, include=["metadatas", "distances"],
+                                **shapes[name])
+                times[name].append((time.perf_counter() - start) * 1000)
+                cpu[name].append((time.process_time() - cpu_start) * 1000)
+                if r == 0:
+                    found.setdefault(name, set()).update((q, rid) for rid in res["ids"][0])
+    out = {"filter": "max_price 500, min_rating 4, in_stock", "passing_records": len(allowed),
+           "mask_ms": round(mask_ms, 2), "shapes": {}}
+    for name in names:
+        out["shapes"][name] = {"p50_ms": round(pct(times[name], 0.5), 1), "p95_ms": round(pct(times[name], 0.95), 1),
+                               "cpu_p50_ms": round(pct(cpu[name], 0.5), 1), "n": len(times[name]),
+                               "same_results_as_current": found[name] == found["where_and5_current"]}
+    print(f"filter shapes: {json.dumps(out)}", file=sys.stderr)
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--embed-n", type=int, default=512, help="real documents to embed for throughput")
@@ -119,7 +242,26 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--query-threads", default=None,
+                    help="comma-separated torch thread counts: measure only query embedding latency at each")
+    ap.add_argument("--rounds", type=int, default=20, help="alternating rounds for --query-threads")
+    ap.add_argument("--filter-shapes", action="store_true",
+                    help="also time Chroma's filtered vector query per filter shape on the scale index")
     args = ap.parse_args(argv)
+
+    if args.query_threads:
+        start_load = os.getloadavg()
+        print(f"start: loadavg {start_load}, cpu_count {os.cpu_count()}", file=sys.stderr)
+        result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "loadavg_at_start": start_load},
+                  "query_embedding": query_threads_bench([int(t) for t in args.query_threads.split(",")],
+                                                         args.rounds)}
+        result["machine"]["loadavg_at_end"] = os.getloadavg()
+        print(f"end: loadavg {os.getloadavg()}, cpu_count {os.cpu_count()}", file=sys.stderr)
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(result, indent=2))
+        print(json.dumps(result, indent=2))
+        return result
 
     import chromadb
     import torch
@@ -206,12 +348,16 @@ def main(argv: list[str] | None = None) -> dict:
     }
     print(json.dumps(result["scale"]), file=sys.stderr)
 
+    if args.filter_shapes:
+        result["filter_shapes"] = filter_shapes(index, col, ef, args.rounds)
+
     queries = [r["title"].split(" - ")[0][:40] for r in random.Random(1).sample(base, min(len(base), args.queries))]
     vague = ["quiet soundbar for a small room", "laptop for college", "wireless earbuds for running",
              "camera to film my kids", "tv for a bright living room"]
     queries = (queries + vague * (args.queries // 5 + 1))[: args.queries]
     latency: dict = {}
-    for label, f in (("no_filters", None), ("filters", Filters(max_price=500, min_rating=4.0, in_stock=True))):
+    cases = (("no_filters", None), ("filters", Filters(max_price=500, min_rating=4.0, in_stock=True)))
+    for label, f in cases if queries else ():
         for mode in ("hybrid", "vector", "bm25"):
             times, cpu = [], []
             for q in queries:
