@@ -221,3 +221,37 @@ def test_bm25_filter_mask_matches_the_reference_filter(search_env):
             assert kw.mask(f).tolist() == expected, (name, f)
     products = index.keyword(PRODUCTS).mask(cases[0])
     assert products.any() and not products.all()  # the price filter really splits the catalog
+
+
+def test_vector_search_scoped_by_ids_equals_chromas_where(search_env, monkeypatch):
+    """Hybrid search hands Chroma the ids that pass the filters (numpy columns) instead of a `where`; the
+    neighbours must be the ones Chroma's own filter gives."""
+    from index.client import PRODUCTS, REVIEWS
+    from index.search import SearchIndex
+
+    shared = search_env["index"]
+    where_only = SearchIndex(search_env["settings"], client=shared.client, ef=shared.ef)  # no keyword side loaded
+    cases = [(PRODUCTS, "wireless headphones", Filters(max_price=300, in_stock=True)),
+             (PRODUCTS, "gaming laptop", Filters(min_rating=4.0, min_price=800)),
+             (PRODUCTS, "soundbar", Filters(category="soundbars")),
+             (PRODUCTS, "camera", Filters(max_price=1.0)),
+             (REVIEWS, "battery life", Filters(max_rating=2)),
+             (REVIEWS, "picture quality", Filters(product_ids=[search_env["placed"][r["id"]]
+                                                                for r in search_env["reviews"][:3]]))]
+    sent: list[set[str]] = []
+    query = type(shared.collection(PRODUCTS)).query
+
+    def recording_query(self, *args, **kwargs):
+        sent.append({key for key in ("ids", "where") if kwargs.get(key) is not None})
+        return query(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(shared.collection(PRODUCTS)), "query", recording_query)
+    nonempty = 0
+    for name, text, f in cases:
+        shared.keyword(name)
+        by_ids = shared._vector(name, text, f, 50)
+        by_where = where_only._vector(name, text, f, 50)
+        assert [h[0] for h in by_ids] == [h[0] for h in by_where], (name, text, f)
+        nonempty += bool(by_ids)
+    assert nonempty >= 4
+    assert {"ids"} in sent and {"where"} in sent and not any(s == {"ids", "where"} for s in sent)
