@@ -189,49 +189,50 @@ def query_threads_bench(thread_counts: list[int], rounds: int) -> dict:
 
 
 def filter_shapes(index, col, ef, rounds: int) -> dict:
-    """Chroma query time (query vectors precomputed) for one filter written as different `where` shapes or as ids.
+    """Chroma query time (query vectors precomputed) for a filter written as different `where` shapes or as ids.
 
-    The filter is the latency table's (max $500, 4+ stars, in stock). Shapes: the `where` search sends today
-    ($and of 5, with the >= 0 guards that keep missing values, stored as -1, out); the same without the guards; the
-    ids that pass the BM25 side's numpy mask (`ids=`); and no filter, for scale. Rounds alternate the order.
+    Two filters: the latency table's (max $500, 4+ stars, in stock: selective) and in-stock only (most records
+    pass). Shapes: the `where` search used to send ($and with >= 0 guards that keep missing values, stored as -1,
+    out); the same without the guards; the ids that pass the keyword side's numpy mask (`ids=`, what search sends
+    now); and no filter, for scale. Rounds alternate the order.
     """
     from index.search import Filters, where_clause
 
-    f = Filters(max_price=500, min_rating=4.0, in_stock=True)
     kw = index.keyword("products")
-    mask_start = time.perf_counter()
-    allowed = [kw.ids[i] for i in np.flatnonzero(kw.mask(f))]
-    mask_ms = (time.perf_counter() - mask_start) * 1000
-    guarded = where_clause(f)
-    unguarded = {"$and": [{"in_stock": {"$eq": True}}, {"price": {"$lte": 500.0}}, {"rating": {"$gte": 4.0}}]}
-    shapes = {
-        "where_and5_current": {"where": guarded},
-        "where_and3_no_guards": {"where": unguarded},
-        "ids_from_mask": {"ids": allowed},
-        "no_filter": {},
-    }
     vectors = ef(QUERIES)
-    times: dict[str, list[float]] = {k: [] for k in shapes}
-    cpu: dict[str, list[float]] = {k: [] for k in shapes}
-    found: dict[str, set] = {}
-    names = list(shapes)
-    for r in range(rounds):
-        for name in (names if r % 2 == 0 else names[::-1]):
-            for q, vec in zip(QUERIES, vectors):
-                start, cpu_start = time.perf_counter(), time.process_time()
-                res = col.query(query_embeddings=[vec], n_results=50, include=["metadatas", "distances"],
-                                **shapes[name])
-                times[name].append((time.perf_counter() - start) * 1000)
-                cpu[name].append((time.process_time() - cpu_start) * 1000)
-                if r == 0:
-                    found.setdefault(name, set()).update((q, rid) for rid in res["ids"][0])
-    out = {"filter": "max_price 500, min_rating 4, in_stock", "passing_records": len(allowed),
-           "mask_ms": round(mask_ms, 2), "shapes": {}}
-    for name in names:
-        out["shapes"][name] = {"p50_ms": round(pct(times[name], 0.5), 1), "p95_ms": round(pct(times[name], 0.95), 1),
-                               "cpu_p50_ms": round(pct(cpu[name], 0.5), 1), "n": len(times[name]),
-                               "same_results_as_current": found[name] == found["where_and5_current"]}
-    print(f"filter shapes: {json.dumps(out)}", file=sys.stderr)
+    out: dict = {}
+    for label, f, unguarded in (
+        ("selective", Filters(max_price=500, min_rating=4.0, in_stock=True),
+         {"$and": [{"in_stock": {"$eq": True}}, {"price": {"$lte": 500.0}}, {"rating": {"$gte": 4.0}}]}),
+        ("broad", Filters(in_stock=True), None),
+    ):
+        mask_start = time.perf_counter()
+        allowed = kw.passing_ids(f)
+        mask_ms = (time.perf_counter() - mask_start) * 1000
+        shapes = {"where_current": {"where": where_clause(f)}, "ids_from_mask": {"ids": allowed}, "no_filter": {}}
+        if unguarded:
+            shapes["where_no_guards"] = {"where": unguarded}
+        times: dict[str, list[float]] = {k: [] for k in shapes}
+        cpu: dict[str, list[float]] = {k: [] for k in shapes}
+        found: dict[str, set] = {}
+        names = list(shapes)
+        for r in range(rounds):
+            for name in names if r % 2 == 0 else names[::-1]:
+                for q, vec in zip(QUERIES, vectors):
+                    start, cpu_start = time.perf_counter(), time.process_time()
+                    res = col.query(query_embeddings=[vec], n_results=50, include=["metadatas", "distances"],
+                                    **shapes[name])
+                    times[name].append((time.perf_counter() - start) * 1000)
+                    cpu[name].append((time.process_time() - cpu_start) * 1000)
+                    if r == 0:
+                        found.setdefault(name, set()).update((q, rid) for rid in res["ids"][0])
+        out[label] = {"filter": {k: v for k, v in vars(f).items() if v is not None}, "passing_records": len(allowed),
+                      "mask_and_ids_ms": round(mask_ms, 2), "shapes": {
+                          name: {"p50_ms": round(pct(times[name], 0.5), 1), "p95_ms": round(pct(times[name], 0.95), 1),
+                                 "cpu_p50_ms": round(pct(cpu[name], 0.5), 1), "n": len(times[name]),
+                                 "same_results_as_where": found[name] == found["where_current"]}
+                          for name in names}}
+        print(f"filter shapes, {label}: {json.dumps(out[label])}", file=sys.stderr)
     return out
 
 
