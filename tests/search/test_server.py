@@ -79,3 +79,31 @@ def test_build_and_search_through_a_chroma_server(chroma_server, tmp_path, embed
     assert search_products(ctx, "drone under $500", k=5).products
     assert review_insights(ctx, category="Speakers").reviews > 0
     assert not (tmp_path / "data" / "chroma").exists(), "server mode must not write a local Chroma folder"
+
+
+def test_registry_keeps_its_server_client_across_a_rebuild(chroma_server, tmp_path, speaker_shop, embedder):
+    """A server answers from its current state: a rebuild is seen through the same HttpClient, never reopened."""
+    from decimal import Decimal
+
+    from index.build import build_index
+    from index.search import Filters
+    from index.shared import IndexRegistry
+    from store.models import Product, Variant
+
+    local, store = speaker_shop(tmp_path)
+    settings = local.model_copy(update={"chroma_url": chroma_server})
+    registry = IndexRegistry()
+    build_index(store, settings, progress=False, ef=embedder)
+    first = registry.get(settings)
+    assert first.search_products("Acme speaker", k=1)[0]
+    with store.transaction() as s:
+        s.add(Product(id="p9", name="Zorblax Boombox 9000", category="Speakers", brand="Zorblax",
+                      description="Loud boombox for parties", rating=4.5, rating_count=2))
+        s.add(Variant(id="v9", product_id="p9", price=Decimal("99.00"), available=True))
+    build_index(store, settings, progress=False, ef=embedder)  # its own HttpClient, as another process would
+    after = registry.get(settings)
+    assert after is not first and after.client is first.client and registry.reopens == 0
+    assert after.search_products("Zorblax boombox", k=3, mode="vector")[0][0].id == "p9"
+    assert after.search_products("boombox", Filters(max_price=120), k=3)[0][0].id == "p9"
+    registry.clear()
+    store.dispose()
