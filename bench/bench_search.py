@@ -20,6 +20,11 @@ What is measured, and how:
 (what search calls: a worker thread with index.embeddings.QUERY_THREADS), in alternating rounds so a change in the
 machine's load hits every setting alike: alone, and beside a thread doing fp32 matmuls on all cores (the in-process
 LLM's situation), whose GFLOP/s during each query is reported too.
+
+    python bench/bench_search.py --embed-n 64 --scale 20000 --queries 0 --filter-shapes
+
+--filter-shapes times Chroma's filtered vector query on the scale index for each way of writing the filter (see
+filter_shapes); --queries 0 skips the latency table.
 """
 
 from __future__ import annotations
@@ -245,7 +250,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--query-threads", default=None,
                     help="comma-separated torch thread counts: measure only query embedding latency at each")
-    ap.add_argument("--rounds", type=int, default=20, help="alternating rounds for --query-threads")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="alternating rounds for --query-threads (default 20) and --filter-shapes (default 4)")
     ap.add_argument("--filter-shapes", action="store_true",
                     help="also time Chroma's filtered vector query per filter shape on the scale index")
     args = ap.parse_args(argv)
@@ -255,7 +261,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"start: loadavg {start_load}, cpu_count {os.cpu_count()}", file=sys.stderr)
         result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "loadavg_at_start": start_load},
                   "query_embedding": query_threads_bench([int(t) for t in args.query_threads.split(",")],
-                                                         args.rounds)}
+                                                         args.rounds or 20)}
         result["machine"]["loadavg_at_end"] = os.getloadavg()
         print(f"end: loadavg {os.getloadavg()}, cpu_count {os.cpu_count()}", file=sys.stderr)
         if args.out:
@@ -350,7 +356,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(json.dumps(result["scale"]), file=sys.stderr)
 
     if args.filter_shapes:
-        result["filter_shapes"] = filter_shapes(index, col, ef, args.rounds)
+        result["filter_shapes"] = filter_shapes(index, col, ef, args.rounds or 4)
 
     queries = [r["title"].split(" - ")[0][:40] for r in random.Random(1).sample(base, min(len(base), args.queries))]
     vague = ["quiet soundbar for a small room", "laptop for college", "wireless earbuds for running",
