@@ -49,6 +49,9 @@ class FinetuneArguments:
     dev_fraction: float = field(default=0.1, metadata={"help": "Share of customers held out when splitting."})
     redact: bool = field(default=True, metadata={"help": "Redact PII (emails, phones, cards, addresses) first."})
     resume: bool = field(default=False, metadata={"help": "Resume from the last checkpoint in OUT/checkpoints."})
+    init_adapter: str | None = field(
+        default=None, metadata={"help": "Start from this trained LoRA adapter (continued training on new transcripts, "
+                                        "e.g. another shop's or newly logged ones); its rank and modules are kept."})
     merge: bool = field(default=False, metadata={"help": "Also write the base model with the adapter merged to OUT/merged."})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank (vLLM serves up to --max-lora-rank, 16 by default)."})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
@@ -112,6 +115,8 @@ def _check(args: FinetuneArguments) -> None:
         raise UserError("--lora_dropout must be in [0, 1)")
     if args.batch_size < 1 or args.grad_accum < 1 or args.max_length < 16:
         raise UserError("--batch_size and --grad_accum must be >= 1 and --max_length >= 16")
+    if args.init_adapter and not (Path(args.init_adapter) / "adapter_config.json").is_file():
+        raise UserError(f"--init_adapter {args.init_adapter}: no adapter_config.json there (not a LoRA adapter folder)")
 
 
 class _ListDataset:
@@ -294,7 +299,12 @@ def main(args: FinetuneArguments, callbacks: list | None = None) -> dict[str, An
         task_type="CAUSAL_LM", r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
         target_modules=list(args.target_modules), layers_to_transform=layers, layers_pattern="layers" if layers else None,
     )
-    model = get_peft_model(model, lora)
+    if args.init_adapter:  # continued training: the adapter's own rank/modules/dropout, its weights as the start
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, args.init_adapter, is_trainable=True)
+    else:
+        model = get_peft_model(model, lora)
     trainable, total = model.get_nb_trainable_parameters()
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
@@ -350,6 +360,7 @@ def main(args: FinetuneArguments, callbacks: list | None = None) -> dict[str, An
         "total_parameters": total,
         "global_step": done_steps,
         "resumed_from": resumed_from,
+        "init_adapter": args.init_adapter,
         "train_seconds": round(seconds, 1),
         "tokens_per_second": round(tokens_run / seconds, 1) if seconds > 0 else None,
         "computed_tokens_per_second": round(enc_report["tokens_computed_per_epoch"] * epochs_run / seconds, 1)

@@ -137,6 +137,28 @@ def test_resume_without_checkpoint_is_a_clear_error(tiny_model_dir, transcripts_
         main(_args(tiny_model_dir, transcripts_file, tmp_path / "fresh", resume=True))
 
 
+def test_init_adapter_continues_from_its_weights(tiny_model_dir, transcripts_file, tmp_path):
+    from shopdesk.output import UserError
+
+    first = tmp_path / "first"
+    main(_args(tiny_model_dir, transcripts_file, first, max_steps=4))
+    start = load_file(str(first / "adapter_model.safetensors"))
+    # rank 8 asked for, but continued training keeps the starting adapter's rank 4
+    report = main(_args(tiny_model_dir, transcripts_file, tmp_path / "second", max_steps=1, learning_rate=1e-9,
+                        lora_r=8, init_adapter=str(first)))
+    assert report["init_adapter"] == str(first)
+    config = json.loads((tmp_path / "second" / "adapter_config.json").read_text())
+    assert config["r"] == 4
+    after = load_file(str(tmp_path / "second" / "adapter_model.safetensors"))
+    assert after.keys() == start.keys()
+    # one step at a negligible learning rate: the weights are the first adapter's (a fresh LoRA has B == 0)
+    for k, v in start.items():
+        assert torch.allclose(after[k].float(), v.float(), atol=1e-2), k
+    assert any(v.abs().sum() > 0 for k, v in after.items() if "lora_B" in k)
+    with pytest.raises(UserError, match="not a LoRA adapter"):
+        main(_args(tiny_model_dir, transcripts_file, tmp_path / "third", init_adapter=str(tmp_path)))
+
+
 def test_merge_writes_an_equivalent_model(tiny_model_dir, transcripts_file, tmp_path):
     from peft import PeftModel
 
