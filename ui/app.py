@@ -33,6 +33,32 @@ SessionFactory = Callable[[str, str | None], ChatSession]
 
 HUMAN_REQUEST = "Please transfer me to a human agent."
 Y_FROM_ZERO = [0, None]  # bar heights compare only from zero (vega-lite would otherwise zoom in on the data)
+
+# A turn is three events. These two run in the browser, with no round trip:
+# TAKE moves the message to a hidden outbox, clears the box and locks the inputs the instant it is sent (an empty or
+# blank message stays where it is and nothing is locked); UNLOCK gives the inputs back, with no value, after the
+# reply. The reply streams in between, in a handler that never outputs to the message box: a box that is an
+# output of the streaming handler gets the reply's last update (and gradio's completion message repeats it)
+# after it was unlocked, which raced text typed at once (an empty message was sent).
+_LOCK = '{"__type__": "update", "interactive": false}'
+_UNLOCK = '{"__type__": "update", "interactive": true}'
+
+
+def take_js(locked: int) -> str:
+    """(message) -> [box, *`locked` other inputs, outbox]."""
+    return f"""(message) => {{
+  const text = (message ?? "").trim();
+  if (!text) return [undefined, ...Array({locked}).fill(undefined), ""];
+  return [{{"__type__": "update", "value": "", "interactive": false}}, ...Array({locked}).fill({_LOCK}), text];
+}}"""
+
+
+def lock_js(n: int) -> str:
+    return f"() => Array({n}).fill({_LOCK})"
+
+
+def unlock_js(n: int) -> str:
+    return f"() => Array({n}).fill({_UNLOCK})"
 CSS = """
 #backend-line { font-size: 0.85em; opacity: 0.8; }
 """
@@ -169,16 +195,13 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
 
     def _customer_turn(message: str, view: ChatView | None, handoff: bool = False):
         message = (message or "").strip()
-        if not message:
-            yield "", _messages(view), view, gr.skip()
+        if not message:  # nothing to send: no turn
+            yield gr.skip()
             return
         if view is None:
             view = ChatView()
-        # The box is cleared and locked while the reply streams, then unlocked: one turn at a time.
-        for i, _ in enumerate(run_turn(view, message, handoff=handoff)):
-            box = gr.update(value="", interactive=False) if i == 0 else gr.skip()
-            yield box, _messages(view), view, gr.update(visible=view.awaiting_confirm)
-        yield gr.update(interactive=True), _messages(view), view, gr.update(visible=view.awaiting_confirm)
+        for _ in run_turn(view, message, handoff=handoff):
+            yield _messages(view), view, gr.update(visible=view.awaiting_confirm)
 
     def customer_confirm(view: ChatView | None):
         yield from customer_chat("confirm", view)
@@ -249,15 +272,15 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
     def marketer_chat(message: str, state: ConsoleState | None):
         message = (message or "").strip()
         skip_panels = (gr.skip(),) * 10
-        if state is None:
-            yield "", [{"role": "assistant", "content": "Please sign in to the marketer console first."}], None, *skip_panels
+        if not message:  # nothing to send: no turn
+            yield gr.skip()
             return
-        if not message:
-            yield "", _messages(state.chat), state, *skip_panels
+        if state is None:
+            yield [{"role": "assistant", "content": "Please sign in to the marketer console first."}], None, *skip_panels
             return
         # Panels filled during this turn are sent with every later update too, so the turn's last output has them.
         panels = list(skip_panels)
-        for i, event in enumerate(run_turn(state.chat, message)):
+        for event in run_turn(state.chat, message):
             if event is not None and event.kind == "tool_result" and not _failed(event):
                 name = state.chat.tool_name(event)
                 try:
@@ -269,9 +292,7 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
                         panels[7:10] = _insights_outputs(event.data)
                 except Exception:  # a result the panel cannot draw must not break the chat
                     log.exception("could not draw %s result", name)
-            box = gr.update(value="", interactive=False) if i == 0 else gr.skip()
-            yield box, _messages(state.chat), state, *panels
-        yield gr.update(interactive=True), _messages(state.chat), state, *panels
+            yield _messages(state.chat), state, *panels
 
     # ---- layout ----
 
@@ -300,6 +321,7 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
                     )
                     c_send = gr.Button("Send", variant="primary", scale=1, elem_id="customer-send")
                     c_human = gr.Button("Talk to a human", scale=1, elem_id="talk-to-human")
+                c_outbox = gr.Textbox(visible=False, label="Message", elem_id="customer-outbox")
                 c_view = gr.State(None)
 
             with gr.Tab("Marketer console", id="marketer"):
@@ -320,6 +342,7 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
                                     elem_id="marketer-msg",
                                 )
                                 m_send = gr.Button("Send", variant="primary", scale=1, elem_id="marketer-send")
+                                m_outbox = gr.Textbox(visible=False, label="Message", elem_id="marketer-outbox")
                         with gr.Column(scale=1, min_width=220):
                             gr.Markdown("### Filters")
                             m_segment = gr.Dropdown(["All"], value="All", label="Segment", elem_id="f-segment")
@@ -369,14 +392,22 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
         sign_in_btn.click(
             customer_sign_in, [customer_pick], [c_view, c_chat, c_status, backend_line], api_name="customer_sign_in"
         )
-        # "multiple": a message sent just as the previous reply ends is queued, not silently dropped.
-        chat_io = {"inputs": [c_msg, c_view], "outputs": [c_msg, c_chat, c_view, confirm_row], "trigger_mode": "multiple"}
-        c_msg.submit(customer_chat, api_name="customer_chat", **chat_io)
-        c_send.click(customer_chat, api_name=False, **chat_io)
-        button_io = {"inputs": [c_view], "outputs": [c_msg, c_chat, c_view, confirm_row], "trigger_mode": "multiple"}
-        c_yes.click(customer_confirm, api_name="customer_confirm", **button_io)
-        c_no.click(customer_cancel, api_name="customer_cancel", **button_io)
-        c_human.click(talk_to_human, api_name="talk_to_human", **button_io)
+        # Every turn: lock in the browser, stream the reply (never into the box), unlock in the browser.
+        c_inputs = [c_msg, c_send, c_human, c_yes, c_no]
+        reply_io = {"outputs": [c_chat, c_view, confirm_row], "trigger_mode": "multiple"}
+        unlock_io = {"fn": None, "outputs": c_inputs, "js": unlock_js(len(c_inputs)), "api_name": False,
+                     "show_progress": "hidden"}
+        take_io = {"fn": None, "inputs": [c_msg], "outputs": [*c_inputs, c_outbox], "js": take_js(len(c_inputs) - 1),
+                   "api_name": False, "show_progress": "hidden"}
+        c_msg.submit(**take_io).then(customer_chat, [c_outbox, c_view], api_name="customer_chat", **reply_io).then(
+            **unlock_io
+        )
+        c_send.click(**take_io).then(customer_chat, [c_outbox, c_view], api_name=False, **reply_io).then(**unlock_io)
+        lock_io = {"fn": None, "outputs": c_inputs, "js": lock_js(len(c_inputs)), "api_name": False,
+                   "show_progress": "hidden"}
+        for button, handler, name in ((c_yes, customer_confirm, "customer_confirm"), (c_no, customer_cancel, "customer_cancel"),
+                                      (c_human, talk_to_human, "talk_to_human")):
+            button.click(**lock_io).then(handler, [c_view], api_name=name, **reply_io).then(**unlock_io)
 
         panel_outputs = [churn_table, risk_plot, churn_csv, churn_note, seg_plot, seg_note, m_segment,
                          aspects_plot, ratings_plot, quotes_md]
@@ -389,10 +420,15 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
         m_pw.submit(marketer_sign_in, api_name=False, **login_io).success(
             marketer_panels_quiet, api_name=False, **panels_io
         )
-        m_chat_io = {"inputs": [m_msg, m_state], "outputs": [m_msg, m_chat, m_state, *panel_outputs],
-                         "trigger_mode": "multiple"}
-        m_msg.submit(marketer_chat, api_name="marketer_chat", **m_chat_io)
-        m_send.click(marketer_chat, api_name=False, **m_chat_io)
+        m_inputs = [m_msg, m_send]
+        m_reply_io = {"inputs": [m_outbox, m_state], "outputs": [m_chat, m_state, *panel_outputs],
+                      "trigger_mode": "multiple"}
+        m_take_io = {"fn": None, "inputs": [m_msg], "outputs": [*m_inputs, m_outbox], "js": take_js(len(m_inputs) - 1),
+                     "api_name": False, "show_progress": "hidden"}
+        m_unlock_io = {"fn": None, "outputs": m_inputs, "js": unlock_js(len(m_inputs)), "api_name": False,
+                       "show_progress": "hidden"}
+        m_msg.submit(**m_take_io).then(marketer_chat, api_name="marketer_chat", **m_reply_io).then(**m_unlock_io)
+        m_send.click(**m_take_io).then(marketer_chat, api_name=False, **m_reply_io).then(**m_unlock_io)
         m_refresh.click(marketer_panels, api_name="marketer_panels", **panels_io)
 
     # Sessions are independent; the local model serialises its own generate() calls.

@@ -74,9 +74,6 @@ def test_customer_asks_about_an_order(page, served, helpers):
 
     # A cancellation waits for the customer: Confirm / Cancel appear; Cancel keeps the order as it is.
     expect(page.locator("#customer-msg textarea")).to_be_editable()  # the previous reply has finished
-    # Known UI race (issue 7 note): text typed in the instant the box unlocks can be reset by the reply's last
-    # update and an empty message is sent. A person does not type within a second; the test waits like one.
-    page.wait_for_timeout(1500)
     page.locator("#customer-msg textarea").fill(f"Please cancel order {oid}")
     expect(page.locator("#customer-msg textarea")).to_have_value(f"Please cancel order {oid}")
     page.locator("#customer-msg textarea").press("Enter")
@@ -129,3 +126,56 @@ def test_marketer_sees_churn_table_and_chart(page, served):
     csv_text = Path(download.value.path()).read_text()
     assert csv_text.splitlines()[0].startswith("rank,customer_id")
     assert len(csv_text.strip().splitlines()) == len(result.rows) + 1
+
+
+
+# Counts the message box's unlocks (disabled -> enabled) the instant the DOM changes, so the test can type at once.
+WATCH_UNLOCKS = """(sel) => {
+  const box = document.querySelector(sel);
+  window.__unlocks = 0;
+  let was = box.disabled;
+  new MutationObserver(() => {
+    if (was && !box.disabled) window.__unlocks += 1;
+    was = box.disabled;
+  }).observe(box, {attributes: true, attributeFilter: ["disabled"]});
+}"""
+
+
+def test_follow_ups_typed_the_instant_the_box_unlocks(page, served, helpers):
+    """The reply never writes the message box: text typed as soon as it unlocks is what gets sent, every time."""
+    from playwright.sync_api import expect
+
+    (cid, oid), = helpers.customers_with_orders(served.store, 1)
+    page.goto(served.url)
+    expect(page.locator("#customer-status")).to_contain_text("Pick a customer")
+    page.locator("#customer-pick input").click()
+    page.get_by_role("option", name=re.compile(re.escape(f"· {cid} ·"))).first.click()
+    page.locator("#customer-sign-in").click()
+    expect(page.locator("#customer-status")).to_contain_text(f"Signed in as {cid}")
+    box = page.locator("#customer-msg textarea")
+    chat = page.locator("#customer-chat")
+    expect(box).to_be_editable()
+
+    # Blank messages are not sent: no turn, and the box stays usable.
+    box.fill("   ")
+    box.press("Enter")
+    page.locator("#customer-send").click()
+    expect(box).to_be_editable()
+
+    page.evaluate(WATCH_UNLOCKS, "#customer-msg textarea")
+    asks = [f"Where is my order {oid}? (ask {k})" for k in range(6)]
+    box.fill(asks[0])
+    box.press("Enter")
+    for k, ask in enumerate(asks[1:], start=1):
+        page.wait_for_function(f"window.__unlocks >= {k}", polling=5)
+        box.fill(ask)  # at once, no pause like a person's
+        box.press("Enter")
+    page.wait_for_function(f"window.__unlocks >= {len(asks)}", polling=5)
+    expect(chat).to_contain_text(asks[-1])
+    text = chat.inner_text()
+    assert [text.count(ask) for ask in asks] == [1] * len(asks)  # each sent once, none lost
+    assert text.count("Here is what I found") == len(asks)  # one answer each, no extra turns
+    assert text.count("still answering") == 0
+    assert text.count("returns, exchanges and products") == 0  # the scripted answer to a blank or unknown message
+    assert box.input_value() == ""
+    page.screenshot(path=str(ARTIFACTS / "ui-customer-follow-ups.png"), full_page=True)

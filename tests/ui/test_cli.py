@@ -36,7 +36,7 @@ def test_shopdesk_ui_serves_both_roles(sample_db_template, tmp_path, helpers):
         client = Client(url, verbose=False)
         chat, status, backend = client.predict("c000001", api_name="/customer_sign_in")
         assert "c000001" in status and "scripted" in backend  # SHOPDESK_LLM_BACKEND=fake: the echo model
-        _, chat = client.predict("hello there", api_name="/customer_chat")
+        chat = client.predict("hello there", api_name="/customer_chat")
         assert "You said: hello there" in chat[-1]["content"][0]["text"]
         msg, _, _ = client.predict("cli-pw", api_name="/marketer_sign_in")
         assert msg == ""

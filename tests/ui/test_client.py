@@ -34,7 +34,7 @@ def test_customer_asks_about_an_order(client, served, helpers):
     chat, signed_in, backend = client.predict(cid, api_name="/customer_sign_in")
     assert cid in signed_in
     assert "scripted" in backend
-    _, chat = client.predict(f"Where is my order {oid}?", api_name="/customer_chat")
+    chat = client.predict(f"Where is my order {oid}?", api_name="/customer_chat")
     panels = _panels(chat)
     assert [p["metadata"]["title"] for p in panels] == ["Tool: get_order_details"]
     assert panels[0]["metadata"]["status"] == "done"
@@ -46,14 +46,14 @@ def test_customer_asks_about_an_order(client, served, helpers):
 def test_unknown_customer_cannot_sign_in(client):
     chat, status, _ = client.predict("nobody_123", api_name="/customer_sign_in")
     assert chat == [] and "Unknown customer" in status
-    _, chat = client.predict("Where is my order #S0000001?", api_name="/customer_chat")
+    chat = client.predict("Where is my order #S0000001?", api_name="/customer_chat")
     assert "sign in" in " ".join(m["content"][0]["text"] for m in chat).lower()
 
 
 def test_another_customers_order_is_not_found(client, served, helpers):
     (me, _), (other, their_order) = helpers.customers_with_orders(served.store, 2)
     client.predict(me, api_name="/customer_sign_in")
-    _, chat = client.predict(f"Where is my order {their_order}?", api_name="/customer_chat")
+    chat = client.predict(f"Where is my order {their_order}?", api_name="/customer_chat")
     panel = helpers.texts(_panels(chat))[0]
     assert "error" in panel.lower() and other not in panel
     with served.store.read() as s:
@@ -65,11 +65,11 @@ def test_another_customers_order_is_not_found(client, served, helpers):
 def test_cancel_needs_confirm_button(client, served, helpers):
     (cid, oid), = helpers.customers_with_orders(served.store, 1, status="pending")
     client.predict(cid, api_name="/customer_sign_in")
-    _, chat = client.predict(f"Please cancel order {oid}", api_name="/customer_chat")
+    chat = client.predict(f"Please cancel order {oid}", api_name="/customer_chat")
     assert "Please confirm" in helpers.texts(chat)[-1]
     with served.store.read() as s:
         assert s.get(Order, oid).status == "pending"  # nothing happens before the customer confirms
-    _, chat = client.predict(api_name="/customer_confirm")
+    chat = client.predict(api_name="/customer_confirm")
     with served.store.read() as s:
         assert s.get(Order, oid).status == "cancelled"
     assert "cancel" in helpers.texts(chat)[-1].lower()
@@ -78,7 +78,7 @@ def test_cancel_needs_confirm_button(client, served, helpers):
 def test_talk_to_human(client, served, helpers):
     (cid, _), = helpers.customers_with_orders(served.store, 1)
     client.predict(cid, api_name="/customer_sign_in")
-    _, chat = client.predict(api_name="/talk_to_human")
+    chat = client.predict(api_name="/talk_to_human")
     assert any("transferred to a human" in t for t in helpers.texts(chat))
     # the button hands off directly (the summary is the session's own, not one the scripted model would write)
     assert any(f"Customer {cid} asked for a human agent" in t for t in helpers.texts(chat))
@@ -87,14 +87,14 @@ def test_talk_to_human(client, served, helpers):
 def test_marketer_needs_the_password(client):
     state_msg, chat, _ = client.predict("wrong", api_name="/marketer_sign_in")
     assert "Wrong password" in state_msg and chat == []
-    _, chat, *_rest = client.predict("Who is likely to churn?", api_name="/marketer_chat")
+    chat, *_rest = client.predict("Who is likely to churn?", api_name="/marketer_chat")
     assert "sign in" in chat[-1]["content"][0]["text"].lower()
 
 
 def test_marketer_asks_who_will_churn(client, served):
     _, chat, backend = client.predict("s3cret-test", api_name="/marketer_sign_in")
     assert "scripted" in backend
-    _, chat, table, risk, csv_path, note, *_ = client.predict("Who is likely to churn?", api_name="/marketer_chat")
+    chat, table, risk, csv_path, note, *_ = client.predict("Who is likely to churn?", api_name="/marketer_chat")
     assert [p["metadata"]["title"] for p in _panels(chat)] == ["Tool: score_churn"]
     # The table and chart show exactly what the agent's score_churn call returned.
     session = served.sessions[-1]
@@ -131,8 +131,8 @@ def test_ten_sessions_at_once_keep_their_own_data(served, helpers):
         c = Client(served.url, verbose=False)
         _, signed_in, _ = c.predict(cid, api_name="/customer_sign_in")
         job = c.submit(f"Where is my order {oid}?", api_name="/customer_chat")
-        _, chat = job.result(timeout=120)
-        _, chat = c.predict("What is the status of my order? " + oid, api_name="/customer_chat")
+        chat = job.result(timeout=120)
+        chat = c.predict("What is the status of my order? " + oid, api_name="/customer_chat")
         return cid, signed_in, helpers.texts(chat)
 
     with ThreadPoolExecutor(max_workers=10) as pool:

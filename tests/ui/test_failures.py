@@ -48,7 +48,7 @@ def test_llm_server_unreachable(serve, shop_url, helpers):
     client = serve(database_url=shop_url, llm_backend="vllm", vllm_url=dead, vllm_model="smollm2")
     _, status, backend = client.predict("c000000", api_name="/customer_sign_in")
     assert "c000000" in status and "vllm" in backend
-    _, chat = client.predict("Where is my order #S0000001?", api_name="/customer_chat")
+    chat = client.predict("Where is my order #S0000001?", api_name="/customer_chat")
     text = chat[-1]["content"][0]["text"]
     assert "language model server is unreachable" in text
     _no_traceback(_all_text(chat))
