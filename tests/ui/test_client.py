@@ -144,3 +144,16 @@ def test_ten_sessions_at_once_keep_their_own_data(served, helpers):
         others = {c for c, _ in pairs} - {cid}
         assert not any(o in t for t in chat for o in others)
         assert sum(1 for t in chat if t.startswith("Where is my order")) == 1  # its own two turns only
+
+
+def test_blank_message_is_not_sent(client, served, helpers):
+    (cid, oid), = helpers.customers_with_orders(served.store, 1)
+    client.predict(cid, api_name="/customer_sign_in")
+    client.predict("  \n ", api_name="/customer_chat")
+    chat = client.predict(f"Where is my order {oid}?", api_name="/customer_chat")
+    asked = [t for m, t in zip(chat, helpers.texts(chat), strict=True) if m["role"] == "user"]
+    assert asked == [f"Where is my order {oid}?"]
+    client.predict("s3cret-test", api_name="/marketer_sign_in")
+    client.predict(" ", api_name="/marketer_chat")
+    chat, *_ = client.predict("Who is likely to churn?", api_name="/marketer_chat")
+    assert [m["role"] for m in chat].count("user") == 1
