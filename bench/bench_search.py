@@ -121,7 +121,7 @@ def synthesise(base: list[dict], n: int, seed: int = 7) -> list[dict]:
 
 def pct(xs: list[float], q: float) -> float:
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
+    return xs[min(len(xs) - 1, round(q * (len(xs) - 1)))]
 
 
 QUERIES = ["quiet soundbar under $300", "RTX 4070 gaming laptop", "wireless earbuds for running", "Sonos Arc",
@@ -262,13 +262,7 @@ def main(argv: list[str] | None = None) -> dict:
         result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "loadavg_at_start": start_load},
                   "query_embedding": query_threads_bench([int(t) for t in args.query_threads.split(",")],
                                                          args.rounds or 20)}
-        result["machine"]["loadavg_at_end"] = os.getloadavg()
-        print(f"end: loadavg {os.getloadavg()}, cpu_count {os.cpu_count()}", file=sys.stderr)
-        if args.out:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(result, indent=2))
-        print(json.dumps(result, indent=2))
-        return result
+        return _finish(result, args.out)
 
     import chromadb
     import torch
@@ -376,11 +370,16 @@ def main(argv: list[str] | None = None) -> dict:
                                           "cpu_p50_ms": round(pct(cpu, 0.5), 1)}
             print(f"{mode} {label}: {latency[f'{mode}_{label}']}", file=sys.stderr)
     result["query_latency"] = latency
+    return _finish(result, args.out)
+
+
+def _finish(result: dict, out: Path | None) -> dict:
+    """Load average at the end, then the result as JSON on stdout (and in OUT when given)."""
     result["machine"]["loadavg_at_end"] = os.getloadavg()
     print(f"end: loadavg {os.getloadavg()}, cpu_count {os.cpu_count()}", file=sys.stderr)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2))
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
     return result
 
