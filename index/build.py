@@ -117,7 +117,9 @@ def review_records(store) -> Iterator[Record]:
                 "product_title": (name or "")[:500],
                 "category": category or "",
                 "category_key": (category or "").lower(),
-                "rating": int(review.rating),
+                # a float like the products' rating: Chroma compares a `where` bound only with stored values of the
+                # bound's own type, so an int 5 failed `rating >= 4.5` in vector search (the keyword side kept it)
+                "rating": float(review.rating),
                 "date": created.date().isoformat() if created else "",
                 "month": created.strftime("%Y-%m") if created else "",
                 "ts": int(created.timestamp()) if created else 0,

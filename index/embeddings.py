@@ -11,7 +11,7 @@ from chromadb.utils.embedding_functions import register_embedding_function
 
 NAME = "shopdesk-minilm"
 # One short query gains nothing from a second core and, on a busy machine, loses a lot waiting for it: measured with
-# `bench/bench_search.py --query-threads 1,2` (p50 36 ms with 1 thread vs 422 ms with 2 at load average 6-7).
+# `bench/bench_search.py --query-threads 1,2` (p50 34 ms with 1 thread vs 348 ms with 2 at load average 6-7).
 QUERY_THREADS = 1
 _TORCH_THREADS = threading.Lock()  # set_num_threads also moves a process-wide default: one change at a time
 

@@ -127,28 +127,9 @@ def _rrf(*rankings: list[str], k: int = RRF_K) -> dict[str, float]:
     return scores
 
 
-def _matches(meta: dict[str, Any], f: Filters) -> bool:
-    if f.product_ids is not None and meta.get("product_id") not in f.product_ids:
-        return False
-    if f.category is not None and meta.get("category_key") != f.category:
-        return False
-    if f.in_stock is not None and bool(meta.get("in_stock")) != f.in_stock:
-        return False
-    price = meta.get("price")
-    if f.min_price is not None and (price is None or price < f.min_price):
-        return False
-    if f.max_price is not None and (price is None or price < 0 or price > f.max_price):
-        return False
-    rating = meta.get("rating")
-    if f.min_rating is not None and (rating is None or rating < f.min_rating):
-        return False
-    if f.max_rating is not None and (rating is None or rating < 0 or rating > f.max_rating):
-        return False
-    return True
-
-
 def where_clause(f: Filters) -> dict[str, Any] | None:
-    """The same filters as a Chroma `where`, so vector search filters inside Chroma."""
+    """The same filters as a Chroma `where`, so vector search filters inside Chroma. Bounds are floats, as the
+    index stores every price and rating: Chroma compares a bound only with stored values of its own type."""
     conds: list[dict[str, Any]] = []
     if f.product_ids is not None:
         conds.append({"product_id": {"$in": list(f.product_ids)}})
@@ -157,15 +138,15 @@ def where_clause(f: Filters) -> dict[str, Any] | None:
     if f.in_stock is not None:
         conds.append({"in_stock": {"$eq": f.in_stock}})
     if f.min_price is not None:
-        conds.append({"price": {"$gte": f.min_price}})
+        conds.append({"price": {"$gte": float(f.min_price)}})
     if f.max_price is not None:
-        conds.append({"price": {"$lte": f.max_price}})
-        conds.append({"price": {"$gte": 0}})
+        conds.append({"price": {"$lte": float(f.max_price)}})
+        conds.append({"price": {"$gte": 0.0}})
     if f.min_rating is not None:
-        conds.append({"rating": {"$gte": f.min_rating}})
+        conds.append({"rating": {"$gte": float(f.min_rating)}})
     if f.max_rating is not None:
-        conds.append({"rating": {"$lte": f.max_rating}})
-        conds.append({"rating": {"$gte": 0}})
+        conds.append({"rating": {"$lte": float(f.max_rating)}})
+        conds.append({"rating": {"$gte": 0.0}})
     if not conds:
         return None
     return conds[0] if len(conds) == 1 else {"$and": conds}
@@ -186,13 +167,15 @@ class _Keyword:
 
         self.columns = {
             "price": num("price"), "rating": num("rating"),
-            "in_stock": np.array([bool(m.get("in_stock")) for m in self.metadatas], dtype=bool),
+            # 1.0 / 0.0, NaN where the record has no stock (reviews): a missing field fails the filter, as in Chroma
+            "in_stock": np.array([np.nan if m.get("in_stock") is None else float(bool(m["in_stock"]))
+                                  for m in self.metadatas], dtype=np.float64),
             "category_key": np.array([m.get("category_key") or "" for m in self.metadatas], dtype=object),
             "product_id": np.array([m.get("product_id") or "" for m in self.metadatas], dtype=object),
         }
 
     def mask(self, f: Filters) -> np.ndarray:
-        """Which records pass the filters: `_matches` over whole columns (NaN fails every comparison)."""
+        """Which records pass the filters, over whole columns (NaN fails every comparison), as `where_clause` in Chroma."""
         c = self.columns
         ok = np.ones(len(self.ids), dtype=bool)
         with np.errstate(invalid="ignore"):
@@ -201,7 +184,7 @@ class _Keyword:
             if f.category is not None:
                 ok &= c["category_key"] == f.category
             if f.in_stock is not None:
-                ok &= c["in_stock"] == f.in_stock
+                ok &= c["in_stock"] == float(f.in_stock)
             if f.min_price is not None:
                 ok &= c["price"] >= f.min_price
             if f.max_price is not None:
