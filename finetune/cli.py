@@ -81,18 +81,26 @@ def register(app: typer.Typer) -> None:
         marketer_share: float | None = typer.Option(None, help="Share of marketer conversations (default: 0.15 on "
                                                                 "sample, 0 on tau2)."),
         zh_share: float = typer.Option(0.25, help="Share of conversations in Chinese."),
+        flows: str = typer.Option("", "--flows", help="Only these flows, comma-separated (e.g. products,recommend,"
+                                                       "marketer); default: all."),
         fmt: str = FORMAT_OPT,
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
         """Generate conversations with the real tools on a private copy of the shop's data."""
-        from finetune.synthesize import synthesize
+        from finetune.synthesize import pick_flows, synthesize
         from finetune.transcripts import write_transcripts
         from shopdesk.settings import get_settings
 
         if store not in ("tau2", "sample"):
             raise UserError(f"--store must be tau2 or sample, got {store!r}")
         _check_format(fmt)
-        found, report = synthesize(store, n, seed, get_settings(), marketer_share=marketer_share, zh_share=zh_share)
+        chosen = [f.strip() for f in flows.split(",") if f.strip()] or None
+        try:
+            pick_flows(chosen, marketer_share, store)
+        except ValueError as exc:
+            raise UserError(f"--flows: {exc}") from exc
+        found, report = synthesize(store, n, seed, get_settings(), marketer_share=marketer_share,
+                                   zh_share=zh_share, flows=chosen)
         write_transcripts(found, out, fmt)
         report["file"] = str(out)
         emit(report, as_json)

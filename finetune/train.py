@@ -267,7 +267,10 @@ def main(args: FinetuneArguments, callbacks: list | None = None) -> dict[str, An
         data = prepare(transcripts, redact=args.redact, dev_fraction=0.0, seed=args.seed)
         held = prepare(load_transcripts(args.dev_transcripts), redact=args.redact, dev_fraction=0.0, seed=args.seed)
         data.dev = held.train
-        data.report["dev"] = len(data.dev)
+        train_customers = {t.customer_id for t in data.train if t.customer_id}
+        dev_customers = {t.customer_id for t in data.dev if t.customer_id}
+        data.report.update(dev=len(data.dev), dev_customers=len(dev_customers),
+                           customers_in_both=len(train_customers & dev_customers))
     else:
         data = prepare(transcripts, redact=args.redact, dev_fraction=args.dev_fraction, seed=args.seed)
     if not data.train:

@@ -292,23 +292,28 @@ class SearchIndex:
         return query.strip()
 
     # -- ranking
+    def _scope(self, name: str, f: Filters, total: int) -> tuple[dict[str, Any], int]:
+        """How a vector query on `name` is restricted to the records passing `f`, and how many those are.
+
+        Chroma evaluates a `where` over every record's metadata in SQLite (at 20,000 products 156 ms against 8 ms
+        unfiltered); the ids that pass, taken from the keyword side's numpy columns when those are loaded anyway,
+        give the same neighbours in 12 ms (bench_search.py --filter-shapes).
+        """
+        if f.is_empty():
+            return {}, total
+        if name in self._keyword:
+            allowed = self._keyword[name].passing_ids(f)
+            return {"ids": allowed}, len(allowed)
+        return {"where": where_clause(f)}, total
+
     def _vector(self, name: str, query: str, f: Filters, n: int) -> list[tuple[str, str, dict, float]]:
         col = self.collection(name)
         total = col.count()
         if total == 0:
             return []
-        # Chroma evaluates a `where` over every record's metadata in SQLite (at 20,000 products 156 ms against 8 ms
-        # unfiltered); the ids that pass, taken from the keyword side's numpy columns when those are loaded anyway,
-        # give the same neighbours in 12 ms (bench_search.py --filter-shapes)
-        if f.is_empty():
-            scope: dict[str, Any] = {}
-        elif name in self._keyword:
-            allowed = self._keyword[name].passing_ids(f)
-            if not allowed:
-                return []
-            scope, total = {"ids": allowed}, len(allowed)
-        else:
-            scope = {"where": where_clause(f)}
+        scope, total = self._scope(name, f, total)
+        if not total:
+            return []
         embedding = self.ef.embed_query([query])
         res = col.query(query_embeddings=embedding, n_results=min(n, total),
                         include=["documents", "metadatas", "distances"], **scope)
@@ -404,7 +409,11 @@ class SearchIndex:
 
     # -- insights
     def review_metadata(self, f: Filters) -> list[tuple[str, dict[str, Any]]]:
-        """(document, metadata) of every review matching the filters, straight from Chroma."""
+        """(document, metadata) of every review matching the filters: from the keyword side's columns when those are
+        loaded (the same snapshot of the collection, no metadata scan in SQLite), else straight from Chroma."""
+        if REVIEWS in self._keyword:
+            kw = self._keyword[REVIEWS]
+            return [(kw.documents[i], kw.metadatas[i]) for i in np.flatnonzero(kw.mask(f))]
         col = self.collection(REVIEWS)
         where = where_clause(f)
         out: list[tuple[str, dict[str, Any]]] = []
@@ -428,9 +437,11 @@ class SearchIndex:
         total = col.count()
         if total == 0:
             return []
-        where = where_clause(f or Filters())
-        res = col.query(query_embeddings=[vector.tolist()], n_results=min(total, k + len(exclude) + 5), where=where,
-                        include=["documents", "metadatas", "distances"])
+        scope, total = self._scope(PRODUCTS, f or Filters(), total)
+        if not total:
+            return []
+        res = col.query(query_embeddings=[vector.tolist()], n_results=min(total, k + len(exclude) + 5),
+                        include=["documents", "metadatas", "distances"], **scope)
         hits = []
         for rid, doc, meta, dist in zip(res["ids"][0], res["documents"][0], res["metadatas"][0],
                                         res["distances"][0]):

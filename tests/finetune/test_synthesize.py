@@ -122,3 +122,15 @@ def test_marketer_conversations_carry_real_analytics_output(sample_store, settin
     assert content == render(segments.summarize_segments(ctx, **call["arguments"]))
     assert {f["function"]["name"] for f in t.tools} == set(MARKETER_TOOLS)
     assert t.meta["kind"] == "m-segments" and t.meta["lang"] == lang
+
+
+def test_flows_option_restricts_the_mix_and_names_unknown_flows():
+    from finetune.synthesize import CUSTOMER_FLOWS, pick_flows
+
+    assert pick_flows(None, None, "sample") == (list(CUSTOMER_FLOWS), 0.15)
+    assert pick_flows(None, None, "tau2") == (list(CUSTOMER_FLOWS), 0.0)
+    assert pick_flows(["products", "recommend"], None, "sample") == (["products", "recommend"], 0.0)
+    assert pick_flows(["marketer"], None, "sample") == ([], 1.0)
+    assert pick_flows(["products", "marketer"], 0.6, "sample") == (["products"], 0.6)
+    with pytest.raises(ValueError, match="unknown flow.*prodcts.*known: status"):
+        pick_flows(["prodcts"], None, "sample")

@@ -257,3 +257,29 @@ def test_vector_search_scoped_by_ids_equals_chromas_where(search_env, monkeypatc
         nonempty += bool(by_ids)
     assert nonempty >= 4
     assert {"ids"} in sent and {"where"} in sent and not any(s == {"ids", "where"} for s in sent)
+
+
+def test_insight_rows_and_nearest_products_without_a_where_match_chromas_where(search_env):
+    """review_metadata reads the keyword side's snapshot and nearest_products scopes by ids once the keyword side
+    is loaded; both must give what Chroma's own `where` gives."""
+    from index.client import PRODUCTS, REVIEWS
+    from index.search import SearchIndex
+
+    shared = search_env["index"]
+    where_only = SearchIndex(search_env["settings"], client=shared.client, ef=shared.ef)  # no keyword side loaded
+    shared.keyword(REVIEWS), shared.keyword(PRODUCTS)
+    product_ids = [search_env["placed"][r["id"]] for r in search_env["reviews"][:4]]
+    for f in (Filters(), Filters(max_rating=2), Filters(product_ids=product_ids),
+              Filters(category=next(iter(shared.categories())))):
+        mine = sorted((m["review_id"], d) for d, m in shared.review_metadata(f))
+        theirs = sorted((m["review_id"], d) for d, m in where_only.review_metadata(f))
+        assert mine == theirs, f
+    assert shared.review_metadata(Filters(max_rating=2))
+    ids, vectors = shared.embeddings_of(product_ids[:1])
+    exclude = set(product_ids[:1])
+    for f in (None, Filters(max_price=300, in_stock=True), Filters(min_rating=4.0), Filters(max_price=0.01)):
+        mine = [h.id for h in shared.nearest_products(vectors[0], exclude, 5, f)]
+        theirs = [h.id for h in where_only.nearest_products(vectors[0], exclude, 5, f)]
+        assert mine == theirs, f
+        assert not exclude & set(mine)
+    assert shared.nearest_products(vectors[0], exclude, 5, Filters(max_price=300, in_stock=True))

@@ -1,0 +1,30 @@
+"""The training mix leaves out dev customers and dev prompts, and cuts conversations to one or two learned turns."""
+
+from __future__ import annotations
+
+from finetune.mixdata import build, first_user
+from finetune.transcripts import Transcript, write_transcripts
+
+
+def _conv(user: str, customer: str | None, turns: int = 3) -> Transcript:
+    msgs = [{"role": "system", "content": "sys"}, {"role": "user", "content": user}]
+    for i in range(turns):
+        msgs += [{"role": "assistant", "content": f"reply {i} to {user}"}, {"role": "user", "content": f"more {i}"}]
+    return Transcript(messages=msgs[:-1], meta={"customer_id": customer} if customer else {})
+
+
+def test_mix_excludes_dev_customers_and_prompts_and_truncates(tmp_path):
+    dev = [_conv("Where is my order?", "c1"), _conv("How big is each segment?", None)]
+    train = [_conv("cancel it", "c1"), _conv("  how big is EACH segment? ", None), _conv("List my orders", "c2"),
+             _conv("List my orders", "c2"), *[_conv(f"question {i}", f"c{i + 10}") for i in range(40)]]
+    path = tmp_path / "t.jsonl"
+    write_transcripts(train, path)
+    out, report = build([(path, None)], dev, first_turn_share=0.5, seed=1)
+    assert report["left_out_dev_customer"] == 1 and report["left_out_dev_prompt"] == 1
+    assert report["duplicates_removed"] == 1 and report["written"] == len(out) == 41
+    assert all(first_user(t) not in {"where is my order?", "how big is each segment?"} for t in out)
+    assistant_turns = sorted({sum(m["role"] == "assistant" for m in t.messages) for t in out})
+    assert assistant_turns == [1, 2]
+    assert all(t.messages[-1]["role"] == "assistant" for t in out)
+    sampled, report = build([(path, 5)], dev, first_turn_share=1.0, seed=1)
+    assert report["sources"][str(path)] == 5 and all(len(t.messages) == 3 for t in sampled)
