@@ -3,8 +3,9 @@
     python -m finetune.mixdata --dev DEV.jsonl --out TRAIN.jsonl [--first-turn-share 0.75] [--seed 0] FILE[:N] ...
 
 Each FILE contributes all its conversations, or N drawn at random. Conversations of a dev customer, and
-conversations that open with the same user message as a dev conversation (a templated prompt the model would
-otherwise have seen verbatim, with its answer), are left out, so the dev figures measure generalisation. A share of
+conversations that open with the same user message as a dev conversation or a shipped eval case (a templated prompt
+the model would otherwise have seen verbatim, with its answer), are left out, so the dev and eval figures measure
+generalisation. A share of
 the rest is cut after its first learnable assistant turn (a reply or tool call: the cheapest tokens to train on a
 CPU); the others keep their first two, so answers written from tool results are still trained.
 """
@@ -30,12 +31,24 @@ def first_user(t: Transcript) -> str:
     return ""
 
 
+def case_prompts(path: Path) -> set[str]:
+    """The opening user messages of eval cases (agent/evalcases/cases.jsonl), normalised as first_user does."""
+    out = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            turns = json.loads(line).get("turns") or []
+            if turns:
+                first = turns[0] if isinstance(turns[0], str) else turns[0].get("content", "")
+                out.add(" ".join(first.lower().split()))
+    return out
+
+
 def build(sources: list[tuple[Path, int | None]], dev: list[Transcript], *, first_turn_share: float,
-          seed: int) -> tuple[list[Transcript], dict]:
+          seed: int, eval_prompts: set[str] = frozenset()) -> tuple[list[Transcript], dict]:
     rng = random.Random(seed)
     dev_customers = {t.customer_id for t in dev if t.customer_id}
     dev_prompts = {first_user(t) for t in dev}
-    report: dict = {"sources": {}, "left_out_dev_customer": 0, "left_out_dev_prompt": 0}
+    report: dict = {"sources": {}, "left_out_dev_customer": 0, "left_out_dev_prompt": 0, "left_out_eval_prompt": 0}
     pool: list[Transcript] = []
     for path, n in sources:
         found = load_transcripts(path)
@@ -47,6 +60,8 @@ def build(sources: list[tuple[Path, int | None]], dev: list[Transcript], *, firs
                 report["left_out_dev_customer"] += 1
             elif first_user(t) in dev_prompts:
                 report["left_out_dev_prompt"] += 1
+            elif first_user(t) in eval_prompts:
+                report["left_out_eval_prompt"] += 1
             else:
                 pool.append(t)
     pool, report["duplicates_removed"] = dedup(pool)
@@ -62,6 +77,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("sources", nargs="+", help="FILE or FILE:N (N conversations drawn at random)")
     ap.add_argument("--dev", type=Path, required=True, help="the dev split the adapter will be measured on")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--cases", type=Path, default=Path(__file__).parent.parent / "agent" / "evalcases" / "cases.jsonl",
+                    help="eval cases whose opening prompts are left out of training")
     ap.add_argument("--first-turn-share", type=float, default=0.75)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
@@ -69,7 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     for s in a.sources:
         path, _, n = s.partition(":")
         sources.append((Path(path), int(n) if n else None))
-    out, report = build(sources, load_transcripts(a.dev), first_turn_share=a.first_turn_share, seed=a.seed)
+    out, report = build(sources, load_transcripts(a.dev), first_turn_share=a.first_turn_share, seed=a.seed,
+                        eval_prompts=case_prompts(a.cases))
     write_transcripts(out, a.out)
     print(json.dumps(report, indent=2), file=sys.stderr)
 

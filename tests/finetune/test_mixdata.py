@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from finetune.mixdata import build, first_user
+import json
+
+from finetune.mixdata import build, case_prompts, first_user
 from finetune.transcripts import Transcript, write_transcripts
 
 
@@ -28,3 +30,18 @@ def test_mix_excludes_dev_customers_and_prompts_and_truncates(tmp_path):
     assert all(t.messages[-1]["role"] == "assistant" for t in out)
     sampled, report = build([(path, 5)], dev, first_turn_share=1.0, seed=1)
     assert report["sources"][str(path)] == 5 and all(len(t.messages) == 3 for t in sampled)
+
+
+def test_mix_leaves_out_eval_case_prompts(tmp_path):
+    from pathlib import Path
+
+    import finetune
+
+    shipped = case_prompts(Path(finetune.__file__).parent.parent / "agent" / "evalcases" / "cases.jsonl")
+    assert "give me an overview of our customer segments." in shipped and len(shipped) > 60
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text(json.dumps({"id": "x", "turns": ["Give me an overview of our  segments."]}) + "\n")
+    path = tmp_path / "t.jsonl"
+    write_transcripts([_conv("give me an overview of our segments.", None), _conv("other", None)], path)
+    out, report = build([(path, None)], [], first_turn_share=1.0, seed=0, eval_prompts=case_prompts(cases))
+    assert report["left_out_eval_prompt"] == 1 and [first_user(t) for t in out] == ["other"]
