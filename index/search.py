@@ -77,6 +77,65 @@ _RATING_PATTERNS: list[re.Pattern] = [
 ]
 _IN_STOCK = re.compile(r"\b(in stock|available now|in-stock)\b", re.I)
 
+# Chinese requests against an English catalog: constraints in Chinese, and product words mapped to the catalog's
+# English (the embedding model and BM25 both see English documents; "电视" alone finds cameras and guitars)
+# prices are US dollars: 美元/美金/刀 or a bare number; 元/块 (yuan) is not read as a dollar bound
+_ZH_NUM = r"\$?\s*(\d[\d,]*(?:\.\d+)?)\s*(?:美元|美金|刀)?(?!\s*(?:元|块|\d))"
+_ZH_PRICE_PATTERNS: list[tuple[re.Pattern, str]] = [
+    (re.compile(rf"{_ZH_NUM}\s*(?:到|至|-|~)\s*{_ZH_NUM}\s*(?:之间|以内)?"), "range"),
+    (re.compile(rf"(?:低于|少于|不超过|不到|小于|最多|便宜于){_ZH_NUM}"), "max"),
+    (re.compile(rf"{_ZH_NUM}\s*(?:以下|以内|之内)"), "max"),
+    (re.compile(rf"(?:高于|超过|大于|不低于|至少){_ZH_NUM}(?!\s*(?:星|分))"), "min"),
+    (re.compile(rf"{_ZH_NUM}\s*以上"), "min"),
+]
+_ZH_RATING = [re.compile(r"(\d(?:\.\d)?)\s*(?:颗星|星|分)\s*(?:及以上|或以上|以上)"),
+              re.compile(r"(?:至少|不低于|最低)\s*(\d(?:\.\d)?)\s*(?:颗星|星|分)")]
+_ZH_IN_STOCK = re.compile(r"有货|现货|有库存")
+_CJK = re.compile(r"[\u3400-\u9fff]")
+ZH_TERMS = {  # longest first when matched; the English is what the catalog's titles and categories say
+    "游戏笔记本": "gaming laptop", "笔记本电脑": "laptop", "笔记本": "laptop", "台式电脑": "desktop PC",
+    "台式机": "desktop PC", "电脑": "computer", "电视机": "TV", "电视": "TV", "降噪耳机": "noise cancelling headphones",
+    "耳机": "headphones", "耳塞": "earbuds", "显示器": "monitor", "屏幕": "monitor", "回音壁": "soundbar",
+    "条形音箱": "soundbar", "家庭影院": "home theater", "音箱": "speaker", "音响": "speaker", "平板电脑": "tablet",
+    "平板": "tablet", "智能手表": "smart watch", "手表": "watch", "路由器": "router", "安防摄像头": "security camera",
+    "监控摄像头": "security camera", "摄像头": "camera", "相机": "camera", "游戏机": "video game console",
+    "手柄": "controller", "投影仪": "projector", "手机": "phone", "电池": "batteries", "固态硬盘": "SSD",
+    "硬盘": "hard drive", "吉他": "guitar", "钢琴": "piano", "键盘": "keyboard", "鼠标": "mouse", "打印机": "printer",
+    "智能家居": "smart home", "无线": "wireless", "蓝牙": "bluetooth", "游戏": "gaming", "曲面": "curved", "寸": "inch",
+    "三星": "Samsung", "索尼": "Sony", "苹果": "Apple", "华硕": "ASUS", "戴尔": "Dell", "惠普": "HP", "联想": "Lenovo",
+    "微软": "Microsoft", "任天堂": "Nintendo", "佳能": "Canon", "尼康": "Nikon", "罗技": "Logitech", "雅马哈": "Yamaha",
+    "宏碁": "Acer", "微星": "MSI", "外星人": "Alienware", "博士": "Bose", "谷歌": "Google", "亚马逊": "Amazon",
+    "松下": "Panasonic", "飞利浦": "Philips", "海信": "Hisense", "TCL": "TCL",
+}
+_ZH_TERM_RE = re.compile("|".join(sorted(map(re.escape, ZH_TERMS), key=len, reverse=True)))
+
+
+def _zh_constraints(text: str, found: dict[str, Any]) -> str:
+    for pattern in _ZH_RATING:
+        m = pattern.search(text)
+        if m and 0 < float(m.group(1)) <= 5 and "min_rating" not in found:
+            found["min_rating"] = float(m.group(1))
+            text = text[: m.start()] + " " + text[m.end():]
+            break
+    for pattern, kind in _ZH_PRICE_PATTERNS:
+        m = pattern.search(text)
+        if not m:
+            continue
+        if kind == "range":
+            found["min_price"], found["max_price"] = sorted(float(g.replace(",", "")) for g in m.groups())
+        else:
+            found["max_price" if kind == "max" else "min_price"] = float(m.group(1).replace(",", ""))
+        text = text[: m.start()] + " " + text[m.end():]
+    if _ZH_IN_STOCK.search(text):
+        found["in_stock"] = True
+        text = _ZH_IN_STOCK.sub(" ", text)
+    if not _ZH_TERM_RE.search(text):
+        return text
+    # product words in English where they stand, the rest of the Chinese (fillers such as 有没有, 推荐) dropped:
+    # what is left is what the catalog can match ("三星 65 寸电视" -> "Samsung 65 inch TV")
+    text = _ZH_TERM_RE.sub(lambda m: f" {ZH_TERMS[m.group()]} ", text)
+    return " ".join(w for w in re.split(r"[\s\u3000-\u303f\uff00-\uffef\u3400-\u9fff?!,.]+", text) if w)
+
 
 def _money(text: str, whole: str) -> float:
     value = float(text.replace(",", ""))
@@ -112,6 +171,8 @@ def parse_query(query: str) -> tuple[str, dict[str, Any]]:
     if _IN_STOCK.search(text):
         found["in_stock"] = True
         text = _IN_STOCK.sub(" ", text)
+    if _CJK.search(text):
+        text = _zh_constraints(text, found)
     text = re.sub(r"\s+", " ", text).strip(" ,.;")
     return text, found
 

@@ -24,6 +24,14 @@ from index.search import Filters, parse_query, where_clause
         ("monitor over $200 in stock", "monitor", {"min_price": 200.0, "in_stock": True}),
         ("RTX 4070 gaming laptop", "RTX 4070 gaming laptop", {}),
         ("65 inch tv", "65 inch tv", {}),
+        # Chinese against the English catalog: constraints read, product words in the catalog's English
+        ("有没有 500 美元以下的电视推荐？", "TV", {"max_price": 500.0}),
+        ("4星以上的降噪耳机，300美元以内", "noise cancelling headphones", {"min_rating": 4.0, "max_price": 300.0}),
+        ("1000到2000美元的游戏笔记本", "gaming laptop", {"min_price": 1000.0, "max_price": 2000.0}),
+        ("有货的 RTX 4070 游戏笔记本", "RTX 4070 gaming laptop", {"in_stock": True}),
+        ("三星 65 寸电视", "Samsung 65 inch TV", {}),
+        ("音箱 低于200元", "speaker 200", {}),  # yuan is not a dollar bound
+        ("你好", "你好", {}),
     ],
 )
 def test_constraints_in_the_query_become_filters(query, text, found):
