@@ -49,7 +49,8 @@ ZH = {
                  "{q} 有现货吗?", "推荐一款 {q}。"],
     "recommend": ["根据我买过的东西,给我推荐点商品吧。", "有什么适合我的推荐吗?", "我还可能喜欢什么?",
                   "根据我的购买记录推荐一下。"],
-    "segments": ["我们的客户分群情况怎么样?", "每个客户分群有多少人?", "给我看一下客户分群概况。"],
+    "segments": ["我们的客户分群情况怎么样?", "每个客户分群有多少人?", "给我看一下客户分群概况。",
+                 "按分群统计一下客户和收入。", "哪个分群贡献的收入最多?"],
     "lookup_customer": ["客户 {cust} 属于哪个分群?", "{cust} 在哪个客户分群?"],
     "lookup_segment": ["{seg} 分群里最有价值的客户是谁?", "列出 {seg} 分群的客户。"],
     "churn": ["哪些客户最有可能流失?列出前{n}名。", "给我流失风险最高的 {n} 个客户。"],
@@ -80,7 +81,10 @@ EN = {
                   "What else might I like?", "Based on my past orders, what should I buy next?",
                   "Can you suggest something that goes with my previous purchases?", "recommend me something"],
     "segments": ["Give me an overview of our customer segments.", "How big is each customer segment?",
-                 "Summarize the RFM segments for me.", "What do our segments look like right now?"],
+                 "Summarize the RFM segments for me.", "What do our segments look like right now?",
+                 "Break down our customers by segment.", "How many customers are in each segment, and what revenue?",
+                 "Show me the segment summary.", "Which segments bring in the most revenue?",
+                 "What's the churn risk per segment?"],
     "lookup_customer": ["Which segment is customer {cust} in?", "What segment does {cust} belong to?"],
     "lookup_segment": ["Who are the most valuable customers in the {seg} segment?", "List the {seg} customers."],
     "churn": ["Which {n} customers are most likely to churn?", "Show me the top {n} churn risks.",
@@ -94,7 +98,8 @@ EN = {
                  "Give me review insights for {cat}.", "How do buyers rate our {cat}? Any common complaints?",
                  "Summarize the reviews in {cat}."],
     "reviews": ["Find reviews that mention {topic}.", "What are customers writing about {topic}?",
-                "Show me a few reviews about {topic}.", "Any complaints about {topic} in the reviews?"],
+                "Show me a few reviews about {topic}.", "Any complaints about {topic} in the reviews?",
+                "Search the reviews for {topic}.", "Do reviewers mention {topic}?", "Pull reviews about {topic}."],
 }
 REASONS = {"no longer needed": ["I no longer need it", "I don't need it anymore", "I changed my mind"],
            "ordered by mistake": ["I ordered it by mistake", "it was a mistake", "I ordered the wrong thing"]}
@@ -107,7 +112,8 @@ PRODUCT_QUERIES = ["laptop under $1000", "quiet soundbar", "4K TV", "gaming moni
                    "smart home hub", "external SSD", "projector", "laptop with at least 4 stars",
                    "cheap tablet", "rechargeable batteries", "streaming stick", "digital piano"]
 REVIEW_TOPICS = ["battery life", "picture quality", "arrived damaged", "easy setup", "sound quality", "customer service",
-                 "value for money", "noise"]
+                 "value for money", "noise", "overheating", "screen brightness", "slow shipping", "build quality",
+                 "wifi connection", "returns"]
 REVIEW_TOPICS_ZH = ["电池续航", "画质", "音质", "安装", "性价比"]
 ZH_PRODUCT_QUERIES = ["笔记本电脑", "电视", "耳机", "显示器", "音箱", "游戏笔记本", "智能手表", "平板电脑",
                       "路由器", "安防摄像头", "回音壁", "游戏机"]

@@ -74,3 +74,19 @@ def test_recommendations_for_sample_customers(sample_index):
         assert len(recs.products) == 5 and recs.based_on
         assert not owned & {r.product_id for r in recs.products}
         assert all(r.similarity > 0 for r in recs.products)
+
+
+@pytest.mark.parametrize("query, category, max_price", [
+    ("有没有 500 美元以下的电视推荐？", "TVs", 500.0),
+    ("我想买 显示器,有什么推荐?", "Monitors", None),
+    ("帮我找一下 游戏笔记本。", "Gaming Laptops & Notebook Computers", None),
+    ("你们卖 回音壁 吗?", "Soundbars & Home Theater", None),
+])
+def test_chinese_requests_find_the_category_in_the_english_catalog(sample_index, query, category, max_price):
+    """A Chinese request finds the product kind it names (before, 显示器 found a floodlight camera and a TV)."""
+    hits, filters, text = sample_index["index"].search_products(query, k=5)
+    assert filters.max_price == max_price
+    assert len(hits) == 5
+    categories = [h.metadata["category"] for h in hits]
+    assert categories.count(category) >= 4, (text, categories)
+    assert all(h.metadata["price"] <= (max_price or float("inf")) for h in hits)
