@@ -105,30 +105,12 @@ ZH_TERMS = {  # longest first when matched; the English is what the catalog's ti
     "三星": "Samsung", "索尼": "Sony", "苹果": "Apple", "华硕": "ASUS", "戴尔": "Dell", "惠普": "HP", "联想": "Lenovo",
     "微软": "Microsoft", "任天堂": "Nintendo", "佳能": "Canon", "尼康": "Nikon", "罗技": "Logitech", "雅马哈": "Yamaha",
     "宏碁": "Acer", "微星": "MSI", "外星人": "Alienware", "博士": "Bose", "谷歌": "Google", "亚马逊": "Amazon",
-    "松下": "Panasonic", "飞利浦": "Philips", "海信": "Hisense", "TCL": "TCL",
+    "松下": "Panasonic", "飞利浦": "Philips", "海信": "Hisense",
 }
 _ZH_TERM_RE = re.compile("|".join(sorted(map(re.escape, ZH_TERMS), key=len, reverse=True)))
 
 
-def _zh_constraints(text: str, found: dict[str, Any]) -> str:
-    for pattern in _ZH_RATING:
-        m = pattern.search(text)
-        if m and 0 < float(m.group(1)) <= 5 and "min_rating" not in found:
-            found["min_rating"] = float(m.group(1))
-            text = text[: m.start()] + " " + text[m.end():]
-            break
-    for pattern, kind in _ZH_PRICE_PATTERNS:
-        m = pattern.search(text)
-        if not m:
-            continue
-        if kind == "range":
-            found["min_price"], found["max_price"] = sorted(float(g.replace(",", "")) for g in m.groups())
-        else:
-            found["max_price" if kind == "max" else "min_price"] = float(m.group(1).replace(",", ""))
-        text = text[: m.start()] + " " + text[m.end():]
-    if _ZH_IN_STOCK.search(text):
-        found["in_stock"] = True
-        text = _ZH_IN_STOCK.sub(" ", text)
+def _zh_terms(text: str) -> str:
     if not _ZH_TERM_RE.search(text):
         return text
     # product words in English where they stand, the rest of the Chinese (fillers such as 有没有, 推荐) dropped:
@@ -144,19 +126,16 @@ def _money(text: str, whole: str) -> float:
     return value
 
 
-def parse_query(query: str) -> tuple[str, dict[str, Any]]:
-    """Split price, rating and stock constraints out of free text: ("tv under $500" -> "tv", {"max_price": 500})."""
-    found: dict[str, Any] = {}
-    text = query
-    for pattern in _RATING_PATTERNS:
+def _take_constraints(text: str, found: dict[str, Any], ratings: list[re.Pattern],
+                      prices: list[tuple[re.Pattern, str]], in_stock: re.Pattern) -> str:
+    """Move the rating, price and stock constraints that the patterns find from `text` into `found`."""
+    for pattern in ratings:
         m = pattern.search(text)
-        if m:
-            value = float(m.group(1))
-            if 0 < value <= 5:
-                found["min_rating"] = value
-                text = text[: m.start()] + " " + text[m.end():]
-                break
-    for pattern, kind in _PRICE_PATTERNS:
+        if m and 0 < float(m.group(1)) <= 5:
+            found["min_rating"] = float(m.group(1))
+            text = text[: m.start()] + " " + text[m.end():]
+            break
+    for pattern, kind in prices:
         m = pattern.search(text)
         if not m:
             continue
@@ -168,11 +147,19 @@ def parse_query(query: str) -> tuple[str, dict[str, Any]]:
         else:
             found["min_price"] = _money(m.group(1), m.group(0))
         text = text[: m.start()] + " " + text[m.end():]
-    if _IN_STOCK.search(text):
+    if in_stock.search(text):
         found["in_stock"] = True
-        text = _IN_STOCK.sub(" ", text)
+        text = in_stock.sub(" ", text)
+    return text
+
+
+def parse_query(query: str) -> tuple[str, dict[str, Any]]:
+    """Split price, rating and stock constraints out of free text: ("tv under $500" -> "tv", {"max_price": 500}).
+    In a Chinese request, Chinese constraints too, and product words become the catalog's English."""
+    found: dict[str, Any] = {}
+    text = _take_constraints(query, found, _RATING_PATTERNS, _PRICE_PATTERNS, _IN_STOCK)
     if _CJK.search(text):
-        text = _zh_constraints(text, found)
+        text = _zh_terms(_take_constraints(text, found, _ZH_RATING, _ZH_PRICE_PATTERNS, _ZH_IN_STOCK))
     text = re.sub(r"\s+", " ", text).strip(" ,.;")
     return text, found
 
