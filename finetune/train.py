@@ -119,6 +119,15 @@ def _check(args: FinetuneArguments) -> None:
         raise UserError(f"--init_adapter {args.init_adapter}: no adapter_config.json there (not a LoRA adapter folder)")
 
 
+def init_adapter_overrides(args) -> list[str]:
+    """The LoRA shape options that continued training ignores because they differ from the starting adapter's."""
+    config = json.loads((Path(args.init_adapter) / "adapter_config.json").read_text(encoding="utf-8"))
+    asked = {"lora_r": (args.lora_r, config.get("r")), "lora_alpha": (args.lora_alpha, config.get("lora_alpha")),
+             "lora_dropout": (args.lora_dropout, config.get("lora_dropout")),
+             "target_modules": (sorted(args.target_modules), sorted(config.get("target_modules") or []))}
+    return [f"--{name} {want} (the adapter has {have})" for name, (want, have) in asked.items() if want != have]
+
+
 class _ListDataset:
     def __init__(self, rows: list[dict[str, Any]]):
         self.rows = rows
@@ -303,6 +312,10 @@ def main(args: FinetuneArguments, callbacks: list | None = None) -> dict[str, An
         target_modules=list(args.target_modules), layers_to_transform=layers, layers_pattern="layers" if layers else None,
     )
     if args.init_adapter:  # continued training: the adapter's own rank/modules/dropout, its weights as the start
+        ignored = init_adapter_overrides(args)
+        if ignored:
+            print(f"warning: --init_adapter keeps the adapter's own LoRA shape; ignored: {'; '.join(ignored)}",
+                  file=sys.stderr)
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, args.init_adapter, is_trainable=True)

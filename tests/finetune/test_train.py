@@ -137,7 +137,7 @@ def test_resume_without_checkpoint_is_a_clear_error(tiny_model_dir, transcripts_
         main(_args(tiny_model_dir, transcripts_file, tmp_path / "fresh", resume=True))
 
 
-def test_init_adapter_continues_from_its_weights(tiny_model_dir, transcripts_file, tmp_path):
+def test_init_adapter_continues_from_its_weights(tiny_model_dir, transcripts_file, tmp_path, capsys):
     from shopdesk.output import UserError
 
     first = tmp_path / "first"
@@ -147,6 +147,8 @@ def test_init_adapter_continues_from_its_weights(tiny_model_dir, transcripts_fil
     report = main(_args(tiny_model_dir, transcripts_file, tmp_path / "second", max_steps=1, learning_rate=1e-9,
                         lora_r=8, init_adapter=str(first)))
     assert report["init_adapter"] == str(first)
+    warning = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: --init_adapter")]
+    assert len(warning) == 1 and "--lora_r 8 (the adapter has 4)" in warning[0] and "lora_alpha" not in warning[0]
     config = json.loads((tmp_path / "second" / "adapter_config.json").read_text())
     assert config["r"] == 4
     after = load_file(str(tmp_path / "second" / "adapter_model.safetensors"))
