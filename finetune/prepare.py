@@ -79,3 +79,15 @@ def prepare(transcripts: list[Transcript], *, redact: bool = True, dev_fraction:
         customers_in_both=len(train_customers & dev_customers),
     )
     return PreparedData(train, dev, report)
+
+
+def with_dev_file(data: PreparedData, dev: list[Transcript]) -> PreparedData:
+    """`data` (prepared with no dev split) measured against a separate dev file: training conversations of the dev
+    file's customers are left out, so no dev customer appears in training, and the report counts them."""
+    dev_customers = {t.customer_id for t in dev if t.customer_id}
+    train = [t for t in data.train if not (t.customer_id and t.customer_id in dev_customers)]
+    report = dict(data.report, dev=len(dev), dev_customers=len(dev_customers),
+                  left_out_dev_customer=len(data.train) - len(train), train=len(train),
+                  train_customers=len({t.customer_id for t in train if t.customer_id}), customers_in_both=0)
+    return PreparedData(train, dev, report)
+

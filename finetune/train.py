@@ -257,7 +257,7 @@ def main(args: FinetuneArguments, callbacks: list | None = None) -> dict[str, An
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
     from transformers.trainer_utils import get_last_checkpoint
 
-    from finetune.prepare import prepare
+    from finetune.prepare import prepare, with_dev_file
     from finetune.render import agent_template
     from finetune.transcripts import load_transcripts, write_transcripts
 
@@ -275,11 +275,7 @@ def main(args: FinetuneArguments, callbacks: list | None = None) -> dict[str, An
     if args.dev_transcripts:
         data = prepare(transcripts, redact=args.redact, dev_fraction=0.0, seed=args.seed)
         held = prepare(load_transcripts(args.dev_transcripts), redact=args.redact, dev_fraction=0.0, seed=args.seed)
-        data.dev = held.train
-        train_customers = {t.customer_id for t in data.train if t.customer_id}
-        dev_customers = {t.customer_id for t in data.dev if t.customer_id}
-        data.report.update(dev=len(data.dev), dev_customers=len(dev_customers),
-                           customers_in_both=len(train_customers & dev_customers))
+        data = with_dev_file(data, held.train)
     else:
         data = prepare(transcripts, redact=args.redact, dev_fraction=args.dev_fraction, seed=args.seed)
     if not data.train:

@@ -74,3 +74,13 @@ def test_prepare_reports_counts():
     assert data.report["redacted"]["EMAIL"] == 2  # counted before de-duplication
     assert data.report["duplicates_removed"] == 1 and data.report["train"] == 2
     assert prepare(ts, redact=False, dev_fraction=0.0).report["redacted"] is None
+
+
+def test_a_dev_file_keeps_its_customers_out_of_training():
+    from finetune.prepare import with_dev_file
+
+    data = prepare([_t("c1", "a"), _t("c2", "b"), _t("c1", "c"), _t(None, "d")], redact=False, dev_fraction=0.0)
+    out = with_dev_file(data, [_t("c1", "held out"), _t(None, "marketer")])
+    assert [m.messages[0]["content"] for m in out.train] == ["b", "d"]
+    assert out.report["left_out_dev_customer"] == 2 and out.report["customers_in_both"] == 0
+    assert out.report["dev"] == 2 and out.report["dev_customers"] == 1 and out.report["train"] == 2
