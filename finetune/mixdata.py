@@ -33,14 +33,9 @@ def first_user(t: Transcript) -> str:
 
 def case_prompts(path: Path) -> set[str]:
     """The opening user messages of eval cases (agent/evalcases/cases.jsonl), normalised as first_user does."""
-    out = set()
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            turns = json.loads(line).get("turns") or []
-            if turns:
-                first = turns[0] if isinstance(turns[0], str) else turns[0].get("content", "")
-                out.add(" ".join(first.lower().split()))
-    return out
+    from agent.evaluate import load_cases
+
+    return {" ".join(case.turns[0].lower().split()) for case in load_cases(path)}
 
 
 def build(sources: list[tuple[Path, int | None]], dev: list[Transcript], *, first_turn_share: float,
