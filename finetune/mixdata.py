@@ -7,7 +7,8 @@ conversations that open with the same user message as a dev conversation or a sh
 the model would otherwise have seen verbatim, with its answer), are left out, so the dev and eval figures measure
 generalisation. A share of
 the rest is cut after its first learnable assistant turn (a reply or tool call: the cheapest tokens to train on a
-CPU); the others keep their first two, so answers written from tool results are still trained.
+CPU); the others keep their first two, so answers written from tool results are still trained. A conversation that
+proposes a write (return, exchange, cancel, address change) is never cut before that proposal.
 """
 
 from __future__ import annotations
@@ -38,6 +39,20 @@ def case_prompts(path: Path) -> set[str]:
     return {" ".join(case.turns[0].lower().split()) for case in load_cases(path)}
 
 
+def turns_through_write(t: Transcript) -> int:
+    """How many learnable assistant turns run up to and including the first proposed write (cancel, return, ...);
+    0 when the conversation proposes none. A cut before it would teach the lookup but never the change asked for."""
+    from tools.orders import WRITE_TOOLS
+
+    seen = 0
+    for m in t.messages:
+        if m["role"] == "assistant" and m.get("weight", 1) != 0:
+            seen += 1
+            if any(tc["function"]["name"] in WRITE_TOOLS for tc in m.get("tool_calls") or []):
+                return seen
+    return 0
+
+
 def build(sources: list[tuple[Path, int | None]], dev: list[Transcript], *, first_turn_share: float,
           seed: int, eval_prompts: set[str] = frozenset()) -> tuple[list[Transcript], dict]:
     rng = random.Random(seed)
@@ -61,7 +76,7 @@ def build(sources: list[tuple[Path, int | None]], dev: list[Transcript], *, firs
                 pool.append(t)
     pool, report["duplicates_removed"] = dedup(pool)
     rng.shuffle(pool)
-    out = [truncate_turns(t, 1 if rng.random() < first_turn_share else 2) for t in pool]
+    out = [truncate_turns(t, max(1 if rng.random() < first_turn_share else 2, turns_through_write(t))) for t in pool]
     report["written"] = len(out)
     report["kinds"] = dict(Counter(t.meta.get("kind", "?") for t in out).most_common())
     return out, report

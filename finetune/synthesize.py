@@ -57,6 +57,12 @@ ZH = {
     "profile": ["客户 {cust} 的消费情况如何?", "介绍一下客户 {cust}。", "看一下客户 {cust} 的画像。",
                 "{cust} 的流失风险和价值等级是多少?"],
     "offer": ["给 {seg} 分群起草一个挽留优惠。", "为 {seg} 分群设计一个召回优惠方案。"],
+    "segments_more": ["各个分群的客户数和收入是多少?", "客户分群概览。", "每个分群的流失风险怎么样?",
+                      "看一下现在的 RFM 分群。"],
+    "churn_tier": ["{tier}价值客户里谁最可能流失?", "列出有流失风险的{tier}价值客户。"],
+    "churn_segment": ["{seg} 分群里谁最可能流失?", "{seg} 分群的流失风险排行。"],
+    "offer_customers": ["给 {c1} 和 {c2} 起草一个挽留优惠。", "为客户 {c1} 设计一个召回优惠。"],
+    "m_products": ["我们有哪些{q}在卖?", "我们卖的{q}有哪些?", "查一下店里的{q}。"],
     "insights": ["顾客对 {cat} 有什么评价?", "{cat} 的评论里大家最常抱怨什么?", "总结一下 {cat} 的评论。"],
     "reviews": ["找几条提到{topic}的评论。", "顾客评论里怎么说{topic}?", "有没有关于{topic}的差评?"],
 }
@@ -85,6 +91,19 @@ EN = {
                  "Break down our customers by segment.", "How many customers are in each segment, and what revenue?",
                  "Show me the segment summary.", "Which segments bring in the most revenue?",
                  "What's the churn risk per segment?"],
+    "segments_more": ["Segment overview, please.", "Can I get a breakdown of customers and revenue per segment?",
+                      "What are our customer segments and how big are they?", "Quick summary of all segments.",
+                      "How are our RFM segments doing?", "Overview of the customer base by segment.",
+                      "Which segment has the most customers?", "Show me each segment with its revenue share."],
+    "churn_tier": ["Which {tier}-value customers are likely to churn?", "List {tier}-value customers at risk of leaving.",
+                   "Show me churn risks among our {tier}-value customers.",
+                   "Who are the {tier} value customers most likely to stop buying?"],
+    "churn_segment": ["Who in the {seg} segment is most likely to churn?", "Rank the {seg} customers by churn risk.",
+                      "Churn risk in the {seg} segment?"],
+    "offer_customers": ["Draft a retention offer for {c1} and {c2}.", "Prepare a win-back coupon for {c1}.",
+                        "What offer should we send {c1} and {c2}?", "Create a retention offer for customer {c1}."],
+    "m_products": ["Which {q} do we sell?", "Do we carry any {q}?", "List our {q} products.",
+                 "What {q} options are in the catalog?"],
     "lookup_customer": ["Which segment is customer {cust} in?", "What segment does {cust} belong to?"],
     "lookup_segment": ["Who are the most valuable customers in the {seg} segment?", "List the {seg} customers."],
     "churn": ["Which {n} customers are most likely to churn?", "Show me the top {n} churn risks.",
@@ -424,14 +443,35 @@ class Planner:
 
     def marketer(self, lang: str) -> Plan | None:
         ph = ZH if lang == "zh" else EN
-        kind = self.pick(["segments", "lookup_customer", "lookup_segment", "churn", "profile", "offer", "insights",
-                          "reviews"])
+        from tools.analytics.rfm import SEGMENTS
+
+        kind = self.pick(["segments", "lookup_customer", "lookup_segment", "churn", "churn_tier", "churn_segment",
+                          "profile", "offer", "offer_customers", "insights", "reviews", "products"])
         cust = self.pick(self.view.customers)
         shown = self.view.customer_emails.get(cust, cust) if self.rng.random() < 0.3 else cust
-        seg = self.pick(["At risk", "Champions", "Loyal", "Hibernating", "New customers", "Need attention"])
+        seg = self.pick(list(SEGMENTS))
         n = self.pick([5, 10, 20])
         if kind == "segments":
-            return Plan("m-segments", "marketer", None, lang, [self.pick(ph["segments"])], [tool("summarize_segments"), ANSWER])
+            return Plan("m-segments", "marketer", None, lang, [self.pick(ph["segments"] + ph["segments_more"])],
+                        [tool("summarize_segments"), ANSWER])
+        if kind == "churn_tier":
+            tier = self.pick(["high", "medium", "low"])
+            shown_tier = {"high": "高", "medium": "中等", "low": "低"}[tier] if lang == "zh" else tier
+            return Plan("m-churn", "marketer", None, lang, [self.pick(ph["churn_tier"]).format(tier=shown_tier)],
+                        [tool("score_churn", tier=tier), ANSWER])
+        if kind == "churn_segment":
+            return Plan("m-churn", "marketer", None, lang, [self.pick(ph["churn_segment"]).format(seg=seg)],
+                        [tool("score_churn", segment=seg), ANSWER])
+        if kind == "offer_customers":
+            c2 = self.pick([c for c in self.view.customers if c != cust] or [cust])
+            text = self.pick(ph["offer_customers"])
+            targets = [cust, c2] if "{c2}" in text else [cust]
+            return Plan("m-offer", "marketer", None, lang, [text.format(c1=cust, c2=c2)],
+                        [tool("draft_retention_offer", customers=targets), ANSWER])
+        if kind == "products":
+            q = self.pick(ZH_PRODUCT_QUERIES if lang == "zh" else PRODUCT_QUERIES)
+            return Plan("m-products", "marketer", None, lang, [self.pick(ph["m_products"]).format(q=q)],
+                        [tool("search_products", query=q), ANSWER])
         if kind == "lookup_customer":
             return Plan("m-lookup", "marketer", None, lang, [self.pick(ph["lookup_customer"]).format(cust=shown)],
                         [tool("lookup_segment", customer=shown), ANSWER])

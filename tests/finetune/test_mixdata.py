@@ -45,3 +45,24 @@ def test_mix_leaves_out_eval_case_prompts(tmp_path):
     write_transcripts([_conv("give me an overview of our segments.", None), _conv("other", None)], path)
     out, report = build([(path, None)], [], first_turn_share=1.0, seed=0, eval_prompts=case_prompts(cases))
     assert report["left_out_eval_prompt"] == 1 and [first_user(t) for t in out] == ["other"]
+
+
+def test_mix_never_cuts_before_a_proposed_write(tmp_path):
+    def call(name: str) -> dict:
+        return {"role": "assistant", "content": "", "tool_calls": [
+            {"id": name, "type": "function", "function": {"name": name, "arguments": {}}}]}
+
+    ret = Transcript(messages=[
+        {"role": "system", "content": "sys"}, {"role": "user", "content": "return the TV from #1"},
+        call("get_order_details"), {"role": "tool", "content": "order #1 delivered", "tool_call_id": "get_order_details"},
+        call("return_delivered_order_items"),
+        {"role": "assistant", "content": "Shall I go ahead?", "weight": 0}, {"role": "user", "content": "yes"},
+        {"role": "assistant", "content": "Done."}])
+    path = tmp_path / "t.jsonl"
+    write_transcripts([ret, _conv("question", "c1")], path)
+    out, _ = build([(path, None)], [], first_turn_share=1.0, seed=0)
+    kept = {first_user(t): t for t in out}
+    # the lookup alone would teach stopping after it; the return proposal is kept, what follows is still cut
+    assert [m.get("tool_calls", [{}])[0].get("function", {}).get("name") for m in kept["return the tv from #1"].messages
+            if m["role"] == "assistant"] == ["get_order_details", "return_delivered_order_items"]
+    assert sum(m["role"] == "assistant" for m in kept["question"].messages) == 1

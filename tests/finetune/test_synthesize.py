@@ -134,3 +134,23 @@ def test_flows_option_restricts_the_mix_and_names_unknown_flows():
     assert pick_flows(["products", "marketer"], 0.6, "sample") == (["products"], 0.6)
     with pytest.raises(ValueError, match="unknown flow.*prodcts.*known: status"):
         pick_flows(["prodcts"], None, "sample")
+
+
+def test_every_marketer_request_kind_plays_without_a_tool_error(sample_store, settings):
+    """Each kind of marketer request (by tool and argument names) runs for real: no segment name or argument the
+    synthesizer writes is one the tools refuse, so no training conversation teaches a failing call."""
+    view = read_shop(sample_store, exclude=set())
+    p = _planner(view, seed=3)
+    kinds: dict[tuple, object] = {}
+    for i in range(200):
+        plan = p.marketer("en" if i % 2 else "zh")
+        call = plan.script[0]["tool_calls"][0]
+        kinds.setdefault((call["name"], tuple(sorted(call["arguments"]))), plan)
+    assert {("score_churn", ("tier",)), ("score_churn", ("segment",)), ("draft_retention_offer", ("customers",)),
+            ("draft_retention_offer", ("segment",)), ("search_products", ("query",)), ("summarize_segments", ())} <= set(kinds)
+    for (name, _), plan in kinds.items():
+        if name in ("search_products", "search_reviews", "review_insights"):
+            continue  # these need a built search index (tests/index); their only argument is free text
+        t = play(plan, settings, sample_store)
+        for call, content in _tool_messages(t):
+            assert not content.startswith("error"), (call, content[:300])
