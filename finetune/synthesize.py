@@ -57,6 +57,8 @@ ZH = {
     "profile": ["客户 {cust} 的消费情况如何?", "介绍一下客户 {cust}。", "看一下客户 {cust} 的画像。",
                 "{cust} 的流失风险和价值等级是多少?"],
     "offer": ["给 {seg} 分群起草一个挽留优惠。", "为 {seg} 分群设计一个召回优惠方案。"],
+    "product_details": ["商品 {pid} 有哪些型号和价格?", "商品 {pid} 有货吗?有哪些款式?", "介绍一下商品 {pid}。"],
+    "customer_reviews": ["{name} 的{topic}怎么样?评论里怎么说?", "买过 {name} 的人对{topic}评价如何?"],
     "segments_more": ["各个分群的客户数和收入是多少?", "客户分群概览。", "每个分群的流失风险怎么样?",
                       "看一下现在的 RFM 分群。"],
     "churn_tier": ["{tier}价值客户里谁最可能流失?", "列出有流失风险的{tier}价值客户。"],
@@ -91,6 +93,11 @@ EN = {
                  "Break down our customers by segment.", "How many customers are in each segment, and what revenue?",
                  "Show me the segment summary.", "Which segments bring in the most revenue?",
                  "What's the churn risk per segment?"],
+    "product_details": ["What options and prices do you have for product {pid}?", "Tell me about product {pid}.",
+                        "Is product {pid} in stock, and in which versions?", "How much does product {pid} cost?",
+                        "Which versions of item {pid} can I buy?", "product {pid}: what are the options?"],
+    "customer_reviews": ["What do reviewers say about the {topic} of the {name}?", "How is the {topic} on the {name}?",
+                         "Do buyers of the {name} complain about {topic}?", "Any reviews on the {name}'s {topic}?"],
     "segments_more": ["Segment overview, please.", "Can I get a breakdown of customers and revenue per segment?",
                       "What are our customer segments and how big are they?", "Quick summary of all segments.",
                       "How are our RFM segments doing?", "Overview of the customer base by segment.",
@@ -207,13 +214,14 @@ class ShopView:
     variants: dict[str, list[tuple[str, bool]]]  # product -> [(variant id, available)]
     customer_emails: dict[str, str]
     categories: list[str]
+    reviewed: list[str] = field(default_factory=list)  # names of products that have reviews
 
 
 def read_shop(store, exclude: set[str]) -> ShopView:
     from sqlalchemy import select
     from sqlalchemy.orm import selectinload
 
-    from store.models import Customer, Order, PaymentMethod, Product, Variant
+    from store.models import Customer, Order, PaymentMethod, Product, Review, Variant
 
     orders: dict[str, list[dict[str, Any]]] = defaultdict(list)
     with store.read() as s:
@@ -231,8 +239,9 @@ def read_shop(store, exclude: set[str]) -> ShopView:
             variants[v.product_id].append((v.id, bool(v.available)))
         emails = {c.id: c.email for c in s.scalars(select(Customer)) if c.email}
         cats = sorted({c for c in s.scalars(select(Product.category)) if c})
+        reviewed = sorted(set(s.scalars(select(Product.name).where(Product.id.in_(select(Review.product_id))))))
     customers = sorted(c for c in orders if c not in exclude)
-    return ShopView(customers, dict(orders), dict(pms), dict(variants), emails, cats)
+    return ShopView(customers, dict(orders), dict(pms), dict(variants), emails, cats, reviewed)
 
 
 def eval_customers() -> set[str]:
@@ -434,6 +443,21 @@ class Planner:
         text = self.pick((ZH if lang == "zh" else EN)["products"]).format(q=q)
         return Plan("search", "customer", c, lang, [text], [tool("search_products", query=q), ANSWER])
 
+    def product_details(self, lang: str) -> Plan | None:
+        c = self.pick(self.view.customers)
+        pid = self.pick(sorted(self.view.variants))
+        text = self.pick((ZH if lang == "zh" else EN)["product_details"]).format(pid=pid)
+        return Plan("product", "customer", c, lang, [text], [tool("get_product_details", product_id=pid), ANSWER])
+
+    def reviews(self, lang: str) -> Plan | None:
+        c = self.pick(self.view.customers)
+        if not self.view.reviewed:
+            return None  # a shop without reviews (tau2)
+        name = self.pick(self.view.reviewed)
+        topic = self.pick(REVIEW_TOPICS_ZH if lang == "zh" else REVIEW_TOPICS)
+        text = self.pick((ZH if lang == "zh" else EN)["customer_reviews"]).format(name=name, topic=topic)
+        return Plan("reviews", "customer", c, lang, [text], [tool("search_reviews", query=topic, product=name), ANSWER])
+
     def recommend(self, lang: str) -> Plan | None:
         c = self.pick(self.view.customers)
         text = self.pick((ZH if lang == "zh" else EN)["recommend"])
@@ -581,6 +605,7 @@ CUSTOMER_FLOWS = {  # flow -> weight
     "status": 5, "listing": 2, "where_no_id": 2, "cancel": 3, "cancel_declined": 1, "cancel_refused": 2,
     "cancel_no_id": 1.5, "return_items": 2.5, "exchange_items": 2, "address": 1.5, "other_customer": 1.5,
     "handoff": 1.5, "refusal": 1.5, "products": 1, "recommend": 0.5,
+    "product_details": 0.7, "reviews": 0.5,
 }
 
 

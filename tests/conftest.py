@@ -170,7 +170,7 @@ def sqlite_store(tmp_path):
 def _copy_store(template: Path, tmp_path: Path):
     from store.db import open_store
 
-    target = tmp_path / "shop.db"
+    target = tmp_path / f"shop-{template.stem}.db"  # one per template: a test may use the sample and tau2 shops
     shutil.copyfile(template, target)
     return open_store(f"sqlite:///{target}")
 

@@ -154,3 +154,24 @@ def test_every_marketer_request_kind_plays_without_a_tool_error(sample_store, se
         t = play(plan, settings, sample_store)
         for call, content in _tool_messages(t):
             assert not content.startswith("error"), (call, content[:300])
+
+
+def test_product_detail_and_review_questions(sample_store, tau2_store, settings):
+    from agent.grounding import render
+    from tools.catalog import get_product_details
+    from tools.context import ShopContext
+
+    p = _planner(read_shop(sample_store, exclude=set()), seed=2)
+    plan = p.product_details("en")
+    call = plan.script[0]["tool_calls"][0]
+    assert call["name"] == "get_product_details" and call["arguments"]["product_id"] in plan.turns[0]
+    t = play(plan, settings, sample_store)
+    ((_, content),) = _tool_messages(t)
+    ctx = ShopContext(store=sample_store, settings=settings, role="customer", customer_id=plan.customer_id)
+    assert content == render(get_product_details(ctx, **call["arguments"]))
+    plan = p.reviews("zh")
+    call = plan.script[0]["tool_calls"][0]
+    assert call["name"] == "search_reviews" and call["arguments"]["product"] in plan.turns[0]
+    assert call["arguments"]["product"] in p.view.reviewed
+    # the tau2 shop has no reviews: no review question is planned there
+    assert _planner(read_shop(tau2_store, exclude=set())).reviews("en") is None
