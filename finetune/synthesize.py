@@ -466,8 +466,12 @@ class Planner:
     # -- marketer flows --------------------------------------------------------------------------------
 
     def marketer(self, lang: str) -> Plan | None:
-        ph = ZH if lang == "zh" else EN
         from tools.analytics.rfm import SEGMENTS
+
+        ph = ZH if lang == "zh" else EN
+
+        def ask(kind: str, text: str, name: str, **arguments: Any) -> Plan:  # one request, one call, the answer
+            return Plan(kind, "marketer", None, lang, [text], [tool(name, **arguments), ANSWER])
 
         kind = self.pick(["segments", "lookup_customer", "lookup_segment", "churn", "churn_tier", "churn_segment",
                           "profile", "offer", "offer_customers", "insights", "reviews", "products"])
@@ -476,50 +480,38 @@ class Planner:
         seg = self.pick(list(SEGMENTS))
         n = self.pick([5, 10, 20])
         if kind == "segments":
-            return Plan("m-segments", "marketer", None, lang, [self.pick(ph["segments"] + ph["segments_more"])],
-                        [tool("summarize_segments"), ANSWER])
+            return ask("m-segments", self.pick(ph["segments"] + ph["segments_more"]), "summarize_segments")
         if kind == "churn_tier":
             tier = self.pick(["high", "medium", "low"])
             shown_tier = {"high": "高", "medium": "中等", "low": "低"}[tier] if lang == "zh" else tier
-            return Plan("m-churn", "marketer", None, lang, [self.pick(ph["churn_tier"]).format(tier=shown_tier)],
-                        [tool("score_churn", tier=tier), ANSWER])
+            return ask("m-churn", self.pick(ph["churn_tier"]).format(tier=shown_tier), "score_churn", tier=tier)
         if kind == "churn_segment":
-            return Plan("m-churn", "marketer", None, lang, [self.pick(ph["churn_segment"]).format(seg=seg)],
-                        [tool("score_churn", segment=seg), ANSWER])
+            return ask("m-churn", self.pick(ph["churn_segment"]).format(seg=seg), "score_churn", segment=seg)
         if kind == "offer_customers":
             c2 = self.pick([c for c in self.view.customers if c != cust] or [cust])
             text = self.pick(ph["offer_customers"])
             targets = [cust, c2] if "{c2}" in text else [cust]
-            return Plan("m-offer", "marketer", None, lang, [text.format(c1=cust, c2=c2)],
-                        [tool("draft_retention_offer", customers=targets), ANSWER])
+            return ask("m-offer", text.format(c1=cust, c2=c2), "draft_retention_offer", customers=targets)
         if kind == "products":
             q = self.pick(ZH_PRODUCT_QUERIES if lang == "zh" else PRODUCT_QUERIES)
-            return Plan("m-products", "marketer", None, lang, [self.pick(ph["m_products"]).format(q=q)],
-                        [tool("search_products", query=q), ANSWER])
+            return ask("m-products", self.pick(ph["m_products"]).format(q=q), "search_products", query=q)
         if kind == "lookup_customer":
-            return Plan("m-lookup", "marketer", None, lang, [self.pick(ph["lookup_customer"]).format(cust=shown)],
-                        [tool("lookup_segment", customer=shown), ANSWER])
+            return ask("m-lookup", self.pick(ph["lookup_customer"]).format(cust=shown), "lookup_segment", customer=shown)
         if kind == "lookup_segment":
-            return Plan("m-lookup", "marketer", None, lang, [self.pick(ph["lookup_segment"]).format(seg=seg)],
-                        [tool("lookup_segment", segment=seg), ANSWER])
+            return ask("m-lookup", self.pick(ph["lookup_segment"]).format(seg=seg), "lookup_segment", segment=seg)
         if kind == "churn":
-            return Plan("m-churn", "marketer", None, lang, [self.pick(ph["churn"]).format(n=n)],
-                        [tool("score_churn", top_n=n), ANSWER])
+            return ask("m-churn", self.pick(ph["churn"]).format(n=n), "score_churn", top_n=n)
         if kind == "profile":
-            return Plan("m-profile", "marketer", None, lang, [self.pick(ph["profile"]).format(cust=shown)],
-                        [tool("get_customer_profile", customer=shown), ANSWER])
+            return ask("m-profile", self.pick(ph["profile"]).format(cust=shown), "get_customer_profile", customer=shown)
         if kind == "offer":
-            return Plan("m-offer", "marketer", None, lang, [self.pick(ph["offer"]).format(seg=seg)],
-                        [tool("draft_retention_offer", segment=seg), ANSWER])
+            return ask("m-offer", self.pick(ph["offer"]).format(seg=seg), "draft_retention_offer", segment=seg)
         if kind == "reviews":
             topic = self.pick(REVIEW_TOPICS_ZH if lang == "zh" else REVIEW_TOPICS)
-            return Plan("m-reviews", "marketer", None, lang, [self.pick(ph["reviews"]).format(topic=topic)],
-                        [tool("search_reviews", query=topic), ANSWER])
+            return ask("m-reviews", self.pick(ph["reviews"]).format(topic=topic), "search_reviews", query=topic)
         if not self.view.categories:
             return None
         cat = self.pick(self.view.categories)
-        return Plan("m-insights", "marketer", None, lang, [self.pick(ph["insights"]).format(cat=cat)],
-                    [tool("review_insights", category=cat), ANSWER])
+        return ask("m-insights", self.pick(ph["insights"]).format(cat=cat), "review_insights", category=cat)
 
 
 def tool(name: str, **arguments: Any) -> dict[str, Any]:
