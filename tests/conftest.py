@@ -242,3 +242,9 @@ def _assert_tool_signature(fn) -> None:
 def assert_tool_signature():
     """`assert_tool_signature(fn)`: fails unless `fn` follows the tool convention (see _assert_tool_signature)."""
     return _assert_tool_signature
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Remove this run's scratch folder (store templates, converted model, PostgreSQL cluster: about 430 MB);
+    session fixtures, servers included, are torn down before this runs."""
+    shutil.rmtree(_SESSION_TMP, ignore_errors=True)
