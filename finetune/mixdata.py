@@ -25,10 +25,14 @@ from finetune.train import truncate_turns
 from finetune.transcripts import Transcript, load_transcripts, write_transcripts
 
 
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
 def first_user(t: Transcript) -> str:
     for m in t.messages:
         if m["role"] == "user":
-            return " ".join((m.get("content") or "").lower().split())
+            return _norm(m.get("content") or "")
     return ""
 
 
@@ -36,7 +40,7 @@ def case_prompts(path: Path) -> set[str]:
     """The opening user messages of eval cases (agent/evalcases/cases.jsonl), normalised as first_user does."""
     from agent.evaluate import load_cases
 
-    return {" ".join(case.turns[0].lower().split()) for case in load_cases(path)}
+    return {_norm(case.turns[0]) for case in load_cases(path)}
 
 
 def turns_through_write(t: Transcript) -> int:

@@ -86,8 +86,8 @@ def with_dev_file(data: PreparedData, dev: list[Transcript]) -> PreparedData:
     file's customers are left out, so no dev customer appears in training, and the report counts them."""
     dev_customers = {t.customer_id for t in dev if t.customer_id}
     train = [t for t in data.train if not (t.customer_id and t.customer_id in dev_customers)]
+    train_customers = {t.customer_id for t in train if t.customer_id}
     report = dict(data.report, dev=len(dev), dev_customers=len(dev_customers),
                   left_out_dev_customer=len(data.train) - len(train), train=len(train),
-                  train_customers=len({t.customer_id for t in train if t.customer_id}), customers_in_both=0)
+                  train_customers=len(train_customers), customers_in_both=len(train_customers & dev_customers))
     return PreparedData(train, dev, report)
-

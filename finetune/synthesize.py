@@ -50,7 +50,9 @@ ZH = {
     "recommend": ["根据我买过的东西,给我推荐点商品吧。", "有什么适合我的推荐吗?", "我还可能喜欢什么?",
                   "根据我的购买记录推荐一下。"],
     "segments": ["我们的客户分群情况怎么样?", "每个客户分群有多少人?", "给我看一下客户分群概况。",
-                 "按分群统计一下客户和收入。", "哪个分群贡献的收入最多?"],
+                 "按分群统计一下客户和收入。", "哪个分群贡献的收入最多?",
+                 "各个分群的客户数和收入是多少?", "客户分群概览。", "每个分群的流失风险怎么样?",
+                 "看一下现在的 RFM 分群。"],
     "lookup_customer": ["客户 {cust} 属于哪个分群?", "{cust} 在哪个客户分群?"],
     "lookup_segment": ["{seg} 分群里最有价值的客户是谁?", "列出 {seg} 分群的客户。"],
     "churn": ["哪些客户最有可能流失?列出前{n}名。", "给我流失风险最高的 {n} 个客户。"],
@@ -59,8 +61,6 @@ ZH = {
     "offer": ["给 {seg} 分群起草一个挽留优惠。", "为 {seg} 分群设计一个召回优惠方案。"],
     "product_details": ["商品 {pid} 有哪些型号和价格?", "商品 {pid} 有货吗?有哪些款式?", "介绍一下商品 {pid}。"],
     "customer_reviews": ["{name} 的{topic}怎么样?评论里怎么说?", "买过 {name} 的人对{topic}评价如何?"],
-    "segments_more": ["各个分群的客户数和收入是多少?", "客户分群概览。", "每个分群的流失风险怎么样?",
-                      "看一下现在的 RFM 分群。"],
     "churn_tier": ["{tier}价值客户里谁最可能流失?", "列出有流失风险的{tier}价值客户。"],
     "churn_segment": ["{seg} 分群里谁最可能流失?", "{seg} 分群的流失风险排行。"],
     "offer_customers": ["给 {c1} 和 {c2} 起草一个挽留优惠。", "为客户 {c1} 设计一个召回优惠。"],
@@ -92,16 +92,16 @@ EN = {
                  "Summarize the RFM segments for me.", "What do our segments look like right now?",
                  "Break down our customers by segment.", "How many customers are in each segment, and what revenue?",
                  "Show me the segment summary.", "Which segments bring in the most revenue?",
-                 "What's the churn risk per segment?"],
+                 "What's the churn risk per segment?",
+                 "Segment overview, please.", "Can I get a breakdown of customers and revenue per segment?",
+                 "What are our customer segments and how big are they?", "Quick summary of all segments.",
+                 "How are our RFM segments doing?", "Overview of the customer base by segment.",
+                 "Which segment has the most customers?", "Show me each segment with its revenue share."],
     "product_details": ["What options and prices do you have for product {pid}?", "Tell me about product {pid}.",
                         "Is product {pid} in stock, and in which versions?", "How much does product {pid} cost?",
                         "Which versions of item {pid} can I buy?", "product {pid}: what are the options?"],
     "customer_reviews": ["What do reviewers say about the {topic} of the {name}?", "How is the {topic} on the {name}?",
                          "Do buyers of the {name} complain about {topic}?", "Any reviews on the {name}'s {topic}?"],
-    "segments_more": ["Segment overview, please.", "Can I get a breakdown of customers and revenue per segment?",
-                      "What are our customer segments and how big are they?", "Quick summary of all segments.",
-                      "How are our RFM segments doing?", "Overview of the customer base by segment.",
-                      "Which segment has the most customers?", "Show me each segment with its revenue share."],
     "churn_tier": ["Which {tier}-value customers are likely to churn?", "List {tier}-value customers at risk of leaving.",
                    "Show me churn risks among our {tier}-value customers.",
                    "Who are the {tier} value customers most likely to stop buying?"],
@@ -480,7 +480,7 @@ class Planner:
         seg = self.pick(list(SEGMENTS))
         n = self.pick([5, 10, 20])
         if kind == "segments":
-            return ask("m-segments", self.pick(ph["segments"] + ph["segments_more"]), "summarize_segments")
+            return ask("m-segments", self.pick(ph["segments"]), "summarize_segments")
         if kind == "churn_tier":
             tier = self.pick(["high", "medium", "low"])
             shown_tier = {"high": "高", "medium": "中等", "low": "低"}[tier] if lang == "zh" else tier
