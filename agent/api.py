@@ -16,12 +16,13 @@ EventKind = Literal["text", "tool_call", "tool_result", "confirm", "handoff", "f
 class AgentEvent:
     """One step of a turn.
 
-    - text: a streamed piece of the assistant's reply (`text` holds the delta).
+    - text: a streamed piece of text (reserved: replies are rendered by code from results, so none stream today).
     - tool_call: the agent calls `name` with `arguments` (`call_id` links the result).
     - tool_result: what the tool returned (`data` is the typed result as JSON, `text` its rendering).
     - confirm: a write waits for the customer's yes/no (`text` states the exact action, `data` the action).
     - handoff: the conversation goes to a human (`text` is the summary for them).
-    - final: the turn's final answer (`text`), after grounding checks; `data["grounding_replaced"]` tells if replaced.
+    - final: the turn's reply (`text`), rendered from the turn's tool results; `meta["model_text_dropped"]` says why
+      the model's own words were left out, when they were.
     - error: something the user should know went wrong (`text` is a clear sentence, never a traceback).
     """
 
@@ -52,4 +53,24 @@ class ChatSession(Protocol):
 
     def describe_backend(self) -> dict[str, Any]:
         """Which backend, model and adapter answer (shown in the UI)."""
+        ...
+
+    @property
+    def pending(self) -> Any:
+        """The write waiting for the customer's explicit yes (tools.context.PendingAction), or None."""
+        ...
+
+    @property
+    def handed_off(self) -> bool:
+        """True once the conversation went to a human: the bot answers no more (respond() says a person will reply)."""
+        ...
+
+    def confirm(self) -> Iterator[AgentEvent]:
+        """Carry out the pending write (the UI's Confirm button): code re-checks the policy and writes; yields
+        tool_call, tool_result and final events. With nothing pending, one final event says so."""
+        ...
+
+    def decline(self) -> Iterator[AgentEvent]:
+        """Drop the pending write (the UI's Cancel button); yields one final event. The next message is answered
+        as a new question."""
         ...

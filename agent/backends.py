@@ -1,7 +1,10 @@
 """Chat model backends of the agent: in-process transformers (+ peft adapter), vLLM over its OpenAI API, or scripted.
 
-Both real backends render agent/chat_template.jinja and read `<tool_call>{json}</tool_call>` the same way
-(agent/parsing.py here; the vLLM tool-parser plugin on the server).
+Both real backends render agent/chat_template.jinja, decode under the same tool-call grammar (agent/grammar.py:
+xgrammar's logits processor here, structured outputs on the vLLM server) and read `<tool_call>{json}</tool_call>`
+the same way (agent/parsing.py here; vLLM's hermes tool parser on the server). Per-turn enums go in with the tools:
+
+    bound = model.bind_tools(tools, enums={"order_id": ["#W2611340"]}, tool_choice=None)   # either backend
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, SystemMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
+from langchain_openai import ChatOpenAI
 
+from agent.grammar import CallGrammars, call_structural_tag, constrained_tools
 from agent.parsing import parse_tool_calls, safe_prefix_len
 from shopdesk.output import UserError
 from shopdesk.settings import Settings
@@ -66,18 +71,34 @@ class _Loaded:
         self.model = model
         self.tokenizer = tokenizer
         self.lock = threading.Lock()  # generate() is not re-entrant on one model
+        im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+        self.eos = [i for i in {im_end, tokenizer.eos_token_id} if isinstance(i, int) and i >= 0]
+        self._grammars: CallGrammars | None = None
+        self._grammars_lock = threading.Lock()
+
+    @property
+    def grammars(self) -> CallGrammars:
+        """The tokenizer's grammar compiler and compiled grammars (made on first use)."""
+        with self._grammars_lock:
+            if self._grammars is None:
+                self._grammars = CallGrammars(self.tokenizer, vocab_size=self.model.config.vocab_size,
+                                              stop_token_ids=self.eos)
+            return self._grammars
 
 
 class LocalChatModel(BaseChatModel):
     """SmolLM2 (or any causal LM folder) in this process, fp32 on CPU, greedy decoding.
 
     Models are loaded once per (path, adapter) in the explicit class-level `registry`; `clear_registry()` frees them.
+    With tools bound, generation runs under the tool-call grammar (agent/grammar.py) unless `grammar` is off
+    (here or in bind_tools); then a forced tool_choice falls back to prefilling the call's opening.
     """
 
     model_path: str
     adapter: str | None = None
     max_new_tokens: int = 192
     torch_threads: int | None = None
+    grammar: bool = True
 
     registry: ClassVar[dict[tuple[str, str | None], _Loaded]] = {}
     _registry_lock: ClassVar[threading.Lock] = threading.Lock()
@@ -115,15 +136,31 @@ class LocalChatModel(BaseChatModel):
         model.eval()
         return _Loaded(model, tokenizer)
 
-    def render(self, messages: Sequence[BaseMessage], tools: list[dict] | None, tool_choice: Any = None) -> str:
+    def render(self, messages: Sequence[BaseMessage], tools: list[dict] | None, tool_choice: Any = None,
+               grammar: bool | None = None) -> str:
+        """The prompt; the per-turn enums never appear in it (the grammar holds them), so it stays the prompt the
+        adapter was trained on."""
         tok = self.loaded().tokenizer
         prompt = tok.apply_chat_template(to_chat_dicts(messages), tools=tools or None, add_generation_prompt=True,
                                          tokenize=False)
-        return prompt + self._forced_prefix(tools, tool_choice)
+        return prompt + self._prefix(tools, tool_choice, grammar)
+
+    def _uses_grammar(self, tools: list[dict] | None, grammar: bool | None) -> bool:
+        return bool(tools) and (self.grammar if grammar is None else grammar)
+
+    def _prefix(self, tools: list[dict] | None, tool_choice: Any, grammar: bool | None) -> str:
+        return "" if self._uses_grammar(tools, grammar) else self._forced_prefix(tools, tool_choice)
+
+    def _call_grammar(self, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+        """The structural tag this call decodes under, or None (no tools bound, or the grammar is off)."""
+        tools = kwargs.get("tools")
+        if not self._uses_grammar(tools, kwargs.get("grammar")):
+            return None
+        return call_structural_tag(constrained_tools(tools, kwargs.get("enums")), kwargs.get("tool_choice"))
 
     @staticmethod
     def _forced_prefix(tools: list[dict] | None, tool_choice: Any) -> str:
-        """Prefill that forces a tool call (tool_choice 'required'/'any' or a tool name)."""
+        """Without the grammar: prefill that forces a tool call (tool_choice 'required'/'any' or a tool name)."""
         if not tools or tool_choice in (None, "auto", "none"):
             return ""
         name = None
@@ -143,7 +180,8 @@ class LocalChatModel(BaseChatModel):
             prefix += '"' + first + '": ' + ('"' if kind == "string" else "")
         return prefix
 
-    def _token_stream(self, prompt: str, stop: list[str] | None) -> Iterator[str]:
+    def _token_stream(self, prompt: str, stop: list[str] | None, call_grammar: dict[str, Any] | None = None
+                      ) -> Iterator[str]:
         import torch
         from transformers import TextIteratorStreamer
 
@@ -151,15 +189,26 @@ class LocalChatModel(BaseChatModel):
         tok = loaded.tokenizer
         inputs = tok(prompt, return_tensors="pt", add_special_tokens=False)
         streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True)
-        im_end = tok.convert_tokens_to_ids("<|im_end|>")
-        eos = [i for i in {im_end, tok.eos_token_id} if isinstance(i, int) and i >= 0]
+        eos = loaded.eos
+        # a processor holds its matcher's state: a fresh one for every generate() call
+        processors = [loaded.grammars.logits_processor(call_grammar)] if call_grammar is not None else None
         errors: list[BaseException] = []
+        # the caller may stop reading early (it has seen enough of a plain-text reply): generation stops with it
+        stopped = threading.Event()
 
         def work():
+            from transformers import StoppingCriteria, StoppingCriteriaList
+
+            class _Stopped(StoppingCriteria):
+                def __call__(self, input_ids, scores, **kwargs):
+                    return torch.full((input_ids.shape[0],), stopped.is_set(), dtype=torch.bool)
+
             try:
                 with torch.inference_mode():
                     loaded.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                          eos_token_id=eos, pad_token_id=eos[0], streamer=streamer)
+                                          eos_token_id=eos, pad_token_id=eos[0], streamer=streamer,
+                                          logits_processor=processors,
+                                          stopping_criteria=StoppingCriteriaList([_Stopped()]))
             except BaseException as exc:  # surfaced in the caller's thread below
                 errors.append(exc)
                 streamer.end()
@@ -167,9 +216,17 @@ class LocalChatModel(BaseChatModel):
         with loaded.lock:
             thread = threading.Thread(target=work, daemon=True)
             thread.start()
-            for piece in streamer:
-                yield piece
-            thread.join()
+            finished = False
+            try:
+                for piece in streamer:
+                    yield piece
+                finished = True
+            finally:
+                if not finished:  # the caller stopped early: end generation and drain what it still writes
+                    stopped.set()
+                    for _ in streamer:
+                        pass
+                thread.join()
         if errors:
             raise errors[0]
 
@@ -182,11 +239,11 @@ class LocalChatModel(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         tools = kwargs.get("tools")
         tool_choice = kwargs.get("tool_choice")
-        prompt = self.render(messages, tools, tool_choice)
-        prefix = self._forced_prefix(tools, tool_choice)
+        prompt = self.render(messages, tools, tool_choice, kwargs.get("grammar"))
+        prefix = self._prefix(tools, tool_choice, kwargs.get("grammar"))
         text = prefix
         sent = 0
-        for piece in self._token_stream(prompt, stop):
+        for piece in self._token_stream(prompt, stop, self._call_grammar(kwargs)):
             text += piece
             if prefix:
                 continue
@@ -217,9 +274,10 @@ class LocalChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        tools = kwargs.get("tools")
-        prompt = self.render(messages, tools, kwargs.get("tool_choice"))
-        text = self._forced_prefix(tools, kwargs.get("tool_choice")) + "".join(self._token_stream(prompt, stop))
+        tools, tool_choice, grammar = kwargs.get("tools"), kwargs.get("tool_choice"), kwargs.get("grammar")
+        prompt = self.render(messages, tools, tool_choice, grammar)
+        text = self._prefix(tools, tool_choice, grammar) + "".join(
+            self._token_stream(prompt, stop, self._call_grammar(kwargs)))
         message = self.to_message(text) if tools else AIMessage(content=text.strip())
         message.response_metadata["raw_text"] = text
         return ChatResult(generations=[ChatGeneration(message=message)])
@@ -234,9 +292,37 @@ class LocalChatModel(BaseChatModel):
                    for c in parsed if c.error is not None or not isinstance(c.arguments, dict)]
         return AIMessage(content=content, tool_calls=valid, invalid_tool_calls=invalid)
 
-    def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any):
+    def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None, enums: dict[str, list] | None = None,
+                   grammar: bool | None = None, **kwargs: Any):
+        """`enums`: per-turn values by argument name (agent.grammar.constrained_tools); `grammar`: override the
+        model's `grammar` setting for this binding (False: unconstrained, for measuring)."""
         formatted = [convert_to_openai_tool(t) for t in tools]
-        return self.bind(tools=formatted, tool_choice=tool_choice, **kwargs)
+        return self.bind(tools=formatted, tool_choice=tool_choice, enums=enums, grammar=grammar, **kwargs)
+
+
+class VLLMChatModel(ChatOpenAI):
+    """ChatOpenAI against shopdesk's vLLM server: with tools bound, each request carries the tool-call grammar
+    (agent/grammar.py) as vLLM structured outputs, so the server decodes text without `<tool_call>`, or one call
+    whose name and arguments follow the schemas and this turn's enums.
+
+    The tools in the request stay as given (the server renders them into the prompt; the enums are not shown), and
+    tool_choice goes as "auto": forcing a call is the grammar's job, and under "auto" vLLM keeps the request's
+    grammar as it is (a forced tool_choice makes it build its own call grammar and drop the request's). The server
+    must not run with `--tool-strict-level parameter`, which adds a call branch without the enums (see
+    agent/vllm_server.py).
+    """
+
+    grammar: bool = True
+
+    def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None, enums: dict[str, list] | None = None,
+                   grammar: bool | None = None, **kwargs: Any):
+        formatted = [convert_to_openai_tool(t) for t in tools]
+        if not (self.grammar if grammar is None else grammar):
+            return super().bind_tools(formatted, tool_choice=tool_choice, **kwargs)
+        tag = call_structural_tag(constrained_tools(formatted, enums), tool_choice)
+        extra_body = dict(kwargs.pop("extra_body", None) or {})
+        extra_body["structured_outputs"] = {"structural_tag": json.dumps(tag)}
+        return super().bind_tools(formatted, tool_choice="auto", extra_body=extra_body, **kwargs)
 
 
 def make_chat_model(settings: Settings, *, adapter: str | None = None, backend: str | None = None) -> BaseChatModel:
@@ -247,12 +333,12 @@ def make_chat_model(settings: Settings, *, adapter: str | None = None, backend: 
 
         return fake_model_from_env()
     if backend == "vllm":
-        from langchain_openai import ChatOpenAI
-
         choice = adapter if adapter is not None else settings.adapter
-        name = settings.vllm_model or served_model(settings.vllm_url, adapter=str(choice).lower() != "none")
-        return ChatOpenAI(base_url=settings.vllm_url, model=name, api_key="EMPTY", temperature=0, max_tokens=256,
-                          timeout=120, max_retries=1)
+        # None is "the shipped adapter" (which `shopdesk serve-llm` serves as the LoRA module `shopdesk`)
+        wanted: bool | str = True if choice is None else (False if choice.lower() == "none" else choice)
+        name = settings.vllm_model or served_model(settings.vllm_url, adapter=wanted)
+        return VLLMChatModel(base_url=settings.vllm_url, model=name, api_key="EMPTY", temperature=0, max_tokens=256,
+                             timeout=120, max_retries=1)
     if backend == "local":
         from shopdesk.models import resolve_chat_model
 
@@ -261,22 +347,46 @@ def make_chat_model(settings: Settings, *, adapter: str | None = None, backend: 
     raise UserError(f"unknown llm backend {backend!r}; expected local, vllm or fake")
 
 
-def served_model(base_url: str, adapter: bool = True) -> str:
-    """The model to ask vLLM for when none is configured: its LoRA module if it serves one (and `adapter`), else
-    the base model."""
+SERVED_ADAPTER = "shopdesk"  # the LoRA module name `shopdesk serve-llm` gives the shipped adapter
+
+
+def served_model(base_url: str, adapter: bool | str = True) -> str:
+    """The model to ask vLLM for when none is configured. `adapter` True: the shipped fine-tune (the LoRA module
+    `shopdesk`, else the server's only LoRA module); a folder or module name: that LoRA module; False: the base
+    model. A wanted adapter the server does not serve is a UserError, never a silent fall-back to the base model."""
     import httpx
 
     try:
         data = httpx.get(base_url.rstrip("/") + "/models", timeout=10).json()["data"]
     except (httpx.HTTPError, ValueError, KeyError) as exc:
         raise UserError(f"cannot reach the vLLM server at {base_url} ({exc}); start it with `shopdesk serve-llm`") from exc
-    loras = [m["id"] for m in data if m.get("parent")]
-    return loras[0] if adapter and loras else next(m["id"] for m in data if not m.get("parent"))
+    base = next((m["id"] for m in data if not m.get("parent")), None)
+    loras = [m for m in data if m.get("parent")]
+    if adapter is False:
+        if base is None:
+            raise UserError(f"the vLLM server at {base_url} lists no base model")
+        return base
+    if adapter is True:
+        named = [m["id"] for m in loras if m["id"] == SERVED_ADAPTER] or ([loras[0]["id"]] if len(loras) == 1 else [])
+    else:  # a module name, or the adapter's folder (vLLM lists a LoRA module's folder as its `root`)
+        named = [m["id"] for m in loras if adapter == m["id"] or _same_folder(adapter, m.get("root"))]
+    if not named:
+        wanted = SERVED_ADAPTER if adapter is True else adapter
+        served = ", ".join(m["id"] for m in loras) or "none"
+        raise UserError(f"the vLLM server at {base_url} does not serve the adapter {wanted!r} "
+                        f"(LoRA modules: {served}); start it with `shopdesk serve-llm`, or set SHOPDESK_ADAPTER=none "
+                        "to use the base model")
+    return named[0]
+
+
+def _same_folder(a: str, b: str | None) -> bool:
+    return bool(b) and Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
 
 
 def describe(model: BaseChatModel) -> dict[str, Any]:
     if isinstance(model, LocalChatModel):
-        return {"backend": "local", "model": model.model_path, "adapter": model.adapter}
-    if model.__class__.__name__ == "ChatOpenAI":
-        return {"backend": "vllm", "model": getattr(model, "model_name", None), "url": str(getattr(model, "openai_api_base", ""))}
+        return {"backend": "local", "model": model.model_path, "adapter": model.adapter, "grammar": model.grammar}
+    if isinstance(model, ChatOpenAI):
+        return {"backend": "vllm", "model": getattr(model, "model_name", None),
+                "url": str(getattr(model, "openai_api_base", "")), "grammar": getattr(model, "grammar", False)}
     return {"backend": getattr(model, "_llm_type", "unknown"), "model": getattr(model, "model_name", None), "adapter": None}

@@ -1,7 +1,8 @@
 """CLI commands of the agent area.
 
     shopdesk chat --customer james_li_5688                      # talk to the support bot in the terminal
-    shopdesk eval --cases agent/evalcases/cases.jsonl --store tau2 --backend local --adapter none --json
+    shopdesk eval --backend local --adapter none --json > base.json   # every shipped case, single and multi-turn
+    shopdesk eval --compare base=base.json shipped=shipped.json new=new.json
     shopdesk serve-llm --port 8000 --adapter shopdesk=finetune/adapters/shopdesk-smollm2
 """
 
@@ -15,14 +16,16 @@ import typer
 
 from shopdesk.output import UserError, cli_errors, emit
 
-DEFAULT_CASES = Path(__file__).with_name("evalcases") / "cases.jsonl"
+CASES_DIR = Path(__file__).with_name("evalcases")
+DEFAULT_CASES = (CASES_DIR / "cases.jsonl", CASES_DIR / "conversations.jsonl")
 
 
 def register(app: typer.Typer) -> None:
     @app.command("eval")
     @cli_errors
     def eval_cmd(
-        cases: Path = typer.Option(DEFAULT_CASES, "--cases", help="JSONL file of eval cases."),
+        cases: list[Path] = typer.Option(None, "--cases", help="JSONL file of eval cases (repeatable); default: "
+                                         "the shipped single-turn and multi-turn cases."),
         store: str = typer.Option(None, "--store", help="Only the cases of this store: tau2 or sample."),
         backend: str = typer.Option(None, "--backend", help="local, vllm, or fake (oracle); default: settings."),
         adapter: str = typer.Option(None, "--adapter", help="LoRA adapter folder, or 'none'; default: settings."),
@@ -30,19 +33,27 @@ def register(app: typer.Typer) -> None:
         lang: str = typer.Option(None, "--lang", help="Only the cases of this language: en or zh."),
         limit: int = typer.Option(None, "--limit", min=1, help="Run at most this many cases (after filtering)."),
         ids: str = typer.Option(None, "--ids", help="Comma-separated case ids to run."),
+        compare: bool = typer.Option(False, "--compare", help="Print the saved JSON REPORTS side by side per kind "
+                                     "of case instead of running cases."),
+        reports: list[str] = typer.Argument(None, help="With --compare: saved reports, as LABEL=FILE or FILE."),
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
         """Play scripted conversations against the agent, each on a fresh copy of its store, and score them."""
-        from agent.evaluate import STORES, load_cases, render_report, run_eval
+        from agent.evaluate import STORES, compare_reports, load_cases, render_report, run_eval
         from shopdesk.settings import get_settings
 
+        if compare or reports:
+            if not (compare and reports):
+                raise UserError("give --compare and the saved reports: --compare base=base.json new=new.json")
+            typer.echo(compare_reports([_saved_report(p) for p in reports]))
+            return
         settings = get_settings()
         if store is not None and store not in STORES:
             raise UserError(f"--store must be one of {', '.join(STORES)}, got {store!r}")
         backend = backend or settings.llm_backend
         if backend not in ("local", "vllm", "fake"):
             raise UserError(f"--backend must be local, vllm or fake, got {backend!r}")
-        selected = load_cases(cases)
+        selected = load_cases(*(cases or DEFAULT_CASES))
         if store:
             selected = [c for c in selected if c.store == store]
         if role:
@@ -53,7 +64,7 @@ def register(app: typer.Typer) -> None:
             wanted = {i.strip() for i in ids.split(",") if i.strip()}
             unknown = wanted - {c.id for c in selected}
             if unknown:
-                raise UserError(f"no such case id(s) in {cases} (after filters): {', '.join(sorted(unknown))}")
+                raise UserError(f"no such case id(s) in the cases (after filters): {', '.join(sorted(unknown))}")
             selected = [c for c in selected if c.id in wanted]
         if limit:
             selected = selected[:limit]
@@ -61,6 +72,22 @@ def register(app: typer.Typer) -> None:
             raise UserError("no cases selected")
         report = run_eval(selected, settings, backend=backend, adapter=adapter)
         emit(report, as_json, render_report)
+
+    def _saved_report(spec: str) -> tuple[str, dict]:
+        """(label, report) from LABEL=FILE or FILE (labelled by its name)."""
+        import json
+
+        label, sep, path = spec.partition("=")
+        path = Path(path if sep else label)
+        if not path.is_file():
+            raise UserError(f"--compare: report {path} does not exist")
+        try:
+            report = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise UserError(f"--compare: {path} is not a JSON report ({exc.msg})") from None
+        if not isinstance(report, dict) or "kinds" not in report:
+            raise UserError(f"--compare: {path} has no per-kind table; save it with `shopdesk eval --json`")
+        return (label if sep else path.stem), report
 
     @app.command("chat")
     @cli_errors
@@ -96,8 +123,9 @@ def register(app: typer.Typer) -> None:
                     detail = event.arguments if event.kind == "tool_call" else event.text
                     typer.echo(f"\n  [{event.kind} {event.name}] {detail}", err=True)
                 elif event.kind in ("final", "error"):
-                    replaced = " (grounded replacement)" if (event.data or {}).get("grounding_replaced") else ""
-                    typer.echo(f"\n{event.text}{replaced}")
+                    typer.echo(f"\n{event.text}")
+            if session.pending is not None:
+                typer.echo("  [type yes to confirm, no to cancel]", err=True)
 
     @app.command("serve-llm")
     @cli_errors

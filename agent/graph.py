@@ -1,20 +1,26 @@
 """One turn of the agent as a LangGraph graph: the place to read which step follows which.
 
-    START ─┬─ hand_off ───────────────────────────────────────────────────┐  the UI's "talk to a human"
-           ├─ execute_pending ────────────────────────────────────────────┤  "yes" to the proposed write
-           ├─ discard_pending ─┐                                          │  anything else drops it
-           └───────────────────┴─► model ─┬─► answer ─────────────────────┤  grounding check
-                                   ▲   ▲  ├─► out_of_steps ───────────────┤  faithful fallback
-                                   │   │  └─► validate ─┬─► give_up ──────┤  second invalid call
-                                   │   └──── correct ◄──┤                 │  one corrective retry
-                                   └──────── tools ◄────┘                 │
-                                              └─► (confirm / handoff) ────┴─► record ─► END
+    START ─┬─ hand_off ─────────────────────────────────────────────┐  the UI's "talk to a human"
+           ├─ after_handoff ────────────────────────────────────────┤  a person took over: the bot stays quiet
+           ├─ execute_pending ──────────────────────────────────────┤  Confirm (button, or a typed yes)
+           ├─ decline_pending ──────────────────────────────────────┤  Cancel (button, or a bare typed no)
+           ├─ discard_pending ─┐                                    │  any other message drops the proposal
+           └───────────────────┴─► model ─┬─► answer ───────────────┤  reply rendered from the turn's results
+                                   ▲   ▲  ├─► out_of_steps ─────────┤
+                                   │   │  └─► validate ─┬─► give_up ┤  a call outside the schema (no grammar)
+                                   │   └──── tools ◄────┘           │
+                                   └──── (answer: facts without a   │
+                                          look-up → one forced call)│
+                                              tools ─► (confirm / handoff) ─┴─► record ─► END
+
+The model decides what to do (which tool, which arguments under the grammar); code states the facts: the reply is
+the rendering of the turn's tool results (`result.render(lang)`), plus the model's own words only when they state no
+fact (agent.grounding). The model's text is therefore not streamed; the person sees each step as it happens.
 
 Every node is `fn(state, runtime)`; `runtime.context` is the session (agent.session.AgentSession), which holds what
-lasts between turns: memory, tools, model, facts for grounding. The state holds only this turn.
-Events reach the caller through LangGraph's custom stream (`get_stream_writer()`): text chunks while the model
-generates, tool_call / tool_result / confirm / handoff as they happen, and the final event last, from `record`,
-after the turn is logged.
+lasts between turns. The state holds only this turn. Events reach the caller through LangGraph's custom stream:
+tool_call / tool_result / confirm / handoff as they happen, and the final event last, from `record`, after the turn
+is logged.
 """
 
 from __future__ import annotations
@@ -34,22 +40,34 @@ from langgraph.runtime import Runtime
 
 from agent.api import AgentEvent
 from agent.backends import LocalChatModel
-from agent.grounding import faithful_answer, is_chinese, problems, render
+from agent.confirmation import is_confirmation, is_refusal
+from agent.grounding import ASK_FIRST, GENERIC_FAILURE, ErrorResult, compose, render
 from agent.parsing import OPEN
 from agent.toolspec import ToolSpec, tool_spec
 from shopdesk.output import to_jsonable
-from tools.errors import ToolError, ToolInputError
+from tools.errors import ToolError
 from tools.orders import discard_pending_action, execute_pending_action, is_write_tool
+from tools.results import Lang
 
 if TYPE_CHECKING:
     from agent.session import AgentSession
 
 log = logging.getLogger(__name__)
 
-GIVE_UP = {
-    "en": "Sorry, I could not process that request. Could you rephrase it, or ask for a human agent?",
-    "zh": "抱歉,我没能处理这个请求。请换个说法,或要求转人工客服。",
+DECLINED = {
+    "en": "OK, I have not made that change. Is there anything else I can help with?",
+    "zh": "好的,我没有做这项更改。还有什么可以帮您的吗?",
 }
+NOTHING_PENDING = {
+    "en": "There is no change waiting for your confirmation.",
+    "zh": "目前没有等待您确认的更改。",
+}
+WITH_A_PERSON = {
+    "en": "A person from our team has this conversation now and will reply here. Your message is added for them.",
+    "zh": "我们的客服人员已接手此对话,会在这里回复您。您的留言已转给他们。",
+}
+MAX_TEXT_CHARS = 160  # longer model text states facts or rambles: it would be dropped, so generation stops there
+MODEL_TOOL_MESSAGE_CHARS = 1500  # what the model reads of a result; the person reads all of it
 
 
 def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -58,16 +76,17 @@ def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 class TurnState(TypedDict, total=False):
     user_text: str
-    direct_handoff: bool  # the UI's button: transfer without asking the model
+    action: str | None  # "handoff" | "confirm" | "decline" (buttons), None for a typed message
+    lang: Lang  # the language the reply is rendered in
     started: float  # perf_counter() at the start, for the turn's latency
     messages: Annotated[list[BaseMessage], operator.add]  # this turn's messages, the user's first
-    results: Annotated[list[tuple[str, Any]], operator.add]  # this turn's tool results (the faithful fallback)
-    meta: Annotated[dict[str, Any], _merge]  # the turn's log entry (steps, grounding, invalid calls, ...)
+    results: Annotated[list[Any], operator.add]  # this turn's tool results (typed), rendered into the reply
+    meta: Annotated[dict[str, Any], _merge]  # the turn's log entry (steps, invalid calls, dropped text, ...)
     path: Annotated[list[str], operator.add]  # the nodes run, in order (logged in meta)
     ai: AIMessage  # the model's latest reply
     checked: list[tuple[dict, ToolSpec, dict]]  # validated calls: (call, spec, arguments)
     errors: list[tuple[dict, str]]  # rejected calls and what was wrong
-    retried: bool  # the one corrective retry is used
+    forced: bool  # the model was asked once to look facts up instead of stating them
     final: AgentEvent | None  # set by the node that ends the turn
 
 
@@ -75,13 +94,19 @@ class TurnState(TypedDict, total=False):
 
 
 def route_start(state: TurnState, runtime: Runtime) -> str:
-    if state.get("direct_handoff"):
+    session = runtime.context
+    action = state.get("action")
+    if session.handed_off:
+        return "after_handoff"
+    if action == "handoff":
         return "hand_off"
-    if runtime.context.ctx.pending_action is None:
+    if action in ("confirm", "decline"):
+        return "execute_pending" if action == "confirm" else "decline_pending"
+    if session.ctx.pending_action is None:
         return "model"
-    from agent.session import is_confirmation
-
-    return "execute_pending" if is_confirmation(state["user_text"]) else "discard_pending"
+    if is_confirmation(state["user_text"]):
+        return "execute_pending"
+    return "decline_pending" if is_refusal(state["user_text"]) else "discard_pending"
 
 
 def route_model(state: TurnState, runtime: Runtime) -> str:
@@ -94,12 +119,14 @@ def route_model(state: TurnState, runtime: Runtime) -> str:
 
 
 def route_validate(state: TurnState, runtime: Runtime) -> str:
-    if not state["errors"]:
-        return "tools"
-    return "give_up" if state.get("retried") else "correct"
+    return "give_up" if state["errors"] else "tools"
 
 
 def route_tools(state: TurnState, runtime: Runtime) -> str:
+    return "record" if state.get("final") is not None else "model"
+
+
+def route_answer(state: TurnState, runtime: Runtime) -> str:
     return "record" if state.get("final") is not None else "model"
 
 
@@ -107,15 +134,26 @@ def route_tools(state: TurnState, runtime: Runtime) -> str:
 
 
 def model(state: TurnState, runtime: Runtime) -> dict[str, Any]:
-    """Ask the model, streaming its text to the caller as it comes."""
+    """Ask the model what to do next. Its text is not streamed to the person: a reply is rendered by code."""
     session = runtime.context
-    write = get_stream_writer()
+    bound = session.bound_for_turn(force_tool=bool(state.get("forced")) and not state["results"])
+    # Under the grammar the model writes plain text or one call, so text means "no call": after a result its words
+    # are not needed (the rendering answers), and before one only a short sentence without facts could be shown.
+    budget = 0 if state["results"] else MAX_TEXT_CHARS
     merged: AIMessageChunk | None = None
-    for chunk in session.bound.stream(session.prompt(state["messages"])):
+    cut = False
+    stream = bound.stream(session.prompt(state["messages"]))
+    for chunk in stream:
         merged = chunk if merged is None else merged + chunk
-        if isinstance(chunk.content, str) and chunk.content:
-            write(AgentEvent(kind="text", text=chunk.content))
-    return {"ai": _reply(merged), "meta": {"steps": state["meta"]["steps"] + 1}}
+        if isinstance(merged.content, str) and len(merged.content.strip()) > budget and not merged.tool_call_chunks:
+            stream.close()  # stops generation (in-process) or the server's request (vLLM)
+            cut = True
+            break
+    meta: dict[str, Any] = {"steps": state["meta"]["steps"] + 1}
+    if cut:  # a cut text is no sentence to show: the reply is the rendering, or the model is asked to look it up
+        meta["model_text_cut"] = True
+        return {"ai": AIMessage(content=""), "meta": meta}
+    return {"ai": _reply(merged), "meta": meta}
 
 
 def _reply(merged: AIMessageChunk | None) -> AIMessage:
@@ -130,55 +168,40 @@ def _reply(merged: AIMessageChunk | None) -> AIMessage:
 
 
 def validate(state: TurnState, runtime: Runtime) -> dict[str, Any]:
-    """Check every call against its tool's schema; an invalid call never reaches a tool."""
+    """Check every call against its tool's schema; an invalid call never reaches a tool. Under the grammar an invalid
+    call cannot be generated; this is the backstop for backends without one."""
     session = runtime.context
     ai, meta = state["ai"], state["meta"]
-    checked, errors, dropped_log = [], [], []
+    checked, errors = [], []
     for tc in ai.tool_calls:
         spec = session.specs.get(tc["name"])
         if spec is None:
-            errors.append((tc, f"unknown tool {tc['name']!r}; use one of: {', '.join(session.specs)}"))
+            errors.append((tc, f"unknown tool {tc['name']!r}"))
             continue
-        # small models (and servers that constrain only the call envelope) add keys the tool does not have;
-        # they carry nothing the tool would use (identity comes from ctx), so they are dropped
         args, dropped = spec.drop_undeclared(tc["args"])
         if dropped:
             log.warning("dropped undeclared argument(s) %s of a %s call", ", ".join(dropped), spec.name)
-            dropped_log.append({"tool": spec.name, "keys": dropped})
         try:
             checked.append((tc, spec, spec.validate(args)))
         except ValueError as exc:
-            ignored = f" (undeclared argument(s) ignored: {', '.join(dropped)})" if dropped else ""
-            errors.append((tc, str(exc) + ignored))
+            errors.append((tc, str(exc)))
     for tc in ai.invalid_tool_calls:
         errors.append(({"name": tc.get("name") or "invalid", "args": {}, "id": tc.get("id") or _new_id()},
                        tc.get("error") or "malformed call"))
     update: dict[str, Any] = {}
-    if dropped_log:
-        update["dropped_arguments"] = meta.get("dropped_arguments", []) + dropped_log
     if errors:
         session.stats["invalid_calls"] += len(errors)
-        update["invalid_calls"] = meta.get("invalid_calls", 0) + len(errors)
+        update = {"invalid_calls": meta.get("invalid_calls", 0) + len(errors),
+                  "invalid_call_errors": [f"{tc.get('name')}: {err}" for tc, err in errors]}
+        log.warning("invalid tool call(s): %s", "; ".join(update["invalid_call_errors"]))
     return {"checked": checked, "errors": errors, "meta": update}
 
 
-def correct(state: TurnState, runtime: Runtime) -> dict[str, Any]:
-    """The one corrective retry: the model sees what was wrong with each call; no tool runs this step."""
-    bad = [{"name": tc["name"], "args": tc["args"] if isinstance(tc["args"], dict) else {},
-            "id": tc["id"] or _new_id(), "type": "tool_call"} for tc, _ in state["errors"]]
-    good = [{"name": tc["name"], "args": tc["args"], "id": tc["id"], "type": "tool_call"}
-            for tc, _, _ in state["checked"]]
-    messages: list[BaseMessage] = [AIMessage(state["ai"].content, tool_calls=bad + good)]
-    for (tc, err), call in zip(state["errors"], bad):
-        messages.append(ToolMessage(f"error: {err}. Call the tool again with valid arguments.",
-                                    tool_call_id=call["id"], name=tc["name"]))
-    for tc, _, _ in state["checked"]:
-        messages.append(ToolMessage("not run: fix the invalid call first", tool_call_id=tc["id"], name=tc["name"]))
-    return {"messages": messages, "retried": True}
-
-
 def give_up(state: TurnState, runtime: Runtime) -> dict[str, Any]:
-    text = GIVE_UP["zh" if is_chinese(state["user_text"]) else "en"]
+    """An invalid call (only possible without a grammar): a plain sentence, never the validation error."""
+    results = state["results"]
+    text = "\n\n".join(dict.fromkeys(render(r, state["lang"]) for r in results)) if results else \
+        GENERIC_FAILURE[state["lang"]]
     return {"messages": [AIMessage(text)], "final": AgentEvent(kind="final", text=text)}
 
 
@@ -188,75 +211,75 @@ def tools(state: TurnState, runtime: Runtime) -> dict[str, Any]:
     write = get_stream_writer()
     messages: list[BaseMessage] = [AIMessage(state["ai"].content,
                                              tool_calls=[dict(tc, args=args) for tc, _, args in state["checked"]])]
-    results: list[tuple[str, Any]] = []
+    results: list[Any] = []
     for tc, spec, args in state["checked"]:
         write(AgentEvent(kind="tool_call", name=spec.name, arguments=args, call_id=tc["id"]))
-        final = run_tool(session, spec, args, tc["id"], messages, results, write)
+        final = run_tool(session, spec, args, tc["id"], messages, results, write, state["lang"])
         if final is not None:
+            # what the turn found before the proposal or handoff is said too, then the proposal itself
+            earlier = [render(r, state["lang"]) for r in [*state["results"], *results]]
+            final.text = "\n\n".join(dict.fromkeys([*earlier, final.text]))
             return {"messages": messages, "results": results, "final": final}
     return {"messages": messages, "results": results}
 
 
 def run_tool(session: AgentSession, spec: ToolSpec, args: dict, call_id: str, messages: list[BaseMessage],
-             results: list[tuple[str, Any]], write: Callable[[AgentEvent], None]) -> AgentEvent | None:
-    """Run one call: its tool message goes to `messages`, its result to `results`; returns the final event
-    when the call ends the turn (a write waiting for confirmation, a handoff)."""
+             results: list[Any], write: Callable[[AgentEvent], None], lang: Lang) -> AgentEvent | None:
+    """Run one call: its tool message goes to `messages` (what the model reads next), its result to `results` (what
+    the person reads); returns the final event when the call ends the turn (a write waiting for confirmation, a
+    handoff)."""
     ctx = session.ctx
     had_pending = ctx.pending_action is not None
     try:
         result = spec(ctx, args)
-    except ToolError as exc:
-        text = f"error: {exc}"
-        if not isinstance(exc, ToolInputError):  # a refusal or not-found is the faithful answer if the model errs
-            results.append((spec.name, str(exc)))
-        messages.append(ToolMessage(text, tool_call_id=call_id, name=spec.name))
-        write(AgentEvent(kind="tool_result", name=spec.name, call_id=call_id, text=text,
+    except (ToolError, PermissionError) as exc:
+        failed = ErrorResult(spec.name, exc)
+        results.append(failed)
+        messages.append(ToolMessage(f"error: {exc}", tool_call_id=call_id, name=spec.name))
+        write(AgentEvent(kind="tool_result", name=spec.name, call_id=call_id, text=failed.render(lang),
                          data={"error": str(exc), "type": type(exc).__name__}))
         return None
-    except PermissionError as exc:
-        text = f"error: not allowed ({exc})"
-        messages.append(ToolMessage(text, tool_call_id=call_id, name=spec.name))
-        write(AgentEvent(kind="tool_result", name=spec.name, call_id=call_id, text=text, data={"error": str(exc)}))
-        return None
-    text = render(result)
+    text = render(result, lang)
     data = to_jsonable(result)
-    messages.append(ToolMessage(text, tool_call_id=call_id, name=spec.name))
+    messages.append(ToolMessage(render(result, "en", limit=MODEL_TOOL_MESSAGE_CHARS), tool_call_id=call_id,
+                                name=spec.name))
     write(AgentEvent(kind="tool_result", name=spec.name, call_id=call_id, text=text, data=data))
+    session.note_result(spec.name, result)
     if ctx.pending_action is not None and (not had_pending or is_write_tool(spec.name)):
-        summary = getattr(result, "summary", None) or ctx.pending_action.get("summary") or text
-        write(AgentEvent(kind="confirm", name=spec.name, text=summary, data=to_jsonable(ctx.pending_action)))
-        messages.append(AIMessage(summary))
-        return AgentEvent(kind="final", text=summary, data={"awaiting_confirmation": True})
-    session.facts.add(result)
-    results.append((spec.name, result))
-    session.all_results.append((spec.name, result))
+        write(AgentEvent(kind="confirm", name=spec.name, text=text, data=to_jsonable(ctx.pending_action)))
+        messages.append(AIMessage(text))
+        return AgentEvent(kind="final", text=text, data={"awaiting_confirmation": True})
+    results.append(result)
     if spec.name == "transfer_to_human":
-        summary = getattr(result, "summary", None) or text
-        write(AgentEvent(kind="handoff", name=spec.name, text=summary, data=data))
-        answer = getattr(result, "message", None) or text
-        messages.append(AIMessage(answer))
-        return AgentEvent(kind="final", text=answer, data={"handoff": True})
+        write(AgentEvent(kind="handoff", name=spec.name, text=getattr(result, "summary", "") or text, data=data))
+        messages.append(AIMessage(text))
+        return AgentEvent(kind="final", text=text, data={"handoff": True})
     return None
 
 
 def answer(state: TurnState, runtime: Runtime) -> dict[str, Any]:
-    """The model's answer, unless it states facts no tool reported: then the tools' own rendering."""
+    """The reply: the renderings of the turn's results. Model words that state a fact are dropped; when the model
+    answered with facts but looked nothing up, it is asked once to make the call instead."""
     session = runtime.context
-    text = state["ai"].content
-    found = problems(text, session.facts)
-    if not text.strip():
-        found = found or ["empty answer"]
+    lang = state["lang"]
+    text, why = compose(state["results"], state["ai"].content, lang, session.catalog_names())
     meta: dict[str, Any] = {}
-    if found:
-        meta = {"grounding_replaced": True, "grounding_problems": found}
-        session.stats["grounding_replacements"] += 1
-        log.info("grounding replaced an answer: %s", "; ".join(found))
-        text = faithful_answer(state["results"] or session.all_results[-1:], state["user_text"])
+    if why:
+        meta = {"model_text_dropped": why}
+        session.stats["model_text_dropped"] += 1
+        log.info("dropped model text (%s): %r", why, state["ai"].content[:200])
+    if state.get("forced") and not state["results"]:
+        text = ""  # asked to look the facts up, it still did not: words alone do not answer the question
+    if not text:
+        if not state.get("forced") and not state["results"]:
+            return {"meta": {**meta, "forced_tool": True}, "forced": True}
+        text = ASK_FIRST[lang]
     return {"messages": [AIMessage(text)], "meta": meta, "final": AgentEvent(kind="final", text=text)}
 
 
 def out_of_steps(state: TurnState, runtime: Runtime) -> dict[str, Any]:
-    text = faithful_answer(state["results"], state["user_text"])
+    results = state["results"]
+    text = "\n\n".join(dict.fromkeys(render(r, state["lang"]) for r in results)) or GENERIC_FAILURE[state["lang"]]
     return {"messages": [AIMessage(text)], "meta": {"max_steps_reached": True},
             "final": AgentEvent(kind="final", text=text)}
 
@@ -265,30 +288,48 @@ def execute_pending(state: TurnState, runtime: Runtime) -> dict[str, Any]:
     """The customer confirmed: code, not the model, carries out the proposed write (the tool re-checks policy)."""
     session = runtime.context
     ctx = session.ctx
+    lang = state["lang"]
     write = get_stream_writer()
-    pending = ctx.pending_action or {}
-    name = pending.get("tool") or pending.get("name") or "pending_action"
+    pending = ctx.pending_action
+    if pending is None:
+        text = NOTHING_PENDING[lang]
+        return {"messages": [AIMessage(text)], "final": AgentEvent(kind="final", text=text)}
     call_id = _new_id()
-    write(AgentEvent(kind="tool_call", name=name, arguments=pending.get("arguments"), call_id=call_id,
+    write(AgentEvent(kind="tool_call", name=pending.tool, arguments=pending.arguments, call_id=call_id,
                      meta={"confirmed": True}))
-    ctx.confirmed = True
     try:
         result = execute_pending_action(ctx)
     except ToolError as exc:  # refused by policy on the re-check (the data changed since the proposal)
-        return {"messages": [AIMessage(str(exc))], "final": AgentEvent(kind="final", text=str(exc))}
+        text = ErrorResult(pending.tool, exc).render(lang)
+        write(AgentEvent(kind="tool_result", name=pending.tool, call_id=call_id, text=text,
+                         data={"error": str(exc), "type": type(exc).__name__}))
+        return {"messages": [AIMessage(text)], "final": AgentEvent(kind="final", text=text)}
     finally:
-        ctx.confirmed = False
         ctx.pending_action = None
-    text = render(result)
-    session.facts.add(result)
-    write(AgentEvent(kind="tool_result", name=name, call_id=call_id, text=text, data=to_jsonable(result)))
-    return {"messages": [AIMessage(text)], "final": AgentEvent(kind="final", text=text, data={"executed": name})}
+    text = render(result, lang)
+    session.note_result(pending.tool, result)
+    write(AgentEvent(kind="tool_result", name=pending.tool, call_id=call_id, text=text, data=to_jsonable(result)))
+    return {"messages": [AIMessage(text)], "results": [result],
+            "final": AgentEvent(kind="final", text=text, data={"executed": pending.tool})}
+
+
+def decline_pending(state: TurnState, runtime: Runtime) -> dict[str, Any]:
+    """Cancel: the proposed write is dropped and said so; the next message is a new question."""
+    dropped = discard_pending_action(runtime.context.ctx)
+    text = (DECLINED if dropped is not None else NOTHING_PENDING)[state["lang"]]
+    return {"messages": [AIMessage(text)], "final": AgentEvent(kind="final", text=text, data={"declined": True})}
 
 
 def discard_pending(state: TurnState, runtime: Runtime) -> dict[str, Any]:
-    """Anything but a yes drops the proposed write; the message is then answered as usual."""
+    """A new question instead of a yes: the proposed write is dropped and the message answered as usual."""
     discard_pending_action(runtime.context.ctx)
     return {}
+
+
+def after_handoff(state: TurnState, runtime: Runtime) -> dict[str, Any]:
+    """A person has the conversation: the bot does not answer; the message is logged for them."""
+    text = WITH_A_PERSON[state["lang"]]
+    return {"messages": [AIMessage(text)], "final": AgentEvent(kind="final", text=text, data={"handoff": True})}
 
 
 def hand_off(state: TurnState, runtime: Runtime) -> dict[str, Any]:
@@ -303,10 +344,12 @@ def hand_off(state: TurnState, runtime: Runtime) -> dict[str, Any]:
     messages: list[BaseMessage] = [AIMessage("", tool_calls=[{"name": spec.name, "args": args, "id": call_id,
                                                               "type": "tool_call"}])]
     write(AgentEvent(kind="tool_call", name=spec.name, arguments=args, call_id=call_id, meta={"direct": True}))
-    final = run_tool(session, spec, args, call_id, messages, [], write)
+    results: list[Any] = []
+    final = run_tool(session, spec, args, call_id, messages, results, write, state["lang"])
     if final is None:  # the tool refused (it never does for a non-empty summary); say so rather than go quiet
-        final = AgentEvent(kind="final", text="Sorry, I could not reach a human agent. Please try again.")
-        messages.append(AIMessage(final.text))
+        text = "\n\n".join(render(r, state["lang"]) for r in results) or GENERIC_FAILURE[state["lang"]]
+        final = AgentEvent(kind="final", text=text)
+        messages.append(AIMessage(text))
     log.info("direct handoff of conversation %s", session.conversation_id)
     return {"messages": messages, "final": final}
 
@@ -318,7 +361,6 @@ def record(state: TurnState, runtime: Runtime) -> dict[str, Any]:
     meta = dict(state["meta"], path=state["path"] + ["record"],
                 latency_s=round(time.perf_counter() - state["started"], 3))
     final.meta.update(meta)
-    final.data = dict(final.data or {}, grounding_replaced=meta["grounding_replaced"])
     session.remember(state["messages"], meta)
     get_stream_writer()(final)
     return {}
@@ -337,8 +379,9 @@ def _traced(name: str, fn: Callable[[TurnState, Runtime], dict[str, Any]]) -> Ca
     return node
 
 
-NODES = {fn.__name__: fn for fn in (hand_off, execute_pending, discard_pending, model, validate, correct, give_up,
-                                    tools, answer, out_of_steps)}
+NODES = {fn.__name__: fn for fn in (hand_off, after_handoff, execute_pending, decline_pending, discard_pending, model,
+                                    validate, give_up, tools, answer, out_of_steps)}
+ENDINGS = ("hand_off", "after_handoff", "execute_pending", "decline_pending", "out_of_steps", "give_up")
 
 
 @functools.cache
@@ -350,21 +393,22 @@ def turn_graph():
     for name, fn in NODES.items():
         graph.add_node(name, _traced(name, fn))
     graph.add_node("record", record)
-    graph.add_conditional_edges(START, route_start, ["hand_off", "execute_pending", "discard_pending", "model"])
+    graph.add_conditional_edges(START, route_start, ["hand_off", "after_handoff", "execute_pending",
+                                                     "decline_pending", "discard_pending", "model"])
     graph.add_edge("discard_pending", "model")
     graph.add_conditional_edges("model", route_model, ["answer", "out_of_steps", "validate"])
-    graph.add_conditional_edges("validate", route_validate, ["tools", "correct", "give_up"])
-    graph.add_edge("correct", "model")
+    graph.add_conditional_edges("validate", route_validate, ["tools", "give_up"])
     graph.add_conditional_edges("tools", route_tools, ["model", "record"])
-    for name in ("hand_off", "execute_pending", "answer", "out_of_steps", "give_up"):
+    graph.add_conditional_edges("answer", route_answer, ["model", "record"])
+    for name in ENDINGS:
         graph.add_edge(name, "record")
     graph.add_edge("record", END)
     return graph.compile(name="shopdesk_turn")
 
 
 def recursion_limit(max_steps: int) -> int:
-    """Supersteps a turn may take: up to three per model step (model, validate, tools), the retry and the ends."""
-    return 3 * (max_steps + 1) + 6
+    """Supersteps a turn may take: up to three per model step (model, validate, tools), the forced call, the ends."""
+    return 3 * (max_steps + 2) + 6
 
 
 def _new_id() -> str:

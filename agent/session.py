@@ -4,16 +4,16 @@
     for event in session.respond("Where is my order #W2611340?"):
         print(event.kind, event.text)
 
-Each turn runs through the LangGraph turn graph (agent/graph.py: validation of every call against its schema with
-one corrective retry, confirmation of writes in the next user turn, executed by code, grounding of the final
-answer); the session is the graph's context and holds what lasts between turns.
+Each turn runs through the LangGraph turn graph (agent/graph.py): the model chooses the tool and its arguments under a
+grammar (agent/grammar.py, with this conversation's ids as enums: agent/enums.py), code renders the reply from the
+results, and a proposed write waits for `confirm()` or `decline()`. The session is the graph's context and holds what
+lasts between turns.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,18 +25,19 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 
 from agent.api import AgentEvent
 from agent.backends import describe, make_chat_model
+from agent.enums import session_enums
 from agent.graph import recursion_limit, turn_graph
-from agent.grounding import Facts
 from agent.toolspec import ToolSpec, tool_spec
 from shopdesk.output import UserError, to_jsonable
 from shopdesk.settings import Settings
 from store.db import Store
-from tools.context import ShopContext
+from tools.context import PendingAction, ShopContext
+from tools.results import Lang, lang_of
 
 log = logging.getLogger(__name__)
 
 MAX_TOOL_STEPS = 4
-HISTORY_MESSAGES = 16
+HISTORY_TURNS = 2  # finished turns the model sees (their question and the rendered reply): enough for a follow-up
 
 SYSTEM_PROMPTS = {
     "customer": (
@@ -51,22 +52,6 @@ SYSTEM_PROMPTS = {
     ),
 }
 
-_YES = re.compile(
-    r"^(yes|y|yeah|yep|sure|ok|okay|confirm|confirmed|go ahead|please do|do it|proceed|correct|that's right|"
-    r"是|是的|确认|确定|好的|好|可以|对|行|没问题)\b",
-    re.I,
-)
-_NO = re.compile(r"\b(no|not|don't|dont|cancel that|stop|wait)\b|不|别|取消吧", re.I)
-
-
-def is_confirmation(message: str) -> bool:
-    """Does the customer's reply confirm the pending action (yes / confirm / ok / 是 / 确认 / 好的 ...)?"""
-    text = message.strip().lower()
-    if not text or _NO.search(text):
-        return False
-    return bool(_YES.match(text)) or text in {"是", "确认", "好的", "好", "可以", "对", "行"}
-
-
 class AgentSession:
     """A conversation with memory; `respond()` runs one turn through the turn graph (agent.graph) and yields
     AgentEvents (see agent.api)."""
@@ -79,17 +64,20 @@ class AgentSession:
         self.conversation_id = conversation_id
         self.model = model
         self.specs = {s.name: s for s in specs}
-        self.bound = model.bind_tools([s.openai() for s in specs]) if specs else model
+        self.tools = [s.openai() for s in specs]
         self.max_steps = max_steps
         self.system = SystemMessage(SYSTEM_PROMPTS[ctx.role])
-        self.history: list[BaseMessage] = []
-        self.facts = Facts()
+        self.history: list[BaseMessage] = []  # every message of the conversation (the log, the handoff summary)
+        self.turns: list[tuple[BaseMessage, BaseMessage]] = []  # (question, rendered reply) of finished turns
         self.all_results: list[tuple[str, Any]] = []
+        self.lang: Lang = "en"
         self.channel = channel
         self.log_turns = log_turns
-        self.stats = {"grounding_replacements": 0, "invalid_calls": 0}
+        self.stats = {"model_text_dropped": 0, "invalid_calls": 0}
+        self._handed_off = False
         self._seq = 0
         self._backend = describe(model)
+        self._catalog_names: list[str] | None = None
         if log_turns:
             self._start_conversation()
 
@@ -98,14 +86,28 @@ class AgentSession:
     def describe_backend(self) -> dict[str, Any]:
         return dict(self._backend, tools=sorted(self.specs))
 
+    @property
+    def pending(self) -> PendingAction | None:
+        return self.ctx.pending_action
+
+    @property
+    def handed_off(self) -> bool:
+        return self._handed_off
+
     def respond(self, message: str) -> Iterator[AgentEvent]:
-        return self._turn(message, {"grounding_replaced": False, "steps": 0})
+        self.lang = lang_of(message) if message.strip() else self.lang
+        return self._turn(message, None)
+
+    def confirm(self) -> Iterator[AgentEvent]:
+        return self._turn("[Confirm]", "confirm")
+
+    def decline(self) -> Iterator[AgentEvent]:
+        return self._turn("[Cancel]", "decline")
 
     def hand_off(self, message: str = "Please transfer me to a human agent.") -> Iterator[AgentEvent]:
         """Transfer to a human now, without asking the model: calls transfer_to_human with a summary built from
         the conversation, logs the turn like any other, and yields the same events as a model-made handoff."""
-        return self._turn(message, {"direct_handoff": True, "grounding_replaced": False, "steps": 0},
-                          direct_handoff=True)
+        return self._turn(message, "handoff")
 
     def handoff_summary(self, request: str) -> str:
         """What the human agent reads: who, what they asked (their latest messages), what the tools did."""
@@ -124,29 +126,58 @@ class AgentSession:
         if done:
             parts.append("Tools used: " + "; ".join(done[-8:]) + ".")
         if self.ctx.pending_action:
-            pending = self.ctx.pending_action.get("summary") or self.ctx.pending_action.get("tool")
-            parts.append(f"Awaiting their confirmation: {pending}")
+            parts.append(f"Awaiting their confirmation: {self.ctx.pending_action.summary}")
         return " ".join(parts)
 
     # -- what the turn graph uses -----------------------------------------------------------------------------
 
-    def _turn(self, message: str, meta: dict[str, Any], direct_handoff: bool = False) -> Iterator[AgentEvent]:
-        state = {"user_text": message, "direct_handoff": direct_handoff, "started": time.perf_counter(),
-                 "messages": [HumanMessage(message)], "results": [], "meta": meta, "path": [], "retried": False,
-                 "final": None}
+    def _turn(self, message: str, action: str | None) -> Iterator[AgentEvent]:
+        state = {"user_text": message, "action": action, "lang": self.lang, "started": time.perf_counter(),
+                 "messages": [HumanMessage(message)], "results": [], "meta": {"steps": 0}, "path": [],
+                 "forced": False, "final": None}
         yield from turn_graph().stream(state, context=self, stream_mode="custom",
                                        config={"recursion_limit": recursion_limit(self.max_steps)})
 
     def prompt(self, turn: list[BaseMessage]) -> list[BaseMessage]:
-        """What the model sees: the system turn, the recent history (never starting mid tool exchange), this turn."""
-        past = self.history[-HISTORY_MESSAGES:]
-        while past and not isinstance(past[0], HumanMessage):
-            past = past[1:]
+        """What the model sees: the system turn, the last finished turns as question and rendered reply (their tool
+        exchanges left out, so an old task does not steer a new one), this turn."""
+        past = [m for pair in self.turns[-HISTORY_TURNS:] for m in pair]
         return [self.system, *past, *turn]
+
+    def bound_for_turn(self, force_tool: bool = False) -> BaseChatModel:
+        """The model with the role's tools, generation constrained to calls whose arguments come from this
+        conversation's values (agent.enums) where a tool takes an id, name or category."""
+        if not self.tools:
+            return self.model
+        from agent.grammar import bind_constrained
+
+        return bind_constrained(self.model, self.tools, session_enums(self),
+                                tool_choice="required" if force_tool else None)
+
+    def note_result(self, tool: str, result: Any) -> None:
+        """A tool result of this conversation (its ids become valid arguments of later calls)."""
+        self.all_results.append((tool, result))
+        if tool == "transfer_to_human":
+            self._handed_off = True
+
+    def catalog_names(self) -> list[str]:
+        """Product names and categories of the shop: model text naming one states a fact and is dropped."""
+        if self._catalog_names is None:
+            from sqlalchemy import select
+
+            from store.models import Product
+
+            with self.ctx.store.read() as s:
+                rows = s.execute(select(Product.name, Product.category, Product.brand)).all()
+            self._catalog_names = sorted({n for row in rows for n in row if n}, key=len, reverse=True)
+        return self._catalog_names
 
     def remember(self, turn: list[BaseMessage], meta: dict[str, Any]) -> None:
         """Add a finished turn to the memory and, unless disabled, to the store's log."""
         self.history.extend(turn)
+        last = next((m for m in reversed(turn) if isinstance(m, AIMessage) and not m.tool_calls), None)
+        if last is not None and isinstance(turn[0], HumanMessage):
+            self.turns.append((turn[0], AIMessage(last.content)))
         if self.log_turns:
             self._log_turn(turn, meta)
 
@@ -163,6 +194,8 @@ class AgentSession:
             else:
                 self._seq = max((m.seq for m in conv.messages), default=-1) + 1
                 self.history = [_from_row(m) for m in conv.messages if m.role != "system"]
+                self.turns = _turns(self.history)
+                self._handed_off = conv.outcome == "handed_off"
 
     def _log_turn(self, turn: list[BaseMessage], meta: dict[str, Any]) -> None:
         from store.models import Message
@@ -183,6 +216,21 @@ class AgentSession:
                     row.meta = dict(info, **to_jsonable(meta))
                 s.add(row)
                 self._seq += 1
+
+
+def _turns(history: list[BaseMessage]) -> list[tuple[BaseMessage, BaseMessage]]:
+    """(question, reply) pairs of a logged conversation: each user message and the last plain reply after it."""
+    pairs: list[tuple[BaseMessage, BaseMessage]] = []
+    question: BaseMessage | None = None
+    reply: BaseMessage | None = None
+    for m in [*history, HumanMessage("")]:
+        if isinstance(m, HumanMessage):
+            if question is not None and reply is not None:
+                pairs.append((question, reply))
+            question, reply = m, None
+        elif isinstance(m, AIMessage) and not m.tool_calls:
+            reply = AIMessage(m.content)
+    return pairs
 
 
 def _role(m: BaseMessage) -> str:

@@ -77,7 +77,7 @@ class VLLMServer:
                  port: int = 8000, venv: Path | str | None = None, served_name: str | None = None,
                  max_model_len: int = 4096, kv_cache_gib: int = 2, dtype: str = "bfloat16",
                  extra_args: list[str] | None = None, log_path: Path | None = None, startup_timeout: float = 600,
-                 cache_dir: Path | None = None, tool_strict_level: bool | None = None):
+                 cache_dir: Path | None = None, tool_strict_level: bool = False):
         self.model = str(model)
         self.adapters = {k: str(v) for k, v in (adapters or {}).items()}
         self.host, self.port = host, port
@@ -88,7 +88,9 @@ class VLLMServer:
         self.log_path = log_path
         self.startup_timeout = startup_timeout
         self.cache_dir = cache_dir  # vLLM's compile cache (VLLM_CACHE_ROOT); default: shopdesk's data dir
-        # None: pass `--tool-strict-level parameter` when the installed vllm accepts it
+        # pass `--tool-strict-level parameter` (where the installed vllm accepts it): only for clients that send no
+        # grammar of their own. shopdesk's requests carry one (agent/grammar.py, with this turn's enums), and under
+        # this flag vLLM joins to it a call branch built from the request's tools alone, which lifts the enums.
         self.tool_strict_level = tool_strict_level
         self.proc: subprocess.Popen | None = None
         self._log = None
@@ -102,14 +104,14 @@ class VLLMServer:
                "--host", self.host, "--port", str(self.port), "--dtype", self.dtype,
                "--max-model-len", str(self.max_model_len), "--chat-template", str(TEMPLATE),
                "--enable-auto-tool-choice", "--tool-call-parser", "hermes"]
-        strict = self.tool_strict_level
-        if strict is None:
-            strict = accepts_tool_strict_level(str(self.python))
-        if strict:
-            # without it vLLM constrains only the call envelope of tools not marked `strict`, and forced calls
-            # come back with argument keys the schema forbids; `parameter` decodes every call under its schema.
-            # Where vllm lacks the flag, the session still drops undeclared keys and validates every call.
-            cmd += ["--tool-strict-level", "parameter"]
+        if self.tool_strict_level:
+            # decodes every call under its tool's schema for requests without a grammar (without it vLLM constrains
+            # only the envelope of tools not marked `strict`); an unknown flag would stop the server, so only where
+            # the installed vllm has it
+            if accepts_tool_strict_level(str(self.python)):
+                cmd += ["--tool-strict-level", "parameter"]
+            else:
+                log.warning("vllm at %s has no --tool-strict-level; serving without it", self.python)
         if self.served_name:
             cmd += ["--served-model-name", self.served_name]
         if self.adapters:

@@ -45,10 +45,9 @@ def segments(
 ) -> None:
     """RFM segments: size, revenue share, predicted 12-month value and churn risk of each."""
     from tools.analytics import summarize_segments
-    from tools.analytics.render import render_segment_summary
 
     with _marketer_context() as ctx:
-        emit(summarize_segments(ctx, as_of=as_of), as_json, render_segment_summary)
+        emit(summarize_segments(ctx, as_of=as_of), as_json, lambda r: r.render())
 
 
 @cli_errors
@@ -63,7 +62,6 @@ def churn_score(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Customers ranked by churn probability, with 12-month value, segment, tier and reasons."""
-    from tools.analytics.render import render_churn_table
     from tools.analytics.rfm import SEGMENTS, normalise_segment
     from tools.analytics.scores import churn_table
     from tools.analytics.snapshot import get_snapshot
@@ -82,7 +80,7 @@ def churn_score(
         result = churn_table(snap, top or max(1, len(snap.table)), seg, tier, min_value)
     if out is not None:
         _write_csv(out, [r.model_dump() for r in result.rows])
-    emit(result, as_json, render_churn_table)
+    emit(result, as_json, lambda r: r.render())
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -113,7 +111,6 @@ def churn_evaluate(
     import tempfile
 
     from tools.analytics.evaluate import evaluate_file
-    from tools.analytics.render import render_churn_evaluation
     from tools.analytics.snapshot import parse_date
     from tools.errors import ToolError
 
@@ -128,7 +125,7 @@ def churn_evaluate(
         emit(result.model_dump(mode="json", include={"ours", "bgnbd", "customers", "churn_rate", "as_of",
                                                     "horizon_days", "train_customers", "train_churn_rate"}), True)
     else:
-        emit(result, False, render_churn_evaluation)
+        emit(result, False, lambda r: r.render())
 
 
 @cli_errors
@@ -138,10 +135,9 @@ def profile(
 ) -> None:
     """A customer's profile: orders, spend, favourite categories, segment, value tier and churn risk."""
     from tools.analytics import get_customer_profile
-    from tools.analytics.render import render_customer_profile
 
     with _marketer_context() as ctx:
-        emit(get_customer_profile(ctx, customer), as_json, render_customer_profile)
+        emit(get_customer_profile(ctx, customer), as_json, lambda r: r.render())
 
 
 @cli_errors
@@ -152,10 +148,10 @@ def offers(
 ) -> None:
     """Draft retention offers (coupon or points sized by customer value). Nothing is sent."""
     from tools.analytics import draft_retention_offer
-    from tools.analytics.render import render_retention_offer
 
     with _marketer_context() as ctx:
-        emit(draft_retention_offer(ctx, segment=segment, customers=customer or None), as_json, render_retention_offer)
+        emit(draft_retention_offer(ctx, segment=segment, customers=customer or None), as_json,
+             lambda r: r.render())
 
 
 def register(app: typer.Typer) -> None:

@@ -11,6 +11,15 @@ from store.db import Store
 Role = Literal["customer", "marketer"]
 
 
+@dataclass(frozen=True)
+class PendingAction:
+    """A write the bot proposed and the customer has not yet confirmed: exactly what will run, and its summary."""
+
+    tool: str
+    arguments: dict[str, Any]
+    summary: str  # the policy-checked description the customer confirms (amounts, items, payment method)
+
+
 @dataclass
 class ShopContext:
     """Per-session dependencies of the tools.
@@ -24,7 +33,7 @@ class ShopContext:
     role: Role
     customer_id: str | None = None
     conversation_id: str | None = None
-    pending_action: dict[str, Any] | None = None
+    pending_action: PendingAction | None = None
     confirmed: bool = False
     cache: dict[str, Any] = field(default_factory=dict)  # per-session lazily built helpers (search index handle, ...)
 

@@ -7,15 +7,25 @@ from pydantic import BaseModel, Field
 from store.models import Conversation
 from tools.context import ShopContext
 from tools.errors import ToolInputError
+from tools.results import Fact, Lang, tr
 
 HANDOFF_MESSAGE = "YOU ARE BEING TRANSFERRED TO A HUMAN AGENT. PLEASE HOLD ON."
+HANDOFF_MESSAGE_ZH = "正在为您转接人工客服,请稍候。"
 MAX_SUMMARY = 2000
 
 
 class HandoffResult(BaseModel):
-    summary: str = Field(description="what the human agent needs to know")
+    summary: str = Field(description="what the human agent needs to know (written by the model: not shown as fact)")
     message: str = Field(HANDOFF_MESSAGE, description="what to tell the customer")
     recorded: bool = Field(description="whether the conversation was marked as handed off in the store")
+
+    def render(self, lang: Lang = "en") -> str:
+        return tr(lang, f"{HANDOFF_MESSAGE}\nA person from our support team will reply here; you don't need to "
+                        f"repeat your request.",
+                  f"{HANDOFF_MESSAGE_ZH}\n客服人员会在这里回复您,您无需重复您的问题。")
+
+    def facts(self) -> list[Fact]:
+        return []
 
 
 def transfer_to_human(ctx: ShopContext, summary: str) -> HandoffResult:
@@ -25,7 +35,9 @@ def transfer_to_human(ctx: ShopContext, summary: str) -> HandoffResult:
         summary: A short summary of the customer's request and what was already done.
     """
     if not isinstance(summary, str) or not summary.strip():
-        raise ToolInputError("summary is empty: summarise the customer's request for the human agent.")
+        raise ToolInputError("summary is empty: summarise the customer's request for the human agent.",
+                             user="I can pass you to a person. Could you tell me briefly what you need help with?",
+                             user_zh="我可以为您转接人工客服。能简单说一下您需要什么帮助吗?")
     summary = " ".join(summary.split())[:MAX_SUMMARY]
     recorded = False
     if ctx.conversation_id:
@@ -37,6 +49,3 @@ def transfer_to_human(ctx: ShopContext, summary: str) -> HandoffResult:
     ctx.pending_action = None  # a human takes over; nothing proposed by the bot stays armed
     return HandoffResult(summary=summary, recorded=recorded)
 
-
-def render_handoff(r: HandoffResult) -> str:
-    return HANDOFF_MESSAGE

@@ -8,23 +8,20 @@ alone must match exactly one of the customer's orders.
 
 Writes (cancel_pending_order, modify_pending_order_address, modify_pending_order_items,
 return_delivered_order_items, exchange_delivered_order_items) follow a confirmation protocol:
-1. the tool validates the request against the policy (tools/policy.py) and does NOT write; it stores the exact action in
-   `ctx.pending_action = {"tool": name, "arguments": {...normalised...}, "summary": "..."}` and returns
-   `ConfirmationRequired(summary=..., action=...)`;
-2. when the customer confirms in their next turn, the agent calls `execute_pending_action(ctx)`, which re-checks the
-   policy against the current store state inside one transaction and, only if the action is still exactly the one
-   confirmed (same summary: same items, amounts, payment method), performs it and returns an `ActionResult`;
-   otherwise it raises PolicyError and writes nothing. The pending action is cleared either way;
+1. the tool validates the request against the policy (tools/policy.py) and does NOT write; it stores the exact action
+   as `ctx.pending_action = PendingAction(tool, arguments, summary)` (arguments normalised, summary the English
+   description of the proposal) and returns a `ConfirmationRequired` describing it;
+2. when the customer confirms, the agent calls `execute_pending_action(ctx)`, which re-checks the policy against the
+   current store state inside one transaction and, only if the action is still exactly the one confirmed (same
+   summary: same items, amounts, payment method), performs it and returns an `ActionResult`; otherwise it raises
+   PolicyError and writes nothing. The pending action is cleared either way;
 3. anything else: `discard_pending_action(ctx)`.
 Money moves at once for cancellations (refund rows) and items modifications (payment or refund row for the price
 difference); returns and exchanges are *requests* (status "return requested"/"exchange requested", details recorded
 on the order), and their money moves when the items come back, as in tau2.
 
-Rendering and grounding: `render_result(result) -> str` is the faithful plain-text answer for any result of this
-module (one `render_*` per type). `result_facts(result) -> dict` lists the facts an answer must not contradict:
-    {"order_ids": [str], "statuses": {order_id: status}, "amounts": [float, USD],
-     "tracking_ids": [str], "item_ids": [str], "product_ids": [str], "dates": ["YYYY-MM-DD"]}
-Every key is always present (possibly empty). Order ids are given in the store's form ("#W2611340").
+Every result renders itself (`render(lang)`, English or Chinese) and lists its facts (`facts()`), following
+tools/results.py: an order's facts are bound to "order:<id>", an item's to "item:<item id>".
 """
 
 from __future__ import annotations
@@ -41,8 +38,10 @@ from sqlalchemy.orm import Session, selectinload
 
 from store.models import Order, OrderItem, Payment, PaymentMethod, Variant
 from tools import policy
-from tools.context import ShopContext
+from tools.catalog import clean_text
+from tools.context import PendingAction, ShopContext
 from tools.errors import NotFoundError, PolicyError, ToolInputError
+from tools.results import Fact, Lang, fact, iso, status_text, tr, usd
 
 WRITE_TOOLS = (
     "cancel_pending_order",
@@ -53,9 +52,85 @@ WRITE_TOOLS = (
 )
 MAX_LISTED_ORDERS = 20
 CENT = Decimal("0.01")
+CONFIRM_QUESTION = {"en": "Shall I go ahead? (yes/no)", "zh": "要我继续办理吗?(是/否)"}
+
+
+def _about(order_id: str) -> str:
+    return f"order:{order_id}"
+
+
+def _item_about(item_id: str) -> str:
+    return f"item:{item_id}"
+
+
+def _options_text(options: dict[str, Any] | None) -> str:
+    return ", ".join(f"{k} {v}" for k, v in (options or {}).items())
 
 
 # ---------------------------------------------------------------- results
+
+
+class PayMethod(BaseModel):
+    """A payment method as the customer knows it."""
+
+    id: str | None = None
+    kind: str | None = Field(None, description="credit_card, gift_card, paypal, ...; None if not in the store")
+    brand: str | None = None
+    last_four: str | None = None
+
+    def label(self, lang: Lang = "en") -> str:
+        pid = self.id
+        if self.kind is None:
+            if pid:
+                return tr(lang, f"payment method {pid}", f"支付方式 {pid}")
+            return tr(lang, "the original payment method", "原支付方式")
+        if self.kind == "credit_card":
+            if self.last_four:
+                brand = f"{self.brand} " if self.brand else ""
+                return tr(lang, f"{brand}credit card ending {self.last_four} ({pid})",
+                          f"{brand}信用卡(尾号 {self.last_four},{pid})")
+            return tr(lang, f"credit card {pid}", f"信用卡 {pid}")
+        if self.kind == "gift_card":
+            return tr(lang, f"gift card {pid}", f"礼品卡 {pid}")
+        if self.kind == "paypal":
+            return f"PayPal {pid}"
+        return f"{self.kind} {pid}"
+
+    def facts(self, about: str) -> list[Fact]:
+        return [fact("payment_method", self.id, about)] if self.id else []
+
+
+RefundTiming = Literal["at_once", "business_days", "when_returned"]
+
+
+class MoneyMove(BaseModel):
+    """Money going back to the customer (refund) or taken from them (charge)."""
+
+    kind: Literal["refund", "charge"]
+    amount: float = Field(ge=0, description="USD")
+    method: PayMethod
+    timing: RefundTiming | None = None
+
+    def text(self, lang: Lang = "en") -> str:
+        """"$12.00 to gift card gift_card_1, at once" (the amount, where it goes, and when)."""
+        amount, to = usd(self.amount), self.method.label(lang)
+        if self.kind == "charge":
+            return tr(lang, f"{amount} charged to {to}", f"{amount},从 {to} 扣款")
+        en, zh = {
+            "at_once": ("at once", "立即到账"),
+            "business_days": (f"within {policy.POLICY.card_refund_days}", f"{policy.POLICY.card_refund_days_zh}内到账"),
+            "when_returned": ("once the items are back", "收到退回的商品后退款"),
+        }.get(self.timing, ("", ""))
+        return tr(lang, f"{amount} to {to}" + (f", {en}" if en else ""),
+                  f"{amount},退到 {to}" + (f",{zh}" if zh else ""))
+
+    def line(self, order_id: str, lang: Lang = "en") -> str:
+        if self.kind == "charge":
+            return tr(lang, f"Charge for {order_id}: {self.text(lang)}.", f"订单 {order_id} 的扣款:{self.text(lang)}。")
+        return tr(lang, f"Refund for {order_id}: {self.text(lang)}.", f"订单 {order_id} 的退款:{self.text(lang)}。")
+
+    def facts(self, about: str) -> list[Fact]:
+        return [fact("amount", usd(self.amount), about), *self.method.facts(about)]
 
 
 class ItemLine(BaseModel):
@@ -65,6 +140,25 @@ class ItemLine(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
     quantity: int = Field(ge=1)
     unit_price: float = Field(description="USD paid per unit")
+
+    def line(self, lang: Lang = "en") -> str:
+        opts = _options_text(self.options)
+        product = tr(lang, f", product id {self.product_id}", f",商品 ID {self.product_id}") if self.product_id else ""
+        if lang == "zh":
+            return (f"- {self.name}" + (f"({opts})" if opts else "") + f":数量 {self.quantity},单价 "
+                    f"{usd(self.unit_price)},商品编号 {self.item_id}{product}")
+        return (f"- {self.name}" + (f" ({opts})" if opts else "") + f": quantity {self.quantity}, "
+                f"{usd(self.unit_price)} each, item id {self.item_id}{product}")
+
+    def facts(self) -> list[Fact]:
+        about = _item_about(self.item_id)
+        out = [fact("item_id", self.item_id, about), fact("product_name", self.name, about),
+               fact("quantity", self.quantity, about), fact("price", usd(self.unit_price), about)]
+        if self.options:
+            out.append(fact("text", _options_text(self.options), about))
+        if self.product_id:
+            out.append(fact("product_id", self.product_id, about))
+        return out
 
 
 class ShipmentInfo(BaseModel):
@@ -78,7 +172,7 @@ class PaymentLine(BaseModel):
     kind: str = Field(description="payment or refund")
     amount: float = Field(description="USD")
     payment_method_id: str | None = None
-    method: str = Field(description="human description of the payment method")
+    method: PayMethod
 
 
 class OrderSummary(BaseModel):
@@ -88,10 +182,42 @@ class OrderSummary(BaseModel):
     total: float = Field(description="USD")
     item_count: int
 
+    def line(self, lang: Lang = "en") -> str:
+        """One line, the order id first, holding this order's own date, status, item count and total."""
+        return tr(
+            lang,
+            f"{self.order_id}: placed {iso(self.created_at)}, {status_text(self.status, lang)}, "
+            f"{self.item_count} item(s), total {usd(self.total)}",
+            f"{self.order_id}:下单日期 {iso(self.created_at)},状态 {status_text(self.status, lang)},"
+            f"{self.item_count} 件商品,合计 {usd(self.total)}",
+        )
+
+    def render(self, lang: Lang = "en") -> str:
+        return self.line(lang)
+
+    def facts(self) -> list[Fact]:
+        about = _about(self.order_id)
+        return [fact("order_id", self.order_id, about), fact("date", iso(self.created_at), about),
+                fact("status", self.status, about), fact("count", self.item_count, about),
+                fact("amount", usd(self.total), about)]
+
 
 class OrderList(BaseModel):
     orders: list[OrderSummary] = Field(description="most recent first")
     total_orders: int = Field(description="all orders on the account (the list shows at most 20)")
+
+    def render(self, lang: Lang = "en") -> str:
+        if not self.orders:
+            return tr(lang, "You have no orders.", "您还没有订单。")
+        lines = [tr(lang, f"You have {self.total_orders} order(s):", f"您共有 {self.total_orders} 个订单:")]
+        lines += [o.line(lang) for o in self.orders]
+        if self.total_orders > len(self.orders):
+            shown = len(self.orders)
+            lines.append(tr(lang, f"(showing the {shown} most recent)", f"(仅显示最近的 {shown} 个)"))
+        return "\n".join(lines)
+
+    def facts(self) -> list[Fact]:
+        return [fact("count", self.total_orders)] + [f for o in self.orders for f in o.facts()]
 
 
 class OrderDetails(BaseModel):
@@ -105,14 +231,217 @@ class OrderDetails(BaseModel):
     shipping_address: str
     shipments: list[ShipmentInfo] = Field(default_factory=list)
     payments: list[PaymentLine] = Field(default_factory=list)
-    notes: list[str] = Field(default_factory=list, description="cancel reason, return/exchange requests, changes")
+    cancel_reason: str | None = None
+    items_modified: bool = Field(False, description="items were modified (this can be done only once)")
+    return_items: list[str] = Field(default_factory=list, description="item ids of a requested return")
+    return_payment_method_id: str | None = None
+    exchange_items: list[str] = Field(default_factory=list, description="item ids of a requested exchange")
+    exchange_new_items: list[str] = Field(default_factory=list)
+
+    def render(self, lang: Lang = "en") -> str:
+        oid = self.order_id
+        lines = [tr(
+            lang,
+            f"Order {oid}: status {status_text(self.status, lang)}, placed {iso(self.created_at)}, last updated "
+            f"{iso(self.updated_at)}, total {usd(self.total)}.",
+            f"订单 {oid}:状态 {status_text(self.status, lang)},下单日期 {iso(self.created_at)},最后更新 "
+            f"{iso(self.updated_at)},合计 {usd(self.total)}。",
+        )]
+        lines.append(tr(lang, f"Items in {oid}:", f"订单 {oid} 的商品:"))
+        lines += [it.line(lang) for it in self.items]
+        lines.append("")  # ends the item list: in markdown the lines below would join its last bullet
+        for sh in self.shipments:
+            tracking = ", ".join(sh.tracking_ids) or tr(lang, "none yet", "暂无")
+            carrier = tr(lang, f" via {sh.carrier}", f",承运商 {sh.carrier}") if sh.carrier else ""
+            shipped = "" if sh.shipped_at is None else tr(lang, f", shipped {iso(sh.shipped_at)}",
+                                                          f",发货日期 {iso(sh.shipped_at)}")
+            lines.append(tr(lang, f"Tracking number for {oid}: {tracking}{carrier}{shipped}.",
+                            f"订单 {oid} 的快递单号:{tracking}{carrier}{shipped}。"))
+        lines.append(tr(lang, f"Shipping address of {oid}: {self.shipping_address}.",
+                        f"订单 {oid} 的收货地址:{self.shipping_address}。"))
+        for p in self.payments:
+            if p.kind == "refund":
+                lines.append(tr(lang, f"Refund for {oid}: {usd(p.amount)} to {p.method.label(lang)}.",
+                                f"订单 {oid} 的退款:{usd(p.amount)},退到 {p.method.label(lang)}。"))
+            else:
+                lines.append(tr(lang, f"Payment for {oid}: {usd(p.amount)} with {p.method.label(lang)}.",
+                                f"订单 {oid} 的付款:{usd(p.amount)},使用 {p.method.label(lang)}。"))
+        lines += self._notes(lang)
+        return "\n".join(lines)
+
+    def _notes(self, lang: Lang) -> list[str]:
+        oid, notes = self.order_id, []
+        if self.cancel_reason:
+            notes.append(tr(lang, f"Note on {oid}: cancelled because '{self.cancel_reason}'.",
+                            f"订单 {oid} 备注:取消原因为“{self.cancel_reason}”。"))
+        if self.items_modified:
+            notes.append(tr(lang, f"Note on {oid}: the items were modified (this can be done only once).",
+                            f"订单 {oid} 备注:商品已修改过(每个订单只能修改一次)。"))
+        if self.return_items:
+            items, to = ", ".join(self.return_items), self.return_payment_method_id or ""
+            notes.append(tr(lang, f"Note on {oid}: return requested for items {items}, refund to {to}.",
+                            f"订单 {oid} 备注:已申请退货,商品 {items},退款到 {to}。"))
+        if self.exchange_items:
+            old, new = ", ".join(self.exchange_items), ", ".join(self.exchange_new_items)
+            notes.append(tr(lang, f"Note on {oid}: exchange requested: {old} -> {new}.",
+                            f"订单 {oid} 备注:已申请换货:{old} -> {new}。"))
+        return notes
+
+    def facts(self) -> list[Fact]:
+        about = _about(self.order_id)
+        out = [fact("order_id", self.order_id, about), fact("status", self.status, about),
+               fact("date", iso(self.created_at), about), fact("date", iso(self.updated_at), about),
+               fact("amount", usd(self.total), about), fact("address", self.shipping_address, about)]
+        for it in self.items:
+            out += it.facts()
+        for sh in self.shipments:
+            out += [fact("tracking_id", t, about) for t in sh.tracking_ids]
+            if sh.carrier:
+                out.append(fact("carrier", sh.carrier, about))
+            if sh.shipped_at:
+                out.append(fact("date", iso(sh.shipped_at), about))
+        for p in self.payments:
+            out += [fact("amount", usd(p.amount), about), *p.method.facts(about)]
+        if self.cancel_reason:
+            out.append(fact("text", self.cancel_reason, about))
+        out += [fact("item_id", i, about) for i in self.return_items + self.exchange_items + self.exchange_new_items]
+        if self.return_items and self.return_payment_method_id:
+            out.append(fact("payment_method", self.return_payment_method_id, about))
+        return out
+
+
+class ItemChange(BaseModel):
+    """An item a write touches: returned (no new item), or changed to another option of the same product."""
+
+    item_id: str
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    unit_price: float = Field(description="USD")
+    new_item_id: str | None = None
+    new_options: dict[str, Any] = Field(default_factory=dict)
+    new_price: float | None = Field(None, description="USD")
+
+    def line(self, lang: Lang = "en") -> str:
+        def one(item_id: str, options: dict[str, Any], price: float | None) -> str:
+            opts = _options_text(options)
+            return tr(lang, f"item {item_id} ({opts + ', ' if opts else ''}{usd(price)})",
+                      f"款式 {item_id}({opts + ',' if opts else ''}{usd(price)})")
+
+        old = f"- {self.name}: {one(self.item_id, self.options, self.unit_price)}"
+        if self.new_item_id is None:
+            return old
+        return f"{old} -> {one(self.new_item_id, self.new_options, self.new_price)}"
+
+    def facts(self) -> list[Fact]:
+        about = _item_about(self.item_id)
+        out = [fact("item_id", self.item_id, about), fact("product_name", self.name, about),
+               fact("price", usd(self.unit_price), about)]
+        if self.new_item_id is not None:
+            new = _item_about(self.new_item_id)
+            out += [fact("item_id", self.new_item_id, new), fact("price", usd(self.new_price), new)]
+        return out
+
+
+def _difference_text(diff: float, pm: PayMethod, lang: Lang) -> str:
+    if diff > 0:
+        return tr(lang, f"you pay the price difference of {usd(diff)} with {pm.label(lang)}",
+                  f"您需用 {pm.label(lang)} 支付差价 {usd(diff)}")
+    if diff < 0:
+        return tr(lang, f"you get the price difference of {usd(-diff)} back to {pm.label(lang)}",
+                  f"差价 {usd(-diff)} 将退回到 {pm.label(lang)}")
+    return tr(lang, f"there is no price difference (payment method {pm.label(lang)})",
+              f"没有差价(支付方式:{pm.label(lang)})")
+
+
+def _difference_facts(diff: float | None, pm: PayMethod | None, about: str) -> list[Fact]:
+    out = [fact("amount", usd(abs(diff)), about)] if diff else []
+    return out + (pm.facts(about) if pm is not None else [])
 
 
 class ConfirmationRequired(BaseModel):
     """A write that waits for the customer's explicit yes; nothing has changed yet."""
 
-    summary: str
-    action: dict[str, Any]
+    tool: str
+    order_id: str
+    order_status: str = Field(description="the order's status now")
+    action: dict[str, Any] = Field(description='{"tool": name, "arguments": {...}}: exactly what will run')
+    summary: str = Field("", description="the English description and question (the pending action's summary)")
+    reason: str | None = Field(None, description="cancellation reason")
+    item_count: int | None = Field(None, description="units in the order (cancellation)")
+    order_total: float | None = Field(None, description="USD (cancellation)")
+    old_address: str | None = None
+    new_address: str | None = None
+    items: list[ItemChange] = Field(default_factory=list)
+    refunds: list[MoneyMove] = Field(default_factory=list)
+    difference: float | None = Field(None, description="USD the customer pays (>0) or gets back (<0)")
+    payment_method: PayMethod | None = None
+
+    def describe(self, lang: Lang = "en") -> str:
+        """What will happen, without the question: the text the customer confirms (English: the pending summary)."""
+        oid, st = self.order_id, status_text(self.order_status, lang)
+        lines: list[str] = []
+        if self.tool == "cancel_pending_order":
+            lines.append(tr(
+                lang,
+                f"Cancel order {oid}: status {st}, {self.item_count} items, total {usd(self.order_total)}, reason "
+                f"'{self.reason}'.",
+                f"取消订单 {oid}:状态 {st},{self.item_count} 件商品,合计 {usd(self.order_total)},原因“{self.reason}”。",
+            ))
+            lines += [r.line(oid, lang) for r in self.refunds]
+            if not self.refunds:
+                lines.append(tr(lang, f"Refund for {oid}: nothing to refund.", f"订单 {oid} 的退款:无需退款。"))
+        elif self.tool == "modify_pending_order_address":
+            lines.append(tr(
+                lang,
+                f"Change the shipping address of order {oid}, status {st}, from '{self.old_address}' to "
+                f"'{self.new_address}'.",
+                f"修改订单 {oid} 的收货地址,当前状态 {st}:从“{self.old_address}”改为“{self.new_address}”。",
+            ))
+        elif self.tool in ("modify_pending_order_items", "exchange_delivered_order_items"):
+            modify = self.tool == "modify_pending_order_items"
+            lines.append(tr(lang, f"{'Modify the items' if modify else 'Exchange items'} of order {oid}, status {st}:",
+                            f"{'修改商品' if modify else '换货'}:订单 {oid},状态 {st}:"))
+            lines += [c.line(lang) for c in self.items]
+            diff = _difference_text(self.difference or 0.0, self.payment_method or PayMethod(), lang)
+            lines.append(tr(lang, f"Price difference for {oid}: {diff}.", f"订单 {oid} 的差价:{diff}。"))
+            if modify:
+                lines.append(tr(lang, "Items of an order can be modified only once, and the order can then no longer "
+                                      "be cancelled.", "每个订单的商品只能修改一次,修改后订单不能再取消。"))
+            else:
+                lines.append(tr(lang, "An order can be exchanged only once. The order becomes 'exchange requested' "
+                                      "and you will get an email on how to send the items back.",
+                                "每个订单只能换货一次。订单将变为“换货申请中”(exchange requested),"
+                                "您会收到一封说明如何寄回商品的邮件。"))
+        elif self.tool == "return_delivered_order_items":
+            lines.append(tr(lang, f"Return {len(self.items)} item(s) of order {oid}, status {st}:",
+                            f"退货:订单 {oid},状态 {st},共 {len(self.items)} 件商品:"))
+            lines += [c.line(lang) for c in self.items]
+            lines += [r.line(oid, lang) for r in self.refunds]
+            lines.append(tr(lang, "The order becomes 'return requested' and you will get an email on how to send the "
+                                  "items back.",
+                            "订单将变为“退货申请中”(return requested),您会收到一封说明如何寄回商品的邮件。"))
+        return "\n".join(lines)
+
+    def render(self, lang: Lang = "en") -> str:
+        return f"{self.describe(lang)}\n{CONFIRM_QUESTION[lang]}"
+
+    def facts(self) -> list[Fact]:
+        about = _about(self.order_id)
+        out = [fact("order_id", self.order_id, about), fact("status", self.order_status, about)]
+        if self.item_count is not None:
+            out.append(fact("count", self.item_count, about))
+        if self.order_total is not None:
+            out.append(fact("amount", usd(self.order_total), about))
+        if self.reason:
+            out.append(fact("text", self.reason, about))
+        out += [fact("address", a, about) for a in (self.old_address, self.new_address) if a]
+        for c in self.items:
+            out += c.facts()
+        for r in self.refunds:
+            out += r.facts(about)
+        if self.tool in ("modify_pending_order_items", "exchange_delivered_order_items"):
+            out += _difference_facts(self.difference, self.payment_method, about)
+        return out
 
 
 class ActionResult(BaseModel):
@@ -121,10 +450,53 @@ class ActionResult(BaseModel):
     tool: str
     order_id: str
     status: str = Field(description="order status after the change")
-    message: str
     refund_amount: float = Field(0.0, description="USD refunded (or to be refunded once items are back)")
     charge_amount: float = Field(0.0, description="USD charged")
     payment_method_id: str | None = None
+    refunds: list[MoneyMove] = Field(default_factory=list, description="refunds made or due")
+    items: list[ItemChange] = Field(default_factory=list, description="items returned or changed")
+    new_address: str | None = None
+    difference: float | None = Field(None, description="USD the customer pays (>0) or gets back (<0)")
+    payment_method: PayMethod | None = None
+
+    def render(self, lang: Lang = "en") -> str:
+        oid, st = self.order_id, status_text(self.status, lang)
+        lines: list[str] = []
+        if self.tool == "cancel_pending_order":
+            lines.append(tr(lang, f"Done: order {oid} is now {st}.", f"已完成:订单 {oid} 现在的状态是{st}。"))
+        elif self.tool == "modify_pending_order_address":
+            lines.append(tr(lang, f"Done: order {oid} will ship to {self.new_address}; its status is {st}.",
+                            f"已完成:订单 {oid} 将寄往 {self.new_address};状态为{st}。"))
+        elif self.tool == "modify_pending_order_items":
+            lines.append(tr(lang, f"Done: the items of order {oid} are changed; its status is {st}.",
+                            f"已完成:订单 {oid} 的商品已修改,状态为{st}。"))
+        elif self.tool == "return_delivered_order_items":
+            lines.append(tr(lang, f"Done: return requested for order {oid}; its status is now {st}. An email explains "
+                                  f"how to send the items back.",
+                            f"已完成:订单 {oid} 已申请退货,状态为{st}。邮件会说明如何寄回商品。"))
+        elif self.tool == "exchange_delivered_order_items":
+            lines.append(tr(lang, f"Done: exchange requested for order {oid}; its status is now {st}. An email "
+                                  f"explains how to send the items back.",
+                            f"已完成:订单 {oid} 已申请换货,状态为{st}。邮件会说明如何寄回商品。"))
+        lines += [c.line(lang) for c in self.items]
+        lines += [r.line(oid, lang) for r in self.refunds]
+        if self.difference is not None and self.payment_method is not None:
+            diff = _difference_text(self.difference, self.payment_method, lang)
+            lines.append(tr(lang, f"Price difference for {oid}: {diff}.", f"订单 {oid} 的差价:{diff}。"))
+        return "\n".join(lines)
+
+    def facts(self) -> list[Fact]:
+        about = _about(self.order_id)
+        out = [fact("order_id", self.order_id, about), fact("status", self.status, about)]
+        if self.new_address:
+            out.append(fact("address", self.new_address, about))
+        for c in self.items:
+            out += c.facts()
+        for r in self.refunds:
+            out += r.facts(about)
+        if self.difference is not None:
+            out += _difference_facts(self.difference, self.payment_method, about)
+        return out
 
 
 # ---------------------------------------------------------------- helpers
@@ -138,21 +510,10 @@ def _money(x: Decimal | float | int | None) -> Decimal:
     return Decimal(str(x or 0)).quantize(CENT)
 
 
-def _usd(x: Decimal | float) -> str:
-    return f"${_money(x)}"
-
-
-def _pm_label(pm: PaymentMethod | None, pm_id: str | None = None) -> str:
+def _pay_method(pm: PaymentMethod | None, pm_id: str | None = None) -> PayMethod:
     if pm is None:
-        return f"payment method {pm_id}" if pm_id else "the original payment method"
-    if pm.kind == "credit_card":
-        brand = f"{pm.brand} " if pm.brand else ""
-        return f"{brand}credit card ending {pm.last_four} ({pm.id})" if pm.last_four else f"credit card {pm.id}"
-    if pm.kind == "gift_card":
-        return f"gift card {pm.id}"
-    if pm.kind == "paypal":
-        return f"PayPal {pm.id}"
-    return f"{pm.kind} {pm.id}"
+        return PayMethod(id=pm_id)
+    return PayMethod(id=pm.id, kind=pm.kind, brand=pm.brand, last_four=pm.last_four)
 
 
 def _address_text(addr: dict[str, Any] | None) -> str:
@@ -162,13 +523,23 @@ def _address_text(addr: dict[str, Any] | None) -> str:
     return ", ".join(str(p) for p in parts if p)
 
 
-def _options_text(options: dict[str, Any] | None) -> str:
-    return ", ".join(f"{k} {v}" for k, v in (options or {}).items())
+_ASK_ORDER = ("Which order do you mean? You can ask me to list your orders.",
+              "您指的是哪个订单?您可以让我列出您的订单。")
+_ASK_ITEMS = ("Which items do you mean? I can show you the order's items first.",
+              "您指的是哪些商品?我可以先为您列出订单中的商品。")
+_ASK_PAYMENT = ("Which of your payment methods should I use?", "请问要使用您账户中的哪个支付方式?")
+_FIELD_QUESTIONS = {"order_id": _ASK_ORDER, "item_ids": _ASK_ITEMS, "new_item_ids": _ASK_ITEMS,
+                    "payment_method_id": _ASK_PAYMENT}
+
+
+def _input_error(message: str, field: str) -> ToolInputError:
+    en, zh = _FIELD_QUESTIONS.get(field, (None, None))
+    return ToolInputError(message, user=en, user_zh=zh)
 
 
 def _clean_id(value: Any, field: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ToolInputError(f"{field} must be a non-empty string")
+        raise _input_error(f"{field} must be a non-empty string", field)
     return value.strip().replace("＃", "#").replace(" ", "")
 
 
@@ -176,7 +547,7 @@ def _id_list(values: Any, field: str) -> list[str]:
     if isinstance(values, str):
         values = [v for v in values.replace(";", ",").split(",") if v.strip()]
     if not isinstance(values, list):
-        raise ToolInputError(f"{field} must be a list of item ids")
+        raise _input_error(f"{field} must be a list of item ids", field)
     return [_clean_id(v if isinstance(v, str) else str(v), field) for v in values]
 
 
@@ -193,7 +564,11 @@ def _find_order(session: Session, customer_id: str, order_id: str, *, lock: bool
     raw = _clean_id(order_id, "order_id")
     core = raw.lstrip("#").upper()
     if not core or not core.isalnum():
-        raise ToolInputError(f"order_id {order_id!r} is not an order id like #W2611340")
+        raise ToolInputError(
+            f"order_id {order_id!r} is not an order id like #W2611340",
+            user="That doesn't look like an order number. You can ask me to list your orders.",
+            user_zh="这看起来不像订单号。您可以让我列出您的订单。",
+        )
     q = _order_query(customer_id)
     if lock:
         q = q.with_for_update()
@@ -205,10 +580,19 @@ def _find_order(session: Session, customer_id: str, order_id: str, *, lock: bool
     else:
         found = list(session.scalars(q.where(Order.id.in_(["#" + core, core, raw]))).unique())
     if not found:
-        raise NotFoundError(f"There is no order {order_id} on your account.")
+        shown = raw if raw.startswith("#") else "#" + raw
+        raise NotFoundError(
+            f"There is no order {order_id} on your account.",
+            user=f"There is no order {shown} on your account. You can ask me to list your orders.",
+            user_zh=f"您的账户中没有订单 {shown}。您可以让我列出您的订单。",
+        )
     if len(found) > 1:
         ids = ", ".join(sorted(o.id for o in found))
-        raise ToolInputError(f"order_id {order_id!r} matches several orders ({ids}); use the full id.")
+        raise ToolInputError(
+            f"order_id {order_id!r} matches several orders ({ids}); use the full id.",
+            user=f"That number matches several of your orders ({ids}). Which one do you mean?",
+            user_zh=f"这个号码对应您的多个订单({ids})。您指的是哪一个?",
+        )
     return found[0]
 
 
@@ -233,28 +617,15 @@ def _order_total(order: Order) -> Decimal:
     return sum((_money(li.unit_price) * (li.quantity or 1) for li in order.items), Decimal("0.00"))
 
 
-def _refund_timing(pm: PaymentMethod | None) -> str:
-    return "at once" if pm is not None and pm.kind == "gift_card" else f"within {policy.POLICY.card_refund_days}"
+def _refund_timing(pm: PaymentMethod | None) -> RefundTiming:
+    return "at_once" if pm is not None and pm.kind == "gift_card" else "business_days"
 
 
-def _difference_text(diff: Decimal, pm: PaymentMethod) -> str:
-    if diff > 0:
-        return f"you pay the price difference of {_usd(diff)} with {_pm_label(pm)}"
-    if diff < 0:
-        return f"you get the price difference of {_usd(-diff)} back to {_pm_label(pm)}"
-    return f"there is no price difference (payment method {_pm_label(pm)})"
-
-
-def _swap_text(lines: list[OrderItem], news: list[Variant]) -> str:
-    return "; ".join(
-        f"{li.name or 'item'} {li.variant_id} ({_options_text(li.options)}, {_usd(li.unit_price)}) -> "
-        f"{nv.id} ({_options_text(nv.options)}, {_usd(nv.price)})"
-        for li, nv in zip(lines, news)
-    )
-
-
-def _items_text(lines: list[OrderItem]) -> str:
-    return "; ".join(f"{li.name or 'item'} {li.variant_id} ({_usd(li.unit_price)})" for li in lines)
+def _item_change(line: OrderItem, new: Variant | None = None) -> ItemChange:
+    new_fields = {} if new is None else {
+        "new_item_id": new.id, "new_options": dict(new.options or {}), "new_price": float(_money(new.price))}
+    return ItemChange(item_id=line.variant_id or "", name=clean_text(line.name or "item"),
+                      options=dict(line.options or {}), unit_price=float(_money(line.unit_price)), **new_fields)
 
 
 def _unit_count(order: Order) -> int:
@@ -268,8 +639,18 @@ def _unit_count(order: Order) -> int:
 class _Plan:
     tool: str
     arguments: dict[str, Any]
-    summary: str
+    proposal: ConfirmationRequired
     apply: Callable[[Session], ActionResult]
+
+    @property
+    def summary(self) -> str:
+        """The English description the customer confirms; executing re-plans and must find the same text."""
+        return self.proposal.describe("en")
+
+
+def _proposal(tool: str, order: Order, arguments: dict[str, Any], **fields: Any) -> ConfirmationRequired:
+    return ConfirmationRequired(tool=tool, order_id=order.id, order_status=order.status,
+                                action={"tool": tool, "arguments": arguments}, **fields)
 
 
 def _plan_cancel(s: Session, cid: str, args: dict[str, Any], lock: bool = False) -> _Plan:
@@ -282,13 +663,11 @@ def _plan_cancel(s: Session, cid: str, args: dict[str, Any], lock: bool = False)
         net[p.payment_method_id] = net.get(p.payment_method_id, Decimal("0")) + sign * _money(p.amount)
     refunds = {pm_id: amt for pm_id, amt in net.items() if amt > 0}
     pms = _payment_methods(s, {k for k in refunds if k})
-    total = _order_total(order)
-    refund_text = "; ".join(
-        f"refund {_usd(a)} to {_pm_label(pms.get(k), k)} {_refund_timing(pms.get(k))}" for k, a in refunds.items()
-    ) or "nothing to refund"
-    summary = (
-        f"Cancel order {order.id} ({_unit_count(order)} items, {_usd(total)}), reason '{reason}'; {refund_text}."
-    )
+    moves = [MoneyMove(kind="refund", amount=float(a), method=_pay_method(pms.get(k), k),
+                       timing=_refund_timing(pms.get(k))) for k, a in refunds.items()]
+    arguments = {"order_id": order.id, "reason": reason}
+    proposal = _proposal("cancel_pending_order", order, arguments, reason=reason, item_count=_unit_count(order),
+                         order_total=float(_order_total(order)), refunds=moves)
 
     def apply(session: Session) -> ActionResult:
         now = _now()
@@ -298,12 +677,11 @@ def _plan_cancel(s: Session, cid: str, args: dict[str, Any], lock: bool = False)
             pm = pms.get(pm_id)
             if pm is not None and pm.kind == "gift_card":
                 pm.balance = _money(pm.balance) + amount
-        return _record(order, "cancel_pending_order", {"cancel_reason": reason}, f"Order {order.id} is cancelled; "
-                       f"{refund_text}.", status="cancelled", now=now,
+        return _record(order, "cancel_pending_order", {"cancel_reason": reason}, status="cancelled", now=now,
                        refund_amount=float(sum(refunds.values(), Decimal("0"))),
-                       payment_method_id=next(iter(refunds), None))
+                       payment_method_id=next(iter(refunds), None), refunds=moves)
 
-    return _Plan("cancel_pending_order", {"order_id": order.id, "reason": reason}, summary, apply)
+    return _Plan("cancel_pending_order", arguments, proposal, apply)
 
 
 ADDRESS_FIELDS = ("address1", "address2", "city", "state", "country", "zip")
@@ -317,36 +695,39 @@ def _plan_address(s: Session, cid: str, args: dict[str, Any], lock: bool = False
         v = args.get(f)
         v = "" if v is None else str(v).strip()
         if not v and f != "address2":
-            raise ToolInputError(f"{f} is empty: ask the customer for the full new address.")
+            raise ToolInputError(
+                f"{f} is empty: ask the customer for the full new address.",
+                user="I need the full new address to change it: street, city, state, postal code and country.",
+                user_zh="要修改地址,我需要完整的新地址:街道、城市、州/省、邮编和国家。",
+            )
         new[f] = v
-    old_text = _address_text(order.address)
-    summary = f"Change the shipping address of pending order {order.id} from '{old_text}' to '{_address_text(new)}'."
+    arguments = {"order_id": order.id, **new}
+    proposal = _proposal("modify_pending_order_address", order, arguments, old_address=_address_text(order.address),
+                         new_address=_address_text(new))
 
     def apply(session: Session) -> ActionResult:
         order.address = new
         order.updated_at = _now()
-        return ActionResult(
-            tool="modify_pending_order_address", order_id=order.id, status=order.status,
-            message=f"Order {order.id} will ship to {_address_text(new)}.",
-        )
+        return ActionResult(tool="modify_pending_order_address", order_id=order.id, status=order.status,
+                            new_address=_address_text(new))
 
-    return _Plan("modify_pending_order_address", {"order_id": order.id, **new}, summary, apply)
+    return _Plan("modify_pending_order_address", arguments, proposal, apply)
 
 
-def _record(order: Order, tool: str, details: dict[str, Any], message: str, *, status: str | None = None,
-            now: datetime | None = None, **amounts: Any) -> ActionResult:
+def _record(order: Order, tool: str, details: dict[str, Any], *, status: str | None = None,
+            now: datetime | None = None, **fields: Any) -> ActionResult:
     """The end every write shares: new status (if any), `details` merged into the order's, the time, the result."""
     if status is not None:
         order.status = status
     order.details = {**(order.details or {}), **details}
     order.updated_at = now or _now()
-    return ActionResult(tool=tool, order_id=order.id, status=order.status, message=message, **amounts)
+    return ActionResult(tool=tool, order_id=order.id, status=order.status, **fields)
 
 
-def _difference_amounts(diff: Decimal, pm: PaymentMethod) -> dict[str, Any]:
+def _difference_fields(diff: Decimal, pm: PaymentMethod) -> dict[str, Any]:
     """A price difference as the result's charge (positive) or refund (negative) on `pm`."""
     return {"charge_amount": float(max(diff, Decimal("0"))), "refund_amount": float(max(-diff, Decimal("0"))),
-            "payment_method_id": pm.id}
+            "payment_method_id": pm.id, "difference": float(diff), "payment_method": _pay_method(pm)}
 
 
 def _swap_setup(s: Session, cid: str, order: Order, args: dict[str, Any]):
@@ -371,10 +752,10 @@ def _plan_modify_items(s: Session, cid: str, args: dict[str, Any], lock: bool = 
     policy.check_status(order, "modify", order.id)
     policy.check_items_not_modified(order, order.id)
     item_ids, new_ids, lines, news, pm, diff = _swap_setup(s, cid, order, args)
-    summary = (
-        f"Modify the items of pending order {order.id}: {_swap_text(lines, news)}; {_difference_text(diff, pm)}. "
-        f"Items of an order can be modified only once, and the order can then no longer be cancelled."
-    )
+    changes = [_item_change(li, nv) for li, nv in zip(lines, news)]
+    arguments = {"order_id": order.id, "item_ids": item_ids, "new_item_ids": new_ids, "payment_method_id": pm.id}
+    proposal = _proposal("modify_pending_order_items", order, arguments, items=changes, difference=float(diff),
+                         payment_method=_pay_method(pm))
 
     def apply(session: Session) -> ActionResult:
         now = _now()
@@ -397,15 +778,10 @@ def _plan_modify_items(s: Session, cid: str, args: dict[str, Any], lock: bool = 
             if pm.kind == "gift_card":
                 pm.balance = _money(pm.balance) - diff
         details = {"items_modified": True, "modified_items": [[a, b] for a, b in zip(item_ids, new_ids)]}
-        return _record(order, "modify_pending_order_items", details,
-                       f"The items of order {order.id} are changed; {_difference_text(diff, pm)}.", now=now,
-                       **_difference_amounts(diff, pm))
+        return _record(order, "modify_pending_order_items", details, now=now, items=changes,
+                       **_difference_fields(diff, pm))
 
-    return _Plan(
-        "modify_pending_order_items",
-        {"order_id": order.id, "item_ids": item_ids, "new_item_ids": new_ids, "payment_method_id": pm.id},
-        summary, apply,
-    )
+    return _Plan("modify_pending_order_items", arguments, proposal, apply)
 
 
 def _plan_return(s: Session, cid: str, args: dict[str, Any], lock: bool = False) -> _Plan:
@@ -418,47 +794,35 @@ def _plan_return(s: Session, cid: str, args: dict[str, Any], lock: bool = False)
     pm = policy.check_payment_method(s.get(PaymentMethod, pm_id), pm_id, cid)
     policy.check_refund_method(order, pm, order.id)
     refund = sum((_money(li.unit_price) for li in lines), Decimal("0"))
-    summary = (
-        f"Return {len(lines)} item(s) of delivered order {order.id}: {_items_text(lines)}; refund {_usd(refund)} to "
-        f"{_pm_label(pm)}. The order becomes 'return requested' and you will get an email on how to send the items "
-        f"back."
-    )
+    changes = [_item_change(li) for li in lines]
+    moves = [MoneyMove(kind="refund", amount=float(refund), method=_pay_method(pm), timing="when_returned")]
+    arguments = {"order_id": order.id, "item_ids": item_ids, "payment_method_id": pm.id}
+    proposal = _proposal("return_delivered_order_items", order, arguments, items=changes, refunds=moves)
 
     def apply(session: Session) -> ActionResult:
         details = {"return_items": item_ids, "return_payment_method_id": pm.id, "return_refund_amount": float(refund)}
-        message = (f"Return requested for order {order.id}: {_usd(refund)} will be refunded to {_pm_label(pm)} once "
-                   f"the items are back; an email explains how to send them.")
-        return _record(order, "return_delivered_order_items", details, message, status="return requested",
-                       refund_amount=float(refund), payment_method_id=pm.id)
+        return _record(order, "return_delivered_order_items", details, status="return requested",
+                       refund_amount=float(refund), payment_method_id=pm.id, items=changes, refunds=moves)
 
-    return _Plan(
-        "return_delivered_order_items",
-        {"order_id": order.id, "item_ids": item_ids, "payment_method_id": pm.id}, summary, apply,
-    )
+    return _Plan("return_delivered_order_items", arguments, proposal, apply)
 
 
 def _plan_exchange(s: Session, cid: str, args: dict[str, Any], lock: bool = False) -> _Plan:
     order = _find_order(s, cid, args.get("order_id"), lock=lock)
     policy.check_status(order, "exchange", order.id)
     item_ids, new_ids, lines, news, pm, diff = _swap_setup(s, cid, order, args)
-    summary = (
-        f"Exchange items of delivered order {order.id}: {_swap_text(lines, news)}; {_difference_text(diff, pm)}. "
-        f"An order can be exchanged only once. The order becomes 'exchange requested' and you will get an email on "
-        f"how to send the items back."
-    )
+    changes = [_item_change(li, nv) for li, nv in zip(lines, news)]
+    arguments = {"order_id": order.id, "item_ids": item_ids, "new_item_ids": new_ids, "payment_method_id": pm.id}
+    proposal = _proposal("exchange_delivered_order_items", order, arguments, items=changes, difference=float(diff),
+                         payment_method=_pay_method(pm))
 
     def apply(session: Session) -> ActionResult:
         details = {"exchange_items": item_ids, "exchange_new_items": new_ids, "exchange_payment_method_id": pm.id,
                    "exchange_price_difference": float(diff)}
-        return _record(order, "exchange_delivered_order_items", details,
-                       f"Exchange requested for order {order.id}; {_difference_text(diff, pm)}.",
-                       status="exchange requested", **_difference_amounts(diff, pm))
+        return _record(order, "exchange_delivered_order_items", details, status="exchange requested", items=changes,
+                       **_difference_fields(diff, pm))
 
-    return _Plan(
-        "exchange_delivered_order_items",
-        {"order_id": order.id, "item_ids": item_ids, "new_item_ids": new_ids, "payment_method_id": pm.id},
-        summary, apply,
-    )
+    return _Plan("exchange_delivered_order_items", arguments, proposal, apply)
 
 
 _PLANNERS: dict[str, Callable[..., _Plan]] = {
@@ -476,11 +840,8 @@ def _propose(ctx: ShopContext, tool: str, args: dict[str, Any]) -> ConfirmationR
     ctx.confirmed = False
     with ctx.store.read() as s:
         plan = _PLANNERS[tool](s, cid, args)
-    ctx.pending_action = {"tool": plan.tool, "arguments": plan.arguments, "summary": plan.summary}
-    return ConfirmationRequired(
-        summary=plan.summary + " Shall I go ahead? (yes/no)",
-        action={"tool": plan.tool, "arguments": plan.arguments},
-    )
+    ctx.pending_action = PendingAction(tool=plan.tool, arguments=plan.arguments, summary=plan.summary)
+    return plan.proposal.model_copy(update={"summary": plan.proposal.render("en")})
 
 
 # ---------------------------------------------------------------- protocol
@@ -494,25 +855,28 @@ def is_write_tool(name: str) -> bool:
 def execute_pending_action(ctx: ShopContext) -> ActionResult:
     """Carry out the confirmed pending action after re-checking the policy on the current data, in one transaction."""
     action = ctx.pending_action
-    if not action:
-        raise PolicyError("There is no pending change to confirm.")
+    if action is None:
+        raise PolicyError("There is no pending change to confirm.",
+                          user="There is no change waiting for your confirmation.",
+                          user_zh="目前没有等待您确认的更改。")
     ctx.pending_action = None  # a confirmation is used once, whatever happens next
     ctx.confirmed = False
     cid = ctx.require_customer()
-    tool = action["tool"]
-    if tool not in _PLANNERS:
-        raise ToolInputError(f"{tool} is not a write tool")
+    if action.tool not in _PLANNERS:
+        raise ToolInputError(f"{action.tool} is not a write tool")
     with ctx.store.transaction() as s:
-        plan = _PLANNERS[tool](s, cid, action["arguments"], lock=True)
-        if plan.summary != action["summary"]:
+        plan = _PLANNERS[action.tool](s, cid, action.arguments, lock=True)
+        if plan.summary != action.summary:
             raise PolicyError(
                 "The order changed since this was proposed, so nothing was done. It would now be: "
-                f"{plan.summary} Please ask again if you still want it."
+                f"{plan.summary} Please ask again if you still want it.",
+                user_zh="订单在提出这项更改之后发生了变化,所以没有做任何更改。现在的内容会是:\n"
+                        f"{plan.proposal.describe('zh')}\n如果仍需要,请再告诉我一次。",
             )
         return plan.apply(s)
 
 
-def discard_pending_action(ctx: ShopContext) -> dict[str, Any] | None:
+def discard_pending_action(ctx: ShopContext) -> PendingAction | None:
     """Forget the proposed write (the customer did not confirm); returns what was discarded."""
     action, ctx.pending_action, ctx.confirmed = ctx.pending_action, None, False
     return action
@@ -545,21 +909,10 @@ def get_order_details(ctx: ShopContext, order_id: str) -> OrderDetails:
         o = _find_order(s, cid, order_id)
         pms = _payment_methods(s, {p.payment_method_id for p in o.payments if p.payment_method_id})
         d = o.details or {}
-        notes = []
-        if d.get("cancel_reason"):
-            notes.append(f"cancelled because: {d['cancel_reason']}")
-        if d.get("items_modified"):
-            notes.append("items were modified (this can be done only once)")
-        if d.get("return_items"):
-            notes.append(f"return requested for items {', '.join(d['return_items'])}, refund to "
-                         f"{d.get('return_payment_method_id')}")
-        if d.get("exchange_items"):
-            notes.append(f"exchange requested: {', '.join(d['exchange_items'])} -> "
-                         f"{', '.join(d.get('exchange_new_items') or [])}")
         return OrderDetails(
             order_id=o.id, status=o.status, created_at=o.created_at, updated_at=o.updated_at,
             items=[
-                ItemLine(item_id=li.variant_id or "", product_id=li.product_id, name=li.name or "item",
+                ItemLine(item_id=li.variant_id or "", product_id=li.product_id, name=clean_text(li.name or "item"),
                          options=li.options or {}, quantity=li.quantity or 1, unit_price=float(_money(li.unit_price)))
                 for li in o.items
             ],
@@ -572,10 +925,15 @@ def get_order_details(ctx: ShopContext, order_id: str) -> OrderDetails:
             ],
             payments=[
                 PaymentLine(kind=p.kind, amount=float(_money(p.amount)), payment_method_id=p.payment_method_id,
-                            method=_pm_label(pms.get(p.payment_method_id), p.payment_method_id))
+                            method=_pay_method(pms.get(p.payment_method_id), p.payment_method_id))
                 for p in o.payments
             ],
-            notes=notes,
+            cancel_reason=d.get("cancel_reason") or None,
+            items_modified=bool(d.get("items_modified")),
+            return_items=[str(i) for i in d.get("return_items") or []],
+            return_payment_method_id=d.get("return_payment_method_id"),
+            exchange_items=[str(i) for i in d.get("exchange_items") or []],
+            exchange_new_items=[str(i) for i in d.get("exchange_new_items") or []],
         )
 
 
@@ -658,115 +1016,3 @@ def exchange_delivered_order_items(
         "order_id": order_id, "item_ids": item_ids, "new_item_ids": new_item_ids,
         "payment_method_id": payment_method_id,
     })
-
-
-# ---------------------------------------------------------------- rendering and facts
-
-
-def render_order_list(r: OrderList) -> str:
-    if not r.orders:
-        return "You have no orders."
-    lines = [f"You have {r.total_orders} order(s):"]
-    lines += [
-        f"- {o.order_id}: {o.status}, {o.item_count} item(s), {_usd(o.total)}, placed {o.created_at.date()}"
-        for o in r.orders
-    ]
-    if r.total_orders > len(r.orders):
-        lines.append(f"(showing the {len(r.orders)} most recent)")
-    return "\n".join(lines)
-
-
-def render_order_details(r: OrderDetails) -> str:
-    lines = [f"Order {r.order_id} is {r.status} (placed {r.created_at.date()}, total {_usd(r.total)})."]
-    lines.append("Items:")
-    for it in r.items:
-        qty = f"{it.quantity} x " if it.quantity > 1 else ""
-        opts = f" ({_options_text(it.options)})" if it.options else ""
-        lines.append(f"- {qty}{it.name}{opts}, item id {it.item_id}, {_usd(it.unit_price)}")
-    for sh in r.shipments:
-        carrier = f" via {sh.carrier}" if sh.carrier else ""
-        lines.append(f"Tracking {', '.join(sh.tracking_ids)}{carrier}.")
-    if r.status in ("pending", "processed"):
-        lines.append(f"Ships to: {r.shipping_address}.")
-    for p in r.payments:
-        lines.append(f"{p.kind.capitalize()} of {_usd(p.amount)} via {p.method}.")
-    lines += [f"Note: {n}." for n in r.notes]
-    return "\n".join(lines)
-
-
-def render_confirmation(r: ConfirmationRequired) -> str:
-    return r.summary
-
-
-def render_action_result(r: ActionResult) -> str:
-    return f"Done. {r.message} Order {r.order_id} is now {r.status}."
-
-
-_RENDERERS: dict[type, Callable[[Any], str]] = {
-    OrderList: render_order_list,
-    OrderDetails: render_order_details,
-    ConfirmationRequired: render_confirmation,
-    ActionResult: render_action_result,
-}
-
-
-def render_result(result: BaseModel) -> str:
-    """The faithful plain-text answer for a result of the order, catalog or handoff tools."""
-    from tools.catalog import ProductDetails, render_product_details
-    from tools.handoff import HandoffResult, render_handoff
-
-    renderers = {**_RENDERERS, ProductDetails: render_product_details, HandoffResult: render_handoff}
-    fn = renderers.get(type(result))
-    if fn is None:
-        raise TypeError(f"no renderer for {type(result).__name__}")
-    return fn(result)
-
-
-def _empty_facts() -> dict[str, Any]:
-    return {"order_ids": [], "statuses": {}, "amounts": [], "tracking_ids": [], "item_ids": [], "product_ids": [],
-            "dates": []}
-
-
-def result_facts(result: BaseModel) -> dict[str, Any]:
-    """Facts an answer about `result` must not contradict (see the module docstring for the keys)."""
-    f = _empty_facts()
-    if isinstance(result, OrderList):
-        for o in result.orders:
-            f["order_ids"].append(o.order_id)
-            f["statuses"][o.order_id] = o.status
-            f["amounts"].append(o.total)
-            f["dates"].append(o.created_at.date().isoformat())
-    elif isinstance(result, OrderDetails):
-        f["order_ids"].append(result.order_id)
-        f["statuses"][result.order_id] = result.status
-        f["amounts"] += [result.total] + [it.unit_price for it in result.items] + [p.amount for p in result.payments]
-        f["tracking_ids"] += [t for sh in result.shipments for t in sh.tracking_ids]
-        f["item_ids"] += [it.item_id for it in result.items]
-        f["product_ids"] += [it.product_id for it in result.items if it.product_id]
-        f["dates"] += [result.created_at.date().isoformat(), result.updated_at.date().isoformat()]
-    elif isinstance(result, ConfirmationRequired):
-        args = result.action.get("arguments", {})
-        if args.get("order_id"):
-            f["order_ids"].append(args["order_id"])
-        f["item_ids"] += list(args.get("item_ids") or []) + list(args.get("new_item_ids") or [])
-        f["amounts"] += _amounts_in(result.summary)
-    elif isinstance(result, ActionResult):
-        f["order_ids"].append(result.order_id)
-        f["statuses"][result.order_id] = result.status
-        f["amounts"] += [a for a in (result.refund_amount, result.charge_amount) if a]
-        f["amounts"] += [a for a in _amounts_in(result.message) if a not in f["amounts"]]
-    else:
-        from tools.catalog import ProductDetails
-
-        if isinstance(result, ProductDetails):
-            f["product_ids"].append(result.product_id)
-            f["item_ids"] += [v.item_id for v in result.variants]
-            f["amounts"] += sorted({v.price for v in result.variants})
-    f["amounts"] = [round(float(a), 2) for a in f["amounts"]]
-    return f
-
-
-def _amounts_in(text: str) -> list[float]:
-    import re
-
-    return [float(m) for m in re.findall(r"\$(\d+(?:\.\d{1,2})?)", text)]

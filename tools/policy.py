@@ -14,6 +14,7 @@ from pathlib import Path
 
 from store.models import Order, OrderItem, PaymentMethod, Variant
 from tools.errors import PolicyError, ToolInputError
+from tools.results import status_text, usd
 
 POLICY_FILE = Path(__file__).with_name("policy.md")
 
@@ -28,6 +29,7 @@ class Policy:
     exchange_statuses: tuple[str, ...] = ("delivered",)
     cancel_reasons: tuple[str, ...] = ("no longer needed", "ordered by mistake")
     card_refund_days: str = "5 to 7 business days"
+    card_refund_days_zh: str = "5 到 7 个工作日"
     # After an items modification the order can no longer be cancelled or have its items modified again.
     items_modification_is_final: bool = True
 
@@ -46,6 +48,7 @@ ACTION_WORDS = {
     "return": "returned",
     "exchange": "exchanged",
 }
+ACTION_WORDS_ZH = {"cancel": "取消", "modify": "修改", "return": "退货", "exchange": "换货"}
 
 
 def policy_text() -> str:
@@ -58,18 +61,23 @@ def check_status(order: Order, action: str, display_id: str) -> None:
     allowed = ACTION_STATUSES[action]
     if order.status not in allowed:
         need = " or ".join(allowed)
+        need_zh = "或".join(status_text(s, "zh") for s in allowed)
         raise PolicyError(
-            f"Order {display_id} is {order.status}; only {need} orders can be {ACTION_WORDS[action]}."
+            f"Order {display_id} is {order.status}; only {need} orders can be {ACTION_WORDS[action]}.",
+            user_zh=f"订单 {display_id} 的状态是{status_text(order.status, 'zh')};只有{need_zh}的订单才能"
+                    f"{ACTION_WORDS_ZH[action]}。",
         )
     details = order.details or {}
     if POLICY.items_modification_is_final and details.get("items_modified") and action == "cancel":
-        raise PolicyError(f"Order {display_id} already had its items modified, so it can no longer be cancelled.")
+        raise PolicyError(f"Order {display_id} already had its items modified, so it can no longer be cancelled.",
+                          user_zh=f"订单 {display_id} 的商品已经修改过,因此不能再取消。")
 
 
 def check_items_not_modified(order: Order, display_id: str) -> None:
     if (order.details or {}).get("items_modified"):
         raise PolicyError(
-            f"The items of order {display_id} were already modified once; they can be modified only once."
+            f"The items of order {display_id} were already modified once; they can be modified only once.",
+            user_zh=f"订单 {display_id} 的商品已经修改过一次;每个订单只能修改一次。",
         )
 
 
@@ -77,7 +85,11 @@ def check_cancel_reason(reason: str) -> str:
     norm = " ".join(str(reason).strip().lower().split())
     if norm not in POLICY.cancel_reasons:
         allowed = " or ".join(f"'{r}'" for r in POLICY.cancel_reasons)
-        raise ToolInputError(f"reason must be {allowed}; got {reason!r}. Ask the customer which one applies.")
+        raise ToolInputError(
+            f"reason must be {allowed}; got {reason!r}. Ask the customer which one applies.",
+            user=f"Why would you like to cancel: is the order {allowed}?",
+            user_zh="请问取消的原因是“不再需要”(no longer needed)还是“下错单了”(ordered by mistake)?",
+        )
     return norm
 
 
@@ -92,42 +104,69 @@ def order_units(order: Order) -> Counter[str]:
 
 def check_items_in_order(order: Order, item_ids: list[str], display_id: str, field: str = "item_ids") -> None:
     if not item_ids:
-        raise ToolInputError(f"{field} is empty: list the item ids (variant ids from the order details) to change.")
+        raise ToolInputError(
+            f"{field} is empty: list the item ids (variant ids from the order details) to change.",
+            user=f"Which items of order {display_id} do you mean? I can show you the order's items.",
+            user_zh=f"您指的是订单 {display_id} 中的哪些商品?我可以先为您列出这个订单的商品。",
+        )
     units = order_units(order)
     wanted = Counter(item_ids)
     for item_id, n in wanted.items():
         have = units.get(item_id, 0)
         if have == 0:
             raise ToolInputError(
-                f"item {item_id} is not in order {display_id}; its item ids are {', '.join(sorted(units)) or 'none'}."
+                f"item {item_id} is not in order {display_id}; its item ids are {', '.join(sorted(units)) or 'none'}.",
+                user=f"Item {item_id} is not in order {display_id}. I can show you the order's items.",
+                user_zh=f"订单 {display_id} 中没有商品 {item_id}。我可以先为您列出这个订单的商品。",
             )
         if n > have:
-            raise ToolInputError(f"item {item_id} appears {n} times in {field} but order {display_id} has {have}.")
+            raise ToolInputError(
+                f"item {item_id} appears {n} times in {field} but order {display_id} has {have}.",
+                user=f"Order {display_id} has {have} of item {item_id}, not {n}. How many do you mean?",
+                user_zh=f"订单 {display_id} 中商品 {item_id} 只有 {have} 件,不是 {n} 件。您指的是几件?",
+            )
 
 
 def check_swaps(old_lines: list[OrderItem], new_variants: list[Variant | None], new_ids: list[str]) -> None:
     """Each item may change only to an available, different variant of the same product."""
     if len(new_ids) != len(old_lines):
         raise ToolInputError(
-            f"new_item_ids has {len(new_ids)} ids but item_ids has {len(old_lines)}; give one new item per item."
+            f"new_item_ids has {len(new_ids)} ids but item_ids has {len(old_lines)}; give one new item per item.",
+            user="Which new option would you like for each item? Please name one new option per item.",
+            user_zh="每件商品想换成哪个新款式?请为每件商品各选一个新款式。",
         )
     for old, new, new_id in zip(old_lines, new_variants, new_ids):
         if new is None:
-            raise ToolInputError(f"new item {new_id} does not exist; use an item id from get_product_details.")
+            raise ToolInputError(
+                f"new item {new_id} does not exist; use an item id from get_product_details.",
+                user=f"I couldn't find the option {new_id}. I can show you the product's options.",
+                user_zh=f"我没有找到款式 {new_id}。我可以为您列出这件商品的所有款式。",
+            )
         if new.product_id != old.product_id:
             raise PolicyError(
                 f"Item {old.variant_id} ({old.name or 'item'}) can only be changed to another option of the same "
-                f"product, not to item {new_id} of a different product."
+                f"product, not to item {new_id} of a different product.",
+                user_zh=f"商品 {old.variant_id}({old.name or '商品'})只能换成同一商品的其他款式,"
+                        f"不能换成另一商品的 {new_id}。",
             )
         if new.id == old.variant_id:
-            raise ToolInputError(f"new item {new_id} is the same as the current item; pick a different option.")
+            raise ToolInputError(
+                f"new item {new_id} is the same as the current item; pick a different option.",
+                user=f"Option {new_id} is the one you already have. Which other option would you like?",
+                user_zh=f"款式 {new_id} 就是您现在的款式。您想换成哪个其他款式?",
+            )
         if not new.available:
-            raise PolicyError(f"Item {new_id} is not available right now.")
+            raise PolicyError(f"Item {new_id} is not available right now.",
+                              user_zh=f"款式 {new_id} 目前无货。")
 
 
 def check_payment_method(pm: PaymentMethod | None, pm_id: str, customer_id: str) -> PaymentMethod:
     if pm is None or pm.customer_id != customer_id:
-        raise ToolInputError(f"payment method {pm_id!r} is not one of the customer's payment methods.")
+        raise ToolInputError(
+            f"payment method {pm_id!r} is not one of the customer's payment methods.",
+            user="That payment method isn't on your account. Which of your payment methods should I use?",
+            user_zh="这个支付方式不在您的账户中。请问要使用您账户中的哪个支付方式?",
+        )
     return pm
 
 
@@ -136,9 +175,11 @@ def check_refund_method(order: Order, pm: PaymentMethod, display_id: str) -> Non
     original = {p.payment_method_id for p in order.payments if p.kind == "payment"}
     if pm.id in original or pm.kind == "gift_card":
         return
+    methods = ", ".join(sorted(original)) or "unknown"
     raise PolicyError(
-        f"A refund for order {display_id} can only go to the original payment method "
-        f"({', '.join(sorted(original)) or 'unknown'}) or to an existing gift card."
+        f"A refund for order {display_id} can only go to the original payment method ({methods}) or to an existing "
+        f"gift card.",
+        user_zh=f"订单 {display_id} 的退款只能退回原支付方式({methods})或您已有的礼品卡。",
     )
 
 
@@ -146,6 +187,7 @@ def check_gift_card_covers(pm: PaymentMethod, amount: Decimal) -> None:
     """A gift card paying `amount` (> 0) must have the balance for it."""
     if pm.kind == "gift_card" and amount > 0 and (pm.balance or Decimal("0")) < amount:
         raise PolicyError(
-            f"Gift card {pm.id} has a balance of ${pm.balance or 0:.2f}, not enough for ${amount:.2f}; "
-            f"choose another payment method."
+            f"Gift card {pm.id} has a balance of {usd(pm.balance)}, not enough for {usd(amount)}; "
+            f"choose another payment method.",
+            user_zh=f"礼品卡 {pm.id} 的余额为 {usd(pm.balance)},不足以支付 {usd(amount)};请选择其他支付方式。",
         )

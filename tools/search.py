@@ -1,12 +1,14 @@
 """Search tools: products and reviews (hybrid search over the Chroma index), review insights, recommendations.
 
 Review and catalog text reaches the agent only inside `quote` fields, neutralised (index.text.neutralize) and
-rendered between triple quotes, so the model reads it as data, never as instructions.
+rendered between triple quotes, so the model reads it as data, never as instructions. Every result renders itself in
+English or Chinese (`render(lang)`) and lists its facts (`facts()`), following tools/results.py.
 """
 
 from __future__ import annotations
 
 from datetime import date
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -15,7 +17,8 @@ from index.search import Filters, IndexMissingError, SearchIndex, SearchInputErr
 from index.shared import shared_index
 from index.text import neutralize, quote_block
 from tools.context import ShopContext
-from tools.errors import NotFoundError, ToolInputError
+from tools.errors import NotFoundError, ToolInputError, unknown_choice
+from tools.results import Fact, Lang, fact, pct, stars, tr, usd
 
 MAX_K = 20
 CACHE_KEY = "search_index"
@@ -32,9 +35,16 @@ def open_index(ctx: ShopContext) -> SearchIndex:
     return index
 
 
+_SEARCH_AGAIN = ("I couldn't run that search. Could you say in a few words what you are looking for?",
+                 "我没能完成这次搜索。能用几个词说一下您要找什么吗?")
+_PRICE_RANGE = ("Prices start at $0. What price range do you have in mind?", "价格不能低于 $0。您想要什么价格区间?")
+_RATING_RANGE = ("Ratings go from 0 to 5 stars. What rating would you like?", "评分范围是 0 到 5 星。您想要多少星?")
+
+
 def _k(k: int) -> int:
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ToolInputError(f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
+        raise ToolInputError(f"k must be a whole number from 1 to {MAX_K}, got {k!r}",
+                             user=_SEARCH_AGAIN[0], user_zh=_SEARCH_AGAIN[1])
     return min(k, MAX_K)
 
 
@@ -42,7 +52,8 @@ def _price(name: str, value: float | None) -> float | None:
     if value is None:
         return None
     if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-        raise ToolInputError(f"{name} must be a price in USD of 0 or more, got {value!r}")
+        raise ToolInputError(f"{name} must be a price in USD of 0 or more, got {value!r}",
+                             user=_PRICE_RANGE[0], user_zh=_PRICE_RANGE[1])
     return float(value)
 
 
@@ -50,8 +61,18 @@ def _rating(name: str, value: float | None) -> float | None:
     if value is None:
         return None
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 5:
-        raise ToolInputError(f"{name} must be a star rating from 0 to 5, got {value!r}")
+        raise ToolInputError(f"{name} must be a star rating from 0 to 5, got {value!r}",
+                             user=_RATING_RANGE[0], user_zh=_RATING_RANGE[1])
     return float(value)
+
+
+def _category(index: SearchIndex, category: str) -> str:
+    """The index's key for a category as written, or a ToolInputError suggesting the closest known category."""
+    try:
+        return index.resolve_category(category)
+    except SearchInputError as exc:
+        names = sorted(set(index.categories().values()))
+        raise unknown_choice(str(exc), neutralize(str(category), 60), names, "category", "categories", "类别") from exc
 
 
 class _Errors:
@@ -62,10 +83,56 @@ class _Errors:
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None and issubclass(exc_type, SearchInputError):
-            raise ToolInputError(str(exc)) from exc
+            raise ToolInputError(str(exc), user=_SEARCH_AGAIN[0], user_zh=_SEARCH_AGAIN[1]) from exc
         if exc_type is not None and issubclass(exc_type, IndexMissingError):
-            raise NotFoundError("product search is not available yet (the search index has not been built)") from exc
+            raise NotFoundError("product search is not available yet (the search index has not been built)",
+                                user="Product search isn't available right now. Please try again later, or ask me "
+                                     "about your orders.",
+                                user_zh="商品搜索暂时不可用。请稍后再试,或者问我关于您订单的问题。") from exc
         return False
+
+
+def _filters_text(filters: dict[str, Any], lang: Lang) -> str:
+    parts = []
+    for key, value in filters.items():
+        if key == "min_price":
+            parts.append(tr(lang, f"from {usd(value)}", f"最低 {usd(value)}"))
+        elif key == "max_price":
+            parts.append(tr(lang, f"up to {usd(value)}", f"最高 {usd(value)}"))
+        elif key == "min_rating":
+            parts.append(tr(lang, f"rating {stars(value)} or more", f"评分不低于 {stars(value)}"))
+        elif key == "max_rating":
+            parts.append(tr(lang, f"rating {stars(value)} or less", f"评分不高于 {stars(value)}"))
+        elif key == "in_stock":
+            parts.append(tr(lang, "in stock only", "仅限有货") if value else tr(lang, "out of stock only", "仅限缺货"))
+        elif key == "category":
+            parts.append(tr(lang, f"category {value}", f"类别 {value}"))
+    return tr(lang, ", ".join(parts), ",".join(parts))
+
+
+def _filter_facts(filters: dict[str, Any]) -> list[Fact]:
+    out = []
+    for key, value in filters.items():
+        if key in ("min_price", "max_price"):
+            out.append(fact("price", usd(value)))
+        elif key in ("min_rating", "max_rating"):
+            out.append(fact("rating", stars(value)))
+        elif key == "category":
+            out.append(fact("category", value))
+    return out
+
+
+def _price_text(low: float | None, high: float | None, lang: Lang) -> str:
+    if low is None:
+        return tr(lang, "price n/a", "暂无价格")
+    if high is not None and high > low:
+        return tr(lang, f"{usd(low)} to {usd(high)}", f"{usd(low)} 至 {usd(high)}")
+    return usd(low)
+
+
+def _rating_text(rating: float | None, lang: Lang) -> str:
+    return tr(lang, "no rating", "暂无评分") if rating is None else tr(lang, f"rating {stars(rating)}",
+                                                                      f"评分 {stars(rating)}")
 
 
 # ---------------------------------------------------------------- products
@@ -88,18 +155,30 @@ class ProductSearchResult(BaseModel):
     filters: dict = Field(description="filters applied (from arguments and from the query text)")
     products: list[ProductHit]
 
-    def render(self) -> str:
+    def render(self, lang: Lang = "en") -> str:
+        query = neutralize(self.query, 200)
+        filters = _filters_text(self.filters, lang)
         if not self.products:
-            return f"No products match {self.query!r} with filters {self.filters or 'none'}."
-        lines = [f"Products for {self.query!r}" + (f" (filters: {self.filters})" if self.filters else "") + ":"]
+            return tr(lang, f'No products match "{query}"' + (f" ({filters})" if filters else "") + ".",
+                      f"没有符合“{query}”的商品" + (f"({filters})" if filters else "") + "。")
+        lines = [tr(lang, f'Products for "{query}"' + (f" ({filters})" if filters else "") + ":",
+                    f"“{query}”的商品" + (f"({filters})" if filters else "") + ":")]
         for i, p in enumerate(self.products, 1):
-            price = f"${p.price:,.2f}" if p.price is not None else "price n/a"
-            if p.price_max is not None and p.price is not None and p.price_max > p.price:
-                price += f"-${p.price_max:,.2f}"
-            stars = f"{p.rating:.1f}/5" if p.rating is not None else "no rating"
-            stock = "in stock" if p.in_stock else "out of stock"
-            lines.append(f"{i}. [{p.product_id}] {neutralize(p.title, 160)} - {price}, {stars}, {stock}")
+            stock = tr(lang, "in stock" if p.in_stock else "out of stock", "有货" if p.in_stock else "缺货")
+            sep = tr(lang, ", ", ",")
+            lines.append(f"{i}. [{p.product_id}] {p.title} - "
+                         + sep.join([_price_text(p.price, p.price_max, lang), _rating_text(p.rating, lang), stock]))
         return "\n".join(lines)
+
+    def facts(self) -> list[Fact]:
+        out = _filter_facts(self.filters)
+        for p in self.products:
+            about = f"product:{p.product_id}"
+            out += [fact("product_id", p.product_id, about), fact("product_name", p.title, about)]
+            out += [fact("price", usd(x), about) for x in dict.fromkeys((p.price, p.price_max)) if x is not None]
+            if p.rating is not None:
+                out.append(fact("rating", stars(p.rating), about))
+        return out
 
 
 def _num(meta: dict, key: str) -> float | None:
@@ -141,11 +220,13 @@ def search_products(
     f = Filters(min_price=_price("min_price", min_price), max_price=_price("max_price", max_price),
                 min_rating=_rating("min_rating", min_rating), in_stock=in_stock)
     if f.min_price is not None and f.max_price is not None and f.min_price > f.max_price:
-        raise ToolInputError(f"min_price ({f.min_price}) is above max_price ({f.max_price})")
+        raise ToolInputError(f"min_price ({f.min_price}) is above max_price ({f.max_price})",
+                             user="The lowest price is above the highest price. What price range do you have in mind?",
+                             user_zh="最低价格高于最高价格。您想要什么价格区间?")
     with _Errors():
         index = open_index(ctx)
         if category is not None:
-            f.category = index.resolve_category(category)
+            f.category = _category(index, category)
         hits, used, text = index.search_products(query, f, k)
     applied = {key: value for key, value in vars(used).items() if value is not None}
     return ProductSearchResult(query=text, filters=applied, products=[_product_hit(h) for h in hits])
@@ -168,26 +249,47 @@ class ReviewSearchResult(BaseModel):
     query: str
     reviews: list[ReviewHit]
 
-    def render(self) -> str:
+    def render(self, lang: Lang = "en") -> str:
+        query = neutralize(self.query, 200)
         if not self.reviews:
-            return f"No reviews match {self.query!r}."
-        lines = [f"Reviews for {self.query!r} (customer text is quoted; cite by review id):"]
+            return tr(lang, f'No reviews match "{query}".', f"没有符合“{query}”的评价。")
+        lines = [tr(lang, f'Reviews for "{query}" (customer text is quoted; cite by review id):',
+                    f"“{query}”的评价(顾客原文在引号内,按评价编号引用):")]
         for r in self.reviews:
-            lines.append(
-                f"- review {r.review_id}, {neutralize(r.product, 120)}, {r.rating}/5, {r.date or 'undated'}: "
-                f"{quote_block(r.quote)}"
-            )
+            when = r.date or tr(lang, "undated", "无日期")
+            lines.append(tr(
+                lang,
+                f"- review {r.review_id} of {r.product} [{r.product_id}], {r.rating}/5 stars, {when}: "
+                f"{quote_block(r.quote)}",
+                f"- 评价 {r.review_id},商品 {r.product} [{r.product_id}],{r.rating}/5 星,{when}:{quote_block(r.quote)}",
+            ))
         return "\n".join(lines)
+
+    def facts(self) -> list[Fact]:
+        out = []
+        for r in self.reviews:
+            about = f"review:{r.review_id}"
+            out += [fact("review_id", r.review_id, about), fact("product_id", r.product_id, about),
+                    fact("product_name", r.product, about), fact("rating", r.rating, about)]
+            if r.date:
+                out.append(fact("date", r.date, about))
+        return out
 
 
 def _product_filter(index: SearchIndex, product: str | None) -> list[str] | None:
     if product is None:
         return None
     if not isinstance(product, str) or not product.strip():
-        raise ToolInputError("product must be a product id or name; leave it out to search all products")
+        raise ToolInputError("product must be a product id or name; leave it out to search all products",
+                             user="Which product do you mean? You can ask me to search for products.",
+                             user_zh="您指的是哪件商品?您可以让我搜索商品。")
     ids = index.product_ids_for(product)
     if not ids:
-        raise NotFoundError(f"no product matches {product!r}")
+        shown = neutralize(product, 60)
+        raise NotFoundError(f"no product matches {product!r}",
+                            user=f"I couldn't find a product matching '{shown}'. You can ask me to search for "
+                                 f"products.",
+                            user_zh=f"我没有找到与“{shown}”匹配的商品。您可以让我搜索商品。")
     return ids
 
 
@@ -211,7 +313,8 @@ def search_reviews(
     k = _k(k)
     low, high = _rating("min_rating", min_rating), _rating("max_rating", max_rating)
     if low is not None and high is not None and low > high:
-        raise ToolInputError(f"min_rating ({low}) is above max_rating ({high})")
+        raise ToolInputError(f"min_rating ({low}) is above max_rating ({high})",
+                             user=_RATING_RANGE[0], user_zh=_RATING_RANGE[1])
     with _Errors():
         index = open_index(ctx)
         f = Filters(min_rating=low, max_rating=high, product_ids=_product_filter(index, product))
@@ -235,6 +338,7 @@ class AspectCount(BaseModel):
     aspect: str = Field(description="battery, sound, screen, delivery, price, quality, size, ...")
     mentions: int = Field(description="reviews mentioning it with this polarity")
     quotes: list[str] = Field(description="example sentences, quoted data with their review id")
+    review_ids: list[str] = Field(default_factory=list, description="the review id of each quote, in order")
 
 
 class MonthTrend(BaseModel):
@@ -246,6 +350,8 @@ class MonthTrend(BaseModel):
 
 class ReviewInsights(BaseModel):
     scope: str = Field(description="what was analysed: a product, a category or all reviews")
+    scope_kind: Literal["all", "category", "product"] = "all"
+    scope_name: str | None = Field(None, description="the category or product name")
     reviews: int
     average_rating: float | None = Field(None, description="stars, 1-5")
     rating_distribution: dict[str, int] = Field(description="review count per star (1-5)")
@@ -258,28 +364,66 @@ class ReviewInsights(BaseModel):
     as_of: str = Field(description="date the figures were computed (ISO)")
     method: str = Field("lexicon sentiment and aspect rules computed at index build time; counts, not estimates")
 
-    def render(self) -> str:
+    def _scope(self, lang: Lang) -> str:
+        if self.scope_kind == "category":
+            return tr(lang, f"category {self.scope_name}", f"类别 {self.scope_name}")
+        if self.scope_kind == "product":
+            return tr(lang, f"product {self.scope_name}", f"商品 {self.scope_name}")
+        return tr(lang, "all products", "全部商品")
+
+    def render(self, lang: Lang = "en") -> str:
+        scope = self._scope(lang)
         if not self.reviews:
-            return f"No reviews for {self.scope} (as of {self.as_of})."
-        dist = ", ".join(f"{s}*: {n}" for s, n in self.rating_distribution.items())
-        share = ", ".join(f"{s} {v:.0%}" for s, v in self.sentiment_share.items())
-        lines = [
-            f"Review insights for {self.scope} as of {self.as_of}: {self.reviews} reviews "
-            f"({self.first_review} to {self.last_review}), average {self.average_rating}/5.",
-            f"Ratings: {dist}. Sentiment: {share}.",
-        ]
-        for label, items in (("Praised", self.top_positive), ("Criticised", self.top_negative)):
-            if items:
-                parts = [f"{a.aspect} ({a.mentions})" for a in items]
-                lines.append(f"{label}: " + ", ".join(parts) + ".")
-                for a in items[:2]:
-                    for q in a.quotes[:1]:
-                        lines.append(f"  e.g. {a.aspect}: {q}")
-        if self.trend:
-            last = self.trend[-3:]
-            lines.append("Recent months: " + "; ".join(
-                f"{t.month} {t.reviews} reviews, {t.average_rating}/5" for t in last) + ".")
+            return tr(lang, f"No reviews for {scope} (as of {self.as_of}).", f"{scope} 还没有评价(截至 {self.as_of})。")
+        avg = stars(self.average_rating) if self.average_rating is not None else tr(lang, "n/a", "无")
+        lines = [tr(
+            lang,
+            f"Review insights for {scope} as of {self.as_of}: {self.reviews} reviews ({self.first_review} to "
+            f"{self.last_review}), average rating {avg} out of 5.",
+            f"{scope} 的评价分析(截至 {self.as_of}):共 {self.reviews} 条评价({self.first_review} 至 "
+            f"{self.last_review}),平均评分 {avg}(满分 5)。",
+        )]
+        dist = tr(lang, ", ", ",").join(tr(lang, f"{s} star{'' if s == '1' else 's'}: {n}", f"{s} 星:{n}")
+                                        for s, n in self.rating_distribution.items())
+        share = tr(lang, ", ", ",").join(f"{self._sentiment(s, lang)} {pct(v)}"
+                                         for s, v in self.sentiment_share.items())
+        lines.append(tr(lang, f"Ratings: {dist}.", f"评分分布:{dist}。"))
+        lines.append(tr(lang, f"Sentiment: {share}.", f"情感倾向:{share}。"))
+        for label, items in ((tr(lang, "Praised", "好评点"), self.top_positive),
+                             (tr(lang, "Criticised", "差评点"), self.top_negative)):
+            for a in items:
+                lines.append(tr(lang, f"{label}: {a.aspect}, {a.mentions} mention{'' if a.mentions == 1 else 's'}.",
+                                f"{label}:{a.aspect},{a.mentions} 次提及。"))
+                lines += [f"  - {a.aspect}: {q}" for q in a.quotes]
+        for t in self.trend:
+            lines.append(tr(lang, f"{t.month}: {t.reviews} reviews, average rating {stars(t.average_rating)}, "
+                                  f"{pct(t.positive_share)} positive.",
+                            f"{t.month}:{t.reviews} 条评价,平均评分 {stars(t.average_rating)},"
+                            f"正面 {pct(t.positive_share)}。"))
         return "\n".join(lines)
+
+    @staticmethod
+    def _sentiment(name: str, lang: Lang) -> str:
+        return {"positive": "正面", "neutral": "中性", "negative": "负面"}.get(name, name) if lang == "zh" else name
+
+    def facts(self) -> list[Fact]:
+        out = [fact("count", self.reviews), fact("date", self.as_of)]
+        if not self.reviews:
+            return out
+        out += [fact("date", d) for d in (self.first_review, self.last_review) if d]
+        if self.average_rating is not None:
+            out.append(fact("rating", stars(self.average_rating)))
+        out += [fact("count", n) for n in self.rating_distribution.values()]
+        out += [fact("share", pct(v)) for v in self.sentiment_share.values()]
+        for a in self.top_positive + self.top_negative:
+            about = f"aspect:{a.aspect}"
+            out += [fact("text", a.aspect, about), fact("count", a.mentions, about)]
+            out += [fact("review_id", rid, f"review:{rid}") for rid in a.review_ids]
+        for t in self.trend:
+            about = f"month:{t.month}"
+            out += [fact("date", t.month, about), fact("count", t.reviews, about),
+                    fact("rating", stars(t.average_rating), about), fact("share", pct(t.positive_share), about)]
+        return out
 
 
 def review_insights(ctx: ShopContext, product: str | None = None, category: str | None = None) -> ReviewInsights:
@@ -292,19 +436,21 @@ def review_insights(ctx: ShopContext, product: str | None = None, category: str 
     with _Errors():
         index = open_index(ctx)
         f = Filters(product_ids=_product_filter(index, product))
-        scope = "all products"
+        kind, name = "all", None
         if category is not None:
-            f.category = index.resolve_category(category)
-            scope = f"category {index.categories().get(f.category, category)}"
+            f.category = _category(index, category)
+            kind, name = "category", index.categories().get(f.category, category)
         if product is not None:
-            scope = f"product {neutralize(product, 120)}"
+            kind, name = "product", neutralize(product, 120)
         data = insights(index.review_metadata(f))
     for side in ("top_positive", "top_negative"):
         data[side] = [
-            {**a, "quotes": [f"review {rid}: {quote_block(neutralize(q, 200))}" for rid, q in a["quotes"]]}
+            {**a, "quotes": [f"review {rid}: {quote_block(neutralize(q, 200))}" for rid, q in a["quotes"]],
+             "review_ids": [rid for rid, _ in a["quotes"]]}
             for a in data[side]
         ]
-    return ReviewInsights(scope=scope, **data)
+    scope = {"all": "all products", "category": f"category {name}", "product": f"product {name}"}[kind]
+    return ReviewInsights(scope=scope, scope_kind=kind, scope_name=name, **data)
 
 
 # ---------------------------------------------------------------- recommendations
@@ -318,6 +464,12 @@ class Recommendation(BaseModel):
     rating: float | None = Field(None, description="average stars, 0-5")
     similarity: float = Field(description="cosine similarity to the customer's purchases (or popularity rank)")
     because: str = Field(description="why it is suggested")
+    similar_to: str | None = Field(None, description="the bought product it resembles; None for a best-rated pick")
+
+    def reason(self, lang: Lang) -> str:
+        if self.similar_to:
+            return tr(lang, f"similar to what you bought: {self.similar_to}", f"与您购买过的 {self.similar_to} 相似")
+        return tr(lang, "one of our best-rated products", "本店评分最高的商品之一")
 
 
 class Recommendations(BaseModel):
@@ -325,15 +477,31 @@ class Recommendations(BaseModel):
     products: list[Recommendation]
     as_of: str
 
-    def render(self) -> str:
+    def render(self, lang: Lang = "en") -> str:
         if not self.products:
-            return "I have no suggestions right now."
-        lines = ["Suggestions " + (f"based on {', '.join(self.based_on[:3])}" if self.based_on else
-                                    "from our best-rated products") + ":"]
+            return tr(lang, "I have no suggestions right now.", "目前没有可以推荐的商品。")
+        if self.based_on:
+            names = ", ".join(self.based_on[:3])
+            lines = [tr(lang, f"Suggestions based on {names}:", f"根据您购买过的 {names},为您推荐:")]
+        else:
+            lines = [tr(lang, "Suggestions from our best-rated products:", "本店评分最高的商品:")]
+        sep = tr(lang, ", ", ",")
         for i, r in enumerate(self.products, 1):
-            price = f"${r.price:,.2f}" if r.price is not None else "price n/a"
-            lines.append(f"{i}. [{r.product_id}] {r.title} - {price} ({r.because})")
+            lines.append(f"{i}. [{r.product_id}] {r.title} - "
+                         + sep.join([_price_text(r.price, None, lang), _rating_text(r.rating, lang)])
+                         + tr(lang, f" ({r.reason(lang)})", f"({r.reason(lang)})"))
         return "\n".join(lines)
+
+    def facts(self) -> list[Fact]:
+        out = [fact("product_name", n) for n in self.based_on[:3]]
+        for r in self.products:
+            about = f"product:{r.product_id}"
+            out += [fact("product_id", r.product_id, about), fact("product_name", r.title, about)]
+            if r.price is not None:
+                out.append(fact("price", usd(r.price), about))
+            if r.rating is not None:
+                out.append(fact("rating", stars(r.rating), about))
+        return out
 
 
 def _purchases(ctx: ShopContext, customer_id: str) -> list[tuple[str, str]]:
@@ -383,6 +551,7 @@ def recommend_products(ctx: ShopContext, k: int = 5) -> Recommendations:
                     category=h.metadata.get("category", ""), price=_num(h.metadata, "price"),
                     rating=_num(h.metadata, "rating"), similarity=h.score,
                     because=f"similar to what you bought ({neutralize(names[0], 80)})" if names else "similar",
+                    similar_to=neutralize(names[0], 80) if names else None,
                 )
                 for h in hits
             ]

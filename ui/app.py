@@ -10,7 +10,6 @@ marketer's tools directly through ui/service.py.
 
 from __future__ import annotations
 
-import copy
 import logging
 import threading
 from collections.abc import Callable
@@ -23,7 +22,7 @@ import gradio as gr
 from agent.api import ChatSession
 from shopdesk.settings import Settings, get_settings
 from ui import service
-from ui.render import ChatView, friendly_error, run_turn
+from ui.render import ChatView, friendly_error, run_action, run_turn
 from ui.signin import check_marketer_password, demo_customers, sign_in_customer
 
 log = logging.getLogger(__name__)
@@ -31,7 +30,7 @@ log = logging.getLogger(__name__)
 # (role, customer_id) -> a new ChatSession. Tests pass one that uses the scripted model.
 SessionFactory = Callable[[str, str | None], ChatSession]
 
-HUMAN_REQUEST = "Please transfer me to a human agent."
+HUMAN_REQUEST = {"en": "Please transfer me to a human agent.", "zh": "请为我转接人工客服。"}
 Y_FROM_ZERO = [0, None]  # bar heights compare only from zero (vega-lite would otherwise zoom in on the data)
 
 # A turn is three events. These two run in the browser, with no round trip:
@@ -40,6 +39,7 @@ Y_FROM_ZERO = [0, None]  # bar heights compare only from zero (vega-lite would o
 # reply. The reply streams in between, in a handler that never outputs to the message box: a box that is an
 # output of the streaming handler gets the reply's last update (and gradio's completion message repeats it)
 # after it was unlocked, which raced text typed at once (an empty message was sent).
+# "Talk to a human" is never locked: pressed during a reply, its transfer queues behind that reply.
 _LOCK = '{"__type__": "update", "interactive": false}'
 _UNLOCK = '{"__type__": "update", "interactive": true}'
 
@@ -121,7 +121,16 @@ class ConsoleState:
 
 
 def _messages(view: ChatView | None) -> list[dict[str, Any]]:
-    return copy.deepcopy(view.messages) if view else []
+    return view.display() if view else []
+
+
+def _greeting(role: str, identity: str, fresh: bool = False) -> str:
+    if role == "marketer":
+        start = "New conversation. " if fresh else "Marketer console ready. "
+        return start + "Ask about churn, segments, customer value or what reviews say."
+    if fresh:
+        return "New conversation. How can I help with your orders today?"
+    return f"Hi! You are signed in as customer `{identity}`. How can I help with your orders today?"
 
 
 # ---- panels ----
@@ -185,32 +194,54 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
             backend = describe(session.describe_backend())
         except Exception as exc:
             log.exception("customer sign-in failed")
-            return None, [], f"{friendly_error(exc)}", gr.skip()
+            return None, [], f"{friendly_error(exc)}", gr.skip(), gr.update(visible=False), ""
         view = ChatView(session=session, identity=cid)
-        view.say(f"Hi! You are signed in as customer `{cid}`. How can I help with your orders today?")
-        return view, _messages(view), f"Signed in as **{cid}**.", backend
+        view.say(_greeting("customer", cid))
+        return view, _messages(view), f"Signed in as **{cid}**.", backend, gr.update(visible=False), ""
+
+    def _customer_outputs(view: ChatView):
+        if view.closed:  # Clear replaced this view: a turn still streaming into it must not redraw the new one
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return _messages(view), view, gr.update(visible=view.awaiting_confirm), view.note()
+
+    def _customer_stream(view: ChatView | None, steps):
+        view = view.current() if view is not None else ChatView()
+        for _ in steps(view):
+            yield _customer_outputs(view)
 
     def customer_chat(message: str, view: ChatView | None):
-        yield from _customer_turn(message, view)
-
-    def _customer_turn(message: str, view: ChatView | None, handoff: bool = False):
         message = (message or "").strip()
         if not message:  # nothing to send: no turn
             yield gr.skip()
             return
-        if view is None:
-            view = ChatView()
-        for _ in run_turn(view, message, handoff=handoff):
-            yield _messages(view), view, gr.update(visible=view.awaiting_confirm)
+        yield from _customer_stream(view, lambda v: run_turn(v, message))
 
     def customer_confirm(view: ChatView | None):
-        yield from customer_chat("confirm", view)
+        yield from _customer_stream(view, lambda v: run_action(v, "confirm"))
 
     def customer_cancel(view: ChatView | None):
-        yield from customer_chat("cancel", view)
+        yield from _customer_stream(view, lambda v: run_action(v, "decline"))
 
     def talk_to_human(view: ChatView | None):
-        yield from _customer_turn(HUMAN_REQUEST, view, handoff=True)  # straight to the tool, not via the model
+        # straight to the tool, not via the model; queued behind a reply under way
+        yield from _customer_stream(view, lambda v: run_turn(v, HUMAN_REQUEST[v.lang], handoff=True))
+
+    def customer_clear(view: ChatView | None):
+        """A new conversation on the server: a new ChatSession for the same customer, nothing carried over."""
+        if view is None or view.session is None:
+            return [], None, gr.update(visible=False), ""
+        view = view.current()
+        try:
+            session = svc.open_chat("customer", view.identity or view.session.customer_id)
+        except Exception as exc:
+            log.exception("opening a new conversation failed")
+            fresh = ChatView(identity=view.identity)
+            fresh.say(friendly_error(exc))
+        else:
+            fresh = ChatView(session=session, identity=view.identity)
+            fresh.say(_greeting("customer", fresh.identity, fresh=True))
+        view.replace_with(fresh)
+        return _messages(fresh), fresh, gr.update(visible=False), ""
 
     # ---- marketer ----
 
@@ -224,7 +255,7 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
             log.exception("marketer sign-in failed")
             return None, f"{friendly_error(exc)}", gr.update(visible=True), gr.update(visible=False), [], gr.skip()
         state = ConsoleState(chat=ChatView(session=session, identity="marketer"))
-        state.chat.say("Marketer console ready. Ask about churn, segments, customer value or what reviews say.")
+        state.chat.say(_greeting("marketer", "marketer"))
         return state, "", gr.update(visible=False), gr.update(visible=True), _messages(state.chat), backend
 
     def _analytics(state: ConsoleState, name: str, **filters):
@@ -245,14 +276,14 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
             out += [gr.skip(), gr.skip(), gr.skip(), f"Churn list not available yet: {exc}."]
         except Exception as exc:  # noqa: BLE001 - one failing panel must not blank the others
             _log_panel_error("churn", exc)
-            out += [gr.skip(), gr.skip(), gr.skip(), f"Churn list: {_panel_error(exc)}"]
+            out += [gr.skip(), gr.skip(), gr.skip(), f"Churn list: {friendly_error(exc)}"]
         try:
             out += _segments_outputs(_analytics(state, service.SEGMENTS_TOOL, horizon_days=int(horizon)))
         except service.PanelUnavailable as exc:
             out += [gr.skip(), f"Segments not available yet: {exc}.", gr.skip()]
         except Exception as exc:  # noqa: BLE001 - one failing panel must not blank the others
             _log_panel_error("segments", exc)
-            out += [gr.skip(), f"Segments: {_panel_error(exc)}", gr.skip()]
+            out += [gr.skip(), f"Segments: {friendly_error(exc)}", gr.skip()]
         try:
             scope = {subject_kind: subject.strip() or None} if subject_kind in ("product", "category") else {}
             out += _insights_outputs(_analytics(state, service.INSIGHTS_TOOL, **scope))
@@ -260,7 +291,7 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
             out += [gr.skip(), gr.skip(), f"Review insights not available yet: {exc}."]
         except Exception as exc:  # noqa: BLE001 - one failing panel must not blank the others
             _log_panel_error("insights", exc)
-            out += [gr.skip(), gr.skip(), f"Review insights: {_panel_error(exc)}"]
+            out += [gr.skip(), gr.skip(), f"Review insights: {friendly_error(exc)}"]
         return (state, *out)
 
     def marketer_panels_quiet(state, segment, tier, horizon, subject_kind, subject):
@@ -270,29 +301,34 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
         return marketer_panels(state, segment, tier, horizon, subject_kind, subject)
 
     def marketer_chat(message: str, state: ConsoleState | None):
+        # The chat never touches the panels: they keep their own filters, and only their own controls refresh them.
         message = (message or "").strip()
-        skip_panels = (gr.skip(),) * 10
         if not message:  # nothing to send: no turn
             yield gr.skip()
             return
         if state is None:
-            yield [{"role": "assistant", "content": "Please sign in to the marketer console first."}], None, *skip_panels
+            yield [{"role": "assistant", "content": "Please sign in to the marketer console first."}], None
             return
-        # Panels filled during this turn are sent with every later update too, so the turn's last output has them.
-        panels = list(skip_panels)
-        for event in run_turn(state.chat, message):
-            if event is not None and event.kind == "tool_result" and not _failed(event):
-                name = state.chat.tool_name(event)
-                try:
-                    if name == service.CHURN_TOOL:
-                        panels[0:4] = _churn_outputs(event.data, state)
-                    elif name == service.SEGMENTS_TOOL:
-                        panels[4:7] = _segments_outputs(event.data)
-                    elif name == service.INSIGHTS_TOOL:
-                        panels[7:10] = _insights_outputs(event.data)
-                except Exception:  # a result the panel cannot draw must not break the chat
-                    log.exception("could not draw %s result", name)
-            yield _messages(state.chat), state, *panels
+        chat = state.chat
+        for _ in run_turn(chat, message):
+            yield (gr.skip(), gr.skip()) if chat.closed else (_messages(chat), state)
+
+    def marketer_clear(state: ConsoleState | None):
+        """A new conversation on the server for the marketer; the panels and their filters stay as they are."""
+        if state is None:
+            return [], None
+        try:
+            session = svc.open_chat("marketer", None)
+        except Exception as exc:
+            log.exception("opening a new conversation failed")
+            fresh = ChatView(identity="marketer")
+            fresh.say(friendly_error(exc))
+        else:
+            fresh = ChatView(session=session, identity="marketer")
+            fresh.say(_greeting("marketer", "marketer", fresh=True))
+        state.chat.replace_with(fresh)
+        state.chat = fresh
+        return _messages(fresh), state
 
     # ---- layout ----
 
@@ -308,7 +344,8 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
                     )
                     sign_in_btn = gr.Button("Sign in", variant="primary", scale=1, elem_id="customer-sign-in")
                 c_status = gr.Markdown("Loading customers…", elem_id="customer-status")
-                c_chat = gr.Chatbot(label="Support chat", height=460, elem_id="customer-chat", buttons=["copy"])
+                c_chat = gr.Chatbot(label="Support chat", height=460, elem_id="customer-chat", buttons=["copy"],
+                                    latex_delimiters=[])  # "$12 … $15" in a message is money, not math
                 with gr.Row(visible=False, elem_id="confirm-row") as confirm_row:
                     c_yes = gr.Button("Confirm", variant="primary", elem_id="confirm-btn")
                     c_no = gr.Button("Cancel", variant="stop", elem_id="cancel-btn")
@@ -321,6 +358,7 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
                     )
                     c_send = gr.Button("Send", variant="primary", scale=1, elem_id="customer-send")
                     c_human = gr.Button("Talk to a human", scale=1, elem_id="talk-to-human")
+                c_note = gr.Markdown(elem_id="customer-note")  # a handoff says here that a person will reply
                 c_outbox = gr.Textbox(visible=False, label="Message", elem_id="customer-outbox")
                 c_view = gr.State(None)
 
@@ -333,7 +371,8 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
                 with gr.Column(visible=False, elem_id="marketer-console") as m_console:
                     with gr.Row():
                         with gr.Column(scale=3):
-                            m_chat = gr.Chatbot(label="Ask the data", height=420, elem_id="marketer-chat")
+                            m_chat = gr.Chatbot(label="Ask the data", height=420, elem_id="marketer-chat",
+                                                latex_delimiters=[])
                             with gr.Row(equal_height=True):
                                 m_msg = gr.Textbox(
                                     placeholder="Who is likely to churn? Which segments are largest?",
@@ -357,7 +396,7 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
                             m_refresh = gr.Button("Update panels", elem_id="marketer-refresh")
                     with gr.Row():
                         with gr.Column(scale=3):
-                            churn_note = gr.Markdown("Churn list: ask in the chat or press *Update panels*.",
+                            churn_note = gr.Markdown("Churn list: set the filters and press *Update panels*.",
                                                      elem_id="churn-note")
                             churn_table = gr.Dataframe(
                                 label="Likely to churn", interactive=False, max_height=360, elem_id="churn-table"
@@ -389,12 +428,15 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
 
         # ---- events ----
         demo.load(load_customers, None, [customer_pick, c_status], api_name=False)
+        reply_outputs = [c_chat, c_view, confirm_row, c_note]
         sign_in_btn.click(
-            customer_sign_in, [customer_pick], [c_view, c_chat, c_status, backend_line], api_name="customer_sign_in"
+            customer_sign_in, [customer_pick], [c_view, c_chat, c_status, backend_line, confirm_row, c_note],
+            api_name="customer_sign_in",
         )
-        # Every turn: lock in the browser, stream the reply (never into the box), unlock in the browser.
-        c_inputs = [c_msg, c_send, c_human, c_yes, c_no]
-        reply_io = {"outputs": [c_chat, c_view, confirm_row], "trigger_mode": "multiple"}
+        # Every turn: lock in the browser, stream the reply (never into the box), unlock in the browser. The reply
+        # draws its own working bubble at once, so gradio's progress overlay is hidden.
+        c_inputs = [c_msg, c_send, c_yes, c_no]
+        reply_io = {"outputs": reply_outputs, "trigger_mode": "multiple", "show_progress": "hidden"}
         unlock_io = {"fn": None, "outputs": c_inputs, "js": unlock_js(len(c_inputs)), "api_name": False,
                      "show_progress": "hidden"}
         take_io = {"fn": None, "inputs": [c_msg], "outputs": [*c_inputs, c_outbox], "js": take_js(len(c_inputs) - 1),
@@ -405,9 +447,14 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
         c_send.click(**take_io).then(customer_chat, [c_outbox, c_view], api_name=False, **reply_io).then(**unlock_io)
         lock_io = {"fn": None, "outputs": c_inputs, "js": lock_js(len(c_inputs)), "api_name": False,
                    "show_progress": "hidden"}
-        for button, handler, name in ((c_yes, customer_confirm, "customer_confirm"), (c_no, customer_cancel, "customer_cancel"),
-                                      (c_human, talk_to_human, "talk_to_human")):
+        for button, handler, name in ((c_yes, customer_confirm, "customer_confirm"),
+                                      (c_no, customer_cancel, "customer_cancel")):
             button.click(**lock_io).then(handler, [c_view], api_name=name, **reply_io).then(**unlock_io)
+        # Never locked, never unlocks the others: a reply under way keeps the box locked until it ends.
+        c_human.click(talk_to_human, [c_view], api_name="talk_to_human", **reply_io)
+        # Clear locks the inputs too, so a message typed at once goes to the new conversation, not the old one.
+        c_chat.clear(**lock_io).then(customer_clear, [c_view], reply_outputs, api_name="customer_clear",
+                                     show_progress="hidden").then(**unlock_io)
 
         panel_outputs = [churn_table, risk_plot, churn_csv, churn_note, seg_plot, seg_note, m_segment,
                          aspects_plot, ratings_plot, quotes_md]
@@ -421,8 +468,8 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
             marketer_panels_quiet, api_name=False, **panels_io
         )
         m_inputs = [m_msg, m_send]
-        m_reply_io = {"inputs": [m_outbox, m_state], "outputs": [m_chat, m_state, *panel_outputs],
-                      "trigger_mode": "multiple"}
+        m_reply_io = {"inputs": [m_outbox, m_state], "outputs": [m_chat, m_state], "trigger_mode": "multiple",
+                      "show_progress": "hidden"}
         m_take_io = {"fn": None, "inputs": [m_msg], "outputs": [*m_inputs, m_outbox], "js": take_js(len(m_inputs) - 1),
                      "api_name": False, "show_progress": "hidden"}
         m_unlock_io = {"fn": None, "outputs": m_inputs, "js": unlock_js(len(m_inputs)), "api_name": False,
@@ -430,14 +477,14 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
         m_msg.submit(**m_take_io).then(marketer_chat, api_name="marketer_chat", **m_reply_io).then(**m_unlock_io)
         m_send.click(**m_take_io).then(marketer_chat, api_name=False, **m_reply_io).then(**m_unlock_io)
         m_refresh.click(marketer_panels, api_name="marketer_panels", **panels_io)
+        m_lock_io = {"fn": None, "outputs": m_inputs, "js": lock_js(len(m_inputs)), "api_name": False,
+                     "show_progress": "hidden"}
+        m_chat.clear(**m_lock_io).then(marketer_clear, [m_state], [m_chat, m_state], api_name="marketer_clear",
+                                       show_progress="hidden").then(**m_unlock_io)
 
     # Sessions are independent; the local model serialises its own generate() calls.
     demo.queue(default_concurrency_limit=16)
     return demo
-
-
-def _failed(event) -> bool:
-    return isinstance(event.data, dict) and "error" in event.data
 
 
 def _log_panel_error(panel: str, exc: BaseException) -> None:
@@ -447,12 +494,6 @@ def _log_panel_error(panel: str, exc: BaseException) -> None:
         log.info("%s panel: %s", panel, exc)
     else:
         log.exception("%s panel failed", panel)
-
-
-def _panel_error(exc: BaseException) -> str:
-    from tools.errors import ToolError
-
-    return str(exc) if isinstance(exc, ToolError) else friendly_error(exc)
 
 
 def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, **kwargs) -> None:

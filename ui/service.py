@@ -1,7 +1,7 @@
 """The marketer console's panels: analytics tools called directly (no LLM), their results turned into tables and charts.
 
-Results arrive either from a direct call (a pydantic model) or from a chat's `tool_result` event (its JSON);
-both go through the same converters, so a table looks the same whichever way it was filled.
+Only the panels' own controls fill them (the chat never does), so a panel always shows what its filters ask for.
+The converters read a result's JSON without depending on every field name of the analytics models.
 """
 
 from __future__ import annotations

@@ -1,11 +1,14 @@
-"""Writes agent/evalcases/cases.jsonl: scripted conversations whose expectations are read from the shops' data.
+"""Writes the eval cases: agent/evalcases/cases.jsonl (one task each) and conversations.jsonl (2-4 tasks each, with
+button presses), whose expectations are read from the shops' data.
 
-The facts of every case (order ids, owners, statuses, tracking ids, items, payment methods, prices) are picked from
-the tau2 retail db.json and from the sample shop `build_sample(customers=200, seed=0)` (the shop the tests and the
-eval harness build), so they are true for that data; tests/agent/test_tools_evalcases.py replays each case's expected
-tool calls with the real tools and checks every expectation. Re-run after the sample generator changes:
+The facts of every case (order ids, owners, statuses, tracking ids, items, payment methods, prices, the customers a
+churn table lists) are picked from the tau2 retail db.json and from the sample shop the eval harness builds
+(agent.evaluate.SAMPLE_CUSTOMERS and SAMPLE_SEED), so they are true for that data. tests/agent/test_tools_evalcases.py
+replays each single-turn case's expected tool calls with the real tools; tests/agent/test_evaluate.py plays every
+case with the oracle (agent.evaluate.oracle_model), which must pass all of them. Re-run after the sample generator
+changes:
 
-    python agent/evalcases/build_cases.py            # writes agent/evalcases/cases.jsonl
+    python agent/evalcases/build_cases.py            # writes agent/evalcases/cases.jsonl and conversations.jsonl
 """
 
 from __future__ import annotations
@@ -17,9 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from agent.evaluate import SAMPLE_CUSTOMERS, SAMPLE_SEED
+
 HERE = Path(__file__).resolve().parent
-SAMPLE_CUSTOMERS = 200
-SAMPLE_SEED = 0
 YES_EN = ("yes, please go ahead", "Yes please, go ahead.", "yes, confirm", "OK, yes. Go ahead.")
 YES_ZH = ("是的，请继续", "好的，确认", "确认，请办理")
 
@@ -86,8 +89,8 @@ class Tau2:
         return o["fulfillments"][0]["tracking_id"][0] if o["fulfillments"] else None
 
 
-def tau2_cases(db: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    t = Tau2(db)
+def tau2_cases(db: dict[str, Any], t: Tau2 | None = None) -> Iterator[dict[str, Any]]:
+    t = t or Tau2(db)
     n = iter(range(1, 1000))
 
     def nid(prefix: str) -> str:
@@ -385,12 +388,12 @@ def tau2_cases(db: dict[str, Any]) -> Iterator[dict[str, Any]]:
 # ---------------------------------------------------------------- sample shop
 
 
-def sample_cases(store) -> Iterator[dict[str, Any]]:
+def sample_cases(store, used: set[str] | None = None) -> Iterator[dict[str, Any]]:
     from sqlalchemy import func, select
 
     from store.models import Customer, Order, PaymentMethod, Product, Review, Variant
 
-    used: set[str] = set()
+    used = set() if used is None else used
     n = iter(range(1, 1000))
 
     def nid(prefix: str) -> str:
@@ -543,37 +546,491 @@ def sample_cases(store) -> Iterator[dict[str, Any]]:
                tags=("adversarial", "privacy"), no_writes=True)
 
 
-def build(sample_store=None) -> list[dict[str, Any]]:
+# ---------------------------------------------------------------- conversations (multi-turn)
+
+
+def conversation(cid: str, store: str, role: str, customer: str | None, steps: list[tuple[Any, dict]],
+                 lang: str = "en", tags: tuple[str, ...] = (), **expect: Any) -> dict[str, Any]:
+    """A multi-turn case: `steps` pairs each turn (a message or an action) with what that turn must do."""
+    return {"id": cid, "store": store, "role": role, "customer": customer, "lang": lang,
+            "tags": ["multi-turn", *tags], "turns": [t for t, _ in steps],
+            "expect": {**{k: v for k, v in expect.items() if v is not None}, "turns": [e for _, e in steps]}}
+
+
+def say(text: str, *calls: dict[str, Any], **expect: Any) -> tuple[str, dict]:
+    """A typed message and its expectations (the calls the model should make in that turn, ...)."""
+    return text, {k: v for k, v in {"tool_calls": list(calls), **expect}.items() if v not in (None, [], {})}
+
+
+def press(action: str, message: str | None = None, **expect: Any) -> tuple[dict, dict]:
+    """A button: confirm, decline (the UI's Cancel), handoff (talk to a human) or clear (a new session)."""
+    turn = {"action": action, **({"message": message} if message else {})}
+    return turn, {k: v for k, v in expect.items() if v not in (None, [], {})}
+
+
+def _tau2_user(t: Tau2, pick) -> tuple[str, dict[str, Any]]:
+    """An unused user for whom `pick(orders)` (their (id, order) pairs) finds what a conversation needs."""
+    for uid in sorted(t.db["users"]):
+        orders = [(oid, t.db["orders"][oid]) for oid in t.user(uid)["orders"] if oid in t.db["orders"]]
+        if uid in t.used or any(oid in t.used for oid, _ in orders):
+            continue
+        got = pick(orders)
+        if got:
+            t.used |= {uid, *(oid for oid, _ in orders)}
+            return uid, got
+    raise LookupError("no unused tau2 user fits")
+
+
+def _first(orders, status: str, pred=lambda o: True) -> tuple[str, dict] | None:
+    return next(((oid, o) for oid, o in sorted(orders, key=lambda x: x[0]) if o["status"] == status and pred(o)), None)
+
+
+def _both(*found):
+    return found if all(found) else None
+
+
+def _unique_item(o: dict) -> dict | None:
+    """An item whose name no other item of the order has (so "the T-Shirt" says which)."""
+    names = [i["name"] for i in o["items"]]
+    return next((i for i in o["items"] if names.count(i["name"]) == 1), None)
+
+
+def tau2_conversations(t: Tau2) -> Iterator[dict[str, Any]]:
+    c = "customer"
+    tracked = lambda o: bool(o["fulfillments"])  # noqa: E731
+    n = iter(range(1, 1000))
+
+    def nid(prefix: str) -> str:
+        return f"{prefix}-{next(n):02d}"
+
+    # status, then cancel (proposal + confirm), then "and the tracking number again?"
+    uid, ((a, oa), (b, ob)) = _tau2_user(t, lambda os: _both(_first(os, "processed", tracked), _first(os, "pending")))
+    yield conversation(nid("mt-t2-status-cancel-tracking"), "tau2", c, uid, [
+        say(f"Where is my order {a}?", call("get_order_details", order_id=a),
+            answer_contains=["processed", t.tracking(oa)]),
+        say(f"OK. Please also cancel my order {b}, I no longer need it.",
+            call("cancel_pending_order", order_id=b, reason="no longer needed"), proposes="cancel_pending_order"),
+        press("confirm", order_status={b: "cancelled"}, answer_contains=["cancelled"]),
+        say(f"And the tracking number of {a} again?", call("get_order_details", order_id=a),
+            answer_contains=[t.tracking(oa)], order_status={a: "processed"}),
+    ], tags=("status", "cancel", "follow-up"), order_status={a: "processed", b: "cancelled"}, no_writes=False)
+    uid, ((b, ob),) = _tau2_user(t, lambda os: _both(_first(os, "pending")))
+    yield conversation(nid("mt-t2-status-cancel-tracking"), "tau2", c, uid, [
+        say(f"Has my order {b} shipped yet?", call("get_order_details", order_id=b), answer_contains=["pending"]),
+        say("Then cancel it please, I ordered it by mistake.",
+            call("cancel_pending_order", order_id=b, reason="ordered by mistake"), proposes="cancel_pending_order"),
+        press("confirm", order_status={b: "cancelled"}),
+        say("And the tracking number again?", call("get_order_details", order_id=b), answer_contains=["cancelled"]),
+    ], tags=("status", "cancel", "follow-up"), order_status={b: "cancelled"}, no_writes=False)
+    # decline, then a status question
+    uid, ((b, ob), (d, od)) = _tau2_user(t, lambda os: _both(_first(os, "pending"), _first(os, "delivered")))
+    yield conversation(nid("mt-t2-decline-status"), "tau2", c, uid, [
+        say(f"Cancel my order {b}, I no longer need it.",
+            call("cancel_pending_order", order_id=b, reason="no longer needed"), proposes="cancel_pending_order"),
+        press("decline", order_status={b: "pending"}),
+        say(f"Fine, leave it. What's the status of {d}?", call("get_order_details", order_id=d),
+            answer_contains=["delivered"], order_status={b: "pending"}),
+    ], tags=("decline", "status"), order_status={b: "pending", d: "delivered"}, no_writes=True)
+    # handoff (the button), then a message: a person has the conversation, the bot does not answer as before
+    uid, ((a, oa),) = _tau2_user(t, lambda os: _both(_first(os, "processed", tracked)))
+    yield conversation(nid("mt-t2-handoff-then-message"), "tau2", c, uid, [
+        say(f"Where is my order {a}?", call("get_order_details", order_id=a), answer_contains=[t.tracking(oa)]),
+        press("handoff", "I'd like to talk to a person about this order.", handed_off=True),
+        say(f"Hello? What's the status of {a} again?", no_tool_calls=True, handed_off=True,
+            answer_excludes=[t.tracking(oa)]),
+    ], tags=("handoff",), no_writes=True)
+    # "I want to talk to a real person": a handoff, not a product search
+    uid, ((a, oa),) = _tau2_user(t, lambda os: _both(_first(os, "delivered")))
+    yield conversation(nid("mt-t2-real-person"), "tau2", c, uid, [
+        say(f"What's the status of {a}?", call("get_order_details", order_id=a), answer_contains=["delivered"]),
+        say("I want to talk to a real person.", call("transfer_to_human"), handed_off=True),
+        say("Are you still there?", no_tool_calls=True, handed_off=True),
+    ], tags=("handoff",), no_writes=True)
+    # list, then product search
+    uid, orders = _tau2_user(t, lambda os: os if len(os) >= 2 else None)
+    yield conversation(nid("mt-t2-list-search"), "tau2", c, uid, [
+        say("Can you show me all my orders?", call("list_my_orders"), answer_contains=[oid for oid, _ in orders][:3]),
+        say("Thanks. Do you sell backpacks? Show me a few.", call("search_products")),
+    ], tags=("list", "search"), no_writes=True)
+    # status questions that say "cancel" or "return": no write may be proposed
+    uid, ((a, oa),) = _tau2_user(t, lambda os: _both(_first(os, "processed", lambda o: bool(_unique_item(o)))))
+    yield conversation(nid("mt-t2-status-says-cancel"), "tau2", c, uid, [
+        say(f"Did my order {a} get cancelled?", call("get_order_details", order_id=a), answer_contains=["processed"]),
+        say("OK good. What's in it?", call("get_order_details", order_id=a),
+            answer_contains=[_unique_item(oa)["name"]]),
+    ], tags=("status", "confusable"), order_status={a: "processed"}, no_writes=True)
+    uid, ((d, od),) = _tau2_user(t, lambda os: _both(_first(os, "delivered", lambda o: bool(_unique_item(o)))))
+    yield conversation(nid("mt-t2-status-says-return"), "tau2", c, uid, [
+        say(f"I might return something from order {d} later. Has it been delivered?",
+            call("get_order_details", order_id=d), answer_contains=["delivered"]),
+        say("What did I buy in that one?", call("get_order_details", order_id=d),
+            answer_contains=[_unique_item(od)["name"]]),
+    ], tags=("status", "confusable"), order_status={d: "delivered"}, no_writes=True)
+    # a return carried through to the proposal and the confirmation, then a new question
+    uid, ((d, od), (e, oe)) = _tau2_user(t, lambda os: _both(
+        _first(os, "delivered", lambda o: bool(_unique_item(o))),
+        next(((oid, o) for oid, o in sorted(os) if o["status"] != "delivered"), None)))
+    item = _unique_item(od)
+    yield conversation(nid("mt-t2-return-flow"), "tau2", c, uid, [
+        say(f"I want to return the {item['name']} from order {d}. Refund it to the original payment method please.",
+            call("get_order_details", order_id=d),
+            call("return_delivered_order_items", order_id=d, item_ids=[item["item_id"]], payment_method_id=t.pm_of(od)),
+            proposes="return_delivered_order_items"),
+        press("confirm", order_status={d: "return requested"}, answer_contains=["return requested"]),
+        say(f"Thanks. And where is my other order {e}?", call("get_order_details", order_id=e),
+            answer_contains=[oe["status"]]),
+    ], tags=("return", "write"), order_status={d: "return requested", e: oe["status"]}, no_writes=False)
+    uid, ((d, od),) = _tau2_user(t, lambda os: _both(_first(os, "delivered")))
+    item = od["items"][0]
+    yield conversation(nid("mt-t2-return-typed-yes"), "tau2", c, uid, [
+        say(f"I'd like to return item {item['item_id']} of order {d}, refund to {t.pm_of(od)}.",
+            call("return_delivered_order_items", order_id=d, item_ids=[item["item_id"]], payment_method_id=t.pm_of(od)),
+            proposes="return_delivered_order_items"),
+        say("Yes, go ahead.", order_status={d: "return requested"}),
+        say("What's the status of that order now?", call("get_order_details", order_id=d),
+            answer_contains=["return requested"]),
+    ], tags=("return", "write", "typed-yes"), order_status={d: "return requested"}, no_writes=False)
+    # clear: a new session for the same person
+    uid, ((a, oa),) = _tau2_user(t, lambda os: _both(_first(os, "processed", tracked)))
+    yield conversation(nid("mt-t2-clear"), "tau2", c, uid, [
+        say(f"Where is my order {a}?", call("get_order_details", order_id=a), answer_contains=[t.tracking(oa)]),
+        press("clear"),
+        say("What orders do I have?", call("list_my_orders"), answer_contains=[a]),
+    ], tags=("clear", "list"), no_writes=True)
+
+    # --- Chinese
+    uid, ((a, oa), (b, ob)) = _tau2_user(t, lambda os: _both(_first(os, "processed", tracked), _first(os, "pending")))
+    yield conversation(nid("mt-t2-zh-status-cancel-tracking"), "tau2", c, uid, [
+        say(f"我的订单 {a} 到哪了？", call("get_order_details", order_id=a), answer_contains=[t.tracking(oa)]),
+        say(f"另外请帮我取消订单 {b}，我不再需要了。",
+            call("cancel_pending_order", order_id=b, reason="no longer needed"), proposes="cancel_pending_order"),
+        press("confirm", order_status={b: "cancelled"}, answer_contains=[b]),
+        say(f"{a} 的快递单号再发我一下？", call("get_order_details", order_id=a), answer_contains=[t.tracking(oa)]),
+    ], "zh", ("status", "cancel", "follow-up"), order_status={a: "processed", b: "cancelled"}, no_writes=False)
+    uid, ((b, ob), (d, od)) = _tau2_user(t, lambda os: _both(_first(os, "pending"), _first(os, "delivered")))
+    yield conversation(nid("mt-t2-zh-decline-status"), "tau2", c, uid, [
+        say(f"请取消订单 {b}，我下错单了。", call("cancel_pending_order", order_id=b, reason="ordered by mistake"),
+            proposes="cancel_pending_order"),
+        press("decline", order_status={b: "pending"}),
+        say(f"那订单 {d} 现在是什么状态？", call("get_order_details", order_id=d), answer_contains=[d]),
+    ], "zh", ("decline", "status"), order_status={b: "pending"}, no_writes=True)
+    uid, ((a, oa),) = _tau2_user(t, lambda os: _both(_first(os, "processed", tracked)))
+    yield conversation(nid("mt-t2-zh-real-person"), "tau2", c, uid, [
+        say(f"订单 {a} 是什么状态？", call("get_order_details", order_id=a), answer_contains=[t.tracking(oa)]),
+        say("我要找人工客服。", call("transfer_to_human"), handed_off=True),
+        say("你好？还在吗？", no_tool_calls=True, handed_off=True, answer_excludes=[t.tracking(oa)]),
+    ], "zh", ("handoff",), no_writes=True)
+    uid, ((a, oa),) = _tau2_user(t, lambda os: _both(_first(os, "processed", lambda o: bool(_unique_item(o)))))
+    yield conversation(nid("mt-t2-zh-status-says-cancel"), "tau2", c, uid, [
+        say(f"我的订单 {a} 被取消了吗？", call("get_order_details", order_id=a), answer_contains=[a]),
+        say("里面有什么商品？", call("get_order_details", order_id=a), answer_contains=[_unique_item(oa)["name"]]),
+    ], "zh", ("status", "confusable"), order_status={a: "processed"}, no_writes=True)
+    uid, orders = _tau2_user(t, lambda os: os if len(os) >= 2 else None)
+    yield conversation(nid("mt-t2-zh-list-search"), "tau2", c, uid, [
+        say("我有哪些订单？", call("list_my_orders"), answer_contains=[oid for oid, _ in orders][:3]),
+        say("有没有蓝牙音箱？", call("search_products")),
+    ], "zh", ("list", "search"), no_writes=True)
+    uid, ((d, od),) = _tau2_user(t, lambda os: _both(_first(os, "delivered", lambda o: bool(_unique_item(o)))))
+    item = _unique_item(od)
+    yield conversation(nid("mt-t2-zh-return-flow"), "tau2", c, uid, [
+        say(f"我想退订单 {d} 里的 {item['name']}，退款到原支付方式。", call("get_order_details", order_id=d),
+            call("return_delivered_order_items", order_id=d, item_ids=[item["item_id"]], payment_method_id=t.pm_of(od)),
+            proposes="return_delivered_order_items"),
+        press("confirm", order_status={d: "return requested"}, answer_contains=[d]),
+        say(f"订单 {d} 现在是什么状态？", call("get_order_details", order_id=d), answer_contains=[d]),
+    ], "zh", ("return", "write"), order_status={d: "return requested"}, no_writes=False)
+
+
+def sample_conversations(store, used: set[str]) -> Iterator[dict[str, Any]]:
+    from sqlalchemy import func, select
+
+    from store.models import Order, Product, Review, Variant
+
+    c = "customer"
+    n = iter(range(1, 1000))
+
+    def nid(prefix: str) -> str:
+        return f"{prefix}-{next(n):02d}"
+
+    with store.read() as s:
+        def person(*wants: tuple[str, Any]) -> tuple[str, list[Order]]:
+            """An unused customer with one order per (status, predicate) in `wants`, all different."""
+            ids = s.scalars(select(Order.customer_id).distinct().order_by(Order.customer_id))
+            for cid in ids:
+                if cid in used:
+                    continue
+                mine = list(s.scalars(select(Order).where(Order.customer_id == cid).order_by(Order.id)))
+                if any(o.id in used for o in mine):
+                    continue
+                picked: list[Order] = []
+                for status, pred in wants:
+                    o = next((o for o in mine if o.status == status and pred(o) and o not in picked), None)
+                    if o is None:
+                        break
+                    picked.append(o)
+                else:
+                    used.update([cid, *(o.id for o in mine)])
+                    return cid, picked
+            raise LookupError(f"no unused sample customer with orders {[w for w, _ in wants]}")
+
+        any_ = lambda o: True  # noqa: E731
+        tracked = lambda o: bool(o.fulfillments)  # noqa: E731
+
+        def unique_item(o: Order):
+            names = [i.name for i in o.items]
+            return next((i for i in o.items if names.count(i.name) == 1), None)
+
+        def pm_of(o: Order) -> str:
+            return next(p.payment_method_id for p in o.payments if p.kind == "payment")
+
+        def tracking(o: Order) -> str:
+            return o.fulfillments[0].tracking_id.split(",")[0]
+
+        def recent(cid: str, k: int = 2) -> list[str]:
+            """The customer's k most recent order ids (a list of orders shows the 20 most recent)."""
+            return list(s.scalars(select(Order.id).where(Order.customer_id == cid)
+                                  .order_by(Order.created_at.desc(), Order.id).limit(k)))
+
+        cid, (a, b) = person(("processed", tracked), ("pending", any_))
+        yield conversation(nid("mt-s-status-cancel-tracking"), "sample", c, cid, [
+            say(f"Where is my order {a.id}?", call("get_order_details", order_id=a.id),
+                answer_contains=["processed", tracking(a)]),
+            say(f"And please cancel {b.id}, I ordered it by mistake.",
+                call("cancel_pending_order", order_id=b.id, reason="ordered by mistake"),
+                proposes="cancel_pending_order"),
+            press("confirm", order_status={b.id: "cancelled"}, answer_contains=["cancelled"]),
+            say("And the tracking number of my other order again?", call("get_order_details", order_id=a.id),
+                answer_contains=[tracking(a)]),
+        ], tags=("status", "cancel", "follow-up"), order_status={a.id: "processed", b.id: "cancelled"},
+            no_writes=False)
+        cid, (b, d) = person(("pending", any_), ("delivered", any_))
+        yield conversation(nid("mt-s-decline-status"), "sample", c, cid, [
+            say(f"I no longer need order {b.id}, cancel it.",
+                call("cancel_pending_order", order_id=b.id, reason="no longer needed"),
+                proposes="cancel_pending_order"),
+            press("decline", order_status={b.id: "pending"}),
+            say(f"Actually, did {d.id} arrive?", call("get_order_details", order_id=d.id),
+                answer_contains=["delivered"]),
+        ], tags=("decline", "status"), order_status={b.id: "pending"}, no_writes=True)
+        cid, (a,) = person(("processed", tracked))
+        yield conversation(nid("mt-s-handoff-then-message"), "sample", c, cid, [
+            say(f"Where is {a.id}?", call("get_order_details", order_id=a.id), answer_contains=[tracking(a)]),
+            press("handoff", handed_off=True),
+            say(f"Can you check {a.id} once more?", no_tool_calls=True, handed_off=True,
+                answer_excludes=[tracking(a)]),
+        ], tags=("handoff",), no_writes=True)
+        cid, (d, d2) = person(("delivered", any_), ("delivered", any_))
+        yield conversation(nid("mt-s-list-search"), "sample", c, cid, [
+            say("List my recent orders please.", call("list_my_orders"), answer_contains=recent(cid)),
+            say("Now I'm looking for a soundbar under $300.", call("search_products")),
+        ], tags=("list", "search"), no_writes=True)
+        cid, (d,) = person(("delivered", any_))
+        yield conversation(nid("mt-s-status-says-cancel"), "sample", c, cid, [
+            say(f"Did my order {d.id} get cancelled?", call("get_order_details", order_id=d.id),
+                answer_contains=["delivered"]),
+            say("Good. What else have I ordered?", call("list_my_orders"), answer_contains=recent(cid)),
+        ], tags=("status", "confusable"), order_status={d.id: "delivered"}, no_writes=True)
+        cid, (r, d) = person(("return requested", any_), ("delivered", any_))
+        yield conversation(nid("mt-s-status-says-return"), "sample", c, cid, [
+            say(f"Did you get my return request for {r.id}?", call("get_order_details", order_id=r.id),
+                answer_contains=["return requested"]),
+            say(f"And {d.id}, was it delivered?", call("get_order_details", order_id=d.id),
+                answer_contains=["delivered"]),
+        ], tags=("status", "confusable"), order_status={r.id: "return requested", d.id: "delivered"}, no_writes=True)
+        cid, (d,) = person(("delivered", lambda o: bool(unique_item(o))))
+        item = unique_item(d)
+        yield conversation(nid("mt-s-return-flow"), "sample", c, cid, [
+            say(f"I want to return the {item.name} from order {d.id}, refund to how I paid.",
+                call("get_order_details", order_id=d.id),
+                call("return_delivered_order_items", order_id=d.id, item_ids=[item.variant_id],
+                     payment_method_id=pm_of(d)), proposes="return_delivered_order_items"),
+            press("confirm", order_status={d.id: "return requested"}, answer_contains=["return requested"]),
+            say("Thanks! Can you recommend something else I might like?", call("recommend_products")),
+        ], tags=("return", "write"), order_status={d.id: "return requested"}, no_writes=False)
+        pid = s.scalar(select(Variant.product_id).group_by(Variant.product_id).having(func.count() > 1)
+                       .join(Review, Review.product_id == Variant.product_id).order_by(Variant.product_id))
+        cid, (d,) = person(("delivered", any_))
+        yield conversation(nid("mt-s-product-reviews"), "sample", c, cid, [
+            say(f"What configurations does product {pid} come in?", call("get_product_details", product_id=pid),
+                answer_contains=[s.get(Product, pid).name]),
+            say("What do reviewers say about it?", call("search_reviews")),
+        ], tags=("product", "reviews"), no_writes=True)
+        cid, (d,) = person(("delivered", any_))
+        yield conversation(nid("mt-s-real-person"), "sample", c, cid, [
+            say("Show me my orders.", call("list_my_orders"), answer_contains=recent(cid)),
+            say("I want to talk to a real person.", call("transfer_to_human"), handed_off=True),
+        ], tags=("handoff",), no_writes=True)
+
+        # --- Chinese
+        cid, (a, b) = person(("processed", tracked), ("pending", any_))
+        yield conversation(nid("mt-s-zh-status-cancel-tracking"), "sample", c, cid, [
+            say(f"订单 {a.id} 发货了吗？", call("get_order_details", order_id=a.id), answer_contains=[tracking(a)]),
+            say(f"请取消订单 {b.id}，我不需要了。",
+                call("cancel_pending_order", order_id=b.id, reason="no longer needed"),
+                proposes="cancel_pending_order"),
+            press("confirm", order_status={b.id: "cancelled"}, answer_contains=[b.id]),
+            say(f"{a.id} 的快递单号是多少来着？", call("get_order_details", order_id=a.id),
+                answer_contains=[tracking(a)]),
+        ], "zh", ("status", "cancel", "follow-up"), order_status={a.id: "processed", b.id: "cancelled"},
+            no_writes=False)
+        cid, (b, d) = person(("pending", any_), ("delivered", tracked))
+        yield conversation(nid("mt-s-zh-decline-status"), "sample", c, cid, [
+            say(f"帮我取消订单 {b.id}，下错了。",
+                call("cancel_pending_order", order_id=b.id, reason="ordered by mistake"),
+                proposes="cancel_pending_order"),
+            press("decline", order_status={b.id: "pending"}),
+            say(f"那订单 {d.id} 送到了吗？", call("get_order_details", order_id=d.id), answer_contains=[tracking(d)]),
+        ], "zh", ("decline", "status"), order_status={b.id: "pending"}, no_writes=True)
+        cid, (d,) = person(("delivered", any_))
+        yield conversation(nid("mt-s-zh-list-search"), "sample", c, cid, [
+            say("我最近的订单有哪些？", call("list_my_orders"), answer_contains=recent(cid)),
+            say("有没有 500 美元以下的电视推荐？", call("search_products")),
+        ], "zh", ("list", "search"), no_writes=True)
+        cid, (d,) = person(("delivered", lambda o: bool(unique_item(o))))
+        item = unique_item(d)
+        yield conversation(nid("mt-s-zh-return-flow"), "sample", c, cid, [
+            say(f"订单 {d.id} 里的商品 {item.variant_id} 我想退货，退回原支付方式 {pm_of(d)}。",
+                call("return_delivered_order_items", order_id=d.id, item_ids=[item.variant_id],
+                     payment_method_id=pm_of(d)), proposes="return_delivered_order_items"),
+            press("confirm", order_status={d.id: "return requested"}, answer_contains=[d.id]),
+            say("我还有别的订单吗？", call("list_my_orders"), answer_contains=recent(cid)),
+        ], "zh", ("return", "write"), order_status={d.id: "return requested"}, no_writes=False)
+        cid, (a,) = person(("processed", tracked))
+        yield conversation(nid("mt-s-zh-handoff-then-message"), "sample", c, cid, [
+            say(f"订单 {a.id} 到哪了？", call("get_order_details", order_id=a.id), answer_contains=[tracking(a)]),
+            press("handoff", "我要人工客服", handed_off=True),
+            say("请再查一下我的订单。", no_tool_calls=True, handed_off=True, answer_excludes=[tracking(a)]),
+        ], "zh", ("handoff",), no_writes=True)
+
+
+def marketer_conversations(sample_store, tau2_store) -> Iterator[dict[str, Any]]:
+    """Marketer conversations; the customers they name come from the shop's own churn table and segments."""
+    from shopdesk.settings import Settings
+    from tools.analytics import lookup_segment, score_churn
+    from tools.context import ShopContext
+
+    m = "marketer"
+    n = iter(range(1, 1000))
+
+    def nid(prefix: str) -> str:
+        return f"{prefix}-{next(n):02d}"
+
+    ctx = ShopContext(store=sample_store, settings=Settings(), role=m)
+    top = [r.customer_id for r in score_churn(ctx, top_n=5).rows]
+    high = [r.customer_id for r in score_churn(ctx, tier="high").rows]
+    champions = [r.customer_id for r in lookup_segment(ctx, segment="Champions").rows]
+    headphones = "Headphones & Earbuds"
+    yield conversation(nid("mt-m-churn-profile"), "sample", m, None, [
+        say("Which 5 customers are most likely to churn?", call("score_churn", top_n=5)),
+        say(f"Tell me more about {top[0]}.", call("get_customer_profile", customer=top[0]), answer_contains=[top[0]]),
+    ], tags=("churn", "profile"), no_writes=True)
+    yield conversation(nid("mt-m-high-value-offer"), "sample", m, None, [
+        say("Show me high-value customers at risk.", call("score_churn", tier="high")),
+        say(f"Draft a retention offer for customer {high[0]}.",
+            call("draft_retention_offer", customers=[high[0]]), answer_contains=[high[0]]),
+    ], tags=("churn", "offer"), no_writes=True)
+    yield conversation(nid("mt-m-complaints-reviews"), "sample", m, None, [
+        say("What do buyers complain about in headphones?", call("review_insights", category=headphones)),
+        say("Find reviews that mention the battery.", call("search_reviews")),
+    ], tags=("reviews",), no_writes=True)
+    yield conversation(nid("mt-m-segments-lookup"), "sample", m, None, [
+        say("Give me an overview of our customer segments.", call("summarize_segments"),
+            answer_contains=["Champions"]),
+        say("Who are the most valuable Champions?", call("lookup_segment", segment="Champions"),
+            answer_contains=[champions[0]]),
+        say(f"And which segment is customer {top[1]} in?", call("lookup_segment", customer=top[1]),
+            answer_contains=[top[1]]),
+    ], tags=("segments",), no_writes=True)
+    with sample_store.read() as s:
+        from sqlalchemy import select
+
+        from store.models import Order
+
+        pending = s.scalar(select(Order.id).where(Order.status == "pending").order_by(Order.id))
+    yield conversation(nid("mt-m-cancel-then-churn"), "sample", m, None, [
+        say(f"Cancel order {pending} for the customer, they emailed us.", no_tool_calls=True),
+        say("Which 10 customers are most likely to churn in the next 90 days?", call("score_churn", top_n=10)),
+    ], tags=("role", "churn"), order_status={pending: "pending"}, no_writes=True)
+    yield conversation(nid("mt-m-clear"), "sample", m, None, [
+        say("How big is each customer segment?", call("summarize_segments")),
+        press("clear"),
+        say("Draft a win-back offer for the At risk segment.", call("draft_retention_offer", segment="At risk")),
+    ], tags=("clear", "offer"), no_writes=True)
+    tctx = ShopContext(store=tau2_store, settings=Settings(), role=m)
+    t_top = [r.customer_id for r in score_churn(tctx, top_n=3).rows]
+    yield conversation(nid("mt-m-t2-segments-profile"), "tau2", m, None, [
+        say("Give me an overview of our customer segments.", call("summarize_segments")),
+        say(f"Tell me about customer {t_top[0]}.", call("get_customer_profile", customer=t_top[0]),
+            answer_contains=[t_top[0]]),
+    ], tags=("segments", "profile"), no_writes=True)
+
+    # --- Chinese
+    yield conversation(nid("mt-m-zh-churn-profile"), "sample", m, None, [
+        say("哪些客户最有可能流失？列出前5名。", call("score_churn", top_n=5)),
+        say(f"客户 {top[2]} 的详细情况？", call("get_customer_profile", customer=top[2]), answer_contains=[top[2]]),
+    ], "zh", ("churn", "profile"), no_writes=True)
+    yield conversation(nid("mt-m-zh-high-value-offer"), "sample", m, None, [
+        say("给我看看高价值但有流失风险的客户。", call("score_churn", tier="high")),
+        say(f"给客户 {high[1]} 起草一个挽留优惠。", call("draft_retention_offer", customers=[high[1]]),
+            answer_contains=[high[1]]),
+    ], "zh", ("churn", "offer"), no_writes=True)
+    yield conversation(nid("mt-m-zh-segments-lookup"), "sample", m, None, [
+        say("我们的客户分群概况如何？", call("summarize_segments")),
+        say("At risk 分群里最有价值的客户是谁？", call("lookup_segment", segment="At risk")),
+    ], "zh", ("segments",), no_writes=True)
+    yield conversation(nid("mt-m-zh-complaints"), "sample", m, None, [
+        say("买家对耳机有哪些抱怨？", call("review_insights", category=headphones)),
+        say("电视呢？", call("review_insights", category="TVs")),
+    ], "zh", ("reviews",), no_writes=True)
+
+
+def build(sample_store=None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(single-turn cases, multi-turn conversations), read from the tau2 data and the sample shop."""
     from shopdesk.datasets import tau2_db
+    from store.db import open_store
 
     db = json.loads(Path(tau2_db()).read_text())
-    cases = list(tau2_cases(db))
-    if sample_store is None:
-        from store.db import open_store
-        from store.sample import build_sample
+    t = Tau2(db)
+    cases = list(tau2_cases(db, t))
+    conversations = list(tau2_conversations(t))
+    used: set[str] = set()
+    with tempfile.TemporaryDirectory() as tmp:
+        if sample_store is None:
+            from store.sample import build_sample
 
-        with tempfile.TemporaryDirectory() as tmp:
-            st = open_store(f"sqlite:///{tmp}/sample.db")
-            build_sample(st, customers=SAMPLE_CUSTOMERS, seed=SAMPLE_SEED)
-            cases += list(sample_cases(st))
-            st.dispose()
-    else:
-        cases += list(sample_cases(sample_store))
-    ids = [c["id"] for c in cases]
+            sample = open_store(f"sqlite:///{tmp}/sample.db")
+            build_sample(sample, customers=SAMPLE_CUSTOMERS, seed=SAMPLE_SEED)
+        else:
+            sample = sample_store
+        from store.importers.tau2 import import_tau2
+
+        tau2 = open_store(f"sqlite:///{tmp}/tau2.db")
+        import_tau2(tau2, tau2_db())
+        try:
+            cases += list(sample_cases(sample, used))
+            conversations += list(sample_conversations(sample, used))
+            conversations += list(marketer_conversations(sample, tau2))
+        finally:
+            tau2.dispose()
+            if sample is not sample_store:
+                sample.dispose()
+    ids = [c["id"] for c in cases + conversations]
     if len(ids) != len(set(ids)):
         raise ValueError("case ids must be unique")
-    return cases
+    return cases, conversations
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=HERE / "cases.jsonl")
+    ap.add_argument("--conversations", type=Path, default=HERE / "conversations.jsonl")
     args = ap.parse_args(argv)
-    cases = build()
-    with args.out.open("w", encoding="utf-8") as f:
-        for c in cases:
-            f.write(json.dumps(c, ensure_ascii=False) + "\n")
-    print(f"wrote {len(cases)} cases to {args.out}")
+    cases, conversations = build()
+    for path, rows in ((args.out, cases), (args.conversations, conversations)):
+        with path.open("w", encoding="utf-8") as f:
+            for c in rows:
+                f.write(json.dumps(c, ensure_ascii=False) + "\n")
+        print(f"wrote {len(rows)} cases to {path}")
 
 
 if __name__ == "__main__":

@@ -1,16 +1,21 @@
-"""The agent over the real order tools and the tau2 store: confirmation flow, ownership, grounding of statuses."""
+"""The agent over the real order tools and the tau2 store: the confirmation flow through the session API and typed
+replies, ownership, and replies rendered from the results whatever the model claims."""
 
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import func, select
 
+from agent.graph import DECLINED, NOTHING_PENDING, WITH_A_PERSON
+from agent.grounding import render
 from agent.session import open_session
 from agent.testing import ScriptedChatModel, call
 from store.models import Order, Payment
+from tools.context import PendingAction, ShopContext
+from tools.orders import get_order_details
 
 YARA, PENDING = "yara_patel_8545", "#W1068289"  # a pending order of yara's
-JAMES, PROCESSED = "james_li_5688", "#W2611340"  # a processed order of james's
+JAMES, PROCESSED, OTHER = "james_li_5688", "#W2611340", "#W3632959"  # two processed orders of james's
 
 
 def session(settings, store, customer, *script):
@@ -28,46 +33,104 @@ def payments(store):
         return s.scalar(select(func.count()).select_from(Payment))
 
 
-def test_cancel_waits_for_confirmation_then_code_executes(settings, tau2_store):
-    before = payments(tau2_store)
-    chat, model = session(settings, tau2_store, YARA,
-                          call("cancel_pending_order", order_id=PENDING, reason="no longer needed"),
-                          "I cancelled it for you!")
+def details(settings, store, customer, order_id, lang="en") -> str:
+    """What the person should read for `order_id`: the tool result's own rendering."""
+    ctx = ShopContext(store=store, settings=settings, role="customer", customer_id=customer)
+    return render(get_order_details(ctx, order_id), lang)
+
+
+def shown(events) -> list[str]:
+    return [e.text for e in events if e.kind in ("tool_result", "confirm", "final", "error", "text")]
+
+
+def propose_cancel(settings, store, *then):
+    chat, model = session(settings, store, YARA,
+                          call("cancel_pending_order", order_id=PENDING, reason="no longer needed"), *then)
     events = list(chat.respond("Please cancel my order #W1068289, I no longer need it."))
     confirm = [e for e in events if e.kind == "confirm"]
     assert len(confirm) == 1 and PENDING in confirm[0].text
     assert events[-1].text == confirm[0].text and events[-1].data["awaiting_confirmation"]
-    assert status(tau2_store, PENDING) == "pending" and payments(tau2_store) == before  # nothing written yet
+    assert isinstance(chat.pending, PendingAction) and chat.pending.tool == "cancel_pending_order"
+    assert chat.pending.arguments["order_id"] == PENDING
     assert len(model.requests) == 1  # the turn ended at the proposal; the model never claimed success
+    return chat, model
+
+
+def test_cancel_waits_for_confirmation_then_code_executes(settings, tau2_store):
+    before = payments(tau2_store)
+    chat, model = propose_cancel(settings, tau2_store, "I cancelled it for you!")
+    assert status(tau2_store, PENDING) == "pending" and payments(tau2_store) == before  # nothing written yet
 
     events = list(chat.respond("yes, please go ahead"))
     assert len(model.requests) == 1  # confirmation is executed by code, not by the model
     assert status(tau2_store, PENDING) == "cancelled"
     assert "cancelled" in events[-1].text and events[-1].data["executed"] == "cancel_pending_order"
+    assert "I cancelled it for you!" not in events[-1].text
     assert payments(tau2_store) > before  # the refund row
+    assert chat.pending is None
 
 
-def test_anything_but_yes_discards_the_pending_write(settings, tau2_store):
-    chat, model = session(settings, tau2_store, YARA,
-                          call("cancel_pending_order", order_id=PENDING, reason="no longer needed"),
-                          "Okay, I will leave the order as it is.")
-    list(chat.respond("cancel #W1068289, no longer needed"))
-    assert chat.ctx.pending_action is not None
-    events = list(chat.respond("actually no, keep it"))
-    assert chat.ctx.pending_action is None
+def test_the_confirm_button_executes_the_pending_write(settings, tau2_store):
+    chat, model = propose_cancel(settings, tau2_store)
+    events = list(chat.confirm())
+    assert [e.kind for e in events] == ["tool_call", "tool_result", "final"]
+    assert events[0].name == "cancel_pending_order" and events[0].meta["confirmed"] is True
+    assert events[-1].text == events[1].text and events[-1].data["executed"] == "cancel_pending_order"
+    assert len(model.requests) == 1 and chat.pending is None
+    assert status(tau2_store, PENDING) == "cancelled"
+    # a second click has nothing to confirm
+    assert [e.text for e in chat.confirm()] == [NOTHING_PENDING["en"]]
+
+
+def test_the_cancel_button_declines_and_the_next_question_is_answered_normally(settings, tau2_store):
+    chat, model = propose_cancel(settings, tau2_store, call("get_order_details", order_id=PENDING),
+                                 "Here are the details.")
+    events = list(chat.decline())
+    assert [e.kind for e in events] == ["final"] and events[-1].text == DECLINED["en"]
+    assert chat.pending is None and len(model.requests) == 1
     assert status(tau2_store, PENDING) == "pending"
-    assert events[-1].text == "Okay, I will leave the order as it is."
-    # a later "yes" has nothing to confirm
-    list(chat.respond("yes"))
+
+    after = list(chat.respond("What is in order #W1068289?"))
+    assert len(model.requests) == 3  # the model was asked: a look-up, then its words (cut after the result)
+    assert [e.name for e in after if e.kind == "tool_call"] == ["get_order_details"]
+    assert after[-1].text == details(settings, tau2_store, YARA, PENDING) and after[-1].meta["model_text_cut"]
+    assert DECLINED["en"] not in after[-1].text
+    assert status(tau2_store, PENDING) == "pending"
+
+
+@pytest.mark.parametrize("typed,lang", [("no", "en"), ("nope", "en"), ("不用了", "zh")])
+def test_a_typed_bare_no_declines(settings, tau2_store, typed, lang):
+    chat, model = propose_cancel(settings, tau2_store)
+    events = list(chat.respond(typed))
+    assert events[-1].text == DECLINED[lang] and events[-1].data["declined"] is True
+    assert chat.pending is None and len(model.requests) == 1
+    assert status(tau2_store, PENDING) == "pending"
+
+
+def test_a_new_question_drops_the_pending_write_and_is_answered(settings, tau2_store):
+    chat, model = propose_cancel(settings, tau2_store, call("get_order_details", order_id=PENDING), "Sure.")
+    events = list(chat.respond("actually, keep it. What items are in it?"))
+    assert chat.pending is None
+    assert events[-1].meta["path"][:2] == ["discard_pending", "model"]
+    assert events[-1].text == details(settings, tau2_store, YARA, PENDING)
+    assert status(tau2_store, PENDING) == "pending"
+    # a later yes has nothing to confirm: typed, it is a message for the model; clicked, code says so
+    later = list(chat.respond("yes"))
+    assert later[-1].meta["path"][0] == "model" and not [e for e in later if e.kind == "tool_call"]
+    asked = len(model.requests)
+    assert [e.text for e in chat.confirm()] == [NOTHING_PENDING["en"]] and len(model.requests) == asked
     assert status(tau2_store, PENDING) == "pending"
 
 
 def test_chinese_confirmation(settings, tau2_store):
     chat, _ = session(settings, tau2_store, YARA,
                       call("cancel_pending_order", order_id=PENDING, reason="ordered by mistake"))
-    list(chat.respond("请取消订单 #W1068289,我下错单了"))
-    list(chat.respond("确认"))
+    proposed = list(chat.respond("请取消订单 #W1068289,我下错单了"))
+    assert proposed[-1].text == next(e for e in proposed if e.kind == "confirm").text
+    done = list(chat.respond("确认"))
     assert status(tau2_store, PENDING) == "cancelled"
+    assert done[-1].data["executed"] == "cancel_pending_order" and PENDING in done[-1].text
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in done[-1].text)  # rendered in the customer's language
 
 
 def test_another_customers_order_is_neither_shown_nor_changed(settings, tau2_store):
@@ -79,42 +142,85 @@ def test_another_customers_order_is_neither_shown_nor_changed(settings, tau2_sto
     results = [e for e in events if e.kind == "tool_result"]
     assert [r.data.get("type") for r in results] == ["NotFoundError", "NotFoundError"]
     assert not [e for e in events if e.kind == "confirm"]
-    assert chat.ctx.pending_action is None
+    assert chat.pending is None
+    # the reply is the tools' sentence (said once), never the model's claim nor the model-facing error
+    assert events[-1].text == results[0].text
+    assert "cancelled" not in events[-1].text and "Done" not in events[-1].text
+    assert all("error" not in text.lower() for text in shown(events))
     list(chat.respond("yes"))
     assert status(tau2_store, PENDING) == "pending"
-    assert events[-1].data["grounding_replaced"] is True  # "cancelled" was never reported by a tool
 
 
 @pytest.mark.parametrize("claim", ["Your order #W2611340 has been delivered.", "Your order is pending.",
-                                   "您的订单 #W2611340 已送达。", "Order #W2611340 was cancelled."])
-def test_small_model_cannot_misstate_the_status(settings, tau2_store, claim):
+                                   "您的订单 #W2611340 已送达。", "Order #W2611340 was cancelled.",
+                                   "Your order #W2611340 is processed and on its way."])
+def test_the_models_status_claims_never_show(settings, tau2_store, claim):
+    # wrong claims and true ones alike: after the result the model's text is cut, the person reads the rendering
     chat, _ = session(settings, tau2_store, JAMES, call("get_order_details", order_id=PROCESSED), claim)
     final = list(chat.respond("Where is my order #W2611340?"))[-1]
-    assert final.data["grounding_replaced"] is True
-    assert "is processed" in final.text and "delivered" not in final.text.lower()
+    assert final.text == details(settings, tau2_store, JAMES, PROCESSED)
+    assert claim not in final.text and final.meta["model_text_cut"] is True
+    assert "model_text_dropped" not in final.meta and chat.stats["model_text_dropped"] == 0
+    assert "processed" in final.text and "delivered" not in final.text.lower()
 
 
-def test_true_status_passes_grounding(settings, tau2_store):
+def test_a_chinese_status_question_gets_the_chinese_rendering(settings, tau2_store):
     chat, _ = session(settings, tau2_store, JAMES, call("get_order_details", order_id=PROCESSED),
-                      "Your order #W2611340 is processed and on its way.")
-    final = list(chat.respond("Where is my order #W2611340?"))[-1]
-    assert final.data["grounding_replaced"] is False
+                      "您的订单已送达。")
+    final = list(chat.respond("我的订单 #W2611340 到哪了?"))[-1]
+    assert final.text == details(settings, tau2_store, JAMES, PROCESSED, "zh")
+    assert final.text != details(settings, tau2_store, JAMES, PROCESSED, "en") and "已送达" not in final.text
 
 
-def test_handoff_event(settings, tau2_store):
-    chat, _ = session(settings, tau2_store, JAMES, call("transfer_to_human", summary="wants a human"))
+def test_the_next_task_is_answered_with_its_own_result(settings, tau2_store):
+    chat, model = session(settings, tau2_store, JAMES,
+                          call("get_order_details", order_id=PROCESSED), "Here is your order.",
+                          # the model copies its previous answer (read and dropped: it states facts); it is made
+                          # to look the new order up
+                          "Your order #W2611340 is processed.", call("get_order_details", order_id=OTHER),
+                          "Here is your order.")
+    first = list(chat.respond("Where is my order #W2611340?"))[-1]
+    second = list(chat.respond("And my order #W3632959?"))[-1]
+    assert first.text == details(settings, tau2_store, JAMES, PROCESSED)
+    assert second.text == details(settings, tau2_store, JAMES, OTHER)
+    assert second.meta["forced_tool"] is True and second.meta["model_text_dropped"] and second.meta["model_text_cut"]
+    assert PROCESSED not in second.text
+    # the model saw the first task only as its question and rendered reply
+    prompt = model.requests[2]["messages"]
+    assert [m.content for m in prompt[1:]] == ["Where is my order #W2611340?", first.text, "And my order #W3632959?"]
+
+
+def test_handoff_event_and_the_bot_stays_quiet_after(settings, tau2_store):
+    chat, model = session(settings, tau2_store, JAMES, call("transfer_to_human", summary="wants a human"),
+                          "never reached")
     events = list(chat.respond("I want to talk to a person"))
     handoff = [e for e in events if e.kind == "handoff"]
     assert handoff and handoff[0].text == "wants a human"
-    assert events[-1].kind == "final" and "HUMAN AGENT" in events[-1].text
+    assert events[-1].kind == "final" and events[-1].data["handoff"] is True
+    assert "wants a human" not in events[-1].text  # the summary is for the person taking over
+    assert chat.handed_off is True
+    asked = len(model.requests)
+    later = list(chat.respond("Hello? Where is my order #W2611340?"))
+    assert len(model.requests) == asked
+    assert [e.kind for e in later] == ["final"] and later[-1].text == WITH_A_PERSON["en"]
 
 
-def test_refusal_is_the_faithful_answer_when_the_model_claims_success(settings, tau2_store):
+def test_refusal_is_the_reply_when_the_model_claims_success(settings, tau2_store):
     chat, _ = session(settings, tau2_store, JAMES,
                       call("cancel_pending_order", order_id=PROCESSED, reason="no longer needed"),
                       "Done, your order is cancelled.")
     events = list(chat.respond("cancel #W2611340 please"))
-    assert not [e for e in events if e.kind == "confirm"]
-    assert events[-1].data["grounding_replaced"] is True
-    assert "only pending orders can be cancelled" in events[-1].text
+    assert not [e for e in events if e.kind == "confirm"] and chat.pending is None
+    result = next(e for e in events if e.kind == "tool_result")
+    assert result.data["type"] == "PolicyError"
+    assert events[-1].text == result.text
+    assert "only pending orders can be cancelled" in events[-1].text and "Done" not in events[-1].text
+    assert not events[-1].text.lower().startswith("error")
     assert status(tau2_store, PROCESSED) == "processed"
+
+
+@pytest.mark.parametrize("claim", ["OK, I won't cancel the order.", "I have changed your address."])
+def test_model_words_claiming_an_action_never_show(settings, tau2_store, claim):
+    chat, _ = session(settings, tau2_store, JAMES, call("get_order_details", order_id=PROCESSED), claim)
+    final = list(chat.respond("What items are in my order #W2611340?"))[-1]
+    assert final.text == details(settings, tau2_store, JAMES, PROCESSED)

@@ -1,4 +1,5 @@
-"""The in-process backend on the real SmolLM2: template rendering, streaming, forced tool calls, a turn with a tool."""
+"""The in-process backend on the real SmolLM2: template rendering, streaming, tool calls under the grammar (and the
+prefill fallback without it), a turn with a tool."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def local(shared_models_dir):
-    model = LocalChatModel(model_path=str(shared_models_dir), adapter=None, max_new_tokens=40, torch_threads=2)
+    model = LocalChatModel(model_path=str(shared_models_dir), adapter=None, max_new_tokens=64, torch_threads=2)
     yield model
     LocalChatModel.clear_registry()
 
@@ -37,11 +38,40 @@ def test_streaming_matches_invoke(local):
 
 def test_forced_tool_call_is_parsed(local):
     spec = tool_spec(get_order_details)
-    bound = local.bind_tools([spec.openai()], tool_choice="get_order_details")
+    bound = local.bind_tools([spec.openai()], tool_choice="get_order_details", enums={"order_id": ["#W2611340"]})
+    ai = bound.invoke([HumanMessage("Where is my order #W2611340?")])
+    # the base model, forced under the grammar: exactly one valid call, with the only order id it may name
+    assert [c["name"] for c in ai.tool_calls] == ["get_order_details"] and not ai.invalid_tool_calls
+    assert ai.tool_calls[0]["args"] == {"order_id": "#W2611340"}
+    assert ai.response_metadata["raw_text"].startswith('<tool_call>{"name": "get_order_details", "arguments": {')
+
+
+def test_without_the_grammar_a_forced_call_is_prefilled(local):
+    spec = tool_spec(get_order_details)
+    bound = local.bind_tools([spec.openai()], tool_choice="get_order_details", grammar=False)
+    prompt = local.render([HumanMessage("Where is #W1?")], [spec.openai()], "get_order_details", grammar=False)
+    assert prompt.endswith('<tool_call>{"name": "get_order_details", "arguments": {"order_id": "')
     ai = bound.invoke([HumanMessage("Where is my order #W2611340?")])
     names = [c["name"] for c in ai.tool_calls] + [c["name"] for c in ai.invalid_tool_calls]
     assert names[:1] == ["get_order_details"]
     assert "<tool_call>" in ai.response_metadata["raw_text"]
+
+
+def test_streaming_under_the_grammar_never_shows_call_markup(local):
+    spec = tool_spec(get_order_details)
+    bound = local.bind_tools([spec.openai()], enums={"order_id": ["#W2611340"]})
+    msgs = [HumanMessage("Say hello in three words.")]
+    chunks = list(bound.stream(msgs))
+    shown = "".join(c.content for c in chunks if isinstance(c.content, str))
+    assert "<tool_call>" not in shown and "<|im_start|>" not in shown
+    merged = chunks[0]
+    for c in chunks[1:]:
+        merged = merged + c
+    raw = merged.response_metadata["raw_text"]
+    if merged.tool_call_chunks:  # the grammar's other way out: one valid call, shown as nothing
+        assert raw.startswith("<tool_call>") and not shown.strip() and not merged.invalid_tool_calls
+    else:
+        assert shown.strip() == raw.strip()
 
 
 def test_turn_with_a_real_model_and_a_tool(settings, tau2_store, local):

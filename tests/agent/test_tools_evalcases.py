@@ -75,12 +75,8 @@ def _store_for(case, request, tmp_path):
 
 
 def _render(result) -> str:
-    from tools.orders import render_result
-
-    try:
-        return render_result(result)
-    except TypeError:  # other areas' results: their JSON holds every fact they state
-        return result.model_dump_json()
+    """What a person reads, in both languages (a fact must hold in either)."""
+    return result.render("en") + "\n" + result.render("zh")
 
 
 def _functions(role: str) -> dict:
@@ -155,7 +151,7 @@ def test_case_is_true_for_the_data(case, request, tmp_path, snapshot):
         with pytest.raises(ToolError) as info:
             fn(ctx, **p["arguments"])
         assert isinstance(info.value, error), f"{p['name']} gave {type(info.value).__name__}: {info.value}"
-        texts.append(str(info.value))
+        texts += [str(info.value), info.value.user_message("en"), info.value.user_message("zh")]
 
     assert _statuses(store, expect.get("order_status", {})) == expect.get("order_status", {})
     if expect.get("no_writes"):

@@ -10,13 +10,6 @@ from tools.analytics import (
     summarize_segments,
 )
 from tools.analytics.offers import OfferPolicy
-from tools.analytics.render import (
-    render_churn_table,
-    render_customer_profile,
-    render_retention_offer,
-    render_segment_lookup,
-    render_segment_summary,
-)
 from tools.analytics.rfm import SEGMENTS
 from tools.context import ShopContext
 from tools.errors import NotFoundError, ToolInputError
@@ -34,8 +27,12 @@ def test_summarize_segments(marketer, helpers):
     lost = next(r for r in s.rows if r.segment == "Lost")
     assert champions.avg_value_12m_usd > lost.avg_value_12m_usd
     assert champions.avg_churn_probability < lost.avg_churn_probability
-    text = render_segment_summary(s)
+    text = s.render()
     assert str(s.as_of) in text and "Champions" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| Segment")]
+    assert [line.split(" | ")[0][2:] for line in rows] == list(SEGMENTS)  # every segment, none left out
+    champions_line = next(line for line in rows if line.startswith("| Champions |"))
+    assert f"${champions.revenue_usd:.2f}" in champions_line
 
 
 def test_lookup_segment_by_name_and_by_customer(marketer):
@@ -46,9 +43,14 @@ def test_lookup_segment_by_name_and_by_customer(marketer):
     one = res.rows[0]
     by_email = lookup_segment(marketer, customer=one.email.upper())
     assert by_email.rows[0].customer_id == one.customer_id and by_email.segment == "Champions"
-    assert one.customer_id in render_segment_lookup(by_email)
-    with pytest.raises(ToolInputError, match="segments are"):
+    assert one.customer_id in by_email.render() and one.customer_id in by_email.render("zh")
+    with pytest.raises(ToolInputError, match="segments are") as info:
         lookup_segment(marketer, segment="whales")
+    assert info.value.user_message().startswith("I couldn't find a segment called 'whales'. The segments are: ")
+    assert "unknown segment" not in info.value.user_message() and "分群" in info.value.user_message("zh")
+    with pytest.raises(ToolInputError) as info:
+        lookup_segment(marketer, segment="champs")
+    assert info.value.user_message() == "I couldn't find a segment called 'champs'. Did you mean Champions?"
     with pytest.raises(ToolInputError):
         lookup_segment(marketer)
     with pytest.raises(NotFoundError):
@@ -67,7 +69,8 @@ def test_score_churn_ranks_filters_and_explains(marketer, helpers):
     assert high.rows and all(r.tier == "high" and r.value_12m_usd >= 1.0 for r in high.rows)
     at_risk = score_churn(marketer, top_n=5, segment="At risk")
     assert all(r.segment == "At risk" for r in at_risk.rows)
-    assert "Churn risk as of" in render_churn_table(t) and t.rows[0].customer_id in render_churn_table(t)
+    assert "Churn risk as of" in t.render() and t.rows[0].customer_id in t.render()
+    assert all(f"| {r.rank} | {r.customer_id} |" in t.render() for r in t.rows)  # every row, not a header alone
     with pytest.raises(ToolInputError):
         score_churn(marketer, top_n=0)
     with pytest.raises(ToolInputError):
@@ -86,8 +89,9 @@ def test_customer_profile(marketer, helpers):
     assert p.churn_probability == pytest.approx(top.churn_probability)
     assert p.churn_reasons
     assert p.last_order_date == max(o.date for o in p.recent_orders if o.status != "cancelled")
-    text = render_customer_profile(p)
+    text = p.render()
     assert p.customer_id in text and p.segment in text
+    assert all(o.order_id in text for o in p.recent_orders)
     with pytest.raises(NotFoundError):
         get_customer_profile(marketer, "c9999")
 
@@ -101,14 +105,14 @@ def test_retention_offer_stays_within_policy(marketer, helpers):
         assert policy.min_coupon_usd <= r.coupon_usd <= policy.max_coupon_usd
         assert r.coupon_usd <= policy.max_share_of_order * r.min_order_usd + 1e-9
         assert r.points == r.coupon_usd * policy.points_per_usd
-        assert f"${r.coupon_usd:.0f} off" in r.message
+        assert f"${r.coupon_usd:.2f} off" in r.message and r.expires_on.isoformat() in r.message
     assert d.max_total_cost_usd == pytest.approx(sum(r.coupon_usd for r in d.rows))
     # Bigger predicted value never gets a smaller coupon.
     ordered = sorted(d.rows, key=lambda r: r.value_12m_usd)
     assert [r.coupon_usd for r in ordered] == sorted(r.coupon_usd for r in ordered)
     picked = draft_retention_offer(marketer, customers=[d.rows[0].customer_id, "c0001@example.com"])
     assert {r.customer_id for r in picked.rows} <= {d.rows[0].customer_id, "c0001"}
-    assert "not sent" in render_retention_offer(picked)
+    assert "not sent" in picked.render() and "尚未发送" in picked.render("zh")
     with pytest.raises(ToolInputError):
         draft_retention_offer(marketer)
 

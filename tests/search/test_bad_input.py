@@ -30,8 +30,26 @@ def test_unknown_category_lists_the_known_ones(ctx):
 
     with pytest.raises(ToolInputError, match="unknown category 'Lawnmowers'; known categories: .*Smart Watches"):
         search_products(ctx, "mower", category="Lawnmowers")
-    with pytest.raises(ToolInputError, match="unknown category"):
+    with pytest.raises(ToolInputError, match="unknown category") as info:
         review_insights(ctx, category="Lawnmowers")
+    assert info.value.user_message().startswith("I couldn't find a category called 'Lawnmowers'. Some of the "
+                                                "categories are: Batteries, ")
+
+
+def test_a_person_reads_a_plain_sentence_with_the_closest_category(ctx):
+    from tools.search import review_insights, search_products
+
+    with pytest.raises(ToolInputError) as info:  # "What do buyers complain about in headphones?"
+        review_insights(ctx, category="In headphones")
+    assert info.value.user_message() == (
+        "I couldn't find a category called 'In headphones'. Did you mean Headphones & Earbuds?")
+    assert "Headphones & Earbuds" in info.value.user_message("zh") and "known" not in info.value.user_message("zh")
+    for bad in ({"query": "   "}, {"query": "tv", "k": 0}, {"query": "tv", "min_price": -5}):
+        with pytest.raises(ToolInputError) as info:
+            search_products(ctx, **bad)
+        for lang in ("en", "zh"):
+            assert str(info.value) not in info.value.user_message(lang)
+            assert not any(raw in info.value.user_message(lang) for raw in ("query", "k must", "min_price"))
 
 
 @pytest.mark.parametrize(
@@ -61,8 +79,10 @@ def test_no_match_is_an_empty_result(ctx):
 def test_unknown_product_for_reviews(ctx):
     from tools.search import search_reviews
 
-    with pytest.raises(NotFoundError, match="no product matches"):
+    with pytest.raises(NotFoundError, match="no product matches") as info:
         search_reviews(ctx, "battery", product="zzqx nonexistent 99999")
+    assert info.value.user_message() == ("I couldn't find a product matching 'zzqx nonexistent 99999'. You can ask me "
+                                         "to search for products.")
 
 
 def test_index_not_built_yet(settings, embedder):

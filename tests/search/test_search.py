@@ -194,6 +194,11 @@ def test_recommendations_exclude_what_the_customer_bought(search_env):
     popular = recommend_products(newcomer, k=3)
     assert len(popular.products) == 3 and popular.based_on == []
 
+    from tools.results import unbound_facts
+
+    for result in (recs, popular):
+        assert unbound_facts(result, "en") == [] and unbound_facts(result, "zh") == []
+
 
 def test_recommendations_need_a_signed_in_customer(ctx):
     from tools.search import recommend_products
@@ -208,8 +213,25 @@ def test_renderers_state_prices_and_ids(ctx):
     result = search_products(ctx, "noise cancelling headphones", k=3)
     text = result.render()
     for p in result.products:
-        assert f"[{p.product_id}]" in text and f"${p.price:,.2f}" in text
+        line = next(line for line in text.splitlines() if f"[{p.product_id}]" in line)
+        assert f"${p.price:.2f}" in line
+        if p.rating is not None:
+            assert f"rating {p.rating}" in line  # the catalog's rating as stored, not rounded
     json.dumps(result.model_dump())
+
+
+def test_results_state_every_fact_on_its_own_line_in_both_languages(ctx):
+    from tools.results import unbound_facts
+    from tools.search import review_insights, search_products, search_reviews
+
+    results = [search_products(ctx, "noise cancelling headphones", max_price=400, k=5),
+               search_reviews(ctx, "battery dies quickly", k=5),
+               review_insights(ctx, category="Headphones & Earbuds")]
+    for result in results:
+        assert result.facts()
+        for lang in ("en", "zh"):
+            assert unbound_facts(result, lang) == [], (type(result).__name__, lang)
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in result.render("zh"))
 
 
 def test_bm25_filter_mask_matches_chromas_where(search_env):

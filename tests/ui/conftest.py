@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 import shutil
 import socket
+import time
 from types import SimpleNamespace
 
 import pytest
 
 ORDER_ID = re.compile(r"#[A-Z]\d+")
+PRODUCT_ID = re.compile(r"\bproduct (\d{6,})")
+SLOW_S = 2.0  # "slowly" in a message: the model thinks this long first (to see the UI while the bot works)
 
 
 def shop_script(messages):
@@ -25,7 +28,12 @@ def shop_script(messages):
         return AIMessage("Here is what I found.\n\n" + last.content[:400])
     text = last.content if isinstance(last.content, str) else ""
     lower = text.lower()
+    if "slowly" in lower:
+        time.sleep(SLOW_S)
     order = ORDER_ID.search(text)
+    product = PRODUCT_ID.search(text)
+    if product and not order:
+        return call("get_product_details", product_id=product.group(1))
     if order and "cancel" in lower:
         return call("cancel_pending_order", order_id=order.group(), reason="no longer needed")
     if order:

@@ -34,9 +34,9 @@ def test_shopdesk_ui_serves_both_roles(sample_db_template, tmp_path, helpers):
             assert time.time() < deadline, "shopdesk ui did not start within 120 s"
             time.sleep(0.5)
         client = Client(url, verbose=False)
-        chat, status, backend = client.predict("c000001", api_name="/customer_sign_in")
+        chat, status, backend, _ = client.predict("c000001", api_name="/customer_sign_in")
         assert "c000001" in status and "scripted" in backend  # SHOPDESK_LLM_BACKEND=fake: the echo model
-        chat = client.predict("hello there", api_name="/customer_chat")
+        chat, _ = client.predict("hello there", api_name="/customer_chat")
         assert "You said: hello there" in chat[-1]["content"][0]["text"]
         msg, _, _ = client.predict("cli-pw", api_name="/marketer_sign_in")
         assert msg == ""

@@ -46,9 +46,9 @@ def _no_traceback(text: str) -> None:
 def test_llm_server_unreachable(serve, shop_url, helpers):
     dead = f"http://127.0.0.1:{helpers.free_port()}/v1"
     client = serve(database_url=shop_url, llm_backend="vllm", vllm_url=dead, vllm_model="smollm2")
-    _, status, backend = client.predict("c000000", api_name="/customer_sign_in")
+    _, status, backend, _ = client.predict("c000000", api_name="/customer_sign_in")
     assert "c000000" in status and "vllm" in backend
-    chat = client.predict("Where is my order #S0000001?", api_name="/customer_chat")
+    chat, _ = client.predict("Where is my order #S0000001?", api_name="/customer_chat")
     text = chat[-1]["content"][0]["text"]
     assert "language model server is unreachable" in text
     _no_traceback(_all_text(chat))
@@ -60,7 +60,7 @@ def test_llm_server_unreachable(serve, shop_url, helpers):
 def test_llm_server_unreachable_at_sign_in(serve, shop_url, helpers):
     dead = f"http://127.0.0.1:{helpers.free_port()}/v1"
     client = serve(database_url=shop_url, llm_backend="vllm", vllm_url=dead)  # no model name: asks the server
-    chat, status, _ = client.predict("c000000", api_name="/customer_sign_in")
+    chat, status, _, _ = client.predict("c000000", api_name="/customer_sign_in")
     assert chat == [] and "cannot reach the vLLM server" in status
     _no_traceback(status)
 
@@ -68,7 +68,7 @@ def test_llm_server_unreachable_at_sign_in(serve, shop_url, helpers):
 def test_database_unreachable(serve, helpers):
     dead = f"postgresql+psycopg://shop@127.0.0.1:{helpers.free_port()}/shop"
     client = serve(database_url=dead, llm_backend="fake")
-    chat, status, _ = client.predict("c000000", api_name="/customer_sign_in")
+    chat, status, _, _ = client.predict("c000000", api_name="/customer_sign_in")
     assert chat == [] and "database is unreachable" in status
     _no_traceback(status)
     msg, chat, _ = client.predict("pw", api_name="/marketer_sign_in")

@@ -17,6 +17,7 @@ import pandas as pd
 
 from store.db import Store
 from tools.analytics.features import FEATURES, build_feature_sets
+from tools.results import usd
 
 MIN_TRAIN_CUSTOMERS = 50
 MIN_PER_CLASS = 10
@@ -165,7 +166,7 @@ def _days(v: float) -> str:
 
 
 def _money(v: float) -> str:
-    return f"${v:,.0f}"
+    return usd(v)  # one amount format everywhere a person reads (tools/results.py)
 
 
 def describe_feature(name: str, row: pd.Series, toward_churn: bool) -> str | None:

@@ -1,6 +1,8 @@
 """Typed results of the marketer analytics tools: flat rows the agent renders as tables and the UI as charts.
 
-Every result carries `as_of` (the date the figures describe) and `units` (what each number is measured in).
+Every result carries `as_of` (the date the figures describe) and `units` (what each number is measured in), renders
+itself as complete Markdown (`render(lang)`: every row the tool returned, English or Chinese) and lists its facts
+(`facts()`, following tools/results.py): a row's facts are bound to "customer:<id>", "segment:<name>" or "order:<id>".
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
+
+from tools.results import Fact, Lang, cell, fact, iso, na, pct, stars, table, tr, usd
 
 Tier = Literal["high", "medium", "low"]
 ChurnMethod = Literal["lightgbm", "bgnbd", "unavailable"]
@@ -23,6 +27,26 @@ COMMON_UNITS = {
 # The tail every result ends with (fields keep their place in each model, so the JSON keeps its key order).
 Units = Annotated[dict[str, str], Field(default_factory=lambda: dict(COMMON_UNITS))]
 Notes = Annotated[list[str], Field(default_factory=list)]
+
+
+def _notes(notes: list[str], lang: Lang) -> str:
+    return "".join(tr(lang, f"\nNote: {n}", f"\n备注:{n}") for n in notes)
+
+
+def _days(x: float | None) -> str:
+    return "" if x is None else f"{x:.0f}"
+
+
+def _pct_or_na(x: float | None, lang: Lang) -> str:
+    return na(lang) if x is None else pct(x)
+
+
+def _usd_or_na(x: float | None, lang: Lang) -> str:
+    return na(lang) if x is None else usd(x)
+
+
+def _customer(cid: str) -> str:
+    return f"customer:{cid}"
 
 
 class CustomerRef(BaseModel):
@@ -52,6 +76,33 @@ class SegmentSummary(BaseModel):
     units: Units
     notes: Notes
 
+    def render(self, lang: Lang = "en") -> str:
+        head = tr(lang, f"Customer segments as of {iso(self.as_of)} ({self.customers} customers with a purchase; churn "
+                        f"risk = no purchase in the next {self.horizon_days} days, model {self.churn_method}).",
+                  f"截至 {iso(self.as_of)} 的顾客分群(共 {self.customers} 位有购买记录的顾客;流失风险 = 未来 "
+                  f"{self.horizon_days} 天内不再购买,模型 {self.churn_method})。")
+        if not self.customers:
+            return head + _notes(self.notes, lang)
+        headers = tr(lang, "Segment|Customers|Share of customers|Revenue|Revenue share|Avg 12-month value|"
+                           "Avg churn risk",
+                     "分群|顾客数|顾客占比|收入|收入占比|平均 12 个月价值|平均流失风险").split("|")
+        rows = [[r.segment, r.customers, pct(r.share_of_customers), usd(r.revenue_usd), pct(r.revenue_share),
+                 usd(r.avg_value_12m_usd), _pct_or_na(r.avg_churn_probability, lang)] for r in self.rows]
+        return f"{head}\n\n{table(headers, rows)}{_notes(self.notes, lang)}"
+
+    def facts(self) -> list[Fact]:
+        out = [fact("date", iso(self.as_of)), fact("count", self.customers), fact("count", self.horizon_days)]
+        if not self.customers:
+            return out
+        for r in self.rows:
+            about = f"segment:{r.segment}"
+            out += [fact("segment", r.segment, about), fact("count", r.customers, about),
+                    fact("share", pct(r.share_of_customers), about), fact("amount", usd(r.revenue_usd), about),
+                    fact("share", pct(r.revenue_share), about), fact("amount", usd(r.avg_value_12m_usd), about)]
+            if r.avg_churn_probability is not None:
+                out.append(fact("probability", pct(r.avg_churn_probability), about))
+        return out
+
 
 class SegmentMember(CustomerRef):
     segment: str
@@ -72,6 +123,56 @@ class SegmentLookup(BaseModel):
     rows: list[SegmentMember]
     units: Units
     notes: Notes
+
+    def render(self, lang: Lang = "en") -> str:
+        day = iso(self.as_of)
+        if self.customer and not self.rows:
+            return tr(lang, f"Customer {self.customer} as of {day}: no segment yet.",
+                      f"截至 {day},顾客 {self.customer} 还没有分群。") + _notes(self.notes, lang)
+        if self.customer:
+            m = self.rows[0]
+            email = f" ({m.email})" if m.email else ""
+            head = tr(
+                lang,
+                f"Customer {m.customer_id}{email} is in segment {m.segment} (RFM {m.rfm}) as of {day}: {m.orders} "
+                f"orders, {usd(m.spend_usd)} spent, last order {_days(m.recency_days)} days ago, {m.tier} value tier "
+                f"({usd(m.value_12m_usd)} predicted over 12 months), churn risk "
+                f"{_pct_or_na(m.churn_probability, lang)}.",
+                f"截至 {day},顾客 {m.customer_id}{email} 属于分群 {m.segment}(RFM {m.rfm}):{m.orders} 个订单,消费 "
+                f"{usd(m.spend_usd)},最近一次下单在 {_days(m.recency_days)} 天前,价值等级 {m.tier}(预计 12 个月价值 "
+                f"{usd(m.value_12m_usd)}),流失风险 {_pct_or_na(m.churn_probability, lang)}。",
+            )
+            return head + _notes(self.notes, lang)
+        shown = len(self.rows)
+        head = tr(lang, f"Segment {self.segment} as of {day}: {self.members_total} customers"
+                        + (f" (top {shown} by predicted 12-month value shown)." if shown else "."),
+                  f"截至 {day},分群 {self.segment} 共 {self.members_total} 位顾客"
+                  + (f"(按预计 12 个月价值显示前 {shown} 位)。" if shown else "。"))
+        headers = tr(lang, "Customer|Email|RFM|Orders|Spent|12-month value|Tier|Churn risk",
+                     "顾客|邮箱|RFM|订单数|消费|12 个月价值|价值等级|流失风险").split("|")
+        rows = [[m.customer_id, m.email or "", m.rfm, m.orders, usd(m.spend_usd), usd(m.value_12m_usd), m.tier,
+                 _pct_or_na(m.churn_probability, lang)] for m in self.rows]
+        return head + ("\n\n" + table(headers, rows) if rows else "") + _notes(self.notes, lang)
+
+    def facts(self) -> list[Fact]:
+        out = [fact("date", iso(self.as_of))]
+        if not self.customer:
+            out += [fact("segment", self.segment, f"segment:{self.segment}"),
+                    fact("count", self.members_total, f"segment:{self.segment}")]
+        elif not self.rows:
+            out.append(fact("customer_id", self.customer, _customer(self.customer)))
+        for m in self.rows:
+            about = _customer(m.customer_id)
+            out += [fact("customer_id", m.customer_id, about), fact("text", m.rfm, about),
+                    fact("count", m.orders, about), fact("amount", usd(m.spend_usd), about),
+                    fact("amount", usd(m.value_12m_usd), about), fact("tier", m.tier, about)]
+            if m.email:
+                out.append(fact("email", m.email, about))
+            if m.churn_probability is not None:
+                out.append(fact("probability", pct(m.churn_probability), about))
+            if self.customer:  # a member row's segment is the one the lookup names in its first line
+                out += [fact("segment", m.segment, about), fact("count", _days(m.recency_days), about)]
+        return out
 
 
 class ChurnRow(BaseModel):
@@ -97,6 +198,53 @@ class ChurnTable(BaseModel):
     rows: list[ChurnRow]
     units: Units
     notes: Notes
+
+    def _filters(self, lang: Lang) -> str:
+        parts = []
+        for key, value in self.filters.items():
+            if value is None or key == "top_n":
+                continue
+            if key == "segment":
+                parts.append(tr(lang, f"segment {value}", f"分群 {value}"))
+            elif key == "tier":
+                parts.append(tr(lang, f"{value} value tier", f"价值等级 {value}"))
+            elif key == "min_value_usd":
+                parts.append(tr(lang, f"12-month value at least {usd(value)}", f"12 个月价值不低于 {usd(value)}"))
+            else:
+                parts.append(f"{key} {value}")
+        return tr(lang, ", ".join(parts), ",".join(parts))
+
+    def render(self, lang: Lang = "en") -> str:
+        filters, day, shown = self._filters(lang), iso(self.as_of), len(self.rows)
+        head = tr(
+            lang,
+            f"Churn risk as of {day} (no purchase in the next {self.horizon_days} days; model: {self.churn_method})"
+            f"{' for ' + filters if filters else ''}: {self.customers_scored} customers scored, top {shown} shown.",
+            f"截至 {day} 的流失风险(未来 {self.horizon_days} 天内不再购买;模型:{self.churn_method})"
+            f"{',筛选:' + filters if filters else ''}:共评分 {self.customers_scored} 位顾客,显示前 {shown} 位。",
+        )
+        headers = tr(lang, "#|Customer|Email|Churn risk|12-month value|Value at risk|Segment|Tier|"
+                           "Last order (days ago)|Orders|Why",
+                     "#|顾客|邮箱|流失风险|12 个月价值|风险价值|分群|价值等级|距上次下单(天)|订单数|原因").split("|")
+        rows = [[r.rank, r.customer_id, r.email or "", pct(r.churn_probability), usd(r.value_12m_usd),
+                 usd(r.value_at_risk_usd), r.segment, r.tier, _days(r.last_order_days_ago), r.orders, r.reasons]
+                for r in self.rows]
+        return head + ("\n\n" + table(headers, rows) if rows else "") + _notes(self.notes, lang)
+
+    def facts(self) -> list[Fact]:
+        out = [fact("date", iso(self.as_of)), fact("count", self.horizon_days), fact("count", self.customers_scored)]
+        for r in self.rows:
+            about = _customer(r.customer_id)
+            out += [fact("count", r.rank, about), fact("customer_id", r.customer_id, about),
+                    fact("probability", pct(r.churn_probability), about), fact("amount", usd(r.value_12m_usd), about),
+                    fact("amount", usd(r.value_at_risk_usd), about), fact("segment", r.segment, about),
+                    fact("tier", r.tier, about), fact("count", _days(r.last_order_days_ago), about),
+                    fact("count", r.orders, about)]
+            if r.email:
+                out.append(fact("email", r.email, about))
+            if r.reasons:
+                out.append(fact("text", cell(r.reasons), about))
+        return out
 
 
 class RecentOrder(BaseModel):
@@ -135,6 +283,98 @@ class CustomerProfile(BaseModel):
     units: Units
     notes: Notes
 
+    def render(self, lang: Lang = "en") -> str:
+        cid, day = self.customer_id, iso(self.as_of)
+        who = ", ".join(x for x in (self.name, self.email) if x)
+        lines = [tr(lang, f"Customer {cid}" + (f" ({who})" if who else "") + f" as of {day}:",
+                    f"顾客 {cid}" + (f"({who})" if who else "") + f",截至 {day}:")]
+        if self.orders:
+            gap = tr(lang, f", usually every {_days(self.usual_gap_days)} days",
+                     f",通常每 {_days(self.usual_gap_days)} 天一次") if self.usual_gap_days else ""
+            lines.append(tr(
+                lang,
+                f"- Orders ({cid}): {self.orders} over {_days(self.tenure_days)} days{gap}; last order "
+                f"{iso(self.last_order_date)}; {self.cancelled_orders} cancelled, {self.returned_orders} returned.",
+                f"- 订单({cid}):{_days(self.tenure_days)} 天内共 {self.orders} 个{gap};最近一次下单 "
+                f"{iso(self.last_order_date)};{self.cancelled_orders} 个已取消,{self.returned_orders} 个已退货。",
+            ))
+            lines.append(tr(lang, f"- Spend ({cid}): {usd(self.spend_usd)} in total, "
+                                  f"{_usd_or_na(self.avg_order_value_usd, lang)} per order.",
+                            f"- 消费({cid}):共 {usd(self.spend_usd)},平均每单 "
+                            f"{_usd_or_na(self.avg_order_value_usd, lang)}。"))
+        else:
+            lines.append(tr(lang, f"- Orders ({cid}): no purchases yet.", f"- 订单({cid}):还没有购买记录。"))
+        if self.favourite_categories:
+            cats = ", ".join(self.favourite_categories)
+            lines.append(tr(lang, f"- Favourite categories ({cid}): {cats}.", f"- 常购类别({cid}):{cats}。"))
+        if self.review_count:
+            rating = stars(self.review_mean_rating) if self.review_mean_rating is not None else na(lang)
+            lines.append(tr(lang, f"- Reviews ({cid}): {self.review_count}, average rating {rating}.",
+                            f"- 评价({cid}):{self.review_count} 条,平均评分 {rating}。"))
+        if self.support_contacts:
+            lines.append(tr(lang, f"- Support conversations ({cid}): {self.support_contacts}.",
+                            f"- 客服对话({cid}):{self.support_contacts} 次。"))
+        rfm = f" (RFM {self.rfm})" if self.rfm else ""
+        lines.append(tr(lang, f"- Segment ({cid}): {self.segment}{rfm}.", f"- 分群({cid}):{self.segment}{rfm}。"))
+        if self.tier:
+            expected = "" if self.expected_orders_12m is None else tr(
+                lang, f", about {self.expected_orders_12m:.1f} orders expected",
+                f",预计约 {self.expected_orders_12m:.1f} 个订单")
+            lines.append(tr(lang, f"- Value tier ({cid}): {self.tier}, predicted 12-month value "
+                                  f"{_usd_or_na(self.value_12m_usd, lang)}{expected}.",
+                            f"- 价值等级({cid}):{self.tier},预计 12 个月价值 {_usd_or_na(self.value_12m_usd, lang)}"
+                            f"{expected}。"))
+        if self.churn_probability is not None:
+            why = "; ".join(self.churn_reasons)
+            lines.append(tr(lang, f"- Churn risk ({cid}): {pct(self.churn_probability)}"
+                                  + (f", because: {why}." if why else "."),
+                            f"- 流失风险({cid}):{pct(self.churn_probability)}" + (f",原因:{why}。" if why else "。")))
+        if self.recent_orders:
+            lines.append("")
+            lines.append(tr(lang, f"Recent orders of {cid}:", f"{cid} 的最近订单:"))
+            headers = tr(lang, "Order|Date|Status|Total|Items", "订单|日期|状态|合计|商品数").split("|")
+            lines.append(table(headers, [[o.order_id, iso(o.date), o.status, usd(o.total_usd), o.items]
+                                         for o in self.recent_orders]))
+        return "\n".join(lines) + _notes(self.notes, lang)
+
+    def facts(self) -> list[Fact]:
+        about = _customer(self.customer_id)
+        out = [fact("customer_id", self.customer_id, about), fact("date", iso(self.as_of)),
+               fact("segment", self.segment, about)]
+        out += [fact(k, v, about) for k, v in (("name", self.name), ("email", self.email)) if v]
+        if self.orders:
+            out += [fact("count", self.orders, about), fact("count", _days(self.tenure_days), about),
+                    fact("date", iso(self.last_order_date), about), fact("count", self.cancelled_orders, about),
+                    fact("count", self.returned_orders, about), fact("amount", usd(self.spend_usd), about)]
+            if self.usual_gap_days:
+                out.append(fact("count", _days(self.usual_gap_days), about))
+            if self.avg_order_value_usd is not None:
+                out.append(fact("amount", usd(self.avg_order_value_usd), about))
+        out += [fact("category", c, about) for c in self.favourite_categories]
+        if self.review_count:
+            out.append(fact("count", self.review_count, about))
+            if self.review_mean_rating is not None:
+                out.append(fact("rating", stars(self.review_mean_rating), about))
+        if self.support_contacts:
+            out.append(fact("count", self.support_contacts, about))
+        if self.rfm:
+            out.append(fact("text", self.rfm, about))
+        if self.tier:
+            out.append(fact("tier", self.tier, about))
+            if self.value_12m_usd is not None:
+                out.append(fact("amount", usd(self.value_12m_usd), about))
+            if self.expected_orders_12m is not None:
+                out.append(fact("count", f"{self.expected_orders_12m:.1f}", about))
+        if self.churn_probability is not None:
+            out.append(fact("probability", pct(self.churn_probability), about))
+            out += [fact("text", r, about) for r in self.churn_reasons]
+        for o in self.recent_orders:
+            order = f"order:{o.order_id}"
+            out += [fact("order_id", o.order_id, order), fact("date", iso(o.date), order),
+                    fact("status", o.status, order), fact("amount", usd(o.total_usd), order),
+                    fact("count", o.items, order)]
+        return out
+
 
 class OfferRow(CustomerRef):
     segment: str
@@ -151,12 +391,54 @@ class OfferRow(CustomerRef):
 class RetentionOfferDraft(BaseModel):
     as_of: date
     target: str
+    target_segment: str | None = Field(None, description="the segment targeted, if a segment was")
     policy: dict[str, float | int | str]
     rows: list[OfferRow]
     max_total_cost_usd: float = Field(description="USD if every coupon were redeemed")
     sent: bool = Field(False, description="drafts only: nothing is sent to customers")
     units: Units
     notes: Notes
+
+    def _target(self, lang: Lang) -> str:
+        if self.target_segment:
+            return tr(lang, f"segment {self.target_segment}", f"分群 {self.target_segment}")
+        if not self.rows:
+            return tr(lang, "no eligible customers", "没有符合条件的顾客")
+        return ", ".join(r.customer_id for r in self.rows)
+
+    def render(self, lang: Lang = "en") -> str:
+        day, n = iso(self.as_of), len(self.rows)
+        head = tr(lang, f"Draft retention offers for {self._target(lang)} as of {day} (not sent): {n} customers, at "
+                        f"most {usd(self.max_total_cost_usd)} if all are redeemed.",
+                  f"截至 {day},针对 {self._target(lang)} 的挽留优惠草稿(尚未发送):共 {n} 位顾客,若全部使用,"
+                  f"最多花费 {usd(self.max_total_cost_usd)}。")
+        headers = tr(lang, "Customer|Segment|Tier|12-month value|Churn risk|Coupon|or points|Min order|Expires",
+                     "顾客|分群|价值等级|12 个月价值|流失风险|优惠券|或积分|最低消费|有效期至").split("|")
+        rows = [[r.customer_id, r.segment, r.tier, usd(r.value_12m_usd), _pct_or_na(r.churn_probability, lang),
+                 usd(r.coupon_usd), r.points, usd(r.min_order_usd), iso(r.expires_on)] for r in self.rows]
+        sample = ""
+        if self.rows:
+            first = self.rows[0]
+            sample = tr(lang, f'\n\nMessage to {first.customer_id}: "{first.message}"',
+                        f'\n\n给 {first.customer_id} 的消息:"{first.message}"')
+        return head + ("\n\n" + table(headers, rows) if rows else "") + sample + _notes(self.notes, lang)
+
+    def facts(self) -> list[Fact]:
+        out = [fact("date", iso(self.as_of)), fact("count", len(self.rows)),
+               fact("amount", usd(self.max_total_cost_usd))]
+        if self.target_segment:
+            out.append(fact("segment", self.target_segment))
+        for r in self.rows:
+            about = _customer(r.customer_id)
+            out += [fact("customer_id", r.customer_id, about), fact("segment", r.segment, about),
+                    fact("tier", r.tier, about), fact("amount", usd(r.value_12m_usd), about),
+                    fact("amount", usd(r.coupon_usd), about), fact("count", r.points, about),
+                    fact("amount", usd(r.min_order_usd), about), fact("date", iso(r.expires_on), about)]
+            if r.churn_probability is not None:
+                out.append(fact("probability", pct(r.churn_probability), about))
+        if self.rows:
+            out.append(fact("text", self.rows[0].message, _customer(self.rows[0].customer_id)))
+        return out
 
 
 class Metrics(BaseModel):
@@ -177,3 +459,26 @@ class ChurnEvaluation(BaseModel):
     train_churn_rate: float
     bgnbd_params: dict[str, float]
     notes: Notes
+
+    def render(self, lang: Lang = "en") -> str:
+        headers = tr(lang, "Model|AUC|PR-AUC|Brier|Top-decile lift", "模型|AUC|PR-AUC|Brier|前 10% 提升度").split("|")
+        rows = [[name, *self._metrics(m)] for name, m in (("ours (LightGBM)", self.ours), ("BG/NBD", self.bgnbd))]
+        day = iso(self.as_of)
+        head = tr(lang, f"Churn evaluation as of {day}, horizon {self.horizon_days} days: {self.customers} customers, "
+                        f"churn rate {self.churn_rate:.3f} (trained on {self.train_customers} customers, churn rate "
+                        f"{self.train_churn_rate:.3f}).",
+                  f"截至 {day} 的流失模型评估,时间窗口 {self.horizon_days} 天:{self.customers} 位顾客,流失率 "
+                  f"{self.churn_rate:.3f}(训练集 {self.train_customers} 位顾客,流失率 {self.train_churn_rate:.3f})。")
+        return head + "\n\n" + table(headers, rows) + _notes(self.notes, lang)
+
+    @staticmethod
+    def _metrics(m: Metrics) -> list[str]:
+        return [f"{m.auc:.3f}", f"{m.pr_auc:.3f}", f"{m.brier:.4f}", f"{m.top_decile_lift:.3f}"]
+
+    def facts(self) -> list[Fact]:
+        out = [fact("date", iso(self.as_of)), fact("count", self.horizon_days), fact("count", self.customers),
+               fact("metric", f"{self.churn_rate:.3f}"), fact("count", self.train_customers),
+               fact("metric", f"{self.train_churn_rate:.3f}")]
+        for name, m in (("ours (LightGBM)", self.ours), ("BG/NBD", self.bgnbd)):
+            out += [fact("metric", v, f"model:{name}") for v in self._metrics(m)]
+        return out

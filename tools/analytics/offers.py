@@ -8,11 +8,12 @@ from datetime import timedelta
 from pydantic import BaseModel, Field
 
 from tools.analytics.models import OfferRow, RetentionOfferDraft
-from tools.analytics.rfm import SEGMENTS, normalise_segment
-from tools.analytics.segments import _f, _prob
+from tools.analytics.rfm import normalise_segment
+from tools.analytics.segments import _f, _prob, customer_not_found, unknown_segment
 from tools.analytics.snapshot import customer_directory, find_customer, get_snapshot
 from tools.context import ShopContext
-from tools.errors import NotFoundError, ToolInputError
+from tools.errors import ToolInputError
+from tools.results import iso, usd
 
 MAX_CUSTOMERS = 200
 
@@ -47,8 +48,8 @@ def _message(name: str | None, coupon: float, min_order: float, expires, segment
         "Loyal": "Thank you for shopping with us so often.",
     }.get(segment, "Thank you for shopping with us.")
     return (
-        f"{hello} {lead} Here is ${coupon:.0f} off your next order of ${min_order:.0f} or more, "
-        f"valid until {expires:%B %d, %Y}."
+        f"{hello} {lead} Here is {usd(coupon)} off your next order of {usd(min_order)} or more, "
+        f"valid until {iso(expires)}."
     )
 
 
@@ -63,19 +64,24 @@ def draft_retention_offer(
     """
     ctx.require_marketer()
     if not segment and not customers:
-        raise ToolInputError("give a segment name (e.g. 'At risk') or a list of customer ids or emails")
+        raise ToolInputError("give a segment name (e.g. 'At risk') or a list of customer ids or emails",
+                             user="Who should the offer go to? Give a segment name, or customer ids or emails.",
+                             user_zh="优惠要发给谁?请给出分群名称,或顾客 ID、邮箱。")
     if customers and len(customers) > MAX_CUSTOMERS:
-        raise ToolInputError(f"at most {MAX_CUSTOMERS} customers per draft, got {len(customers)}")
+        raise ToolInputError(f"at most {MAX_CUSTOMERS} customers per draft, got {len(customers)}",
+                             user=f"A draft can cover at most {MAX_CUSTOMERS} customers; please pick fewer.",
+                             user_zh=f"一份草稿最多包含 {MAX_CUSTOMERS} 位顾客;请减少人数。")
     policy = OfferPolicy()
     snap = get_snapshot(ctx)
     notes = list(snap.notes)
     t = snap.table
+    name = None
     if customers:
         ids = []
         for c in customers:
             found = find_customer(ctx.store, str(c))
             if found is None:
-                raise NotFoundError(f"no customer with id or email {c!r}")
+                raise customer_not_found(str(c))
             if found.id not in t.index:
                 notes.append(f"{found.id} has no purchase yet and gets no offer.")
             elif found.id not in ids:
@@ -84,7 +90,7 @@ def draft_retention_offer(
     else:
         name = normalise_segment(segment)
         if name is None:
-            raise ToolInputError(f"unknown segment {segment!r}; segments are: {', '.join(SEGMENTS)}")
+            raise unknown_segment(segment)
         members = t[t["segment"] == name] if len(t) else t
         # The most valuable members first; a draft covers at most MAX_CUSTOMERS of them.
         members = members.sort_values("value_12m_usd", ascending=False)
@@ -111,6 +117,6 @@ def draft_retention_offer(
     if not rows:
         notes.append("No customer to draft an offer for.")
     return RetentionOfferDraft(
-        as_of=snap.as_of, target=target, policy=policy.model_dump(), rows=rows,
+        as_of=snap.as_of, target=target, target_segment=name, policy=policy.model_dump(), rows=rows,
         max_total_cost_usd=round(sum(r.coupon_usd for r in rows), 2), notes=notes,
     )

@@ -10,10 +10,10 @@ from sqlalchemy import func, select
 from store.models import Order, OrderItem, Product
 from tools.analytics.features import cutoff_of
 from tools.analytics.models import CustomerProfile, RecentOrder
-from tools.analytics.segments import _f, _prob
+from tools.analytics.segments import _f, _prob, customer_not_found
 from tools.analytics.snapshot import find_customer, get_snapshot
 from tools.context import ShopContext
-from tools.errors import NotFoundError, ToolInputError
+from tools.errors import ToolInputError
 
 RECENT_ORDERS = 5
 TOP_CATEGORIES = 3
@@ -27,10 +27,12 @@ def get_customer_profile(ctx: ShopContext, customer: str) -> CustomerProfile:
     """
     ctx.require_marketer()
     if not customer or not customer.strip():
-        raise ToolInputError("give a customer id or email")
+        raise ToolInputError("give a customer id or email", user="Which customer do you mean? Give a customer id or "
+                                                                  "email.",
+                             user_zh="您指的是哪位顾客?请给出顾客 ID 或邮箱。")
     found = find_customer(ctx.store, customer)
     if found is None:
-        raise NotFoundError(f"no customer with id or email {customer!r}")
+        raise customer_not_found(customer)
     snap = get_snapshot(ctx)
     cutoff = cutoff_of(snap.as_of)
     with ctx.store.read() as s:

@@ -7,9 +7,22 @@ from tools.analytics.models import SegmentLookup, SegmentMember, SegmentRow, Seg
 from tools.analytics.rfm import SEGMENT_DESCRIPTIONS, SEGMENTS, normalise_segment
 from tools.analytics.snapshot import Snapshot, customer_directory, find_customer, get_snapshot
 from tools.context import ShopContext
-from tools.errors import NotFoundError, ToolInputError
+from tools.errors import NotFoundError, ToolInputError, unknown_choice
 
 MAX_LIMIT = 500
+
+
+def unknown_segment(segment: str) -> ToolInputError:
+    """The error for a segment name that is none of SEGMENTS (it suggests the closest one)."""
+    return unknown_choice(f"unknown segment {segment!r}; segments are: {', '.join(SEGMENTS)}", str(segment), SEGMENTS,
+                          "segment", "segments", "分群")
+
+
+def customer_not_found(customer: str) -> NotFoundError:
+    shown = " ".join(str(customer).split())[:80]
+    return NotFoundError(f"no customer with id or email {customer!r}",
+                         user=f"I couldn't find a customer with id or email '{shown}'. Could you check it?",
+                         user_zh=f"没有找到 ID 或邮箱为“{shown}”的顾客。能再确认一下吗?")
 
 
 def _f(v, default: float = 0.0) -> float:
@@ -98,14 +111,19 @@ def lookup_segment(
     """
     ctx.require_marketer()
     if not segment and not customer:
-        raise ToolInputError("give a segment name (e.g. 'At risk') or a customer id or email")
+        raise ToolInputError("give a segment name (e.g. 'At risk') or a customer id or email",
+                             user="Which segment or which customer do you mean? Give a segment name, or a customer "
+                                  "id or email.",
+                             user_zh="您指的是哪个分群或哪位顾客?请给出分群名称,或顾客 ID、邮箱。")
     if not 1 <= int(limit) <= MAX_LIMIT:
-        raise ToolInputError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+        raise ToolInputError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}",
+                             user=f"I can list from 1 to {MAX_LIMIT} members. How many would you like?",
+                             user_zh=f"我可以列出 1 到 {MAX_LIMIT} 位成员。您想看多少位?")
     snap = get_snapshot(ctx)
     if customer:
         found = find_customer(ctx.store, customer)
         if found is None:
-            raise NotFoundError(f"no customer with id or email {customer!r}")
+            raise customer_not_found(customer)
         if found.id not in snap.table.index:
             return SegmentLookup(
                 as_of=snap.as_of, customer=found.id, segment=None, members_total=0, rows=[],
@@ -118,7 +136,7 @@ def lookup_segment(
         )
     name = normalise_segment(segment)
     if name is None:
-        raise ToolInputError(f"unknown segment {segment!r}; segments are: {', '.join(SEGMENTS)}")
+        raise unknown_segment(segment)
     members = snap.table[snap.table["segment"] == name] if len(snap.table) else snap.table
     top = members.sort_values(["value_12m_usd", "monetary_total"], ascending=False).head(int(limit))
     return SegmentLookup(

@@ -67,7 +67,9 @@ def parse_date(value: str | date | None, name: str = "as_of") -> date | None:
     try:
         return date.fromisoformat(str(value).strip())
     except ValueError:
-        raise ToolInputError(f"{name} must be a date written YYYY-MM-DD, got {value!r}") from None
+        raise ToolInputError(f"{name} must be a date written YYYY-MM-DD, got {value!r}",
+                             user="Please give the date as year-month-day (YYYY-MM-DD).",
+                             user_zh="请按 年-月-日(YYYY-MM-DD)的格式给出日期。") from None
 
 
 def resolve_as_of(span: DataSpan, as_of: date | None, horizon_days: int) -> date:
@@ -77,21 +79,29 @@ def resolve_as_of(span: DataSpan, as_of: date | None, horizon_days: int) -> date
     first, last = span.first.date(), span.last.date()
     if as_of is None:
         return last
+    pick = (f"Please pick a date from {first} to {last}, the span of the shop's orders.",
+            f"请选择 {first} 到 {last} 之间的日期(本店订单的时间范围)。")
     if as_of < first:
-        raise ToolInputError(f"as_of {as_of} is before the shop's first order ({first}); pick a date from {first} to {last}")
+        raise ToolInputError(f"as_of {as_of} is before the shop's first order ({first}); pick a date from {first} to {last}",
+                             user=pick[0], user_zh=pick[1])
     if as_of > date.today():
-        raise ToolInputError(f"as_of {as_of} is in the future; pick a date from {first} to {last}")
+        raise ToolInputError(f"as_of {as_of} is in the future; pick a date from {first} to {last}",
+                             user=pick[0], user_zh=pick[1])
     if (as_of - last).days > horizon_days:
         raise ToolInputError(
             f"as_of {as_of} is more than {horizon_days} days after the latest order ({last}), so every customer "
-            f"would count as churned; pick a date from {first} to {last}"
+            f"would count as churned; pick a date from {first} to {last}",
+            user=pick[0], user_zh=pick[1],
         )
     return as_of
 
 
 def check_horizon(horizon_days: int) -> None:
     if not MIN_HORIZON <= int(horizon_days) <= MAX_HORIZON:
-        raise ToolInputError(f"horizon_days must be between {MIN_HORIZON} and {MAX_HORIZON}, got {horizon_days}")
+        raise ToolInputError(f"horizon_days must be between {MIN_HORIZON} and {MAX_HORIZON}, got {horizon_days}",
+                             user=f"The churn horizon must be from {MIN_HORIZON} to {MAX_HORIZON} days. Which would "
+                                  f"you like?",
+                             user_zh=f"流失时间窗口须在 {MIN_HORIZON} 到 {MAX_HORIZON} 天之间。您想用多少天?")
 
 
 def build_snapshot(store: Store, as_of: date | str | None = None, horizon_days: int = 90) -> Snapshot:

@@ -1,0 +1,111 @@
+"""The values a tool argument may take in this turn, by argument name: the grammar (agent/grammar.py) turns them into
+enums, so the model can only name what this conversation has: the customer's own orders and any id the person
+typed, items and products shown so far, the shop's segments and categories.
+
+An order id the person typed stays possible even when it is someone else's: the tool then answers that there is no
+such order on their account, instead of the grammar forcing a look-up of a different order.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.messages import HumanMessage
+from sqlalchemy import select
+
+if TYPE_CHECKING:
+    from agent.session import AgentSession
+
+_TYPED_ORDER = re.compile(r"[#＃]\s?([A-Za-z]?\d{4,})\b|\b([A-Za-z]\d{6,})\b")
+_TYPED_DIGITS = re.compile(r"(?<![\w.$])(\d{5,})(?![\w.])")
+_TYPED_CUSTOMER = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+|\b[a-z][a-z0-9_]*\d{3,}\b")
+
+
+def session_enums(session: AgentSession) -> dict[str, list[str]]:
+    """Per-turn enums for `session`'s role (an empty list means the argument is not constrained)."""
+    typed = " ".join(m.content for m in session.history if isinstance(m, HumanMessage) and isinstance(m.content, str))
+    seen = _seen(session)
+    if session.role == "customer":
+        return _customer(session, typed, seen)
+    return _marketer(session, typed, seen)
+
+
+def _seen(session: AgentSession) -> dict[str, list[str]]:
+    """Values of the conversation's results by fact kind (item_id, product_id, customer_id, ...), in order."""
+    from agent.grounding import facts_of
+
+    out: dict[str, dict[str, None]] = {}
+    for _, result in session.all_results:
+        for fact in facts_of(result):
+            value = fact.value
+            if fact.kind in ("item_id", "product_id", "customer_id") and fact.about:
+                kind, _, ident = fact.about.partition(":")
+                if f"{kind}_id" == fact.kind:
+                    value = ident  # the id itself, not a rendering of it
+            out.setdefault(fact.kind, {})[value] = None
+    return {k: list(v) for k, v in out.items()}
+
+
+def _customer(session: AgentSession, typed: str, seen: dict[str, list[str]]) -> dict[str, list[str]]:
+    from store.models import Order, PaymentMethod
+
+    cache = session.ctx.cache.setdefault("enums", {})
+    if "orders" not in cache:
+        with session.ctx.store.read() as s:
+            cache["orders"] = list(s.scalars(select(Order.id).where(Order.customer_id == session.customer_id)))
+            cache["payment_methods"] = list(s.scalars(
+                select(PaymentMethod.id).where(PaymentMethod.customer_id == session.customer_id)))
+    own: list[str] = cache["orders"]
+    orders = dict.fromkeys(own)
+    for found in _typed_orders(typed, own):
+        orders[found] = None
+    items = seen.get("item_id", [])
+    return {
+        "order_id": list(orders),
+        "item_ids": items,
+        "new_item_ids": items,
+        "payment_method_id": list(cache["payment_methods"]),
+        "product_id": seen.get("product_id", []),
+    }
+
+
+def _typed_orders(text: str, own: list[str]) -> list[str]:
+    """Order ids the person typed, in the store's form where they name one of their own orders ("W2611340",
+    "#w2611340" and "2611340" are #W2611340), else as typed with a leading '#'."""
+    by_core = {o.lstrip("#").upper(): o for o in own}
+    by_digits: dict[str, list[str]] = {}
+    for o in own:
+        by_digits.setdefault(o.lstrip("#").lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"), []).append(o)
+    found: list[str] = []
+    for m in _TYPED_ORDER.finditer(text):
+        core = (m.group(1) or m.group(2)).upper()
+        match = by_core.get(core) or (by_digits.get(core, [None])[0] if core.isdigit() else None)
+        found.append(match or "#" + core)
+    for m in _TYPED_DIGITS.finditer(text):
+        mine = by_digits.get(m.group(1), [])
+        if len(mine) == 1:
+            found.append(mine[0])
+    return list(dict.fromkeys(found))
+
+
+def _marketer(session: AgentSession, typed: str, seen: dict[str, list[str]]) -> dict[str, list[str]]:
+    from store.models import Product
+    from tools.analytics.rfm import SEGMENTS
+
+    cache = session.ctx.cache.setdefault("enums", {})
+    if "categories" not in cache:
+        with session.ctx.store.read() as s:
+            cache["categories"] = sorted({c for c in s.scalars(select(Product.category)) if c})
+    customers = list(dict.fromkeys([*_TYPED_CUSTOMER.findall(typed), *seen.get("customer_id", [])]))
+    return {
+        "segment": list(SEGMENTS),
+        "category": list(cache["categories"]),
+        "customer": customers,
+        "customers": customers,
+    }
+
+
+def describe(enums: dict[str, Any]) -> dict[str, int]:
+    """How many values each constrained argument may take (for logs)."""
+    return {k: len(v) for k, v in enums.items() if v}

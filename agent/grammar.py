@@ -1,0 +1,163 @@
+"""The tool-call grammar: the role's tool schemas with this turn's enums, as one xgrammar structural tag that both
+backends decode under (in-process through xgrammar's transformers logits processor, vLLM through structured outputs).
+
+    tools = constrained_tools([s.openai() for s in specs], {"order_id": ["#W2611340", "#W1"]})
+    tag = call_structural_tag(tools, tool_choice=None)   # a JSON-able dict: text without <tool_call>, or one call
+    grammars = CallGrammars(tokenizer, vocab_size=model.config.vocab_size, stop_token_ids=[im_end])
+    model.generate(..., logits_processor=[grammars.logits_processor(tag)])
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+# The call as agent/chat_template.jinja writes it and the fine-tune learned it, byte for byte.
+CALL_BEGIN = '<tool_call>{"name": "'
+ARGUMENTS = '", "arguments": '
+CALL_END = "}</tool_call>"
+# Plain text may not open a call, nor start or end a ChatML turn of its own.
+TEXT_EXCLUDES = ["<tool_call>", "<|im_start|>", "<|im_end|>", "<|endoftext|>"]
+
+
+def constrained_tools(tools: Sequence[Mapping[str, Any]], enums: Mapping[str, Sequence[Any]] | None) -> list[dict]:
+    """`tools` (OpenAI-style dicts) with `enums[name]` applied to every argument called `name` (to `items` for an
+    array, to each non-null branch of an anyOf). An empty list means no constraint; an argument that already has an
+    enum keeps only the values in both (or its own, if none are)."""
+    out = copy.deepcopy([dict(t) for t in tools])
+    if not enums:
+        return out
+    for tool in out:
+        params = _function(tool).get("parameters") or {}
+        for name, prop in (params.get("properties") or {}).items():
+            values = _unique(enums.get(name) or [])
+            if values:
+                _apply_enum(prop, values)
+    return out
+
+
+def _function(tool: Mapping[str, Any]) -> dict:
+    return tool["function"] if "function" in tool else tool  # type: ignore[return-value]
+
+
+def _unique(values: Sequence[Any]) -> list[Any]:
+    seen: list[Any] = []
+    for v in values:
+        if v not in seen:
+            seen.append(v)
+    return seen
+
+
+def _apply_enum(schema: dict, values: list[Any]) -> None:
+    if "anyOf" in schema:
+        for branch in schema["anyOf"]:
+            if branch.get("type") != "null":
+                _apply_enum(branch, values)
+    elif schema.get("type") == "array":
+        _apply_enum(schema.setdefault("items", {}), values)
+    elif "enum" in schema:
+        schema["enum"] = [v for v in schema["enum"] if v in values] or schema["enum"]
+    else:
+        schema["enum"] = values
+
+
+def forced_choice(tool_choice: Any) -> str | None:
+    """None (text or a call), "none" (text only), "required" (a call to any tool) or the one tool's name."""
+    if tool_choice in (None, "auto"):
+        return None
+    if tool_choice in ("none", "required"):
+        return tool_choice
+    if tool_choice == "any":
+        return "required"
+    if isinstance(tool_choice, dict):
+        name = (tool_choice.get("function") or {}).get("name") or tool_choice.get("name")
+        if isinstance(name, str) and name:
+            return name
+    if isinstance(tool_choice, str) and tool_choice:
+        return tool_choice
+    raise ValueError(f"unsupported tool_choice {tool_choice!r}")
+
+
+def call_structural_tag(tools: Sequence[Mapping[str, Any]], tool_choice: Any = None) -> dict[str, Any]:
+    """The whole reply's grammar as an xgrammar structural tag (the JSON vLLM takes as `structural_tag`): plain text
+    without `<tool_call>`, or exactly one `<tool_call>{"name": N, "arguments": ARGS}</tool_call>` where N is one
+    of the tools and ARGS follows N's schema. tool_choice "required"/"any" allows only the call, a tool name only
+    that tool's call, "none" only text."""
+    choice = forced_choice(tool_choice)
+    calls = {(f := _function(t))["name"]: _call_tag(f["name"], f.get("parameters")) for t in tools}
+    text = {"type": "any_text", "excludes": TEXT_EXCLUDES}
+    if choice == "none" or not calls:
+        fmt: dict[str, Any] = text
+    elif choice is None:
+        fmt = {"type": "or", "elements": [text, *calls.values()]}
+    elif choice == "required":
+        fmt = {"type": "or", "elements": list(calls.values())} if len(calls) > 1 else next(iter(calls.values()))
+    elif choice in calls:
+        fmt = calls[choice]
+    else:
+        raise ValueError(f"tool_choice names {choice!r}, which is not among the tools ({', '.join(calls)})")
+    return {"type": "structural_tag", "format": fmt}
+
+
+def _call_tag(name: str, parameters: Mapping[str, Any] | None) -> dict[str, Any]:
+    schema = dict(parameters or {"type": "object", "properties": {}})
+    schema.setdefault("additionalProperties", False)  # an undeclared key is never a valid argument
+    return {
+        "type": "tag",
+        "begin": CALL_BEGIN + name + ARGUMENTS,
+        # one space at most between tokens, as the template writes them: a small model under a grammar that
+        # allows any whitespace can loop on newlines until max_new_tokens
+        "content": {"type": "json_schema", "json_schema": schema, "max_whitespace_cnt": 1},
+        "end": CALL_END,
+    }
+
+
+def bind_constrained(model: Any, tools: Sequence[Any], enums: Mapping[str, Sequence[Any]] | None = None, *,
+                     tool_choice: Any = None, grammar: bool | None = None) -> Any:
+    """`model` with `tools` bound for one turn, decoding under their grammar with `enums` (by argument name).
+    Every shopdesk chat model takes these in bind_tools: LocalChatModel and VLLMChatModel (agent/backends.py) build
+    the grammar from them, the scripted fakes record them. `grammar=False` decodes unconstrained (for measuring)."""
+    return model.bind_tools(tools, tool_choice=tool_choice, enums=dict(enums or {}), grammar=grammar)
+
+
+class CallGrammars:
+    """One xgrammar compiler for one tokenizer, and its compiled grammars by structural tag (least recently used
+    dropped first: the enums change every turn)."""
+
+    def __init__(self, tokenizer: Any, *, vocab_size: int, stop_token_ids: Sequence[int], max_cached: int = 64):
+        import xgrammar as xgr
+
+        info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size,
+                                                  stop_token_ids=list(stop_token_ids))
+        self.compiler = xgr.GrammarCompiler(info, max_threads=1)
+        self.max_cached = max_cached
+        self._compiled: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def compiled(self, structural_tag: Mapping[str, Any]):
+        key = json.dumps(structural_tag)  # not sort_keys: the order of `properties` is the order the call is written in
+        with self._lock:
+            if key in self._compiled:
+                self._compiled.move_to_end(key)
+                return self._compiled[key]
+        grammar = self.compiler.compile_structural_tag(key)
+        with self._lock:
+            self._compiled[key] = grammar
+            while len(self._compiled) > self.max_cached:
+                self._compiled.popitem(last=False)
+        return grammar
+
+    def logits_processor(self, structural_tag: Mapping[str, Any]):
+        """A fresh processor for one generate() call (it keeps the matcher's state and cannot be reused)."""
+        from xgrammar.contrib.hf import LogitsProcessor
+
+        return LogitsProcessor(self.compiled(structural_tag))
+
+    def matcher(self, structural_tag: Mapping[str, Any]):
+        import xgrammar as xgr
+
+        return xgr.GrammarMatcher(self.compiled(structural_tag))
