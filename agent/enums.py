@@ -60,14 +60,23 @@ def _customer(session: AgentSession, typed: str, seen: dict[str, list[str]]) -> 
     orders = dict.fromkeys(own)
     for found in _typed_orders(typed, own):
         orders[found] = None
-    items = seen.get("item_id", [])
+    # an item or product id the person typed stays possible too (an exchange to the variant they name)
+    numbers = [n for n in _TYPED_DIGITS.findall(typed) if not by_any_order(n, own)]
+    items = list(dict.fromkeys([*seen.get("item_id", []), *numbers]))
+    products = list(dict.fromkeys([*seen.get("product_id", []), *numbers]))
     return {
         "order_id": list(orders),
         "item_ids": items,
         "new_item_ids": items,
         "payment_method_id": list(cache["payment_methods"]),
-        "product_id": seen.get("product_id", []),
+        "product_id": products,
     }
+
+
+def by_any_order(digits: str, own: list[str]) -> bool:
+    """Do these typed digits name one of the customer's orders?"""
+    return any(o.lstrip("#").upper().endswith(digits) and len(digits) >= 5 and o.lstrip("#").lstrip(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") == digits for o in own)
 
 
 def _typed_orders(text: str, own: list[str]) -> list[str]:

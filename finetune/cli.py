@@ -1,6 +1,6 @@
 """CLI of the `finetune` area: `shopdesk finetune ...` and `shopdesk transcripts export|synthesize|validate|evaluate`.
 
-    shopdesk transcripts synthesize --store tau2 --n 500 --seed 0 --out .data/synth.jsonl
+    shopdesk transcripts synthesize --store tau2 --n 500 --seed 0 --out .data/synth.jsonl [--dev DEV.jsonl]
     shopdesk transcripts validate .data/synth.jsonl
     shopdesk transcripts export --out .data/logged.jsonl [--format sharegpt]
     shopdesk finetune --transcripts .data/synth.jsonl --out finetune/adapters/shopdesk-smollm2 \
@@ -76,17 +76,20 @@ def register(app: typer.Typer) -> None:
     def synthesize_cmd(
         out: Path = typer.Option(..., "--out", help="JSONL file to write."),
         store: str = typer.Option("tau2", "--store", help="tau2 (retail data) or sample (the sample shop)."),
-        n: int = typer.Option(200, "--n", min=1, help="Conversations to generate."),
+        n: int = typer.Option(200, "--n", min=1, help="Conversations to play (each gives one training example per "
+                                                      "call of the model)."),
         seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same conversations)."),
         marketer_share: float | None = typer.Option(None, help="Share of marketer conversations (default: 0.15 on "
                                                                 "sample, 0 on tau2)."),
         zh_share: float = typer.Option(0.25, help="Share of conversations in Chinese."),
         flows: str = typer.Option("", "--flows", help="Only these flows, comma-separated (e.g. products,recommend,"
                                                        "marketer); default: all."),
+        dev: Path | None = typer.Option(None, "--dev", help="A dev split (JSONL transcripts) whose customers are left "
+                                                            "out too (the eval cases' customers always are)."),
         fmt: str = FORMAT_OPT,
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
-        """Generate conversations with the real tools on a private copy of the shop's data."""
+        """Training examples from conversations played with the real tools on a private copy of the shop's data."""
         from finetune.synthesize import pick_flows, synthesize
         from finetune.transcripts import write_transcripts
         from shopdesk.settings import get_settings
@@ -99,8 +102,13 @@ def register(app: typer.Typer) -> None:
             pick_flows(chosen, marketer_share, store)
         except ValueError as exc:
             raise UserError(f"--flows: {exc}") from exc
+        exclude: set[str] = set()
+        if dev is not None:
+            from finetune.transcripts import load_transcripts
+
+            exclude = {t.customer_id for t in load_transcripts(dev) if t.customer_id}
         found, report = synthesize(store, n, seed, get_settings(), marketer_share=marketer_share,
-                                   zh_share=zh_share, flows=chosen)
+                                   zh_share=zh_share, flows=chosen, exclude=exclude)
         write_transcripts(found, out, fmt)
         report["file"] = str(out)
         emit(report, as_json)

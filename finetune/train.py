@@ -75,6 +75,9 @@ class FinetuneArguments:
     seed: int = field(default=0, metadata={"help": "Seed for the split, the shuffling and LoRA init."})
     threads: int | None = field(default=None, metadata={"help": "torch CPU threads (default: torch's choice)."})
     save_dtype: str = field(default="bfloat16", metadata={"help": "dtype of the saved adapter weights (half the size)."})
+    max_train_seconds: float | None = field(
+        default=None, metadata={"help": "Stop after the step that passes this many seconds of training and save the "
+                                        "adapter (a wall-clock budget on a shared CPU; the report says it stopped)."})
 
 
 def truncate_turns(t, n: int):
@@ -178,8 +181,10 @@ def encode_all(tokenizer, transcripts, max_length: int, template: str, batch_siz
                seed: int = 0) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Micro-batches of encoded conversations: {"prefix": shared ids, "rows": [{"input_ids", "labels"}]}.
 
-    Conversations of one role start with the same system turn and tool list (hundreds of tokens); it is run once per
-    micro-batch without gradient and its KV cache shared, instead of once per conversation with gradient.
+    Conversations of one role start with the same system turn and tool list (hundreds of tokens); it is run without
+    gradient (once per optimizer step, see PrefixSharingTrainer) and its KV cache shared, instead of once per
+    conversation with gradient. The report's prefix_tokens_per_epoch counts it once per micro-batch; row_tokens are
+    the tokens that run with gradient.
     """
     import random
 
@@ -214,29 +219,84 @@ def encode_all(tokenizer, transcripts, max_length: int, template: str, batch_siz
     computed = sum(len(b["prefix"]) + sum(len(r["input_ids"]) for r in b["rows"]) for b in batches)
     return batches, {"examples": len(transcripts) - dropped, "micro_batches": len(batches), "dropped": dropped,
                      "truncated": truncated, "tokens": tokens, "target_tokens": target, "prefixes": len(groups),
-                     "tokens_computed_per_epoch": computed, "prefix_tokens_per_epoch": shared}
+                     "tokens_computed_per_epoch": computed, "prefix_tokens_per_epoch": shared,
+                     "row_tokens": computed - shared}
+
+
+def time_budget(seconds: float):
+    """A Trainer callback that ends training after the step that passes `seconds` (the adapter is then saved as
+    usual); its `stopped_at_step` says whether it did."""
+    from transformers import TrainerCallback
+
+    class TimeBudget(TrainerCallback):
+        def __init__(self):
+            self.start: float | None = None
+            self.stopped_at_step: int | None = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.start = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if time.perf_counter() - self.start > seconds and state.global_step < state.max_steps:
+                self.stopped_at_step = state.global_step
+                control.should_training_stop = True
+                control.should_save = True
+
+    return TimeBudget()
 
 
 class PrefixSharingTrainer:
-    """Builds a transformers Trainer whose loss runs the shared prefix once (no grad) and the rest on its cache."""
+    """Builds a transformers Trainer whose loss runs the shared prefix once (no grad) and the rest on its cache.
+
+    The prefix's cache depends only on the weights, which change only at an optimizer step: within one step (the
+    micro-batches of gradient accumulation) it is computed once per prefix and copied for each micro-batch. Logits are
+    computed only where a token is learned (the lm_head over a 49k vocabulary is a fifth of a step otherwise), and the
+    loss is the mean over every learned token of the step, however the sequences fall into micro-batches.
+    """
 
     @staticmethod
     def create(**kwargs):
+        import copy
+
         import torch
+        import torch.nn.functional as F
         from transformers import Trainer
 
+        from finetune.render import IGNORE
+
         class _Trainer(Trainer):
+            _prefix_caches: dict | None = None
+            _prefix_step: tuple | None = None
+
+            def _prefix_cache(self, model, prefix):
+                step = (self.state.global_step, model.training)
+                if self._prefix_step != step:
+                    self._prefix_caches, self._prefix_step = {}, step
+                key = tuple(prefix[0].tolist())
+                if key not in self._prefix_caches:
+                    with torch.no_grad():
+                        self._prefix_caches[key] = model(input_ids=prefix, use_cache=True).past_key_values
+                return copy.deepcopy(self._prefix_caches[key])
+
             def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
                 prefix = inputs.pop("prefix_ids")
-                ids = inputs["input_ids"]
+                ids, labels = inputs["input_ids"], inputs["labels"]
                 cache = None
                 if prefix.shape[1] > 0:
-                    with torch.no_grad():
-                        cache = model(input_ids=prefix, use_cache=True).past_key_values
+                    cache = self._prefix_cache(model, prefix)
                     cache.batch_repeat_interleave(ids.shape[0])
-                outputs = model(input_ids=ids, attention_mask=inputs["attention_mask"], labels=inputs["labels"],
-                                past_key_values=cache, use_cache=cache is not None)
-                return (outputs.loss, outputs) if return_outputs else outputs.loss
+                targets = labels[:, 1:]  # position i predicts token i + 1
+                keep = (targets != IGNORE).any(0).nonzero().squeeze(1)
+                outputs = model(input_ids=ids, attention_mask=inputs["attention_mask"], past_key_values=cache,
+                                use_cache=cache is not None, logits_to_keep=keep)
+                logits = outputs.logits.float()
+                total = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets[:, keep].reshape(-1),
+                                        ignore_index=IGNORE, reduction="sum")
+                # with num_items_in_batch (every learned token of the optimizer step) the Trainer does not divide by
+                # the accumulation steps again
+                count = num_items_in_batch if num_items_in_batch is not None else (targets != IGNORE).sum()
+                loss = total / count
+                return (loss, outputs) if return_outputs else loss
 
         return _Trainer(**kwargs)
 
@@ -342,9 +402,10 @@ def main(args: FinetuneArguments, callbacks: list | None = None) -> dict[str, An
         dataloader_num_workers=0,
         disable_tqdm=False,
     )
+    budget = time_budget(args.max_train_seconds) if args.max_train_seconds else None
     trainer = PrefixSharingTrainer.create(
         model=model, args=targs, train_dataset=_ListDataset(rows), data_collator=make_collator(pad_id),
-        callbacks=callbacks or [],
+        callbacks=[*(callbacks or []), *([budget] if budget else [])],
     )
     start = time.perf_counter()
     resumed_from = last if args.resume else None
@@ -377,6 +438,11 @@ def main(args: FinetuneArguments, callbacks: list | None = None) -> dict[str, An
         "tokens_per_second": round(tokens_run / seconds, 1) if seconds > 0 else None,
         "computed_tokens_per_second": round(enc_report["tokens_computed_per_epoch"] * epochs_run / seconds, 1)
         if seconds > 0 else None,
+        # the tokens after the shared system turn + tool list, which run with gradient (the prefix runs once per
+        # optimizer step and prefix, without)
+        "row_tokens_per_second": round(enc_report["row_tokens"] * epochs_run / seconds, 1) if seconds > 0 else None,
+        "stopped_by_time_budget": bool(budget and budget.stopped_at_step),
+        "max_steps_planned": trainer.state.max_steps,
         "first_loss": losses[0] if losses else None,
         "final_loss": losses[-1] if losses else None,
         "train_loss": result.training_loss,

@@ -101,9 +101,9 @@ class Transcript:
             elif m["role"] == "tool":
                 conv.append({"from": "observation", "value": m["content"]})
             else:
-                if m.get("content"):
-                    conv.append({"from": "gpt", "value": m["content"]})
                 calls = [{"name": tc["function"]["name"], "arguments": tc["function"]["arguments"]} for tc in m.get("tool_calls") or []]
+                if m.get("content") or not calls:  # an empty reply (nothing to add to the rendered results) stays
+                    conv.append({"from": "gpt", "value": m.get("content") or ""})
                 if calls:
                     value = calls[0] if len(calls) == 1 else calls
                     conv.append({"from": "function_call", "value": json.dumps(value, ensure_ascii=False)})
@@ -187,8 +187,11 @@ def parse_openai(row: dict[str, Any], path="<input>", line: int = 1) -> Transcri
                 msg["tool_calls"].append({"id": str(call_id), "type": "function", "function": {"name": name, "arguments": args}})
         elif role in ("user", "system") and not content.strip():
             raise TranscriptError(path, line, f"empty {role} message", i, "content")
-        elif role == "assistant" and not content.strip():
-            raise TranscriptError(path, line, "assistant message has neither content nor tool_calls", i, "content")
+        elif role == "assistant" and not content.strip() and (i != len(raw) - 1 or m.get("weight", 1) == 0):
+            # an empty reply is learnable only as the last message: the turn's rendered results answer, the model
+            # adds nothing (agent.graph); anywhere else it is a gap in the conversation
+            raise TranscriptError(path, line, "assistant message has neither content nor tool_calls (an empty reply "
+                                  "may only be the last, learnable message)", i, "content")
         if role == "assistant" and "weight" in m:
             if m["weight"] not in (0, 1):
                 raise TranscriptError(path, line, "weight must be 0 (context only) or 1 (learn this turn)", i, "weight")

@@ -60,3 +60,11 @@ def test_marketer_enums_are_segments_categories_and_typed_customers(settings, sa
     assert enums["segment"] == list(SEGMENTS)
     assert "c000150" in enums["customers"] and "Champions" not in enums["customers"]
     assert enums["category"] and all(isinstance(c, str) for c in enums["category"])
+
+
+def test_item_and_product_ids_the_person_typed_stay_possible(settings, tau2_store):
+    session = _session(settings, tau2_store, script=["Hello!"])
+    list(session.respond("Can I exchange it for item 1234567890 instead?"))
+    enums = session_enums(session)
+    assert "1234567890" in enums["new_item_ids"] and "1234567890" in enums["product_id"]
+    assert "1234567890" not in enums["order_id"]

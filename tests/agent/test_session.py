@@ -457,7 +457,8 @@ def test_customer_by_email_and_unknown_customer(settings, shop):
 @pytest.mark.parametrize("text,expected", [("yes", True), ("Yes, please go ahead", True), ("confirm", True),
                                            ("好的", True), ("确认", True), ("ok", True), ("no", False),
                                            ("yes but not now", False), ("what about my other order?", False),
-                                           ("不要", False)])
+                                           ("不要", False), ("是的，请继续", True), ("OK thanks, that's all.", False),
+                                           ("好的,谢谢。", False), ("ok, and where is #W101?", False)])
 def test_is_confirmation(text, expected):
     assert is_confirmation(text) is expected
 

@@ -1,68 +1,104 @@
-"""The training mix leaves out dev customers and dev prompts, and cuts conversations to one or two learned turns."""
+"""The training mix leaves out dev customers, dev prompts, eval customers and eval prompts, and keeps only examples in
+the one-reply format (the messages the agent sent, the reply to learn last)."""
 
 from __future__ import annotations
 
 import json
 
-from finetune.mixdata import build, case_prompts, first_user
+from finetune.mixdata import build, case_prompts, first_user, prompt_key
 from finetune.transcripts import Transcript, write_transcripts
 
 
-def _conv(user: str, customer: str | None, turns: int = 3) -> Transcript:
-    msgs = [{"role": "system", "content": "sys"}, {"role": "user", "content": user}]
-    for i in range(turns):
-        msgs += [{"role": "assistant", "content": f"reply {i} to {user}"}, {"role": "user", "content": f"more {i}"}]
-    return Transcript(messages=msgs[:-1], meta={"customer_id": customer} if customer else {})
+def _example(user: str, customer: str | None, conversation: str, *, history: tuple[str, ...] = (),
+             target: dict | None = None) -> Transcript:
+    msgs = [{"role": "system", "content": "sys"}]
+    for past in history:
+        msgs += [{"role": "user", "content": past}, {"role": "assistant", "content": f"rendered {past}", "weight": 0}]
+    msgs += [{"role": "user", "content": user}, target or {"role": "assistant", "content": ""}]
+    meta = {"conversation_id": conversation, "kind": "status", "lang": "en", "target": "empty"}
+    if customer:
+        meta["customer_id"] = customer
+    return Transcript(messages=msgs, meta=meta)
 
 
-def test_mix_excludes_dev_customers_and_prompts_and_truncates(tmp_path):
-    dev = [_conv("Where is my order?", "c1"), _conv("How big is each segment?", None)]
-    train = [_conv("cancel it", "c1"), _conv("  how big is EACH segment? ", None), _conv("List my orders", "c2"),
-             _conv("List my orders", "c2"), *[_conv(f"question {i}", f"c{i + 10}") for i in range(40)]]
+def _old_format(user: str, customer: str) -> Transcript:
+    return Transcript(messages=[{"role": "system", "content": "sys"}, {"role": "user", "content": user},
+                                {"role": "assistant", "content": "reply 0"}, {"role": "user", "content": "more"},
+                                {"role": "assistant", "content": "reply 1"}],
+                      meta={"customer_id": customer, "conversation_id": "old"})
+
+
+def test_prompt_key_folds_case_spaces_and_punctuation():
+    assert prompt_key("  Where is my order #W1? ") == prompt_key("where is my order W1") == "where is my order w1"
+    assert prompt_key("是的，请继续") == prompt_key("是的,请继续")
+
+
+def test_mix_leaves_out_dev_and_eval_customers_and_prompts_and_the_old_format(tmp_path):
+    dev = [_example("Where is my order?", "c1", "d1"), _example("How big is each segment?", None, "d2")]
+    train = [
+        _example("cancel it", "c1", "a"),  # a dev customer
+        _example("  how big is EACH segment? ", None, "b"),  # a dev conversation's opening prompt
+        _example("And the tracking number again", "c2", "c", history=("Where is #W9?",)),  # an eval prompt
+        _example("status please", "c3", "e", history=("Give me an overview of our customer segments.",)),
+        _example("Tell me about c000150.", None, "f"),  # names an eval customer
+        _example("hello", "c000007", "g"),  # an eval customer
+        _old_format("question", "c4"),
+        _example("List my orders", "c2", "h"), _example("List my orders", "c2", "h"),
+        *[_example(f"question {i}", f"c{i + 10}", f"k{i}") for i in range(40)],
+    ]
     path = tmp_path / "t.jsonl"
     write_transcripts(train, path)
-    out, report = build([(path, None)], dev, first_turn_share=0.5, seed=1)
+    prompts = {prompt_key("And the tracking number again?"), prompt_key("Give me an overview of our customer segments.")}
+    out, report = build([(path, None)], dev, seed=1, eval_prompts=prompts, eval_customers={"c000150", "c000007"})
     assert report["left_out_dev_customer"] == 1 and report["left_out_dev_prompt"] == 1
-    assert report["duplicates_removed"] == 1 and report["written"] == len(out) == 41
-    assert all(first_user(t) not in {"where is my order?", "how big is each segment?"} for t in out)
-    assistant_turns = sorted({sum(m["role"] == "assistant" for m in t.messages) for t in out})
-    assert assistant_turns == [1, 2]
-    assert all(t.messages[-1]["role"] == "assistant" for t in out)
-    sampled, report = build([(path, 5)], dev, first_turn_share=1.0, seed=1)
-    assert report["sources"][str(path)] == 5 and all(len(t.messages) == 3 for t in sampled)
+    assert report["left_out_eval_prompt"] == 2 and report["left_out_eval_customer"] == 2
+    assert report["left_out_old_format"] == 1 and report["duplicates_removed"] == 1
+    assert report["written"] == len(out) == 41 and report["targets"] == {"empty": 41}
+    assert all(first_user(t) not in {"where is my order", "how big is each segment"} for t in out)
 
 
-def test_mix_leaves_out_eval_case_prompts(tmp_path):
+def test_sampling_keeps_a_conversations_examples_together(tmp_path):
+    rows = [_example(f"q{k} of {c}", f"cust{c}", f"conv{c}") for c in range(10) for k in range(3)]
+    path = tmp_path / "t.jsonl"
+    write_transcripts(rows, path)
+    out, report = build([(path, 4)], [], seed=0)
+    assert report["sources"][str(path)] == {"conversations": 4, "examples": 12}
+    assert len(out) == 12 and len({t.conversation_id for t in out}) == 4
+
+
+def test_eval_prompts_come_from_every_case_file(tmp_path):
     from pathlib import Path
 
     import finetune
 
-    shipped = case_prompts(Path(finetune.__file__).parent.parent / "agent" / "evalcases" / "cases.jsonl")
-    assert "give me an overview of our customer segments." in shipped and len(shipped) > 60
-    cases = tmp_path / "cases.jsonl"
-    cases.write_text(json.dumps({"id": "x", "turns": ["Give me an overview of our  segments."]}) + "\n")
-    path = tmp_path / "t.jsonl"
-    write_transcripts([_conv("give me an overview of our segments.", None), _conv("other", None)], path)
-    out, report = build([(path, None)], [], first_turn_share=1.0, seed=0, eval_prompts=case_prompts(cases))
-    assert report["left_out_eval_prompt"] == 1 and [first_user(t) for t in out] == ["other"]
+    shipped = case_prompts(Path(finetune.__file__).parent.parent / "agent" / "evalcases")
+    assert prompt_key("Give me an overview of our customer segments.") in shipped and len(shipped) > 60
+    (tmp_path / "cases.jsonl").write_text(json.dumps({"id": "x", "turns": ["Give me an overview of our  segments."]})
+                                          + "\n")
+    (tmp_path / "conversations.jsonl").write_text(json.dumps(
+        {"id": "y", "turns": ["Where is #S1?", {"action": "confirm"}, "And the tracking number again?",
+                              {"action": "handoff", "message": "I'd like a person."}]}) + "\n")
+    assert case_prompts(tmp_path) == {prompt_key(t) for t in ("Give me an overview of our segments.", "Where is #S1?",
+                                                              "And the tracking number again?", "I'd like a person.")}
 
 
-def test_mix_never_cuts_before_a_proposed_write(tmp_path):
-    def call(name: str) -> dict:
-        return {"role": "assistant", "content": "", "tool_calls": [
-            {"id": name, "type": "function", "function": {"name": name, "arguments": {}}}]}
+def test_merge_turns_folds_a_turns_calls_into_one_sequence_with_the_same_targets():
+    from finetune.mixdata import is_single_target, merge_turns
 
-    ret = Transcript(messages=[
-        {"role": "system", "content": "sys"}, {"role": "user", "content": "return the TV from #1"},
-        call("get_order_details"), {"role": "tool", "content": "order #1 delivered", "tool_call_id": "get_order_details"},
-        call("return_delivered_order_items"),
-        {"role": "assistant", "content": "Shall I go ahead?", "weight": 0}, {"role": "user", "content": "yes"},
-        {"role": "assistant", "content": "Done."}])
-    path = tmp_path / "t.jsonl"
-    write_transcripts([ret, _conv("question", "c1")], path)
-    out, _ = build([(path, None)], [], first_turn_share=1.0, seed=0)
-    kept = {first_user(t): t for t in out}
-    # the lookup alone would teach stopping after it; the return proposal is kept, what follows is still cut
-    assert [m.get("tool_calls", [{}])[0].get("function", {}).get("name") for m in kept["return the tv from #1"].messages
-            if m["role"] == "assistant"] == ["get_order_details", "return_delivered_order_items"]
-    assert sum(m["role"] == "assistant" for m in kept["question"].messages) == 1
+    call = {"role": "assistant", "content": "", "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "get_order_details", "arguments": {"order_id": "#W1"}}}]}
+    sent = [{"role": "system", "content": "sys"}, {"role": "user", "content": "where is #W1"}]
+    first = Transcript(messages=[*sent, dict(call)], meta={"conversation_id": "a", "call": 0, "target": "call"})
+    second = Transcript(messages=[*sent, dict(call, weight=0), {"role": "tool", "tool_call_id": "c1", "content": "ok"},
+                                  {"role": "assistant", "content": ""}],
+                        meta={"conversation_id": "a", "call": 1, "target": "empty"})
+    next_turn = Transcript(messages=[*sent, {"role": "assistant", "content": "rendered", "weight": 0},
+                                     {"role": "user", "content": "thanks"}, {"role": "assistant", "content": "Bye!"}],
+                           meta={"conversation_id": "a", "call": 2, "target": "text"})
+    other = Transcript(messages=[*sent, dict(call)], meta={"conversation_id": "b", "call": 0, "target": "call"})
+    out, folded = merge_turns([next_turn, second, other, first])
+    assert folded == 1 and len(out) == 3
+    merged = next(t for t in out if t.meta.get("targets"))
+    assert merged.meta["targets"] == ["call", "empty"]
+    assert [m.get("weight", 1) for m in merged.messages if m["role"] == "assistant"] == [1, 1]
+    assert all(is_single_target(t) for t in out if t is not merged)

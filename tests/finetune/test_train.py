@@ -46,6 +46,26 @@ def test_labels_only_on_assistant_turns(tiny_model_dir):
     assert all(lab in (IGNORE, i) for i, lab in zip(e.input_ids, e.labels))
 
 
+def test_one_reply_examples_learn_the_call_or_an_empty_reply_only(tiny_model_dir):
+    """The synthesizer's format: the messages the agent sent (earlier assistant messages weight 0) and the reply to
+    learn last; an empty reply is learned as the end of the turn alone."""
+    tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    template = agent_template()
+    sent = [{"role": "system", "content": "sys"}, {"role": "user", "content": "Where is #W1?"},
+            {"role": "assistant", "content": "", "weight": 0, "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "get_order_details",
+                                                              "arguments": {"order_id": "#W1"}}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "Order #W1: status pending."}]
+    empty = parse_row({"messages": [*sent, {"role": "assistant", "content": ""}]})
+    e = encode(tok, empty, template, 512)
+    assert tok.decode([i for i, lab in zip(e.input_ids, e.labels) if lab != IGNORE]) == "<|im_end|>"
+    call = parse_row({"messages": [*sent[:2], {"role": "assistant", "content": "", "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "get_order_details", "arguments": '{"order_id": "#W1"}'}}]}]})
+    e = encode(tok, call, template, 512)
+    assert tok.decode([i for i, lab in zip(e.input_ids, e.labels) if lab != IGNORE]) == (
+        '<tool_call>{"name": "get_order_details", "arguments": {"order_id": "#W1"}}</tool_call><|im_end|>')
+
+
 def test_shared_prefix_loss_equals_full_forward(tiny_model_dir, transcripts_file):
     """Running the system turn once (as a cache) gives the same loss as the whole conversation in one pass."""
     from finetune.train import PrefixSharingTrainer
@@ -109,6 +129,26 @@ def test_tiny_model_trains_adapter_only_and_peft_loads_it(tiny_model_dir, transc
     with torch.no_grad():
         assert not torch.allclose(tuned(ids).logits, base(ids).logits)
     assert (out / "data" / "train.jsonl").exists() and (out / "training_report.json").exists()
+
+
+def test_gradient_accumulation_reports_the_same_loss_as_one_batch(tiny_model_dir, tmp_path):
+    """The loss of a step is the mean over all its learned tokens, whether the sequences share a micro-batch or are
+    accumulated one by one (and the shared prefix cache is reused within the step)."""
+    path = tmp_path / "two.jsonl"
+    path.write_text("".join(json.dumps(conversation(i, f"c{i}")) + "\n" for i in range(2)))
+    losses = []
+    for batch_size, grad_accum in ((2, 1), (1, 2)):
+        report = main(_args(tiny_model_dir, path, tmp_path / f"b{batch_size}", max_steps=1, batch_size=batch_size,
+                            grad_accum=grad_accum, redact=False))
+        losses.append(next(h["loss"] for h in report["log_history"] if "loss" in h))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+
+
+def test_a_time_budget_stops_training_and_still_saves_the_adapter(tiny_model_dir, transcripts_file, tmp_path):
+    out = tmp_path / "adapter"
+    report = main(_args(tiny_model_dir, transcripts_file, out, max_steps=6, max_train_seconds=1e-6))
+    assert report["stopped_by_time_budget"] and report["global_step"] == 1 and report["max_steps_planned"] == 6
+    assert (out / "adapter_model.safetensors").exists()
 
 
 class _Interrupt(TrainerCallback):

@@ -152,3 +152,17 @@ def test_export_logged_conversations(sqlite_store, tmp_path, monkeypatch):
         assert t.customer_id == "c1" and t.conversation_id == "conv1"
         assert t.messages[1]["tool_calls"][0]["function"] == {"name": "get_order_details", "arguments": {"order_id": "#W1"}}
         assert t.messages[-1]["content"] == "It is pending."
+
+
+def test_an_empty_reply_is_learnable_only_as_the_last_message():
+    from finetune.transcripts import TranscriptError, parse_row
+
+    head = [{"role": "user", "content": "hi"}]
+    t = parse_row({"messages": [*head, {"role": "assistant", "content": ""}]})
+    assert t.messages[-1] == {"role": "assistant", "content": ""}
+    assert parse_row(t.to_sharegpt()).messages[-1] == {"role": "assistant", "content": ""}
+    for bad in ([*head, {"role": "assistant", "content": ""}, {"role": "user", "content": "more"},
+                 {"role": "assistant", "content": "ok"}],
+                [*head, {"role": "assistant", "content": "", "weight": 0}]):
+        with pytest.raises(TranscriptError, match="neither content nor tool_calls"):
+            parse_row({"messages": bad})
