@@ -29,7 +29,7 @@ def sign_in_customer(store: Store, customer_id: str) -> str:
     """The signed-in customer's id. Demo: any existing customer picked in the list; replace with the shop's login."""
     with store.read() as s:
         if not customer_id or s.get(Customer, customer_id) is None:
-            raise NotFoundError("Unknown customer: pick one from the list.")
+            raise NotFoundError("Unknown customer: pick one from the list.", user="Unknown customer: pick one from the list.")
     return customer_id
 
 
