@@ -9,7 +9,7 @@ such order on their account, instead of the grammar forcing a look-up of a diffe
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from langchain_core.messages import HumanMessage
 from sqlalchemy import select
@@ -61,7 +61,8 @@ def _customer(session: AgentSession, typed: str, seen: dict[str, list[str]]) -> 
     for found in _typed_orders(typed, own):
         orders[found] = None
     # an item or product id the person typed stays possible too (an exchange to the variant they name)
-    numbers = [n for n in _TYPED_DIGITS.findall(typed) if not by_any_order(n, own)]
+    own_digits = {_digits(o) for o in own}
+    numbers = [n for n in _TYPED_DIGITS.findall(typed) if n not in own_digits]
     items = list(dict.fromkeys([*seen.get("item_id", []), *numbers]))
     products = list(dict.fromkeys([*seen.get("product_id", []), *numbers]))
     return {
@@ -73,10 +74,10 @@ def _customer(session: AgentSession, typed: str, seen: dict[str, list[str]]) -> 
     }
 
 
-def by_any_order(digits: str, own: list[str]) -> bool:
-    """Do these typed digits name one of the customer's orders?"""
-    return any(o.lstrip("#").upper().endswith(digits) and len(digits) >= 5 and o.lstrip("#").lstrip(
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") == digits for o in own)
+
+def _digits(order_id: str) -> str:
+    """The digits of an order id ("#W2611340" -> "2611340")."""
+    return order_id.lstrip("#").lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 
 def _typed_orders(text: str, own: list[str]) -> list[str]:
@@ -85,7 +86,7 @@ def _typed_orders(text: str, own: list[str]) -> list[str]:
     by_core = {o.lstrip("#").upper(): o for o in own}
     by_digits: dict[str, list[str]] = {}
     for o in own:
-        by_digits.setdefault(o.lstrip("#").lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"), []).append(o)
+        by_digits.setdefault(_digits(o), []).append(o)
     found: list[str] = []
     for m in _TYPED_ORDER.finditer(text):
         core = (m.group(1) or m.group(2)).upper()
@@ -114,7 +115,3 @@ def _marketer(session: AgentSession, typed: str, seen: dict[str, list[str]]) -> 
         "customers": customers,
     }
 
-
-def describe(enums: dict[str, Any]) -> dict[str, int]:
-    """How many values each constrained argument may take (for logs)."""
-    return {k: len(v) for k, v in enums.items() if v}
