@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-EventKind = Literal["text", "tool_call", "tool_result", "confirm", "handoff", "final", "error"]
+EventKind = Literal["text", "status", "tool_call", "tool_result", "confirm", "handoff", "final", "error"]
 
 
 @dataclass
@@ -17,6 +17,7 @@ class AgentEvent:
     """One step of a turn.
 
     - text: a streamed piece of text (reserved: replies are rendered by code from results, so none stream today).
+    - status: the turn waits for the model, which is answering other conversations (`data["ahead"]`: how many).
     - tool_call: the agent calls `name` with `arguments` (`call_id` links the result).
     - tool_result: what the tool returned (`data` is the typed result as JSON, `text` its rendering).
     - confirm: a write waits for the customer's yes/no (`text` states the exact action, `data` the action).

@@ -9,9 +9,11 @@ the same way (agent/parsing.py here; vLLM's hermes tool parser on the server). P
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -66,15 +68,90 @@ def resolve_adapter(settings: Settings, adapter: str | None = None) -> str | Non
     return choice
 
 
+class PrefixCache:
+    """The KV caches of recent model calls, reused by their longest common prefix with the next prompt.
+
+    Every call of a role starts with the same system turn and tools, and a turn's second call starts with its first
+    call's prompt and tool call, so most of a prompt was already computed. Entries are keyed by token ids (not
+    text), so a reused prefix is exactly what the model would compute again. Least recently used entries go first.
+    Reuse does not change the output: greedy decoding over the same ids (tests/agent/test_prefix_cache.py).
+    """
+
+    def __init__(self, capacity: int = 8, min_tokens: int = 16):
+        self.capacity = capacity
+        self.min_tokens = min_tokens
+        self._entries: OrderedDict[int, tuple[Any, Any]] = OrderedDict()  # id -> (token ids tensor, cache)
+        self._next = 0
+        self.reused_tokens = 0
+        self.computed_tokens = 0
+
+    def take(self, ids) -> tuple[Any, int]:
+        """A private copy of the best cache for these prompt ids (cropped to the shared prefix), and its length;
+        (None, 0) when no entry shares at least `min_tokens`. One token is always left to compute."""
+        best_key, best = None, 0
+        for key, (known, _) in self._entries.items():
+            n = _common_prefix(known, ids)
+            if n > best:
+                best_key, best = key, n
+        best = min(best, len(ids) - 1)
+        if best_key is None or best < self.min_tokens:
+            self.computed_tokens += len(ids)
+            return None, 0
+        self._entries.move_to_end(best_key)
+        cache = copy.deepcopy(self._entries[best_key][1])
+        if cache.get_seq_length() > best:
+            cache.crop(best - cache.get_seq_length())  # transformers crops by a negative count
+        self.reused_tokens += best
+        self.computed_tokens += len(ids) - best
+        return cache, best
+
+    def put(self, sequence, cache) -> None:
+        """Remember `cache`, which holds the keys and values of the first `cache.get_seq_length()` ids of
+        `sequence` (generate() leaves the last sampled token out)."""
+        n = cache.get_seq_length()
+        if n < self.min_tokens:
+            return
+        self._entries[self._next] = (sequence[:n].clone(), cache)
+        self._next += 1
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def _common_prefix(a, b) -> int:
+    """How many leading token ids two 1-d tensors share."""
+    n = min(len(a), len(b))
+    if n == 0:
+        return 0
+    diff = (a[:n] != b[:n]).nonzero()
+    return int(diff[0]) if len(diff) else n
+
+
 class _Loaded:
     def __init__(self, model, tokenizer):
         self.model = model
         self.tokenizer = tokenizer
         self.lock = threading.Lock()  # generate() is not re-entrant on one model
+        self.prefixes = PrefixCache()  # used under `lock`
+        self.in_flight = 0  # model calls decoding or waiting for `lock`
+        self._count_lock = threading.Lock()
         im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
         self.eos = [i for i in {im_end, tokenizer.eos_token_id} if isinstance(i, int) and i >= 0]
         self._grammars: CallGrammars | None = None
         self._grammars_lock = threading.Lock()
+
+    def enter(self) -> int:
+        """Count one more model call; how many were already decoding or waiting (its place in the queue)."""
+        with self._count_lock:
+            ahead = self.in_flight
+            self.in_flight += 1
+            return ahead
+
+    def leave(self) -> None:
+        with self._count_lock:
+            self.in_flight -= 1
 
     @property
     def grammars(self) -> CallGrammars:
@@ -99,6 +176,8 @@ class LocalChatModel(BaseChatModel):
     max_new_tokens: int = 192
     torch_threads: int | None = None
     grammar: bool = True
+    prefix_cache: bool = True  # reuse the KV cache of the longest prompt prefix already computed (PrefixCache)
+    jump_forward: bool = True  # compute the tokens the grammar forces in one pass instead of one step each
 
     registry: ClassVar[dict[tuple[str, str | None], _Loaded]] = {}
     _registry_lock: ClassVar[threading.Lock] = threading.Lock()
@@ -182,53 +261,71 @@ class LocalChatModel(BaseChatModel):
 
     def _token_stream(self, prompt: str, stop: list[str] | None, call_grammar: dict[str, Any] | None = None
                       ) -> Iterator[str]:
-        import torch
-        from transformers import TextIteratorStreamer
+        """Greedy decoding of `prompt`, yielding text as it is made (never half a UTF-8 character).
 
+        The loop is ours rather than `generate()`'s for two savings that leave the choices to the model:
+        - the KV cache of the longest prompt prefix already computed is reused (`PrefixCache`);
+        - under a grammar, the tokens it forces (the rest of a tool name once the model chose it, `", "arguments":
+          {"order_id": "`, the closing `}</tool_call>`) are appended and computed in one forward pass with the next
+          token instead of one decode step each (xgrammar's jump-forward tokens). The model chooses every token
+          the grammar leaves open.
+        The caller may stop reading early (it has seen enough of a plain-text reply): decoding stops with it.
+        """
         loaded = self.loaded()
-        tok = loaded.tokenizer
-        inputs = tok(prompt, return_tensors="pt", add_special_tokens=False)
-        streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True)
-        eos = loaded.eos
-        # a processor holds its matcher's state: a fresh one for every generate() call
-        processors = [loaded.grammars.logits_processor(call_grammar)] if call_grammar is not None else None
-        errors: list[BaseException] = []
-        # the caller may stop reading early (it has seen enough of a plain-text reply): generation stops with it
-        stopped = threading.Event()
+        ids = loaded.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"][0]
+        grammar = loaded.grammars.decoder(call_grammar) if call_grammar is not None else None
+        eos = set(loaded.eos)
+        loaded.enter()
+        try:
+            yield from self._decode(loaded, ids, grammar, eos)
+        finally:
+            loaded.leave()
 
-        def work():
-            from transformers import StoppingCriteria, StoppingCriteriaList
+    def busy(self) -> int:
+        """How many model calls are decoding or waiting on this model now (a new call waits behind them); 0 before
+        the model is loaded (nothing can be ahead then)."""
+        loaded = self.registry.get((self.model_path, self.adapter))
+        return loaded.in_flight if loaded is not None else 0
 
-            class _Stopped(StoppingCriteria):
-                def __call__(self, input_ids, scores, **kwargs):
-                    return torch.full((input_ids.shape[0],), stopped.is_set(), dtype=torch.bool)
+    def _decode(self, loaded: _Loaded, ids: Any, grammar: Any, eos: set[int]) -> Iterator[str]:
+        import torch
 
+        tok, model = loaded.tokenizer, loaded.model
+        with loaded.lock:
+            if self.prefix_cache:
+                cache, reused = loaded.prefixes.take(ids)
+            else:
+                cache, reused = None, 0
+                loaded.prefixes.computed_tokens += len(ids)  # counted either way, for comparing the two
+            if cache is None:
+                from transformers import DynamicCache
+
+                cache = DynamicCache(config=model.config)
+            seq = ids.tolist()  # the prompt and every token made so far
+            feed = seq[reused:]  # what the cache still lacks
+            new: list[int] = []
+            shown = ""
             try:
                 with torch.inference_mode():
-                    loaded.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                          eos_token_id=eos, pad_token_id=eos[0], streamer=streamer,
-                                          logits_processor=processors,
-                                          stopping_criteria=StoppingCriteriaList([_Stopped()]))
-            except BaseException as exc:  # surfaced in the caller's thread below
-                errors.append(exc)
-                streamer.end()
-
-        with loaded.lock:
-            thread = threading.Thread(target=work, daemon=True)
-            thread.start()
-            finished = False
-            try:
-                for piece in streamer:
-                    yield piece
-                finished = True
+                    while len(new) < self.max_new_tokens and feed:
+                        logits = model(input_ids=torch.tensor([feed]), cache=cache, use_cache=True,
+                                       logits_to_keep=1).logits[:, -1]
+                        if grammar is not None:
+                            grammar.mask(logits)
+                        token = int(logits[0].argmax())
+                        if token in eos:
+                            break
+                        step = [token, *(grammar.advance(token, self.jump_forward) if grammar is not None else [])]
+                        seq += step
+                        new += step
+                        feed = [] if grammar is not None and grammar.done() else step
+                        text = tok.decode(new, skip_special_tokens=True)
+                        if not text.endswith("\ufffd") and len(text) > len(shown):
+                            piece, shown = text[len(shown):], text
+                            yield piece
             finally:
-                if not finished:  # the caller stopped early: end generation and drain what it still writes
-                    stopped.set()
-                    for _ in streamer:
-                        pass
-                thread.join()
-        if errors:
-            raise errors[0]
+                if self.prefix_cache:
+                    loaded.prefixes.put(torch.tensor(seq), cache)
 
     def _stream(
         self,
@@ -343,7 +440,7 @@ def make_chat_model(settings: Settings, *, adapter: str | None = None, backend: 
         from shopdesk.models import resolve_chat_model
 
         return LocalChatModel(model_path=resolve_chat_model(settings), adapter=resolve_adapter(settings, adapter),
-                              torch_threads=settings.torch_threads)
+                              torch_threads=settings.torch_threads, prefix_cache=settings.prefix_cache)
     raise UserError(f"unknown llm backend {backend!r}; expected local, vllm or fake")
 
 

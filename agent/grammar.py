@@ -20,8 +20,9 @@ from typing import Any
 CALL_BEGIN = '<tool_call>{"name": "'
 ARGUMENTS = '", "arguments": '
 CALL_END = "}</tool_call>"
-# Plain text may not open a call, nor start or end a ChatML turn of its own.
-TEXT_EXCLUDES = ["<tool_call>", "<|im_start|>", "<|im_end|>", "<|endoftext|>"]
+# Plain text may not open a call, nor start or end a ChatML turn of its own. It never needs a "<" at all: without
+# one, a "<" is the start of a call, and the rest of `<tool_call>{"name": "` is forced (no decode step each).
+TEXT_EXCLUDES = ["<"]
 
 
 def constrained_tools(tools: Sequence[Mapping[str, Any]], enums: Mapping[str, Sequence[Any]] | None) -> list[dict]:
@@ -157,7 +158,58 @@ class CallGrammars:
 
         return LogitsProcessor(self.compiled(structural_tag))
 
+    def decoder(self, structural_tag: Mapping[str, Any]) -> GrammarDecoder:
+        """The state of one greedy decode under this grammar (a fresh one per model call)."""
+        return GrammarDecoder(self.compiled(structural_tag))
+
     def matcher(self, structural_tag: Mapping[str, Any]):
         import xgrammar as xgr
 
         return xgr.GrammarMatcher(self.compiled(structural_tag))
+
+
+class GrammarDecoder:
+    """One decode under a compiled grammar: masks the logits, accepts the chosen token and returns the tokens the
+    grammar then forces (jump-forward), so that they are computed in one forward pass with the next step."""
+
+    def __init__(self, compiled: Any):
+        import xgrammar as xgr
+
+        self._xgr = xgr
+        self.matcher = xgr.GrammarMatcher(compiled)
+        self.bitmask = xgr.allocate_token_bitmask(1, compiled.tokenizer_info.vocab_size)
+        self.forced = 0  # tokens appended without a decode step of their own
+
+    def mask(self, logits: Any) -> None:
+        """Disallowed tokens of `logits` (shape [1, vocab]) to -inf, in place."""
+        self.matcher.fill_next_token_bitmask(self.bitmask, 0)
+        self._xgr.apply_token_bitmask_inplace(logits, self.bitmask)
+
+    def advance(self, token: int, jump_forward: bool = True) -> list[int]:
+        """Accept the model's `token`; the tokens the grammar forces after it (none when `jump_forward` is off)."""
+        if not self.matcher.accept_token(token):
+            raise RuntimeError(f"the grammar rejected token {token}, which its own mask allowed")
+        forced: list[int] = []
+        if jump_forward:
+            for t in self.matcher.find_jump_forward_tokens():
+                if not self.matcher.accept_token(t):
+                    break
+                forced.append(t)
+        self.forced += len(forced)
+        return forced
+
+    def done(self) -> bool:
+        """Nothing but the end of the turn may follow (a finished tool call): no decode step is needed for it."""
+        if self.matcher.is_terminated():
+            return True
+        if not self.matcher.is_completed():
+            return False
+        self.matcher.fill_next_token_bitmask(self.bitmask, 0)
+        return set(self._allowed()) <= set(self.matcher.stop_token_ids)
+
+    def _allowed(self) -> list[int]:
+        """The token ids the filled bitmask allows (token i is bit i % 32 of word i // 32)."""
+        import numpy as np
+
+        bits = np.unpackbits(self.bitmask.numpy().view(np.uint8), bitorder="little")
+        return np.flatnonzero(bits).tolist()

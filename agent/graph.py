@@ -41,7 +41,7 @@ from langgraph.runtime import Runtime
 from agent.api import AgentEvent
 from agent.backends import LocalChatModel
 from agent.confirmation import is_confirmation, is_refusal
-from agent.grounding import ASK_FIRST, GENERIC_FAILURE, ErrorResult, compose, render
+from agent.grounding import ASK_FIRST, GENERIC_FAILURE, ErrorResult, compose, render, states_fact
 from agent.parsing import OPEN
 from agent.toolspec import ToolSpec, tool_spec
 from shopdesk.output import to_jsonable
@@ -140,20 +140,45 @@ def model(state: TurnState, runtime: Runtime) -> dict[str, Any]:
     # Under the grammar the model writes plain text or one call, so text means "no call": after a result its words
     # are not needed (the rendering answers), and before one only a short sentence without facts could be shown.
     budget = 0 if state["results"] else MAX_TEXT_CHARS
+    ahead = _busy(session.model)
+    if ahead:  # the person sees they are queued, not a frozen chat
+        get_stream_writer()(AgentEvent(kind="status", data={"ahead": ahead}))
     merged: AIMessageChunk | None = None
     cut = False
     stream = bound.stream(session.prompt(state["messages"]))
+    names = session.catalog_names()
+    fact = None
     for chunk in stream:
         merged = chunk if merged is None else merged + chunk
-        if isinstance(merged.content, str) and len(merged.content.strip()) > budget and not merged.tool_call_chunks:
+        text = merged.content if isinstance(merged.content, str) else ""
+        if text and not merged.tool_call_chunks and (len(text.strip()) > budget
+                                                     or (fact := _fact_so_far(text, names))):
             stream.close()  # stops generation (in-process) or the server's request (vLLM)
             cut = True
             break
     meta: dict[str, Any] = {"steps": state["meta"]["steps"] + 1}
     if cut:  # a cut text is no sentence to show: the reply is the rendering, or the model is asked to look it up
         meta["model_text_cut"] = True
+        session.stats["model_text_cut"] += 1
+        if fact:  # it would have been dropped for stating a fact: counted as dropped, as before the cut
+            meta["model_text_dropped"] = fact
+            session.stats["model_text_dropped"] += 1
+            log.info("cut model text that states a fact (%s): %r", fact, merged.content[:200])
         return {"ai": AIMessage(content=""), "meta": meta}
     return {"ai": _reply(merged), "meta": meta}
+
+
+def _busy(model: Any) -> int:
+    """Model calls already decoding or waiting on this model (in-process); 0 for a server, which queues itself."""
+    busy = getattr(model, "busy", None)
+    return busy() if callable(busy) else 0
+
+
+def _fact_so_far(text: str, names: Any) -> str | None:
+    """Why the words written so far (the last, maybe unfinished, one left out) already state a fact, else None: the
+    text would be dropped (agent.grounding.compose), so there is no need to let the model finish it."""
+    done = text[: max(text.rfind(" "), text.rfind("\n"), 0)]
+    return states_fact(done, names) if done else None
 
 
 def _reply(merged: AIMessageChunk | None) -> AIMessage:

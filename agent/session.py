@@ -73,7 +73,7 @@ class AgentSession:
         self.lang: Lang = "en"
         self.channel = channel
         self.log_turns = log_turns
-        self.stats = {"model_text_dropped": 0, "invalid_calls": 0}
+        self.stats = {"model_text_dropped": 0, "model_text_cut": 0, "invalid_calls": 0}
         self._handed_off = False
         self._seq = 0
         self._backend = describe(model)

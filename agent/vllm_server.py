@@ -103,7 +103,9 @@ class VLLMServer:
         cmd = [str(self.python), "-m", "vllm.entrypoints.openai.api_server", "--model", self.model,
                "--host", self.host, "--port", str(self.port), "--dtype", self.dtype,
                "--max-model-len", str(self.max_model_len), "--chat-template", str(TEMPLATE),
-               "--enable-auto-tool-choice", "--tool-call-parser", "hermes"]
+               "--enable-auto-tool-choice", "--tool-call-parser", "hermes",
+               # every request of a role starts with the same system turn and tools: computed once, then reused
+               "--enable-prefix-caching"]
         if self.tool_strict_level:
             # decodes every call under its tool's schema for requests without a grammar (without it vLLM constrains
             # only the envelope of tools not marked `strict`); an unknown flag would stop the server, so only where

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_data_dir
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 
@@ -23,7 +23,8 @@ class Settings(BaseSettings):
     Production: set `database_url` (PostgreSQL), `chroma_url` (Chroma server), `llm_backend="vllm"` and `vllm_url`.
     """
 
-    model_config = SettingsConfigDict(env_prefix="SHOPDESK_", extra="ignore")
+    # hide_input_in_errors: a bad SHOPDESK_SECRET_KEY must not be echoed in the error that reports it
+    model_config = SettingsConfigDict(env_prefix="SHOPDESK_", extra="ignore", hide_input_in_errors=True)
 
     data_dir: Path = Field(
         default_factory=lambda: Path(user_data_dir("shopdesk", appauthor=False)),
@@ -44,8 +45,40 @@ class Settings(BaseSettings):
     llm_backend: Literal["local", "vllm", "fake"] = Field("local", description="Which chat model backend the agent uses.")
     vllm_url: str = Field("http://127.0.0.1:8000/v1", description="Base URL of the vLLM OpenAI-compatible server.")
     vllm_model: str | None = Field(None, description="Model name to request from vLLM (the LoRA module name if any).")
-    marketer_password: str = Field("marketer", description="Password for the marketer console.")
+    demo: bool = Field(
+        False, description="Demo mode: anyone may pick a customer to chat as, and the marketer password defaults to "
+        "'marketer'. Never on a shop's live site."
+    )
+    marketer_password: SecretStr | None = Field(
+        None, description="Password for the marketer console; required outside demo mode (and not 'marketer')."
+    )
+    secret_key: SecretStr | None = Field(
+        None, description="The secret the shop signs customer tokens with (HS256); at least 32 characters."
+    )
+    rate_limit: str = Field("30/minute", description="Chat API requests allowed per customer, e.g. '30/minute'.")
+    rate_limit_per_address: str = Field(
+        "120/minute", description="Chat API requests allowed per client address (several customers may share one)."
+    )
     torch_threads: int | None = Field(None, ge=1, description="Threads for in-process torch; default: all cores.")
+    prefix_cache: bool = Field(True, description="In-process: reuse the KV cache of prompt prefixes already computed.")
+
+    @field_validator("secret_key")
+    @classmethod
+    def _key_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (HS256 needs a 256-bit secret)")
+        return value
+
+    @field_validator("rate_limit", "rate_limit_per_address")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a rate: write it like '30/minute' or '5/second'") from None
+        return value
 
     @classmethod
     def settings_customise_sources(

@@ -224,3 +224,23 @@ def test_model_words_claiming_an_action_never_show(settings, tau2_store, claim):
     chat, _ = session(settings, tau2_store, JAMES, call("get_order_details", order_id=PROCESSED), claim)
     final = list(chat.respond("What items are in my order #W2611340?"))[-1]
     assert final.text == details(settings, tau2_store, JAMES, PROCESSED)
+
+
+class BusyModel(ScriptedChatModel):
+    """A model already answering `ahead` other conversations (as LocalChatModel.busy() reports)."""
+
+    ahead: int = 0
+
+    def busy(self) -> int:
+        return self.ahead
+
+
+def test_a_queued_turn_says_how_many_are_ahead_before_it_waits(settings, tau2_store):
+    model = BusyModel(script=[call("get_order_details", order_id=PROCESSED)], ahead=2)
+    chat = open_session(settings, "customer", JAMES, model=model, store=tau2_store)
+    events = list(chat.respond("Where is my order #W2611340?"))
+    assert events[0].kind == "status" and events[0].data == {"ahead": 2}
+    assert events[-1].kind == "final" and PROCESSED in events[-1].text
+    model.ahead = 0
+    later = list(chat.respond("Thanks!"))
+    assert "status" not in [e.kind for e in later]  # nobody ahead: nothing to say

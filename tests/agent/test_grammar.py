@@ -185,11 +185,19 @@ def marketer_tag():
     return call_structural_tag(constrained_tools(tools_of("marketer"), MARKETER_ENUMS))
 
 
+def test_plain_text_has_no_angle_bracket_so_one_opens_a_call(grammars, tokenizer, customer_tag):
+    # text never needs a "<": without one, the rest of the call's opening is forced after it (no decode step each)
+    assert first_blocked(grammars, tokenizer, customer_tag, "a < b is only text") is not None
+    decoder = grammars.decoder(customer_tag)
+    lt = tokenizer.convert_tokens_to_ids("<")
+    forced = tokenizer.decode(decoder.advance(lt))
+    assert CALL_BEGIN.startswith("<" + forced) and len(forced) >= len("tool_call>{")
+
+
 def test_valid_replies_pass(grammars, tokenizer, customer_tag, marketer_tag):
     for text in [
         "Your order is on its way. Anything else?",
         "您好!请问有什么可以帮您?",
-        "a < b, and <tool is only text",
         call("get_order_details", {"order_id": "#W2611340"}),
         call("list_my_orders", {}),
         call("return_delivered_order_items", {"order_id": "#W4817420", "item_ids": ["2648909398"],

@@ -121,6 +121,19 @@ def test_the_working_bubble_shows_at_once_and_follows_the_tool_calls():
     assert view.working is None and view.display() == view.messages
 
 
+def test_a_queued_turn_shows_its_place_in_line_in_the_working_bubble():
+    view = ChatView(session=ListSession([
+        AgentEvent("status", data={"ahead": 2}),
+        AgentEvent("final", text="Order #W1 is pending."),
+    ]))
+    turn = run_turn(view, "where is #W1?")
+    next(turn)
+    next(turn)  # status: other conversations are being answered first
+    assert view.display()[-1]["content"] == "_Busy with other customers: 2 ahead of you. Your answer comes next…_"
+    list(turn)
+    assert view.working is None
+
+
 def test_failed_tool_result_is_marked():
     view = ChatView(session=ListSession(role="marketer", events=[
         AgentEvent("tool_call", name="get_order_details", arguments={"order_id": "#X"}, call_id="a"),

@@ -1,0 +1,151 @@
+"""Turn time of the in-process agent over the eval cases: the old decode path (every prompt computed from scratch,
+one decode step per token) next to the current one (prompt-prefix KV reuse + grammar jump-forward), measured in the
+same run, with 1 and with 4 conversations at once.
+
+    python bench/bench_turns.py                       # every shipped eval case, both paths, 1 and 4 at once
+    python bench/bench_turns.py --limit 24 --json     # an even spread of 24 cases over the kinds
+
+Prints p50/p95 turn seconds (typed turns: what a person waits for), tokens computed vs reused from the prefix
+cache, and how many cases made different tool calls on the two paths (greedy decoding: it should be 0). Targets
+(issue 15): p50 <= 2 s and p95 <= 4 s with one conversation; p95 <= 6 s with 4 at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+TARGETS = {"p50": 2.0, "p95": 4.0, "p95_concurrent": 6.0}
+_OPENING = threading.Lock()
+
+
+def one_at_a_time_opening(templates):
+    """Each case copies its store template and opens it (running the migrations), and alembic's migration context
+    is process-global: with 4 cases at once the openings take turns; the conversations themselves do not."""
+    fresh = templates.fresh
+
+    @contextmanager
+    def opened(kind: str, case_id: str):
+        with ExitStack() as stack:
+            with _OPENING:
+                value = stack.enter_context(fresh(kind, case_id))
+            yield value
+
+    templates.fresh = opened
+    return templates
+
+
+def spread(cases: list, limit: int | None) -> list:
+    """At most `limit` cases, taken round-robin over the kinds so that every kind is represented."""
+    if not limit or limit >= len(cases):
+        return cases
+    by_kind: dict[str, list] = {}
+    for c in cases:
+        by_kind.setdefault(c.kind, []).append(c)
+    out: list = []
+    while len(out) < limit:
+        for group in by_kind.values():
+            if group and len(out) < limit:
+                out.append(group.pop(0))
+    return out
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    return round(values[min(len(values) - 1, int(round(q * (len(values) - 1))))], 3)
+
+
+def run(cases: list, templates, model, concurrency: int) -> dict:
+    from agent.evaluate import run_case
+
+    loaded = model.loaded()
+    reused0, computed0 = loaded.prefixes.reused_tokens, loaded.prefixes.computed_tokens
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        results = list(pool.map(lambda c: run_case(c, templates, lambda _c: model), cases))
+    wall = time.perf_counter() - started
+    turns = [s for r in results for s in r.turn_seconds]
+    return {
+        "concurrency": concurrency, "cases": len(results), "turns": len(turns),
+        "p50_s": percentile(turns, 0.5), "p95_s": percentile(turns, 0.95),
+        "mean_s": round(statistics.mean(turns), 3) if turns else None,
+        "crashed": [r.id for r in results if r.error],
+        "task_success": round(sum(r.success for r in results) / len(results), 4), "wall_s": round(wall, 1),
+        "prefix_tokens_reused": loaded.prefixes.reused_tokens - reused0,
+        "prompt_tokens_computed": loaded.prefixes.computed_tokens - computed0,
+        "calls": {r.id: [(c["name"], c["arguments"]) for c in r.tool_calls] for r in results},
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--limit", type=int, default=None, help="an even spread of this many cases (default: all)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--skip-old", action="store_true", help="measure only the current path")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+
+    import tempfile
+
+    from agent.backends import LocalChatModel, resolve_adapter
+    from agent.cli import DEFAULT_CASES
+    from agent.evaluate import StoreTemplates, load_cases
+    from shopdesk.models import resolve_chat_model
+    from shopdesk.settings import Settings
+
+    settings = Settings()
+    cases = spread(load_cases(*DEFAULT_CASES), args.limit)
+    base = dict(model_path=resolve_chat_model(settings), adapter=resolve_adapter(settings),
+                torch_threads=args.threads or settings.torch_threads)
+    paths = [("current (prefix reuse + jump-forward)", {})]
+    if not args.skip_old:
+        paths.insert(0, ("old (no reuse, a step per token)", {"prefix_cache": False, "jump_forward": False}))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="shopdesk-bench-") as tmp:
+        templates = one_at_a_time_opening(StoreTemplates(Path(tmp), settings, progress=False))
+        for kind in sorted({c.store for c in cases}):
+            templates.template(kind)  # built once, before any thread needs it
+        for label, options in paths:
+            model = LocalChatModel(**base, **options)
+            model.loaded().prefixes.clear()
+            for concurrency in (1, 4):
+                print(f"{label}, {concurrency} at once: {len(cases)} cases ...", file=sys.stderr, flush=True)
+                rows.append({"path": label, **run(cases, templates, model, concurrency)})
+    calls = [r.pop("calls") for r in rows]
+    differ = sorted({cid for c in calls[1:] for cid, v in c.items() if v != calls[0].get(cid)})
+    report = {"cases": len(cases), "torch_threads": base["torch_threads"] or os.cpu_count(), "rows": rows,
+              "cases_with_different_calls": differ, "targets": TARGETS}
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    head = ("path", "at once", "p50 s", "p95 s", "mean s", "success", "reused tok", "computed tok", "wall s")
+    print(" | ".join(head))
+    for r in rows:
+        print(" | ".join(str(x) for x in (r["path"], r["concurrency"], r["p50_s"], r["p95_s"], r["mean_s"],
+                                          r["task_success"], r["prefix_tokens_reused"], r["prompt_tokens_computed"],
+                                          r["wall_s"])))
+    if len(rows) > 2:
+        old, new = rows[0], rows[2]
+        print(f"p50 current/old: {new['p50_s'] / old['p50_s']:.2f}; p95 current/old: {new['p95_s'] / old['p95_s']:.2f}")
+    cur1, cur4 = rows[-2], rows[-1]
+    print(f"targets: p50 {cur1['p50_s']} / {TARGETS['p50']} s = {cur1['p50_s'] / TARGETS['p50']:.2f}; "
+          f"p95 {cur1['p95_s']} / {TARGETS['p95']} s = {cur1['p95_s'] / TARGETS['p95']:.2f}; "
+          f"p95 with 4 at once {cur4['p95_s']} / {TARGETS['p95_concurrent']} s = "
+          f"{cur4['p95_s'] / TARGETS['p95_concurrent']:.2f}")
+    print(f"cases whose tool calls differ between runs: {len(differ)} {differ[:10]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""The in-process decode loop's two savings leave every choice to the model: reusing the KV cache of a prompt prefix
+already computed, and computing the tokens a grammar forces in one pass (jump-forward), give the same greedy output
+as computing everything step by step. Also: the cache is keyed by token ids and cropped to the shared prefix."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+
+from agent.backends import LocalChatModel, PrefixCache, _common_prefix
+from agent.graph import _fact_so_far
+from agent.toolspec import tool_spec
+from tools.orders import get_order_details, list_my_orders
+
+
+class _FakeCache:
+    """Stands in for a transformers cache: a length that crop() shortens by a negative count."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def get_seq_length(self) -> int:
+        return self.n
+
+    def crop(self, k: int) -> None:
+        assert k < 0, "transformers crops by a negative count"
+        self.n += k
+
+
+def test_common_prefix_counts_leading_equal_ids():
+    a, b = torch.tensor([1, 2, 3, 4]), torch.tensor([1, 2, 9, 4, 5])
+    assert _common_prefix(a, b) == 2
+    assert _common_prefix(a, a[:3]) == 3
+    assert _common_prefix(torch.tensor([7]), torch.tensor([8])) == 0
+
+
+def test_prefix_cache_takes_the_longest_shared_prefix_and_leaves_one_token_to_compute():
+    cache = PrefixCache(capacity=2, min_tokens=3)
+    cache.put(torch.arange(10), _FakeCache(9))  # generate() leaves the last token out of the cache
+    cache.put(torch.tensor([0, 1, 2, 50, 51, 52]), _FakeCache(6))
+    taken, n = cache.take(torch.tensor([0, 1, 2, 3, 4, 99]))
+    assert n == 5 and taken.get_seq_length() == 5  # cropped copy of the first entry
+    taken, n = cache.take(torch.arange(9))  # the whole prompt is cached: its last token is still computed
+    assert n == 8 and taken.get_seq_length() == 8
+    assert cache.take(torch.tensor([0, 1, 7]))[0] is None  # shares 2 < min_tokens
+    assert cache.reused_tokens == 13 and cache.computed_tokens == 1 + 1 + 3
+
+
+def test_prefix_cache_entries_are_private_copies_and_least_recently_used_go_first():
+    cache = PrefixCache(capacity=2, min_tokens=1)
+    first = _FakeCache(4)
+    cache.put(torch.tensor([1, 2, 3, 4, 5]), first)
+    taken, _ = cache.take(torch.tensor([1, 2, 9]))
+    assert taken is not first and first.get_seq_length() == 4  # the stored cache is never cropped in place
+    cache.put(torch.tensor([5, 6, 7]), _FakeCache(3))
+    cache.put(torch.tensor([8, 9, 10]), _FakeCache(3))  # capacity 2: [1..5] (least recently used) goes
+    assert cache.take(torch.tensor([1, 2, 3, 4]))[0] is None
+    assert cache.take(torch.tensor([8, 9, 0]))[1] == 2
+
+
+@pytest.mark.parametrize(("text", "states"), [
+    ("I can help with that", False),
+    ("Your order #W1", False),  # the last word may still grow: only finished words are judged
+    ("Your order #W1 is", True),
+    ("Sure, one moment", False),
+    ("The total is $1", False),
+    ("The total is $1\n", True),
+    ("Wireless Earbuds are", True),  # a catalog name
+])
+def test_model_text_is_cut_once_its_finished_words_state_a_fact(text, states):
+    assert (_fact_so_far(text, ["Wireless Earbuds"]) is not None) is states
+
+
+@pytest.fixture(scope="module")
+def models(shared_models_dir):
+    """The same model twice (one loaded copy): every saving off, and as configured by default."""
+    from agent.backends import REPO_ADAPTER
+
+    kwargs = dict(model_path=str(shared_models_dir), adapter=str(REPO_ADAPTER), max_new_tokens=48, torch_threads=2)
+    plain = LocalChatModel(**kwargs, prefix_cache=False, jump_forward=False)
+    fast = LocalChatModel(**kwargs)
+    yield plain, fast
+    LocalChatModel.clear_registry()
+
+
+@pytest.mark.slow
+class TestSameOutput:
+    """Greedy output with each saving off and on, on the real SmolLM2 and the shipped adapter."""
+
+    @staticmethod
+    def conversation():
+        system = SystemMessage("You are the support assistant of a shop. Use the tools to look facts up.")
+        first = [system, HumanMessage("Where is my order #W2611340?")]
+        call = AIMessage("", tool_calls=[{"name": "get_order_details", "args": {"order_id": "#W2611340"},
+                                          "id": "call_1", "type": "tool_call"}])
+        result = ToolMessage("Order #W2611340: status processed, placed 2026-10-24, total $536.65.",
+                             tool_call_id="call_1")
+        return first, [*first, call, result], [system, HumanMessage("Show me all my orders please.")]
+
+    def test_prefix_reuse_and_jump_forward_change_no_token(self, models):
+        plain, fast = models
+        tools = [tool_spec(get_order_details).openai(), tool_spec(list_my_orders).openai()]
+        enums = {"order_id": ["#W2611340", "#W1000001"]}
+        prompts = self.conversation()
+        cache = fast.loaded().prefixes
+        cache.clear()
+        reused = computed = 0
+        for bound_kwargs in ({"tool_choice": None}, {"tool_choice": "required"}):
+            for messages in prompts:
+                want = plain.bind_tools(tools, enums=enums, **bound_kwargs).invoke(messages)
+                before = cache.reused_tokens, cache.computed_tokens
+                got = fast.bind_tools(tools, enums=enums, **bound_kwargs).invoke(messages)
+                reused += cache.reused_tokens - before[0]
+                computed += cache.computed_tokens - before[1]
+                assert got.response_metadata["raw_text"] == want.response_metadata["raw_text"]
+                assert got.tool_calls == [] or [c["args"] for c in got.tool_calls] == \
+                    [c["args"] for c in want.tool_calls]
+        # the calls after the first shared the system turn and tools, and the second prompt extends the first
+        assert reused > computed
+
+    def test_plain_text_is_unchanged_too(self, models):
+        plain, fast = models
+        messages = [HumanMessage("Say hello to a customer in one short sentence.")]
+        assert fast.invoke(messages).content == plain.invoke(messages).content
+        assert fast.invoke(messages).content == plain.invoke(messages).content  # the second time from the cache
