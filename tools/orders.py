@@ -701,6 +701,7 @@ def _plan_address(s: Session, cid: str, args: dict[str, Any], lock: bool = False
                 user_zh="要修改地址,我需要完整的新地址:街道、城市、州/省、邮编和国家。",
             )
         new[f] = v
+    policy.check_address(new)
     arguments = {"order_id": order.id, **new}
     proposal = _proposal("modify_pending_order_address", order, arguments, old_address=_address_text(order.address),
                          new_address=_address_text(new))

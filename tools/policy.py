@@ -7,6 +7,7 @@ still refused.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
@@ -91,6 +92,37 @@ def check_cancel_reason(reason: str) -> str:
             user_zh="请问取消的原因是“不再需要”(no longer needed)还是“下错单了”(ordered by mistake)?",
         )
     return norm
+
+
+# Shapes a real address field never has: an id of this shop (payment method, order, item or product), a bare number
+# where words belong. A model that fills an address from the wrong part of the conversation is stopped here.
+_ID_LIKE = re.compile(r"^(?:(?:credit_card|paypal|gift_card)_\d+|#?[A-Z]\d{6,}|\d{8,})$", re.IGNORECASE)
+_HAS_LETTER = re.compile(r"[^\W\d_]")
+_POSTCODE = {"usa": re.compile(r"^\d{5}(?:-\d{4})?$")}  # US ZIP or ZIP+4; other countries: the generic shape below
+_GENERIC_POSTCODE = re.compile(r"^(?=.*\d)[A-Za-z0-9][A-Za-z0-9 -]{1,9}$")
+_ADDRESS_NAMES = {"address1": ("street", "街道"), "address2": ("apartment or suite", "门牌/套房"),
+                  "city": ("city", "城市"), "state": ("state", "州/省"), "country": ("country", "国家"),
+                  "zip": ("postal code", "邮编")}
+
+
+def check_address(fields: dict[str, str]) -> None:
+    """A new shipping address must look like one: words where words belong, no ids of this shop, a postal code of
+    the country's shape (US: 12345 or 12345-6789). Else ToolInputError naming the field, with a question for the
+    customer."""
+    for name, value in fields.items():
+        bad = bool(value) and (_ID_LIKE.match(value) is not None
+                               or (name != "zip" and name != "address2" and not _HAS_LETTER.search(value)))
+        if name == "zip" and value:
+            shape = _POSTCODE.get(fields.get("country", "").strip().lower().replace(".", ""), _GENERIC_POSTCODE)
+            bad = shape.match(value) is None
+        if bad:
+            en, zh = _ADDRESS_NAMES.get(name, (name, name))
+            raise ToolInputError(
+                f"{name} {value!r} is not a valid {en}: ask the customer for the full new address.",
+                user=f"That doesn't look like a valid {en} ({value}). Could you write the full new address: street, "
+                     f"city, state, postal code and country?",
+                user_zh=f"{zh}“{value}”似乎不正确。请提供完整的新地址:街道、城市、州/省、邮编和国家。",
+            )
 
 
 def order_units(order: Order) -> Counter[str]:

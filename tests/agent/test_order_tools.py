@@ -350,6 +350,29 @@ def test_modify_address_refused_for_shipped_order_and_needs_full_address(t2):
         modify_pending_order_address(ctx_for(store, o["user_id"]), oid, "1 Main", "", " ", "TX", "USA", "78701")
 
 
+@pytest.mark.parametrize(("fields", "wrong"), [
+    # the eval's garbage proposal: a payment method id as the street, the card's digits as the postal code
+    (("credit_card_3185406", "city", "Seattle", "WA", "USA", "3185897"), "street"),
+    (("1 Main St", "", "Austin", "TX", "USA", "787"), "postal code"),
+    (("1 Main St", "", "78701", "TX", "USA", "78701"), "city"),
+    (("1 Main St", "#W2611340", "Austin", "TX", "USA", "78701"), "apartment or suite"),
+])
+def test_modify_address_refuses_what_is_no_address(t2, fields, wrong):
+    from tools.errors import ToolInputError
+    from tools.orders import modify_pending_order_address
+
+    store, db = t2
+    oid, o = order_of(db, "pending")
+    ctx = ctx_for(store, o["user_id"])
+    with pytest.raises(ToolInputError) as err:
+        modify_pending_order_address(ctx, oid, *fields)
+    assert wrong in err.value.user_message("en") and ctx.pending_action is None
+    # a well-formed address, ZIP+4 and a foreign postal code included, is proposed
+    modify_pending_order_address(ctx, oid, "1 Main St", "Apt 4", "Austin", "TX", "USA", "78701-1234")
+    modify_pending_order_address(ctx, oid, "10 Downing Street", "", "London", "London", "UK", "SW1A 2AA")
+    assert ctx.pending_action is not None
+
+
 def test_modify_items_charges_difference_once_only(t2):
     from tools.errors import PolicyError
     from tools.orders import cancel_pending_order, execute_pending_action, modify_pending_order_items
