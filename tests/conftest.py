@@ -75,6 +75,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def customers_with_orders(store, n: int, status: str | None = None) -> list[tuple[str, str]]:
+    """(customer id, one of their order ids) for n distinct customers, optionally with an order in `status`."""
+    from sqlalchemy import select
+
+    from store.models import Order
+
+    q = select(Order.customer_id, Order.id).order_by(Order.customer_id, Order.id)
+    if status:
+        q = q.where(Order.status == status)
+    out: dict[str, str] = {}
+    with store.read() as s:
+        for cid, oid in s.execute(q):
+            out.setdefault(cid, oid)
+            if len(out) == n:
+                break
+    assert len(out) == n, f"the shop has fewer than {n} such customers"
+    return list(out.items())
+
+
+@pytest.fixture(scope="session")
+def shop_helpers():
+    """free_port() and customers_with_orders() for the test folders' fixtures (a conftest cannot be imported)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(free_port=free_port, customers_with_orders=customers_with_orders)
+
+
 def _pg_bin() -> Path | None:
     found = shutil.which("initdb")
     if found:

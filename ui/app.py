@@ -1,7 +1,9 @@
 """The Gradio app: a support chat for customers and a console for marketers, both talking to the agent's ChatSession.
 
-    shopdesk ui                      # http://127.0.0.1:7860, embedded defaults
-    python -m ui.app                 # the same
+    shopdesk ui                      # http://127.0.0.1:7860: this app and the HTTP API (ui/server.py)
+    SHOPDESK_DEMO=1 python -m ui.app # the app alone, with the demo's customer picker
+
+Outside demo mode a customer signs in with the token the shop signed (`/?token=...` or a cookie), never by picking.
 
 Everything a browser session owns (its ChatSession, identity, messages, CSV folder) lives in gr.State, so
 concurrent visitors never share a conversation. The app only sees agent/api.py; analytics panels call the
@@ -20,10 +22,18 @@ from typing import Any
 import gradio as gr
 
 from agent.api import ChatSession
+from shopdesk.auth import TokenError
 from shopdesk.settings import Settings, get_settings
 from ui import service
 from ui.render import ChatView, friendly_error, run_action, run_turn
-from ui.signin import check_marketer_password, demo_customers, sign_in_customer
+from ui.signin import (
+    check_marketer_password,
+    customer_from_token,
+    demo_customers,
+    marketer_password,
+    sign_in_customer,
+    token_from,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +106,6 @@ class AppServices:
 
         return ShopContext(store=self.store(), settings=self.settings, role="marketer")
 
-    def configured_backend(self) -> str:
-        s = self.settings
-        model = s.vllm_model if s.llm_backend == "vllm" else s.chat_model
-        return describe({"backend": s.llm_backend, "model": model or "SmolLM2-135M-Instruct", "adapter": s.adapter or "default"})
-
 
 def describe(info: dict[str, Any]) -> str:
     """The header line: which backend, model and adapter answer (an absent adapter is said, not hidden)."""
@@ -170,12 +175,40 @@ def _insights_outputs(result: Any) -> tuple:
     return view.aspects, view.ratings, md
 
 
-def build_app(settings: Settings | None = None, *, session_factory: SessionFactory | None = None, store=None) -> gr.Blocks:
-    """The whole app. `session_factory` and `store` override how sessions and the database are opened (tests)."""
+def build_app(settings: Settings | None = None, *, session_factory: SessionFactory | None = None, store=None,
+              services: AppServices | None = None) -> gr.Blocks:
+    """The whole app. `session_factory` and `store` override how sessions and the database are opened (tests);
+    `services` shares them with the HTTP API (ui/server.py)."""
     settings = settings or get_settings()
-    svc = AppServices(settings, session_factory, store)
+    svc = services or AppServices(settings, session_factory, store)
 
     # ---- customer ----
+
+    def _signed_in(cid: str):
+        """(view, chat, status) of a new conversation for a signed-in customer."""
+        session = svc.open_chat("customer", cid)
+        view = ChatView(session=session, identity=cid)
+        view.say(_greeting("customer", cid))
+        return view, _messages(view), f"Signed in as **{cid}**."
+
+    def load_page(request: gr.Request):
+        """A token on the link (or in the cookie) signs the customer in; else the demo's picker, or where to sign in.
+        Outputs: picker, status, view, chat."""
+        token = token_from(dict(request.query_params), dict(request.cookies)) if request is not None else None
+        if token:
+            try:
+                cid = customer_from_token(settings, svc.store(), token)
+                view, chat, status = _signed_in(cid)
+            except TokenError as exc:
+                return gr.skip(), str(exc), None, []
+            except Exception as exc:
+                log.exception("customer sign-in with a token failed")
+                return gr.skip(), f"{friendly_error(exc)}", None, []
+            return gr.skip(), status, view, chat
+        if not settings.demo:
+            return gr.skip(), "Please open this chat from your account on the shop's site to sign in.", None, []
+        picker, status = load_customers()
+        return picker, status, gr.skip(), gr.skip()
 
     def load_customers():
         try:
@@ -188,16 +221,17 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
         return gr.update(choices=choices, value=None), "Pick a customer to chat as."
 
     def customer_sign_in(customer_id: str | None):
+        if not settings.demo:  # the picker exists only in demo mode (not even as an API call otherwise)
+            refused = "Picking a customer is only possible in demo mode."
+            return None, [], refused, gr.skip(), gr.update(visible=False), ""
         try:
             cid = sign_in_customer(svc.store(), customer_id or "")
-            session = svc.open_chat("customer", cid)
-            backend = describe(session.describe_backend())
+            view, chat, status = _signed_in(cid)
+            backend = ""  # which model and adapter answer is for staff (the marketer console), never customers
         except Exception as exc:
             log.exception("customer sign-in failed")
             return None, [], f"{friendly_error(exc)}", gr.skip(), gr.update(visible=False), ""
-        view = ChatView(session=session, identity=cid)
-        view.say(_greeting("customer", cid))
-        return view, _messages(view), f"Signed in as **{cid}**.", backend, gr.update(visible=False), ""
+        return view, chat, status, backend, gr.update(visible=False), ""
 
     def _customer_outputs(view: ChatView):
         if view.closed:  # Clear replaced this view: a turn still streaming into it must not redraw the new one
@@ -246,7 +280,12 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
     # ---- marketer ----
 
     def marketer_sign_in(password: str):
-        if not check_marketer_password(password, settings.marketer_password):
+        expected = marketer_password(settings)
+        if expected is None:
+            unset = ("The marketer console is not set up: the shop sets SHOPDESK_MARKETER_PASSWORD "
+                     "(not the demo's password).")
+            return None, unset, gr.update(visible=True), gr.update(visible=False), [], gr.skip()
+        if not check_marketer_password(password, expected):
             return None, "Wrong password.", gr.update(visible=True), gr.update(visible=False), [], gr.skip()
         try:
             session = svc.open_chat("marketer", None)
@@ -334,16 +373,18 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
 
     with gr.Blocks(title="shopdesk") as demo:
         gr.Markdown("# shopdesk\nSupport chat for customers · analytics console for marketers")
-        backend_line = gr.Markdown(svc.configured_backend(), elem_id="backend-line")
+        # staff only: filled at the marketer's sign-in (a customer never sees model names or server paths)
+        backend_line = gr.Markdown("", elem_id="backend-line")
         with gr.Tabs():
             with gr.Tab("Support chat", id="customer"):
-                with gr.Row(equal_height=True):
+                with gr.Row(equal_height=True, visible=settings.demo):  # demo mode only
                     customer_pick = gr.Dropdown(
                         label="Sign in as (demo customer)", choices=[], scale=4, elem_id="customer-pick",
                         allow_custom_value=True,  # sign_in_customer checks the id
                     )
                     sign_in_btn = gr.Button("Sign in", variant="primary", scale=1, elem_id="customer-sign-in")
-                c_status = gr.Markdown("Loading customers…", elem_id="customer-status")
+                c_status = gr.Markdown("Loading customers…" if settings.demo else "Signing in…",
+                                       elem_id="customer-status")
                 c_chat = gr.Chatbot(label="Support chat", height=460, elem_id="customer-chat", buttons=["copy"],
                                     latex_delimiters=[])  # "$12 … $15" in a message is money, not math
                 with gr.Row(visible=False, elem_id="confirm-row") as confirm_row:
@@ -427,12 +468,13 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
                             quotes_md = gr.Markdown(elem_id="review-quotes")
 
         # ---- events ----
-        demo.load(load_customers, None, [customer_pick, c_status], api_name=False)
+        demo.load(load_page, None, [customer_pick, c_status, c_view, c_chat], api_name=False)
         reply_outputs = [c_chat, c_view, confirm_row, c_note]
-        sign_in_btn.click(
-            customer_sign_in, [customer_pick], [c_view, c_chat, c_status, backend_line, confirm_row, c_note],
-            api_name="customer_sign_in",
-        )
+        if settings.demo:
+            sign_in_btn.click(
+                customer_sign_in, [customer_pick], [c_view, c_chat, c_status, backend_line, confirm_row, c_note],
+                api_name="customer_sign_in",
+            )
         # Every turn: lock in the browser, stream the reply (never into the box), unlock in the browser. The reply
         # draws its own working bubble at once, so gradio's progress overlay is hidden.
         c_inputs = [c_msg, c_send, c_yes, c_no]
@@ -497,6 +539,7 @@ def _log_panel_error(panel: str, exc: BaseException) -> None:
 
 
 def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, **kwargs) -> None:
+    """The app alone on gradio's own server (no HTTP API: `shopdesk ui` serves both, see ui/server.py)."""
     app.launch(server_name=host, server_port=port, css=CSS, show_error=False, **kwargs)
 
 

@@ -12,8 +12,8 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1", help="Address to listen on."),
         port: int = typer.Option(7860, help="Port to listen on."),
     ) -> None:
-        """Serve the support chat and the marketer console (http://HOST:PORT)."""
+        """Serve the support chat, the marketer console and the HTTP API on one port (http://HOST:PORT, /docs)."""
         from shopdesk.settings import get_settings
-        from ui.app import build_app, launch
+        from ui.server import build_server, serve
 
-        launch(build_app(get_settings()), host=host, port=port)
+        serve(build_server(get_settings()), host=host, port=port)

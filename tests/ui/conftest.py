@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import time
 from types import SimpleNamespace
 
@@ -47,10 +46,6 @@ def shop_script(messages):
     return AIMessage("I can help with your orders, returns, exchanges and products.")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -66,14 +61,15 @@ def shop(sample_db_template, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def served(shop, tmp_path_factory):
+def served(shop, tmp_path_factory, shop_helpers):
     """build_app(settings) served on a free 127.0.0.1 port; every session gets its own ScriptedChatModel."""
     from agent.session import open_session
     from agent.testing import ScriptedChatModel
     from shopdesk.settings import get_settings
     from ui.app import build_app
 
-    settings = get_settings(data_dir=tmp_path_factory.mktemp("ui-data"), marketer_password="s3cret-test")
+    settings = get_settings(data_dir=tmp_path_factory.mktemp("ui-data"), marketer_password="s3cret-test",
+                            demo=True)  # the customer picker
     sessions: list = []
 
     def factory(role, customer_id):
@@ -83,28 +79,12 @@ def served(shop, tmp_path_factory):
         return session
 
     app = build_app(settings, session_factory=factory, store=shop)
-    port = free_port()
+    port = shop_helpers.free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield SimpleNamespace(url=f"http://127.0.0.1:{port}/", app=app, store=shop, settings=settings, sessions=sessions)
     app.close()
 
 
-def customers_with_orders(store, n: int, status: str | None = None) -> list[tuple[str, str]]:
-    """(customer id, one of their order ids) for n distinct customers, optionally with an order in `status`."""
-    from sqlalchemy import select
-
-    from store.models import Order
-
-    q = select(Order.customer_id, Order.id).order_by(Order.customer_id, Order.id)
-    if status:
-        q = q.where(Order.status == status)
-    out: dict[str, str] = {}
-    with store.read() as s:
-        for cid, oid in s.execute(q):
-            out.setdefault(cid, oid)
-            if len(out) == n:
-                break
-    return list(out.items())
 
 
 def texts(chat) -> list[str]:
@@ -119,6 +99,7 @@ def texts(chat) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def helpers():
+def helpers(shop_helpers):
     """Helper functions for the test modules (with importlib import mode a conftest cannot be imported)."""
-    return SimpleNamespace(customers_with_orders=customers_with_orders, texts=texts, free_port=free_port)
+    return SimpleNamespace(customers_with_orders=shop_helpers.customers_with_orders, texts=texts,
+                           free_port=shop_helpers.free_port)

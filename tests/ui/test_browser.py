@@ -94,7 +94,9 @@ def test_customer_asks_about_an_order(page, served, helpers):
         status = s.get(Order, oid).status
     ARTIFACTS.mkdir(exist_ok=True)
     sign_in(page, served.url, cid)
-    expect(page.locator("#backend-line")).to_contain_text("scripted")
+    expect(page.locator("#customer-status")).to_contain_text(cid)
+    # model, adapter and server paths are for staff: a customer's header names none of them
+    assert "scripted" not in page.locator("#backend-line").inner_text()
     chat = page.locator("#customer-chat")
 
     # While the bot works: a working bubble at once, and "Talk to a human" stays usable.
@@ -283,6 +285,7 @@ def test_marketer_sees_churn_table_and_chart(page, served):
     page.locator("#marketer-password input").fill("s3cret-test")
     page.locator("#marketer-sign-in").click()
     expect(page.locator("#marketer-console")).to_be_visible()
+    expect(page.locator("#backend-line")).to_contain_text("scripted")  # staff see which model answers
     # Opening the console fills the panels with the default filters; wait for that before asking the chat.
     note = page.locator("#churn-note")
     expect(note).to_contain_text("As of")

@@ -60,7 +60,7 @@ def app(shop, tmp_path_factory, helpers):
     from shopdesk.settings import get_settings
     from ui.app import build_app
 
-    settings = get_settings(data_dir=tmp_path_factory.mktemp("fake-data"), marketer_password="pw")
+    settings = get_settings(data_dir=tmp_path_factory.mktemp("fake-data"), marketer_password="pw", demo=True)
     sessions: list[FakeSession] = []
 
     def factory(role, customer_id):
