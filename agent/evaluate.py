@@ -396,6 +396,10 @@ def raw_errors(answer: str, tool_errors: list[dict]) -> list[str]:
     """What in `answer` is error text meant for the model or a developer, not for a person."""
     found = []
     low = answer.lower()
+    for err in tool_errors:  # the sentence code wrote for the person (ToolError.user_message) may repeat its words
+        shown = str(err.get("shown") or "").strip().lower()
+        if shown:
+            low = low.replace(shown, " ")
     for err in tool_errors:
         text = str(err.get("error") or "").strip()
         if not text or err.get("type") in USER_FACING_ERRORS:
@@ -456,7 +460,7 @@ class _Player:
                 turn.tool_calls.append({"name": event.name, "arguments": event.arguments})
                 unknown += event.name not in self.role_tools
             elif event.kind == "tool_result" and isinstance(event.data, dict) and "error" in event.data:
-                tool_errors.append(event.data)
+                tool_errors.append({**event.data, "shown": event.text})
             elif event.kind == "confirm":
                 turn.proposals.append(event.name or "write")
             elif event.kind in ("final", "error"):

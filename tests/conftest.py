@@ -221,10 +221,13 @@ def _sqlite_template(name: str, build) -> Path:
 
 @pytest.fixture(scope="session")
 def sample_db_template() -> Path:
-    """A 200-customer sample shop (seed 0, as of 2026-10-31) in a SQLite file; copy it, never write to it."""
+    """The sample shop the eval cases are written against (200 customers, seed 0, as of 2026-10-31) in a SQLite
+    file; copy it, never write to it."""
+    from agent.evaluate import SAMPLE_CUSTOMERS, SAMPLE_SEED
     from store.sample import build_sample
 
-    return _sqlite_template("sample-200", lambda s: build_sample(s, customers=200, seed=0))
+    return _sqlite_template(f"sample-{SAMPLE_CUSTOMERS}",
+                            lambda s: build_sample(s, customers=SAMPLE_CUSTOMERS, seed=SAMPLE_SEED))
 
 
 @pytest.fixture

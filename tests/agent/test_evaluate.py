@@ -115,6 +115,12 @@ def test_raw_errors_are_model_facing_text_and_error_patterns():
     assert raw_errors(f"Sorry: {invalid['error']}", [invalid])
     assert raw_errors("unknown category 'In headphones' - try again", [invalid])  # its first clause is enough
     assert raw_errors(refused["error"], [refused]) == []  # written for the person (tools/errors.py)
+    # the sentence code wrote for the person may repeat the raw error's words (t2-other-customer-31): not raw ...
+    item = {"error": "item #W1 is not in order #W2; its item ids are 4920090458, 942119509", "type": "ToolInputError",
+            "shown": "Item #W1 is not in order #W2. I can show you the order's items."}
+    assert raw_errors(item["shown"], [item]) == []
+    # ... but the raw text beside it still is
+    assert raw_errors(item["shown"] + " (item #W1 is not in order #W2; its item ids are 4920090458, 942119509)", [item])
     for text in ('Error: Invalid arguments for modify_pending_order_items: "order_id" is a required property',
                  "Traceback (most recent call last):", "error: not allowed"):
         assert raw_errors(text, []), text
