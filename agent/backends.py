@@ -305,6 +305,7 @@ class LocalChatModel(BaseChatModel):
             feed = seq[reused:]  # what the cache still lacks
             new: list[int] = []
             shown = ""
+            consistent = False  # the cache holds whole forward passes (not one that failed half-way)
             try:
                 with torch.inference_mode():
                     while len(new) < self.max_new_tokens and feed:
@@ -323,8 +324,12 @@ class LocalChatModel(BaseChatModel):
                         if not text.endswith("\ufffd") and len(text) > len(shown):
                             piece, shown = text[len(shown):], text
                             yield piece
+                consistent = True
+            except GeneratorExit:  # the caller stopped reading, between two forward passes
+                consistent = True
+                raise
             finally:
-                if self.prefix_cache:
+                if self.prefix_cache and consistent:
                     loaded.prefixes.put(torch.tensor(seq), cache)
 
     def _stream(

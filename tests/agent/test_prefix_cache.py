@@ -59,6 +59,44 @@ def test_prefix_cache_entries_are_private_copies_and_least_recently_used_go_firs
     assert cache.take(torch.tensor([8, 9, 0]))[1] == 2
 
 
+def test_a_forward_pass_that_fails_half_way_leaves_no_cache_entry():
+    """A cache a failed forward pass may have half-updated is never stored for reuse; one left by a caller that
+    stopped reading is (it holds whole passes)."""
+    from types import SimpleNamespace
+
+    from agent.backends import _Loaded
+
+    class Tokenizer:
+        eos_token_id = 0
+
+        def convert_tokens_to_ids(self, token):
+            return 0
+
+        def decode(self, ids, skip_special_tokens=True):
+            return "a" * len(ids)
+
+    class Model:
+        config = None
+
+        def __call__(self, input_ids, cache, use_cache, logits_to_keep):
+            cache.n += input_ids.shape[1]
+            if cache.n > 12:
+                raise RuntimeError("out of memory")
+            return SimpleNamespace(logits=torch.tensor([[[0.0, 1.0]]]))  # token 1, never the end (0)
+
+    loaded = _Loaded(Model(), Tokenizer())
+    loaded.prefixes = PrefixCache(min_tokens=1)
+    loaded.prefixes.put(torch.arange(10), _FakeCache(9))
+    model = LocalChatModel(model_path="unused")
+    with pytest.raises(RuntimeError):
+        list(model._decode(loaded, torch.arange(11), None, {0}))
+    assert len(loaded.prefixes._entries) == 1  # only the entry that was there
+    stream = model._decode(loaded, torch.arange(11), None, {0})
+    next(stream)
+    stream.close()  # stopped after one whole pass: that cache is kept
+    assert len(loaded.prefixes._entries) == 2
+
+
 @pytest.mark.parametrize(("text", "states"), [
     ("I can help with that", False),
     ("Your order #W1", False),  # the last word may still grow: only finished words are judged
