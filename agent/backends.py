@@ -142,12 +142,10 @@ class _Loaded:
         self._grammars: CallGrammars | None = None
         self._grammars_lock = threading.Lock()
 
-    def enter(self) -> int:
-        """Count one more model call; how many were already decoding or waiting (its place in the queue)."""
+    def enter(self) -> None:
+        """Count one more model call (decoding or waiting for `lock`)."""
         with self._count_lock:
-            ahead = self.in_flight
             self.in_flight += 1
-            return ahead
 
     def leave(self) -> None:
         with self._count_lock:

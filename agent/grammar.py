@@ -4,7 +4,7 @@ backends decode under (in-process through xgrammar's transformers logits process
     tools = constrained_tools([s.openai() for s in specs], {"order_id": ["#W2611340", "#W1"]})
     tag = call_structural_tag(tools, tool_choice=None)   # a JSON-able dict: text without <tool_call>, or one call
     grammars = CallGrammars(tokenizer, vocab_size=model.config.vocab_size, stop_token_ids=[im_end])
-    model.generate(..., logits_processor=[grammars.logits_processor(tag)])
+    decoder = grammars.decoder(tag)   # per model call: mask(logits), advance(token) -> forced tokens, done()
 """
 
 from __future__ import annotations
@@ -178,7 +178,6 @@ class GrammarDecoder:
         self._xgr = xgr
         self.matcher = xgr.GrammarMatcher(compiled)
         self.bitmask = xgr.allocate_token_bitmask(1, compiled.tokenizer_info.vocab_size)
-        self.forced = 0  # tokens appended without a decode step of their own
 
     def mask(self, logits: Any) -> None:
         """Disallowed tokens of `logits` (shape [1, vocab]) to -inf, in place."""
@@ -195,7 +194,6 @@ class GrammarDecoder:
                 if not self.matcher.accept_token(t):
                     break
                 forced.append(t)
-        self.forced += len(forced)
         return forced
 
     def done(self) -> bool:

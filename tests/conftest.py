@@ -238,6 +238,14 @@ def sample_store(sample_db_template, tmp_path):
     s.dispose()
 
 
+@pytest.fixture(scope="module")
+def module_sample_store(sample_db_template, tmp_path_factory):
+    """A test module's own copy of the sample shop, for a server the module starts once (its tests write)."""
+    s = _copy_store(sample_db_template, tmp_path_factory.mktemp("module-shop"))
+    yield s
+    s.dispose()
+
+
 @pytest.fixture(scope="session")
 def tau2_db_template() -> Path:
     """The tau2 retail database imported into a SQLite file (500 customers, 1,000 orders); copy it, never write to it."""

@@ -12,8 +12,7 @@ from tools.analytics import bgnbd
 def cdnow_sample():
     """The 2,357-customer CDNOW sample (1/10th of the Q1-1997 cohort), 39-week calibration to 1997-09-30."""
     path = cdnow_transactions().parent / "CDNOW_sample.txt"
-    if not path.exists():
-        pytest.skip("CDNOW_sample.txt is not in this lifetimes wheel")
+    assert path.exists(), f"{path} is missing: `make setup` installs the lifetimes wheel that ships it"
     df = pd.read_csv(path, sep=r"\s+", header=None, names=["master", "cust", "date", "cds", "amount"], dtype={"date": str})
     df["date"] = pd.to_datetime(df["date"], format="%Y%m%d")
     end = pd.Timestamp("1997-09-30")

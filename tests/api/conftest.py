@@ -4,7 +4,6 @@ shop, with a scripted model in every session."""
 from __future__ import annotations
 
 import re
-import shutil
 import threading
 import time
 from types import SimpleNamespace
@@ -35,15 +34,9 @@ def order_script(messages):
 
 
 @pytest.fixture(scope="module")
-def shop(sample_db_template, tmp_path_factory):
-    """A module's own copy of the sample shop (the tests write: cancellations, conversation logs)."""
-    from store.db import open_store
-
-    folder = tmp_path_factory.mktemp("api-shop")
-    shutil.copyfile(sample_db_template, folder / "shop.db")
-    store = open_store(f"sqlite:///{folder / 'shop.db'}")
-    yield store
-    store.dispose()
+def shop(module_sample_store):
+    """The module's own copy of the sample shop (the tests write: cancellations, conversation logs)."""
+    return module_sample_store
 
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from types import SimpleNamespace
 
@@ -49,15 +48,9 @@ def shop_script(messages):
 
 
 @pytest.fixture(scope="module")
-def shop(sample_db_template, tmp_path_factory):
-    """A module's own copy of the sample shop (the tests write: confirmed cancellations, conversation logs)."""
-    from store.db import open_store
-
-    folder = tmp_path_factory.mktemp("ui-shop")
-    shutil.copyfile(sample_db_template, folder / "shop.db")
-    store = open_store(f"sqlite:///{folder / 'shop.db'}")
-    yield store
-    store.dispose()
+def shop(module_sample_store):
+    """The module's own copy of the sample shop (the tests write: confirmed cancellations, conversation logs)."""
+    return module_sample_store
 
 
 @pytest.fixture(scope="module")
