@@ -1,13 +1,14 @@
-"""CLI of the shop's data: `shopdesk store migrate | init | stats | import ...`.
+r"""CLI of the shop's data: `shopdesk store migrate | init | stats | import ...`.
 
     shopdesk store init --sample --customers 300 --seed 0 --if-empty
     shopdesk store stats --json
     shopdesk store import tau2
-    shopdesk store import transactions CDNOW_master.txt --columns customer=0,date=1,quantity=2,amount=3 \\
-        --delimiter ws --date-format %Y%m%d --no-header
+    shopdesk store import transactions CDNOW_master.txt --columns customer=0,date=1,quantity=2,amount=3
+    shopdesk store import transactions online_retail.csv --skip-bad --currency GBP \
+        --columns order=InvoiceNo,product=StockCode,quantity=Quantity,date=InvoiceDate,price=UnitPrice,customer=CustomerID
     shopdesk store import catalog electronics_dataset.csv
     shopdesk store import reviews reviews.jsonl
-"""
+"""  # noqa: E501
 
 from __future__ import annotations
 
@@ -35,9 +36,10 @@ def _open(migrate: bool = True):
 
 def _counts_text(result: dict[str, Any]) -> str:
     lines = [f"{k:>16}: {v:,}" for k, v in result.get("counts", {}).items()]
-    for key in ("skipped", "orders_from", "orders_to", "as_of", "file"):
+    for key in ("skipped", "detected", "currency", "orders_from", "orders_to", "as_of", "file"):
         if result.get(key):
-            lines.append(f"{key:>16}: {result[key]}")
+            value = result[key]
+            lines.append(f"{key:>16}: {', '.join(value) if isinstance(value, list) else value}")
     if result.get("note"):
         lines.append(result["note"])
     return "\n".join(lines)
@@ -64,7 +66,7 @@ def init_cmd(
     if_empty: bool = typer.Option(False, "--if-empty", help="Do nothing if the store already has customers."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Create the schema, and with --sample build the demo shop (a million customers take a while; progress on stderr)."""
+    """Create the schema, and with --sample build the demo shop (a million customers take a while; progress on stderr)."""  # noqa: E501
     from sqlalchemy import func, select
 
     from store.models import Customer
@@ -113,38 +115,79 @@ def import_tau2_cmd(
     emit(import_tau2(_open(), path or tau2_db(), progress=True), as_json, _counts_text)
 
 
+COLUMNS_HELP = (
+    "field=COLUMN pairs: customer and date required; amount, or price (with quantity) to compute it; order, product "
+    "and quantity optional. COLUMN is a header name or a 0-based index."
+)
+
+
+def columns_option():
+    """The `--columns` option."""
+    return typer.Option(..., "--columns", help=COLUMNS_HELP)
+
+
+def delimiter_option():
+    """The `--delimiter` option."""
+    return typer.Option(None, "--delimiter", help="ws (runs of whitespace), ',', ';' or '\\t'; default: detected.")
+
+
+def date_format_option():
+    """The `--date-format` option."""
+    return typer.Option(None, "--date-format", help="strptime format, e.g. %Y%m%d; default: detected.")
+
+
+def header_option():
+    """The `--header/--no-header` option."""
+    return typer.Option(None, "--header/--no-header", help="Whether the first line names the columns; default: "
+                        "detected.")
+
+
+def skip_bad_option():
+    """The `--skip-bad` option."""
+    return typer.Option(False, "--skip-bad", help="Skip bad rows and report counts per reason.")
+
+
+def gzip_option():
+    """The `--gzip` option."""
+    return typer.Option("auto", "--gzip", help="auto (by magic bytes), yes or no.")
+
+
+def check_gzip(value: str) -> str:
+    """The `--gzip` value, checked to be auto, yes or no."""
+    if value not in ("auto", "yes", "no"):
+        raise UserError(f"--gzip must be auto, yes or no, not {value!r}")
+    return value
+
+
 @import_app.command("transactions")
 @cli_errors
 def import_transactions_cmd(
     file: Path = typer.Argument(..., help="Transaction export (CSV/TSV/whitespace, optionally gzipped)."),
-    columns: str = typer.Option(
-        ...,
-        "--columns",
-        help="field=COLUMN pairs: customer, date, amount required; "
-        "order, product, quantity, price optional. COLUMN is a header name or a 0-based index.",
+    columns: str = columns_option(),
+    delimiter: str | None = delimiter_option(),
+    date_format: str | None = date_format_option(),
+    gzip: str = gzip_option(),
+    skip_bad: bool = skip_bad_option(),
+    header: bool | None = header_option(),
+    currency: str | None = typer.Option(
+        None, "--currency", help="ISO 4217 code of the file's amounts, e.g. GBP; stored for the shop (default USD)."
     ),
-    delimiter: str = typer.Option(",", "--delimiter", help="ws (runs of whitespace), ',', ';' or '\\t'."),
-    date_format: str | None = typer.Option(None, "--date-format", help="strptime format, e.g. %Y%m%d; default: ISO."),
-    gzip: str = typer.Option("auto", "--gzip", help="auto (by magic bytes), yes or no."),
-    skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip bad rows and report counts per reason."),
-    header: bool = typer.Option(True, "--header/--no-header", help="Whether the first line names the columns."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Import a transaction export as customers and orders (CDNOW, UCI Online Retail and the like)."""
+    """Import a transaction export as customers, orders and returns (CDNOW, UCI Online Retail and the like)."""
     from store.importers.transactions import import_transactions, parse_columns
 
-    if gzip not in ("auto", "yes", "no"):
-        raise UserError(f"--gzip must be auto, yes or no, not {gzip!r}")
     result = import_transactions(
         _open(),
         file,
         parse_columns(columns),
         delimiter=delimiter,
         date_format=date_format,
-        gzip_mode=gzip,
+        gzip_mode=check_gzip(gzip),
         skip_bad=skip_bad,
         header=header,
         progress=True,
+        currency=currency,
     )
     emit(result, as_json, _counts_text)
 
@@ -178,4 +221,5 @@ def import_reviews_cmd(
 
 
 def register(app: typer.Typer) -> None:
+    """Add the `store` command group to the CLI."""
     app.add_typer(store_app, name="store")

@@ -3,7 +3,7 @@
 Price text "$1,299.99" gives one variant; a range "$299.99through-$449.99" gives variants whose prices span it, with
 options that fit the category (storage for computers, colour for audio, configuration otherwise). Ids derive from
 the title (10 digits like tau2's), so re-importing the same catalog updates rows instead of duplicating them.
-"""
+"""  # noqa: E501
 
 from __future__ import annotations
 
@@ -51,6 +51,7 @@ def _option_values(category: str) -> tuple[str, list[str]]:
 
 
 def parse_money(text: str) -> Decimal:
+    """A price as a Decimal, with thousands separators removed."""
     return Decimal(text.replace(",", ""))
 
 
@@ -80,7 +81,7 @@ def _variants_for(product_id: str, category: str, low: Decimal, high: Decimal | 
         step = (high - low) / (len(chosen) - 1)
         prices = [(low + step * i).quantize(Decimal("0.01")) for i in range(len(chosen))]
     out = []
-    for value, price in zip(chosen, prices):
+    for value, price in zip(chosen, prices, strict=True):
         vid = stable_digits("variant", product_id, key, value)
         available = int(vid[-2:]) >= 8  # about 8% out of stock, the same on every run
         out.append(
@@ -122,7 +123,7 @@ def parse_catalog(path: Path, skip_bad: bool = False, source: str = "catalog") -
                 continue
             data.rows += 1
 
-            def get(name: str) -> str:
+            def get(name: str, row: list[str] = row) -> str:
                 i = idx.get(name)
                 return row[i].strip() if i is not None and i < len(row) else ""
 

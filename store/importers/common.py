@@ -35,6 +35,7 @@ def stable_digits(*parts: Any, digits: int = 10) -> str:
 
 
 def file_sha256(path: Path) -> str:
+    """The SHA-256 of the file's bytes, as hex."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -44,7 +45,8 @@ def file_sha256(path: Path) -> str:
 
 def _sqlite_converter(column) -> Any:
     """A per-column converter to the storage SQLAlchemy's SQLite types use (so ORM reads and string comparisons
-    agree); None stays NULL; returns None when values pass through unchanged."""
+    agree); None stays NULL; returns None when values pass through unchanged.
+    """
     t = column.type
     if isinstance(t, DateTime):
         cache: dict[datetime, str] = {}
@@ -89,14 +91,16 @@ class BulkWriter:
                 sql = f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
                 convert = [_sqlite_converter(table.c[c]) for c in cols]
                 values = [[r[c] for r in part] for c in cols]
-                values = [list(map(f, v)) if f else v for f, v in zip(convert, values)]
-                self.session.connection().exec_driver_sql(sql, list(zip(*values)))
+                values = [list(map(f, v)) if f else v for f, v in zip(convert, values, strict=True)]
+                self.session.connection().exec_driver_sql(sql, list(zip(*values, strict=True)))
             else:
                 self.session.execute(insert(table), list(part))
         return len(rows)
 
     def insert_tuples(self, model: type[Base], columns: Sequence[str], rows: Iterable[tuple]) -> None:
-        """Fast path for prepared rows: SQLite-ready values when `self.sqlite`, Python values otherwise."""
+        """Fast path for prepared rows: SQLite-ready values when `self.sqlite` (`json_value` for JSON columns), Python
+        values otherwise.
+        """
         table = model.__table__
         rows = list(rows)
         if not rows:
@@ -108,7 +112,12 @@ class BulkWriter:
                 conn.exec_driver_sql(sql, rows[start : start + CHUNK * 5])
         else:
             for start in range(0, len(rows), CHUNK):
-                self.session.execute(insert(table), [dict(zip(columns, r)) for r in rows[start : start + CHUNK]])
+                part = rows[start : start + CHUNK]
+                self.session.execute(insert(table), [dict(zip(columns, r, strict=False)) for r in part])
+
+    def json_value(self, value: Any) -> Any:
+        """`value` as `insert_tuples` takes it for a JSON column: JSON text on SQLite, the value itself otherwise."""
+        return json.dumps(value) if self.sqlite else value
 
     def upsert(self, model: type[Base], rows: Sequence[dict[str, Any]], key: str = "id") -> tuple[int, int]:
         """Insert rows whose key is new, update the others; returns (inserted, updated)."""
@@ -170,6 +179,7 @@ def _bindparam_key(key: str):
 
 
 def record_run(session: Session, kind: str, path: Path | str, counts: dict[str, Any]) -> None:
+    """Add a row to the import log: kind, source, its SHA-256 (if a file) and the counts."""
     from store.models import ImportRun
 
     sha = file_sha256(Path(path)) if Path(path).is_file() else ""

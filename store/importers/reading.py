@@ -14,6 +14,7 @@ from store.importers.common import BadInputError
 
 
 def is_gzip(path: Path) -> bool:
+    """Whether the file starts with the gzip magic bytes."""
     with open(path, "rb") as f:
         return f.read(2) == b"\x1f\x8b"
 
@@ -29,11 +30,8 @@ def open_text(path: Path, gzip_mode: Literal["auto", "yes", "no"] = "auto") -> I
     if path.stat().st_size == 0:
         raise BadInputError(path, "the file is empty")
     use_gzip = gzip_mode == "yes" or (gzip_mode == "auto" and is_gzip(path))
-    raw = gzip.open(path, "rb") if use_gzip else open(path, "rb")
-    try:
+    with gzip.open(path, "rb") if use_gzip else open(path, "rb") as raw:
         yield _CheckedText(raw, path)
-    finally:
-        raw.close()
 
 
 class _CheckedText(io.TextIOBase):

@@ -52,7 +52,7 @@ def _records(path: Path):
             reader = csv.reader(f)
             for parts in reader:
                 if any(p.strip() for p in parts):
-                    yield reader.line_num + 1, dict(zip(header, parts))
+                    yield reader.line_num + 1, dict(zip(header, parts, strict=False))
 
 
 def import_reviews(store: Store, path: Path, skip_bad: bool = False) -> dict[str, Any]:

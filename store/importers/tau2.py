@@ -68,6 +68,7 @@ def _money(value: Any, path: Path, where: str, field: str) -> Decimal:
 
 
 def load_db(path: Path) -> dict[str, Any]:
+    """The tau2 retail db.json as a dict, checked to be readable UTF-8 JSON."""
     path = Path(path)
     if not path.is_file():
         raise BadInputError(path, "no such file")

@@ -17,7 +17,7 @@ def add_orders(store, rows, emails: bool = True) -> None:
     """rows: (customer_id, datetime, total, status) tuples; customers are created as needed."""
     with store.transaction() as s:
         known = {c for (c,) in s.query(Customer.id).all()}
-        for i, (cid, when, total, status) in enumerate(rows):
+        for cid, when, total, status in rows:
             if cid not in known:
                 s.add(Customer(id=cid, first_name=cid.title(), email=f"{cid}@example.com" if emails else None))
                 known.add(cid)
@@ -66,12 +66,13 @@ def simulate_shop(store, n_customers: int = 500, seed: int = 1, end: datetime = 
                 s.add(OrderItem(order_id=oid, product_id=products[(c + k) % 4 if k % 3 else c % 4].id, name="x",
                                 quantity=1, unit_price=Decimal(str(total))))
                 if unhappy and rng.random() < 0.5:
-                    s.add(Review(id=f"r{oid}", product_id=products[c % 4].id, customer_id=cid, rating=int(rng.integers(1, 3)),
-                                 text="meh", created_at=when + timedelta(days=5)))
-                    s.add(Conversation(id=f"v{oid}", role="customer", customer_id=cid, started_at=when + timedelta(days=3)))
+                    s.add(Review(id=f"r{oid}", product_id=products[c % 4].id, customer_id=cid,
+                                 rating=int(rng.integers(1, 3)), text="meh", created_at=when + timedelta(days=5)))
+                    s.add(Conversation(id=f"v{oid}", role="customer", customer_id=cid,
+                                       started_at=when + timedelta(days=3)))
                 elif rng.random() < 0.2:
-                    s.add(Review(id=f"r{oid}", product_id=products[c % 4].id, customer_id=cid, rating=int(rng.integers(4, 6)),
-                                 text="good", created_at=when + timedelta(days=5)))
+                    s.add(Review(id=f"r{oid}", product_id=products[c % 4].id, customer_id=cid,
+                                 rating=int(rng.integers(4, 6)), text="good", created_at=when + timedelta(days=5)))
                 k += 1
                 if rng.random() < drop * (2.0 if unhappy else 1.0):
                     alive = False

@@ -1,12 +1,13 @@
 """Bad input: clear messages or sensible results, never a crash and never a NaN."""
 
-from datetime import datetime
+from datetime import date, datetime
 
 import pytest
 
 from shopdesk.output import UserError
+from store.importers.transactions import parse_columns
 from tools.analytics import draft_retention_offer, get_customer_profile, lookup_segment, score_churn, summarize_segments
-from tools.analytics.evaluate import evaluate_churn, read_transactions
+from tools.analytics.evaluate import evaluate_churn, evaluate_file
 from tools.context import ShopContext
 from tools.errors import ToolInputError
 
@@ -54,7 +55,8 @@ def test_one_order_customers_and_no_repeat_purchases(sqlite_store, settings, hel
     assert t.rows == [] and any("Churn cannot be estimated" in n for n in t.notes)
     p = get_customer_profile(ctx, "u001")
     helpers.assert_no_nan(p.model_dump(mode="json"))
-    assert p.orders == 1 and p.usual_gap_days is None and p.churn_probability is None and p.tier in ("high", "medium", "low")
+    assert p.orders == 1 and p.usual_gap_days is None and p.churn_probability is None
+    assert p.tier in ("high", "medium", "low")
     offer = draft_retention_offer(ctx, customers=["u001"])
     assert offer.rows and offer.rows[0].coupon_usd >= 5
 
@@ -90,28 +92,17 @@ def test_horizon_longer_than_the_data(sqlite_store, helpers):
 
 
 @pytest.mark.parametrize(
-    "text,columns,message",
+    "text,message",
     [
-        ("1,20240101,5.0\n2,2024-13-01,3.0\n", ["customer_id", "date", "amount"], "line 2: field 'date'"),
-        ("1,20240101,5.0\n2,20240102,abc\n", ["customer_id", "date", "amount"], "line 2: field 'amount'"),
-        ("customer_id,date,amount\n1,2024-01-01,5\n,2024-01-02,3\n", None, "line 3: field 'customer_id' is empty"),
-        ("who,when\n1,2024-01-01\n", None, "line 1: the header names who,when"),
-        ("1 20240101 5.0\n", None, "no header line; pass --columns"),
-        ("1,20240101,5\n", ["id", "date", "amount"], "missing: customer_id"),
-        ("", None, "empty"),
+        ("id,day,total\n1,2024-01-01,5.0\n2,2024-13-01,3.0\n", "line 3: field 'date'"),
+        ("id,day,total\n1,2024-01-01,5.0\n2,2024-01-02,abc\n", "line 3: field 'amount'"),
+        ("id,day,total\n1,2024-01-01,5\n,2024-01-02,3\n", "line 3: field 'customer'"),
+        ("who,when\n1,2024-01-01\n", "unknown column 'id'"),
+        ("", "empty"),
     ],
 )
-def test_bad_transaction_files_name_the_line_and_field(tmp_path, text, columns, message):
+def test_bad_transaction_files_name_the_line_and_field(tmp_path, text, message):
     path = tmp_path / "tx.csv"
     path.write_text(text)
     with pytest.raises(UserError, match=message):
-        read_transactions(path, columns)
-
-
-def test_transactions_file_formats(tmp_path):
-    path = tmp_path / "tx.txt"
-    path.write_text(" 00001 19970101  1   11.77\n 00002 19970112  2   $1,012.00\n")
-    tx = read_transactions(path, ["customer_id", "date", "quantity", "amount"])
-    assert tx.frame["customer_id"].tolist() == ["00001", "00002"]
-    assert tx.frame["amount"].tolist() == [11.77, 1012.0]
-    assert str(tx.frame["date"].iloc[1].date()) == "1997-01-12"
+        evaluate_file(path, parse_columns("customer=id,date=day,amount=total"), date(2024, 1, 1), 90, tmp_path)

@@ -13,14 +13,17 @@ def cdnow_sample():
     """The 2,357-customer CDNOW sample (1/10th of the Q1-1997 cohort), 39-week calibration to 1997-09-30."""
     path = cdnow_transactions().parent / "CDNOW_sample.txt"
     assert path.exists(), f"{path} is missing: `make setup` installs the lifetimes wheel that ships it"
-    df = pd.read_csv(path, sep=r"\s+", header=None, names=["master", "cust", "date", "cds", "amount"], dtype={"date": str})
+    df = pd.read_csv(path, sep=r"\s+", header=None, names=["master", "cust", "date", "cds", "amount"],
+                     dtype={"date": str})
     df["date"] = pd.to_datetime(df["date"], format="%Y%m%d")
     end = pd.Timestamp("1997-09-30")
     days = df[df["date"] <= end].groupby(["cust", "date"], as_index=False)["amount"].sum()  # same-day purchases merge
     g = days.sort_values("date").groupby("cust")
     first, last, n = g["date"].min(), g["date"].max(), g.size()
     repeat_mean = g["amount"].apply(lambda a: a.iloc[1:].mean() if len(a) > 1 else np.nan)
-    return pd.DataFrame({"x": n - 1, "t_x": (last - first).dt.days / 7, "T": (end - first).dt.days / 7, "zbar": repeat_mean})
+    return pd.DataFrame(
+        {"x": n - 1, "t_x": (last - first).dt.days / 7, "T": (end - first).dt.days / 7, "zbar": repeat_mean}
+    )
 
 
 def test_bgnbd_reproduces_published_cdnow_estimates(cdnow_sample):

@@ -16,7 +16,8 @@ AS_OF = date(2024, 3, 31)
 
 def test_training_uses_only_the_window_before_as_of(sqlite_store, helpers):
     """Leakage guard: the model trained for as_of D is the same whatever happens after D, and its features
-    are as of D - H, so orders in the label window change labels only."""
+    are as of D - H, so orders in the label window change labels only.
+    """
     helpers.simulate_shop(sqlite_store, n_customers=250, seed=5, end=datetime(2024, 3, 31))
     frame = training_frame(sqlite_store, AS_OF, 90)
     model = train_churn_model(sqlite_store, AS_OF, 90)
@@ -55,7 +56,8 @@ def test_scores_are_calibrated_ranked_and_explained(shop):
 
 def test_sample_shop_top_scores_are_not_tied(sqlite_store):
     """On the small demo shop one booster gave the top ten customers one shared probability (0.828); the bag of
-    boosters used on small training sets must rank them."""
+    boosters used on small training sets must rank them.
+    """
     from store.sample import build_sample
 
     build_sample(sqlite_store, customers=200, seed=0)
@@ -80,13 +82,64 @@ def test_reason_sentences_use_the_customers_own_numbers():
     assert describe_feature("recency_days", once, True) == "no order for 10 days; has ordered only once"
 
 
+def test_scores_are_unchanged_when_every_order_after_as_of_is_deleted(sqlite_store, helpers):
+    """Leakage test over the whole pipeline: features (BG/NBD ones included), training, calibration, value and
+    scores as of D come out the same after every order dated after D is deleted.
+    """
+    from sqlalchemy import delete, select
+
+    from store.models import Order, OrderItem, Payment
+    from tools.analytics.features import cutoff_of
+
+    helpers.simulate_shop(sqlite_store, n_customers=400, seed=7)
+    as_of = (helpers.END - timedelta(days=120)).date()
+    before = build_snapshot(sqlite_store, as_of, 90)
+    cut = cutoff_of(as_of)
+    with sqlite_store.transaction() as s:
+        late = select(Order.id).where(Order.created_at >= cut)
+        assert s.execute(late.limit(1)).first() is not None  # there is a future to delete
+        s.execute(delete(OrderItem).where(OrderItem.order_id.in_(late)))
+        s.execute(delete(Payment).where(Payment.order_id.in_(late)))
+        s.execute(delete(Order).where(Order.created_at >= cut))
+    after = build_snapshot(sqlite_store, as_of, 90)
+    assert before.churn_method == after.churn_method == "lightgbm"
+    assert list(after.table.index) == list(before.table.index)
+    for col in [*FEATURES, "churn_probability", "value_12m_usd", "segment", "tier"]:
+        assert after.table[col].equals(before.table[col]), col
+    ids = list(before.table.index[:5])
+    assert after.reasons(ids) == before.reasons(ids)
+
+
+def test_reasons_name_the_new_signals():
+    row = {"frequency": 5, "monetary_total": 200.0, "returned_value": 50.0, "season_orders": 0,
+           "bgnbd_p_alive": 0.31, "bgnbd_expected_orders": 0.42}
+    assert describe_feature("return_value_share", row, True) == "returned $50.00 of $200.00 bought"
+    assert describe_feature("return_value_share", row, True, currency="GBP") == "returned £50.00 of £200.00 bought"
+    assert describe_feature("season_share", row, True) == "0 of 5 past orders fell in the calendar months ahead"
+    assert describe_feature("bgnbd_p_alive", row, True) == (
+        "BG/NBD: probability still active 0.31, 0.4 orders expected in the churn horizon")
+    for name in FEATURES:  # every feature the model can be driven by has a sentence
+        full = {**row, "recency_days": 40.0, "mean_gap_days": 20.0, "avg_order_value": 40.0, "tenure_days": 300.0,
+                "timing_skew": 0.0, "orders_90d": 1, "orders_prev_90d": 2, "spend_180d": 40.0,
+                "spend_prev_180d": 80.0, "cancelled": 0, "returned": 1, "orders_all": 6, "review_mean_rating": 4.0,
+                "review_count": 1, "support_contacts": 0}
+        assert describe_feature(name, full, True), name
+
+
 @pytest.mark.slow
-def test_cdnow_ours_beats_bgnbd(tmp_path):
-    """The issue's goal on real data: higher AUC and top-decile lift than BG/NBD on CDNOW (as of 1997-12-31)."""
-    ev = evaluate_file(cdnow_transactions(), ["customer_id", "date", "quantity", "amount"], date(1997, 12, 31), 90,
+@pytest.mark.parametrize("as_of", [date(1997, 12, 31), date(1998, 3, 31)])
+def test_cdnow_ours_beats_bgnbd(tmp_path, as_of):
+    """On real data, at both as-of dates, ours beats BG/NBD on CDNOW in AUC and top-decile lift.
+
+    Through the store's importer with detection. Measured: +0.013 and +0.006 AUC (the +0.02 target is not reached).
+    """
+    from store.importers.transactions import parse_columns
+
+    ev = evaluate_file(cdnow_transactions(), parse_columns("customer=0,date=1,quantity=2,amount=3"), as_of, 90,
                        tmp_path)
     assert ev.customers == 23570
-    assert 0.8 < ev.churn_rate < 0.9
-    assert ev.ours.auc > ev.bgnbd.auc
+    assert 0.8 < ev.churn_rate < 0.95
+    assert ev.ours.auc > ev.bgnbd.auc + 0.005
     assert ev.ours.top_decile_lift > ev.bgnbd.top_decile_lift
     assert ev.ours.brier < 0.12
+    assert any("date format %Y%m%d" in n for n in ev.notes)

@@ -63,26 +63,50 @@ def test_errors_are_one_line(cli_shop):
         assert res.stderr.startswith("error: ") and message in res.stderr and "Traceback" not in res.output
 
 
-def test_churn_evaluate_json_shape(cli_shop, tmp_path, helpers):
-    # Export the simulated shop's purchases as a transactions file, as a shop would hand one over.
+def test_churn_evaluate_takes_an_export_as_it_comes(cli_shop, tmp_path, helpers):
+    """An Online Retail-style export: invoices of several lines, unit prices and no amount column, customer ids
+    written as floats, day-first dates, cancellation invoices and lines without a customer. The importer's mapping
+    and --skip-bad are all `churn evaluate` needs.
+    """
     from sqlalchemy import select
 
     from store.models import Order
 
-    path = tmp_path / "tx.csv"
-    with cli_shop.read() as s, open(path, "w") as f:
-        f.write("customer_id,date,quantity,amount\n")
-        f.writelines(f"{cid},{when:%Y-%m-%d},1,{total}\n" for cid, when, total in s.execute(select(Order.customer_id, Order.created_at, Order.total)
-                                          .where(Order.status != "cancelled")))
+    path = tmp_path / "export.csv"
+    with cli_shop.read() as s, open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["InvoiceNo", "StockCode", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID"])
+        rows = s.execute(select(Order.id, Order.customer_id, Order.created_at, Order.total)
+                         .where(Order.status != "cancelled").order_by(Order.created_at)).all()
+        for k, (oid, cid, when, total) in enumerate(rows):
+            num = f"{int(cid[1:])}.0"
+            stamp = f"{when:%d/%m/%Y %H:%M}"
+            w.writerow([oid, "A1", 2, stamp, f"{float(total) / 4:.2f}", num])
+            w.writerow([oid, "B2", 1, stamp, f"{float(total) / 2:.2f}", num])
+            if k % 10 == 0:
+                w.writerow([f"C{oid}", "B2", -1, stamp, f"{float(total) / 2:.2f}", num])
+            if k % 25 == 0:
+                w.writerow([oid, "Z9", 1, stamp, "1.00", ""])
     as_of = (helpers.END - timedelta(days=100)).date().isoformat()
-    res = run("churn", "evaluate", "--transactions", str(path), "--as-of", as_of, "--horizon-days", "90", "--json")
+    columns = "order=InvoiceNo,product=StockCode,quantity=Quantity,date=InvoiceDate,price=UnitPrice,customer=CustomerID"
+    res = run("churn", "evaluate", "--transactions", str(path), "--columns", columns, "--skip-bad", "--as-of", as_of,
+              "--horizon-days", "90", "--json")
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     for model in ("ours", "bgnbd"):
         assert set(data[model]) == {"auc", "pr_auc", "brier", "top_decile_lift"}
-        assert all(0 <= v for v in data[model].values())
+        assert all(v >= 0 for v in data[model].values())
     assert data["customers"] > 100 and 0 < data["churn_rate"] < 1
-    text = run("churn", "evaluate", "--transactions", str(path), "--as-of", as_of)
+    notes = " ".join(data["notes"])
+    assert "delimiter comma" in notes and "date format %d/%m/%Y %H:%M" in notes
+    assert "missing customer" in notes and "returns recorded" in notes
+    text = run("churn", "evaluate", "--transactions", str(path), "--columns", columns, "--skip-bad", "--as-of", as_of)
     assert "BG/NBD" in text.stdout and "Top-decile lift" in text.stdout
-    bad = run("churn", "evaluate", "--transactions", str(path), "--as-of", helpers.END.date().isoformat())
+    strict = run("churn", "evaluate", "--transactions", str(path), "--columns", columns, "--as-of", as_of)
+    assert strict.exit_code == 2 and "no customer id" in strict.stderr  # without --skip-bad a bad line stops it
+    bad = run("churn", "evaluate", "--transactions", str(path), "--columns", columns, "--skip-bad",
+              "--as-of", helpers.END.date().isoformat())
     assert bad.exit_code == 2 and "horizon is longer than the data" in bad.stderr
+    old = run("churn", "evaluate", "--transactions", str(path), "--columns", "customer_id,date,amount",
+              "--as-of", as_of)
+    assert old.exit_code == 2 and "not FIELD=COLUMN" in old.stderr

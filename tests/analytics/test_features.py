@@ -37,7 +37,10 @@ def test_features_match_hand_computed_values(store, helpers):
     assert sorted(f.index) == ["alice", "bob"]
     a = f.loc["alice"]
     cutoff = datetime(2024, 4, 1)
-    days = lambda t: (cutoff - t).total_seconds() / 86400
+
+    def days(t):
+        return (cutoff - t).total_seconds() / 86400
+
     assert a["frequency"] == 3  # the cancelled order is not a purchase; the April order is after as_of
     assert a["orders_all"] == 4
     assert a["monetary_total"] == pytest.approx(220.0)

@@ -40,7 +40,11 @@ def test_every_cell_has_a_named_segment_and_every_name_is_used():
 
 def test_score_rfm_on_a_feature_table():
     feats = pd.DataFrame(
-        {"recency_days": [1, 400, 5, 300, 30], "frequency": [9, 12, 1, 1, 3], "monetary_total": [900, 700, 20, 10, 150]},
+        {
+            "recency_days": [1, 400, 5, 300, 30],
+            "frequency": [9, 12, 1, 1, 3],
+            "monetary_total": [900, 700, 20, 10, 150],
+        },
         index=["champ", "cantlose", "once", "lost", "mid"],
     )
     out = score_rfm(feats)

@@ -131,3 +131,25 @@ def test_snapshot_is_cached_per_session(marketer):
     cached = dict(marketer.cache["analytics_snapshots"])
     score_churn(marketer, top_n=3)
     assert marketer.cache["analytics_snapshots"] == cached
+
+
+def test_amounts_render_in_the_shops_currency(sqlite_store, settings, helpers):
+    """A GBP shop: every table and sentence shows pounds, the units say GBP, and the facts match the text."""
+    from store.shop import set_shop_currency
+
+    helpers.simulate_shop(sqlite_store, n_customers=200, seed=3)
+    with sqlite_store.transaction() as s:
+        set_shop_currency(s, "GBP", has_orders=False)
+    ctx = ShopContext(store=sqlite_store, settings=settings, role="marketer")
+    churn = score_churn(ctx, top_n=5)
+    top = churn.rows[0].customer_id
+    results = [summarize_segments(ctx), churn, lookup_segment(ctx, segment="Lost"), get_customer_profile(ctx, top),
+               draft_retention_offer(ctx, customers=[top])]
+    for result in results:
+        text = result.render("en") + result.render("zh")
+        assert "£" in text and "$" not in text, type(result).__name__
+        assert result.currency == "GBP" and result.units["money"] == "GBP"
+        assert "USD" not in " ".join(result.units.values())
+        amounts = [f.value for f in result.facts() if f.kind == "amount"]
+        assert amounts and all(str(a).startswith(("£", "-£")) and str(a) in text for a in amounts)
+    assert f"£{churn.rows[0].value_12m_usd:.2f}" in churn.render()

@@ -47,7 +47,12 @@ def test_import_transactions_cli_and_errors(data_dir, tmp_path):
         "--json",
     )
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["counts"]["orders"] == 50
+    assert json.loads(r.stdout)["counts"]["orders"] == 48  # 50 lines, two customers bought twice on one day
+    detected = run("import", "transactions", str(head), "--columns", "customer=0,date=1,quantity=2,amount=3",
+                   "--currency", "USD")
+    assert detected.exit_code == 0, detected.output
+    assert "delimiter whitespace" in detected.stdout and "date format %Y%m%d" in detected.stdout
+    assert "USD" in detected.stdout
     bad = run(
         "import", "transactions", str(head), "--columns", "customer=0,date=1,amount=3,colour=4", "--delimiter", "ws"
     )

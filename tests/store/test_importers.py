@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gzip
 import json
+from decimal import Decimal
 
 import pytest
+from sqlalchemy import select
 
 from shopdesk.datasets import cdnow_transactions, electronics_catalog
 from shopdesk.output import UserError
@@ -13,6 +15,7 @@ from store.importers.catalog import import_catalog
 from store.importers.common import BadInputError
 from store.importers.reviews import import_reviews
 from store.importers.transactions import import_transactions, parse_columns
+from store.models import Customer, Order, OrderItem, Payment
 from store.stats import store_stats
 
 CDNOW_COLUMNS = "customer=0,date=1,quantity=2,amount=3"
@@ -31,9 +34,10 @@ def counts(store):
 def test_cdnow_counts_and_reimport(sqlite_store):
     result = cdnow(sqlite_store)
     assert result["counts"]["customers"] == 23_570
-    assert result["counts"]["orders"] == 69_659 == result["counts"]["rows"]
+    # A customer's lines of one day are one purchase occasion, as in the BG/NBD papers' CDNOW set.
+    assert result["counts"]["orders"] == 67_591 and result["counts"]["rows"] == 69_659
     first = counts(sqlite_store)
-    assert first["customers"] == 23_570 and first["orders"] == 69_659 and first["payments"] == 69_659
+    assert first["customers"] == 23_570 and first["orders"] == 67_591 and first["payments"] == 67_591
     stats = store_stats(sqlite_store)
     assert stats["orders_from"].year == 1997 and stats["orders_to"].year == 1998
     cdnow(sqlite_store)
@@ -46,10 +50,10 @@ def test_transactions_on_both_engines_with_gzip(store, tmp_path):
     with gzip.open(path, "wt") as f:
         f.write("\n".join(lines) + "\n")
     result = cdnow(store, path)
-    assert result["counts"]["orders"] == 300
+    assert result["counts"]["orders"] == 292 and result["counts"]["rows"] == 300  # same-day lines merged
     again = cdnow(store, path)
     assert "before" in again["note"]
-    assert counts(store)["orders"] == 300
+    assert counts(store)["orders"] == 292
 
 
 UCI = """InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country
@@ -73,10 +77,10 @@ def test_online_retail_export_with_skip_bad(store, tmp_path):
         import_transactions(store, path, **args)
     assert counts(store) == before
     result = import_transactions(store, path, skip_bad=True, **args)
-    assert result["skipped"] == {"missing customer": 1, "negative or zero quantity": 2}
-    assert result["counts"] == {"customers": 2, "orders": 3, "order_items": 4, "products": 4, "rows": 4}
+    assert result["skipped"] == {"missing customer": 1}
+    assert result["counts"] == {"customers": 4, "orders": 5, "returns": 2, "order_items": 6, "products": 6, "rows": 6}
     after = store_stats(store)["counts"]
-    assert after["orders"] == before["orders"] + 3 and after["order_items"] == before["order_items"] + 4
+    assert after["orders"] == before["orders"] + 5 and after["order_items"] == before["order_items"] + 6
     import_transactions(store, path, skip_bad=True, **args)
     assert store_stats(store)["counts"]["order_items"] == after["order_items"]
 
@@ -251,3 +255,131 @@ def test_reviews_csv_and_jsonl(sample_store, tmp_path):
     result = import_reviews(sample_store, mixed, skip_bad=True)
     assert result["skipped"] == {"bad product": 1, "bad rating": 1} and result["counts"]["reviews"] == 1
     assert counts(sample_store)["reviews"] == before + 4
+
+
+# --- format detection, returns, ids and currency
+
+
+def test_detects_cdnow_whitespace_header_and_compact_dates(sqlite_store):
+    result = import_transactions(sqlite_store, cdnow_transactions(), parse_columns(CDNOW_COLUMNS))
+    assert result["detected"] == ["delimiter whitespace", "a header line", "date format %Y%m%d"]
+    assert result["counts"]["orders"] == 67_591
+    stats = store_stats(sqlite_store)
+    assert str(stats["orders_from"].date()) == "1997-01-01" and str(stats["orders_to"].date()) == "1998-06-30"
+
+
+def test_detects_whitespace_without_header_and_dollar_amounts(sqlite_store, tmp_path):
+    path = tmp_path / "tx.txt"
+    path.write_text(" 00001 19970101  1   11.77\n 00002 19970112  2   $1,012.00\n")
+    result = import_transactions(sqlite_store, path, parse_columns(CDNOW_COLUMNS), source="x")
+    assert result["detected"] == ["delimiter whitespace", "no header line", "date format %Y%m%d"]
+    with sqlite_store.read() as s:
+        totals = dict(s.execute(select(Order.customer_id, Order.total)).all())
+        day = s.scalar(select(Order.created_at).where(Order.customer_id == "x:00002"))
+    assert totals == {"x:00001": Decimal("11.77"), "x:00002": Decimal("1012.00")}
+    assert str(day.date()) == "1997-01-12"
+
+
+SEMICOLON = """Kunde;Datum;Menge;Preis
+4711;03.02.2024;2;10,50
+4712;15.02.2024;1;7,25
+4711;28.03.2024;1;3,00
+"""
+TAB = "customer\tdate\tamount\nA\t2024-02-03 10:15:00\t10.50\nB\t2024-02-15 09:00:00\t7.25\n"
+
+
+def test_detects_semicolon_day_first_dates_and_decimal_commas(sqlite_store, tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text(SEMICOLON)
+    columns = parse_columns("customer=Kunde,date=Datum,quantity=Menge,price=Preis")
+    result = import_transactions(sqlite_store, path, columns)
+    assert result["detected"] == ["delimiter semicolon", "a header line", "date format %d.%m.%Y"]
+    with sqlite_store.read() as s:
+        rows = s.execute(select(Order.customer_id, Order.created_at, Order.total).order_by(Order.created_at)).all()
+    assert [(c, str(t.date()), v) for c, t, v in rows] == [
+        ("export:4711", "2024-02-03", Decimal("21.00")),  # quantity x price: 2 x 10.50
+        ("export:4712", "2024-02-15", Decimal("7.25")),
+        ("export:4711", "2024-03-28", Decimal("3.00")),
+    ]
+
+
+def test_detects_tab_and_iso_timestamps_and_flags_override(sqlite_store, tmp_path):
+    path = tmp_path / "export.tsv"
+    path.write_text(TAB)
+    result = import_transactions(sqlite_store, path, parse_columns("customer=customer,date=date,amount=amount"))
+    assert result["detected"] == ["delimiter tab", "a header line", "date format ISO 8601"]
+    assert result["counts"]["orders"] == 2
+    with pytest.raises(BadInputError, match="bad date"):  # a given format is used as given, not second-guessed
+        import_transactions(sqlite_store, path, parse_columns("customer=customer,date=date,amount=amount"),
+                            delimiter="\t", date_format="%Y%m%d")
+    explicit = import_transactions(sqlite_store, path, parse_columns("customer=customer,date=date,amount=amount"),
+                                   delimiter="tab", date_format="%Y-%m-%d %H:%M:%S", header=True)
+    assert explicit["detected"] == []
+
+
+def test_day_and_month_order_comes_from_the_whole_file(tmp_path):
+    from store.importers.transactions import detect_format
+
+    lines = ["id,day,total"] + [f"A,1/{d}/2024,1" for d in range(1, 13)] * 50 + ["A,25/12/2024,1"]
+    path = tmp_path / "t.csv"
+    path.write_text("\n".join(lines) + "\n")
+    found = detect_format(path, parse_columns("customer=id,date=day,amount=total"))
+    assert found["date_format"] == "%d/%m/%Y"
+
+
+def test_returns_are_kept_as_returns(sqlite_store, tmp_path):
+    path = tmp_path / "online_retail.csv"
+    path.write_text(UCI)
+    import_transactions(sqlite_store, path, parse_columns(UCI_COLUMNS), skip_bad=True)
+    with sqlite_store.read() as s:
+        ret = s.get(Order, "online_retail:C536383")
+        assert ret.status == "return requested" and ret.total == Decimal("-4.65") and ret.details == {"return": True}
+        assert [(p.kind, p.amount) for p in s.execute(select(Payment).where(Payment.order_id == ret.id)).scalars()] == [
+            ("refund", Decimal("4.65"))
+        ]
+        assert s.execute(select(OrderItem.quantity).where(OrderItem.order_id == ret.id)).scalar_one() == -1
+        bought = s.get(Order, "online_retail:536365")
+        assert bought.status == "delivered" and bought.total == Decimal("35.64")
+
+
+def test_returns_count_as_returns_not_purchases(sqlite_store, tmp_path):
+    from datetime import date
+
+    from tools.analytics.features import build_features
+
+    path = tmp_path / "shop.csv"
+    path.write_text("order,customer,date,qty,price\n1,A,2024-01-02,2,10\n2,A,2024-02-02,1,30\n"
+                    "3,A,2024-02-10,-1,10\nC4,A,2024-02-11,1,5\n")
+    import_transactions(sqlite_store, path,
+                        parse_columns("order=order,customer=customer,date=date,quantity=qty,price=price"))
+    f = build_features(sqlite_store, date(2024, 3, 1)).loc["shop:A"]
+    assert f["frequency"] == 2 and f["monetary_total"] == 50.0
+    assert f["returned"] == 2 and f["returned_value"] == 15.0 and f["cancelled"] == 0
+    assert f["return_value_share"] == pytest.approx(0.3)
+
+
+def test_float_ids_lose_their_trailing_zero(sqlite_store, tmp_path):
+    path = tmp_path / "ids.csv"
+    path.write_text("InvoiceNo,CustomerID,Date,Amount\n536365.0,16866.0,2024-01-02,5\n536366,16866,2024-01-03,6\n")
+    import_transactions(sqlite_store, path,
+                        parse_columns("order=InvoiceNo,customer=CustomerID,date=Date,amount=Amount"))
+    with sqlite_store.read() as s:
+        assert set(s.scalars(select(Customer.id))) == {"ids:16866"}
+        assert set(s.scalars(select(Order.id))) == {"ids:536365", "ids:536366"}
+
+
+def test_currency_is_stored_per_shop(sqlite_store, tmp_path):
+    from shopdesk.output import UserError
+    from store.shop import shop_currency
+
+    path = tmp_path / "t.csv"
+    path.write_text(GOOD_ROWS)
+    assert shop_currency(sqlite_store) == "USD"
+    result = import_transactions(sqlite_store, path, parse_columns("customer=id,date=day,amount=total"), currency="gbp")
+    assert result["currency"] == "GBP" and shop_currency(sqlite_store) == "GBP"
+    other = tmp_path / "u.csv"
+    other.write_text("id,day,total\nB1,2026-01-02,1\n")
+    with pytest.raises(UserError, match="in GBP.*mix currencies"):
+        import_transactions(sqlite_store, other, parse_columns("customer=id,date=day,amount=total"), currency="EUR")
+    with pytest.raises(UserError, match="three-letter"):
+        import_transactions(sqlite_store, other, parse_columns("customer=id,date=day,amount=total"), currency="pounds")

@@ -44,7 +44,9 @@ def bgnbd_loglik(params: BGNBDParams, x, t_x, T) -> np.ndarray:
     )
     log_a1 = -(r + x) * np.log(alpha + T)
     with np.errstate(divide="ignore"):
-        log_a2 = np.where(x > 0, np.log(a) - np.log(np.maximum(b + x - 1, 1e-12)) - (r + x) * np.log(alpha + t_x), -np.inf)
+        log_a2 = np.where(
+            x > 0, np.log(a) - np.log(np.maximum(b + x - 1, 1e-12)) - (r + x) * np.log(alpha + t_x), -np.inf
+        )
     return base + np.logaddexp(log_a1, log_a2)
 
 

@@ -17,11 +17,10 @@ import pandas as pd
 
 from store.db import Store
 from tools.analytics.features import FEATURES, build_feature_sets
-from tools.results import usd
 
 MIN_TRAIN_CUSTOMERS = 50
 MIN_PER_CLASS = 10
-MAX_TRAIN_ROWS = 100_000  # plenty for 18 features; bounds training time on large shops (a random sample)
+MAX_TRAIN_ROWS = 100_000  # plenty for 22 features; bounds training time on large shops (a random sample)
 BAG_BELOW_ROWS = 5_000  # fewer fitting rows than this: train a bag of boosters
 BAG_SIZE = 10
 
@@ -69,7 +68,7 @@ def label_churn(train: pd.DataFrame, later: pd.DataFrame) -> pd.DataFrame:
 
 def training_frame(store: Store, as_of: date, horizon_days: int) -> pd.DataFrame:
     """Features as of (as_of - H) with label `churned` = no purchase in (as_of - H, as_of]."""
-    train, now = build_feature_sets(store, [as_of - timedelta(days=horizon_days), as_of])
+    train, now = build_feature_sets(store, [as_of - timedelta(days=horizon_days), as_of], horizon_days)
     return label_churn(train, now)
 
 
@@ -130,8 +129,10 @@ def train_churn_model(
     for member in range(bag):
         idx = fit_idx if bag == 1 else np.sort(rng.choice(fit_idx, len(fit_idx), replace=True))
         train = lgb.Dataset(X[idx], y[idx], feature_name=FEATURES, free_raw_data=True)
+        # Bag members also see different feature subsets, so customers alike on most features still get told apart.
+        member_params = {**params, "seed": seed + member, "feature_fraction": 0.6} if bag > 1 else params
         boosters.append(lgb.train(
-            {**params, "seed": seed + member}, train, num_boost_round=200,
+            member_params, train, num_boost_round=200,
             valid_sets=[lgb.Dataset(X[calib], y[calib], reference=train)],
             callbacks=[lgb.early_stopping(20, verbose=False)],
         ))
@@ -165,13 +166,18 @@ def _days(v: float) -> str:
     return f"{v:.0f} day" + ("" if round(v) == 1 else "s")
 
 
-def _money(v: float) -> str:
-    return usd(v)  # one amount format everywhere a person reads (tools/results.py)
+def _money(v: float, currency: str = "USD") -> str:
+    from tools.analytics.models import money
+
+    return money(v, currency)  # one amount format everywhere a person reads (tools/results.py)
 
 
-def describe_feature(name: str, row: pd.Series, toward_churn: bool) -> str | None:
+def describe_feature(name: str, row: pd.Series, toward_churn: bool, currency: str = "USD") -> str | None:
     """One plain sentence about the customer's own value of a feature."""
-    g = lambda k: finite(row.get(k))
+
+    def g(k: str) -> float | None:
+        return finite(row.get(k))
+
     rec, gap = g("recency_days"), g("mean_gap_days")
     if name in ("recency_days", "overdue_ratio"):
         if rec is None:
@@ -201,17 +207,20 @@ def describe_feature(name: str, row: pd.Series, toward_churn: bool) -> str | Non
             return "orders have been speeding up lately"
         return "orders at a steady pace"
     if name in ("monetary_total", "avg_order_value"):
-        return f"spent {_money(g('monetary_total') or 0)} in total, {_money(g('avg_order_value') or 0)} per order"
+        return (f"spent {_money(g('monetary_total') or 0, currency)} in total, "
+                f"{_money(g('avg_order_value') or 0, currency)} per order")
     if name == "tenure_days":
         return f"customer for {_days(g('tenure_days') or 0)}"
     if name in ("orders_90d", "orders_prev_90d"):
         if not (g("orders_90d") or g("orders_prev_90d")):
             return None
-        return f"{g('orders_90d') or 0:.0f} orders in the last 90 days vs {g('orders_prev_90d') or 0:.0f} in the 90 before"
+        return (f"{g('orders_90d') or 0:.0f} orders in the last 90 days vs "
+                f"{g('orders_prev_90d') or 0:.0f} in the 90 before")
     if name in ("spend_180d", "spend_prev_180d", "spend_trend"):
         if not (g("spend_180d") or g("spend_prev_180d")):
             return None
-        return f"spent {_money(g('spend_180d') or 0)} in the last 180 days vs {_money(g('spend_prev_180d') or 0)} before"
+        return (f"spent {_money(g('spend_180d') or 0, currency)} in the last 180 days vs "
+                f"{_money(g('spend_prev_180d') or 0, currency)} before")
     if name == "cancel_share":
         return f"cancelled {g('cancelled') or 0:.0f} of {g('orders_all') or 0:.0f} orders"
     if name == "return_share":
@@ -221,20 +230,36 @@ def describe_feature(name: str, row: pd.Series, toward_churn: bool) -> str | Non
         if rating is None:
             return "has written no reviews"
         return f"reviews average {rating:.1f}/5 over {g('review_count') or 0:.0f}"
+    if name in ("bgnbd_p_alive", "bgnbd_expected_orders"):
+        alive, expected = g("bgnbd_p_alive"), g("bgnbd_expected_orders")
+        if alive is None:
+            return None
+        return (f"BG/NBD: probability still active {alive:.2f}, {expected or 0:.1f} orders expected in the churn "
+                "horizon")
+    if name == "return_value_share":
+        if not g("returned_value"):
+            return "returned nothing"
+        return (f"returned {_money(g('returned_value') or 0, currency)} of "
+                f"{_money(g('monetary_total') or 0, currency)} bought")
+    if name == "season_share":
+        f = g("frequency") or 0
+        return f"{g('season_orders') or 0:.0f} of {f:.0f} past orders fell in the calendar months ahead"
     if name == "support_contacts":
         n = g("support_contacts") or 0
         return f"{n:.0f} support contact" + ("" if n == 1 else "s")
     return None
 
 
-def reasons_from_contributions(row: pd.Series, contrib: np.ndarray, features: list[str], k: int = 3) -> list[str]:
+def reasons_from_contributions(
+    row: pd.Series, contrib: np.ndarray, features: list[str], k: int = 3, currency: str = "USD"
+) -> list[str]:
     """The k features that pushed this customer's churn score most, as sentences (toward churn first)."""
     order = np.argsort(-np.abs(contrib))
     push_up = [i for i in order if contrib[i] > 0]
     chosen = push_up[:k] if push_up else list(order[:k])
     out: list[str] = []
     for i in chosen:
-        text = describe_feature(features[i], row, toward_churn=contrib[i] > 0)
+        text = describe_feature(features[i], row, toward_churn=contrib[i] > 0, currency=currency)
         if text and not any(text in o for o in out):
             out.append(text)
     if not push_up:
@@ -263,6 +288,7 @@ def top_decile_lift(y: np.ndarray, score: np.ndarray) -> float:
 
 
 def metrics(y: np.ndarray, score: np.ndarray) -> dict[str, float]:
+    """AUC, PR-AUC, Brier score and top-decile lift of `score` against the labels `y`."""
     from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
     return {

@@ -1,7 +1,8 @@
 """Per-customer features as of a date, computed by SQL aggregates inside the database (SQLite or PostgreSQL).
 
 Only rows dated before the cut-off take part, so a feature table as of D never sees what happened after D.
-A purchase is any order that was not cancelled; cancellations and returns are counted on their own.
+A purchase is any order that was not cancelled and is not a return document (a negative total: an imported credit
+note); cancellations and returns are counted on their own.
 Each order is one purchase occasion (importers merge same-day transactions of a customer, as the BG/NBD papers do).
 """
 
@@ -11,8 +12,9 @@ import itertools
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import Integer, and_, case, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from store.db import Store
@@ -43,7 +45,12 @@ FEATURES = [
     "review_mean_rating",
     "review_count",
     "support_contacts",
+    "return_value_share",
+    "season_share",
+    "bgnbd_p_alive",
+    "bgnbd_expected_orders",
 ]
+BGNBD_FIT_ROWS = 20_000  # as in value.py: a sample this size pins BG/NBD's four parameters down
 
 
 @dataclass(frozen=True)
@@ -69,10 +76,12 @@ def day_number(col, dialect: str) -> ColumnElement:
 
 
 def to_day_number(moment: datetime) -> float:
+    """Days since EPOCH, with the fraction of the day."""
     return (moment - EPOCH).total_seconds() / 86400.0
 
 
 def data_span(store: Store) -> DataSpan:
+    """The first and last order times, the number of orders and the number of customers."""
     with store.read() as s:
         first, last, n = s.execute(select(func.min(Order.created_at), func.max(Order.created_at), func.count())).one()
         customers = s.execute(select(func.count()).select_from(Customer)).scalar_one()
@@ -81,7 +90,7 @@ def data_span(store: Store) -> DataSpan:
     return DataSpan(first, last, int(n), int(customers))
 
 
-def _purchase_aggregates(store: Store, cutoffs: list[datetime]) -> list[pd.DataFrame]:
+def _purchase_aggregates(store: Store, cutoffs: list[datetime], horizon_days: int = 90) -> list[pd.DataFrame]:
     """One grouped scan of the orders for all cut-offs: filtered aggregates per cut-off, grouped by customer.
 
     FILTER clauses skip the rows an aggregate does not want (cheaper than CASE inside SUM: half the CPU on SQLite);
@@ -92,7 +101,7 @@ def _purchase_aggregates(store: Store, cutoffs: list[datetime]) -> list[pd.DataF
     o = Order.__table__
     queries = []
     for lo, hi in _customer_ranges(store):
-        q = _purchase_query(store.engine.dialect.name, cutoffs)
+        q = _purchase_query(store.engine.dialect.name, cutoffs, horizon_days)
         if lo is not None:
             q = q.where(o.c.customer_id >= lo)
         if hi is not None:
@@ -110,15 +119,22 @@ def _purchase_aggregates(store: Store, cutoffs: list[datetime]) -> list[pd.DataF
     out = []
     for k in range(len(cutoffs)):
         part = df[[c for c in df.columns if c.endswith(f"_{k}")]].rename(columns=lambda c: c.rsplit("_", 1)[0])
-        part["cancelled"] = part["orders_all"] - part["frequency"]  # every order not bought was cancelled
         out.append(part)
     return out
 
 
-def _purchase_query(dialect: str, cutoffs: list[datetime]):
+def horizon_months(cut: datetime, horizon_days: int) -> list[int]:
+    """The calendar months the horizon after a cut-off touches (the season the churn label is about)."""
+    return sorted({(cut + timedelta(days=d)).month for d in range(0, max(horizon_days, 1), 7)})
+
+
+def _purchase_query(dialect: str, cutoffs: list[datetime], horizon_days: int = 90):
     o = Order.__table__
     last_cut = max(cutoffs)
-    bought = o.c.status.notin_(PURCHASE_STATUSES_EXCLUDED)
+    bought = and_(o.c.status.notin_(PURCHASE_STATUSES_EXCLUDED), o.c.total >= 0)
+    # SQLite keeps timestamps as ISO text: the month is characters 6-7 (cheaper than strftime on every row).
+    month = func.substr(o.c.created_at, 6, 2).cast(Integer) if dialect == "sqlite" else func.extract(
+        "month", o.c.created_at)
     cols = [o.c.customer_id.label("customer_id")]
     for k, cut in enumerate(cutoffs):
 
@@ -141,6 +157,9 @@ def _purchase_query(dialect: str, cutoffs: list[datetime]):
             agg(func.count()).label(f"orders_all_{k}"),
             agg(func.count(), bought).label(f"frequency_{k}"),
             agg(func.count(), o.c.status.in_(RETURN_STATUSES)).label(f"returned_{k}"),
+            agg(func.count(), o.c.status.in_(PURCHASE_STATUSES_EXCLUDED)).label(f"cancelled_{k}"),
+            agg(func.sum(-o.c.total), o.c.total < 0).label(f"returned_value_{k}"),
+            agg(func.count(), bought, month.in_(horizon_months(cut, horizon_days))).label(f"season_orders_{k}"),
             day_number(agg(func.min(o.c.created_at), bought), dialect).label(f"first_day_{k}"),
             day_number(agg(func.max(o.c.created_at), bought), dialect).label(f"last_day_{k}"),
             agg(func.avg(day_number(o.c.created_at, dialect)), bought).label(f"mean_day_{k}"),
@@ -218,7 +237,7 @@ def _frame(store: Store, q) -> pd.DataFrame:
     return df
 
 
-def build_feature_sets(store: Store, as_ofs: list[date]) -> list[pd.DataFrame]:
+def build_feature_sets(store: Store, as_ofs: list[date], horizon_days: int = 90) -> list[pd.DataFrame]:
     """Feature tables as of several dates from one scan of the orders (e.g. the training and the scoring date).
 
     Each has one row per customer with at least one purchase on or before its date, indexed by customer id.
@@ -226,14 +245,38 @@ def build_feature_sets(store: Store, as_ofs: list[date]) -> list[pd.DataFrame]:
     `last_day` (days since 1970), and the counts behind the shares (`orders_all`, `cancelled`, `returned`).
     """
     cutoffs = [cutoff_of(d) for d in as_ofs]
-    purchases = _purchase_aggregates(store, cutoffs)
+    purchases = _purchase_aggregates(store, cutoffs, horizon_days)
     sides = _side_aggregates(store, cutoffs)
-    return [_finish(p, s, to_day_number(c)) for p, s, c in zip(purchases, sides, cutoffs)]
+    return [
+        _add_bgnbd(_finish(p, s, to_day_number(c)), horizon_days)
+        for p, s, c in zip(purchases, sides, cutoffs, strict=True)
+    ]
 
 
-def build_features(store: Store, as_of: date) -> pd.DataFrame:
+def build_features(store: Store, as_of: date, horizon_days: int = 90) -> pd.DataFrame:
     """The feature table as of one date (see build_feature_sets)."""
-    return build_feature_sets(store, [as_of])[0]
+    return build_feature_sets(store, [as_of], horizon_days)[0]
+
+
+def _add_bgnbd(df: pd.DataFrame, horizon_days: int, seed: int = 0) -> pd.DataFrame:
+    """BG/NBD's view as features: P(alive) and the expected purchases in the horizon, from a fit on this table only
+    (so on nothing after its cut-off).
+    """
+    from tools.analytics import bgnbd
+
+    df["bgnbd_p_alive"] = np.nan
+    df["bgnbd_expected_orders"] = np.nan
+    fit = df if len(df) <= BGNBD_FIT_ROWS else df.sample(BGNBD_FIT_ROWS, random_state=seed)
+    try:
+        params = bgnbd.fit_bgnbd(fit["x"], fit["t_x"], fit["T"])
+    except ValueError:
+        return df
+    df.attrs["bgnbd_params"] = params  # the value model fits the same sample: it reuses these
+    x, t_x, T = df["x"], df["t_x"], df["T"]
+    df["bgnbd_p_alive"] = bgnbd.prob_alive(params, x, t_x, T)
+    df["bgnbd_expected_orders"] = np.nan_to_num(bgnbd.expected_purchases(params, x, t_x, T, horizon_days / 7.0),
+                                                nan=0.0, posinf=0.0)
+    return df
 
 
 def _finish(df: pd.DataFrame, side: pd.DataFrame, cut: float) -> pd.DataFrame:
@@ -249,12 +292,16 @@ def _finish(df: pd.DataFrame, side: pd.DataFrame, cut: float) -> pd.DataFrame:
     df["overdue_ratio"] = df["recency_days"] / df["mean_gap_days"].where(df["mean_gap_days"] > 0)
     # Where the purchases sit between the first and the last: below 0 they bunch early (slowing down), above 0 late.
     df["timing_skew"] = ((df["mean_day"] - df["first_day"]) / span.where(span > 0) - 0.5).where(f > 2)
-    for col in ("orders_90d", "orders_prev_90d", "spend_180d", "spend_prev_180d", "cancelled", "returned"):
+    for col in ("orders_90d", "orders_prev_90d", "spend_180d", "spend_prev_180d", "cancelled", "returned",
+                "returned_value", "season_orders"):
         df[col] = df[col].fillna(0.0)
     both = df["spend_180d"] + df["spend_prev_180d"]
     df["spend_trend"] = (df["spend_180d"] - df["spend_prev_180d"]) / both.where(both > 0)
     df["cancel_share"] = df["cancelled"] / df["orders_all"]
     df["return_share"] = df["returned"] / df["orders_all"]
+    df["return_value_share"] = df["returned_value"] / df["monetary_total"].where(df["monetary_total"] > 0)
+    # Seasonality: the share of past purchases that fell in the calendar months the horizon covers.
+    df["season_share"] = df["season_orders"] / f
     df["review_count"] = df["review_count"].fillna(0.0)
     df["support_contacts"] = df["support_contacts"].fillna(0.0)
     # BG/NBD summary in weeks: repeat purchases, time of the last one, age at the cut-off.
@@ -269,8 +316,23 @@ def purchased_between(store: Store, start: datetime, end: datetime) -> set[str]:
     o = Order.__table__
     q = (
         select(o.c.customer_id)
-        .where(o.c.created_at >= start, o.c.created_at < end, o.c.status.notin_(PURCHASE_STATUSES_EXCLUDED))
+        .where(o.c.created_at >= start, o.c.created_at < end, o.c.status.notin_(PURCHASE_STATUSES_EXCLUDED),
+               o.c.total >= 0)
         .distinct()
     )
     with store.engine.connect() as conn:
         return {row[0] for row in conn.execute(q)}
+
+
+def spent_between(store: Store, start: datetime, end: datetime) -> pd.Series:
+    """Each customer's purchase spend in [start, end) — the realised value a value prediction is judged on."""
+    o = Order.__table__
+    q = (
+        select(o.c.customer_id, func.sum(o.c.total))
+        .where(o.c.created_at >= start, o.c.created_at < end, o.c.status.notin_(PURCHASE_STATUSES_EXCLUDED),
+               o.c.total >= 0)
+        .group_by(o.c.customer_id)
+    )
+    with store.engine.connect() as conn:
+        rows = conn.execute(q).all()
+    return pd.Series({cid: float(v or 0) for cid, v in rows}, dtype=float)

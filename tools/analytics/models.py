@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from tools.results import Fact, Lang, cell, fact, iso, na, pct, stars, table, tr, usd
 
@@ -41,8 +41,38 @@ def _pct_or_na(x: float | None, lang: Lang) -> str:
     return na(lang) if x is None else pct(x)
 
 
-def _usd_or_na(x: float | None, lang: Lang) -> str:
-    return na(lang) if x is None else usd(x)
+CURRENCY_SIGNS = {"USD": "$", "GBP": "£", "EUR": "€", "JPY": "¥", "CNY": "¥", "INR": "₹"}
+
+
+def money(x: float | None, currency: str = "USD") -> str:
+    """An amount in the shop's currency: "$1234.56" for USD (as usd() writes it), "£12.50", "12.50 CHF"."""
+    text = usd(x)
+    if currency == "USD":
+        return text
+    sign = CURRENCY_SIGNS.get(currency)
+    if sign:
+        return text.replace("$", sign)
+    return text.replace("$", "") + f" {currency}"
+
+
+def _money_or_na(x: float | None, lang: Lang, currency: str) -> str:
+    return na(lang) if x is None else money(x, currency)
+
+
+CurrencyCode = Annotated[str, Field(description="ISO 4217 code of every amount in the result (the shop's currency; "
+                                               "fields named *_usd keep their names)")]
+
+
+class Currency(BaseModel):
+    """A result whose amounts are in the shop's currency: its units say so too."""
+
+    @model_validator(mode="after")
+    def _units_in_currency(self):
+        units = getattr(self, "units", None)
+        if getattr(self, "currency", "USD") != "USD" and units:
+            for key, value in units.items():
+                units[key] = value.replace("USD", self.currency)
+        return self
 
 
 def _customer(cid: str) -> str:
@@ -67,12 +97,13 @@ class SegmentRow(BaseModel):
     avg_churn_probability: float | None = Field(None, description="probability 0-1, mean over the segment")
 
 
-class SegmentSummary(BaseModel):
+class SegmentSummary(Currency):
     as_of: date
     horizon_days: int
     customers: int = Field(description="customers with at least one purchase up to as_of")
     churn_method: ChurnMethod
     rows: list[SegmentRow]
+    currency: CurrencyCode = "USD"
     units: Units
     notes: Notes
 
@@ -86,8 +117,9 @@ class SegmentSummary(BaseModel):
         headers = tr(lang, "Segment|Customers|Share of customers|Revenue|Revenue share|Avg 12-month value|"
                            "Avg churn risk",
                      "分群|顾客数|顾客占比|收入|收入占比|平均 12 个月价值|平均流失风险").split("|")
-        rows = [[r.segment, r.customers, pct(r.share_of_customers), usd(r.revenue_usd), pct(r.revenue_share),
-                 usd(r.avg_value_12m_usd), _pct_or_na(r.avg_churn_probability, lang)] for r in self.rows]
+        rows = [[r.segment, r.customers, pct(r.share_of_customers), money(r.revenue_usd, self.currency),
+                 pct(r.revenue_share), money(r.avg_value_12m_usd, self.currency),
+                 _pct_or_na(r.avg_churn_probability, lang)] for r in self.rows]
         return f"{head}\n\n{table(headers, rows)}{_notes(self.notes, lang)}"
 
     def facts(self) -> list[Fact]:
@@ -97,8 +129,10 @@ class SegmentSummary(BaseModel):
         for r in self.rows:
             about = f"segment:{r.segment}"
             out += [fact("segment", r.segment, about), fact("count", r.customers, about),
-                    fact("share", pct(r.share_of_customers), about), fact("amount", usd(r.revenue_usd), about),
-                    fact("share", pct(r.revenue_share), about), fact("amount", usd(r.avg_value_12m_usd), about)]
+                    fact("share", pct(r.share_of_customers), about),
+                    fact("amount", money(r.revenue_usd, self.currency), about),
+                    fact("share", pct(r.revenue_share), about),
+                    fact("amount", money(r.avg_value_12m_usd, self.currency), about)]
             if r.avg_churn_probability is not None:
                 out.append(fact("probability", pct(r.avg_churn_probability), about))
         return out
@@ -115,12 +149,13 @@ class SegmentMember(CustomerRef):
     churn_probability: float | None = None
 
 
-class SegmentLookup(BaseModel):
+class SegmentLookup(Currency):
     as_of: date
     segment: str | None = None
     customer: str | None = None
     members_total: int = Field(description="customers in the segment (all, not only the rows shown)")
     rows: list[SegmentMember]
+    currency: CurrencyCode = "USD"
     units: Units
     notes: Notes
 
@@ -135,12 +170,14 @@ class SegmentLookup(BaseModel):
             head = tr(
                 lang,
                 f"Customer {m.customer_id}{email} is in segment {m.segment} (RFM {m.rfm}) as of {day}: {m.orders} "
-                f"orders, {usd(m.spend_usd)} spent, last order {_days(m.recency_days)} days ago, {m.tier} value tier "
-                f"({usd(m.value_12m_usd)} predicted over 12 months), churn risk "
+                f"orders, {money(m.spend_usd, self.currency)} spent, last order {_days(m.recency_days)} days ago, "
+                f"{m.tier} value tier "
+                f"({money(m.value_12m_usd, self.currency)} predicted over 12 months), churn risk "
                 f"{_pct_or_na(m.churn_probability, lang)}.",
                 f"截至 {day},顾客 {m.customer_id}{email} 属于分群 {m.segment}(RFM {m.rfm}):{m.orders} 个订单,消费 "
-                f"{usd(m.spend_usd)},最近一次下单在 {_days(m.recency_days)} 天前,价值等级 {m.tier}(预计 12 个月价值 "
-                f"{usd(m.value_12m_usd)}),流失风险 {_pct_or_na(m.churn_probability, lang)}。",
+                f"{money(m.spend_usd, self.currency)},最近一次下单在 {_days(m.recency_days)} 天前,"
+                f"价值等级 {m.tier}(预计 12 个月价值 "
+                f"{money(m.value_12m_usd, self.currency)}),流失风险 {_pct_or_na(m.churn_probability, lang)}。",
             )
             return head + _notes(self.notes, lang)
         shown = len(self.rows)
@@ -150,8 +187,9 @@ class SegmentLookup(BaseModel):
                   + (f"(按预计 12 个月价值显示前 {shown} 位)。" if shown else "。"))
         headers = tr(lang, "Customer|Email|RFM|Orders|Spent|12-month value|Tier|Churn risk",
                      "顾客|邮箱|RFM|订单数|消费|12 个月价值|价值等级|流失风险").split("|")
-        rows = [[m.customer_id, m.email or "", m.rfm, m.orders, usd(m.spend_usd), usd(m.value_12m_usd), m.tier,
-                 _pct_or_na(m.churn_probability, lang)] for m in self.rows]
+        rows = [[m.customer_id, m.email or "", m.rfm, m.orders, money(m.spend_usd, self.currency),
+                 money(m.value_12m_usd, self.currency), m.tier, _pct_or_na(m.churn_probability, lang)]
+                for m in self.rows]
         return head + ("\n\n" + table(headers, rows) if rows else "") + _notes(self.notes, lang)
 
     def facts(self) -> list[Fact]:
@@ -164,8 +202,8 @@ class SegmentLookup(BaseModel):
         for m in self.rows:
             about = _customer(m.customer_id)
             out += [fact("customer_id", m.customer_id, about), fact("text", m.rfm, about),
-                    fact("count", m.orders, about), fact("amount", usd(m.spend_usd), about),
-                    fact("amount", usd(m.value_12m_usd), about), fact("tier", m.tier, about)]
+                    fact("count", m.orders, about), fact("amount", money(m.spend_usd, self.currency), about),
+                    fact("amount", money(m.value_12m_usd, self.currency), about), fact("tier", m.tier, about)]
             if m.email:
                 out.append(fact("email", m.email, about))
             if m.churn_probability is not None:
@@ -189,13 +227,14 @@ class ChurnRow(BaseModel):
     reasons: str = Field(description="plain words, from the model's own feature contributions")
 
 
-class ChurnTable(BaseModel):
+class ChurnTable(Currency):
     as_of: date
     horizon_days: int
     churn_method: ChurnMethod
     filters: dict[str, str | float | int | None]
     customers_scored: int = Field(description="customers matching the filters, before top_n")
     rows: list[ChurnRow]
+    currency: CurrencyCode = "USD"
     units: Units
     notes: Notes
 
@@ -209,7 +248,8 @@ class ChurnTable(BaseModel):
             elif key == "tier":
                 parts.append(tr(lang, f"{value} value tier", f"价值等级 {value}"))
             elif key == "min_value_usd":
-                parts.append(tr(lang, f"12-month value at least {usd(value)}", f"12 个月价值不低于 {usd(value)}"))
+                parts.append(tr(lang, f"12-month value at least {money(value, self.currency)}",
+                                f"12 个月价值不低于 {money(value, self.currency)}"))
             else:
                 parts.append(f"{key} {value}")
         return tr(lang, ", ".join(parts), ",".join(parts))
@@ -226,8 +266,9 @@ class ChurnTable(BaseModel):
         headers = tr(lang, "#|Customer|Email|Churn risk|12-month value|Value at risk|Segment|Tier|"
                            "Last order (days ago)|Orders|Why",
                      "#|顾客|邮箱|流失风险|12 个月价值|风险价值|分群|价值等级|距上次下单(天)|订单数|原因").split("|")
-        rows = [[r.rank, r.customer_id, r.email or "", pct(r.churn_probability), usd(r.value_12m_usd),
-                 usd(r.value_at_risk_usd), r.segment, r.tier, _days(r.last_order_days_ago), r.orders, r.reasons]
+        rows = [[r.rank, r.customer_id, r.email or "", pct(r.churn_probability), money(r.value_12m_usd, self.currency),
+                 money(r.value_at_risk_usd, self.currency), r.segment, r.tier, _days(r.last_order_days_ago), r.orders,
+                 r.reasons]
                 for r in self.rows]
         return head + ("\n\n" + table(headers, rows) if rows else "") + _notes(self.notes, lang)
 
@@ -236,8 +277,9 @@ class ChurnTable(BaseModel):
         for r in self.rows:
             about = _customer(r.customer_id)
             out += [fact("count", r.rank, about), fact("customer_id", r.customer_id, about),
-                    fact("probability", pct(r.churn_probability), about), fact("amount", usd(r.value_12m_usd), about),
-                    fact("amount", usd(r.value_at_risk_usd), about), fact("segment", r.segment, about),
+                    fact("probability", pct(r.churn_probability), about),
+                    fact("amount", money(r.value_12m_usd, self.currency), about),
+                    fact("amount", money(r.value_at_risk_usd, self.currency), about), fact("segment", r.segment, about),
                     fact("tier", r.tier, about), fact("count", _days(r.last_order_days_ago), about),
                     fact("count", r.orders, about)]
             if r.email:
@@ -255,7 +297,7 @@ class RecentOrder(BaseModel):
     items: int
 
 
-class CustomerProfile(BaseModel):
+class CustomerProfile(Currency):
     as_of: date
     customer_id: str
     email: str | None = None
@@ -280,6 +322,7 @@ class CustomerProfile(BaseModel):
     expected_orders_12m: float | None
     churn_probability: float | None
     churn_reasons: list[str]
+    currency: CurrencyCode = "USD"
     units: Units
     notes: Notes
 
@@ -298,10 +341,10 @@ class CustomerProfile(BaseModel):
                 f"- 订单({cid}):{_days(self.tenure_days)} 天内共 {self.orders} 个{gap};最近一次下单 "
                 f"{iso(self.last_order_date)};{self.cancelled_orders} 个已取消,{self.returned_orders} 个已退货。",
             ))
-            lines.append(tr(lang, f"- Spend ({cid}): {usd(self.spend_usd)} in total, "
-                                  f"{_usd_or_na(self.avg_order_value_usd, lang)} per order.",
-                            f"- 消费({cid}):共 {usd(self.spend_usd)},平均每单 "
-                            f"{_usd_or_na(self.avg_order_value_usd, lang)}。"))
+            lines.append(tr(lang, f"- Spend ({cid}): {money(self.spend_usd, self.currency)} in total, "
+                                  f"{_money_or_na(self.avg_order_value_usd, lang, self.currency)} per order.",
+                            f"- 消费({cid}):共 {money(self.spend_usd, self.currency)},平均每单 "
+                            f"{_money_or_na(self.avg_order_value_usd, lang, self.currency)}。"))
         else:
             lines.append(tr(lang, f"- Orders ({cid}): no purchases yet.", f"- 订单({cid}):还没有购买记录。"))
         if self.favourite_categories:
@@ -321,8 +364,9 @@ class CustomerProfile(BaseModel):
                 lang, f", about {self.expected_orders_12m:.1f} orders expected",
                 f",预计约 {self.expected_orders_12m:.1f} 个订单")
             lines.append(tr(lang, f"- Value tier ({cid}): {self.tier}, predicted 12-month value "
-                                  f"{_usd_or_na(self.value_12m_usd, lang)}{expected}.",
-                            f"- 价值等级({cid}):{self.tier},预计 12 个月价值 {_usd_or_na(self.value_12m_usd, lang)}"
+                                  f"{_money_or_na(self.value_12m_usd, lang, self.currency)}{expected}.",
+                            f"- 价值等级({cid}):{self.tier},预计 12 个月价值 "
+                            f"{_money_or_na(self.value_12m_usd, lang, self.currency)}"
                             f"{expected}。"))
         if self.churn_probability is not None:
             why = "; ".join(self.churn_reasons)
@@ -333,7 +377,7 @@ class CustomerProfile(BaseModel):
             lines.append("")
             lines.append(tr(lang, f"Recent orders of {cid}:", f"{cid} 的最近订单:"))
             headers = tr(lang, "Order|Date|Status|Total|Items", "订单|日期|状态|合计|商品数").split("|")
-            lines.append(table(headers, [[o.order_id, iso(o.date), o.status, usd(o.total_usd), o.items]
+            lines.append(table(headers, [[o.order_id, iso(o.date), o.status, money(o.total_usd, self.currency), o.items]
                                          for o in self.recent_orders]))
         return "\n".join(lines) + _notes(self.notes, lang)
 
@@ -345,11 +389,12 @@ class CustomerProfile(BaseModel):
         if self.orders:
             out += [fact("count", self.orders, about), fact("count", _days(self.tenure_days), about),
                     fact("date", iso(self.last_order_date), about), fact("count", self.cancelled_orders, about),
-                    fact("count", self.returned_orders, about), fact("amount", usd(self.spend_usd), about)]
+                    fact("count", self.returned_orders, about),
+                    fact("amount", money(self.spend_usd, self.currency), about)]
             if self.usual_gap_days:
                 out.append(fact("count", _days(self.usual_gap_days), about))
             if self.avg_order_value_usd is not None:
-                out.append(fact("amount", usd(self.avg_order_value_usd), about))
+                out.append(fact("amount", money(self.avg_order_value_usd, self.currency), about))
         out += [fact("category", c, about) for c in self.favourite_categories]
         if self.review_count:
             out.append(fact("count", self.review_count, about))
@@ -362,7 +407,7 @@ class CustomerProfile(BaseModel):
         if self.tier:
             out.append(fact("tier", self.tier, about))
             if self.value_12m_usd is not None:
-                out.append(fact("amount", usd(self.value_12m_usd), about))
+                out.append(fact("amount", money(self.value_12m_usd, self.currency), about))
             if self.expected_orders_12m is not None:
                 out.append(fact("count", f"{self.expected_orders_12m:.1f}", about))
         if self.churn_probability is not None:
@@ -371,7 +416,7 @@ class CustomerProfile(BaseModel):
         for o in self.recent_orders:
             order = f"order:{o.order_id}"
             out += [fact("order_id", o.order_id, order), fact("date", iso(o.date), order),
-                    fact("status", o.status, order), fact("amount", usd(o.total_usd), order),
+                    fact("status", o.status, order), fact("amount", money(o.total_usd, self.currency), order),
                     fact("count", o.items, order)]
         return out
 
@@ -388,7 +433,7 @@ class OfferRow(CustomerRef):
     message: str
 
 
-class RetentionOfferDraft(BaseModel):
+class RetentionOfferDraft(Currency):
     as_of: date
     target: str
     target_segment: str | None = Field(None, description="the segment targeted, if a segment was")
@@ -396,6 +441,7 @@ class RetentionOfferDraft(BaseModel):
     rows: list[OfferRow]
     max_total_cost_usd: float = Field(description="USD if every coupon were redeemed")
     sent: bool = Field(False, description="drafts only: nothing is sent to customers")
+    currency: CurrencyCode = "USD"
     units: Units
     notes: Notes
 
@@ -409,13 +455,14 @@ class RetentionOfferDraft(BaseModel):
     def render(self, lang: Lang = "en") -> str:
         day, n = iso(self.as_of), len(self.rows)
         head = tr(lang, f"Draft retention offers for {self._target(lang)} as of {day} (not sent): {n} customers, at "
-                        f"most {usd(self.max_total_cost_usd)} if all are redeemed.",
+                        f"most {money(self.max_total_cost_usd, self.currency)} if all are redeemed.",
                   f"截至 {day},针对 {self._target(lang)} 的挽留优惠草稿(尚未发送):共 {n} 位顾客,若全部使用,"
-                  f"最多花费 {usd(self.max_total_cost_usd)}。")
+                  f"最多花费 {money(self.max_total_cost_usd, self.currency)}。")
         headers = tr(lang, "Customer|Segment|Tier|12-month value|Churn risk|Coupon|or points|Min order|Expires",
                      "顾客|分群|价值等级|12 个月价值|流失风险|优惠券|或积分|最低消费|有效期至").split("|")
-        rows = [[r.customer_id, r.segment, r.tier, usd(r.value_12m_usd), _pct_or_na(r.churn_probability, lang),
-                 usd(r.coupon_usd), r.points, usd(r.min_order_usd), iso(r.expires_on)] for r in self.rows]
+        rows = [[r.customer_id, r.segment, r.tier, money(r.value_12m_usd, self.currency),
+                 _pct_or_na(r.churn_probability, lang), money(r.coupon_usd, self.currency), r.points,
+                 money(r.min_order_usd, self.currency), iso(r.expires_on)] for r in self.rows]
         sample = ""
         if self.rows:
             first = self.rows[0]
@@ -425,15 +472,16 @@ class RetentionOfferDraft(BaseModel):
 
     def facts(self) -> list[Fact]:
         out = [fact("date", iso(self.as_of)), fact("count", len(self.rows)),
-               fact("amount", usd(self.max_total_cost_usd))]
+               fact("amount", money(self.max_total_cost_usd, self.currency))]
         if self.target_segment:
             out.append(fact("segment", self.target_segment))
         for r in self.rows:
             about = _customer(r.customer_id)
             out += [fact("customer_id", r.customer_id, about), fact("segment", r.segment, about),
-                    fact("tier", r.tier, about), fact("amount", usd(r.value_12m_usd), about),
-                    fact("amount", usd(r.coupon_usd), about), fact("count", r.points, about),
-                    fact("amount", usd(r.min_order_usd), about), fact("date", iso(r.expires_on), about)]
+                    fact("tier", r.tier, about), fact("amount", money(r.value_12m_usd, self.currency), about),
+                    fact("amount", money(r.coupon_usd, self.currency), about), fact("count", r.points, about),
+                    fact("amount", money(r.min_order_usd, self.currency), about),
+                    fact("date", iso(r.expires_on), about)]
             if r.churn_probability is not None:
                 out.append(fact("probability", pct(r.churn_probability), about))
         if self.rows:
@@ -448,6 +496,18 @@ class Metrics(BaseModel):
     top_decile_lift: float
 
 
+class ValueMetrics(BaseModel):
+    mae: float = Field(description="mean absolute error of the predicted value against the realised spend")
+    rank_corr: float = Field(description="Spearman rank correlation of predicted value and realised spend")
+
+
+class ValueEvaluation(BaseModel):
+    days: int = Field(description="days after as_of the value is judged over (365, or the data left)")
+    realised_mean: float = Field(description="mean realised spend per customer in those days")
+    ours: ValueMetrics
+    bgnbd_gg: ValueMetrics
+
+
 class ChurnEvaluation(BaseModel):
     as_of: date
     horizon_days: int
@@ -458,7 +518,20 @@ class ChurnEvaluation(BaseModel):
     train_customers: int
     train_churn_rate: float
     bgnbd_params: dict[str, float]
+    value: ValueEvaluation | None = None
     notes: Notes
+
+    def _value_table(self, lang: Lang) -> str:
+        v = self.value
+        if v is None:
+            return ""
+        head = tr(lang, f"Customer value over the {v.days} days after {iso(self.as_of)} against realised spend (mean "
+                        f"{v.realised_mean:.2f} per customer):",
+                  f"{iso(self.as_of)} 之后 {v.days} 天的顾客价值与实际消费对比(人均实际消费 {v.realised_mean:.2f}):")
+        headers = tr(lang, "Model|MAE|Rank correlation", "模型|平均绝对误差|秩相关").split("|")
+        rows = [[name, f"{m.mae:.2f}", f"{m.rank_corr:.3f}"]
+                for name, m in (("ours (churn-adjusted)", v.ours), ("BG/NBD + Gamma-Gamma", v.bgnbd_gg))]
+        return "\n\n" + head + "\n\n" + table(headers, rows)
 
     def render(self, lang: Lang = "en") -> str:
         headers = tr(lang, "Model|AUC|PR-AUC|Brier|Top-decile lift", "模型|AUC|PR-AUC|Brier|前 10% 提升度").split("|")
@@ -469,7 +542,7 @@ class ChurnEvaluation(BaseModel):
                         f"{self.train_churn_rate:.3f}).",
                   f"截至 {day} 的流失模型评估,时间窗口 {self.horizon_days} 天:{self.customers} 位顾客,流失率 "
                   f"{self.churn_rate:.3f}(训练集 {self.train_customers} 位顾客,流失率 {self.train_churn_rate:.3f})。")
-        return head + "\n\n" + table(headers, rows) + _notes(self.notes, lang)
+        return head + "\n\n" + table(headers, rows) + self._value_table(lang) + _notes(self.notes, lang)
 
     @staticmethod
     def _metrics(m: Metrics) -> list[str]:
@@ -481,4 +554,9 @@ class ChurnEvaluation(BaseModel):
                fact("metric", f"{self.train_churn_rate:.3f}")]
         for name, m in (("ours (LightGBM)", self.ours), ("BG/NBD", self.bgnbd)):
             out += [fact("metric", v, f"model:{name}") for v in self._metrics(m)]
+        if self.value is not None:
+            out += [fact("count", self.value.days), fact("metric", f"{self.value.realised_mean:.2f}")]
+            for name, m in (("ours (churn-adjusted)", self.value.ours), ("BG/NBD + Gamma-Gamma", self.value.bgnbd_gg)):
+                out += [fact("metric", f"{m.mae:.2f}", f"model:{name}"),
+                        fact("metric", f"{m.rank_corr:.3f}", f"model:{name}")]
         return out

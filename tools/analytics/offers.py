@@ -7,13 +7,13 @@ from datetime import timedelta
 
 from pydantic import BaseModel, Field
 
-from tools.analytics.models import OfferRow, RetentionOfferDraft
+from tools.analytics.models import OfferRow, RetentionOfferDraft, money
 from tools.analytics.rfm import normalise_segment
-from tools.analytics.segments import _f, _prob, customer_not_found, unknown_segment
+from tools.analytics.segments import as_float, as_probability, customer_not_found, unknown_segment
 from tools.analytics.snapshot import customer_directory, find_customer, get_snapshot
 from tools.context import ShopContext
 from tools.errors import ToolInputError
-from tools.results import iso, usd
+from tools.results import iso
 
 MAX_CUSTOMERS = 200
 
@@ -37,7 +37,7 @@ def size_coupon(value_12m: float, avg_order_value: float, policy: OfferPolicy) -
     return coupon, float(math.ceil(min_order))
 
 
-def _message(name: str | None, coupon: float, min_order: float, expires, segment: str) -> str:
+def _message(name: str | None, coupon: float, min_order: float, expires, segment: str, currency: str = "USD") -> str:
     hello = f"Hi {name.split()[0]}," if name else "Hi,"
     lead = {
         "Can't lose them": "You have been one of our best customers and we miss you.",
@@ -48,7 +48,8 @@ def _message(name: str | None, coupon: float, min_order: float, expires, segment
         "Loyal": "Thank you for shopping with us so often.",
     }.get(segment, "Thank you for shopping with us.")
     return (
-        f"{hello} {lead} Here is {usd(coupon)} off your next order of {usd(min_order)} or more, "
+        f"{hello} {lead} Here is {money(coupon, currency)} off your next order of "
+        f"{money(min_order, currency)} or more, "
         f"valid until {iso(expires)}."
     )
 
@@ -95,7 +96,8 @@ def draft_retention_offer(
         # The most valuable members first; a draft covers at most MAX_CUSTOMERS of them.
         members = members.sort_values("value_12m_usd", ascending=False)
         if len(members) > MAX_CUSTOMERS:
-            notes.append(f"The segment has {len(members)} customers; this draft covers the {MAX_CUSTOMERS} most valuable.")
+            notes.append(f"The segment has {len(members)} customers; "
+                         f"this draft covers the {MAX_CUSTOMERS} most valuable.")
         ids = list(members.index[:MAX_CUSTOMERS])
         target = f"segment {name}"
     expires = snap.as_of + timedelta(days=policy.valid_days)
@@ -103,20 +105,20 @@ def draft_retention_offer(
     rows = []
     for cid in ids:
         r = t.loc[cid]
-        value = _f(r["value_12m_usd"])
-        coupon, min_order = size_coupon(value, _f(r["avg_order_value"]), policy)
+        value = as_float(r["value_12m_usd"])
+        coupon, min_order = size_coupon(value, as_float(r["avg_order_value"]), policy)
         email, name_ = directory.get(cid, (None, ""))
         rows.append(
             OfferRow(
                 customer_id=cid, email=email, segment=r["segment"], tier=r["tier"], value_12m_usd=round(value, 2),
-                churn_probability=_prob(r["churn_probability"]), coupon_usd=coupon,
+                churn_probability=as_probability(r["churn_probability"]), coupon_usd=coupon,
                 points=int(coupon * policy.points_per_usd), min_order_usd=min_order, expires_on=expires,
-                message=_message(name_ or None, coupon, min_order, expires, r["segment"]),
+                message=_message(name_ or None, coupon, min_order, expires, r["segment"], snap.currency),
             )
         )
     if not rows:
         notes.append("No customer to draft an offer for.")
     return RetentionOfferDraft(
         as_of=snap.as_of, target=target, target_segment=name, policy=policy.model_dump(), rows=rows,
-        max_total_cost_usd=round(sum(r.coupon_usd for r in rows), 2), notes=notes,
+        max_total_cost_usd=round(sum(r.coupon_usd for r in rows), 2), currency=snap.currency, notes=notes,
     )

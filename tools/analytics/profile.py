@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from store.models import Order, OrderItem, Product
 from tools.analytics.features import cutoff_of
 from tools.analytics.models import CustomerProfile, RecentOrder
-from tools.analytics.segments import _f, _prob, customer_not_found
+from tools.analytics.segments import as_float, as_probability, customer_not_found
 from tools.analytics.snapshot import find_customer, get_snapshot
 from tools.context import ShopContext
 from tools.errors import ToolInputError
@@ -55,13 +55,13 @@ def get_customer_profile(ctx: ShopContext, customer: str) -> CustomerProfile:
             .limit(TOP_CATEGORIES)
         ).all()
     recent = [
-        RecentOrder(order_id=o[0], date=o[1].date(), status=o[2], total_usd=round(_f(o[3]), 2), items=int(o[4]))
+        RecentOrder(order_id=o[0], date=o[1].date(), status=o[2], total_usd=round(as_float(o[3]), 2), items=int(o[4]))
         for o in orders
     ]
     notes = list(snap.notes)
     base = {
         "as_of": snap.as_of, "customer_id": found.id, "email": found.email, "name": found.name or None,
-        "favourite_categories": [c[0] for c in categories], "recent_orders": recent,
+        "favourite_categories": [c[0] for c in categories], "recent_orders": recent, "currency": snap.currency,
     }
     if found.id not in snap.table.index:
         notes.append(f"No purchase on or before {snap.as_of}: no segment, value or churn score yet.")
@@ -72,29 +72,29 @@ def get_customer_profile(ctx: ShopContext, customer: str) -> CustomerProfile:
             value_12m_usd=None, expected_orders_12m=None, churn_probability=None, churn_reasons=[], notes=notes,
         )
     r = snap.table.loc[found.id]
-    last_order = (cutoff.date().toordinal() - _f(r["recency_days"]))
-    gap = _f(r["mean_gap_days"], float("nan"))
-    rating = _f(r["review_mean_rating"], float("nan"))
-    expected = _f(r["expected_orders_12m"], float("nan"))
+    last_order = (cutoff.date().toordinal() - as_float(r["recency_days"]))
+    gap = as_float(r["mean_gap_days"], float("nan"))
+    rating = as_float(r["review_mean_rating"], float("nan"))
+    expected = as_float(r["expected_orders_12m"], float("nan"))
     return CustomerProfile(
         **base,
-        tenure_days=round(_f(r["tenure_days"]), 1),
-        orders=int(_f(r["frequency"])),
-        cancelled_orders=int(_f(r["cancelled"])),
-        returned_orders=int(_f(r["returned"])),
-        spend_usd=round(_f(r["monetary_total"]), 2),
-        avg_order_value_usd=round(_f(r["avg_order_value"]), 2),
+        tenure_days=round(as_float(r["tenure_days"]), 1),
+        orders=int(as_float(r["frequency"])),
+        cancelled_orders=int(as_float(r["cancelled"])),
+        returned_orders=int(as_float(r["returned"])),
+        spend_usd=round(as_float(r["monetary_total"]), 2),
+        avg_order_value_usd=round(as_float(r["avg_order_value"]), 2),
         last_order_date=date.fromordinal(int(last_order)),
         usual_gap_days=round(gap, 1) if math.isfinite(gap) else None,
-        review_count=int(_f(r["review_count"])),
+        review_count=int(as_float(r["review_count"])),
         review_mean_rating=round(rating, 2) if math.isfinite(rating) else None,
-        support_contacts=int(_f(r["support_contacts"])),
+        support_contacts=int(as_float(r["support_contacts"])),
         segment=r["segment"],
         rfm=r["rfm"],
         tier=r["tier"],
-        value_12m_usd=round(_f(r["value_12m_usd"]), 2),
+        value_12m_usd=round(as_float(r["value_12m_usd"]), 2),
         expected_orders_12m=round(expected, 3) if math.isfinite(expected) else None,
-        churn_probability=_prob(r["churn_probability"]),
+        churn_probability=as_probability(r["churn_probability"]),
         churn_reasons=snap.reasons([found.id]).get(found.id, []) if snap.churn_method != "unavailable" else [],
         notes=notes,
     )

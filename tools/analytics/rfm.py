@@ -1,4 +1,4 @@
-"""RFM quintile scores and the standard named segments.
+r"""RFM quintile scores and the standard named segments.
 
 Scores run 1-5 (5 best): R from recency (more recent is better), F from the number of purchases, M from total
 spend. A score is 1 + floor(5 * share of customers strictly worse), so tied customers share one score (the many
@@ -7,7 +7,7 @@ one-order customers all get F = 1) and the result does not depend on row order.
 Segments follow the widely used R x F grid (the "RFM segments" map of Putler / the R `rfm` package), with
 "About to sleep" (R 3, F 1-2) folded into "Need attention" to keep the ten names of the issue:
 
-    R \\ F   1            2                    3                    4                5
+    R \ F   1            2                    3                    4                5
     5       New          Potential loyalists  Potential loyalists  Champions        Champions
     4       Promising    Potential loyalists  Potential loyalists  Loyal            Loyal
     3       Need attention Need attention     Need attention       Loyal            Loyal
@@ -68,6 +68,7 @@ def quintile_score(values: pd.Series, higher_is_better: bool = True) -> pd.Serie
 
 
 def segment_name(r: int, f: int) -> str:
+    """The segment of an R score and an F score (1-5 each)."""
     return _GRID[int(r)][int(f) - 1]
 
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from tools.analytics.models import ChurnRow, ChurnTable
 from tools.analytics.rfm import normalise_segment
-from tools.analytics.segments import _f, unknown_segment
+from tools.analytics.segments import as_float, unknown_segment
 from tools.analytics.snapshot import Snapshot, customer_directory, get_snapshot
 from tools.context import ShopContext
 from tools.errors import ToolInputError
@@ -54,6 +54,7 @@ def score_churn(
 def churn_table(
     snap: Snapshot, top_n: int = 20, segment: str | None = None, tier: str | None = None, min_value: float | None = None
 ) -> ChurnTable:
+    """The customers most likely to churn, filtered and ranked, with reasons and contact details."""
     filters = {"segment": segment, "tier": tier, "min_value_usd": min_value, "top_n": top_n}
     notes = list(snap.notes)
     t = snap.table
@@ -74,8 +75,8 @@ def churn_table(
     rows = []
     for rank, cid in enumerate(ids, start=1):
         r = top.loc[cid]
-        p = min(1.0, max(0.0, _f(r["churn_probability"])))
-        value = _f(r["value_12m_usd"])
+        p = min(1.0, max(0.0, as_float(r["churn_probability"])))
+        value = as_float(r["value_12m_usd"])
         rows.append(
             ChurnRow(
                 rank=rank,
@@ -86,8 +87,8 @@ def churn_table(
                 value_at_risk_usd=round(p * value, 2),
                 segment=r["segment"],
                 tier=r["tier"],
-                last_order_days_ago=round(_f(r["recency_days"]), 1),
-                orders=int(_f(r["frequency"])),
+                last_order_days_ago=round(as_float(r["recency_days"]), 1),
+                orders=int(as_float(r["frequency"])),
                 reasons="; ".join(reasons.get(cid, [])),
             )
         )
@@ -95,5 +96,5 @@ def churn_table(
         notes.append("No customer matches these filters.")
     return ChurnTable(
         as_of=snap.as_of, horizon_days=snap.horizon_days, churn_method=snap.churn_method, filters=filters,
-        customers_scored=matched, rows=rows, notes=notes,
+        customers_scored=matched, rows=rows, currency=snap.currency, notes=notes,
     )

@@ -19,17 +19,20 @@ def unknown_segment(segment: str) -> ToolInputError:
 
 
 def customer_not_found(customer: str) -> NotFoundError:
+    """The NotFoundError for a customer id or email that matches no customer."""
     shown = " ".join(str(customer).split())[:80]
     return NotFoundError(f"no customer with id or email {customer!r}",
                          user=f"I couldn't find a customer with id or email '{shown}'. Could you check it?",
                          user_zh=f"没有找到 ID 或邮箱为“{shown}”的顾客。能再确认一下吗?")
 
 
-def _f(v, default: float = 0.0) -> float:
+def as_float(v, default: float = 0.0) -> float:
+    """`v` as a finite float, else `default` (None, NaN and infinities from the models become it)."""
     return finite(v, default)
 
 
-def _prob(v) -> float | None:
+def as_probability(v) -> float | None:
+    """`v` as a probability rounded to 4 places, or None when it is missing or not finite."""
     x = finite(v)
     return None if x is None else round(x, 4)
 
@@ -47,14 +50,15 @@ def summarize_segments(ctx: ShopContext, as_of: str | None = None, horizon_days:
 
 
 def segment_summary(snap: Snapshot) -> SegmentSummary:
+    """Size, revenue, value and churn risk of each segment."""
     t = snap.table
     n = len(t)
-    total_revenue = _f(t["monetary_total"].sum()) if n else 0.0
+    total_revenue = as_float(t["monetary_total"].sum()) if n else 0.0
     rows: list[SegmentRow] = []
     for seg in SEGMENTS:
         part = t[t["segment"] == seg] if n else t
         k = len(part)
-        revenue = _f(part["monetary_total"].sum()) if k else 0.0
+        revenue = as_float(part["monetary_total"].sum()) if k else 0.0
         rows.append(
             SegmentRow(
                 segment=seg,
@@ -63,8 +67,8 @@ def segment_summary(snap: Snapshot) -> SegmentSummary:
                 share_of_customers=round(k / n, 4) if n else 0.0,
                 revenue_usd=round(revenue, 2),
                 revenue_share=round(min(1.0, revenue / total_revenue), 4) if total_revenue > 0 else 0.0,
-                avg_value_12m_usd=round(_f(part["value_12m_usd"].mean()), 2) if k else 0.0,
-                avg_churn_probability=_prob(part["churn_probability"].mean()) if k else None,
+                avg_value_12m_usd=round(as_float(part["value_12m_usd"].mean()), 2) if k else 0.0,
+                avg_churn_probability=as_probability(part["churn_probability"].mean()) if k else None,
             )
         )
     return SegmentSummary(
@@ -73,11 +77,13 @@ def segment_summary(snap: Snapshot) -> SegmentSummary:
         customers=n,
         churn_method=snap.churn_method,
         rows=rows,
+        currency=snap.currency,
         notes=list(snap.notes),
     )
 
 
 def member_rows(snap: Snapshot, ids: list[str]) -> list[SegmentMember]:
+    """One row per customer in `ids`, in that order."""
     directory = customer_directory(snap.store, ids) if snap.store is not None else {}
     out = []
     for cid in ids:
@@ -88,12 +94,12 @@ def member_rows(snap: Snapshot, ids: list[str]) -> list[SegmentMember]:
                 email=directory.get(cid, (None, ""))[0],
                 segment=r["segment"],
                 rfm=r["rfm"],
-                recency_days=round(_f(r["recency_days"]), 1),
-                orders=int(_f(r["frequency"])),
-                spend_usd=round(_f(r["monetary_total"]), 2),
-                value_12m_usd=round(_f(r["value_12m_usd"]), 2),
+                recency_days=round(as_float(r["recency_days"]), 1),
+                orders=int(as_float(r["frequency"])),
+                spend_usd=round(as_float(r["monetary_total"]), 2),
+                value_12m_usd=round(as_float(r["value_12m_usd"]), 2),
                 tier=r["tier"],
-                churn_probability=_prob(r["churn_probability"]),
+                churn_probability=as_probability(r["churn_probability"]),
             )
         )
     return out
@@ -126,13 +132,14 @@ def lookup_segment(
             raise customer_not_found(customer)
         if found.id not in snap.table.index:
             return SegmentLookup(
-                as_of=snap.as_of, customer=found.id, segment=None, members_total=0, rows=[],
+                as_of=snap.as_of, customer=found.id, segment=None, members_total=0, rows=[], currency=snap.currency,
                 notes=[f"Customer {found.id} has no purchase on or before {snap.as_of}, so has no segment yet."],
             )
         rows = member_rows(snap, [found.id])
         return SegmentLookup(
             as_of=snap.as_of, customer=found.id, segment=rows[0].segment,
-            members_total=int((snap.table["segment"] == rows[0].segment).sum()), rows=rows, notes=list(snap.notes),
+            members_total=int((snap.table["segment"] == rows[0].segment).sum()), rows=rows, currency=snap.currency,
+            notes=list(snap.notes),
         )
     name = normalise_segment(segment)
     if name is None:
@@ -141,5 +148,5 @@ def lookup_segment(
     top = members.sort_values(["value_12m_usd", "monetary_total"], ascending=False).head(int(limit))
     return SegmentLookup(
         as_of=snap.as_of, segment=name, members_total=len(members), rows=member_rows(snap, list(top.index)),
-        notes=list(snap.notes),
+        currency=snap.currency, notes=list(snap.notes),
     )

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from store.db import Store
 from store.models import Customer
+from store.shop import shop_currency
 from tools.analytics import bgnbd
 from tools.analytics.churn import (
     ChurnModel,
@@ -46,6 +47,7 @@ class Snapshot:
     notes: list[str] = field(default_factory=list)
     store: Store | None = None
     timings: dict[str, dict[str, float]] = field(default_factory=dict)  # wall and CPU seconds per phase (for the bench)
+    currency: str = "USD"  # the shop's, for every amount shown
 
     def reasons(self, customer_ids: list[str]) -> dict[str, list[str]]:
         """Plain-word churn reasons for some customers (contributions are computed only for them)."""
@@ -55,13 +57,19 @@ class Snapshot:
         if self.churn_model is not None:
             contrib = self.churn_model.contributions(rows)
             return {
-                cid: reasons_from_contributions(rows.iloc[i], contrib[i], self.churn_model.features)
+                cid: reasons_from_contributions(
+                    rows.iloc[i], contrib[i], self.churn_model.features, currency=self.currency
+                )
                 for i, cid in enumerate(customer_ids)
             }
-        return {cid: reasons_from_history(rows.iloc[i], finite(rows.iloc[i].get("p_alive"))) for i, cid in enumerate(customer_ids)}
+        return {
+            cid: reasons_from_history(rows.iloc[i], finite(rows.iloc[i].get("p_alive")))
+            for i, cid in enumerate(customer_ids)
+        }
 
 
 def parse_date(value: str | date | None, name: str = "as_of") -> date | None:
+    """`value` as a date; a ToolInputError naming `name` if it is not YYYY-MM-DD."""
     if value is None or isinstance(value, date):
         return value.date() if isinstance(value, datetime) else value
     try:
@@ -82,7 +90,8 @@ def resolve_as_of(span: DataSpan, as_of: date | None, horizon_days: int) -> date
     pick = (f"Please pick a date from {first} to {last}, the span of the shop's orders.",
             f"请选择 {first} 到 {last} 之间的日期(本店订单的时间范围)。")
     if as_of < first:
-        raise ToolInputError(f"as_of {as_of} is before the shop's first order ({first}); pick a date from {first} to {last}",
+        raise ToolInputError(f"as_of {as_of} is before the shop's first order ({first}); "
+                             f"pick a date from {first} to {last}",
                              user=pick[0], user_zh=pick[1])
     if as_of > date.today():
         raise ToolInputError(f"as_of {as_of} is in the future; pick a date from {first} to {last}",
@@ -97,6 +106,7 @@ def resolve_as_of(span: DataSpan, as_of: date | None, horizon_days: int) -> date
 
 
 def check_horizon(horizon_days: int) -> None:
+    """Raise a ToolInputError if the horizon is outside MIN_HORIZON..MAX_HORIZON days."""
     if not MIN_HORIZON <= int(horizon_days) <= MAX_HORIZON:
         raise ToolInputError(f"horizon_days must be between {MIN_HORIZON} and {MAX_HORIZON}, got {horizon_days}",
                              user=f"The churn horizon must be from {MIN_HORIZON} to {MAX_HORIZON} days. Which would "
@@ -105,20 +115,24 @@ def check_horizon(horizon_days: int) -> None:
 
 
 def build_snapshot(store: Store, as_of: date | str | None = None, horizon_days: int = 90) -> Snapshot:
+    """Features, segments, value and churn scores of every customer as of one day."""
     check_horizon(horizon_days)
     span = data_span(store)
     day = resolve_as_of(span, parse_date(as_of), horizon_days)
+    currency = shop_currency(store)
     notes: list[str] = []
     if span.orders == 0:
         notes.append("The shop has no orders yet, so there is nothing to segment or score.")
-        return Snapshot(day, horizon_days, span, _empty_table(), "unavailable", None, None, notes, store)
+        return Snapshot(day, horizon_days, span, _empty_table(), "unavailable", None, None, notes, store,
+                        currency=currency)
     clock = _Clock()
     # One scan of the orders gives both the scoring features (as of the day) and the churn model's training set.
-    train_feats, feats = build_feature_sets(store, [day - timedelta(days=horizon_days), day])
+    train_feats, feats = build_feature_sets(store, [day - timedelta(days=horizon_days), day], horizon_days)
     clock.lap("features")
     if len(feats) == 0:
         notes.append(f"No customer had a purchase on or before {day}.")
-        return Snapshot(day, horizon_days, span, _empty_table(), "unavailable", None, None, notes, store)
+        return Snapshot(day, horizon_days, span, _empty_table(), "unavailable", None, None, notes, store,
+                        currency=currency)
     table = feats.join(score_rfm(feats))
     clock.lap("rfm")
     value_model = fit_value_model(feats)
@@ -144,7 +158,8 @@ def build_snapshot(store: Store, as_of: date | str | None = None, horizon_days: 
             table["churn_probability"] = np.nan
             method = "unavailable"
     table["value_at_risk_usd"] = (table["churn_probability"].fillna(0.0) * table["value_12m_usd"]).astype(float)
-    return Snapshot(day, horizon_days, span, table, method, churn_model, value_model, notes, store, clock.laps)
+    return Snapshot(day, horizon_days, span, table, method, churn_model, value_model, notes, store, clock.laps,
+                    currency)
 
 
 class _Clock:

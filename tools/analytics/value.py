@@ -30,13 +30,14 @@ class ValueModel:
 
 
 def fit_value_model(features: pd.DataFrame, seed: int = 0) -> ValueModel:
+    """Fit BG/NBD and Gamma-Gamma on the features (sampled if large), noting what could not be fitted."""
     notes: list[str] = []
     fit = features
     if len(fit) > MAX_FIT_ROWS:
         fit = fit.sample(MAX_FIT_ROWS, random_state=seed)
     bg = gg = None
     try:
-        bg = bgnbd.fit_bgnbd(fit["x"], fit["t_x"], fit["T"])
+        bg = features.attrs.get("bgnbd_params") or bgnbd.fit_bgnbd(fit["x"], fit["t_x"], fit["T"])
     except ValueError as exc:
         notes.append(f"BG/NBD not fitted: {exc}; value tiers use past spend instead")
     repeaters = fit[(fit["x"] > 0) & (fit["avg_order_value"] > 0)]
@@ -61,7 +62,9 @@ def predict_value(model: ValueModel, features: pd.DataFrame) -> pd.DataFrame:
         orders = bgnbd.expected_purchases(model.bgnbd, x, t_x, T, WEEKS_12M)
         alive = bgnbd.prob_alive(model.bgnbd, x, t_x, T)
         if model.gamma_gamma is not None and model.gamma_gamma.q > 1:
-            spend = bgnbd.expected_order_value(model.gamma_gamma, np.where(features["x"] > 0, features["frequency"], 0), aov)
+            spend = bgnbd.expected_order_value(
+                model.gamma_gamma, np.where(features["x"] > 0, features["frequency"], 0), aov
+            )
         else:
             spend = aov
         out["expected_orders_12m"] = np.nan_to_num(orders, nan=0.0)
