@@ -17,7 +17,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from langchain_core.language_models.chat_models import BaseChatModel
@@ -54,7 +54,8 @@ SYSTEM_PROMPTS = {
 
 class AgentSession:
     """A conversation with memory; `respond()` runs one turn through the turn graph (agent.graph) and yields
-    AgentEvents (see agent.api)."""
+    AgentEvents (see agent.api).
+    """
 
     def __init__(self, *, ctx: ShopContext, model: BaseChatModel, specs: list[ToolSpec], conversation_id: str,
                  max_steps: int = MAX_TOOL_STEPS, channel: str = "chat", log_turns: bool = True):
@@ -106,7 +107,8 @@ class AgentSession:
 
     def hand_off(self, message: str = "Please transfer me to a human agent.") -> Iterator[AgentEvent]:
         """Transfer to a human now, without asking the model: calls transfer_to_human with a summary built from
-        the conversation, logs the turn like any other, and yields the same events as a model-made handoff."""
+        the conversation, logs the turn like any other, and yields the same events as a model-made handoff.
+        """
         return self._turn(message, "handoff")
 
     def handoff_summary(self, request: str) -> str:
@@ -140,13 +142,15 @@ class AgentSession:
 
     def prompt(self, turn: list[BaseMessage]) -> list[BaseMessage]:
         """What the model sees: the system turn, the last finished turns as question and rendered reply (their tool
-        exchanges left out, so an old task does not steer a new one), this turn."""
+        exchanges left out, so an old task does not steer a new one), this turn.
+        """
         past = [m for pair in self.turns[-HISTORY_TURNS:] for m in pair]
         return [self.system, *past, *turn]
 
     def bound_for_turn(self, force_tool: bool = False) -> BaseChatModel:
         """The model with the role's tools, generation constrained to calls whose arguments come from this
-        conversation's values (agent.enums) where a tool takes an id, name or category."""
+        conversation's values (agent.enums) where a tool takes an id, name or category.
+        """
         if not self.tools:
             return self.model
         from agent.grammar import bind_constrained
@@ -198,17 +202,23 @@ class AgentSession:
                 self._handed_off = conv.outcome == "handed_off"
 
     def _log_turn(self, turn: list[BaseMessage], meta: dict[str, Any]) -> None:
+        from sqlalchemy import func, select
+
         from store.models import Message
 
         now = _now()
         info = {"backend": self._backend.get("backend"), "model": self._backend.get("model"),
                 "adapter": self._backend.get("adapter")}
         with self.ctx.store.transaction() as s:
+            # staff replies (the handoff inbox) are logged in the same conversation: continue after the last row
+            last = s.scalar(select(func.max(Message.seq)).where(Message.conversation_id == self.conversation_id))
+            self._seq = max(self._seq, -1 if last is None else last + 1)
             for i, m in enumerate(turn):
                 row = Message(conversation_id=self.conversation_id, seq=self._seq, created_at=now,
                               role=_role(m), content=m.content if isinstance(m.content, str) else json.dumps(m.content))
                 if isinstance(m, AIMessage) and m.tool_calls:
-                    row.tool_calls = [{"id": tc["id"], "name": tc["name"], "arguments": tc["args"]} for tc in m.tool_calls]
+                    row.tool_calls = [{"id": tc["id"], "name": tc["name"], "arguments": tc["args"]}
+                                      for tc in m.tool_calls]
                 if isinstance(m, ToolMessage):
                     row.tool_call_id = m.tool_call_id
                     row.name = m.name
@@ -242,12 +252,13 @@ def _from_row(m) -> BaseMessage:
         return HumanMessage(m.content)
     if m.role == "tool":
         return ToolMessage(m.content, tool_call_id=m.tool_call_id or "", name=m.name)
-    calls = [{"id": tc["id"], "name": tc["name"], "args": tc["arguments"], "type": "tool_call"} for tc in m.tool_calls or []]
+    calls = [{"id": tc["id"], "name": tc["name"], "args": tc["arguments"], "type": "tool_call"}
+             for tc in m.tool_calls or []]
     return AIMessage(m.content, tool_calls=calls)
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def resolve_customer(store: Store, customer: str) -> str:

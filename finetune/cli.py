@@ -28,6 +28,7 @@ def _check_format(fmt: str) -> str:
 
 
 def register(app: typer.Typer) -> None:
+    """Add the `finetune` and `transcripts` commands to `app`."""
     transcripts = typer.Typer(help="Support transcripts: synthesize, validate, export, evaluate.", no_args_is_help=True)
 
     @transcripts.command("validate")
@@ -42,8 +43,8 @@ def register(app: typer.Typer) -> None:
         result = validate_file(path)
 
         def text(r) -> str:
-            head = f"{r['file']}: {r['valid']} valid, {r['invalid']} invalid ({r['assistant_turns']} assistant turns, " \
-                   f"{r['tool_calls']} tool calls)"
+            head = (f"{r['file']}: {r['valid']} valid, {r['invalid']} invalid "
+                    f"({r['assistant_turns']} assistant turns, {r['tool_calls']} tool calls)")
             return "\n".join([head, *r["errors"]])
 
         emit(result, as_json, text)
@@ -56,15 +57,24 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="JSONL file to write."),
         fmt: str = FORMAT_OPT,
         channel: str | None = typer.Option(None, help="Only conversations of this channel (chat, eval, synthetic)."),
+        resolved: bool = typer.Option(False, "--resolved", help="Only conversations a person resolved from the "
+                                      "handoff inbox, redacted (emails, phones, cards, addresses)."),
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     ) -> None:
-        """Write the agent's logged conversations (the store's conversations and messages) as transcripts."""
+        """Write the agent's logged conversations (the store's conversations and messages) as transcripts;
+        `--resolved`: the ones a person resolved, redacted, so the bot learns from what the humans did.
+        """
+        from finetune.redact import redact_all
         from finetune.transcripts import export_from_store, write_transcripts
         from store.db import open_store
+        from store.tickets import resolved_conversation_ids
 
         store = open_store()
         try:
             found = export_from_store(store, channel=channel)
+            if resolved:
+                keep = set(resolved_conversation_ids(store))
+                found, _ = redact_all([t for t in found if t.conversation_id in keep])
         finally:
             store.dispose()
         n = write_transcripts(found, out, _check_format(fmt))

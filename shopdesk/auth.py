@@ -1,4 +1,5 @@
-"""Customer identity signed by the shop: an HS256 JWT whose `sub` is the customer id and whose `exp` is required.
+"""Who is who: customer identity signed by the shop (an HS256 JWT whose `sub` is the customer id, `exp` required),
+staff sessions (a JWT of the same key with the staff audience) and staff password hashes (argon2).
 
     shopdesk auth token c000001 --ttl 3600     # a token for integrators and tests (needs SHOPDESK_SECRET_KEY)
 
@@ -12,6 +13,8 @@ import time
 
 import jwt
 import typer
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 
 from shopdesk.output import UserError, cli_errors
 from shopdesk.settings import Settings
@@ -19,6 +22,10 @@ from shopdesk.settings import Settings
 ALGORITHM = "HS256"
 DEFAULT_TTL_S = 3600
 LEEWAY_S = 10  # clock skew tolerated between the shop's servers and ours
+STAFF_AUDIENCE = "shopdesk-staff"  # a staff session token carries it; a customer token never does
+STAFF_SESSION_S = 8 * 3600  # a staff sign-in lasts one working day
+
+_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 
 
 class TokenError(Exception):
@@ -50,6 +57,39 @@ def verify_token(token: str, key: str) -> str:
     if not claims["sub"]:
         raise TokenError("This sign-in token names no customer.")
     return claims["sub"]
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of `password` (salted; the parameters are stored in the hash)."""
+    if not password:
+        raise ValueError("a password may not be empty")
+    return _hasher.hash(password)
+
+
+def password_matches(password_hash: str, password: str) -> bool:
+    """Whether `password` is the one `password_hash` was made from (constant time inside argon2)."""
+    try:
+        return _hasher.verify(password_hash, password or "")
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def issue_staff_token(name: str, role: str, key: str, ttl: int = STAFF_SESSION_S) -> str:
+    """A staff session: `sub` is the staff name, `role` what they may do; it expires after `ttl` seconds."""
+    claims = {"sub": name, "role": role, "aud": STAFF_AUDIENCE, "exp": int(time.time()) + ttl}
+    return jwt.encode(claims, key, algorithm=ALGORITHM)
+
+
+def verify_staff_token(token: str, key: str) -> tuple[str, str]:
+    """(name, role) of a valid staff session token; TokenError otherwise (customer tokens included)."""
+    try:
+        claims = jwt.decode(token, key, algorithms=[ALGORITHM], leeway=LEEWAY_S, audience=STAFF_AUDIENCE,
+                            options={"require": ["sub", "exp", "aud", "role"]})
+    except jwt.ExpiredSignatureError:
+        raise TokenError("Your staff session has expired. Please sign in again.") from None
+    except jwt.InvalidTokenError:
+        raise TokenError("This is not a valid staff session. Please sign in.") from None
+    return claims["sub"], claims["role"]
 
 
 def secret_key(settings: Settings) -> str:
@@ -85,4 +125,5 @@ def token_command(
 
 
 def register(app: typer.Typer) -> None:
+    """Add the `auth` command group to the CLI."""
     app.add_typer(auth_app, name="auth")

@@ -201,3 +201,46 @@ class ImportRun(Base):
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     finished_at: Mapped[datetime] = mapped_column(DateTime)
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ShopSetting(Base):
+    """One setting of the shop, e.g. `currency` (ISO 4217 code of every amount in the store)."""
+
+    __tablename__ = "shop_settings"
+
+    key: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+
+
+STAFF_ROLES = ("support", "marketer")
+TICKET_STATUSES = ("open", "resolved")
+
+
+class StaffAccount(Base):
+    """A person of the shop who signs in: a support agent (the handoff inbox) or a marketer (the console)."""
+
+    __tablename__ = "staff"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(20))  # one of STAFF_ROLES
+    password_hash: Mapped[str] = mapped_column(String(255))  # argon2id, parameters inside
+    active: Mapped[bool] = mapped_column(Boolean, default=True)  # disabled accounts cannot sign in
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Ticket(Base):
+    """A conversation handed to a person; its number is what the customer is told."""
+
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)  # the ticket number
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id"), index=True)
+    customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="open", index=True)  # one of TICKET_STATUSES
+    summary: Mapped[str] = mapped_column(Text, default="")  # the bot's summary for the person taking over
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime)
+    resolved_by: Mapped[str | None] = mapped_column(String(100))  # staff name
+    resolution: Mapped[str | None] = mapped_column(Text)  # the note the agent closed it with

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from store.models import Conversation
+from store.tickets import open_ticket
 from tools.context import ShopContext
 from tools.errors import ToolInputError
 from tools.results import Fact, Lang, tr
@@ -18,6 +19,8 @@ class HandoffResult(BaseModel):
     summary: str = Field(description="what the human agent needs to know (written by the model: not shown as fact)")
     message: str = Field(HANDOFF_MESSAGE, description="what to tell the customer")
     recorded: bool = Field(description="whether the conversation was marked as handed off in the store")
+    ticket: int | None = Field(None, description="the handoff queue's ticket number; for the person-facing note "
+                                                 "only (the model's rendering leaves it out)")
 
     def render(self, lang: Lang = "en") -> str:
         return tr(lang, f"{HANDOFF_MESSAGE}\nA person from our support team will reply here; you don't need to "
@@ -39,13 +42,14 @@ def transfer_to_human(ctx: ShopContext, summary: str) -> HandoffResult:
                              user="I can pass you to a person. Could you tell me briefly what you need help with?",
                              user_zh="我可以为您转接人工客服。能简单说一下您需要什么帮助吗?")
     summary = " ".join(summary.split())[:MAX_SUMMARY]
-    recorded = False
+    recorded, ticket = False, None
     if ctx.conversation_id:
         with ctx.store.transaction() as s:
             conv = s.get(Conversation, ctx.conversation_id)
             if conv is not None:
                 conv.outcome = "handed_off"
+                ticket = open_ticket(s, conv.id, ctx.customer_id, summary).id
                 recorded = True
     ctx.pending_action = None  # a human takes over; nothing proposed by the bot stays armed
-    return HandoffResult(summary=summary, recorded=recorded)
+    return HandoffResult(summary=summary, recorded=recorded, ticket=ticket)
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from agent.api import AgentEvent, ChatSession
+from store.tickets import ticket_label
+from tools.results import lang_of
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,8 @@ _LINE_START = re.compile(r"^(\s*)([#+=-]|\d+(?=[.)]))", re.MULTILINE)
 
 def as_text(text: str, inline: bool = False) -> str:
     """A person's message as literal text in the chat's markdown: no HTML, no images, no formatting (`inline`: a
-    piece within a line, where "#" or "1." cannot start a heading or a list)."""
+    piece within a line, where "#" or "1." cannot start a heading or a list).
+    """
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = _MD_SPECIAL.sub(lambda m: _ENTITIES[m.group(0)], text)
     if inline:
@@ -44,12 +47,9 @@ def as_text(text: str, inline: bool = False) -> str:
 
 def safe_markdown(text: str) -> str:
     """Assistant and tool text keeps its markdown (tables, lists, bold) but loses raw HTML and images: review text
-    or an echoed message could otherwise make the browser fetch a URL."""
+    or an echoed message could otherwise make the browser fetch a URL.
+    """
     return text.replace("<", "&lt;").replace("![", "!\\[")
-
-
-def lang_of(text: str) -> Lang:
-    return "zh" if any("\u4e00" <= ch <= "\u9fff" for ch in text) else "en"
 
 
 # ---- words the UI says (English and Chinese) ----
@@ -72,6 +72,10 @@ WORDS: dict[str, dict[Lang, str]] = {
               "writing, and your messages go to them.",
         "zh": "**人工客服会在这里回复您。** 机器人已停止回答;您可以继续留言,消息会转给客服人员。",
     },
+    "ticket": {"en": "Your ticket number is **{ticket}**.", "zh": "您的工单号是 **{ticket}**。"},
+    "staff_says": {"en": "**Support team:** {text}", "zh": "**人工客服:** {text}"},
+    "sent_to_staff": {"en": "Sent to our support team; they will reply here.",
+                      "zh": "已转给客服人员,他们会在这里回复您。"},
     "handoff_queued": {
         "en": "You asked for a person: you will be transferred as soon as this answer is done.",
         "zh": "您已要求转人工:当前回复结束后即为您转接。",
@@ -140,9 +144,11 @@ STEPS: dict[str, dict[Lang, tuple[str, str, str]]] = {
 # After the Confirm button: the write was carried out.
 DONE_WRITES: dict[str, dict[Lang, str]] = {
     "cancel_pending_order": {"en": "Cancelled order {order_id}", "zh": "已取消订单 {order_id}"},
-    "modify_pending_order_address": {"en": "Changed the address of order {order_id}", "zh": "已修改订单 {order_id} 的地址"},
+    "modify_pending_order_address": {"en": "Changed the address of order {order_id}",
+                                     "zh": "已修改订单 {order_id} 的地址"},
     "modify_pending_order_items": {"en": "Changed the items of order {order_id}", "zh": "已修改订单 {order_id} 的商品"},
-    "return_delivered_order_items": {"en": "Started the return for order {order_id}", "zh": "已为订单 {order_id} 办理退货"},
+    "return_delivered_order_items": {"en": "Started the return for order {order_id}",
+                                     "zh": "已为订单 {order_id} 办理退货"},
     "exchange_delivered_order_items": {"en": "Started the exchange for order {order_id}",
                                        "zh": "已为订单 {order_id} 办理换货"},
 }
@@ -192,6 +198,8 @@ class ChatView:
     closed: bool = False  # Clear replaced this view; a turn still streaming into it must not redraw the screen
     successor: ChatView | None = None  # the view Clear replaced this one with (a message sent meanwhile goes there)
     lang: Lang = "en"  # the language of the person's latest message, for the UI's own words
+    ticket: str | None = None  # the handoff's ticket number as the customer is told it (T-00042)
+    staff_seen: int = -1  # the log's sequence number of the last staff reply shown
     _calls: dict[str, int] = field(default_factory=dict)  # call_id -> index of its panel in messages (staff)
     _call_names: dict[str, str] = field(default_factory=dict)
     _call_args: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -232,7 +240,8 @@ class ChatView:
     def note(self) -> str:
         """The line under the message box: a handoff says a person will reply; a queued one says it is coming."""
         if self.handed_off:
-            return self.word("handed_off_note")
+            note = self.word("handed_off_note")
+            return f"{note} {self.word('ticket', ticket=self.ticket)}" if self.ticket else note
         if self.handoff_queued:
             return self.word("handoff_queued")
         return ""
@@ -245,9 +254,18 @@ class ChatView:
         self.messages.append({"role": "assistant", "content": safe_markdown(text)})
         self._text_at = None
 
+    def show_staff_reply(self, seq: int, text: str) -> None:
+        """A reply a person from the shop wrote (shown as text, like anything a person types)."""
+        if seq <= self.staff_seen:
+            return
+        self.messages.append({"role": "assistant", "content": self.word("staff_says", text=as_text(text))})
+        self.staff_seen = seq
+        self._text_at = None
+
     def sync(self) -> None:
         """Take the buttons' and the handoff's state from the session (agent.api); a session without `pending`
-        (a test double) leaves them as its confirm / handoff events set them."""
+        (a test double) leaves them as its confirm / handoff events set them.
+        """
         if self.session is None:
             return
         if hasattr(self.session, "pending"):
@@ -303,10 +321,14 @@ class ChatView:
         elif kind == "handoff":
             self.handed_off = True
             self.working = None
+            number = event.data.get("ticket") if isinstance(event.data, dict) else None
+            if isinstance(number, int):
+                self.ticket = ticket_label(number)
             if self.staff:
                 self.say(f"**Transferred to a human agent.** Their summary:\n\n> {event.text}")
             else:
-                self.messages.append({"role": "assistant", "content": self.word("handed_off")})
+                told = self.word("handed_off") + (f" {self.word('ticket', ticket=self.ticket)}" if self.ticket else "")
+                self.messages.append({"role": "assistant", "content": told})
                 self._text_at = None
                 self._handoff_shown = True
         elif kind == "final":
@@ -376,10 +398,12 @@ def friendly_error(exc: BaseException) -> str:
         return str(exc)
     where = " ".join(_frames(exc)).replace("\\", "/")
     if "chromadb" in where:
-        return "The product search index is unreachable right now, so I cannot search products or reviews. Please try again later."
+        return ("The product search index is unreachable right now, so I cannot search products or reviews. "
+                "Please try again later.")
     if any(k in where for k in ("sqlalchemy", "psycopg", "sqlite3")):
         return "The shop database is unreachable right now. Please try again in a moment."
-    if any(k in where for k in ("openai", "httpx", "httpcore", "requests", "urllib3")) or isinstance(exc, ConnectionError):
+    if (any(k in where for k in ("openai", "httpx", "httpcore", "requests", "urllib3"))
+            or isinstance(exc, ConnectionError)):
         return "The language model server is unreachable right now. Please try again in a moment."
     return "Sorry, something went wrong while answering. Please try again, or ask to talk to a human."
 
@@ -389,7 +413,8 @@ def friendly_error(exc: BaseException) -> str:
 
 def run_turn(view: ChatView, message: str, handoff: bool = False) -> Iterator[AgentEvent | None]:
     """Send `message` (with `handoff`: transfer to a human directly, queued behind a turn under way) and update
-    `view` event by event; yields after every visible change (the event, or None)."""
+    `view` event by event; yields after every visible change (the event, or None).
+    """
     if not handoff:
         return (yield from _run(view, message, lambda s: s.respond(message), "working", lang=lang_of(message)))
     if view.handed_off:  # pressed again: a person is already coming; the session needs no second transfer
@@ -402,7 +427,8 @@ def run_turn(view: ChatView, message: str, handoff: bool = False) -> Iterator[Ag
 
 def run_action(view: ChatView, action: Literal["confirm", "decline"]) -> Iterator[AgentEvent | None]:
     """The Confirm / Cancel buttons: `session.confirm()` / `session.decline()`, streamed like a message. The chat
-    shows which button was pressed; no text goes to the model or through the yes/no parsing."""
+    shows which button was pressed; no text goes to the model or through the yes/no parsing.
+    """
     if action == "confirm":
         return (yield from _run(view, view.word("pressed_confirm"), lambda s: s.confirm(), "confirming",
                                 confirming=True))

@@ -1,12 +1,17 @@
-"""One server for a shop: the Gradio app at `/` and the HTTP API under `/api`, one FastAPI app on one port.
+r"""One server for a shop: the Gradio app at `/` and the HTTP API under `/api`, one FastAPI app on one port.
 
     shopdesk ui --port 7860          # the app, the API, and the API's reference at http://127.0.0.1:7860/docs
     TOKEN=$(shopdesk auth token c000001)
-    curl -s http://127.0.0.1:7860/api/chat -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
+    curl -s http://127.0.0.1:7860/api/chat -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
          -d '{"message": "Where is my order #S0000001?", "conversation_id": null}'
 
 A customer proves who they are with the token the shop signed (shopdesk.auth). A conversation belongs to the customer
 who opened it: anyone else gets 404 for it. Conversations live in this process's memory.
+
+Staff sign in with their account (`POST /api/staff/sign-in` gives a session token that expires) to work the handoff
+queue (`/api/tickets`) and read the support figures (`/api/support/stats`). After a handoff the bot is out of the
+conversation: the customer's messages go to the ticket, and the staff's replies come back through
+`GET /api/conversations/{conversation_id}/messages`.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ import math
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import gradio as gr
@@ -30,11 +37,16 @@ from limits.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, Field
 
 from agent.api import AgentEvent, ChatSession
-from shopdesk.auth import TokenError
+from shopdesk.auth import STAFF_SESSION_S, TokenError, issue_staff_token, secret_key, verify_staff_token
+from shopdesk.output import UserError
 from shopdesk.settings import Settings, get_settings
-from ui.app import CSS, AppServices, SessionFactory, build_app
-from ui.render import friendly_error
-from ui.signin import customer_from_token
+from store import tickets as ticket_store
+from store.models import Conversation as ConversationRow
+from store.staff import get_staff
+from store.supportstats import support_stats
+from ui.app import CSS, HUMAN_REQUEST, AppServices, SessionFactory, build_app
+from ui.render import WORDS, friendly_error
+from ui.signin import SignInRefused, StaffSession, customer_from_token
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +73,58 @@ class ChatReply(BaseModel):
         None, description="A change waiting for POST /api/chat/{conversation_id}/confirm or /decline."
     )
     handoff: bool = Field(description="True once a person from the shop took the conversation over.")
+    ticket: str | None = Field(None, description="The handoff's ticket number (e.g. T-00042), once handed off.")
+
+
+class Said(BaseModel):
+    seq: int = Field(description="Position in the conversation; pass the last one as `after` to get only newer ones.")
+    sender: ticket_store.Speaker = Field(description="customer, assistant (the bot), staff (a person from the shop); "
+                                                     "tool (a tool call) only in staff views.")
+    text: str = Field(description="The message as written (plain text; render it as text, not HTML).")
+    created_at: str
+
+
+class ConversationMessages(BaseModel):
+    conversation_id: str
+    handoff: bool
+    ticket: str | None = None
+    ticket_status: str | None = Field(None, description="open or resolved")
+    messages: list[Said]
+
+
+class StaffSignInRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=1, max_length=1000)
+
+
+class StaffToken(BaseModel):
+    token: str = Field(description="Send as `Authorization: Bearer <token>` to the staff routes.")
+    role: str
+    expires_in: int = Field(description="Seconds until the session ends.")
+
+
+class TicketOut(BaseModel):
+    number: int
+    label: str
+    conversation_id: str
+    customer_id: str | None
+    status: str
+    summary: str = Field(description="The bot's summary for the person taking over.")
+    created_at: str
+    resolved_by: str | None = None
+    resolution: str | None = None
+
+
+class TicketDetail(TicketOut):
+    transcript: list[Said] = Field(description="The whole conversation, tool calls included (sender `tool`).")
+
+
+class StaffText(BaseModel):
+    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+
+
+class ResolveRequest(BaseModel):
+    note: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS, description="How it was resolved.")
 
 
 class Problem(BaseModel):
@@ -73,6 +137,7 @@ class Health(BaseModel):
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "No token, or one that is forged, expired or malformed."},
+    403: {"model": Problem, "description": "Signed in, but this staff role may not do that."},
     404: {"model": Problem, "description": "No such conversation for this customer."},
     409: {"model": Problem, "description": "The conversation is still answering a previous message."},
     429: {"model": Problem, "description": "Too many requests; `Retry-After` says when to try again."},
@@ -87,25 +152,51 @@ class Conversation:
 
 
 class Conversations:
-    """Open API conversations by id, each owned by the customer who opened it."""
+    """Open API conversations by id, each owned by the customer who opened it. A conversation idle for `idle_s`
+    seconds is let go (its turns stay in the turn log), and at most `capacity` are held, the least recently used
+    going first, so the server's memory does not grow with every conversation it ever had.
+    """
 
-    def __init__(self) -> None:
-        self._by_id: dict[str, Conversation] = {}
+    def __init__(self, idle_s: float = 2 * 3600, capacity: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._by_id: OrderedDict[str, tuple[Conversation, float]] = OrderedDict()  # least recently used first
         self._lock = threading.Lock()
+        self.idle_s, self.capacity, self._clock = idle_s, capacity, clock
 
     def add(self, owner: str, session: ChatSession) -> Conversation:
         conv = Conversation(owner=owner, session=session)
         with self._lock:
-            self._by_id[session.conversation_id] = conv
+            self._by_id[session.conversation_id] = (conv, self._clock())
+            self._let_go()
         return conv
 
     def get(self, conversation_id: str, customer_id: str) -> Conversation:
-        """The customer's own conversation; anyone else's reads exactly like one that does not exist."""
+        """The customer's own conversation; anyone else's, or one let go, reads exactly like one that does not
+        exist.
+        """
         with self._lock:
-            conv = self._by_id.get(conversation_id)
-        if conv is None or conv.owner != customer_id:
-            raise HTTPException(404, "There is no such conversation on your account.")
-        return conv
+            self._let_go()
+            found = self._by_id.get(conversation_id)
+            if found is not None and found[0].owner == customer_id:
+                self._by_id[conversation_id] = (found[0], self._clock())
+                self._by_id.move_to_end(conversation_id)
+                return found[0]
+        raise HTTPException(404, "There is no such conversation on your account (a conversation ends after "
+                                 f"{self.idle_s / 60:.0f} min without a message; start a new one).")
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def _let_go(self) -> None:
+        now = self._clock()
+        while self._by_id:
+            key, (conv, last) = next(iter(self._by_id.items()))
+            if len(self._by_id) <= self.capacity and now - last < self.idle_s:
+                break
+            if conv.busy.locked():  # answering right now: never pulled out from under a turn
+                self._by_id.move_to_end(key)
+                break
+            del self._by_id[key]
 
 
 class RateLimits:
@@ -140,6 +231,16 @@ def _unauthorized(message: str) -> HTTPException:
     return HTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
 
 
+def _said(line: ticket_store.Line) -> Said:
+    return Said(seq=line.seq, sender=line.speaker, text=line.text, created_at=line.created_at.isoformat())
+
+
+def _ticket_out(t: ticket_store.TicketView, model: type[TicketOut] = TicketOut, **extra) -> TicketOut:
+    return model(number=t.number, label=t.label, conversation_id=t.conversation_id, customer_id=t.customer_id,
+                 status=t.status, summary=t.summary, created_at=t.created_at.isoformat(), resolved_by=t.resolved_by,
+                 resolution=t.resolution, **extra)
+
+
 def build_api(settings: Settings, services: AppServices) -> FastAPI:
     """The FastAPI app with the chat API and /healthz; `build_server` mounts the Gradio app on it."""
     api = FastAPI(
@@ -163,27 +264,49 @@ def build_api(settings: Settings, services: AppServices) -> FastAPI:
         limits.hit("customer", customer_id)
         return customer_id
 
-    def run(conv: Conversation, start: Callable[[ChatSession], Iterator[AgentEvent]]) -> ChatReply:
+    def run(conv: Conversation, start: Callable[[ChatSession], Iterator[AgentEvent]],
+            message: str | None = None) -> ChatReply:
+        """One turn of the bot; once a person has the conversation, `message` goes to them instead (the bot is out,
+        and its log must not interleave with the staff's replies).
+        """
         if not conv.busy.acquire(blocking=False):
             raise HTTPException(409, "I am still answering your previous message; send this again when I am done.")
+        session = conv.session
         try:
             reply = ""
-            for event in start(conv.session):
-                if event.kind in ("final", "error"):
-                    reply = event.text or reply
-                elif event.kind == "confirm":
-                    reply = event.text
+            if session.handed_off:
+                ticket = ticket_store.ticket_for(services.store(), session.conversation_id)
+                label = ticket.label if ticket else "?"
+                if message is not None:
+                    ticket_store.customer_writes(services.store(), session.conversation_id, message)
+                    reply = f"{WORDS['sent_to_staff']['en']} {WORDS['ticket']['en'].format(ticket=label)}"
+                else:
+                    reply = f"{WORDS['already_handed_off']['en']} {WORDS['ticket']['en'].format(ticket=label)}"
+            else:
+                for event in start(session):
+                    if event.kind in ("final", "error"):
+                        reply = event.text or reply
+                    elif event.kind == "confirm":
+                        reply = event.text
+                if session.handed_off:  # this turn handed off: the customer is told the ticket number
+                    ticket = ticket_store.ticket_for(services.store(), session.conversation_id)
+                    if ticket is not None:
+                        reply = f"{reply}\n\n{WORDS['ticket']['en'].format(ticket=ticket.label)}".strip()
+        except UserError as exc:
+            raise HTTPException(422, str(exc)) from None
         except Exception as exc:  # the boundary: log the bug, tell the person in one sentence
-            log.exception("API turn failed in conversation %s", conv.session.conversation_id)
+            log.exception("API turn failed in conversation %s", session.conversation_id)
             raise HTTPException(500, friendly_error(exc)) from None
         finally:
             conv.busy.release()
-        pending = conv.session.pending
+        pending = session.pending
+        ticket = ticket_store.ticket_for(services.store(), session.conversation_id) if session.handed_off else None
         return ChatReply(
-            conversation_id=conv.session.conversation_id,
+            conversation_id=session.conversation_id,
             reply=reply,
             pending_action=PendingActionOut(kind=pending.tool, summary=pending.summary) if pending else None,
-            handoff=conv.session.handed_off,
+            handoff=session.handed_off,
+            ticket=ticket.label if ticket else None,
         )
 
     @api.get("/healthz", response_model=Health, tags=["service"])
@@ -203,7 +326,7 @@ def build_api(settings: Settings, services: AppServices) -> FastAPI:
             conv = conversations.add(customer_id, session)
         else:
             conv = conversations.get(body.conversation_id, customer_id)
-        return run(conv, lambda s: s.respond(body.message))
+        return run(conv, lambda s: s.respond(body.message), body.message)
 
     @api.post("/api/chat/{conversation_id}/confirm", response_model=ChatReply, responses=ERRORS, tags=["chat"])
     def confirm(conversation_id: str, customer_id: str = Depends(signed_in_customer)) -> ChatReply:
@@ -214,6 +337,139 @@ def build_api(settings: Settings, services: AppServices) -> FastAPI:
     def decline(conversation_id: str, customer_id: str = Depends(signed_in_customer)) -> ChatReply:
         """Drop the change waiting for the customer's confirmation."""
         return run(conversations.get(conversation_id, customer_id), lambda s: s.decline())
+
+    @api.post("/api/chat/{conversation_id}/handoff", response_model=ChatReply, responses=ERRORS, tags=["chat"])
+    def handoff(conversation_id: str, customer_id: str = Depends(signed_in_customer)) -> ChatReply:
+        """Hand the conversation to a person now (a "Talk to a human" button): the reply gives the ticket number."""
+        return run(conversations.get(conversation_id, customer_id), lambda s: s.hand_off(HUMAN_REQUEST["en"]))
+
+    @api.get("/api/conversations/{conversation_id}/messages", response_model=ConversationMessages, responses=ERRORS,
+             tags=["chat"])
+    def messages(conversation_id: str, after: int = -1,
+                 customer_id: str = Depends(signed_in_customer)) -> ConversationMessages:
+        """The conversation as the customer sees it (their messages, the bot's and the staff's replies), after the
+        message numbered `after`: poll it for a person's reply after a handoff.
+        """
+        store = services.store()
+        with store.read() as s:
+            row = s.get(ConversationRow, conversation_id)
+            if row is None or row.customer_id != customer_id:
+                raise HTTPException(404, "There is no such conversation on your account.")
+            handed_off = row.outcome == "handed_off"
+        ticket = ticket_store.ticket_for(store, conversation_id)
+        return ConversationMessages(
+            conversation_id=conversation_id, handoff=handed_off or ticket is not None,
+            ticket=ticket.label if ticket else None, ticket_status=ticket.status if ticket else None,
+            messages=[_said(line) for line in ticket_store.lines(store, conversation_id, after)],
+        )
+
+    # ---- staff ----
+
+    staff_bearer = HTTPBearer(auto_error=False, scheme_name="StaffSession",
+                              description="A staff session token from POST /api/staff/sign-in.")
+
+    def signing_key() -> str:
+        try:
+            return secret_key(settings)
+        except UserError:
+            raise HTTPException(503, "Staff sign-in over the API needs SHOPDESK_SECRET_KEY to be set.") from None
+
+    def signed_in_staff(request: Request,
+                        credentials: HTTPAuthorizationCredentials | None = Depends(staff_bearer)) -> StaffSession:
+        limits.hit("address", _address(request))
+        if credentials is None:
+            raise _unauthorized("Sign in first: POST /api/staff/sign-in, then send `Authorization: Bearer <token>`.")
+        try:
+            name, role = verify_staff_token(credentials.credentials, signing_key())
+        except TokenError as exc:
+            raise _unauthorized(str(exc)) from None
+        account = get_staff(services.store(), name)
+        if account is None or not account.active or account.role != role:
+            raise _unauthorized("This staff account is disabled or changed; please sign in again.")
+        return StaffSession(name=name, role=role, expires_at=math.inf)
+
+    def support_agent(staff: StaffSession = Depends(signed_in_staff)) -> StaffSession:
+        if staff.role != "support":
+            raise HTTPException(403, "The handoff inbox is for support agents.")
+        return staff
+
+    @api.post("/api/staff/sign-in", response_model=StaffToken, responses=ERRORS, tags=["staff"])
+    def staff_sign_in(body: StaffSignInRequest, request: Request) -> StaffToken:
+        """A staff session for a staff account's name and password; failed tries are throttled per account and
+        per address.
+        """
+        key = signing_key()
+        try:
+            staff = services.staff_sign_in.sign_in(services.store(), body.name, body.password, _address(request))
+        except SignInRefused as exc:
+            if exc.retry_after:
+                raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
+            raise _unauthorized(str(exc)) from None
+        return StaffToken(token=issue_staff_token(staff.name, staff.role, key), role=staff.role,
+                          expires_in=STAFF_SESSION_S)
+
+    def marketer(staff: StaffSession = Depends(signed_in_staff)) -> StaffSession:
+        if staff.role != "marketer":
+            raise HTTPException(403, "The analytics chat is for marketers.")
+        limits.hit("customer", f"staff:{staff.name}")
+        return staff
+
+    @api.post("/api/marketer/chat", response_model=ChatReply, responses=ERRORS, tags=["staff"])
+    def marketer_chat(body: ChatRequest, staff: StaffSession = Depends(marketer)) -> ChatReply:
+        """The marketer's analytics chat (segments, churn, customer value, reviews), for a marketer's staff session."""
+        owner = f"staff:{staff.name}"  # never equal to a customer id, so neither side can reach the other's
+        if body.conversation_id is None:
+            try:
+                session = services.open_chat("marketer", None)
+            except Exception as exc:
+                log.exception("opening a marketer API conversation failed")
+                raise HTTPException(500, friendly_error(exc)) from None
+            conv = conversations.add(owner, session)
+        else:
+            conv = conversations.get(body.conversation_id, owner)
+        return run(conv, lambda s: s.respond(body.message), body.message)
+
+    @api.get("/api/tickets", response_model=list[TicketOut], responses=ERRORS, tags=["staff"])
+    def list_tickets(status: str | None = "open", staff: StaffSession = Depends(support_agent)) -> list[TicketOut]:
+        """The handoff queue, oldest first (`status`: open, resolved, or empty for all)."""
+        return [_ticket_out(t) for t in ticket_store.list_tickets(services.store(), status or None)]
+
+    def _ticket(number: int) -> ticket_store.TicketView:
+        try:
+            return ticket_store.get_ticket(services.store(), number)
+        except UserError as exc:
+            raise HTTPException(404, str(exc)) from None
+
+    @api.get("/api/tickets/{number}", response_model=TicketDetail, responses=ERRORS, tags=["staff"])
+    def ticket_detail(number: int, staff: StaffSession = Depends(support_agent)) -> TicketDetail:
+        """A ticket with the bot's summary and the whole conversation."""
+        t = _ticket(number)
+        lines = ticket_store.lines(services.store(), t.conversation_id, staff_view=True)
+        return _ticket_out(t, TicketDetail, transcript=[_said(line) for line in lines])
+
+    @api.post("/api/tickets/{number}/reply", response_model=Said, responses=ERRORS, tags=["staff"])
+    def ticket_reply(number: int, body: StaffText, staff: StaffSession = Depends(support_agent)) -> Said:
+        """Reply to the customer in their conversation."""
+        _ticket(number)
+        try:
+            return _said(ticket_store.staff_reply(services.store(), number, staff.name, body.message))
+        except UserError as exc:
+            raise HTTPException(409, str(exc)) from None
+
+    @api.post("/api/tickets/{number}/resolve", response_model=TicketOut, responses=ERRORS, tags=["staff"])
+    def ticket_resolve(number: int, body: ResolveRequest, staff: StaffSession = Depends(support_agent)) -> TicketOut:
+        """Close the ticket with a note on how it was resolved."""
+        _ticket(number)
+        try:
+            return _ticket_out(ticket_store.resolve(services.store(), number, staff.name, body.note))
+        except UserError as exc:
+            raise HTTPException(409, str(exc)) from None
+
+    @api.get("/api/support/stats", responses=ERRORS, tags=["staff"])
+    def stats(since: date | None = None, until: date | None = None,
+              staff: StaffSession = Depends(signed_in_staff)) -> dict[str, Any]:
+        """The support figures (what `shopdesk support stats --json` prints), for any staff role."""
+        return support_stats(services.store(), since, until)
 
     return api
 

@@ -32,10 +32,6 @@ RISK_BUCKETS = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0000001]
 RISK_LABELS = ["0-20%", "20-40%", "40-60%", "60-80%", "80-100%"]
 
 
-class PanelUnavailable(Exception):
-    """The tool behind a panel is not installed (yet) or cannot run; the message says so for the marketer."""
-
-
 @dataclass
 class ChurnView:
     table: pd.DataFrame
@@ -62,17 +58,10 @@ class InsightsView:
 
 
 def find_tool(name: str, role: str = "marketer") -> Callable:
-    """The tool function `name` as offered to `role`, or PanelUnavailable."""
-    try:
-        from tools.registry import tool_functions
+    """The tool function `name` as offered to `role` (the registry lists every tool of every area)."""
+    from tools.registry import tool_functions
 
-        fns = {fn.__name__: fn for fn in tool_functions(role)}
-    except Exception as exc:  # an area's module failing to import must not take the console down
-        log.exception("tool registry failed")
-        raise PanelUnavailable(f"the analytics tools could not be loaded ({type(exc).__name__})") from exc
-    if name not in fns:
-        raise PanelUnavailable(f"`{name}` is not available yet in this installation")
-    return fns[name]
+    return {fn.__name__: fn for fn in tool_functions(role)}[name]
 
 
 def call_tool(name: str, ctx: Any, **wanted: Any) -> dict[str, Any]:
@@ -115,6 +104,7 @@ def _flat(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def as_of(result: Any) -> str | None:
+    """The first non-empty value of a key containing `as_of` in a tool result, as text."""
     if isinstance(result, dict):
         for key, value in result.items():
             if "as_of" in key and value:
@@ -135,6 +125,7 @@ def _first(columns: list[str], *needles: str) -> str | None:
 
 
 def churn_view(result: Any) -> ChurnView:
+    """A churn result as a table sorted by risk and counts per risk bucket."""
     rows = [_flat(r) for r in _rows(result, ("customers", "rows", "items", "results"))]
     table = pd.DataFrame(rows)
     risk_col = _first(list(table.columns), "churn_probability", "p_churn", "churn_risk", "probability", "risk", "churn")
@@ -152,6 +143,7 @@ def churn_view(result: Any) -> ChurnView:
 
 
 def segments_view(result: Any) -> SegmentsView:
+    """A segment result as customers per segment."""
     table = pd.DataFrame([_flat(r) for r in _rows(result, ("segments", "rows", "items"))])
     if table.empty:
         return SegmentsView(pd.DataFrame({"segment": [], "customers": []}), as_of(result), "No segments to show.")
@@ -165,6 +157,7 @@ def segments_view(result: Any) -> SegmentsView:
 
 
 def insights_view(result: Any) -> InsightsView:
+    """A review-insights result as aspect rows and quotes."""
     result = result if isinstance(result, dict) else {}
     aspects: list[dict[str, Any]] = []
     quotes: list[str] = []
@@ -238,4 +231,5 @@ def write_csv(table: pd.DataFrame, folder: Path, name: str = "churn.csv") -> Pat
 
 
 def session_folder() -> Path:
+    """A new temporary folder for one UI session's files."""
     return Path(tempfile.mkdtemp(prefix="shopdesk-ui-"))

@@ -1,5 +1,6 @@
 """The server `shopdesk ui` runs (the HTTP API and the Gradio app on one port), on 127.0.0.1, on a copy of the sample
-shop, with a scripted model in every session."""
+shop, with a scripted model in every session.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ ORDER_ID = re.compile(r"#[A-Z]\d+")
 
 
 def order_script(messages):
-    """A scripted 'model': an order id and "cancel" proposes the cancellation, an order id alone looks it up."""
+    """A scripted 'model': an order id and "cancel" proposes the cancellation, an order id alone looks it up, "human"
+    hands off.
+    """
     from langchain_core.messages import AIMessage, ToolMessage
 
     from agent.testing import call
@@ -30,6 +33,8 @@ def order_script(messages):
         return call("cancel_pending_order", order_id=order.group(), reason="no longer needed")
     if order:
         return call("get_order_details", order_id=order.group())
+    if "human" in text.lower():
+        return call("transfer_to_human", summary=f"The customer asked for a person: {text}")
     return AIMessage("I can help with your orders.")
 
 
@@ -53,7 +58,7 @@ class Served(SimpleNamespace):
 
 @pytest.fixture(scope="module")
 def serve(shop, tmp_path_factory, shop_helpers):
-    """serve(**settings) -> Served: build_server on a free 127.0.0.1 port, stopped when the module ends."""
+    """`serve(**settings)` -> Served: build_server on a free 127.0.0.1 port, stopped when the module ends."""
     import uvicorn
 
     from agent.session import open_session

@@ -1,5 +1,6 @@
 """The HTTP API: only a token the shop signed opens it, each customer sees only their own conversations and orders,
-writes wait for confirm, requests are rate limited, and concurrent conversations never mix identities."""
+writes wait for confirm, requests are rate limited, and concurrent conversations never mix identities.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import jwt
+import pytest
 
 from store.models import Conversation, Customer, Order
 
@@ -207,3 +209,39 @@ def test_auth_token_command_prints_a_token_the_server_accepts(api, helpers, monk
     env["SHOPDESK_SECRET_KEY"] = "too-short"
     out = subprocess.run([str(shopdesk), "auth", "token", cid], env=env, capture_output=True, text=True)
     assert out.returncode == 2 and "at least 32 characters" in out.stderr and "too-short" not in out.stderr
+
+
+def test_idle_conversations_are_let_go_and_the_oldest_go_first_past_capacity():
+    """The server's memory of open conversations is bounded: idle ones go, and past capacity the least recently
+    used; a conversation that is answering is never taken away.
+    """
+    from types import SimpleNamespace
+
+    from fastapi import HTTPException
+
+    from ui.server import Conversations
+
+    now = [0.0]
+    convs = Conversations(idle_s=60, capacity=2, clock=lambda: now[0])
+
+    def session(cid):
+        return SimpleNamespace(conversation_id=cid)
+
+    a = convs.add("alice", session("a"))
+    now[0] = 30
+    convs.add("bob", session("b"))
+    now[0] = 50
+    assert convs.get("a", "alice") is a  # used again: a is now the most recent
+    convs.add("carol", session("c"))  # capacity 2: b, least recently used, goes
+    with pytest.raises(HTTPException) as gone:
+        convs.get("b", "bob")
+    assert gone.value.status_code == 404 and "start a new one" in gone.value.detail
+    assert convs.get("c", "carol") and len(convs) == 2
+    with pytest.raises(HTTPException):
+        convs.get("c", "alice")  # someone else's reads like one that does not exist
+    busy = convs.get("c", "carol")
+    busy.busy.acquire()  # c is answering
+    now[0] = 400  # both idle for over a minute
+    convs._let_go()
+    assert len(convs) == 1 and convs.get("c", "carol") is busy  # a went; c stays while it answers
+    busy.busy.release()

@@ -215,7 +215,8 @@ def _customer_with_both(store):
 
 def test_multi_task_conversation_shows_the_stores_facts(page, served):
     """A status question, a product question, then a cancellation confirmed with the button: the page shows the
-    order's status, total and tracking number, the product's name and price, as the store has them."""
+    order's status, total and tracking number, the product's name and price, as the store has them.
+    """
     from playwright.sync_api import expect
 
     from store.models import Order, Product
@@ -261,11 +262,13 @@ def test_multi_task_conversation_shows_the_stores_facts(page, served):
 
 def download_csv(page, expect_rows: int, tries: int = 10) -> list[dict[str, str]]:
     """The churn CSV's rows. The button's new file comes with the same update as the note, but a click in the
-    moment after can still fetch the previous file: a few tries, until the row count matches the note."""
+    moment after can still fetch the previous file: a few tries, until the row count matches the note.
+    """
     for _ in range(tries):
         with page.expect_download() as download:
             page.locator("#churn-csv").click()
-        rows = list(csv.DictReader(Path(download.value.path()).open()))
+        with Path(download.value.path()).open() as f:
+            rows = list(csv.DictReader(f))
         if len(rows) == expect_rows:
             break
         page.wait_for_timeout(300)

@@ -16,8 +16,9 @@ from gradio_client import Client
 def test_shopdesk_ui_serves_both_roles(sample_db_template, tmp_path, helpers):
     shutil.copyfile(sample_db_template, tmp_path / "shop.db")
     port = helpers.free_port()
-    env = dict(os.environ, SHOPDESK_DATA_DIR=str(tmp_path / "data"), SHOPDESK_DATABASE_URL=f"sqlite:///{tmp_path / 'shop.db'}",
-               SHOPDESK_LLM_BACKEND="fake", SHOPDESK_MARKETER_PASSWORD="cli-pw", SHOPDESK_DEMO="1")
+    env = dict(os.environ, SHOPDESK_DATA_DIR=str(tmp_path / "data"),
+               SHOPDESK_DATABASE_URL=f"sqlite:///{tmp_path / 'shop.db'}", SHOPDESK_LLM_BACKEND="fake",
+               SHOPDESK_MARKETER_PASSWORD="cli-pw", SHOPDESK_DEMO="1")
     shopdesk = Path(sys.executable).with_name("shopdesk")
     proc = subprocess.Popen([str(shopdesk), "ui", "--port", str(port)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)

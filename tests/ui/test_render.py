@@ -1,13 +1,14 @@
 """Agent events as chat messages, the working bubble, the buttons' session calls, and failures as one clear
-sentence (no server needed)."""
+sentence (no server needed).
+"""
 
 from __future__ import annotations
+
+import threading
 
 import httpx
 import pytest
 import sqlalchemy
-
-import threading
 
 from agent.api import AgentEvent
 from ui.render import ChatView, as_text, friendly_error, run_action, run_turn
@@ -205,7 +206,9 @@ def test_assistant_text_keeps_markdown_but_no_html_or_images():
 
 
 def test_handoff_is_announced():
-    view = ChatView(session=ListSession([AgentEvent("handoff", text="wants a refund"), AgentEvent("final", text="Hold on.")]))
+    view = ChatView(
+        session=ListSession([AgentEvent("handoff", text="wants a refund"), AgentEvent("final", text="Hold on.")])
+    )
     list(run_turn(view, "human please"))
     assert view.handed_off and "transferred to a human" in view.messages[1]["content"]
     assert "A person from our team will reply here" in view.note()
