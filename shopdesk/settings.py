@@ -34,15 +34,19 @@ class Settings(BaseSettings):
     chroma_path: Path | None = Field(None, description="Persistent Chroma folder; default: data_dir/chroma.")
     chroma_url: str | None = Field(None, description="Chroma server URL (http://host:port); overrides chroma_path.")
     chat_model: str | None = Field(
-        None, description="HF model id or local folder of the chat model; default: converted SmolLM2 in data_dir/models."
+        None,
+        description="HF model id or local folder of the chat model; default: converted SmolLM2 in data_dir/models.",
     )
     embedding_model: str | None = Field(
         None, description="HF model id or local folder of the embedding model; default: all-MiniLM-L6-v2 from PyPI."
     )
     adapter: str | None = Field(
-        None, description="LoRA adapter folder for the chat model; 'none' disables; default: the adapter shipped in the repo."
+        None,
+        description="LoRA adapter folder for the chat model; 'none' disables; default: the repo's shipped adapter.",
     )
-    llm_backend: Literal["local", "vllm", "fake"] = Field("local", description="Which chat model backend the agent uses.")
+    llm_backend: Literal["local", "vllm", "fake"] = Field(
+        "local", description="Which chat model backend the agent uses."
+    )
     vllm_url: str = Field("http://127.0.0.1:8000/v1", description="Base URL of the vLLM OpenAI-compatible server.")
     vllm_model: str | None = Field(None, description="Model name to request from vLLM (the LoRA module name if any).")
     demo: bool = Field(
@@ -50,7 +54,8 @@ class Settings(BaseSettings):
         "'marketer'. Never on a shop's live site."
     )
     marketer_password: SecretStr | None = Field(
-        None, description="Password for the marketer console; required outside demo mode (and not 'marketer')."
+        None, description="Demo mode only: the shared password of the marketer console (default 'marketer'). "
+        "Outside demo mode marketers sign in with their own staff account (`shopdesk staff add`)."
     )
     secret_key: SecretStr | None = Field(
         None, description="The secret the shop signs customer tokens with (HS256); at least 32 characters."
@@ -61,6 +66,15 @@ class Settings(BaseSettings):
     )
     torch_threads: int | None = Field(None, ge=1, description="Threads for in-process torch; default: all cores.")
     prefix_cache: bool = Field(True, description="In-process: reuse the KV cache of prompt prefixes already computed.")
+    local_runtime: Literal["transformers", "llamacpp"] = Field(
+        "transformers", description="In-process runtime: transformers (fp32), or llama.cpp (llama-cpp-python, the "
+        "`llamacpp` extra) on a GGUF of the same weights with the adapter merged in (made on first use). llama.cpp "
+        "decodes 1.8x faster here but its turns were not faster (bench/README.md)."
+    )
+    gguf_type: Literal["f32", "f16"] = Field(
+        "f32", description="llama.cpp runtime: the type the merged weights are stored in (f32 keeps them exactly; "
+        "f16 halves what a decode step reads, but on a CPU without native f16 math it decoded no faster)."
+    )
 
     @field_validator("secret_key")
     @classmethod

@@ -1,5 +1,6 @@
 """The tool-call grammar (agent/grammar.py) with the real xgrammar matcher and the real SmolLM2 tokenizer: what the
-model wants to write is fed token by token, and a call the grammar lets through fails the test."""
+model wants to write is fed token by token, and a call the grammar lets through fails the test.
+"""
 
 from __future__ import annotations
 
@@ -71,7 +72,8 @@ def allowed_ids(matcher, vocab_size: int) -> set[int]:
 def first_blocked(grammars, tokenizer, tag: dict, text: str):
     """Feed `text` and then the end of the reply the way the model would write it (the tokenizer's split), checking
     each token against the grammar's mask before accepting it. None if every token was allowed; else (what was
-    written before the blocked token, the blocked token, the token ids allowed there)."""
+    written before the blocked token, the blocked token, the token ids allowed there).
+    """
     matcher = grammars.matcher(tag)
     ids = tokenizer.encode(text, add_special_tokens=False) + [im_end(tokenizer)]
     for i, token in enumerate(ids):
@@ -86,7 +88,8 @@ def first_blocked(grammars, tokenizer, tag: dict, text: str):
 def scripted_generate(grammars, tokenizer, tag: dict, script: str, max_steps: int = 200) -> str:
     """A stand-in model decoding greedily through xgrammar's transformers logits processor (the one LocalChatModel
     uses): while its output is still on `script` it scores the script's next token highest; elsewhere every token
-    scores the same (the lowest allowed id wins), the end of turn a little higher."""
+    scores the same (the lowest allowed id wins), the end of turn a little higher.
+    """
     import torch
 
     processor = grammars.logits_processor(tag)
@@ -307,10 +310,11 @@ def test_bind_constrained_passes_the_enums_to_the_model():
 def test_real_model_with_the_shipped_adapter_calls_within_the_enum(shared_models_dir):
     from langchain_core.messages import HumanMessage, SystemMessage
 
-    from agent.backends import REPO_ADAPTER, LocalChatModel
+    from agent.backends import LocalChatModel
+    from shopdesk.models import SHIPPED_ADAPTER
 
-    assert (Path(REPO_ADAPTER) / "adapter_config.json").exists(), "the shipped adapter is missing from the repo"
-    model = LocalChatModel(model_path=str(shared_models_dir), adapter=str(REPO_ADAPTER), max_new_tokens=64,
+    assert (Path(SHIPPED_ADAPTER) / "adapter_config.json").exists(), "the shipped adapter is missing from the repo"
+    model = LocalChatModel(model_path=str(shared_models_dir), adapter=str(SHIPPED_ADAPTER), max_new_tokens=64,
                            torch_threads=2)
     try:
         tools = tools_of("customer")

@@ -1,6 +1,7 @@
 """The in-process decode loop's two savings leave every choice to the model: reusing the KV cache of a prompt prefix
 already computed, and computing the tokens a grammar forces in one pass (jump-forward), give the same greedy output
-as computing everything step by step. Also: the cache is keyed by token ids and cropped to the shared prefix."""
+as computing everything step by step. Also: the cache is keyed by token ids and cropped to the shared prefix.
+"""
 
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ def test_prefix_cache_entries_are_private_copies_and_least_recently_used_go_firs
 
 def test_a_forward_pass_that_fails_half_way_leaves_no_cache_entry():
     """A cache a failed forward pass may have half-updated is never stored for reuse; one left by a caller that
-    stopped reading is (it holds whole passes)."""
+    stopped reading is (it holds whole passes).
+    """
     from types import SimpleNamespace
 
     from agent.backends import _Loaded
@@ -162,3 +164,24 @@ class TestSameOutput:
         messages = [HumanMessage("Say hello to a customer in one short sentence.")]
         assert fast.invoke(messages).content == plain.invoke(messages).content
         assert fast.invoke(messages).content == plain.invoke(messages).content  # the second time from the cache
+
+
+def test_until_stop_ends_the_text_before_the_first_stop_string_even_across_pieces():
+    from agent.backends import until_stop
+
+    def pieces(*p):
+        yield from p
+
+    assert "".join(until_stop(pieces("Hel", "lo <|", "im_end|> more"), ["<|im_end|>"])) == "Hello "
+    assert "".join(until_stop(pieces("a", "b", "c"), ["X", "bc"])) == "a"
+    assert "".join(until_stop(pieces("no stop here"), ["<|"])) == "no stop here"
+    assert "".join(until_stop(pieces("a", "b"), None)) == "ab"
+    read = []
+
+    def counted():
+        for p in ["one ", "two ", "STOP", "never"]:
+            read.append(p)
+            yield p
+
+    assert "".join(until_stop(counted(), ["STOP"])) == "one two "
+    assert read == ["one ", "two ", "STOP"]  # nothing is decoded after the stop string
