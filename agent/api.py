@@ -49,7 +49,8 @@ class ChatSession(Protocol):
 
     def hand_off(self, message: str) -> Iterator[AgentEvent]:
         """Transfer to a human at once (the UI's button), whatever the model would do; yields tool_call,
-        tool_result, handoff and final events, and logs the turn with `message` as the user's."""
+        tool_result, handoff and final events, and logs the turn with `message` as the user's.
+        """
         ...
 
     def describe_backend(self) -> dict[str, Any]:
@@ -68,10 +69,12 @@ class ChatSession(Protocol):
 
     def confirm(self) -> Iterator[AgentEvent]:
         """Carry out the pending write (the UI's Confirm button): code re-checks the policy and writes; yields
-        tool_call, tool_result and final events. With nothing pending, one final event says so."""
+        tool_call, tool_result and final events. With nothing pending, one final event says so.
+        """
         ...
 
     def decline(self) -> Iterator[AgentEvent]:
         """Drop the pending write (the UI's Cancel button); yields one final event. The next message is answered
-        as a new question."""
+        as a new question.
+        """
         ...

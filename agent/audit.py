@@ -14,6 +14,7 @@ audited.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -310,7 +311,8 @@ class Auditor:
               typed: Iterable[str] = ()) -> list[WrongFact]:
         """The wrong facts of `text`: a customer's message when `customer_id` is given (only their own orders may be
         named), else a marketer's; `results` are the conversation's tool results ((name, result) pairs or results),
-        `typed` what the person wrote (an id they typed may be echoed back, with no facts about it)."""
+        `typed` what the person wrote (an id they typed may be echoed back, with no facts about it).
+        """
         typed = list(typed)
         masked = _mask_quotes(text)
         lines = masked.split("\n")
@@ -336,7 +338,7 @@ class Auditor:
         echo |= {m.group(0) for t in typed for m in LONG_NUMBER_RE.finditer(t)}
         check = _Checker(self, found, customer_id, echo, _ResultFacts(results))
         carried: tuple[str, str] | None = None
-        for line, original, mentions in zip(lines, text.split("\n"), per_line):
+        for line, original, mentions in zip(lines, text.split("\n"), per_line, strict=True):
             if not line.strip():
                 carried = None
                 continue
@@ -433,7 +435,8 @@ class _ResultFacts:
 
     def _walk(self, data: Any, about: str | None, top: bool = True) -> None:
         """Every number and date of a result's data, bound to the customer, order or segment of the row it is in
-        (the result's own top-level fields are about the result as a whole)."""
+        (the result's own top-level fields are about the result as a whole).
+        """
         if isinstance(data, dict):
             if not top:
                 if isinstance(data.get("customer_id"), str):
@@ -554,7 +557,7 @@ class _Checker:
         bounds = [0] + [m.end() for m in SENTENCE_END_RE.finditer(line)
                         if not any(x.start < m.end() < x.end for x in mentions)] + [len(line)]
         current = carried
-        for lo, hi in zip(bounds, bounds[1:]):
+        for lo, hi in itertools.pairwise(bounds):
             if lo < hi:
                 current = self._sentence(line, lo, hi, [m for m in mentions if lo <= m.start < hi], current)
         return current
@@ -675,7 +678,8 @@ class _Checker:
 
     def _check_analytics(self, f: _Found, about: tuple[str, str], strict: bool) -> None:
         """Numbers about a customer or a segment: stated for it by a tool result (or by the result as a whole).
-        A line that only follows an entity's line is held to the conversation's results as a whole."""
+        A line that only follows an entity's line is held to the conversation's results as a whole.
+        """
         key = f"{about[0]}:{about[1]}"
         if f.kind == "date":
             if not self.results.has_date(key if strict else "*", f.norm):
@@ -690,7 +694,8 @@ class _Checker:
 
     def _check_unbound(self, f: _Found) -> None:
         """A fact with no entity: a marketer's numbers must be in some tool result; ids must exist (and be the
-        customer's); the rest cannot be bound, so is not judged."""
+        customer's); the rest cannot be bound, so is not judged.
+        """
         if self.marketer and f.kind in ("number", "amount", "percent", "rating", "date"):
             if f.kind == "date":
                 if not self.results.has_date("*", f.norm):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 
-# A yes is the whole message ("yes", "yes please", "ok, go ahead", "确认"): "OK thanks, that's all" is no yes to a refund.
+# A yes is the whole message ("yes", "yes please", "ok, go ahead", "确认"): "OK thanks, that's all" is no yes to a
+# refund.
 _YES_WORD = (r"(yes|y|yeah|yep|sure|ok|okay|confirm|confirmed|go ahead|please do|do it|proceed|correct|that's right|"
-             r"please|please go ahead|yes please|go for it|是|是的|确认|确定|好的|好|可以|对|行|没问题|办理吧|请办理|请继续|继续)")
+             r"please|please go ahead|yes please|go for it|"
+             r"是|是的|确认|确定|好的|好|可以|对|行|没问题|办理吧|请办理|请继续|继续)")
 _YES = re.compile(rf"^{_YES_WORD}(?:[\s,，.。!！]+{_YES_WORD})*[\s.。!！]*$", re.I)
 _NO = re.compile(r"\b(no|not|don't|dont|cancel that|stop|wait)\b|不|别|取消吧", re.I)
 _PLAIN_NO = re.compile(

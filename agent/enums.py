@@ -15,14 +15,14 @@ from langchain_core.messages import HumanMessage
 from sqlalchemy import select
 
 if TYPE_CHECKING:
-    from agent.session import AgentSession
+    from agent.turncontext import Conversation
 
 _TYPED_ORDER = re.compile(r"[#＃]\s?([A-Za-z]?\d{4,})\b|\b([A-Za-z]\d{6,})\b")
 _TYPED_DIGITS = re.compile(r"(?<![\w.$])(\d{5,})(?![\w.])")
 _TYPED_CUSTOMER = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+|\b[a-z][a-z0-9_]*\d{3,}\b")
 
 
-def session_enums(session: AgentSession) -> dict[str, list[str]]:
+def session_enums(session: Conversation) -> dict[str, list[str]]:
     """Per-turn enums for `session`'s role (an empty list means the argument is not constrained)."""
     typed = " ".join(m.content for m in session.history if isinstance(m, HumanMessage) and isinstance(m.content, str))
     seen = _seen(session)
@@ -31,7 +31,7 @@ def session_enums(session: AgentSession) -> dict[str, list[str]]:
     return _marketer(session, typed, seen)
 
 
-def _seen(session: AgentSession) -> dict[str, list[str]]:
+def _seen(session: Conversation) -> dict[str, list[str]]:
     """Values of the conversation's results by fact kind (item_id, product_id, customer_id, ...), in order."""
     from agent.grounding import facts_of
 
@@ -47,7 +47,7 @@ def _seen(session: AgentSession) -> dict[str, list[str]]:
     return {k: list(v) for k, v in out.items()}
 
 
-def _customer(session: AgentSession, typed: str, seen: dict[str, list[str]]) -> dict[str, list[str]]:
+def _customer(session: Conversation, typed: str, seen: dict[str, list[str]]) -> dict[str, list[str]]:
     from store.models import Order, PaymentMethod
 
     cache = session.ctx.cache.setdefault("enums", {})
@@ -82,7 +82,8 @@ def _digits(order_id: str) -> str:
 
 def _typed_orders(text: str, own: list[str]) -> list[str]:
     """Order ids the person typed, in the store's form where they name one of their own orders ("W2611340",
-    "#w2611340" and "2611340" are #W2611340), else as typed with a leading '#'."""
+    "#w2611340" and "2611340" are #W2611340), else as typed with a leading '#'.
+    """
     by_core = {o.lstrip("#").upper(): o for o in own}
     by_digits: dict[str, list[str]] = {}
     for o in own:
@@ -99,7 +100,7 @@ def _typed_orders(text: str, own: list[str]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def _marketer(session: AgentSession, typed: str, seen: dict[str, list[str]]) -> dict[str, list[str]]:
+def _marketer(session: Conversation, typed: str, seen: dict[str, list[str]]) -> dict[str, list[str]]:
     from store.models import Product
     from tools.analytics.rfm import SEGMENTS
 

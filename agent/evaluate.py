@@ -59,7 +59,7 @@ from shopdesk.output import UserError
 from shopdesk.settings import Settings
 
 STORES = ("tau2", "sample")
-SAMPLE_CUSTOMERS, SAMPLE_SEED = 200, 0  # the sample shop the cases are written against (build_cases.py reads these)
+SAMPLE_CUSTOMERS, SAMPLE_SEED = 200, 0  # the sample shop the cases are written against (see build_case_sample)
 ACTIONS = ("confirm", "decline", "clear", "handoff")
 KINDS = ("tau2 customer", "sample customer", "marketer", "multi-turn customer", "multi-turn marketer")
 HANDOFF_MESSAGE = "Please transfer me to a human agent."
@@ -111,6 +111,9 @@ class EvalCase(BaseModel):
     tags: list[str] = []
     turns: list[str | Action]
     expect: dict[str, Any] = {}
+    # calls a model might try in a refusal case, each with the outcome the tools must give; the harness does not read
+    # them, tests/agent/test_tools_evalcases.py runs them
+    probe: list[dict[str, Any]] = []
 
     @property
     def multi_turn(self) -> bool:
@@ -140,9 +143,22 @@ class EvalCase(BaseModel):
         """The typed messages of the case (what a training set must not contain)."""
         return [t for t in self.turns if isinstance(t, str)]
 
+    def to_json_line(self) -> str:
+        """The case as a line of a cases file (without the keys a case leaves empty: probe, an action's message)."""
+        data = self.model_dump(exclude=set() if self.probe else {"probe"})
+        data["turns"] = [t if isinstance(t, str) else t.model_dump(exclude_none=True) for t in self.turns]
+        return json.dumps(data, ensure_ascii=False)
+
 
 def _field(loc: tuple, prefix: str = "") -> str:
     return prefix + ".".join(str(p) for p in loc)
+
+
+def build_case_sample(store) -> None:
+    """Build the sample shop the shipped cases are written against into the empty `store`."""
+    from store.sample import build_sample
+
+    build_sample(store, customers=SAMPLE_CUSTOMERS, seed=SAMPLE_SEED)
 
 
 def load_cases(*paths: Path) -> list[EvalCase]:
@@ -241,9 +257,7 @@ class StoreTemplates:
 
                     import_tau2(store, tau2_db())
                 else:
-                    from store.sample import build_sample
-
-                    build_sample(store, customers=SAMPLE_CUSTOMERS, seed=SAMPLE_SEED)
+                    build_case_sample(store)
                 self.chroma[kind] = self._build_index(kind, store)
                 with store.engine.connect() as conn:  # fold the WAL into the file so a plain copy is complete
                     conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -302,6 +316,7 @@ def store_fingerprint(store) -> str:
 
 
 def order_statuses(store, ids: list[str]) -> dict[str, str | None]:
+    """The status of each order in `ids`, or None for an order the store does not have."""
     from store.models import Order
 
     with store.read() as s:
@@ -324,9 +339,16 @@ def _norm(v: Any) -> Any:
 
 
 def args_match(expected: dict[str, Any], actual: dict[str, Any] | None) -> bool:
-    """Expected arguments are a subset of the actual ones (strings compared case- and space-insensitively)."""
+    """Expected arguments are a subset of the actual ones (strings compared case- and space-insensitively; an order
+    id with or without its leading '#', as the order tools take it: "W1052399" and "#W1052399" name one order).
+    """
     actual = actual or {}
-    return all(k in actual and _norm(actual[k]) == _norm(v) for k, v in expected.items())
+    return all(k in actual and _arg(k, actual[k]) == _arg(k, v) for k, v in expected.items())
+
+
+def _arg(name: str, value: Any) -> Any:
+    value = _norm(value)
+    return value.lstrip("#＃ ") if name == "order_id" and isinstance(value, str) else value
 
 
 def match_calls(expected: list[dict], actual: list[dict]) -> tuple[int, int]:
@@ -482,6 +504,7 @@ class _Player:
 
 
 def run_case(case: EvalCase, templates: StoreTemplates, model_for: Callable[[EvalCase], BaseChatModel]) -> CaseResult:
+    """Play one case on a fresh copy of its store and score what the agent did."""
     exp = case.expect
     expectations = case.turn_expectations()
     single_calls = exp.get("tool_calls", [])
@@ -492,7 +515,7 @@ def run_case(case: EvalCase, templates: StoreTemplates, model_for: Callable[[Eva
         before = store_fingerprint(store)
         try:
             player = _Player(case, store, settings, model_for(case))
-            for i, (step, want) in enumerate(zip(case.turns, expectations)):
+            for i, (step, want) in enumerate(zip(case.turns, expectations, strict=False)):
                 turn = player.play(i, step)
                 played.append(turn)
                 if isinstance(step, str) and turn.proposals and not case.expects_write(i):
@@ -521,7 +544,7 @@ def run_case(case: EvalCase, templates: StoreTemplates, model_for: Callable[[Eva
             result.failures.append(f"turn {turn.index + 1}: raw error shown: {turn.raw_errors_shown[0]}")
         result.turns.append(asdict(turn))
     names, args = match_calls(single_calls, result.tool_calls)
-    for turn, want in zip(played, expectations):
+    for turn, want in zip(played, expectations, strict=False):
         n, a = match_calls([c.model_dump() for c in want.tool_calls], turn.tool_calls)
         names, args = names + n, args + a
     result.names_matched, result.args_matched = names, args
@@ -602,7 +625,8 @@ def summarize(results: list[CaseResult]) -> dict[str, Any]:
 
 def oracle_model(case: EvalCase) -> BaseChatModel:
     """A scripted model that makes each turn's expected calls, then lets code render the results: it checks the
-    harness, the cases and the tools end to end (what a perfect model would score). Button turns never reach it."""
+    harness, the cases and the tools end to end (what a perfect model would score). Button turns never reach it.
+    """
     from agent.testing import ScriptedChatModel, calls
     from agent.toolspec import tool_spec
     from tools.registry import tool_functions
@@ -649,6 +673,7 @@ def oracle_model(case: EvalCase) -> BaseChatModel:
 def run_eval(cases: list[EvalCase], settings: Settings, *, backend: str, adapter: str | None,
              workdir: Path | None = None, progress: bool = True, index: bool = True,
              prebuilt: dict[str, Path] | None = None, model: BaseChatModel | None = None) -> dict[str, Any]:
+    """Play every case with the chosen model backend and return the summarized report."""
     from tqdm import tqdm
 
     if model is not None:
@@ -696,6 +721,7 @@ def kind_table(report: dict[str, Any]) -> str:
 
 
 def render_report(report: dict[str, Any]) -> str:
+    """The report as plain text: one line per case, the per-kind table and the accuracies."""
     lines = [f"{'case':34} {'kind':20} {'ok':3} {'calls':>5} {'args':>5} failures"]
     for r in report["results"]:
         lines.append(f"{r['id']:34} {r.get('kind', ''):20} {'yes' if r['success'] else 'no':3} "

@@ -28,7 +28,8 @@ TEXT_EXCLUDES = ["<"]
 def constrained_tools(tools: Sequence[Mapping[str, Any]], enums: Mapping[str, Sequence[Any]] | None) -> list[dict]:
     """`tools` (OpenAI-style dicts) with `enums[name]` applied to every argument called `name` (to `items` for an
     array, to each non-null branch of an anyOf). An empty list means no constraint; an argument that already has an
-    enum keeps only the values in both (or its own, if none are)."""
+    enum keeps only the values in both (or its own, if none are).
+    """
     out = copy.deepcopy([dict(t) for t in tools])
     if not enums:
         return out
@@ -42,7 +43,7 @@ def constrained_tools(tools: Sequence[Mapping[str, Any]], enums: Mapping[str, Se
 
 
 def _function(tool: Mapping[str, Any]) -> dict:
-    return tool["function"] if "function" in tool else tool  # type: ignore[return-value]
+    return tool.get("function", tool)  # type: ignore[return-value]
 
 
 def _unique(values: Sequence[Any]) -> list[Any]:
@@ -87,7 +88,8 @@ def call_structural_tag(tools: Sequence[Mapping[str, Any]], tool_choice: Any = N
     """The whole reply's grammar as an xgrammar structural tag (the JSON vLLM takes as `structural_tag`): plain text
     without `<tool_call>`, or exactly one `<tool_call>{"name": N, "arguments": ARGS}</tool_call>` where N is one
     of the tools and ARGS follows N's schema. tool_choice "required"/"any" allows only the call, a tool name only
-    that tool's call, "none" only text."""
+    that tool's call, "none" only text.
+    """
     choice = forced_choice(tool_choice)
     calls = {(f := _function(t))["name"]: _call_tag(f["name"], f.get("parameters")) for t in tools}
     text = {"type": "any_text", "excludes": TEXT_EXCLUDES}
@@ -121,13 +123,15 @@ def bind_constrained(model: Any, tools: Sequence[Any], enums: Mapping[str, Seque
                      tool_choice: Any = None, grammar: bool | None = None) -> Any:
     """`model` with `tools` bound for one turn, decoding under their grammar with `enums` (by argument name).
     Every shopdesk chat model takes these in bind_tools: LocalChatModel and VLLMChatModel (agent/backends.py) build
-    the grammar from them, the scripted fakes record them. `grammar=False` decodes unconstrained (for measuring)."""
+    the grammar from them, the scripted fakes record them. `grammar=False` decodes unconstrained (for measuring).
+    """
     return model.bind_tools(tools, tool_choice=tool_choice, enums=dict(enums or {}), grammar=grammar)
 
 
 class CallGrammars:
     """One xgrammar compiler for one tokenizer, and its compiled grammars by structural tag (least recently used
-    dropped first: the enums change every turn)."""
+    dropped first: the enums change every turn).
+    """
 
     def __init__(self, tokenizer: Any, *, vocab_size: int, stop_token_ids: Sequence[int], max_cached: int = 64):
         import xgrammar as xgr
@@ -170,7 +174,8 @@ class CallGrammars:
 
 class GrammarDecoder:
     """One decode under a compiled grammar: masks the logits, accepts the chosen token and returns the tokens the
-    grammar then forces (jump-forward), so that they are computed in one forward pass with the next step."""
+    grammar then forces (jump-forward), so that they are computed in one forward pass with the next step.
+    """
 
     def __init__(self, compiled: Any):
         import xgrammar as xgr

@@ -17,10 +17,10 @@ The model decides what to do (which tool, which arguments under the grammar); co
 the rendering of the turn's tool results (`result.render(lang)`), plus the model's own words only when they state no
 fact (agent.grounding). The model's text is therefore not streamed; the person sees each step as it happens.
 
-Every node is `fn(state, runtime)`; `runtime.context` is the session (agent.session.AgentSession), which holds what
-lasts between turns. The state holds only this turn. Events reach the caller through LangGraph's custom stream:
-tool_call / tool_result / confirm / handoff as they happen, and the final event last, from `record`, after the turn
-is logged.
+Every node is `fn(state, runtime)`; `runtime.context` is the session (agent.turncontext.TurnContext, which
+agent.session.AgentSession satisfies), which holds what lasts between turns. The state holds only this turn. Events
+reach the caller through LangGraph's custom stream: tool_call / tool_result / confirm / handoff as they happen, and
+the final event last, from `record`, after the turn is logged.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ import operator
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, TypedDict
+from dataclasses import dataclass
+from typing import Annotated, Any, TypedDict
 
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
 from langgraph.config import get_stream_writer
@@ -44,13 +45,11 @@ from agent.confirmation import is_confirmation, is_refusal
 from agent.grounding import ASK_FIRST, GENERIC_FAILURE, ErrorResult, compose, render, states_fact
 from agent.parsing import OPEN
 from agent.toolspec import ToolSpec, tool_spec
+from agent.turncontext import TurnContext
 from shopdesk.output import to_jsonable
 from tools.errors import ToolError
 from tools.orders import discard_pending_action, execute_pending_action, is_write_tool
 from tools.results import Lang
-
-if TYPE_CHECKING:
-    from agent.session import AgentSession
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +93,7 @@ class TurnState(TypedDict, total=False):
 
 
 def route_start(state: TurnState, runtime: Runtime) -> str:
+    """The first node of a turn: a button press, a reply to a pending action, or the model."""
     session = runtime.context
     action = state.get("action")
     if session.handed_off:
@@ -110,6 +110,7 @@ def route_start(state: TurnState, runtime: Runtime) -> str:
 
 
 def route_model(state: TurnState, runtime: Runtime) -> str:
+    """The node after the model: answer, stop for too many steps, or validate its tool calls."""
     ai = state["ai"]
     if not ai.tool_calls and not ai.invalid_tool_calls:
         return "answer"
@@ -119,14 +120,17 @@ def route_model(state: TurnState, runtime: Runtime) -> str:
 
 
 def route_validate(state: TurnState, runtime: Runtime) -> str:
+    """The node after validation: give up on invalid calls, or run the tools."""
     return "give_up" if state["errors"] else "tools"
 
 
 def route_tools(state: TurnState, runtime: Runtime) -> str:
+    """The node after the tools: record the turn if it ended, else back to the model."""
     return "record" if state.get("final") is not None else "model"
 
 
 def route_answer(state: TurnState, runtime: Runtime) -> str:
+    """The node after the answer: record the turn if it ended, else back to the model."""
     return "record" if state.get("final") is not None else "model"
 
 
@@ -176,7 +180,8 @@ def _busy(model: Any) -> int:
 
 def _fact_so_far(text: str, names: Any) -> str | None:
     """Why the words written so far (the last, maybe unfinished, one left out) already state a fact, else None: the
-    text would be dropped (agent.grounding.compose), so there is no need to let the model finish it."""
+    text would be dropped (agent.grounding.compose), so there is no need to let the model finish it.
+    """
     done = text[: max(text.rfind(" "), text.rfind("\n"), 0)]
     return states_fact(done, names) if done else None
 
@@ -194,7 +199,8 @@ def _reply(merged: AIMessageChunk | None) -> AIMessage:
 
 def validate(state: TurnState, runtime: Runtime) -> dict[str, Any]:
     """Check every call against its tool's schema; an invalid call never reaches a tool. Under the grammar an invalid
-    call cannot be generated; this is the backstop for backends without one."""
+    call cannot be generated; this is the backstop for backends without one.
+    """
     session = runtime.context
     ai, meta = state["ai"], state["meta"]
     checked, errors = [], []
@@ -239,52 +245,60 @@ def tools(state: TurnState, runtime: Runtime) -> dict[str, Any]:
     results: list[Any] = []
     for tc, spec, args in state["checked"]:
         write(AgentEvent(kind="tool_call", name=spec.name, arguments=args, call_id=tc["id"]))
-        final = run_tool(session, spec, args, tc["id"], messages, results, write, state["lang"])
-        if final is not None:
+        outcome = call_tool(session, spec, args, tc["id"], write, state["lang"])
+        messages.extend(outcome.messages)
+        if outcome.result is not None:
+            results.append(outcome.result)
+        if outcome.final is not None:
             # what the turn found before the proposal or handoff is said too, then the proposal itself
             earlier = [render(r, state["lang"]) for r in [*state["results"], *results]]
-            final.text = "\n\n".join(dict.fromkeys([*earlier, final.text]))
-            return {"messages": messages, "results": results, "final": final}
+            outcome.final.text = "\n\n".join(dict.fromkeys([*earlier, outcome.final.text]))
+            return {"messages": messages, "results": results, "final": outcome.final}
     return {"messages": messages, "results": results}
 
 
-def run_tool(session: AgentSession, spec: ToolSpec, args: dict, call_id: str, messages: list[BaseMessage],
-             results: list[Any], write: Callable[[AgentEvent], None], lang: Lang) -> AgentEvent | None:
-    """Run one call: its tool message goes to `messages` (what the model reads next), its result to `results` (what
-    the person reads); returns the final event when the call ends the turn (a write waiting for confirmation, a
-    handoff)."""
+@dataclass
+class CallOutcome:
+    """What one tool call adds to the turn."""
+
+    messages: list[BaseMessage]  # the tool message (what the model reads next), then the reply if the turn ends
+    result: Any = None  # what the person reads (the typed result, or an ErrorResult); None for a proposed write
+    final: AgentEvent | None = None  # the turn's final event when the call ends it (a proposed write, a handoff)
+
+
+def call_tool(session: TurnContext, spec: ToolSpec, args: dict, call_id: str, write: Callable[[AgentEvent], None],
+              lang: Lang) -> CallOutcome:
+    """Run one call, streaming its tool_result (and confirm or handoff) events, and say what it adds to the turn."""
     ctx = session.ctx
     had_pending = ctx.pending_action is not None
     try:
         result = spec(ctx, args)
     except (ToolError, PermissionError) as exc:
         failed = ErrorResult(spec.name, exc)
-        results.append(failed)
-        messages.append(ToolMessage(f"error: {exc}", tool_call_id=call_id, name=spec.name))
         write(AgentEvent(kind="tool_result", name=spec.name, call_id=call_id, text=failed.render(lang),
                          data={"error": str(exc), "type": type(exc).__name__}))
-        return None
+        return CallOutcome([ToolMessage(f"error: {exc}", tool_call_id=call_id, name=spec.name)], failed)
     text = render(result, lang)
     data = to_jsonable(result)
-    messages.append(ToolMessage(render(result, "en", limit=MODEL_TOOL_MESSAGE_CHARS), tool_call_id=call_id,
-                                name=spec.name))
+    messages: list[BaseMessage] = [ToolMessage(render(result, "en", limit=MODEL_TOOL_MESSAGE_CHARS),
+                                               tool_call_id=call_id, name=spec.name)]
     write(AgentEvent(kind="tool_result", name=spec.name, call_id=call_id, text=text, data=data))
     session.note_result(spec.name, result)
     if ctx.pending_action is not None and (not had_pending or is_write_tool(spec.name)):
         write(AgentEvent(kind="confirm", name=spec.name, text=text, data=to_jsonable(ctx.pending_action)))
-        messages.append(AIMessage(text))
-        return AgentEvent(kind="final", text=text, data={"awaiting_confirmation": True})
-    results.append(result)
+        return CallOutcome([*messages, AIMessage(text)], None,
+                           AgentEvent(kind="final", text=text, data={"awaiting_confirmation": True}))
     if spec.name == "transfer_to_human":
         write(AgentEvent(kind="handoff", name=spec.name, text=getattr(result, "summary", "") or text, data=data))
-        messages.append(AIMessage(text))
-        return AgentEvent(kind="final", text=text, data={"handoff": True})
-    return None
+        return CallOutcome([*messages, AIMessage(text)], result,
+                           AgentEvent(kind="final", text=text, data={"handoff": True}))
+    return CallOutcome(messages, result)
 
 
 def answer(state: TurnState, runtime: Runtime) -> dict[str, Any]:
     """The reply: the renderings of the turn's results. Model words that state a fact are dropped; when the model
-    answered with facts but looked nothing up, it is asked once to make the call instead."""
+    answered with facts but looked nothing up, it is asked once to make the call instead.
+    """
     session = runtime.context
     lang = state["lang"]
     text, why = compose(state["results"], state["ai"].content, lang, session.catalog_names())
@@ -303,6 +317,7 @@ def answer(state: TurnState, runtime: Runtime) -> dict[str, Any]:
 
 
 def out_of_steps(state: TurnState, runtime: Runtime) -> dict[str, Any]:
+    """End the turn with the tool results so far (or a generic failure) when the model used every step."""
     results = state["results"]
     text = "\n\n".join(dict.fromkeys(render(r, state["lang"]) for r in results)) or GENERIC_FAILURE[state["lang"]]
     return {"messages": [AIMessage(text)], "meta": {"max_steps_reached": True},
@@ -369,9 +384,11 @@ def hand_off(state: TurnState, runtime: Runtime) -> dict[str, Any]:
     messages: list[BaseMessage] = [AIMessage("", tool_calls=[{"name": spec.name, "args": args, "id": call_id,
                                                               "type": "tool_call"}])]
     write(AgentEvent(kind="tool_call", name=spec.name, arguments=args, call_id=call_id, meta={"direct": True}))
-    results: list[Any] = []
-    final = run_tool(session, spec, args, call_id, messages, results, write, state["lang"])
+    outcome = call_tool(session, spec, args, call_id, write, state["lang"])
+    messages.extend(outcome.messages)
+    final = outcome.final
     if final is None:  # the tool refused (it never does for a non-empty summary); say so rather than go quiet
+        results = [] if outcome.result is None else [outcome.result]
         text = "\n\n".join(render(r, state["lang"]) for r in results) or GENERIC_FAILURE[state["lang"]]
         final = AgentEvent(kind="final", text=text)
         messages.append(AIMessage(text))
@@ -394,7 +411,9 @@ def record(state: TurnState, runtime: Runtime) -> dict[str, Any]:
 # -- the graph --------------------------------------------------------------------------------------------------
 
 
-def _traced(name: str, fn: Callable[[TurnState, Runtime], dict[str, Any]]) -> Callable[[TurnState, Runtime], dict[str, Any]]:
+def _traced(
+    name: str, fn: Callable[[TurnState, Runtime], dict[str, Any]]
+) -> Callable[[TurnState, Runtime], dict[str, Any]]:
     """`fn`, adding its name to the state's path (so a logged turn says which way it went)."""
 
     def node(state: TurnState, runtime: Runtime) -> dict[str, Any]:
@@ -412,9 +431,7 @@ ENDINGS = ("hand_off", "after_handoff", "execute_pending", "decline_pending", "o
 @functools.cache
 def turn_graph():
     """The compiled turn graph (stateless: the session passed as context holds the memory), built once."""
-    from agent.session import AgentSession
-
-    graph = StateGraph(TurnState, context_schema=AgentSession)
+    graph = StateGraph(TurnState, context_schema=TurnContext)
     for name, fn in NODES.items():
         graph.add_node(name, _traced(name, fn))
     graph.add_node("record", record)

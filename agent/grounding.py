@@ -100,6 +100,7 @@ def render(result: Any, lang: Lang = "en", limit: int | None = None) -> str:
 
 
 def facts_of(result: Any) -> list[Fact]:
+    """The facts a tool result lists (none for a result without `facts()`)."""
     method = getattr(result, "facts", None)
     return list(method()) if callable(method) else []
 
@@ -111,9 +112,9 @@ def compose(results: list[Any], model_text: str, lang: Lang, names: Iterable[str
     state no fact. Without results: the model's words if they state no fact, else None as the text (the caller asks
     the model to look the facts up instead).
     """
-    said = model_text.strip()
-    why = states_fact(said, names) if said else None
-    keep = said if said and why is None else ""
+    model_words = model_text.strip()
+    why = states_fact(model_words, names) if model_words else None
+    keep = model_words if model_words and why is None else ""
     if not results:
         return keep, why
     parts = [keep] if keep else []

@@ -53,7 +53,8 @@ def parse_tool_calls(text: str) -> tuple[str, list[ParsedCall]]:
                                     error=f"tool call is not valid JSON ({getattr(exc, 'msg', exc)})"))
             continue
         if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
-            calls.append(ParsedCall(name="", arguments=block, error='tool call needs {"name": ..., "arguments": {...}}'))
+            calls.append(ParsedCall(name="", arguments=block,
+                                    error='tool call needs {"name": ..., "arguments": {...}}'))
             continue
         args = obj.get("arguments", obj.get("parameters", {}))
         if isinstance(args, str):

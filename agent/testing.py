@@ -42,6 +42,7 @@ def calls(*pairs: tuple[str, dict[str, Any]], content: str = "") -> AIMessage:
 
 
 def to_message(step: ScriptStep, messages: list[BaseMessage]) -> AIMessage:
+    """One script step as the assistant message it stands for (a callable step is called with the messages)."""
     if callable(step) and not isinstance(step, (AIMessage, str, dict)):
         step = step(messages)
     if isinstance(step, AIMessage):

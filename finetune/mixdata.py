@@ -46,19 +46,21 @@ def prompt_key(text: str) -> str:
 
 
 def user_messages(t: Transcript) -> list[str]:
+    """The text of every user message of a transcript."""
     return [m.get("content") or "" for m in t.messages if m["role"] == "user"]
 
 
 def first_user(t: Transcript) -> str:
+    """The prompt key of a transcript's first user message ("" when it has none)."""
     found = user_messages(t)
     return prompt_key(found[0]) if found else ""
 
 
 def case_prompts(folder: Path = EVALCASES) -> set[str]:
     """Everything the person types in the eval cases (every turn of every case file), as prompt_key folds it."""
-    from finetune.synthesize import case_messages, eval_case_rows
+    from finetune.synthesize import case_messages, eval_cases
 
-    return {prompt_key(text) for case in eval_case_rows(folder) for text in case_messages(case)}
+    return {prompt_key(text) for case in eval_cases(folder) for text in case_messages(case)}
 
 
 def is_single_target(t: Transcript) -> bool:
@@ -75,7 +77,8 @@ def _key(m: dict) -> tuple:
 
 def merge_turns(examples: list[Transcript]) -> tuple[list[Transcript], int]:
     """Examples whose messages (reply included) begin the next example of the same conversation, folded into it with
-    their reply learnable there (see the module docstring); returns the sequences and how many examples were folded."""
+    their reply learnable there (see the module docstring); returns the sequences and how many examples were folded.
+    """
     by_conversation: dict[str, list[Transcript]] = defaultdict(list)
     for i, t in enumerate(examples):
         by_conversation[t.conversation_id or f"#{i}"].append(t)
@@ -86,7 +89,7 @@ def merge_turns(examples: list[Transcript]) -> tuple[list[Transcript], int]:
         carry: Transcript | None = None
         for t in group:
             if carry is not None and len(carry.messages) < len(t.messages) and all(
-                    _key(a) == _key(b) for a, b in zip(carry.messages, t.messages)):
+                    _key(a) == _key(b) for a, b in zip(carry.messages, t.messages, strict=False)):
                 messages = [dict(m) for m in t.messages]
                 for i, m in enumerate(carry.messages):  # every reply learnable in `carry` is learnable here too
                     if m["role"] == "assistant" and m.get("weight", 1) != 0:
@@ -125,6 +128,7 @@ def _conversations(examples: list[Transcript]) -> list[list[Transcript]]:
 def build(sources: list[tuple[Path, int | None]], dev: list[Transcript], *, seed: int,
           eval_prompts: set[str] = frozenset(), eval_customers: set[str] = frozenset(),
           merge: bool = False, max_tokens: int | None = None) -> tuple[list[Transcript], dict]:
+    """Draw the training mix from `sources`, leaving out dev and eval prompts and customers; (mix, report)."""
     from finetune.synthesize import _NAMED_CUSTOMER
 
     rng = random.Random(seed)
@@ -140,7 +144,7 @@ def build(sources: list[tuple[Path, int | None]], dev: list[Transcript], *, seed
         report["sources"][str(path)] = {"conversations": len(conversations),
                                         "examples": sum(len(c) for c in conversations)}
         for t in (t for c in conversations for t in c):
-            said = [prompt_key(text) for text in user_messages(t)]
+            prompts = {prompt_key(text) for text in user_messages(t)}
             named = {x for text in user_messages(t) for x in _NAMED_CUSTOMER.findall(text)}
             if not is_single_target(t):
                 report["left_out_old_format"] += 1
@@ -148,9 +152,9 @@ def build(sources: list[tuple[Path, int | None]], dev: list[Transcript], *, seed
                 report["left_out_dev_customer"] += 1
             elif (t.customer_id and t.customer_id in eval_customers) or named & eval_customers:
                 report["left_out_eval_customer"] += 1
-            elif dev_prompts & set(said):
+            elif dev_prompts & prompts:
                 report["left_out_dev_prompt"] += 1
-            elif eval_prompts & set(said):
+            elif eval_prompts & prompts:
                 report["left_out_eval_prompt"] += 1
             else:
                 pool.append(t)
@@ -167,7 +171,7 @@ def build(sources: list[tuple[Path, int | None]], dev: list[Transcript], *, seed
     if max_tokens:
         lengths = sequence_lengths(pool)
         report["left_out_too_long"] = sum(n > max_tokens for n in lengths)
-        pool = [t for t, n in zip(pool, lengths) if n <= max_tokens]
+        pool = [t for t, n in zip(pool, lengths, strict=True) if n <= max_tokens]
         report["tokens"] = sum(n for n in lengths if n <= max_tokens)
     rng.shuffle(pool)
     report["written"] = len(pool)
@@ -175,6 +179,7 @@ def build(sources: list[tuple[Path, int | None]], dev: list[Transcript], *, seed
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The command line: `python -m finetune.mixdata FILE[:N] ...`."""
     from finetune.synthesize import eval_customers
 
     ap = argparse.ArgumentParser(prog="python -m finetune.mixdata", description=__doc__.split("\n\n")[0])

@@ -21,6 +21,7 @@ def fingerprint(t: Transcript) -> str:
 
 
 def dedup(transcripts: list[Transcript]) -> tuple[list[Transcript], int]:
+    """The transcripts without exact repeats, and how many were removed."""
     seen: set[str] = set()
     out = []
     for t in transcripts:
@@ -39,7 +40,9 @@ def group_key(t: Transcript, index: int) -> str:
     return f"conversation:{t.conversation_id or index}"
 
 
-def split(transcripts: list[Transcript], dev_fraction: float, seed: int = 0) -> tuple[list[Transcript], list[Transcript]]:
+def split(
+    transcripts: list[Transcript], dev_fraction: float, seed: int = 0
+) -> tuple[list[Transcript], list[Transcript]]:
     """Split by customer (and by conversation where there is none): no dev customer appears in train.
 
     A group goes to dev when a seeded hash of its key falls under `dev_fraction`, so the split is stable when
@@ -62,7 +65,10 @@ class PreparedData:
     report: dict[str, Any] = field(default_factory=dict)
 
 
-def prepare(transcripts: list[Transcript], *, redact: bool = True, dev_fraction: float = 0.1, seed: int = 0) -> PreparedData:
+def prepare(
+    transcripts: list[Transcript], *, redact: bool = True, dev_fraction: float = 0.1, seed: int = 0
+) -> PreparedData:
+    """Redact (by default), deduplicate and split transcripts into training and dev sets."""
     report: dict[str, Any] = {"read": len(transcripts)}
     if redact:
         transcripts, counts = redact_all(transcripts)
@@ -83,7 +89,8 @@ def prepare(transcripts: list[Transcript], *, redact: bool = True, dev_fraction:
 
 def with_dev_file(data: PreparedData, dev: list[Transcript]) -> PreparedData:
     """`data` (prepared with no dev split) measured against a separate dev file: training conversations of the dev
-    file's customers are left out, so no dev customer appears in training, and the report counts them."""
+    file's customers are left out, so no dev customer appears in training, and the report counts them.
+    """
     dev_customers = {t.customer_id for t in dev if t.customer_id}
     train = [t for t in data.train if not (t.customer_id and t.customer_id in dev_customers)]
     train_customers = {t.customer_id for t in train if t.customer_id}

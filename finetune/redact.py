@@ -13,6 +13,7 @@ from collections import Counter
 from typing import Any
 
 from finetune.transcripts import Transcript
+from index.text import CJK_IDEOGRAPHS
 
 EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
 # Card numbers: 13-19 digits, optionally in groups separated by spaces or dashes; kept only if Luhn-valid.
@@ -35,12 +36,13 @@ STREET_TYPES = (
 # gets the same placeholder for address1 as the customer's sentence.
 ADDRESS = re.compile(r"\b\d{1,6}\s+(?:[A-Z][A-Za-z'.-]*\s+){1,4}(?:" + STREET_TYPES + r")\b\.?")
 # Chinese street addresses: ...路/街/大道 + number 号
-ADDRESS_ZH = re.compile(r"[\u4e00-\u9fff]{2,12}(?:路|街|大道|巷)\d{1,5}号")
+ADDRESS_ZH = re.compile(f"[{CJK_IDEOGRAPHS}]" + r"{2,12}(?:路|街|大道|巷)\d{1,5}号")
 
 KINDS = ("EMAIL", "CARD", "PHONE", "ADDRESS")
 
 
 def luhn_ok(digits: str) -> bool:
+    """Whether a digit string passes the Luhn check of payment card numbers."""
     total = 0
     for i, ch in enumerate(reversed(digits)):
         d = int(ch)
@@ -106,6 +108,7 @@ def redact_transcript(t: Transcript) -> tuple[Transcript, Counter[str]]:
 
 
 def redact_all(transcripts: list[Transcript]) -> tuple[list[Transcript], dict[str, int]]:
+    """Every transcript redacted, and how many of each kind of personal data were replaced."""
     total: Counter[str] = Counter()
     out = []
     for t in transcripts:

@@ -52,11 +52,13 @@ class FinetuneArguments:
     init_adapter: str | None = field(
         default=None, metadata={"help": "Start from this trained LoRA adapter (continued training on new transcripts, "
                                         "e.g. another shop's or newly logged ones); its rank and modules are kept."})
-    merge: bool = field(default=False, metadata={"help": "Also write the base model with the adapter merged to OUT/merged."})
+    merge: bool = field(default=False,
+                        metadata={"help": "Also write the base model with the adapter merged to OUT/merged."})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank (vLLM serves up to --max-lora-rank, 16 by default)."})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
-    target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_TARGETS), metadata={"help": "Modules to adapt."})
+    target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_TARGETS),
+                                      metadata={"help": "Modules to adapt."})
     epochs: float = field(default=2.0, metadata={"help": "Passes over the training transcripts."})
     max_steps: int = field(default=-1, metadata={"help": "Stop after this many optimizer steps (overrides epochs)."})
     learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate (cosine decay, warm-up)."})
@@ -74,7 +76,8 @@ class FinetuneArguments:
     logging_steps: int = field(default=5, metadata={"help": "Log the loss every N steps."})
     seed: int = field(default=0, metadata={"help": "Seed for the split, the shuffling and LoRA init."})
     threads: int | None = field(default=None, metadata={"help": "torch CPU threads (default: torch's choice)."})
-    save_dtype: str = field(default="bfloat16", metadata={"help": "dtype of the saved adapter weights (half the size)."})
+    save_dtype: str = field(default="bfloat16",
+                            metadata={"help": "dtype of the saved adapter weights (half the size)."})
     max_train_seconds: float | None = field(
         default=None, metadata={"help": "Stop after the step that passes this many seconds of training and save the "
                                         "adapter (a wall-clock budget on a shared CPU; the report says it stopped)."})
@@ -102,6 +105,7 @@ def _cast_adapter(path: Path, dtype: str) -> None:
 
 
 def make_parser():
+    """The argument parser of `shopdesk finetune`: FinetuneArguments from flags or a YAML recipe."""
     from trl import TrlParser
 
     return TrlParser(FinetuneArguments, prog="shopdesk finetune", description=__doc__.split("\n\n")[0])
@@ -225,7 +229,8 @@ def encode_all(tokenizer, transcripts, max_length: int, template: str, batch_siz
 
 def time_budget(seconds: float):
     """A Trainer callback that ends training after the step that passes `seconds` (the adapter is then saved as
-    usual); its `stopped_at_step` says whether it did."""
+    usual); its `stopped_at_step` says whether it did.
+    """
     from transformers import TrainerCallback
 
     class TimeBudget(TrainerCallback):
@@ -365,7 +370,8 @@ def main(args: FinetuneArguments, callbacks: list | None = None) -> dict[str, An
         layers = list(range(max(0, n_layers - args.lora_last_layers), n_layers))
     lora = LoraConfig(
         task_type="CAUSAL_LM", r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
-        target_modules=list(args.target_modules), layers_to_transform=layers, layers_pattern="layers" if layers else None,
+        target_modules=list(args.target_modules), layers_to_transform=layers,
+        layers_pattern="layers" if layers else None,
     )
     if args.init_adapter:  # continued training: the adapter's own rank/modules/dropout, its weights as the start
         ignored = init_adapter_overrides(args)
@@ -460,6 +466,7 @@ def main(args: FinetuneArguments, callbacks: list | None = None) -> dict[str, An
 
 
 def run_cli(argv: list[str] | None = None) -> dict[str, Any]:
+    """Parse `argv` and train; the run's report."""
     (args,) = make_parser().parse_args_and_config(argv)
     return main(args)
 

@@ -35,7 +35,8 @@ SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "a
 class TranscriptError(UserError):
     """A transcript file is malformed; the message says where (file:line, message index, field) and what."""
 
-    def __init__(self, path: str | Path, line: int, problem: str, index: int | None = None, fieldname: str | None = None):
+    def __init__(self, path: str | Path, line: int, problem: str, index: int | None = None,
+                 fieldname: str | None = None):
         self.path, self.line, self.index, self.field, self.problem = str(path), line, index, fieldname, problem
         where = f"{path}:{line}"
         if index is not None:
@@ -101,7 +102,8 @@ class Transcript:
             elif m["role"] == "tool":
                 conv.append({"from": "observation", "value": m["content"]})
             else:
-                calls = [{"name": tc["function"]["name"], "arguments": tc["function"]["arguments"]} for tc in m.get("tool_calls") or []]
+                calls = [{"name": tc["function"]["name"], "arguments": tc["function"]["arguments"]}
+                         for tc in m.get("tool_calls") or []]
                 if m.get("content") or not calls:  # an empty reply (nothing to add to the rendered results) stays
                     conv.append({"from": "gpt", "value": m.get("content") or ""})
                 if calls:
@@ -120,9 +122,11 @@ def _arguments(raw: Any, path, line, index, fieldname) -> dict[str, Any]:
         try:
             raw = json.loads(raw) if raw.strip() else {}
         except json.JSONDecodeError as exc:
-            raise TranscriptError(path, line, f"tool-call arguments are not valid JSON ({exc.msg})", index, fieldname)
+            raise TranscriptError(path, line, f"tool-call arguments are not valid JSON ({exc.msg})", index,
+                                  fieldname) from None
     if not isinstance(raw, dict):
-        raise TranscriptError(path, line, f"tool-call arguments must be a JSON object, got {type(raw).__name__}", index, fieldname)
+        raise TranscriptError(path, line, f"tool-call arguments must be a JSON object, got {type(raw).__name__}", index,
+                              fieldname)
     return raw
 
 
@@ -140,17 +144,17 @@ def _check_order(messages: list[dict[str, Any]], path, line) -> None:
             if not seen_user:
                 raise TranscriptError(path, line, "an assistant message comes before any user message", i, "role")
             open_calls |= {tc["id"] for tc in m.get("tool_calls") or []}
-        if role == "tool":
-            if m["tool_call_id"] not in open_calls:
-                raise TranscriptError(
-                    path, line, f"tool result for call id {m['tool_call_id']!r}, which no earlier assistant message made",
-                    i, "tool_call_id",
-                )
+        if role == "tool" and m["tool_call_id"] not in open_calls:
+            raise TranscriptError(
+                path, line, f"tool result for call id {m['tool_call_id']!r}, which no earlier assistant message made",
+                i, "tool_call_id",
+            )
     if not any(m["role"] == "assistant" for m in messages):
         raise TranscriptError(path, line, "no assistant message: nothing to learn from", None, "messages")
 
 
 def parse_openai(row: dict[str, Any], path="<input>", line: int = 1) -> Transcript:
+    """A transcript from an OpenAI-style row (`messages` with roles and tool calls)."""
     raw = row.get("messages")
     if not isinstance(raw, list) or not raw:
         raise TranscriptError(path, line, "expected a non-empty list", None, "messages")
@@ -184,7 +188,8 @@ def parse_openai(row: dict[str, Any], path="<input>", line: int = 1) -> Transcri
                     raise TranscriptError(path, line, "missing tool name", i, f"{where}.function.name")
                 args = _arguments(fn.get("arguments", {}), path, line, i, f"{where}.function.arguments")
                 call_id = tc.get("id") or f"call_{i}_{j}"
-                msg["tool_calls"].append({"id": str(call_id), "type": "function", "function": {"name": name, "arguments": args}})
+                msg["tool_calls"].append({"id": str(call_id), "type": "function",
+                                          "function": {"name": name, "arguments": args}})
         elif role in ("user", "system") and not content.strip():
             raise TranscriptError(path, line, f"empty {role} message", i, "content")
         elif role == "assistant" and not content.strip() and (i != len(raw) - 1 or m.get("weight", 1) == 0):
@@ -199,7 +204,8 @@ def parse_openai(row: dict[str, Any], path="<input>", line: int = 1) -> Transcri
         if role == "tool":
             call_id = m.get("tool_call_id")
             if not isinstance(call_id, str) or not call_id:
-                raise TranscriptError(path, line, "a tool message needs the id of the call it answers", i, "tool_call_id")
+                raise TranscriptError(path, line, "a tool message needs the id of the call it answers", i,
+                                      "tool_call_id")
             msg["tool_call_id"] = call_id
             if m.get("name"):
                 msg["name"] = str(m["name"])
@@ -215,6 +221,7 @@ def parse_openai(row: dict[str, Any], path="<input>", line: int = 1) -> Transcri
 
 
 def parse_sharegpt(row: dict[str, Any], path="<input>", line: int = 1) -> Transcript:
+    """A transcript from a ShareGPT-style row (`conversations` with from/value)."""
     raw = row.get("conversations")
     if not isinstance(raw, list) or not raw:
         raise TranscriptError(path, line, "expected a non-empty list", None, "conversations")
@@ -233,14 +240,16 @@ def parse_sharegpt(row: dict[str, Any], path="<input>", line: int = 1) -> Transc
             try:
                 parsed = json.loads(value)
             except json.JSONDecodeError as exc:
-                raise TranscriptError(path, line, f"function_call value is not valid JSON ({exc.msg})", i, "value")
+                raise TranscriptError(path, line, f"function_call value is not valid JSON ({exc.msg})", i,
+                                      "value") from None
             calls = parsed if isinstance(parsed, list) else [parsed]
             tool_calls = []
             for j, c in enumerate(calls):
                 if not isinstance(c, dict) or not isinstance(c.get("name"), str):
                     raise TranscriptError(path, line, "a function call needs a string 'name'", i, "value.name")
                 args = _arguments(c.get("arguments", {}), path, line, i, "value.arguments")
-                tool_calls.append({"id": f"call_{i}_{j}", "type": "function", "function": {"name": c["name"], "arguments": args}})
+                tool_calls.append({"id": f"call_{i}_{j}", "type": "function",
+                                   "function": {"name": c["name"], "arguments": args}})
             # A gpt turn right before the call is the same assistant message (text, then the call).
             if messages and messages[-1]["role"] == "assistant" and not messages[-1].get("tool_calls"):
                 messages[-1]["tool_calls"] = tool_calls
@@ -253,26 +262,29 @@ def parse_sharegpt(row: dict[str, Any], path="<input>", line: int = 1) -> Transc
             messages.append({"role": "tool", "content": value, "tool_call_id": pending_ids.pop(0)})
         else:
             raise TranscriptError(
-                path, line, f"unknown speaker {who!r}; expected human, gpt, system, function_call or observation", i, "from"
+                path, line, f"unknown speaker {who!r}; expected human, gpt, system, function_call or observation", i,
+                "from",
             )
     tools = row.get("tools")
     if isinstance(tools, str):
         try:
             tools = json.loads(tools) if tools.strip() else None
         except json.JSONDecodeError as exc:
-            raise TranscriptError(path, line, f"tools is not valid JSON ({exc.msg})", None, "tools")
+            raise TranscriptError(path, line, f"tools is not valid JSON ({exc.msg})", None, "tools") from None
     openai_row = {"messages": messages, "tools": tools, "meta": row.get("meta")}
     return parse_openai(openai_row, path, line)
 
 
 def parse_row(row: Any, path="<input>", line: int = 1) -> Transcript:
+    """A transcript from a row in either format; TranscriptError says where it is wrong."""
     if not isinstance(row, dict):
         raise TranscriptError(path, line, f"a transcript must be a JSON object, got {type(row).__name__}")
     if "messages" in row:
         return parse_openai(row, path, line)
     if "conversations" in row:
         return parse_sharegpt(row, path, line)
-    raise TranscriptError(path, line, "neither 'messages' (OpenAI chat format) nor 'conversations' (ShareGPT) is present")
+    raise TranscriptError(path, line,
+                          "neither 'messages' (OpenAI chat format) nor 'conversations' (ShareGPT) is present")
 
 
 def iter_transcripts(path: str | Path) -> Iterator[Transcript]:
@@ -287,11 +299,12 @@ def iter_transcripts(path: str | Path) -> Iterator[Transcript]:
             try:
                 row = json.loads(text)
             except json.JSONDecodeError as exc:
-                raise TranscriptError(path, n, f"not valid JSON ({exc.msg} at column {exc.colno})")
+                raise TranscriptError(path, n, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
             yield parse_row(row, path, n)
 
 
 def load_transcripts(path: str | Path) -> list[Transcript]:
+    """Every transcript of a JSONL file."""
     return list(iter_transcripts(path))
 
 
@@ -309,7 +322,7 @@ def validate_file(path: str | Path) -> dict[str, Any]:
                 try:
                     row = json.loads(text)
                 except json.JSONDecodeError as exc:
-                    raise TranscriptError(path, n, f"not valid JSON ({exc.msg} at column {exc.colno})")
+                    raise TranscriptError(path, n, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
                 t = parse_row(row, path, n)
             except TranscriptError as exc:
                 errors.append(str(exc))
@@ -322,6 +335,7 @@ def validate_file(path: str | Path) -> dict[str, Any]:
 
 
 def write_transcripts(transcripts: Iterable[Transcript], path: str | Path, fmt: Format = "openai") -> int:
+    """Write transcripts as JSONL in `fmt` (atomically); how many were written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     n = 0

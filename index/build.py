@@ -140,7 +140,7 @@ def _existing(collection) -> dict[str, tuple[str, str]]:
     offset = 0
     while True:
         page = collection.get(include=["metadatas"], limit=PAGE, offset=offset)
-        for rid, meta in zip(page["ids"], page["metadatas"]):
+        for rid, meta in zip(page["ids"], page["metadatas"], strict=True):
             found[rid] = ((meta or {}).get("doc_hash", ""), (meta or {}).get("meta_hash", ""))
         if len(page["ids"]) < PAGE:
             return found
@@ -154,6 +154,7 @@ def _batches(items: list, size: int) -> Iterable[list]:
 
 def sync_collection(collection, records: Iterable[Record], ef, label: str, progress: bool = True,
                     embed_seconds: list[float] | None = None) -> CollectionReport:
+    """Make a Chroma collection hold exactly `records`: embed new or changed ones, update metadata, delete the rest."""
     existing = _existing(collection)
     to_embed: list[Record] = []
     to_update: list[Record] = []

@@ -110,6 +110,7 @@ def _thread_limited_worker(threads: int) -> ThreadPoolExecutor:
 
 
 def embedding_function(settings) -> LocalEmbeddingFunction:
+    """The configured local embedding model as a Chroma embedding function."""
     from shopdesk.models import resolve_embedding_model
 
     return LocalEmbeddingFunction(resolve_embedding_model(settings), threads=settings.torch_threads)

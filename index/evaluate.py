@@ -62,24 +62,27 @@ def load_relevance(path: Path) -> list[dict[str, Any]]:
 
 
 def dcg(grades: list[int]) -> float:
+    """Discounted cumulative gain of graded results in rank order."""
     return sum((2**g - 1) / math.log2(i + 2) for i, g in enumerate(grades))
 
 
 def ndcg_at(ranked: list[str], relevant: dict[str, int], k: int = 10) -> float:
+    """nDCG@k of a ranking against graded relevance labels."""
     ideal = dcg(sorted(relevant.values(), reverse=True)[:k])
     return dcg([relevant.get(pid, 0) for pid in ranked[:k]]) / ideal if ideal else 0.0
 
 
 def recall_at(ranked: list[str], relevant: dict[str, int], k: int = 10) -> float:
+    """The share of relevant products found in the top k."""
     wanted = {pid for pid, g in relevant.items() if g > 0}
     return len(wanted & set(ranked[:k])) / len(wanted) if wanted else 0.0
 
 
 def evaluate(index: SearchIndex, path: Path = DEFAULT_SET, k: int = 10, details: bool = False) -> EvaluationReport:
+    """nDCG@k and recall@k of each search mode over a labelled relevance set."""
     rows = load_relevance(path)
-    kw = index.keyword("products")
     by_title: dict[str, list[str]] = {}
-    for meta in kw.metadatas:
+    for meta in index.product_metadata():
         by_title.setdefault(normalize(meta["title"]).strip(), []).append(meta["product_id"])
     unresolved: set[str] = set()
     sums = {m: {"ndcg": [], "recall": []} for m in MODES}

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from index.client import PRODUCTS, REVIEWS, get_collection, open_chroma
-from index.text import normalize, tokenize
+from index.text import has_cjk, normalize, tokenize
 
 Mode = Literal["hybrid", "vector", "bm25"]
 MAX_QUERY_CHARS = 1000
@@ -91,7 +91,6 @@ _ZH_PRICE_PATTERNS: list[tuple[re.Pattern, str]] = [
 _ZH_RATING = [re.compile(r"(\d(?:\.\d)?)\s*(?:颗星|星|分)\s*(?:及以上|或以上|以上)"),
               re.compile(r"(?:至少|不低于|最低)\s*(\d(?:\.\d)?)\s*(?:颗星|星|分)")]
 _ZH_IN_STOCK = re.compile(r"有货|现货|有库存")
-_CJK = re.compile(r"[\u3400-\u9fff]")
 ZH_TERMS = {  # longest first when matched; the English is what the catalog's titles and categories say
     "游戏笔记本": "gaming laptop", "笔记本电脑": "laptop", "笔记本": "laptop", "台式电脑": "desktop PC",
     "台式机": "desktop PC", "电脑": "computer", "电视机": "TV", "电视": "TV", "降噪耳机": "noise cancelling headphones",
@@ -155,10 +154,11 @@ def _take_constraints(text: str, found: dict[str, Any], ratings: list[re.Pattern
 
 def parse_query(query: str) -> tuple[str, dict[str, Any]]:
     """Split price, rating and stock constraints out of free text: ("tv under $500" -> "tv", {"max_price": 500}).
-    In a Chinese request, Chinese constraints too, and product words become the catalog's English."""
+    In a Chinese request, Chinese constraints too, and product words become the catalog's English.
+    """
     found: dict[str, Any] = {}
     text = _take_constraints(query, found, _RATING_PATTERNS, _PRICE_PATTERNS, _IN_STOCK)
-    if _CJK.search(text):
+    if has_cjk(text):
         text = _zh_terms(_take_constraints(text, found, _ZH_RATING, _ZH_PRICE_PATTERNS, _ZH_IN_STOCK))
     text = re.sub(r"\s+", " ", text).strip(" ,.;")
     return text, found
@@ -177,7 +177,8 @@ def _rrf(*rankings: list[str], k: int = RRF_K) -> dict[str, float]:
 
 def where_clause(f: Filters) -> dict[str, Any] | None:
     """The same filters as a Chroma `where`, so vector search filters inside Chroma. Bounds are floats, as the
-    index stores every price and rating: Chroma compares a bound only with stored values of its own type."""
+    index stores every price and rating: Chroma compares a bound only with stored values of its own type.
+    """
     conds: list[dict[str, Any]] = []
     if f.product_ids is not None:
         conds.append({"product_id": {"$in": list(f.product_ids)}})
@@ -223,7 +224,7 @@ class _Keyword:
         }
 
     def mask(self, f: Filters) -> np.ndarray:
-        """Which records pass the filters, over whole columns (NaN fails every comparison), as `where_clause` in Chroma."""
+        """Which records pass the filters, over whole columns (NaN fails every comparison), as `where_clause` does."""
         c = self.columns
         ok = np.ones(len(self.ids), dtype=bool)
         with np.errstate(invalid="ignore"):
@@ -365,7 +366,7 @@ class SearchIndex:
         embedding = self.ef.embed_query([query])
         res = col.query(query_embeddings=embedding, n_results=min(n, total),
                         include=["documents", "metadatas", "distances"], **scope)
-        return list(zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0]))
+        return list(zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0], strict=True))
 
     def _bm25(self, name: str, query: str, f: Filters, n: int) -> list[tuple[str, float]]:
         kw = self.keyword(name)
@@ -455,10 +456,18 @@ class SearchIndex:
         hits = self._bm25(PRODUCTS, ref, Filters(), 1)
         return [hits[0][0]] if hits else []
 
+    def product_metadata(self, f: Filters | None = None) -> list[dict[str, Any]]:
+        """The metadata of every product passing the filters, from the keyword side's snapshot of the collection."""
+        kw = self.keyword(PRODUCTS)
+        if f is None:
+            return list(kw.metadatas)
+        return [kw.metadatas[i] for i in np.flatnonzero(kw.mask(f))]
+
     # -- insights
     def review_metadata(self, f: Filters) -> list[tuple[str, dict[str, Any]]]:
         """(document, metadata) of every review matching the filters: from the keyword side's columns when those are
-        loaded (the same snapshot of the collection, no metadata scan in SQLite), else straight from Chroma."""
+        loaded (the same snapshot of the collection, no metadata scan in SQLite), else straight from Chroma.
+        """
         if REVIEWS in self._keyword:
             kw = self._keyword[REVIEWS]
             return [(kw.documents[i], kw.metadatas[i]) for i in np.flatnonzero(kw.mask(f))]
@@ -468,7 +477,7 @@ class SearchIndex:
         offset = 0
         while True:
             page = col.get(where=where, include=["documents", "metadatas"], limit=PAGE, offset=offset)
-            out += list(zip(page["documents"], page["metadatas"]))
+            out += list(zip(page["documents"], page["metadatas"], strict=True))
             if len(page["ids"]) < PAGE:
                 return out
             offset += PAGE
@@ -492,7 +501,7 @@ class SearchIndex:
                         include=["documents", "metadatas", "distances"], **scope)
         hits = []
         for rid, doc, meta, dist in zip(res["ids"][0], res["documents"][0], res["metadatas"][0],
-                                        res["distances"][0]):
+                                        res["distances"][0], strict=True):
             if rid in exclude:
                 continue
             hits.append(Hit(rid, doc, meta, round(1.0 - float(dist), 5)))

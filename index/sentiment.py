@@ -1,4 +1,5 @@
-"""Review sentiment and aspects, computed offline at build time with a lexicon and negation rules (English, Chinese).
+"""Review sentiment and aspects, computed offline at build time: VADER for English, a lexicon with negation rules
+for Chinese.
 
 Why rules and not a model: no sentiment model ships on this machine, and a lexicon is fast, explainable and
 deterministic, so marketers' counts are reproducible. Accuracy on labelled reviews: see tests/search/test_sentiment.py
@@ -9,31 +10,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
-POSITIVE = {
-    "good", "great", "excellent", "amazing", "awesome", "love", "loved", "loves", "perfect", "fantastic", "best",
-    "happy", "nice", "wonderful", "solid", "reliable", "impressive", "recommend", "recommended", "fast", "quick",
-    "easy", "clear", "crisp", "bright", "sharp", "vibrant", "comfortable", "sturdy", "durable", "worth", "value",
-    "satisfied", "pleased", "okay", "ok", "superb", "outstanding", "smooth", "quiet", "lightweight", "beautiful", "gorgeous",
-    "rich", "deep", "responsive", "stunning", "flawless", "helpful", "intuitive", "decent", "fine", "works",
-    "worked", "exceeded", "favorite", "favourite", "glad", "cheap", "affordable", "bargain", "snappy", "loud",
-    "immersive", "accurate", "simple", "coverage", "long-lasting", "lasts", "premium", "well-built", "elegant", "convenient", "on time",
-}
-NEGATIVE = {
-    "bad", "poor", "terrible", "awful", "horrible", "worst", "hate", "hated", "broken", "broke", "defective",
-    "disappointed", "disappointing", "disappointment", "useless", "waste", "junk", "garbage", "slow", "late",
-    "dead", "died", "dies", "failed", "fails", "stopped", "noisy", "flimsy", "cheaply", "overpriced", "expensive",
-    "returned", "return", "refund", "problem", "problems", "issue", "issues", "faulty", "crashes", "crashed", "lag",
-    "laggy", "dim", "blurry", "tinny", "muffled", "weak", "uncomfortable", "heavy", "hot", "overheats", "overheating",
-    "drains", "damaged", "scratched", "missing", "wrong", "annoying", "frustrating", "buggy", "unreliable",
-    "mediocre", "meh", "cracked", "fuzzy", "distorted", "hiss", "buzzing", "flickers", "flickering", "dull",
-    "complicated", "confusing", "rude", "regret", "complaints", "complaint", "hassle", "never arrived", "stopped working", "not worth", "fell apart",
-}
-WEAK = {"fine", "decent", "okay", "ok", "nice", "works", "worked"}
-INTENSIFIERS = {"very", "really", "extremely", "super", "so", "incredibly", "absolutely", "totally", "highly"}
-NEGATIONS = {"not", "no", "never", "n't", "dont", "don't", "doesn't", "didn't", "isn't", "wasn't", "aren't",
-             "won't", "cannot", "can't", "couldn't", "hardly", "barely", "without", "nothing", "neither", "nor"}
-CONTRAST = {"but", "however", "although", "though", "yet"}
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+from index.text import cjk_count, has_cjk
 
 ZH_POSITIVE = ["很好", "不错", "满意", "喜欢", "推荐", "清晰", "好用", "快", "值得", "完美", "漂亮", "流畅", "超值",
                "划算", "好评", "给力", "舒服", "耐用", "惊艳", "好", "棒"]
@@ -43,11 +24,16 @@ ZH_NEGATIONS = ["不", "没", "没有", "别", "未"]
 
 ASPECTS: dict[str, tuple[str, ...]] = {
     "battery": ("battery", "batteries", "charge", "charging", "charger", "battery life", "电池", "续航", "充电"),
-    "sound": ("sound", "audio", "bass", "speaker", "speakers", "volume", "noise cancelling", "treble", "音质", "声音", "音效"),
-    "screen": ("screen", "display", "picture", "resolution", "brightness", "colors", "colours", "hdr", "屏幕", "画面", "显示"),
-    "delivery": ("delivery", "shipping", "arrived", "package", "packaging", "shipped", "courier", "物流", "快递", "送货", "包装"),
-    "price": ("price", "value", "cost", "money", "deal", "expensive", "cheap", "overpriced", "affordable", "价格", "性价比", "价钱"),
-    "quality": ("quality", "build", "build quality", "materials", "durable", "sturdy", "flimsy", "construction", "质量", "做工", "品质"),
+    "sound": ("sound", "audio", "bass", "speaker", "speakers", "volume", "noise cancelling", "treble",
+              "音质", "声音", "音效"),
+    "screen": ("screen", "display", "picture", "resolution", "brightness", "colors", "colours", "hdr",
+               "屏幕", "画面", "显示"),
+    "delivery": ("delivery", "shipping", "arrived", "package", "packaging", "shipped", "courier",
+                 "物流", "快递", "送货", "包装"),
+    "price": ("price", "value", "cost", "money", "deal", "expensive", "cheap", "overpriced", "affordable",
+              "价格", "性价比", "价钱"),
+    "quality": ("quality", "build", "build quality", "materials", "durable", "sturdy", "flimsy", "construction",
+                "质量", "做工", "品质"),
     "size": ("size", "weight", "heavy", "lightweight", "compact", "bulky", "small", "large", "尺寸", "大小", "重量"),
     "performance": ("performance", "speed", "fast", "slow", "lag", "processor", "gaming", "性能", "速度", "运行"),
     "setup": ("setup", "set up", "install", "installation", "instructions", "app", "pairing", "connect", "wifi",
@@ -58,7 +44,6 @@ ASPECTS: dict[str, tuple[str, ...]] = {
 
 _SENT_SPLIT = re.compile(r"(?<=[.!?。！？；;])\s*|\n+")
 _CLAUSE_SPLIT = re.compile(r"[，,]|\bbut\b|\bhowever\b|但是|不过|可是")
-_EN_TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?|n't")
 
 
 @dataclass
@@ -76,49 +61,18 @@ class Analysis:
 
 
 def _is_chinese(text: str) -> bool:
-    cjk = sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff")
-    return cjk >= max(2, len(text) // 10)
+    return cjk_count(text) >= max(2, len(text) // 10)
 
 
-def _phrase_hits(words: list[str], lexicon: set[str]) -> list[tuple[int, int]]:
-    """(position, length) of lexicon words and two-word phrases."""
-    hits = []
-    i = 0
-    while i < len(words):
-        if i + 1 < len(words) and f"{words[i]} {words[i + 1]}" in lexicon:
-            hits.append((i, 2))
-            i += 2
-            continue
-        if words[i] in lexicon:
-            hits.append((i, 1))
-        i += 1
-    return hits
+@lru_cache(maxsize=1)
+def _vader() -> SentimentIntensityAnalyzer:
+    # loading the lexicon takes ~0.1 s, so one analyzer serves every call, and only once English text is seen
+    return SentimentIntensityAnalyzer()
 
 
 def _score_en(sentence: str) -> float:
-    words = _EN_TOKEN.findall(sentence.lower().replace("n't", " n't"))
-    score = 0.0
-    clause_weight = 1.0
-    weights = [1.0] * len(words)
-    # after "but/however", the second clause dominates
-    for i, w in enumerate(words):
-        if w in CONTRAST:
-            for j in range(i):
-                weights[j] = 0.5
-            for j in range(i, len(words)):
-                weights[j] = 1.5
-    for polarity, lexicon in ((1.0, POSITIVE), (-1.0, NEGATIVE)):
-        for pos, length in _phrase_hits(words, lexicon):
-            value = polarity * (0.4 if words[pos] in WEAK else 1.0)
-            window = words[max(0, pos - 3):pos]
-            if any(w in NEGATIONS for w in window):
-                value = -0.8 * value  # "not good" is negative, "not bad" mildly positive
-            if pos > 0 and words[pos - 1] in INTENSIFIERS:
-                value *= 1.5
-            score += value * weights[pos] * clause_weight
-    if "!" in sentence and score:
-        score *= 1.2
-    return score
+    """VADER's compound score, -1 .. 1."""
+    return _vader().polarity_scores(sentence)["compound"]
 
 
 def _score_zh(sentence: str) -> float:
@@ -148,7 +102,7 @@ def _aspects_in(sentence: str) -> list[str]:
     found = []
     for aspect, terms in ASPECTS.items():
         for term in terms:
-            if _CJK_RE.search(term):
+            if has_cjk(term):
                 if term in sentence:
                     found.append(aspect)
                     break
@@ -158,38 +112,40 @@ def _aspects_in(sentence: str) -> list[str]:
     return found
 
 
-_CJK_RE = re.compile(r"[\u4e00-\u9fff]")
-
-
 def analyze(text: str, title: str | None = None) -> Analysis:
     """Sentiment of a review (positive/negative/neutral with a score) and the aspects each sentence talks about."""
     full = f"{title}. {text}" if title else text
     chinese = _is_chinese(full)
-    total = pos_total = neg_total = 0.0
+    score_of = _score_zh if chinese else _score_en
+    # VADER's conventional cut on its compound score; the Chinese lexicon's scores are unbounded sums
+    cut = 0.25 if chinese else 0.05
+    scores: list[float] = []
     mentions: dict[str, AspectMention] = {}
     for sentence in (s.strip() for s in _SENT_SPLIT.split(full)):
         if not sentence:
             continue
-        s = _score_zh(sentence) if chinese else _score_en(sentence)
-        total += s
-        if s > 0:
-            pos_total += s
-        else:
-            neg_total += s
+        s = score_of(sentence)
+        scores.append(s)
         # an aspect takes the polarity of its own clause ("great screen, but the battery is weak")
         for clause in (c.strip() for c in _CLAUSE_SPLIT.split(sentence)):
             if not clause:
                 continue
-            c = _score_zh(clause) if chinese else _score_en(clause)
-            c = c if abs(c) > 0.25 else s
+            c = score_of(clause)
+            c = c if abs(c) > cut else s
             for aspect in _aspects_in(clause):
-                polarity = 1 if c > 0.25 else -1 if c < -0.25 else 0
+                polarity = 1 if c > cut else -1 if c < -cut else 0
                 previous = mentions.get(aspect)
                 if previous is None or (previous.polarity == 0 and polarity != 0):
                     mentions[aspect] = AspectMention(aspect, polarity, sentence[:200])
-    score = max(-1.0, min(1.0, total / 3.0))
+    if not chinese:
+        score = sum(scores) / len(scores) if scores else 0.0
+        label = "positive" if score >= 0.05 else "negative" if score <= -0.05 else "neutral"
+        return Analysis(label, round(score, 3), list(mentions.values()))
+    pos_total = sum(s for s in scores if s > 0)
+    neg_total = sum(s for s in scores if s <= 0)
+    score = max(-1.0, min(1.0, sum(scores) / 3.0))
     label = "positive" if score > 0.15 else "negative" if score < -0.15 else "neutral"
-    # clear praise and clear complaint of similar weight ("great sound. However, it broke") reads as mixed
+    # clear praise and clear complaint of similar weight ("很好，但是坏了") reads as mixed
     if pos_total >= 0.9 and neg_total <= -0.9 and min(pos_total, -neg_total) / max(pos_total, -neg_total) >= 0.6:
         label = "neutral"
     return Analysis(label, round(score, 3), list(mentions.values()))
@@ -204,7 +160,7 @@ def evaluate_sentiment(path=None, store=None) -> dict:
     """Accuracy of `analyze` against hand labels (JSONL rows with "label") or star ratings (1-2 neg, 3 neutral, 4-5 pos).
 
     Without a file, the store's reviews are used with labels implied by their ratings.
-    """
+    """  # noqa: E501
     import json
     from collections import Counter
     from pathlib import Path

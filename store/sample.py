@@ -50,6 +50,23 @@ from store.models import (
     Review,
     Variant,
 )
+from store.sample_phrases import (
+    CATEGORY_ASPECTS,
+    CITIES,
+    CONVERSATION_ANSWERS,
+    CONVERSATION_OPENERS,
+    EN_NEG,
+    EN_POS,
+    FIRST,
+    GENERAL_ASPECTS,
+    LAST,
+    OPENERS,
+    STREETS,
+    TITLES,
+    ZH_NEG,
+    ZH_POS,
+    ZH_TITLES,
+)
 
 AS_OF = datetime(2026, 10, 31, 23, 59, 59)
 HISTORY_DAYS = 730
@@ -59,181 +76,10 @@ SOURCE = "sample"
 SEGMENTS = ("loyal", "occasional", "one_time", "fading")
 SEGMENT_P = (0.25, 0.33, 0.22, 0.20)
 
-FIRST = (
-    "James Mary Robert Patricia John Jennifer Michael Linda David Elizabeth William Barbara Richard Susan Joseph "
-    "Jessica Thomas Sarah Charles Karen Daniel Lisa Matthew Nancy Anthony Betty Mark Sandra Olivia Noah Emma Liam "
-    "Ava Ethan Sophia Mason Isabella Lucas Mia Yusuf Amelia Mei Wei Hiroshi Priya Arjun Fatima Omar Sofia Mateo "
-    "Chloe Ivan Aisha Lena Raj Elena Diego Grace Leo Zoe"
-).split()
-LAST = (
-    "Smith Johnson Williams Brown Jones Garcia Miller Davis Rodriguez Martinez Hernandez Lopez Gonzalez Wilson "
-    "Anderson Thomas Taylor Moore Jackson Martin Lee Perez Thompson White Harris Sanchez Clark Ramirez Lewis "
-    "Robinson Walker Young Allen King Wright Scott Torres Nguyen Hill Flores Green Adams Nelson Baker Hall Rivera "
-    "Campbell Mitchell Carter Roberts Chen Wang Li Zhang Liu Patel Kim Santos Ito Ahmed"
-).split()
-STREETS = (
-    "Main Street|Oak Avenue|Maple Drive|Cedar Street|Pine Lane|Elm Street|Washington Avenue|Lake Road|Hillcrest "
-    "Drive|Park Avenue|Sunset Drive|River Road|Broadway|Highland Avenue|Willow Lane|Chestnut Street|Spruce Street|"
-    "Laurel Lane|Market Street|Church Street"
-).split("|")
-CITIES = (
-    ("New York", "NY", "100"),
-    ("Los Angeles", "CA", "900"),
-    ("Chicago", "IL", "606"),
-    ("Houston", "TX", "770"),
-    ("Phoenix", "AZ", "850"),
-    ("Philadelphia", "PA", "191"),
-    ("San Antonio", "TX", "782"),
-    ("San Diego", "CA", "921"),
-    ("Dallas", "TX", "752"),
-    ("San Jose", "CA", "951"),
-    ("Austin", "TX", "787"),
-    ("Seattle", "WA", "981"),
-    ("Denver", "CO", "802"),
-    ("Boston", "MA", "021"),
-    ("Portland", "OR", "972"),
-    ("Atlanta", "GA", "303"),
-    ("Miami", "FL", "331"),
-    ("Minneapolis", "MN", "554"),
-    ("Columbus", "OH", "432"),
-    ("Charlotte", "NC", "282"),
-    ("Nashville", "TN", "372"),
-    ("Detroit", "MI", "482"),
-    ("Las Vegas", "NV", "891"),
-    ("Pittsburgh", "PA", "152"),
-)
 CARD_BRANDS = ("visa", "mastercard", "amex", "discover")
 PM_KINDS = ("credit_card", "paypal", "gift_card")
 CARRIERS = ("UPS", "FedEx", "USPS")
 CANCEL_REASONS = ("no longer needed", "ordered by mistake")
-
-# Aspects a review talks about, by words in the category; every product also gets delivery, price and quality.
-CATEGORY_ASPECTS = (
-    ("batter", ("battery",)),
-    ("headphone", ("sound", "battery", "comfort")),
-    ("speaker", ("sound", "setup")),
-    ("soundbar", ("sound", "setup")),
-    ("tv", ("screen", "sound", "size")),
-    ("monitor", ("screen", "size")),
-    ("projector", ("screen", "size")),
-    ("laptop", ("battery", "screen", "performance", "keyboard")),
-    ("desktop", ("performance", "size")),
-    ("mini pc", ("performance", "size")),
-    ("tablet", ("battery", "screen", "performance")),
-    ("ipad", ("battery", "screen", "performance")),
-    ("watch", ("battery", "screen", "comfort")),
-    ("phone", ("battery", "sound")),
-    ("camera", ("picture", "battery", "setup")),
-    ("security", ("picture", "setup")),
-    ("smart home", ("setup", "app")),
-    ("router", ("setup", "performance")),
-    ("game", ("performance", "size")),
-    ("musical", ("sound", "size")),
-    ("streaming", ("setup", "app")),
-    ("storage", ("performance", "size")),
-)
-GENERAL_ASPECTS = ("delivery", "price", "quality")
-
-EN_POS = {
-    "battery": [
-        "The battery easily lasts all day.",
-        "Battery life is excellent, I charge it far less than expected.",
-        "Great battery, it holds its charge for a long time.",
-    ],
-    "sound": ["The sound is clear and rich.", "Sound quality is excellent, with deep bass.", "It sounds fantastic."],
-    "screen": [
-        "The screen is bright and sharp.",
-        "Gorgeous display with vivid colours.",
-        "The picture on the screen is crisp.",
-    ],
-    "size": ["The size is just right for my space.", "It is compact and fits perfectly.", "Perfect size."],
-    "delivery": [
-        "Delivery was fast and the box arrived in perfect condition.",
-        "It arrived two days early, well packed.",
-        "Quick delivery.",
-    ],
-    "price": ["Great value for the price.", "The price was excellent, cheaper than elsewhere.", "Worth every penny."],
-    "quality": ["Build quality is excellent and it feels solid.", "Very well made.", "High quality materials."],
-    "comfort": ["Very comfortable to wear for hours.", "Light and comfortable."],
-    "performance": ["Performance is fast and smooth.", "It is fast and handles everything I throw at it."],
-    "keyboard": ["The keyboard is great to type on.", "Comfortable keyboard with good travel."],
-    "picture": ["Picture quality is sharp, even at night.", "The video is clear and detailed."],
-    "setup": ["Setup took five minutes and was easy.", "Easy to set up and connect."],
-    "app": ["The app is easy to use and reliable.", "The companion app works well."],
-}
-EN_NEG = {
-    "battery": [
-        "The battery drains within a few hours.",
-        "Poor battery life, it dies quickly.",
-        "The battery stopped holding a charge after a month.",
-    ],
-    "sound": [
-        "The sound is tinny and distorted at high volume.",
-        "Poor sound quality with no bass.",
-        "It sounds muffled.",
-    ],
-    "screen": [
-        "The screen is dim and has a dead pixel.",
-        "The display has bad backlight bleed.",
-        "Washed-out screen colours.",
-    ],
-    "size": ["It is much bigger than I expected.", "Too small for what I needed.", "The size is awkward."],
-    "delivery": ["Delivery was late by over a week.", "The box arrived damaged.", "Shipping took far too long."],
-    "price": ["Overpriced for what you get.", "Not worth the price.", "Too expensive compared to similar models."],
-    "quality": [
-        "It feels cheap and flimsy.",
-        "Poor quality, it broke after two weeks.",
-        "Stopped working after a month.",
-    ],
-    "comfort": ["Uncomfortable after half an hour.", "It hurts to wear for long."],
-    "performance": ["Performance is slow and it lags.", "It freezes and crashes often."],
-    "keyboard": ["The keyboard feels mushy.", "Several keys stick."],
-    "picture": ["The picture is blurry, especially at night.", "The video quality is grainy."],
-    "setup": ["Setup was a nightmare and kept failing.", "Hard to set up, the instructions are confusing."],
-    "app": ["The app keeps disconnecting.", "The app is buggy and slow."],
-}
-ZH_POS = {
-    "battery": ["电池很耐用，一天都不用充电。", "续航非常好。"],
-    "sound": ["音质清晰，低音很好。", "声音非常好听。"],
-    "screen": ["屏幕很亮，画面清晰。", "显示效果非常好。"],
-    "size": ["大小刚刚好。", "尺寸很合适。"],
-    "delivery": ["送货很快，包装完好。", "物流很快。"],
-    "price": ["价格很划算。", "性价比很高。"],
-    "quality": ["质量很好，做工扎实。", "做工精细。"],
-    "comfort": ["戴着很舒服。"],
-    "performance": ["运行很快很流畅。"],
-    "keyboard": ["键盘手感很好。"],
-    "picture": ["画质清晰。"],
-    "setup": ["安装很简单。"],
-    "app": ["应用很好用。"],
-}
-ZH_NEG = {
-    "battery": ["电池不耐用，几个小时就没电了。", "续航很差。"],
-    "sound": ["音质很差，有杂音。", "声音发闷。"],
-    "screen": ["屏幕太暗，还有坏点。", "显示效果很差。"],
-    "size": ["比想象的大太多了。", "尺寸不合适。"],
-    "delivery": ["送货太慢了，等了一个多星期。", "包装破损。"],
-    "price": ["价格太贵，不值。", "性价比很低。"],
-    "quality": ["质量很差，用了两周就坏了。", "做工粗糙。"],
-    "comfort": ["戴久了很不舒服。"],
-    "performance": ["运行很慢，经常卡顿。"],
-    "keyboard": ["键盘手感很差。"],
-    "picture": ["画面模糊。"],
-    "setup": ["安装很麻烦。"],
-    "app": ["应用经常断开。"],
-}
-TITLES = {
-    1: ["Very disappointed", "Do not buy", "Stopped working", "Waste of money"],
-    2: ["Not great", "Disappointing", "Expected better", "Would not buy again"],
-    3: ["It's okay", "Mixed feelings", "Average", "Good and bad"],
-    4: ["Very good", "Happy with it", "Solid purchase", "Good value"],
-    5: ["Excellent!", "Love it", "Highly recommend", "Perfect"],
-}
-ZH_TITLES = {1: ["非常失望"], 2: ["不太满意"], 3: ["一般"], 4: ["不错"], 5: ["非常满意"]}
-OPENERS = {
-    "pos": ["", "", "I bought this for my home office. ", "Bought this as a gift. ", "Second one I've bought. "],
-    "neg": ["", "", "I really wanted to like this. ", "Returned it after a week. "],
-}
 
 
 @dataclass
@@ -241,7 +87,6 @@ class _Catalog:
     product_ids: np.ndarray  # per variant
     variant_ids: np.ndarray
     names: list[str]  # per variant: product name
-    options_json: list[str]
     options: list[dict[str, Any]]
     prices: np.ndarray
     category: np.ndarray  # category index per variant
@@ -292,7 +137,6 @@ def _load_catalog(session, seed: int) -> _Catalog:
         product_ids=np.array([v["product_id"] for v in variants], dtype=object),
         variant_ids=np.array([v["id"] for v in variants], dtype=object),
         names=[products[v["product_id"]]["name"] for v in variants],
-        options_json=[json.dumps(v["options"]) for v in variants],
         options=[v["options"] for v in variants],
         prices=np.array([float(v["price"]) for v in variants]),
         category=category,
@@ -411,6 +255,42 @@ def build_sample(
     return {"counts": counts, "orders_from": first, "orders_to": last, "as_of": as_of, "seed": seed}
 
 
+@dataclass
+class _Customers:
+    """One chunk's customers: what the later sections draw on (index k is the customer's position in the chunk)."""
+
+    ids: list[str]
+    signup: np.ndarray  # day offset
+    segment: np.ndarray  # index into SEGMENTS: the hidden purchasing behaviour
+    addresses: list[Any]  # the JSON column value of each customer's address, ready for the writer
+    n_pm: np.ndarray  # how many payment methods each customer has
+    pm_ids: list[list[str]]
+
+
+@dataclass
+class _Items:
+    """The order items of a chunk, in order (each order's items are consecutive)."""
+
+    n_items: np.ndarray  # per order
+    order: np.ndarray  # order index per item
+    variant: np.ndarray  # catalog variant index per item
+    qty: np.ndarray
+    price: np.ndarray
+    total: np.ndarray  # per order
+
+
+@dataclass
+class _Lifecycle:
+    """Per order: when it shipped and was delivered (day offsets, possibly after as_of) and where it stands now."""
+
+    ship: np.ndarray
+    deliver: np.ndarray
+    pending: np.ndarray
+    cancelled: np.ndarray
+    status: np.ndarray
+    updated: np.ndarray
+
+
 def _build_chunk(
     writer: BulkWriter,
     cat: _Catalog,
@@ -421,11 +301,31 @@ def _build_chunk(
     state: dict[str, int],
     counts: dict[str, int],
 ) -> None:
-    sqlite = writer.sqlite
+    """Customers `start` to `start + n` with their orders, reviews and conversations; draws from `rng` in a fixed
+    order, so the same generator always gives the same rows.
+    """
     idx = np.arange(start, start + n)
-    cust_ids = [f"c{i:06d}" for i in idx.tolist()]
+    customers = _customers(writer, clock, rng, idx, counts)
+    order_cust, order_t = _purchase_times(rng, customers.signup, customers.segment)
+    m = len(order_t)
+    if m == 0:
+        return
+    order_no = state["order"] + 1 + np.arange(m)
+    state["order"] += m
+    order_ids = [f"#S{o:07d}" for o in order_no.tolist()]
+    items = _items(cat, rng, n, order_cust)
+    life = _lifecycle(cat, rng, order_t, items)
+    _write_orders(writer, cat, clock, rng, counts, customers, order_cust, order_t, order_no, order_ids, items, life)
+    _reviews(writer, cat, clock, rng, state, counts, customers.ids, order_cust, items, life)
+    _conversations(writer, clock, rng, counts, customers.ids, order_cust, order_ids, life.status, life.updated)
 
-    # --- customers and payment methods
+
+def _customers(
+    writer: BulkWriter, clock: _Clock, rng: np.random.Generator, idx: np.ndarray, counts: dict[str, int]
+) -> _Customers:
+    """Write the customers numbered `idx` and their payment methods."""
+    n = len(idx)
+    cust_ids = [f"c{i:06d}" for i in idx.tolist()]
     first = rng.integers(len(FIRST), size=n)
     last = rng.integers(len(LAST), size=n)
     street_no = rng.integers(1, 9999, size=n)
@@ -436,7 +336,7 @@ def _build_chunk(
     segment = rng.choice(len(SEGMENTS), size=n, p=SEGMENT_P)
     signup = rng.uniform(0, HISTORY_DAYS - 14, size=n)
     signup_vals = clock.values(signup)
-    addresses: list[str | dict] = []
+    addresses: list[Any] = []
     cust_rows = []
     for k in range(n):
         fn, ln = FIRST[first[k]], LAST[last[k]]
@@ -449,7 +349,7 @@ def _build_chunk(
             "country": "USA",
             "zip": f"{c_zip}{zip_tail[k]:02d}",
         }
-        addresses.append(json.dumps(addr) if sqlite else addr)
+        addresses.append(writer.json_value(addr))
         cust_rows.append(
             (
                 cust_ids[k],
@@ -515,8 +415,14 @@ def _build_chunk(
         pm_ids.append(ids)
     writer.insert_tuples(PaymentMethod, ("id", "customer_id", "kind", "brand", "last_four", "balance"), pm_rows)
     counts["payment_methods"] += len(pm_rows)
+    return _Customers(ids=cust_ids, signup=signup, segment=segment, addresses=addresses, n_pm=n_pm, pm_ids=pm_ids)
 
-    # --- purchase times: the hidden behaviour of each customer
+
+def _purchase_times(rng: np.random.Generator, signup: np.ndarray, segment: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """When each customer orders, by their hidden behaviour: (customer index, day) per order, grouped by customer
+    and in time order.
+    """
+    n = len(signup)
     K = MAX_EVENTS
     gaps = np.empty((n, K))
     first_gap = rng.exponential(3.0, size=n)
@@ -534,16 +440,12 @@ def _build_chunk(
     valid = times < HISTORY_DAYS
     valid[segment == 2, 1:] = False
     valid[(segment == 3)[:, None] & (np.arange(K)[None, :] >= fade_stop[:, None])] = False
-    order_cust = np.nonzero(valid)[0]  # row-major: grouped by customer, in time order
-    order_t = times[valid]
-    m = len(order_t)
-    if m == 0:
-        return
-    order_no = state["order"] + 1 + np.arange(m)
-    state["order"] += m
-    order_ids = [f"#S{o:07d}" for o in order_no.tolist()]
+    return np.nonzero(valid)[0], times[valid]  # row-major: grouped by customer, in time order
 
-    # --- items: favourite category or the shop's overall popularity
+
+def _items(cat: _Catalog, rng: np.random.Generator, n: int, order_cust: np.ndarray) -> _Items:
+    """1-3 items per order, each from the customer's favourite category or by the shop's overall popularity."""
+    m = len(order_cust)
     fav = rng.choice(len(cat.cat_p), size=n, p=cat.cat_p)
     n_items = 1 + (rng.random(m) < 0.3) + (rng.random(m) < 0.1)
     item_order = np.repeat(np.arange(m), n_items)
@@ -562,8 +464,12 @@ def _build_chunk(
     qty = 1 + (rng.random(t_items) < 0.08) + (rng.random(t_items) < 0.02)
     price = cat.prices[item_var]
     total = np.round(np.bincount(item_order, weights=price * qty, minlength=m), 2)
+    return _Items(n_items=n_items, order=item_order, variant=item_var, qty=qty, price=price, total=total)
 
-    # --- lifecycle: ship, deliver, cancel, return/exchange requests
+
+def _lifecycle(cat: _Catalog, rng: np.random.Generator, order_t: np.ndarray, items: _Items) -> _Lifecycle:
+    """Ship, deliver, cancel, request a return or exchange: each order's status follows its age."""
+    m = len(order_t)
     ship = order_t + rng.uniform(0.4, 3.0, size=m)
     deliver = ship + rng.uniform(2.0, 6.0, size=m)
     cancel_t = order_t + rng.uniform(0.02, 1.0, size=m) * (ship - order_t)
@@ -572,8 +478,8 @@ def _build_chunk(
     u = rng.random(m)
     recent = (since_delivery > 1) & (since_delivery < 30)
     returned = recent & (u < 0.10) & ~cancelled
-    first_item = np.r_[0, np.cumsum(n_items)[:-1]]
-    exchangeable = cat.has_sibling[item_var[first_item]]  # exchanges go to another variant of the same product
+    first_item = np.r_[0, np.cumsum(items.n_items)[:-1]]
+    exchangeable = cat.has_sibling[items.variant[first_item]]  # exchanges go to another variant of the same product
     exchanged = recent & (u >= 0.10) & (u < 0.18) & ~cancelled & exchangeable
     request_t = deliver + rng.uniform(0.5, 1.0, size=m) * np.clip(since_delivery, 0, 14)
     status = np.full(m, "delivered", dtype=object)
@@ -586,30 +492,49 @@ def _build_chunk(
     status[exchanged], updated[exchanged] = "exchange requested", request_t[exchanged]
     status[cancelled], updated[cancelled] = "cancelled", cancel_t[cancelled]
     updated = np.minimum(updated, HISTORY_DAYS - 1e-5)
+    return _Lifecycle(ship=ship, deliver=deliver, pending=pend, cancelled=cancelled, status=status, updated=updated)
 
-    pm_choice = (rng.random(m) * n_pm[order_cust]).astype(int)
-    order_pm = [pm_ids[c][j] for c, j in zip(order_cust.tolist(), pm_choice.tolist())]
+
+def _write_orders(
+    writer: BulkWriter,
+    cat: _Catalog,
+    clock: _Clock,
+    rng: np.random.Generator,
+    counts: dict[str, int],
+    customers: _Customers,
+    order_cust: np.ndarray,
+    order_t: np.ndarray,
+    order_no: np.ndarray,
+    order_ids: list[str],
+    items: _Items,
+    life: _Lifecycle,
+) -> None:
+    """Write the orders with their items, fulfillments (once shipped), payments and refunds."""
+    m = len(order_ids)
+    status = life.status
+    pm_choice = (rng.random(m) * customers.n_pm[order_cust]).astype(int)
+    order_pm = [customers.pm_ids[c][j] for c, j in zip(order_cust.tolist(), pm_choice.tolist(), strict=True)]
     created_vals = clock.values(order_t)
-    updated_vals = clock.values(updated)
+    updated_vals = clock.values(life.updated)
     items_by_order: list[list[int]] = [[] for _ in range(m)]
-    for i, o in enumerate(item_order.tolist()):
+    for i, o in enumerate(items.order.tolist()):
         items_by_order[o].append(i)
 
     details: list[Any] = []
     reason = rng.integers(len(CANCEL_REASONS), size=m)
     for o in range(m):
-        st = status[o]
+        order_status = status[o]
         d: dict[str, Any] = {}
-        if st == "cancelled":
+        if order_status == "cancelled":
             d = {"cancel_reason": CANCEL_REASONS[reason[o]]}
-        elif st == "return requested":
+        elif order_status == "return requested":
             d = {
-                "return_items": [cat.variant_ids[item_var[i]] for i in items_by_order[o][:1]],
+                "return_items": [cat.variant_ids[items.variant[i]] for i in items_by_order[o][:1]],
                 "return_payment_method_id": order_pm[o],
             }
-        elif st == "exchange requested":
+        elif order_status == "exchange requested":
             i = items_by_order[o][0]
-            v = int(item_var[i])
+            v = int(items.variant[i])
             new = cat.siblings[v][int(reason[o]) % len(cat.siblings[v])]
             d = {
                 "exchange_items": [cat.variant_ids[v]],
@@ -617,16 +542,16 @@ def _build_chunk(
                 "exchange_price_difference": round(float(cat.prices[new] - cat.prices[v]), 2),
                 "exchange_payment_method_id": order_pm[o],
             }
-        details.append((json.dumps(d) if d else "{}") if sqlite else d)
+        details.append(writer.json_value(d))
     order_rows = [
         (
             order_ids[o],
-            cust_ids[c],
+            customers.ids[c],
             status[o],
             created_vals[o],
             updated_vals[o],
-            float(total[o]),
-            addresses[c],
+            float(items.total[o]),
+            customers.addresses[c],
             details[o],
             SOURCE,
         )
@@ -639,48 +564,54 @@ def _build_chunk(
     )
     counts["orders"] += m
 
-    opts = cat.options_json if sqlite else cat.options
+    opts = [writer.json_value(o) for o in cat.options]
     item_rows = [
         (order_ids[o], cat.product_ids[v], cat.variant_ids[v], cat.names[v], int(q), float(p), opts[v])
-        for o, v, q, p in zip(item_order.tolist(), item_var.tolist(), qty.tolist(), price.tolist())
+        for o, v, q, p in zip(
+            items.order.tolist(), items.variant.tolist(), items.qty.tolist(), items.price.tolist(), strict=True
+        )
     ]
     writer.insert_tuples(
         OrderItem, ("order_id", "product_id", "variant_id", "name", "quantity", "unit_price", "options"), item_rows
     )
-    counts["order_items"] += t_items
+    counts["order_items"] += len(item_rows)
 
-    shipped = np.flatnonzero(~pend & ~cancelled)
+    shipped = np.flatnonzero(~life.pending & ~life.cancelled)
     tracking = _scramble(order_no[shipped], 2_654_435_761, 97_531, 10**12)
-    ship_vals = clock.values(ship[shipped])
+    ship_vals = clock.values(life.ship[shipped])
     carrier = rng.integers(len(CARRIERS), size=len(shipped))
     f_rows = []
     for j, o in enumerate(shipped.tolist()):
-        vids = [cat.variant_ids[item_var[i]] for i in items_by_order[o]]
+        vids = [cat.variant_ids[items.variant[i]] for i in items_by_order[o]]
         f_rows.append(
-            (
-                order_ids[o],
-                f"{tracking[j]:012d}",
-                CARRIERS[carrier[j]],
-                json.dumps(vids) if sqlite else vids,
-                ship_vals[j],
-            )
+            (order_ids[o], f"{tracking[j]:012d}", CARRIERS[carrier[j]], writer.json_value(vids), ship_vals[j])
         )
     writer.insert_tuples(Fulfillment, ("order_id", "tracking_id", "carrier", "variant_ids", "shipped_at"), f_rows)
     counts["fulfillments"] += len(f_rows)
 
-    pay_rows = [(order_ids[o], "payment", float(total[o]), order_pm[o], created_vals[o]) for o in range(m)]
+    pay_rows = [(order_ids[o], "payment", float(items.total[o]), order_pm[o], created_vals[o]) for o in range(m)]
     pay_rows += [
-        (order_ids[o], "refund", float(total[o]), order_pm[o], updated_vals[o])
-        for o in np.flatnonzero(cancelled).tolist()
+        (order_ids[o], "refund", float(items.total[o]), order_pm[o], updated_vals[o])
+        for o in np.flatnonzero(life.cancelled).tolist()
     ]
     writer.insert_tuples(Payment, ("order_id", "kind", "amount", "payment_method_id", "created_at"), pay_rows)
     counts["payments"] += len(pay_rows)
 
-    _reviews(writer, cat, clock, rng, state, counts, cust_ids, order_cust, item_order, item_var, deliver, status)
-    _conversations(writer, clock, rng, counts, cust_ids, order_cust, order_ids, status, updated)
 
-
-def _reviews(writer, cat, clock, rng, state, counts, cust_ids, order_cust, item_order, item_var, deliver, status):
+def _reviews(
+    writer: BulkWriter,
+    cat: _Catalog,
+    clock: _Clock,
+    rng: np.random.Generator,
+    state: dict[str, int],
+    counts: dict[str, int],
+    cust_ids: list[str],
+    order_cust: np.ndarray,
+    items: _Items,
+    life: _Lifecycle,
+) -> None:
+    """Reviews by ~14% of the received items' buyers, rated around the product's rating, from the phrase banks."""
+    item_order, item_var, deliver, status = items.order, items.variant, life.deliver, life.status
     received = np.isin(status, ("delivered", "return requested", "exchange requested"))
     t_items = len(item_order)
     review_t = deliver[item_order] + rng.uniform(1, 20, size=t_items)
@@ -753,24 +684,6 @@ def _lower_first(s: str, zh: bool) -> str:
     return s if zh else s[0].lower() + s[1:]
 
 
-CONVERSATION_OPENERS = {
-    "pending": "Hi, can I still change the shipping address on order {oid}?",
-    "processed": "Hello, where is my order {oid}? It has not arrived yet.",
-    "delivered": "I received order {oid} but I'd like to know how to return an item.",
-    "cancelled": "Why was order {oid} cancelled? When do I get my refund?",
-    "return requested": "What is the status of the return for order {oid}?",
-    "exchange requested": "I asked to exchange an item in order {oid}, what happens next?",
-}
-CONVERSATION_ANSWERS = {
-    "pending": "Order {oid} is still pending, so the address can be changed before it ships. Which address should I use?",
-    "processed": "Order {oid} has shipped and is on its way; you can follow it with the tracking number in your account.",
-    "delivered": "Order {oid} was delivered. Delivered items can be returned; tell me which items and I'll start the return.",
-    "cancelled": "Order {oid} was cancelled and the full amount was refunded to the original payment method.",
-    "return requested": "The return for order {oid} is requested; the refund follows once the items are received.",
-    "exchange requested": "The exchange for order {oid} is requested; the new item ships once we receive the old one.",
-}
-
-
 def _conversations(writer, clock, rng, counts, cust_ids, order_cust, order_ids, status, updated):
     # one conversation about the latest order of ~3% of the customers who ordered
     last_of_customer = np.flatnonzero(np.r_[order_cust[1:] != order_cust[:-1], True])
@@ -794,7 +707,7 @@ def _conversations(writer, clock, rng, counts, cust_ids, order_cust, order_ids, 
             ("assistant", CONVERSATION_ANSWERS[st].format(oid=oid), None, None, None),
         ]
         for seq, (role, content, calls, call_id, name) in enumerate(msgs):
-            calls_val = (json.dumps(calls) if writer.sqlite else calls) if calls else None
+            calls_val = writer.json_value(calls) if calls else None
             msg_rows.append((conv_id, seq, role, content, calls_val, call_id, name, stamps[seq], None))
     writer.insert_tuples(Conversation, ("id", "role", "customer_id", "started_at", "channel", "outcome"), conv_rows)
     writer.insert_tuples(

@@ -39,6 +39,7 @@ ENTITIES = {
 
 
 def store_stats(store: Store) -> dict[str, Any]:
+    """Row counts, order date range and order statuses of a store."""
     with store.read() as s:
         counts = {name: s.scalar(select(func.count()).select_from(model)) for name, model in ENTITIES.items()}
         first, last = s.execute(select(func.min(Order.created_at), func.max(Order.created_at))).one()

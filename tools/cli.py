@@ -1,11 +1,14 @@
-"""CLI commands of the `tools` area (registered on the `shopdesk` command): the marketer analytics.
+r"""CLI commands of the `tools` area (registered on the `shopdesk` command): the marketer analytics.
 
     shopdesk segments [--as-of 2024-03-31] [--json]
     shopdesk churn score [--as-of DATE] [--top 20] [--segment "At risk"] [--tier high] [--out churn.csv] [--json]
-    shopdesk churn evaluate --transactions FILE --columns customer_id,date,quantity,amount --as-of 1997-12-31 \\
-        --horizon-days 90 --json
+    shopdesk churn evaluate --transactions FILE --columns customer=0,date=1,quantity=2,amount=3 --as-of 1997-12-31 \
+        --horizon-days 90 [--skip-bad] [--delimiter ws] [--date-format %Y%m%d] [--json]
     shopdesk profile CUSTOMER [--json]
     shopdesk offers (--segment NAME | --customer ID ...) [--json]
+    shopdesk search products "quiet soundbar under $300" [--k 10] [--category TVs] [--json]
+    shopdesk search reviews "battery life" [--product "AirPods"] [--min-rating 1] [--max-rating 2] [--json]
+    shopdesk search insights [--product ...] [--category ...] [--json]
 """
 
 from __future__ import annotations
@@ -15,7 +18,16 @@ from pathlib import Path
 
 import typer
 
-from shopdesk.output import UserError, cli_errors, emit
+from shopdesk.output import UserError, cli_errors, command_group, emit
+from store.cli import (
+    check_gzip,
+    columns_option,
+    date_format_option,
+    delimiter_option,
+    gzip_option,
+    header_option,
+    skip_bad_option,
+)
 
 churn_app = typer.Typer(help="Churn scores and their evaluation against BG/NBD.", no_args_is_help=True)
 
@@ -98,32 +110,41 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 @cli_errors
 def churn_evaluate(
-    transactions: Path = typer.Option(..., "--transactions", help="Transactions file (CSV or whitespace separated)."),
-    columns: str = typer.Option(
-        None, "--columns", help="The file's columns in order, naming customer_id, date and amount "
-        "(e.g. customer_id,date,quantity,amount); default: the header line."
-    ),
+    transactions: Path = typer.Option(..., "--transactions", help="Transaction export, as `store import transactions` "
+                                      "takes it (CSV/TSV/whitespace, optionally gzipped)."),
+    columns: str = columns_option(),
+    delimiter: str | None = delimiter_option(),
+    date_format: str | None = date_format_option(),
+    header: bool | None = header_option(),
+    skip_bad: bool = skip_bad_option(),
+    gzip: str = gzip_option(),
     as_of: str = typer.Option(..., "--as-of", help="Train on the data up to this date, test on the horizon after it."),
     horizon_days: int = typer.Option(90, "--horizon-days", help="Churn = no purchase within this many days."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Import a transactions file into a temporary store and compare our churn model with BG/NBD."""
+    """Import a transactions file into a temporary store (the store's importer) and compare our churn model with
+    BG/NBD.
+    """
     import tempfile
 
+    from store.importers.transactions import parse_columns
     from tools.analytics.evaluate import evaluate_file
     from tools.analytics.snapshot import parse_date
     from tools.errors import ToolError
 
     try:
         day = parse_date(as_of)
-        cols = [c.strip() for c in columns.split(",")] if columns else None
+        mapping = parse_columns(columns)
         with tempfile.TemporaryDirectory(prefix="shopdesk-evaluate-") as work:
-            result = evaluate_file(transactions, cols, day, horizon_days, Path(work))
+            result = evaluate_file(transactions, mapping, day, horizon_days, Path(work), delimiter=delimiter,
+                                   date_format=date_format, header=header, skip_bad=skip_bad,
+                                   gzip_mode=check_gzip(gzip))
     except ToolError as exc:
         raise UserError(str(exc)) from None
     if as_json:
-        emit(result.model_dump(mode="json", include={"ours", "bgnbd", "customers", "churn_rate", "as_of",
-                                                    "horizon_days", "train_customers", "train_churn_rate"}), True)
+        keys = {"ours", "bgnbd", "customers", "churn_rate", "as_of", "horizon_days", "train_customers",
+                "train_churn_rate", "value", "notes"}
+        emit(result.model_dump(mode="json", include=keys), True)
     else:
         emit(result, False, lambda r: r.render())
 
@@ -154,10 +175,70 @@ def offers(
              lambda r: r.render())
 
 
+@cli_errors
+def search_products_cmd(
+    query: str = typer.Argument(..., help="What to look for; 'under $300', '4+ stars' become filters."),
+    k: int = typer.Option(5, "--k", help="How many results."),
+    category: str | None = typer.Option(None, help="Catalog category."),
+    min_price: float | None = typer.Option(None, help="USD."),
+    max_price: float | None = typer.Option(None, help="USD."),
+    min_rating: float | None = typer.Option(None, help="Stars, 0-5."),
+    in_stock: bool | None = typer.Option(None, "--in-stock/--any-stock", help="Only products in stock."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Hybrid (vector + BM25) product search. JSON: a list of {product_id, title, category, price, score}."""
+    from tools import search
+
+    with _marketer_context() as ctx:
+        result = search.search_products(ctx, query, min_price=min_price, max_price=max_price, category=category,
+                                        min_rating=min_rating, in_stock=in_stock, k=k)
+    rows = [
+        {"product_id": p.product_id, "title": p.title, "category": p.category, "price": p.price, "score": p.score}
+        for p in result.products
+    ]
+    emit(rows, as_json, lambda _rows: result.render())
+
+
+@cli_errors
+def search_reviews_cmd(
+    query: str = typer.Argument(...),
+    product: str | None = typer.Option(None, help="Product id or name."),
+    min_rating: int | None = typer.Option(None),
+    max_rating: int | None = typer.Option(None),
+    k: int = typer.Option(5, "--k"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Review search with citations (review id, product, rating, date)."""
+    from tools import search
+
+    with _marketer_context() as ctx:
+        result = search.search_reviews(ctx, query, product=product, min_rating=min_rating, max_rating=max_rating, k=k)
+    emit(result.reviews, as_json, lambda _reviews: result.render())
+
+
+@cli_errors
+def review_insights_cmd(
+    product: str | None = typer.Option(None),
+    category: str | None = typer.Option(None),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Rating distribution, sentiment share, top aspects and monthly trend, counted from the index."""
+    from tools import search
+
+    with _marketer_context() as ctx:
+        result = search.review_insights(ctx, product=product, category=category)
+    emit(result, as_json, lambda r: r.render())
+
+
 def register(app: typer.Typer) -> None:
+    """Add the analytics and `search products|reviews|insights` commands to `app`."""
     app.command("segments")(segments)
     app.command("profile")(profile)
     app.command("offers")(offers)
     churn_app.command("score")(churn_score)
     churn_app.command("evaluate")(churn_evaluate)
     app.add_typer(churn_app, name="churn")
+    search_app = command_group(app, "search", "Search products and reviews; measure search quality.")
+    search_app.command("products")(search_products_cmd)
+    search_app.command("reviews")(search_reviews_cmd)
+    search_app.command("insights")(review_insights_cmd)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -378,14 +378,15 @@ class ConfirmationRequired(BaseModel):
 
     def describe(self, lang: Lang = "en") -> str:
         """What will happen, without the question: the text the customer confirms (English: the pending summary)."""
-        oid, st = self.order_id, status_text(self.order_status, lang)
+        oid, status = self.order_id, status_text(self.order_status, lang)
         lines: list[str] = []
         if self.tool == "cancel_pending_order":
             lines.append(tr(
                 lang,
-                f"Cancel order {oid}: status {st}, {self.item_count} items, total {usd(self.order_total)}, reason "
+                f"Cancel order {oid}: status {status}, {self.item_count} items, total {usd(self.order_total)}, reason "
                 f"'{self.reason}'.",
-                f"取消订单 {oid}:状态 {st},{self.item_count} 件商品,合计 {usd(self.order_total)},原因“{self.reason}”。",
+                f"取消订单 {oid}:状态 {status},{self.item_count} 件商品,合计 {usd(self.order_total)},"
+                f"原因“{self.reason}”。",
             ))
             lines += [r.line(oid, lang) for r in self.refunds]
             if not self.refunds:
@@ -393,14 +394,15 @@ class ConfirmationRequired(BaseModel):
         elif self.tool == "modify_pending_order_address":
             lines.append(tr(
                 lang,
-                f"Change the shipping address of order {oid}, status {st}, from '{self.old_address}' to "
+                f"Change the shipping address of order {oid}, status {status}, from '{self.old_address}' to "
                 f"'{self.new_address}'.",
-                f"修改订单 {oid} 的收货地址,当前状态 {st}:从“{self.old_address}”改为“{self.new_address}”。",
+                f"修改订单 {oid} 的收货地址,当前状态 {status}:从“{self.old_address}”改为“{self.new_address}”。",
             ))
         elif self.tool in ("modify_pending_order_items", "exchange_delivered_order_items"):
             modify = self.tool == "modify_pending_order_items"
-            lines.append(tr(lang, f"{'Modify the items' if modify else 'Exchange items'} of order {oid}, status {st}:",
-                            f"{'修改商品' if modify else '换货'}:订单 {oid},状态 {st}:"))
+            lines.append(tr(lang,
+                            f"{'Modify the items' if modify else 'Exchange items'} of order {oid}, status {status}:",
+                            f"{'修改商品' if modify else '换货'}:订单 {oid},状态 {status}:"))
             lines += [c.line(lang) for c in self.items]
             diff = _difference_text(self.difference or 0.0, self.payment_method or PayMethod(), lang)
             lines.append(tr(lang, f"Price difference for {oid}: {diff}.", f"订单 {oid} 的差价:{diff}。"))
@@ -413,8 +415,8 @@ class ConfirmationRequired(BaseModel):
                                 "每个订单只能换货一次。订单将变为“换货申请中”(exchange requested),"
                                 "您会收到一封说明如何寄回商品的邮件。"))
         elif self.tool == "return_delivered_order_items":
-            lines.append(tr(lang, f"Return {len(self.items)} item(s) of order {oid}, status {st}:",
-                            f"退货:订单 {oid},状态 {st},共 {len(self.items)} 件商品:"))
+            lines.append(tr(lang, f"Return {len(self.items)} item(s) of order {oid}, status {status}:",
+                            f"退货:订单 {oid},状态 {status},共 {len(self.items)} 件商品:"))
             lines += [c.line(lang) for c in self.items]
             lines += [r.line(oid, lang) for r in self.refunds]
             lines.append(tr(lang, "The order becomes 'return requested' and you will get an email on how to send the "
@@ -460,24 +462,24 @@ class ActionResult(BaseModel):
     payment_method: PayMethod | None = None
 
     def render(self, lang: Lang = "en") -> str:
-        oid, st = self.order_id, status_text(self.status, lang)
+        oid, status = self.order_id, status_text(self.status, lang)
         lines: list[str] = []
         if self.tool == "cancel_pending_order":
-            lines.append(tr(lang, f"Done: order {oid} is now {st}.", f"已完成:订单 {oid} 现在的状态是{st}。"))
+            lines.append(tr(lang, f"Done: order {oid} is now {status}.", f"已完成:订单 {oid} 现在的状态是{status}。"))
         elif self.tool == "modify_pending_order_address":
-            lines.append(tr(lang, f"Done: order {oid} will ship to {self.new_address}; its status is {st}.",
-                            f"已完成:订单 {oid} 将寄往 {self.new_address};状态为{st}。"))
+            lines.append(tr(lang, f"Done: order {oid} will ship to {self.new_address}; its status is {status}.",
+                            f"已完成:订单 {oid} 将寄往 {self.new_address};状态为{status}。"))
         elif self.tool == "modify_pending_order_items":
-            lines.append(tr(lang, f"Done: the items of order {oid} are changed; its status is {st}.",
-                            f"已完成:订单 {oid} 的商品已修改,状态为{st}。"))
+            lines.append(tr(lang, f"Done: the items of order {oid} are changed; its status is {status}.",
+                            f"已完成:订单 {oid} 的商品已修改,状态为{status}。"))
         elif self.tool == "return_delivered_order_items":
-            lines.append(tr(lang, f"Done: return requested for order {oid}; its status is now {st}. An email explains "
-                                  f"how to send the items back.",
-                            f"已完成:订单 {oid} 已申请退货,状态为{st}。邮件会说明如何寄回商品。"))
+            lines.append(tr(lang, f"Done: return requested for order {oid}; its status is now {status}. "
+                                  f"An email explains how to send the items back.",
+                            f"已完成:订单 {oid} 已申请退货,状态为{status}。邮件会说明如何寄回商品。"))
         elif self.tool == "exchange_delivered_order_items":
-            lines.append(tr(lang, f"Done: exchange requested for order {oid}; its status is now {st}. An email "
+            lines.append(tr(lang, f"Done: exchange requested for order {oid}; its status is now {status}. An email "
                                   f"explains how to send the items back.",
-                            f"已完成:订单 {oid} 已申请换货,状态为{st}。邮件会说明如何寄回商品。"))
+                            f"已完成:订单 {oid} 已申请换货,状态为{status}。邮件会说明如何寄回商品。"))
         lines += [c.line(lang) for c in self.items]
         lines += [r.line(oid, lang) for r in self.refunds]
         if self.difference is not None and self.payment_method is not None:
@@ -503,7 +505,7 @@ class ActionResult(BaseModel):
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _money(x: Decimal | float | int | None) -> Decimal:
@@ -753,14 +755,14 @@ def _plan_modify_items(s: Session, cid: str, args: dict[str, Any], lock: bool = 
     policy.check_status(order, "modify", order.id)
     policy.check_items_not_modified(order, order.id)
     item_ids, new_ids, lines, news, pm, diff = _swap_setup(s, cid, order, args)
-    changes = [_item_change(li, nv) for li, nv in zip(lines, news)]
+    changes = [_item_change(li, nv) for li, nv in zip(lines, news, strict=True)]
     arguments = {"order_id": order.id, "item_ids": item_ids, "new_item_ids": new_ids, "payment_method_id": pm.id}
     proposal = _proposal("modify_pending_order_items", order, arguments, items=changes, difference=float(diff),
                          payment_method=_pay_method(pm))
 
     def apply(session: Session) -> ActionResult:
         now = _now()
-        for line, nv in zip(lines, news):
+        for line, nv in zip(lines, news, strict=True):
             if (line.quantity or 1) > 1:  # split one unit off a multi-unit line
                 line.quantity -= 1
                 session.add(OrderItem(order=order, product_id=nv.product_id, variant_id=nv.id, name=line.name,
@@ -778,7 +780,7 @@ def _plan_modify_items(s: Session, cid: str, args: dict[str, Any], lock: bool = 
                                 created_at=now))
             if pm.kind == "gift_card":
                 pm.balance = _money(pm.balance) - diff
-        details = {"items_modified": True, "modified_items": [[a, b] for a, b in zip(item_ids, new_ids)]}
+        details = {"items_modified": True, "modified_items": [[a, b] for a, b in zip(item_ids, new_ids, strict=True)]}
         return _record(order, "modify_pending_order_items", details, now=now, items=changes,
                        **_difference_fields(diff, pm))
 
@@ -812,7 +814,7 @@ def _plan_exchange(s: Session, cid: str, args: dict[str, Any], lock: bool = Fals
     order = _find_order(s, cid, args.get("order_id"), lock=lock)
     policy.check_status(order, "exchange", order.id)
     item_ids, new_ids, lines, news, pm, diff = _swap_setup(s, cid, order, args)
-    changes = [_item_change(li, nv) for li, nv in zip(lines, news)]
+    changes = [_item_change(li, nv) for li, nv in zip(lines, news, strict=True)]
     arguments = {"order_id": order.id, "item_ids": item_ids, "new_item_ids": new_ids, "payment_method_id": pm.id}
     proposal = _proposal("exchange_delivered_order_items", order, arguments, items=changes, difference=float(diff),
                          payment_method=_pay_method(pm))

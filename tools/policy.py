@@ -75,6 +75,7 @@ def check_status(order: Order, action: str, display_id: str) -> None:
 
 
 def check_items_not_modified(order: Order, display_id: str) -> None:
+    """PolicyError unless the order's items have not been modified before."""
     if (order.details or {}).get("items_modified"):
         raise PolicyError(
             f"The items of order {display_id} were already modified once; they can be modified only once.",
@@ -83,6 +84,7 @@ def check_items_not_modified(order: Order, display_id: str) -> None:
 
 
 def check_cancel_reason(reason: str) -> str:
+    """The cancel reason in its policy form; ToolInputError for any other reason."""
     norm = " ".join(str(reason).strip().lower().split())
     if norm not in POLICY.cancel_reasons:
         allowed = " or ".join(f"'{r}'" for r in POLICY.cancel_reasons)
@@ -108,7 +110,8 @@ _ADDRESS_NAMES = {"address1": ("street", "街道"), "address2": ("apartment or s
 def check_address(fields: dict[str, str]) -> None:
     """A new shipping address must look like one: words where words belong, no ids of this shop, a postal code of
     the country's shape (US: 12345 or 12345-6789). Else ToolInputError naming the field, with a question for the
-    customer."""
+    customer.
+    """
     for name, value in fields.items():
         bad = bool(value) and (_ID_LIKE.match(value) is not None
                                or (name != "zip" and name != "address2" and not _HAS_LETTER.search(value)))
@@ -135,6 +138,7 @@ def order_units(order: Order) -> Counter[str]:
 
 
 def check_items_in_order(order: Order, item_ids: list[str], display_id: str, field: str = "item_ids") -> None:
+    """ToolInputError unless `item_ids` is non-empty and names items of the order, none more often than it has."""
     if not item_ids:
         raise ToolInputError(
             f"{field} is empty: list the item ids (variant ids from the order details) to change.",
@@ -167,7 +171,7 @@ def check_swaps(old_lines: list[OrderItem], new_variants: list[Variant | None], 
             user="Which new option would you like for each item? Please name one new option per item.",
             user_zh="每件商品想换成哪个新款式?请为每件商品各选一个新款式。",
         )
-    for old, new, new_id in zip(old_lines, new_variants, new_ids):
+    for old, new, new_id in zip(old_lines, new_variants, new_ids, strict=True):
         if new is None:
             raise ToolInputError(
                 f"new item {new_id} does not exist; use an item id from get_product_details.",
@@ -193,6 +197,7 @@ def check_swaps(old_lines: list[OrderItem], new_variants: list[Variant | None], 
 
 
 def check_payment_method(pm: PaymentMethod | None, pm_id: str, customer_id: str) -> PaymentMethod:
+    """The customer's payment method `pm_id`; ToolInputError when it is not theirs."""
     if pm is None or pm.customer_id != customer_id:
         raise ToolInputError(
             f"payment method {pm_id!r} is not one of the customer's payment methods.",

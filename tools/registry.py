@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import importlib
-import logging
 import pkgutil
 from collections.abc import Callable
 from types import ModuleType
-
-log = logging.getLogger(__name__)
 
 CUSTOMER_TOOLS = (
     "list_my_orders",
@@ -37,15 +34,13 @@ MARKETER_TOOLS = (
 )
 ROLE_TOOLS = {"customer": CUSTOMER_TOOLS, "marketer": MARKETER_TOOLS}
 
-# Modules that define tools (each area writes its own); packages are searched one level down.
+# Modules that define tools; packages are searched one level down.
 TOOL_MODULES = (
     "tools.orders",
     "tools.catalog",
     "tools.handoff",
     "tools.policy",
     "tools.search",
-    "tools.reviews",
-    "tools.recommend",
     "tools.analytics",
 )
 
@@ -53,13 +48,7 @@ TOOL_MODULES = (
 def _modules() -> list[ModuleType]:
     found: list[ModuleType] = []
     for name in TOOL_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and (exc.name == name or name.startswith(exc.name + ".")):
-                log.info("tool module %s is not there yet", name)
-                continue
-            raise
+        module = importlib.import_module(name)
         found.append(module)
         if hasattr(module, "__path__"):
             for info in pkgutil.iter_modules(module.__path__):
@@ -68,7 +57,7 @@ def _modules() -> list[ModuleType]:
 
 
 def tool_functions(role: str) -> list[Callable]:
-    """The plain tool functions of `role`, in the order of ROLE_TOOLS; tools whose module is missing are logged."""
+    """The plain tool functions of `role`, in the order of ROLE_TOOLS."""
     if role not in ROLE_TOOLS:
         raise ValueError(f"unknown role {role!r}; expected one of {sorted(ROLE_TOOLS)}")
     modules = _modules()
@@ -76,12 +65,6 @@ def tool_functions(role: str) -> list[Callable]:
     for name in ROLE_TOOLS[role]:
         fn = next((getattr(m, name) for m in modules if callable(getattr(m, name, None))), None)
         if fn is None:
-            log.warning("tool %s (role %s) is not available", name, role)
-            continue
+            raise LookupError(f"tool {name} (role {role}) is defined in none of {', '.join(TOOL_MODULES)}")
         out.append(fn)
     return out
-
-
-def missing_tools(role: str) -> list[str]:
-    present = {fn.__name__ for fn in tool_functions(role)}
-    return [name for name in ROLE_TOOLS[role] if name not in present]

@@ -26,6 +26,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
+from index.text import has_cjk
+
 Lang = Literal["en", "zh"]
 FactKind = Literal[
     "order_id", "status", "amount", "date", "tracking_id", "carrier", "item_id", "product_id", "product_name",
@@ -51,7 +53,7 @@ class Renders(Protocol):
 
 def lang_of(text: str) -> Lang:
     """The language to answer in: Chinese when the text has CJK ideographs, else English."""
-    return "zh" if any("\u4e00" <= ch <= "\u9fff" for ch in text) else "en"
+    return "zh" if has_cjk(text) else "en"
 
 
 # ---------------------------------------------------------------- the shared formatting of fact values
@@ -91,6 +93,7 @@ def pct(x: float | None) -> str:
 
 
 def na(lang: Lang) -> str:
+    """"n/a" in `lang`."""
     return tr(lang, "n/a", "无")
 
 
@@ -123,12 +126,14 @@ def status_text(status: str, lang: Lang) -> str:
 
 
 def fact(kind: FactKind, value: Any, about: str | None = None) -> Fact:
+    """A fact of `kind` with its value as text, about `about` (kind:id) or the whole result."""
     return Fact(kind=kind, value=str(value), about=about)
 
 
 def unbound_facts(result: Renders, lang: Lang = "en") -> list[str]:
     """Facts of `result` its own rendering does not state where it should: a fact missing from render(lang), or one
-    about an entity that is on no line together with that entity's id or name. Empty when the result is sound."""
+    about an entity that is on no line together with that entity's id or name. Empty when the result is sound.
+    """
     text = result.render(lang)
     lines = text.splitlines()
     problems = []

@@ -558,9 +558,8 @@ def recommend_products(ctx: ShopContext, k: int = 5) -> Recommendations:
             return Recommendations(based_on=[neutralize(n, 120) for n in names], products=recs,
                                    as_of=date.today().isoformat())
         # no history (or none of it indexed): the best-rated products in stock
-        kw = index.keyword("products")
         ranked = sorted(
-            (m for m in kw.metadatas if m.get("in_stock") and m["product_id"] not in bought_ids),
+            (m for m in index.product_metadata(available) if m["product_id"] not in bought_ids),
             key=lambda m: (-(m.get("rating") or 0) * min(1.0, (m.get("rating_count") or 0) / 50), m["product_id"]),
         )[:k]
     recs = [

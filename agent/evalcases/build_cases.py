@@ -3,7 +3,7 @@ button presses), whose expectations are read from the shops' data.
 
 The facts of every case (order ids, owners, statuses, tracking ids, items, payment methods, prices, the customers a
 churn table lists) are picked from the tau2 retail db.json and from the sample shop the eval harness builds
-(agent.evaluate.SAMPLE_CUSTOMERS and SAMPLE_SEED), so they are true for that data. tests/agent/test_tools_evalcases.py
+(agent.evaluate.build_case_sample), so they are true for that data. tests/agent/test_tools_evalcases.py
 replays each single-turn case's expected tool calls with the real tools; tests/agent/test_evaluate.py plays every
 case with the oracle (agent.evaluate.oracle_model), which must pass all of them. Re-run after the sample generator
 changes:
@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from agent.evaluate import SAMPLE_CUSTOMERS, SAMPLE_SEED
+from agent.evaluate import EvalCase, build_case_sample
 
 HERE = Path(__file__).resolve().parent
 YES_EN = ("yes, please go ahead", "Yes please, go ahead.", "yes, confirm", "OK, yes. Go ahead.")
@@ -28,23 +28,23 @@ YES_ZH = ("是的，请继续", "好的，确认", "确认，请办理")
 
 
 def case(cid: str, store: str, role: str, customer: str | None, turns: list[str], lang: str = "en",
-         tags: tuple[str, ...] = (), probe: list[dict[str, Any]] | None = None, **expect: Any) -> dict[str, Any]:
+         tags: tuple[str, ...] = (), probe: list[dict[str, Any]] | None = None, **expect: Any) -> EvalCase:
     """One eval case. `probe` (not read by the harness) lists calls a model might try in a refusal case, with the
     outcome the tools must give ("refused": PolicyError, "not_found": NotFoundError, "input_error": ToolInputError,
     "no_tool": not a tool of the role, "ok": answers without error); the case-checking test runs them, so a refusal
-    expectation is proven by the tools, not assumed."""
-    out = {"id": cid, "store": store, "role": role, "customer": customer, "lang": lang, "tags": list(tags),
-           "turns": turns, "expect": {k: v for k, v in expect.items() if v is not None}}
-    if probe:
-        out["probe"] = probe
-    return out
+    expectation is proven by the tools, not assumed.
+    """
+    return EvalCase(id=cid, store=store, role=role, customer=customer, lang=lang, tags=list(tags), turns=turns,
+                    expect={k: v for k, v in expect.items() if v is not None}, probe=probe or [])
 
 
 def call(name: str, **arguments: Any) -> dict[str, Any]:
+    """An expected tool call: the tool's name and its arguments."""
     return {"name": name, "arguments": arguments}
 
 
 def probe(outcome: str, name: str, **arguments: Any) -> dict[str, Any]:
+    """A call a model might try in a refusal case, with the outcome the tools must give."""
     return {"name": name, "arguments": arguments, "outcome": outcome}
 
 
@@ -89,7 +89,8 @@ class Tau2:
         return o["fulfillments"][0]["tracking_id"][0] if o["fulfillments"] else None
 
 
-def tau2_cases(db: dict[str, Any], t: Tau2 | None = None) -> Iterator[dict[str, Any]]:
+def tau2_cases(db: dict[str, Any], t: Tau2 | None = None) -> Iterator[EvalCase]:
+    """The single-turn cases written against the tau2 retail db."""
     t = t or Tau2(db)
     n = iter(range(1, 1000))
 
@@ -366,7 +367,8 @@ def tau2_cases(db: dict[str, Any], t: Tau2 | None = None) -> Iterator[dict[str, 
     item = o["items"][0]
     new_id, new = t.other_variant(item)
     yield case(nid("t2-zh-exchange"), "tau2", "customer", o["user_id"],
-               [f"订单 {oid} 里的 {item['name']}（商品 {item['item_id']}）我想换成商品 {new_id}，差价用 {t.pm_of(o)} 支付或退回。"
+               [f"订单 {oid} 里的 {item['name']}（商品 {item['item_id']}）我想换成商品 {new_id}，"
+                f"差价用 {t.pm_of(o)} 支付或退回。"
                 f"只换这一件。", YES_ZH[0]], "zh", ("exchange", "write"),
                tool_calls=[call("exchange_delivered_order_items", order_id=oid, item_ids=[item["item_id"]],
                                 new_item_ids=[new_id], payment_method_id=t.pm_of(o))],
@@ -388,7 +390,8 @@ def tau2_cases(db: dict[str, Any], t: Tau2 | None = None) -> Iterator[dict[str, 
 # ---------------------------------------------------------------- sample shop
 
 
-def sample_cases(store, used: set[str] | None = None) -> Iterator[dict[str, Any]]:
+def sample_cases(store, used: set[str] | None = None) -> Iterator[EvalCase]:
+    """The single-turn cases written against the sample shop in `store`; ids taken go into `used`."""
     from sqlalchemy import func, select
 
     from store.models import Customer, Order, PaymentMethod, Product, Review, Variant
@@ -509,8 +512,8 @@ def sample_cases(store, used: set[str] | None = None) -> Iterator[dict[str, Any]
     yield case(nid("m-segments"), "sample", m, None, ["Give me an overview of our customer segments."],
                tags=("segments",), tool_calls=[call("summarize_segments")], answer_contains=["Champions"],
                no_writes=True)
-    yield case(nid("m-segments"), "sample", m, None, ["我们的客户分群情况怎么样？每个分群有多少人？"], "zh", ("segments",),
-               tool_calls=[call("summarize_segments")], no_writes=True)
+    yield case(nid("m-segments"), "sample", m, None, ["我们的客户分群情况怎么样？每个分群有多少人？"], "zh",
+               ("segments",), tool_calls=[call("summarize_segments")], no_writes=True)
     yield case(nid("m-lookup"), "sample", m, None, ["Who are the most valuable customers in the At risk segment?"],
                tags=("segments",), tool_calls=[call("lookup_segment", segment="At risk")], no_writes=True)
     yield case(nid("m-lookup"), "sample", m, None, [f"Which segment is customer {c1_id} in?"], tags=("segments",),
@@ -550,11 +553,11 @@ def sample_cases(store, used: set[str] | None = None) -> Iterator[dict[str, Any]
 
 
 def conversation(cid: str, store: str, role: str, customer: str | None, steps: list[tuple[Any, dict]],
-                 lang: str = "en", tags: tuple[str, ...] = (), **expect: Any) -> dict[str, Any]:
+                 lang: str = "en", tags: tuple[str, ...] = (), **expect: Any) -> EvalCase:
     """A multi-turn case: `steps` pairs each turn (a message or an action) with what that turn must do."""
-    return {"id": cid, "store": store, "role": role, "customer": customer, "lang": lang,
-            "tags": ["multi-turn", *tags], "turns": [t for t, _ in steps],
-            "expect": {**{k: v for k, v in expect.items() if v is not None}, "turns": [e for _, e in steps]}}
+    return EvalCase(id=cid, store=store, role=role, customer=customer, lang=lang, tags=["multi-turn", *tags],
+                    turns=[t for t, _ in steps],
+                    expect={**{k: v for k, v in expect.items() if v is not None}, "turns": [e for _, e in steps]})
 
 
 def say(text: str, *calls: dict[str, Any], **expect: Any) -> tuple[str, dict]:
@@ -595,7 +598,8 @@ def _unique_item(o: dict) -> dict | None:
     return next((i for i in o["items"] if names.count(i["name"]) == 1), None)
 
 
-def tau2_conversations(t: Tau2) -> Iterator[dict[str, Any]]:
+def tau2_conversations(t: Tau2) -> Iterator[EvalCase]:
+    """The multi-turn cases written against the tau2 retail db."""
     c = "customer"
     tracked = lambda o: bool(o["fulfillments"])  # noqa: E731
     n = iter(range(1, 1000))
@@ -741,7 +745,8 @@ def tau2_conversations(t: Tau2) -> Iterator[dict[str, Any]]:
     ], "zh", ("return", "write"), order_status={d: "return requested"}, no_writes=False)
 
 
-def sample_conversations(store, used: set[str]) -> Iterator[dict[str, Any]]:
+def sample_conversations(store, used: set[str]) -> Iterator[EvalCase]:
+    """The multi-turn cases written against the sample shop in `store`; ids taken go into `used`."""
     from sqlalchemy import func, select
 
     from store.models import Order, Product, Review, Variant
@@ -903,7 +908,7 @@ def sample_conversations(store, used: set[str]) -> Iterator[dict[str, Any]]:
         ], "zh", ("handoff",), no_writes=True)
 
 
-def marketer_conversations(sample_store, tau2_store) -> Iterator[dict[str, Any]]:
+def marketer_conversations(sample_store, tau2_store) -> Iterator[EvalCase]:
     """Marketer conversations; the customers they name come from the shop's own churn table and segments."""
     from shopdesk.settings import Settings
     from tools.analytics import lookup_segment, score_churn
@@ -984,7 +989,7 @@ def marketer_conversations(sample_store, tau2_store) -> Iterator[dict[str, Any]]
     ], "zh", ("reviews",), no_writes=True)
 
 
-def build(sample_store=None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def build(sample_store=None) -> tuple[list[EvalCase], list[EvalCase]]:
     """(single-turn cases, multi-turn conversations), read from the tau2 data and the sample shop."""
     from shopdesk.datasets import tau2_db
     from store.db import open_store
@@ -996,10 +1001,8 @@ def build(sample_store=None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
     used: set[str] = set()
     with tempfile.TemporaryDirectory() as tmp:
         if sample_store is None:
-            from store.sample import build_sample
-
             sample = open_store(f"sqlite:///{tmp}/sample.db")
-            build_sample(sample, customers=SAMPLE_CUSTOMERS, seed=SAMPLE_SEED)
+            build_case_sample(sample)
         else:
             sample = sample_store
         from store.importers.tau2 import import_tau2
@@ -1014,13 +1017,14 @@ def build(sample_store=None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
             tau2.dispose()
             if sample is not sample_store:
                 sample.dispose()
-    ids = [c["id"] for c in cases + conversations]
+    ids = [c.id for c in cases + conversations]
     if len(ids) != len(set(ids)):
         raise ValueError("case ids must be unique")
     return cases, conversations
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Write cases.jsonl and conversations.jsonl (paths from the command line)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=HERE / "cases.jsonl")
     ap.add_argument("--conversations", type=Path, default=HERE / "conversations.jsonl")
@@ -1029,7 +1033,7 @@ def main(argv: list[str] | None = None) -> None:
     for path, rows in ((args.out, cases), (args.conversations, conversations)):
         with path.open("w", encoding="utf-8") as f:
             for c in rows:
-                f.write(json.dumps(c, ensure_ascii=False) + "\n")
+                f.write(c.to_json_line() + "\n")
         print(f"wrote {len(rows)} cases to {path}")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from store.models import Order, OrderItem, Payment, PaymentMethod
+from store.models import Customer, Order, OrderItem, Payment, PaymentMethod
 
 
 def _snapshot(store) -> dict:
@@ -25,3 +25,11 @@ def _snapshot(store) -> dict:
 def snapshot():
     """`snapshot(store)`: the rows a write could touch, compared before and after to prove nothing was written."""
     return _snapshot
+
+
+@pytest.fixture
+def shop(sqlite_store):
+    """An empty store with the stand-in tools' two customers, alice and bob (tests/support/fake_orders.py)."""
+    with sqlite_store.transaction() as s:
+        s.add_all([Customer(id="alice", email="alice@example.com"), Customer(id="bob", email="bob@example.com")])
+    return sqlite_store

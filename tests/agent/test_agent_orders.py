@@ -1,5 +1,6 @@
 """The agent over the real order tools and the tau2 store: the confirmation flow through the session API and typed
-replies, ownership, and replies rendered from the results whatever the model claims."""
+replies, ownership, and replies rendered from the results whatever the model claims.
+"""
 
 from __future__ import annotations
 

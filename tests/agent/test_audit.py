@@ -1,5 +1,6 @@
 """The fact auditor: crafted wrong answers are caught, and replies built from the store (the tools' own renderings,
-and sentences written here from the rows) pass. Every value below is read from the real tau2 and sample shops."""
+and sentences written here from the rows) pass. Every value below is read from the real tau2 and sample shops.
+"""
 
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def _kinds(wrong) -> set[tuple[str, str | None]]:
 
 
 @pytest.fixture(params=["tau2", "sample"])
-def shop(request):
+def audited_shop(request):
     """(store, auditor) of each real shop."""
     store = request.getfixturevalue(f"{request.param}_store")
     return store, Auditor(store)
@@ -69,8 +70,8 @@ def shop(request):
 # ------------------------------------------------------------------ crafted wrong answers
 
 
-def test_a_date_moved_to_another_order_is_caught(shop):
-    store, auditor = shop
+def test_a_date_moved_to_another_order_is_caught(audited_shop):
+    store, auditor = audited_shop
     a, b = _pair(store, True, lambda a, b: b.created_at.date().isoformat() not in _dates(a))
     line = "- {id}: {status}, {n} item(s), ${total:.2f}, placed {date}"
     right = [line.format(id=o.id, status=o.status, n=len(o.items), total=o.total, date=o.created_at.date())
@@ -81,8 +82,8 @@ def test_a_date_moved_to_another_order_is_caught(shop):
     assert _kinds(wrong) == {("date", f"order:{a.id}")}, wrong
 
 
-def test_an_address_given_as_the_tracking_number_is_caught(shop):
-    store, auditor = shop
+def test_an_address_given_as_the_tracking_number_is_caught(audited_shop):
+    store, auditor = audited_shop
     o = next(o for o in _orders(store, where=[Order.status == "processed"]) if o.fulfillments and o.address)
     tracking = o.fulfillments[0].tracking_id.split(",")[0]
     head = f"Order {o.id} is processed (placed {o.created_at.date()}).\nItems:\n- {o.items[0].name}, " \
@@ -92,8 +93,8 @@ def test_an_address_given_as_the_tracking_number_is_caught(shop):
     assert ("tracking_id", f"order:{o.id}") in _kinds(wrong), wrong
 
 
-def test_the_tracking_number_of_another_order_is_caught(shop):
-    store, auditor = shop
+def test_the_tracking_number_of_another_order_is_caught(audited_shop):
+    store, auditor = audited_shop
     a, b = _pair(store, True, lambda a, b: bool(a.fulfillments and b.fulfillments) and {
         f.tracking_id for f in a.fulfillments}.isdisjoint(f.tracking_id for f in b.fulfillments))
     other = b.fulfillments[0].tracking_id.split(",")[0]
@@ -103,8 +104,8 @@ def test_the_tracking_number_of_another_order_is_caught(shop):
         assert ("tracking_id", f"order:{a.id}") in _kinds(auditor.audit(text, customer_id=a.customer_id)), text
 
 
-def test_a_total_from_another_order_is_caught(shop):
-    store, auditor = shop
+def test_a_total_from_another_order_is_caught(audited_shop):
+    store, auditor = audited_shop
     a, b = _pair(store, True, lambda a, b: Decimal(str(b.total)) not in _amounts(a))
     assert auditor.audit(f"Order {a.id} totals ${a.total:.2f}.", customer_id=a.customer_id) == []
     for text in (f"Order {a.id} totals ${b.total:.2f}.", f"订单 {a.id} 合计 {b.total:.2f}美元。",
@@ -112,8 +113,8 @@ def test_a_total_from_another_order_is_caught(shop):
         assert _kinds(auditor.audit(text, customer_id=a.customer_id)) == {("amount", f"order:{a.id}")}, text
 
 
-def test_a_wrong_status_is_caught_in_both_languages(shop):
-    store, auditor = shop
+def test_a_wrong_status_is_caught_in_both_languages(audited_shop):
+    store, auditor = audited_shop
     o = _orders(store, where=[Order.status == "processed"])[0]
     cid = o.customer_id
     assert auditor.audit(f"Order {o.id} is processed.", customer_id=cid) == []
@@ -157,8 +158,8 @@ def _group(rows) -> dict:
     return out.items()
 
 
-def test_a_foreign_customers_order_is_a_wrong_fact(shop):
-    store, auditor = shop
+def test_a_foreign_customers_order_is_a_wrong_fact(audited_shop):
+    store, auditor = audited_shop
     mine, theirs = _pair(store, False, lambda a, b: True)
     me = mine.customer_id
     wrong = auditor.audit(f"Your order {theirs.id} is {theirs.status}.", customer_id=me)
@@ -175,8 +176,8 @@ def test_an_order_id_of_another_shop_is_caught(sample_store):
     assert {w.kind for w in wrong} == {"order_id"}
 
 
-def test_chinese_dates_and_amount_formats(shop):
-    store, auditor = shop
+def test_chinese_dates_and_amount_formats(audited_shop):
+    store, auditor = audited_shop
     a, b = _pair(store, True, lambda a, b: b.created_at.date().isoformat() not in _dates(a)
                  and Decimal(str(b.total)) not in _amounts(a))
     d, wrong_d = a.created_at.date(), b.created_at.date()
@@ -255,10 +256,10 @@ def _customers(store, n: int) -> list[str]:
         return list(s.scalars(select(Order.customer_id).distinct().order_by(Order.customer_id).limit(n)))
 
 
-def test_order_renderings_of_the_tools_pass(shop):
+def test_order_renderings_of_the_tools_pass(audited_shop):
     from tools.orders import get_order_details, list_my_orders
 
-    store, auditor = shop
+    store, auditor = audited_shop
     for cid in _customers(store, 12):
         ctx = ShopContext(store=store, settings=Settings(), role="customer", customer_id=cid)
         listed = list_my_orders(ctx)
@@ -268,7 +269,7 @@ def test_order_renderings_of_the_tools_pass(shop):
                 assert wrong == [], (cid, lang, [str(w) for w in wrong])
 
 
-def test_proposals_and_done_writes_pass_against_the_store_after_them(shop):
+def test_proposals_and_done_writes_pass_against_the_store_after_them(audited_shop):
     """Cancel, return and exchange: the proposal before the write and the result after it state only true facts."""
     from tools.orders import (
         cancel_pending_order,
@@ -277,7 +278,7 @@ def test_proposals_and_done_writes_pass_against_the_store_after_them(shop):
         return_delivered_order_items,
     )
 
-    store, auditor = shop
+    store, auditor = audited_shop
     pending = _orders(store, where=[Order.status == "pending"])[0]
     delivered = _orders(store, where=[Order.status == "delivered"])[:2]
     with store.read() as s:
@@ -313,10 +314,10 @@ def test_proposals_and_done_writes_pass_against_the_store_after_them(shop):
             assert wrong == [], (tool.__name__, lang, [str(w) for w in wrong])
 
 
-def test_product_renderings_of_the_tools_pass(shop):
+def test_product_renderings_of_the_tools_pass(audited_shop):
     from tools.catalog import get_product_details
 
-    store, auditor = shop
+    store, auditor = audited_shop
     with store.read() as s:
         pids = list(s.scalars(select(Product.id).order_by(Product.id).limit(40)))
     ctx = ShopContext(store=store, settings=Settings(), role="customer", customer_id=_customers(store, 1)[0])

@@ -1,5 +1,6 @@
 """The eval harness: case loading (single and multi-turn), scoring, the new per-turn metrics, fresh stores per case,
-the per-kind report, and the oracle passing the shipped cases."""
+the per-kind report, and the oracle passing the shipped cases.
+"""
 
 from __future__ import annotations
 
@@ -95,6 +96,9 @@ def test_argument_matching_is_subset_and_normalised():
     assert args_match({"order_id": "#W1"}, {"order_id": " #w1 ", "extra": 1})
     assert args_match({"item_ids": ["2", "1"]}, {"item_ids": ["1", "2"]})
     assert not args_match({"order_id": "#W1"}, {"order_id": "#W2"})
+    assert args_match({"order_id": "W1052399"}, {"order_id": "#W1052399"})  # the tool takes either form
+    assert not args_match({"order_id": "W1052399"}, {"order_id": "#W1052390"})
+    assert not args_match({"reason": "#no"}, {"reason": "no"})  # only an order id drops its "#"
     assert not args_match({"order_id": "#W1"}, {})
 
 
@@ -339,7 +343,8 @@ def test_eval_command_compares_saved_reports(tmp_path, settings, tau2_db_templat
 @pytest.mark.slow
 def test_the_oracle_passes_every_shipped_case(settings, tmp_path):
     """The cases are consistent with the data, the tools and the session: a model making exactly the expected
-    calls scores 100% with no wrong fact, unrequested write, invalid call or raw error (builds the search index)."""
+    calls scores 100% with no wrong fact, unrequested write, invalid call or raw error (builds the search index).
+    """
     cases = load_cases(CASES, CONVERSATIONS)
     report = run_eval(cases, settings, backend="fake", adapter=None, workdir=tmp_path, progress=False)
     failed = {r["id"]: r["failures"] for r in report["results"] if not r["success"]}
@@ -348,3 +353,12 @@ def test_the_oracle_passes_every_shipped_case(settings, tmp_path):
     for key in ("wrong_facts", "unrequested_write_proposals", "invalid_tool_calls", "raw_errors_shown",
                 "forbidden_writes"):
         assert report[key] == 0, key
+
+
+def test_shipped_case_files_are_what_their_cases_write():
+    """build_cases.py writes each case with EvalCase.to_json_line: loading a shipped line and writing it back gives
+    the same line, probes and action turns included.
+    """
+    for path in (CASES, CONVERSATIONS):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        assert [c.to_json_line() for c in load_cases(path)] == lines

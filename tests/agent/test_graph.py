@@ -1,49 +1,24 @@
 """The turn runs through the LangGraph graph (agent/graph.py): its shape, the path each kind of turn takes, and
-what the person reads (never the model's streamed text)."""
+what the person reads (never the model's streamed text).
+"""
 
 from __future__ import annotations
 
 import pytest
 from langchain_core.messages import AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk
-from pydantic import BaseModel
 from sqlalchemy import select
 
 from agent.graph import turn_graph
 from agent.grounding import GENERIC_FAILURE
 from agent.session import open_session
 from agent.testing import ScriptedChatModel, call
-from store.models import Customer, Message, Order
+from store.models import Message, Order
 from tools.context import ShopContext
-from tools.errors import NotFoundError
+
+from fake_orders import OrderInfo, get_order_details, info
 
 YARA, PENDING = "yara_patel_8545", "#W1068289"  # a pending order of yara's (tau2)
-
-
-class Status(BaseModel):
-    order_id: str
-    status: str
-
-    def render(self) -> str:
-        return f"Order {self.order_id} is {self.status}."
-
-
-def get_order_details(ctx: ShopContext, order_id: str) -> Status:
-    """Status of one of the customer's orders.
-
-    Args:
-        order_id: The order id, like '#W1234567'.
-    """
-    if order_id != "#W100":
-        raise NotFoundError(f"no order {order_id} for this customer")
-    return Status(order_id=order_id, status="processed")
-
-
-@pytest.fixture
-def shop(sqlite_store):
-    with sqlite_store.transaction() as s:
-        s.add(Customer(id="alice", email="alice@example.com"))
-    return sqlite_store
 
 
 def chat(settings, store, script, customer="alice", tools=(get_order_details,), model=None):
@@ -104,7 +79,7 @@ def test_path_is_in_the_logged_turn(settings, shop):
         last = s.scalars(select(Message).where(Message.conversation_id == session.conversation_id)
                          .order_by(Message.seq.desc())).first()
         assert last.meta["path"] == TOOL_AND_ANSWER and last.meta["steps"] == 2
-        assert last.meta["model_text_cut"] and last.content == "Order #W100 is processed."
+        assert last.meta["model_text_cut"] and last.content == info("#W100").render()
 
 
 def test_invalid_calls_are_counted_in_the_logged_turn(settings, shop):
@@ -213,7 +188,7 @@ def test_the_models_text_is_not_streamed_to_the_person(settings, shop):
 
 
 def test_a_bug_in_a_tool_reaches_the_caller(settings, shop):
-    def get_order_details(ctx: ShopContext, order_id: str) -> Status:
+    def get_order_details(ctx: ShopContext, order_id: str) -> OrderInfo:
         """Status of an order.
 
         Args:

@@ -14,7 +14,9 @@ class Status:
         self.order_id, self.status = order_id, status
 
     def render(self, lang="en") -> str:
-        return f"订单 {self.order_id} 状态:{self.status}" if lang == "zh" else f"Order {self.order_id} is {self.status}."
+        if lang == "zh":
+            return f"订单 {self.order_id} 状态:{self.status}"
+        return f"Order {self.order_id} is {self.status}."
 
     def facts(self) -> list[Fact]:
         return [Fact(kind="status", value=self.status, about=f"order:{self.order_id}")]

@@ -1,5 +1,6 @@
 """The in-process backend on the real SmolLM2: template rendering, streaming, tool calls under the grammar (and the
-prefill fallback without it), a turn with a tool."""
+prefill fallback without it), a turn with a tool.
+"""
 
 from __future__ import annotations
 

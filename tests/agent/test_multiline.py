@@ -1,16 +1,15 @@
 """Line breaks survive end to end: a result's multi-line rendering (a markdown table) and the model's fact-free
 words (a reply without a result; after a result they are cut) reach the UI intact, on the scripted and the in-process
-backend."""
+backend.
+"""
 
 from __future__ import annotations
 
-import pytest
 from pydantic import BaseModel
 
 from agent.backends import LocalChatModel
 from agent.session import open_session
 from agent.testing import ScriptedChatModel, call
-from store.models import Customer
 from tools.context import ShopContext
 from ui.render import ChatView
 
@@ -38,13 +37,6 @@ def orders() -> OrderTable:
 def list_my_orders(ctx: ShopContext) -> OrderTable:
     """The signed-in customer's orders."""
     return orders()
-
-
-@pytest.fixture
-def shop(sqlite_store):
-    with sqlite_store.transaction() as s:
-        s.add(Customer(id="alice", email="alice@example.com"))
-    return sqlite_store
 
 
 def turn_through_ui(settings, shop, model, message="What are my orders?"):

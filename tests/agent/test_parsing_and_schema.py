@@ -61,9 +61,12 @@ def test_schema_has_no_ctx_and_docstring_descriptions():
     assert spec.schema["additionalProperties"] is False
 
 
-@pytest.mark.parametrize("args,where", [({"item_ids": ["1"]}, "order_id"), ({"order_id": 5, "item_ids": []}, "order_id"),
+@pytest.mark.parametrize("args,where", [({"item_ids": ["1"]}, "order_id"),
+                                        ({"order_id": 5, "item_ids": []}, "order_id"),
                                         ({"order_id": "#W1", "item_ids": "1"}, "item_ids"),
                                         ({"order_id": "#W1", "item_ids": [], "customer_id": "x"}, "customer_id"),
+                                        ({"order_id": "#W1", "item_ids": [], "k": "3"}, "k"),
+                                        ({"order_id": "#W1", "item_ids": [7]}, "item_ids.0"),
                                         ("#W1", "JSON object")])
 def test_invalid_arguments_are_named(args, where):
     with pytest.raises(ValueError, match=where):
@@ -81,7 +84,8 @@ def test_template_renders_compact_tools_and_calls(shared_tokenizer_template):
     text = render([{"role": "system", "content": "S"}, {"role": "user", "content": "hi"}, *to_chat_dicts(
         [call("modify_thing", order_id="#W1", item_ids=["1"])])], tools)
     assert "- modify_thing(order_id: string, item_ids: array, note?: any, k?: integer): Change something" in text
-    assert '<tool_call>{"name": "modify_thing", "arguments": {"order_id": "#W1", "item_ids": ["1"]}}</tool_call>' in text
+    arguments = '{"order_id": "#W1", "item_ids": ["1"]}'
+    assert f'<tool_call>{{"name": "modify_thing", "arguments": {arguments}}}</tool_call>' in text
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """The result protocol: every tool result renders itself in English and Chinese, states each of its facts on the line
-of the entity the fact is about, and every tool error has a plain sentence for a person in both languages."""
+of the entity the fact is about, and every tool error has a plain sentence for a person in both languages.
+"""
 
 from __future__ import annotations
 
@@ -377,7 +378,7 @@ def test_every_order_tool_error_has_a_plain_sentence(tau2_store, tau2_json):
         "empty handoff": lambda: transfer_to_human(pctx, " "),
     }
     kinds = set()
-    for name, call in calls.items():
+    for call in calls.values():
         exc = _raised(call)
         kinds.add(type(exc))
         _assert_plain(exc)

@@ -1,6 +1,7 @@
 """The agent turn driven by a scripted model over small stand-in tools: the reply is the rendering of the results,
 the model's words after a result are cut (never read), its facts never show, invalid calls give up plainly, pending
-writes, handoffs, memory and logging."""
+writes, handoffs, memory and logging.
+"""
 
 from __future__ import annotations
 
@@ -16,56 +17,11 @@ from agent.graph import DECLINED, MAX_TEXT_CHARS, NOTHING_PENDING, WITH_A_PERSON
 from agent.grounding import ASK_FIRST, GENERIC_FAILURE
 from agent.session import open_session
 from agent.testing import ScriptedChatModel, call
-from store.models import Conversation, Customer, Message
+from store.models import Conversation, Message
 from tools.context import PendingAction, ShopContext
-from tools.errors import NotFoundError
 from tools.results import Fact
 
-ORDERS = {
-    "#W100": ("alice", "processed", 42.5, "1234567890"),
-    "#W101": ("alice", "delivered", 12.0, None),
-    "#W102": ("alice", "pending", 7.25, None),
-    "#W200": ("bob", "pending", 10.0, None),
-}
-STATUS_ZH = {"processed": "已处理", "delivered": "已送达", "pending": "待处理"}
-NOT_FOUND = "I couldn't find that order on your account. Could you check the order number?"
-NOT_FOUND_ZH = "您的账户中没有这个订单。请核对订单号。"
-
-
-class OrderInfo(BaseModel):
-    order_id: str
-    status: str
-    total: float
-    tracking_id: str | None = None
-
-    def render(self, lang: str = "en") -> str:
-        if lang == "zh":
-            track = f",运单号 {self.tracking_id}" if self.tracking_id else ""
-            return f"订单 {self.order_id} 状态:{STATUS_ZH[self.status]};总额 ${self.total:.2f}{track}。"
-        track = f", tracking {self.tracking_id}" if self.tracking_id else ""
-        return f"Order {self.order_id} is {self.status}; total ${self.total:.2f}{track}."
-
-    def facts(self) -> list[Fact]:
-        about = f"order:{self.order_id}"
-        return [Fact(kind="order_id", value=self.order_id, about=about),
-                Fact(kind="status", value=self.status, about=about)]
-
-
-def info(order_id: str) -> OrderInfo:
-    _, status, total, tracking = ORDERS[order_id]
-    return OrderInfo(order_id=order_id, status=status, total=total, tracking_id=tracking)
-
-
-def get_order_details(ctx: ShopContext, order_id: str) -> OrderInfo:
-    """Status, total and tracking of one of the customer's orders.
-
-    Args:
-        order_id: The order id, like '#W1234567'.
-    """
-    owner = ORDERS.get(order_id, (None,))[0]
-    if owner != ctx.customer_id:
-        raise NotFoundError(f"no order {order_id} for this customer", user=NOT_FOUND, user_zh=NOT_FOUND_ZH)
-    return info(order_id)
+from fake_orders import NOT_FOUND, NOT_FOUND_ZH, OrderInfo, get_order_details, info
 
 
 class Proposal(BaseModel):
@@ -87,13 +43,6 @@ def cancel_pending_order(ctx: ShopContext, order_id: str) -> Proposal:
     summary = f"Cancel order {order_id}."
     ctx.pending_action = PendingAction(tool="cancel_pending_order", arguments={"order_id": order_id}, summary=summary)
     return Proposal(summary=summary)
-
-
-@pytest.fixture
-def shop(sqlite_store):
-    with sqlite_store.transaction() as s:
-        s.add_all([Customer(id="alice", email="alice@example.com"), Customer(id="bob", email="bob@example.com")])
-    return sqlite_store
 
 
 class CountingModel(ScriptedChatModel):

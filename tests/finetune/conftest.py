@@ -1,4 +1,4 @@
-"""Fixtures of the fine-tuning tests: a tiny random Llama with SmolLM2's tokenizer and chat template, and transcripts."""
+"""Fixtures of the fine-tuning tests: a tiny random Llama with SmolLM2's tokenizer and chat template; transcripts."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The training mix leaves out dev customers, dev prompts, eval customers and eval prompts, and keeps only examples in
-the one-reply format (the messages the agent sent, the reply to learn last)."""
+the one-reply format (the messages the agent sent, the reply to learn last).
+"""
 
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def test_mix_leaves_out_dev_and_eval_customers_and_prompts_and_the_old_format(tm
     ]
     path = tmp_path / "t.jsonl"
     write_transcripts(train, path)
-    prompts = {prompt_key("And the tracking number again?"), prompt_key("Give me an overview of our customer segments.")}
+    prompts = {prompt_key("And the tracking number again?"),
+               prompt_key("Give me an overview of our customer segments.")}
     out, report = build([(path, None)], dev, seed=1, eval_prompts=prompts, eval_customers={"c000150", "c000007"})
     assert report["left_out_dev_customer"] == 1 and report["left_out_dev_prompt"] == 1
     assert report["left_out_eval_prompt"] == 2 and report["left_out_eval_customer"] == 2

@@ -1,5 +1,6 @@
 """Synthesis plays conversations through the real agent: every tool result is the tool's real output on the store, and
-every call of the model becomes one training example holding exactly what the agent sent it."""
+every call of the model becomes one training example holding exactly what the agent sent it.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +9,21 @@ import random
 
 import pytest
 
-from finetune.synthesize import (SAY, Plan, Planner, ShopView, Task, case_messages, eval_customers, load_bitext, play,
-                                 read_shop, shown_id, with_order_id)
+from agent.evaluate import EvalCase
+from finetune.phrases import SAY
+from finetune.synthesize import (
+    Plan,
+    Planner,
+    ShopView,
+    Task,
+    case_messages,
+    eval_customers,
+    load_bitext,
+    play,
+    read_shop,
+    shown_id,
+    with_order_id,
+)
 from finetune.transcripts import parse_row
 
 
@@ -190,7 +204,7 @@ def test_handoff_refusal_and_greeting(planner_env):
 
 def test_fact_free_sentences_survive_the_grounding_check():
     from agent.grounding import states_fact
-    from finetune.synthesize import HANDOFF_SUMMARY
+    from finetune.phrases import HANDOFF_SUMMARY
 
     for kind, by_lang in SAY.items():
         for lang, text in by_lang.items():
@@ -238,7 +252,8 @@ def test_marketer_conversations_carry_real_analytics_output(sample_store, settin
 
 def test_marketer_argument_shapes(sample_store):
     """Customers named by id go to `customers`, never to `segment`; a tier word to `tier`; a plain category word to
-    the catalog's exact category name."""
+    the catalog's exact category name.
+    """
     view = read_shop(sample_store, exclude=set())
     p = _planner(view, seed=7)
     shapes: dict[str, list[tuple[str, dict]]] = {}
@@ -250,9 +265,9 @@ def test_marketer_argument_shapes(sample_store):
     for text, call in shapes["m-offer-customers"]:
         assert call["name"] == "draft_retention_offer" and set(call["arguments"]) == {"customers"}
         assert all(c in text for c in call["arguments"]["customers"])
-    for text, call in shapes["m-churn-tier"]:
+    for _text, call in shapes["m-churn-tier"]:
         assert call["arguments"]["tier"] in ("high", "medium", "low") and set(call["arguments"]) == {"tier"}
-    for text, call in shapes["m-insights"]:
+    for _text, call in shapes["m-insights"]:
         assert call["name"] == "review_insights" and call["arguments"]["category"] in view.categories
     assert any(call["arguments"]["category"] not in text for text, call in shapes["m-insights"])  # a plain word
     assert shapes["m-segments"] and shapes["m-refuse"]
@@ -272,7 +287,8 @@ def test_flows_option_restricts_the_mix_and_names_unknown_flows():
 
 def test_every_marketer_request_kind_plays_without_a_tool_error(sample_store, settings):
     """Each kind of marketer request (by tool and argument names) runs for real: no segment name or argument the
-    synthesizer writes is one the tools refuse, so no training example teaches a failing call."""
+    synthesizer writes is one the tools refuse, so no training example teaches a failing call.
+    """
     view = read_shop(sample_store, exclude=set())
     p = _planner(view, seed=3)
     kinds: dict[tuple, Task] = {}
@@ -319,4 +335,5 @@ def test_eval_customers_come_from_every_case_file(tmp_path):
         {"id": "b", "customer": None, "turns": ["Tell me about c000150.", {"action": "confirm"},
                                                 {"action": "handoff", "message": "ask mia_jackson_2250"}]}) + "\n")
     assert {"c000001", "c000150", "mia_jackson_2250"} <= eval_customers(tmp_path)
-    assert case_messages({"turns": ["a", {"action": "decline"}, {"action": "handoff", "message": "b"}]}) == ["a", "b"]
+    case = EvalCase(id="c", turns=["a", {"action": "decline"}, {"action": "handoff", "message": "b"}])
+    assert case_messages(case) == ["a", "b"]

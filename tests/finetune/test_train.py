@@ -1,5 +1,6 @@
 """Training: loss only on assistant turns, a tiny model that learns (adapter moves, base does not), a standard
-adapter folder peft loads, resume after an interruption, merge."""
+adapter folder peft loads, resume after an interruption, merge.
+"""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def test_labels_only_on_assistant_turns(tiny_model_dir):
     template = agent_template()
     text, spans = assistant_spans(tok, t, template)
     e = encode(tok, t, template, 2048)
-    labeled = tok.decode([i for i, lab in zip(e.input_ids, e.labels) if lab != IGNORE])
+    labeled = tok.decode([i for i, lab in zip(e.input_ids, e.labels, strict=True) if lab != IGNORE])
     # the two learnable assistant turns (tool call included, up to <|im_end|>); the weight-0 one is context only
     assert labeled == (
         '<tool_call>{"name": "get_order_details", "arguments": {"order_id": "#W1000000"}}</tool_call><|im_end|>'
@@ -39,16 +40,17 @@ def test_labels_only_on_assistant_turns(tiny_model_dir):
         '<tool_call>{"name": "list_my_orders", "arguments": {}}</tool_call><|im_end|>'
     )
     assert len(spans) == 3 and "Only #W1000000." in text
-    masked = tok.decode([i for i, lab in zip(e.input_ids, e.labels) if lab == IGNORE])
+    masked = tok.decode([i for i, lab in zip(e.input_ids, e.labels, strict=True) if lab == IGNORE])
     for context in ("You are the shop's support assistant.", "Where is my order", "is pending (total $12.50)",
                     "get_order_details(order_id: string)", "Only #W1000000."):
         assert context in masked
-    assert all(lab in (IGNORE, i) for i, lab in zip(e.input_ids, e.labels))
+    assert all(lab in (IGNORE, i) for i, lab in zip(e.input_ids, e.labels, strict=True))
 
 
 def test_one_reply_examples_learn_the_call_or_an_empty_reply_only(tiny_model_dir):
     """The synthesizer's format: the messages the agent sent (earlier assistant messages weight 0) and the reply to
-    learn last; an empty reply is learned as the end of the turn alone."""
+    learn last; an empty reply is learned as the end of the turn alone.
+    """
     tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
     template = agent_template()
     sent = [{"role": "system", "content": "sys"}, {"role": "user", "content": "Where is #W1?"},
@@ -58,18 +60,20 @@ def test_one_reply_examples_learn_the_call_or_an_empty_reply_only(tiny_model_dir
             {"role": "tool", "tool_call_id": "c1", "content": "Order #W1: status pending."}]
     empty = parse_row({"messages": [*sent, {"role": "assistant", "content": ""}]})
     e = encode(tok, empty, template, 512)
-    assert tok.decode([i for i, lab in zip(e.input_ids, e.labels) if lab != IGNORE]) == "<|im_end|>"
+    assert tok.decode([i for i, lab in zip(e.input_ids, e.labels, strict=True) if lab != IGNORE]) == "<|im_end|>"
     call = parse_row({"messages": [*sent[:2], {"role": "assistant", "content": "", "tool_calls": [
-        {"id": "c1", "type": "function", "function": {"name": "get_order_details", "arguments": '{"order_id": "#W1"}'}}]}]})
+        {"id": "c1", "type": "function",
+         "function": {"name": "get_order_details", "arguments": '{"order_id": "#W1"}'}}]}]})
     e = encode(tok, call, template, 512)
-    assert tok.decode([i for i, lab in zip(e.input_ids, e.labels) if lab != IGNORE]) == (
+    assert tok.decode([i for i, lab in zip(e.input_ids, e.labels, strict=True) if lab != IGNORE]) == (
         '<tool_call>{"name": "get_order_details", "arguments": {"order_id": "#W1"}}</tool_call><|im_end|>')
 
 
-def test_shared_prefix_loss_equals_full_forward(tiny_model_dir, transcripts_file):
+def test_shared_prefix_loss_equals_full_forward(tiny_model_dir, transcripts_file, tmp_path):
     """Running the system turn once (as a cache) gives the same loss as the whole conversation in one pass."""
-    from finetune.train import PrefixSharingTrainer
     from transformers import TrainingArguments
+
+    from finetune.train import PrefixSharingTrainer
 
     tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
     model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32).eval()
@@ -77,8 +81,8 @@ def test_shared_prefix_loss_equals_full_forward(tiny_model_dir, transcripts_file
     batches, report = encode_all(tok, transcripts, 512, agent_template(), batch_size=2)
     assert report["prefixes"] == 1 and len(batches) == 1 and len(batches[0]["prefix"]) > 20
     inputs = make_collator(tok.pad_token_id)(batches)
-    trainer = PrefixSharingTrainer.create(model=model, args=TrainingArguments(output_dir="/tmp/unused", report_to=[],
-                                                                                use_cpu=True))
+    args = TrainingArguments(output_dir=str(tmp_path / "trainer"), report_to=[], use_cpu=True)
+    trainer = PrefixSharingTrainer.create(model=model, args=args)
     with torch.no_grad():
         shared = trainer.compute_loss(model, dict(inputs))
         full_losses, counts = [], []
@@ -118,7 +122,8 @@ def test_tiny_model_trains_adapter_only_and_peft_loads_it(tiny_model_dir, transc
     # a standard peft adapter folder (what vLLM's --lora-modules reads)
     config = json.loads((out / "adapter_config.json").read_text())
     assert config["peft_type"] == "LORA" and config["r"] == 4 and config["lora_alpha"] == 8
-    assert set(config["target_modules"]) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert set(config["target_modules"]) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                             "down_proj"}
     weights = load_file(str(out / "adapter_model.safetensors"))
     assert any(k.endswith("self_attn.q_proj.lora_A.weight") for k in weights)
     lora_b = [v for k, v in weights.items() if "lora_B" in k]
@@ -133,7 +138,8 @@ def test_tiny_model_trains_adapter_only_and_peft_loads_it(tiny_model_dir, transc
 
 def test_gradient_accumulation_reports_the_same_loss_as_one_batch(tiny_model_dir, tmp_path):
     """The loss of a step is the mean over all its learned tokens, whether the sequences share a micro-batch or are
-    accumulated one by one (and the shared prefix cache is reused within the step)."""
+    accumulated one by one (and the shared prefix cache is reused within the step).
+    """
     path = tmp_path / "two.jsonl"
     path.write_text("".join(json.dumps(conversation(i, f"c{i}")) + "\n" for i in range(2)))
     losses = []

@@ -25,7 +25,8 @@ SHAREGPT = {
     "conversations": [
         {"from": "system", "value": "You are the shop's assistant."},
         {"from": "human", "value": "Where is #W2611340?"},
-        {"from": "function_call", "value": "{\"name\": \"get_order_details\", \"arguments\": {\"order_id\": \"#W2611340\"}}"},
+        {"from": "function_call",
+         "value": "{\"name\": \"get_order_details\", \"arguments\": {\"order_id\": \"#W2611340\"}}"},
         {"from": "observation", "value": "Order #W2611340 is processed."},
         {"from": "gpt", "value": "It is processed."},
     ],
@@ -150,7 +151,8 @@ def test_export_logged_conversations(sqlite_store, tmp_path, monkeypatch):
         assert result.exit_code == 0, result.output
         (t,) = load_transcripts(out)
         assert t.customer_id == "c1" and t.conversation_id == "conv1"
-        assert t.messages[1]["tool_calls"][0]["function"] == {"name": "get_order_details", "arguments": {"order_id": "#W1"}}
+        assert t.messages[1]["tool_calls"][0]["function"] == {"name": "get_order_details",
+                                                              "arguments": {"order_id": "#W1"}}
         assert t.messages[-1]["content"] == "It is pending."
 
 

@@ -1,5 +1,6 @@
 """Search fixtures: a small real catalog (Costco electronics, a subset of categories) with hand-labelled reviews,
-indexed once per session; the embedding model is loaded once and shared."""
+indexed once per session; the embedding model is loaded once and shared.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ REVIEWED = ("MacBook Air - (13.6-inch) Apple M2 Chip 8-core CPU, 8-core GPU", "M
             "HP 14\" Touchscreen Laptop", "Samsung 85\" Class - QN85C", "LG 86\" Class - UR8000",
             "Sony 85\" Class - X90CL", "Ring Battery Doorbell Plus", "Arlo Essential Outdoor 2K Camera",
             "iPad 10.2-inch, 64GB", "iPad Air 10.9-inch, 256GB", "Mac mini – Apple M2 Chip 8-core CPU, 10-core GPU",
-            "LG UltraGear 32\" Class QHD Gaming Monitor", "Acer 27” Class FHD IPS Monitor", "Samsung 55\" Class - QN85C",
+            "LG UltraGear 32\" Class QHD Gaming Monitor", "Acer 27” Class FHD IPS Monitor",
+            "Samsung 55\" Class - QN85C",
             "Samsung 65\" Class - QN85C", "Google Nest Learning Thermostat")
 
 
@@ -125,5 +127,5 @@ def _speaker_shop(tmp_path):
 
 @pytest.fixture
 def speaker_shop():
-    """A factory: speaker_shop(folder) -> (settings, store) of the small speaker shop."""
+    """A factory: `speaker_shop(folder)` -> (settings, store) of the small speaker shop."""
     return _speaker_shop

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from shopdesk.output import UserError
@@ -123,14 +121,11 @@ def test_chroma_folder_with_an_old_schema(tmp_path):
         open_chroma(settings)
 
 
-def test_unreachable_chroma_server(tmp_path):
+def test_unreachable_chroma_server(tmp_path, shop_helpers):
     from index.client import open_chroma
     from shopdesk.settings import Settings
 
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{shop_helpers.free_port()}"  # a port nobody listens on
     with pytest.raises(UserError, match=f"cannot reach the Chroma server at {url}"):
         open_chroma(Settings(data_dir=tmp_path, chroma_url=url))
     with pytest.raises(UserError, match="not an http"):

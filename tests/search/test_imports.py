@@ -1,5 +1,6 @@
 """`shopdesk --help` and importing the search tools stay cheap: chromadb, torch and sentence-transformers load only
-when a search or build runs (together they take seconds to import)."""
+when a search or build runs (together they take seconds to import).
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The whole sample shop (real catalog, generated customers, orders and reviews): index it, then check ranking
-quality on the full labelled set, insights against the store's own counts, and recommendations for real customers."""
+quality on the full labelled set, insights against the store's own counts, and recommendations for real customers.
+"""
 
 from __future__ import annotations
 

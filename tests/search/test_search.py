@@ -1,5 +1,6 @@
 """Product and review search on the session index: filters inside Chroma, parsed constraints, hybrid ranking,
-quoted untrusted text, insights counted from metadata, recommendations."""
+quoted untrusted text, insights counted from metadata, recommendations.
+"""
 
 from __future__ import annotations
 
@@ -257,7 +258,8 @@ def test_bm25_filter_mask_matches_chromas_where(search_env):
 
 def test_vector_search_scoped_by_ids_equals_chromas_where(search_env, monkeypatch):
     """Hybrid search hands Chroma the ids that pass the filters (numpy columns) instead of a `where`; the
-    neighbours must be the ones Chroma's own filter gives."""
+    neighbours must be the ones Chroma's own filter gives.
+    """
     from index.client import PRODUCTS, REVIEWS
     from index.search import SearchIndex
 
@@ -291,7 +293,8 @@ def test_vector_search_scoped_by_ids_equals_chromas_where(search_env, monkeypatc
 
 def test_insight_rows_and_nearest_products_without_a_where_match_chromas_where(search_env):
     """review_metadata reads the keyword side's snapshot and nearest_products scopes by ids once the keyword side
-    is loaded; both must give what Chroma's own `where` gives."""
+    is loaded; both must give what Chroma's own `where` gives.
+    """
     from index.client import PRODUCTS, REVIEWS
     from index.search import SearchIndex
 

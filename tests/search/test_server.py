@@ -13,21 +13,15 @@ from pathlib import Path
 import pytest
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def chroma_server(tmp_path):
+def chroma_server(tmp_path, shop_helpers):
     exe = Path(sys.executable).parent / "chroma"
     if not exe.exists():
         found = shutil.which("chroma")
         assert found, "the chroma server script is missing: chromadb (a dependency) installs it"
         exe = Path(found)
-    port = _port()
-    log = open(tmp_path / "chroma.log", "wb")
+    port = shop_helpers.free_port()
+    log = open(tmp_path / "chroma.log", "wb")  # noqa: SIM115 (the server writes to it until the fixture ends)
     env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
     proc = subprocess.Popen([str(exe), "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1",
                              "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)

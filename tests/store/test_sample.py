@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
-import re
+import itertools
 from collections import defaultdict
 from datetime import datetime
 
 from sqlalchemy import func, select
 
 from store.models import ORDER_STATUSES, Customer, Fulfillment, Order, OrderItem, Payment, Review, Variant
-from store.sample import AS_OF, build_sample
+from store.sample import AS_OF, EN_NEG, EN_POS, build_sample
 from store.stats import store_stats
 
-POSITIVE = set(
-    "excellent great fast clear perfect comfortable easy worth fantastic sharp crisp gorgeous vivid right early quick "
-    "well reliable smooth solid rich lasts perfectly compact high".split()
-)
-NEGATIVE = set(
-    "poor late damaged broke slow cheap flimsy overpriced dies drains dim dead bad stopped muffled tinny distorted "
-    "blurry grainy buggy nightmare hard confusing mushy stick hurts uncomfortable freezes crashes awkward bigger small "
-    "expensive disconnecting washed lags failing too not_worth".split()
-)
 
+def sentiment_sentences(text: str) -> tuple[bool, bool]:
+    """Whether the review text has a sentence of the sample's positive phrase bank, and one of its negative bank."""
+    low = text.lower()
 
-def sentiment_words(text: str) -> tuple[bool, bool]:
-    words = set(re.findall(r"[a-z_]+", text.lower().replace("not worth", "not_worth")))
-    return bool(words & POSITIVE), bool(words & NEGATIVE)
+    def has(bank: dict[str, list[str]]) -> bool:
+        return any(sentence.lower() in low for sentences in bank.values() for sentence in sentences)
+
+    return has(EN_POS), has(EN_NEG)
 
 
 def test_every_status_and_coherent_orders(sample_store):
@@ -66,7 +61,7 @@ def test_reviews_agree_with_rating_and_purchases(sample_store):
     for _, _, lang, rating, text in reviews:
         if lang != "en":
             continue
-        pos, neg = sentiment_words(text)
+        pos, neg = sentiment_sentences(text)
         if rating >= 4:
             assert pos and not neg, (rating, text)
         elif rating <= 2:
@@ -88,7 +83,7 @@ def test_fading_customers_exist(sample_store):
     fading = 0
     for ts in times.values():
         if len(ts) >= 4:
-            gaps = [(b - a).days for a, b in zip(ts, ts[1:])]
+            gaps = [(b - a).days for a, b in itertools.pairwise(ts)]
             if gaps[-1] > 2 * max(gaps[0], 1) and (AS_OF - ts[-1]).days > 120:
                 fading += 1
     loyal = sum(1 for ts in times.values() if len(ts) >= 15 and (AS_OF - ts[-1]).days < 60)
@@ -139,9 +134,11 @@ def test_bulk_path_gives_the_same_shop_and_keeps_indexes(sqlite_store, tmp_path,
     bulk_store = open_store(f"sqlite:///{tmp_path / 'bulk.db'}")
     bulk = build_sample(bulk_store, customers=30, seed=5)
     assert bulk == normal
+    def index_names(store, table):
+        return sorted(i["name"] for i in inspect(store.engine).get_indexes(table))
+
     for table in sample.BULK_TABLES:
-        names = lambda st: sorted(i["name"] for i in inspect(st.engine).get_indexes(table))  # noqa: E731
-        assert names(bulk_store) == names(sqlite_store), table
+        assert index_names(bulk_store, table) == index_names(sqlite_store, table), table
     with sqlite_store.read() as a, bulk_store.read() as b:
         q = select(Order.id, Order.status, Order.total, Order.updated_at).order_by(Order.id)
         assert a.execute(q).all() == b.execute(q).all()
