@@ -115,9 +115,9 @@ def test_model_text_is_cut_once_its_finished_words_state_a_fact(text, states):
 @pytest.fixture(scope="module")
 def models(shared_models_dir):
     """The same model twice (one loaded copy): every saving off, and as configured by default."""
-    from agent.backends import REPO_ADAPTER
+    from shopdesk.models import SHIPPED_ADAPTER
 
-    kwargs = dict(model_path=str(shared_models_dir), adapter=str(REPO_ADAPTER), max_new_tokens=48, torch_threads=2)
+    kwargs = dict(model_path=str(shared_models_dir), adapter=str(SHIPPED_ADAPTER), max_new_tokens=48, torch_threads=2)
     plain = LocalChatModel(**kwargs, prefix_cache=False, jump_forward=False)
     fast = LocalChatModel(**kwargs)
     yield plain, fast
