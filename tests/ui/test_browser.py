@@ -373,6 +373,9 @@ def test_follow_ups_typed_the_instant_the_box_unlocks(page, served, helpers):
         box.press("Enter")
     page.wait_for_function(f"window.__unlocks >= {len(asks)}", polling=5)
     expect(chat).to_contain_text(asks[-1])
+    # the last answer may be drawn a moment after the box unlocks: wait for it, then count
+    page.wait_for_function("([sel, needle, n]) => document.querySelector(sel).innerText.split(needle).length - 1 >= n",
+                           arg=["#customer-chat", f"Looked up order {oid}", len(asks)], polling=50, timeout=15_000)
     text = chat.inner_text()
     assert [text.count(ask) for ask in asks] == [1] * len(asks)  # each sent once, none lost
     assert text.count(f"Looked up order {oid}") == len(asks)  # one answer each, no extra turns
