@@ -428,36 +428,46 @@ class LocalChatModel(BaseChatModel):
                 from transformers import DynamicCache
 
                 cache = DynamicCache(config=model.config)
-            seq = ids.tolist()  # the prompt and every token made so far
-            feed = seq[reused:]  # what the cache still lacks
-            new: list[int] = []
-            shown = ""
+            prompt = ids.tolist()
+            new: list[int] = []  # every token made so far
+
+            def forward(feed: list[int]) -> Any:
+                out = model(input_ids=torch.tensor([feed]), cache=cache, use_cache=True, logits_to_keep=1)
+                return out.logits[:, -1]
+
             consistent = False  # the cache holds whole forward passes (not one that failed half-way)
             try:
                 with torch.inference_mode():
-                    while len(new) < self.max_new_tokens and feed:
-                        logits = model(input_ids=torch.tensor([feed]), cache=cache, use_cache=True,
-                                       logits_to_keep=1).logits[:, -1]
-                        if grammar is not None:
-                            grammar.mask(logits)
-                        token = int(logits[0].argmax())
-                        if token in eos:
-                            break
-                        step = [token, *(grammar.advance(token, self.jump_forward) if grammar is not None else [])]
-                        seq += step
-                        new += step
-                        feed = [] if grammar is not None and grammar.done() else step
-                        text = tok.decode(new, skip_special_tokens=True)
-                        if not text.endswith("\ufffd") and len(text) > len(shown):
-                            piece, shown = text[len(shown):], text
-                            yield piece
+                    yield from self._greedy(forward, prompt[reused:], tok, grammar, eos, new)
                 consistent = True
             except GeneratorExit:  # the caller stopped reading, between two forward passes
                 consistent = True
                 raise
             finally:
                 if self.prefix_cache and consistent:
-                    loaded.prefixes.put(torch.tensor(seq), cache)
+                    loaded.prefixes.put(torch.tensor(prompt + new), cache)
+
+    def _greedy(self, forward: Any, feed: list[int], tok: Any, grammar: Any, eos: set[int],
+                new: list[int]) -> Iterator[str]:
+        """The greedy loop both runtimes share: `forward(tokens)` computes `tokens` after what is cached and returns
+        the next token's logits ([1, vocab]); the tokens made are appended to `new`, the text is yielded as it grows
+        (never half a UTF-8 character).
+        """
+        shown = ""
+        while len(new) < self.max_new_tokens and feed:
+            logits = forward(feed)
+            if grammar is not None:
+                grammar.mask(logits)
+            token = int(logits[0].argmax())
+            if token in eos:
+                break
+            step = [token, *(grammar.advance(token, self.jump_forward) if grammar is not None else [])]
+            new += step
+            feed = [] if grammar is not None and grammar.done() else step
+            text = tok.decode(new, skip_special_tokens=True)
+            if not text.endswith("\ufffd") and len(text) > len(shown):
+                piece, shown = text[len(shown):], text
+                yield piece
 
     def _decode_llama(self, loaded: _Loaded, ids: Any, grammar: Any, eos: set[int]) -> Iterator[str]:
         """The same greedy loop on llama.cpp: its context keeps the KV cache of the last sequence, so the prefix a
@@ -478,27 +488,15 @@ class LocalChatModel(BaseChatModel):
             llm.n_tokens = reused  # eval() drops the cache from here on
             loaded.prefixes.reused_tokens += reused
             loaded.prefixes.computed_tokens += len(seq) - reused
-            feed = seq[reused:]
-            new: list[int] = []
-            shown = ""
             vocab = llm.n_vocab()
+
+            def forward(feed: list[int]) -> Any:
+                llm.eval(feed)
+                row = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(vocab,))
+                return torch.from_numpy(row.copy()).unsqueeze(0)
+
             try:
-                while len(new) < self.max_new_tokens and feed:
-                    llm.eval(feed)
-                    row = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(vocab,))
-                    logits = torch.from_numpy(row.copy()).unsqueeze(0)
-                    if grammar is not None:
-                        grammar.mask(logits)
-                    token = int(logits[0].argmax())
-                    if token in eos:
-                        break
-                    step = [token, *(grammar.advance(token, self.jump_forward) if grammar is not None else [])]
-                    new += step
-                    feed = [] if grammar is not None and grammar.done() else step
-                    text = tok.decode(new, skip_special_tokens=True)
-                    if not text.endswith("\ufffd") and len(text) > len(shown):
-                        piece, shown = text[len(shown):], text
-                        yield piece
+                yield from self._greedy(forward, seq[reused:], tok, grammar, eos, [])
             except GeneratorExit:  # the caller stopped reading, between two evaluations: the context is whole
                 if self.prefix_cache:
                     loaded.llama_states.save(llm)
