@@ -14,9 +14,9 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models.chat_models import BaseChatModel
@@ -24,6 +24,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Syst
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_openai import ChatOpenAI
+from pydantic import Field
 
 from agent.grammar import CallGrammars, call_structural_tag, constrained_tools
 from agent.parsing import parse_tool_calls, safe_prefix_len
@@ -234,6 +235,64 @@ class _Loaded:
             return self._grammars
 
 
+ModelKey = tuple[str, str | None, str, str]  # (model path, adapter, runtime, GGUF type)
+
+
+class ModelCache:
+    """Loaded in-process models by (model path, adapter, runtime, GGUF type); thread-safe.
+
+    A model loads once per cache, and the models sharing a cache share its loaded weights, prefix caches and
+    per-model lock. The app's services own one and hand it to make_chat_model; a LocalChatModel made without one
+    uses `default_model_cache()`. Two caches share nothing: each loads its own copy.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loaded: dict[ModelKey, _Loaded] = {}
+
+    def __copy__(self) -> ModelCache:
+        return self  # shared by identity: a copied model still uses its owner's cache
+
+    def __deepcopy__(self, memo: dict) -> ModelCache:
+        return self
+
+    def __bool__(self) -> bool:
+        return True  # an empty cache is still a cache (`models or default` must not swap it out)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._loaded)
+
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            return key in self._loaded
+
+    def get(self, key: ModelKey, load: Callable[[], _Loaded]) -> _Loaded:
+        """The model loaded for `key`, calling `load()` the first time (under the lock: one load per key)."""
+        with self._lock:
+            if key not in self._loaded:
+                self._loaded[key] = load()
+            return self._loaded[key]
+
+    def peek(self, key: ModelKey) -> _Loaded | None:
+        """The model loaded for `key`, or None if it has not been loaded in this cache; never loads."""
+        with self._lock:
+            return self._loaded.get(key)
+
+    def clear(self) -> None:
+        """Forget every loaded model (they are freed once no model call holds them)."""
+        with self._lock:
+            self._loaded.clear()
+
+
+_DEFAULT_MODELS = ModelCache()
+
+
+def default_model_cache() -> ModelCache:
+    """The cache of LocalChatModels made without one (the CLI, evals, scripts)."""
+    return _DEFAULT_MODELS
+
+
 def until_stop(pieces: Iterator[str], stop: list[str] | None) -> Iterator[str]:
     """The text of `pieces` up to the first stop string (left out); reading ends there, so decoding does too. A piece
     that may be the start of a stop string is held back until the next one shows it is not.
@@ -264,7 +323,8 @@ def until_stop(pieces: Iterator[str], stop: list[str] | None) -> Iterator[str]:
 class LocalChatModel(BaseChatModel):
     """SmolLM2 (or any causal LM folder) in this process, fp32 on CPU, greedy decoding.
 
-    Models are loaded once per (path, adapter) in the explicit class-level `registry`; `clear_registry()` frees them.
+    Models are loaded once per (path, adapter, runtime, GGUF type) in `loaded_models`, a ModelCache passed in by the
+    owner (the app's services) or else the default one; `loaded_models.clear()` frees them.
     With tools bound, generation runs under the tool-call grammar (agent/grammar.py) unless `grammar` is off
     (here or in bind_tools); then a forced tool_choice falls back to prefilling the call's opening.
     """
@@ -280,8 +340,7 @@ class LocalChatModel(BaseChatModel):
     gguf_type: str = "f32"
     gguf_dir: str | None = None  # where the merged GGUF is kept (default: next to the model folder)
 
-    registry: ClassVar[dict[tuple[str, str | None, str, str], _Loaded]] = {}
-    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
+    loaded_models: ModelCache = Field(default_factory=default_model_cache, exclude=True, repr=False)
 
     @property
     def _llm_type(self) -> str:
@@ -289,15 +348,17 @@ class LocalChatModel(BaseChatModel):
 
     @classmethod
     def clear_registry(cls) -> None:
-        with cls._registry_lock:
-            cls.registry.clear()
+        """Free the models of the default cache (compatibility: prefer `model.loaded_models.clear()`)."""
+        default_model_cache().clear()
+
+    @property
+    def cache_key(self) -> ModelKey:
+        """What the loaded model is cached by: (model path, adapter, runtime, GGUF type)."""
+        return (self.model_path, self.adapter, self.runtime, self.gguf_type)
 
     def loaded(self) -> _Loaded:
-        key = (self.model_path, self.adapter, self.runtime, self.gguf_type)
-        with self._registry_lock:
-            if key not in self.registry:
-                self.registry[key] = self._load()
-            return self.registry[key]
+        """The loaded model, tokenizer and their caches, loaded on first use into `loaded_models`."""
+        return self.loaded_models.get(self.cache_key, self._load)
 
     def _load(self) -> _Loaded:
         import torch
@@ -337,7 +398,7 @@ class LocalChatModel(BaseChatModel):
         return Llama(model_path=str(path), n_ctx=LLAMA_CONTEXT, n_batch=512, n_threads=threads,
                      n_threads_batch=threads, logits_all=False, verbose=False)
 
-    def render(self, messages: Sequence[BaseMessage], tools: list[dict] | None, tool_choice: Any = None,
+    def prompt_text(self, messages: Sequence[BaseMessage], tools: list[dict] | None, tool_choice: Any = None,
                grammar: bool | None = None) -> str:
         """The prompt; the per-turn enums never appear in it (the grammar holds them), so it stays the prompt the
         adapter was trained on.
@@ -408,7 +469,7 @@ class LocalChatModel(BaseChatModel):
         """How many model calls are decoding or waiting on this model now (a new call waits behind them); 0 before
         the model is loaded (nothing can be ahead then).
         """
-        loaded = self.registry.get((self.model_path, self.adapter, self.runtime, self.gguf_type))
+        loaded = self.loaded_models.peek(self.cache_key)
         return loaded.in_flight if loaded is not None else 0
 
     def _decode(self, loaded: _Loaded, ids: Any, grammar: Any, eos: set[int]) -> Iterator[str]:
@@ -516,7 +577,7 @@ class LocalChatModel(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         tools = kwargs.get("tools")
         tool_choice = kwargs.get("tool_choice")
-        prompt = self.render(messages, tools, tool_choice, kwargs.get("grammar"))
+        prompt = self.prompt_text(messages, tools, tool_choice, kwargs.get("grammar"))
         prefix = self._prefix(tools, tool_choice, kwargs.get("grammar"))
         text = prefix
         sent = 0
@@ -552,7 +613,7 @@ class LocalChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         tools, tool_choice, grammar = kwargs.get("tools"), kwargs.get("tool_choice"), kwargs.get("grammar")
-        prompt = self.render(messages, tools, tool_choice, grammar)
+        prompt = self.prompt_text(messages, tools, tool_choice, grammar)
         text = self._prefix(tools, tool_choice, grammar) + "".join(
             self._token_stream(prompt, stop, self._call_grammar(kwargs)))
         message = self.to_message(text) if tools else AIMessage(content=text.strip())
@@ -604,8 +665,13 @@ class VLLMChatModel(ChatOpenAI):
         return super().bind_tools(formatted, tool_choice="auto", extra_body=extra_body, **kwargs)
 
 
-def make_chat_model(settings: Settings, *, adapter: str | None = None, backend: str | None = None) -> BaseChatModel:
-    """The configured chat model (settings.llm_backend unless `backend` is given)."""
+def make_chat_model(settings: Settings, *, adapter: str | None = None, backend: str | None = None,
+                    models: ModelCache | None = None) -> BaseChatModel:
+    """The configured chat model (settings.llm_backend unless `backend` is given).
+
+    An in-process model loads into `models` (the caller's ModelCache; the default cache when None), so the models
+    made with one cache share one loaded copy. The other backends hold no weights and ignore it.
+    """
     backend = backend or settings.llm_backend
     if backend == "fake":
         from agent.testing import fake_model_from_env
@@ -623,7 +689,8 @@ def make_chat_model(settings: Settings, *, adapter: str | None = None, backend: 
 
         return LocalChatModel(model_path=resolve_chat_model(settings), adapter=resolve_adapter(settings, adapter),
                               torch_threads=settings.torch_threads, prefix_cache=settings.prefix_cache,
-                              runtime=settings.local_runtime, gguf_type=settings.gguf_type)
+                              runtime=settings.local_runtime, gguf_type=settings.gguf_type,
+                              loaded_models=models if models is not None else default_model_cache())
     raise UserError(f"unknown llm backend {backend!r}; expected local, vllm or fake")
 
 

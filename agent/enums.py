@@ -18,16 +18,20 @@ if TYPE_CHECKING:
     from agent.turncontext import Conversation
 
 _TYPED_ORDER = re.compile(r"[#＃]\s?([A-Za-z]?\d{4,})\b|\b([A-Za-z]\d{6,})\b")
-_TYPED_DIGITS = re.compile(r"(?<![\w.$])(\d{5,})(?![\w.])")
-_TYPED_CUSTOMER = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+|\b[a-z][a-z0-9_]*\d{3,}\b")
+_TYPED_DIGITS = re.compile(r"(?<![\w.$])(\d{5,})(?!\w|\.\d)")  # not a price's digits; "item 7292993." counts
+_TYPED_CUSTOMER = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\b[a-z][a-z0-9_]*\d{3,}\b")  # an email ends before a "."
 
 
-def session_enums(session: Conversation) -> dict[str, list[str]]:
-    """Per-turn enums for `session`'s role (an empty list means the argument is not constrained)."""
-    typed = " ".join(m.content for m in session.history if isinstance(m, HumanMessage) and isinstance(m.content, str))
+def session_enums(session: Conversation, current: str = "") -> dict[str, list[str]]:
+    """Per-turn enums for `session`'s role. An empty list means no value is possible yet: a tool that needs an id
+    nobody typed and no result showed cannot be called (agent.grammar.constrained_tools), so the model cannot invent
+    one ("10" or a segment name as a customer, a product id from thin air). `current` is this turn's message.
+    """
+    earlier = [m.content for m in session.history if isinstance(m, HumanMessage) and isinstance(m.content, str)]
+    typed = " ".join([*earlier, current])
     seen = _seen(session)
     if session.role == "customer":
-        return _customer(session, typed, seen)
+        return _customer(session, typed, seen, current)
     return _marketer(session, typed, seen)
 
 
@@ -47,7 +51,7 @@ def _seen(session: Conversation) -> dict[str, list[str]]:
     return {k: list(v) for k, v in out.items()}
 
 
-def _customer(session: Conversation, typed: str, seen: dict[str, list[str]]) -> dict[str, list[str]]:
+def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], current: str) -> dict[str, list[str]]:
     from store.models import Order, PaymentMethod
 
     cache = session.ctx.cache.setdefault("enums", {})
@@ -65,14 +69,31 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]]) -> 
     numbers = [n for n in _TYPED_DIGITS.findall(typed) if n not in own_digits]
     items = list(dict.fromkeys([*seen.get("item_id", []), *numbers]))
     products = list(dict.fromkeys([*seen.get("product_id", []), *numbers]))
+    # What the person names in this message is what they asked for: the items shown so far that they name by id
+    # are the only items a call may act on, and a payment method of theirs that they name is the only one it may use
+    # (the tool then applies the policy to it, instead of the model quietly picking another card).
+    named_items = [n for n in dict.fromkeys(_TYPED_DIGITS.findall(current)) if n in seen.get("item_id", [])]
+    methods: list[str] = cache["payment_methods"]
+    named_methods = [m for m in methods if re.search(rf"(?<![\w]){re.escape(m)}(?![\w])", current)]
     return {
         "order_id": list(orders),
-        "item_ids": items,
+        "item_ids": named_items or items,
         "new_item_ids": items,
-        "payment_method_id": list(cache["payment_methods"]),
+        "payment_method_id": named_methods or list(methods),
         "product_id": products,
+        "category": _categories(session),
     }
 
+
+def _categories(session: Conversation) -> list[str]:
+    """The shop's catalog categories (read once per session)."""
+    from store.models import Product
+
+    cache = session.ctx.cache.setdefault("enums", {})
+    if "categories" not in cache:
+        with session.ctx.store.read() as s:
+            cache["categories"] = sorted({c for c in s.scalars(select(Product.category)) if c})
+    return cache["categories"]
 
 
 def _digits(order_id: str) -> str:
@@ -101,17 +122,12 @@ def _typed_orders(text: str, own: list[str]) -> list[str]:
 
 
 def _marketer(session: Conversation, typed: str, seen: dict[str, list[str]]) -> dict[str, list[str]]:
-    from store.models import Product
     from tools.analytics.rfm import SEGMENTS
 
-    cache = session.ctx.cache.setdefault("enums", {})
-    if "categories" not in cache:
-        with session.ctx.store.read() as s:
-            cache["categories"] = sorted({c for c in s.scalars(select(Product.category)) if c})
     customers = list(dict.fromkeys([*_TYPED_CUSTOMER.findall(typed), *seen.get("customer_id", [])]))
     return {
         "segment": list(SEGMENTS),
-        "category": list(cache["categories"]),
+        "category": _categories(session),
         "customer": customers,
         "customers": customers,
     }

@@ -27,18 +27,28 @@ TEXT_EXCLUDES = ["<"]
 
 def constrained_tools(tools: Sequence[Mapping[str, Any]], enums: Mapping[str, Sequence[Any]] | None) -> list[dict]:
     """`tools` (OpenAI-style dicts) with `enums[name]` applied to every argument called `name` (to `items` for an
-    array, to each non-null branch of an anyOf). An empty list means no constraint; an argument that already has an
-    enum keeps only the values in both (or its own, if none are).
+    array, to each non-null branch of an anyOf). A name not in `enums` is not constrained. A name given with an empty
+    list has no possible value this turn (no such id is known in the conversation): a tool that requires it is left
+    out, and an optional argument of that name is removed. An argument that already has an enum keeps only the values
+    in both (or its own, if none are).
     """
-    out = copy.deepcopy([dict(t) for t in tools])
-    if not enums:
-        return out
-    for tool in out:
+    out = []
+    for tool in copy.deepcopy([dict(t) for t in tools]):
         params = _function(tool).get("parameters") or {}
-        for name, prop in (params.get("properties") or {}).items():
-            values = _unique(enums.get(name) or [])
+        props = params.get("properties") or {}
+        required = set(params.get("required") or [])
+        possible = True
+        for name in [n for n in props if enums and n in enums]:
+            values = _unique(enums[name] or [])
             if values:
-                _apply_enum(prop, values)
+                _apply_enum(props[name], values)
+            elif name in required:
+                possible = False
+                break
+            else:
+                del props[name]
+        if possible:
+            out.append(tool)
     return out
 
 

@@ -140,7 +140,8 @@ def route_answer(state: TurnState, runtime: Runtime) -> str:
 def model(state: TurnState, runtime: Runtime) -> dict[str, Any]:
     """Ask the model what to do next. Its text is not streamed to the person: a reply is rendered by code."""
     session = runtime.context
-    bound = session.bound_for_turn(force_tool=bool(state.get("forced")) and not state["results"])
+    bound = session.bound_for_turn(force_tool=bool(state.get("forced")) and not state["results"],
+                                   typed=state["user_text"] if state.get("action") is None else "")
     # Under the grammar the model writes plain text or one call, so text means "no call": after a result its words
     # are not needed (the rendering answers), and before one only a short sentence without facts could be shown.
     budget = 0 if state["results"] else MAX_TEXT_CHARS

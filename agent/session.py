@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
@@ -33,6 +33,10 @@ from shopdesk.settings import Settings
 from store.db import Store
 from tools.context import PendingAction, ShopContext
 from tools.results import Lang, lang_of
+
+if TYPE_CHECKING:
+    from agent.backends import ModelCache
+    from index.shared import IndexRegistry
 
 log = logging.getLogger(__name__)
 
@@ -147,15 +151,16 @@ class AgentSession:
         past = [m for pair in self.turns[-HISTORY_TURNS:] for m in pair]
         return [self.system, *past, *turn]
 
-    def bound_for_turn(self, force_tool: bool = False) -> BaseChatModel:
+    def bound_for_turn(self, force_tool: bool = False, typed: str = "") -> BaseChatModel:
         """The model with the role's tools, generation constrained to calls whose arguments come from this
-        conversation's values (agent.enums) where a tool takes an id, name or category.
+        conversation's values (agent.enums) where a tool takes an id, name or category; `typed` is this turn's
+        message (not in the history until the turn ends), whose ids count as typed.
         """
         if not self.tools:
             return self.model
         from agent.grammar import bind_constrained
 
-        return bind_constrained(self.model, self.tools, session_enums(self),
+        return bind_constrained(self.model, self.tools, session_enums(self, typed),
                                 tool_choice="required" if force_tool else None)
 
     def note_result(self, tool: str, result: Any) -> None:
@@ -288,8 +293,13 @@ def open_session(
     adapter: str | None = None,
     channel: str = "chat",
     log_turns: bool = True,
+    indexes: IndexRegistry | None = None,
+    models: ModelCache | None = None,
 ) -> AgentSession:
-    """A chat session for a signed-in `role` (customer sessions need `customer_id`: an id or email)."""
+    """A chat session for a signed-in `role` (customer sessions need `customer_id`: an id or email). `indexes` and
+    `models`: the search indexes its tools use and the cache the chat model is loaded into (the owner's, shared among
+    its sessions; default: the process's).
+    """
     from tools.registry import tool_functions
 
     if role not in SYSTEM_PROMPTS:
@@ -304,10 +314,12 @@ def open_session(
         customer_id = resolve_customer(store, customer_id)
     else:
         customer_id = None
-    ctx = ShopContext(store=store, settings=settings, role=role, customer_id=customer_id)  # type: ignore[arg-type]
+    shared = {} if indexes is None else {"indexes": indexes}
+    ctx = ShopContext(store=store, settings=settings, role=role, customer_id=customer_id,  # type: ignore[arg-type]
+                      **shared)
     conversation_id = conversation_id or uuid.uuid4().hex
     ctx.conversation_id = conversation_id
     specs = [tool_spec(fn) for fn in (tools if tools is not None else tool_functions(role))]
-    model = model if model is not None else make_chat_model(settings, adapter=adapter)
+    model = model if model is not None else make_chat_model(settings, adapter=adapter, models=models)
     return AgentSession(ctx=ctx, model=model, specs=specs, conversation_id=conversation_id, channel=channel,
                         log_turns=log_turns)

@@ -44,7 +44,7 @@ class TurnContext(Conversation, Protocol):
         """What the model sees for this turn's messages."""
         ...
 
-    def bound_for_turn(self, force_tool: bool = False) -> BaseChatModel:
+    def bound_for_turn(self, force_tool: bool = False, typed: str = "") -> BaseChatModel:
         """The model with the role's tools, generation constrained to this conversation's values."""
         ...
 

@@ -118,7 +118,7 @@ def bench_prompt(chat, loaded, tools: list[dict], text: str, args: Args) -> dict
     from agent.grammar import call_structural_tag, constrained_tools
     from agent.session import SYSTEM_PROMPTS
 
-    prompt = chat.render([SystemMessage(SYSTEM_PROMPTS["customer"]), HumanMessage(text)], tools)
+    prompt = chat.prompt_text([SystemMessage(SYSTEM_PROMPTS["customer"]), HumanMessage(text)], tools)
     ids = loaded.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids
     tag = call_structural_tag(constrained_tools(tools, ENUMS))
     loaded.grammars.compiled(tag)  # compile outside the timed loops

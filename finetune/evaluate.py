@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from finetune.render import agent_template, prompt_for
+from finetune.encoding import agent_template, prompt_for
 from finetune.transcripts import Transcript, load_transcripts
 
 

@@ -110,7 +110,7 @@ def sequence_lengths(examples: list[Transcript], base: str | None = None) -> lis
     """Tokens of each example as the trainer renders it (agent template, tools, all messages)."""
     from transformers import AutoTokenizer
 
-    from finetune.render import agent_template, encode
+    from finetune.encoding import agent_template, encode
     from shopdesk.models import resolve_chat_model
 
     tokenizer = AutoTokenizer.from_pretrained(base or resolve_chat_model())

@@ -171,7 +171,7 @@ def make_collator(pad_id: int):
 
 def system_prefix_ids(tokenizer, t, template: str) -> list[int]:
     """Token ids of the system turn with the tool list (shared by every conversation of a role)."""
-    from finetune.render import template_messages
+    from finetune.encoding import template_messages
 
     messages = template_messages(t)
     if not messages or messages[0]["role"] != "system" and not t.tools:
@@ -194,7 +194,7 @@ def encode_all(tokenizer, transcripts, max_length: int, template: str, batch_siz
 
     from tqdm import tqdm
 
-    from finetune.render import encode
+    from finetune.encoding import encode
 
     groups: dict[tuple[int, ...], list[dict[str, list[int]]]] = {}
     dropped = truncated = tokens = target = 0
@@ -267,7 +267,7 @@ class PrefixSharingTrainer:
         import torch.nn.functional as F
         from transformers import Trainer
 
-        from finetune.render import IGNORE
+        from finetune.encoding import IGNORE
 
         class _Trainer(Trainer):
             _prefix_caches: dict | None = None
@@ -322,8 +322,8 @@ def main(args: FinetuneArguments, callbacks: list | None = None) -> dict[str, An
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
     from transformers.trainer_utils import get_last_checkpoint
 
+    from finetune.encoding import agent_template
     from finetune.prepare import prepare, with_dev_file
-    from finetune.render import agent_template
     from finetune.transcripts import load_transcripts, write_transcripts
 
     if args.threads:

@@ -1,4 +1,8 @@
-"""One read-only search index per process, shared by every chat session and rebuilt when `index build` changes it.
+"""Read-only search indexes shared by every chat session of a shop, rebuilt when `index build` changes them.
+
+An IndexRegistry is an ordinary object: the app's services (ui.app.AppServices) own one and hand it to each session
+through its ShopContext (`ctx.indexes`), so a test or a server for several shops can hold as many as it needs. A
+context made without one (the CLI, scripts) gets `default_registry()`, made on first use.
 
 A SearchIndex holds the BM25 corpus, the Chroma client and the embedding model; building one per session cost a
 model load and a full corpus read each time. The registry keys indexes by (Chroma location, collections, store
@@ -51,10 +55,11 @@ def index_version(client, names: tuple[str, ...] = (PRODUCTS, REVIEWS)) -> Versi
 
 
 class IndexRegistry:
-    """Process-wide cache of SearchIndex handles; thread-safe for concurrent Gradio sessions.
+    """A cache of SearchIndex handles shared by the sessions it is handed to; thread-safe for concurrent sessions.
 
-    Holding indexes across sessions is the point of this class, so it is the one deliberate piece of shared state:
-    the agent and the UI reach it through `shared_index`, tests make their own registry.
+    Holding indexes across sessions is the point of this class. It is passed in, never reached for: the tools take it
+    from their ShopContext (`ctx.indexes`), whose owner (the app's services, a test) decides which sessions share it.
+    Two registries share nothing: each opens its own clients, embedding models and indexes.
     """
 
     def __init__(self):
@@ -65,11 +70,19 @@ class IndexRegistry:
         self.builds = 0  # SearchIndex objects made, for tests and logs
         self.reopens = 0  # local Chroma clients reopened because a collection changed
 
+    def __copy__(self) -> IndexRegistry:
+        return self  # shared by identity: a copied context still uses its owner's registry
+
+    def __deepcopy__(self, memo: dict) -> IndexRegistry:
+        return self
+
     @staticmethod
     def location(settings) -> str:
+        """Where the settings' Chroma lives: the server's URL, or the local folder's absolute path."""
         return settings.chroma_url or str(settings.chroma_dir.resolve())
 
     def embedder(self, settings) -> LocalEmbeddingFunction:
+        """The embedding model for these settings, loaded once per (model, threads) in this registry."""
         from index.embeddings import LocalEmbeddingFunction
         from shopdesk.models import resolve_embedding_model
 
@@ -80,6 +93,7 @@ class IndexRegistry:
             return self._embedders[key]
 
     def client(self, settings):
+        """This registry's Chroma client for the settings' location, opened on first use."""
         where = self.location(settings)
         with self._lock:
             if where not in self._clients:
@@ -105,7 +119,7 @@ class IndexRegistry:
 
     def get(self, settings, store_url: str | None = None,
             collections: tuple[str, ...] = (PRODUCTS, REVIEWS)) -> SearchIndex:
-        """The shared index for these settings; a fresh one (same model) if the index was rebuilt."""
+        """This registry's index for these settings; a fresh one (same model) if the index was rebuilt."""
         client = self.client(settings)
         key = (self.location(settings), collections, store_url or settings.db_url)
         try:
@@ -128,15 +142,24 @@ class IndexRegistry:
             return entry.index
 
     def clear(self) -> None:
+        """Forget every index, client and embedding model this registry holds."""
         with self._lock:
             self._entries.clear()
             self._clients.clear()
             self._embedders.clear()
 
 
-REGISTRY = IndexRegistry()
+_default: IndexRegistry | None = None
+_default_lock = threading.Lock()
 
 
-def shared_index(settings, store_url: str | None = None) -> SearchIndex:
-    """The process's SearchIndex for these settings (see IndexRegistry)."""
-    return REGISTRY.get(settings, store_url)
+def default_registry() -> IndexRegistry:
+    """The registry of contexts made without one (the CLI, scripts), made on first use.
+
+    The app's services make their own; only a caller that was handed no registry ends up here.
+    """
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = IndexRegistry()
+        return _default

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from shopdesk.settings import Settings
 from store.db import Store
+
+if TYPE_CHECKING:
+    from index.shared import IndexRegistry
 
 Role = Literal["customer", "marketer"]
 
@@ -26,6 +29,8 @@ class ShopContext:
 
     `customer_id` is the signed-in customer (role "customer") and is the only identity customer tools act for.
     `pending_action` holds a write the bot has proposed and is waiting for the customer to confirm.
+    `indexes` is where the search tools get their index: the registry the context's owner shares among its sessions
+    (the app's services hand theirs down); without one the search tools use index.shared.default_registry().
     """
 
     store: Store
@@ -36,6 +41,7 @@ class ShopContext:
     pending_action: PendingAction | None = None
     confirmed: bool = False
     cache: dict[str, Any] = field(default_factory=dict)  # per-session lazily built helpers (search index handle, ...)
+    indexes: IndexRegistry | None = field(default=None, repr=False)
 
     def require_customer(self) -> str:
         if self.role != "customer" or not self.customer_id:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from index.search import Filters, IndexMissingError, SearchIndex, SearchInputError, insights
-from index.shared import shared_index
+from index.shared import default_registry
 from index.text import neutralize, quote_block
 from tools.context import ShopContext
 from tools.errors import NotFoundError, ToolInputError, unknown_choice
@@ -25,13 +25,15 @@ CACHE_KEY = "search_index"
 
 
 def open_index(ctx: ShopContext) -> SearchIndex:
-    """The read-only index handle: the process's shared one (index.shared), or one a caller put in ctx.cache.
+    """The read-only index handle: the one in the context's registry (`ctx.indexes`, else the process default), or
+    one a caller put in ctx.cache.
 
     Not kept in ctx.cache itself, so every call sees a rebuild; the lookup is a version check, not a load.
     """
     index = ctx.cache.get(CACHE_KEY)
     if index is None:
-        index = shared_index(ctx.settings, ctx.store.url if ctx.store is not None else None)
+        registry = ctx.indexes if ctx.indexes is not None else default_registry()
+        index = registry.get(ctx.settings, ctx.store.url if ctx.store is not None else None)
     return index
 
 

@@ -6,8 +6,9 @@
 Outside demo mode a customer signs in with the token the shop signed (`/?token=...` or a cookie), never by picking.
 
 Everything a browser session owns (its ChatSession, identity, messages, CSV folder) lives in gr.State, so
-concurrent visitors never share a conversation. The app only sees agent/api.py; analytics panels call the
-marketer's tools directly through ui/service.py.
+concurrent visitors never share a conversation. The app only sees agent/api.py (AppServices.open_chat alone opens
+sessions, through agent.session and agent.backends); analytics panels call the marketer's tools directly through
+ui/service.py.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 import pandas as pd
@@ -32,7 +33,7 @@ from store import tickets as ticket_store
 from store.staff import get_staff
 from store.supportstats import support_stats
 from ui import service
-from ui.render import ChatView, as_text, friendly_error, run_action, run_turn, safe_markdown
+from ui.chatview import ChatView, as_text, friendly_error, run_action, run_turn, safe_markdown
 from ui.signin import (
     SignInRefused,
     StaffSession,
@@ -44,6 +45,10 @@ from ui.signin import (
     sign_in_customer,
     token_from,
 )
+
+if TYPE_CHECKING:
+    from agent.backends import ModelCache
+    from index.shared import IndexRegistry
 
 log = logging.getLogger(__name__)
 
@@ -88,24 +93,55 @@ CSS = """
 
 
 class AppServices:
-    """What every session shares read-only: settings, the store handle (a connection pool) and the session factory."""
+    """What every session shares: settings, the store handle (a connection pool), the session factory, and the
+    caches the sessions share (search indexes, loaded chat models).
 
-    def __init__(self, settings: Settings, session_factory: SessionFactory | None = None, store=None):
+    The caches belong to these services, not to the process: a test, or a server holding several shops, makes one
+    AppServices per shop and nothing is shared between them. They are made on first use, since a session factory
+    (tests, the demo) may never need them.
+    """
+
+    def __init__(self, settings: Settings, session_factory: SessionFactory | None = None, store=None, *,
+                 indexes: IndexRegistry | None = None, models: ModelCache | None = None):
         self.settings = settings
         self._factory = session_factory
         self._store = store
+        self._indexes = indexes
+        self._models = models
         self._lock = threading.Lock()
         self.staff_sign_in = StaffSignIn()  # failed staff sign-ins, shared by the app's page and the API
 
-    def store(self):
+    def _once(self, attr: str, make: Callable[[], Any]) -> Any:
+        """The value of `attr`, made by `make()` the first time it is asked for (thread-safe)."""
         with self._lock:
-            if self._store is None:
-                from store.db import open_store
+            if getattr(self, attr) is None:
+                setattr(self, attr, make())
+            return getattr(self, attr)
 
-                self._store = open_store(self.settings.db_url)
-            return self._store
+    def store(self):
+        """The shop's store, opened on first use."""
+        from store.db import open_store
+
+        return self._once("_store", lambda: open_store(self.settings.db_url))
+
+    @property
+    def indexes(self) -> IndexRegistry:
+        """The search indexes these services' sessions share, made on first use."""
+        from index.shared import IndexRegistry
+
+        return self._once("_indexes", IndexRegistry)
+
+    @property
+    def models(self) -> ModelCache:
+        """The loaded chat models these services' sessions share, made on first use."""
+        from agent.backends import ModelCache
+
+        return self._once("_models", ModelCache)
 
     def open_chat(self, role: str, customer_id: str | None) -> ChatSession:
+        """A new chat session for `role`: from the session factory if one was given, else the agent's, with these
+        services' store, chat model cache and search indexes.
+        """
         if self._factory is not None:
             return self._factory(role, customer_id)
         try:
@@ -113,12 +149,14 @@ class AppServices:
         except ImportError as exc:
             log.exception("agent.session is missing")
             raise RuntimeError("the agent is not installed") from exc
-        return open_session(self.settings, role, customer_id, store=self.store())
+        return open_session(self.settings, role, customer_id, store=self.store(), indexes=self.indexes,
+                            models=self.models)
 
     def marketer_context(self):
+        """A marketer's ShopContext for the console's direct tool calls."""
         from tools.context import ShopContext
 
-        return ShopContext(store=self.store(), settings=self.settings, role="marketer")
+        return ShopContext(store=self.store(), settings=self.settings, role="marketer", indexes=self.indexes)
 
 
 def describe(info: dict[str, Any]) -> str:

@@ -45,7 +45,7 @@ from store.models import Conversation as ConversationRow
 from store.staff import get_staff
 from store.supportstats import support_stats
 from ui.app import CSS, HUMAN_REQUEST, AppServices, SessionFactory, build_app
-from ui.render import WORDS, friendly_error
+from ui.chatview import WORDS, friendly_error
 from ui.signin import SignInRefused, StaffSession, customer_from_token
 
 log = logging.getLogger(__name__)
@@ -309,6 +309,19 @@ def build_api(settings: Settings, services: AppServices) -> FastAPI:
             ticket=ticket.label if ticket else None,
         )
 
+    def open_or_get(conversation_id: str | None, owner: str, role: str, customer_id: str | None) -> Conversation:
+        """The owner's conversation `conversation_id`, or with None a new `role` session owned by `owner` (a failure
+        to open one is a 500 with a sentence for the person, the bug in the log).
+        """
+        if conversation_id is not None:
+            return conversations.get(conversation_id, owner)
+        try:
+            session = services.open_chat(role, customer_id)
+        except Exception as exc:
+            log.exception("opening a %s API conversation failed", role)
+            raise HTTPException(500, friendly_error(exc)) from None
+        return conversations.add(owner, session)
+
     @api.get("/healthz", response_model=Health, tags=["service"])
     def healthz() -> Health:
         """The server is up."""
@@ -317,15 +330,7 @@ def build_api(settings: Settings, services: AppServices) -> FastAPI:
     @api.post("/api/chat", response_model=ChatReply, responses=ERRORS, tags=["chat"])
     def chat(body: ChatRequest, customer_id: str = Depends(signed_in_customer)) -> ChatReply:
         """Send the customer's message; with `conversation_id` null a new conversation starts."""
-        if body.conversation_id is None:
-            try:
-                session = services.open_chat("customer", customer_id)
-            except Exception as exc:
-                log.exception("opening an API conversation failed")
-                raise HTTPException(500, friendly_error(exc)) from None
-            conv = conversations.add(customer_id, session)
-        else:
-            conv = conversations.get(body.conversation_id, customer_id)
+        conv = open_or_get(body.conversation_id, customer_id, "customer", customer_id)
         return run(conv, lambda s: s.respond(body.message), body.message)
 
     @api.post("/api/chat/{conversation_id}/confirm", response_model=ChatReply, responses=ERRORS, tags=["chat"])
@@ -418,15 +423,7 @@ def build_api(settings: Settings, services: AppServices) -> FastAPI:
     def marketer_chat(body: ChatRequest, staff: StaffSession = Depends(marketer)) -> ChatReply:
         """The marketer's analytics chat (segments, churn, customer value, reviews), for a marketer's staff session."""
         owner = f"staff:{staff.name}"  # never equal to a customer id, so neither side can reach the other's
-        if body.conversation_id is None:
-            try:
-                session = services.open_chat("marketer", None)
-            except Exception as exc:
-                log.exception("opening a marketer API conversation failed")
-                raise HTTPException(500, friendly_error(exc)) from None
-            conv = conversations.add(owner, session)
-        else:
-            conv = conversations.get(body.conversation_id, owner)
+        conv = open_or_get(body.conversation_id, owner, "marketer", None)
         return run(conv, lambda s: s.respond(body.message), body.message)
 
     @api.get("/api/tickets", response_model=list[TicketOut], responses=ERRORS, tags=["staff"])
@@ -475,10 +472,16 @@ def build_api(settings: Settings, services: AppServices) -> FastAPI:
 
 
 def build_server(settings: Settings | None = None, *, session_factory: SessionFactory | None = None,
-                 store=None) -> FastAPI:
-    """The API and the Gradio app on one FastAPI app; they share the store and how sessions open."""
-    settings = settings or get_settings()
-    services = AppServices(settings, session_factory, store)
+                 store=None, services: AppServices | None = None) -> FastAPI:
+    """The API and the Gradio app on one FastAPI app; they share the store, how sessions open, and the search
+    indexes and chat models the sessions use: one AppServices, `services` if given (its settings, store and factory
+    then rule), else one made from the other arguments.
+    """
+    if services is None:
+        settings = settings or get_settings()
+        services = AppServices(settings, session_factory, store)
+    else:
+        settings = services.settings
     api = build_api(settings, services)
     # Mounted last, at "/": the API's routes, /docs and /openapi.json match before the app's.
     return gr.mount_gradio_app(api, build_app(settings, services=services), path="/", css=CSS, show_error=False)

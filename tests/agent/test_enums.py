@@ -25,7 +25,7 @@ def test_customer_enums_are_their_own_orders_and_payment_methods(settings, tau2_
         methods = set(s.scalars(select(PaymentMethod.id).where(PaymentMethod.customer_id == JAMES)))
     assert set(enums["order_id"]) == own and OTHERS not in enums["order_id"]
     assert set(enums["payment_method_id"]) == methods
-    assert enums["item_ids"] == [] and enums["product_id"] == []  # nothing shown yet: not constrained
+    assert enums["item_ids"] == [] and enums["product_id"] == []  # nothing shown or typed yet: no value possible
 
 
 def test_typed_ids_stay_possible_in_the_stores_form_or_as_typed(settings, tau2_store):
@@ -68,3 +68,64 @@ def test_item_and_product_ids_the_person_typed_stay_possible(settings, tau2_stor
     enums = session_enums(session)
     assert "1234567890" in enums["new_item_ids"] and "1234567890" in enums["product_id"]
     assert "1234567890" not in enums["order_id"]
+
+
+def test_ids_typed_in_this_turn_count_before_the_turn_ends(settings, tau2_store, sample_store):
+    """The enums of a turn's first model call include what the person just typed (not yet in the history)."""
+    session = _session(settings, tau2_store)
+    enums = session_enums(session, f"What about {OTHERS} and product 9523456873?")
+    assert OTHERS in enums["order_id"] and "9523456873" in enums["product_id"]
+    marketer = _session(settings, sample_store, role="marketer", customer=None)
+    assert session_enums(marketer, "Draft a retention offer for customer c000150")["customers"] == ["c000150"]
+    assert session_enums(marketer, "Which 10 customers will churn?")["customer"] == []
+
+
+def test_the_first_call_of_a_turn_is_bound_with_what_was_just_typed(settings, sample_store):
+    session = _session(settings, sample_store, role="marketer", customer=None, script=["OK."])
+    list(session.respond("Tell me about c000150"))
+    enums = session.model.requests[0]["kwargs"]["enums"]
+    assert enums["customer"] == ["c000150"]
+
+
+def test_customer_categories_come_from_the_catalog(settings, sample_store):
+    from store.models import Customer
+
+    with sample_store.read() as s:
+        someone = s.scalars(select(Customer.id)).first()
+    enums = session_enums(_session(settings, sample_store, customer=someone))
+    assert enums["category"] and "In headphones" not in enums["category"]
+
+
+def test_what_the_person_names_in_this_message_is_all_a_call_may_use(settings, tau2_store):
+    """A payment method of theirs named in the message is the only one a call may take (the tool then applies the
+    policy to it); items shown so far and named by id are the only items it may act on.
+    """
+    with tau2_store.read() as s:
+        order = s.scalars(select(Order).where(Order.customer_id == JAMES)).first()
+        items = [li.variant_id for li in order.items]
+        methods = list(s.scalars(select(PaymentMethod.id).where(PaymentMethod.customer_id == JAMES)))
+    session = _session(settings, tau2_store, script=[call("get_order_details", order_id=order.id), ""])
+    list(session.respond(f"What is in {order.id}?"))
+    asked = f"Return item {items[0]} of {order.id}, refund to {methods[-1]}."
+    enums = session_enums(session, asked)
+    assert enums["payment_method_id"] == [methods[-1]] and enums["item_ids"] == [items[0]]
+    # naming nothing keeps every own method and every item shown
+    plain = session_enums(session, "Return it please.")
+    assert set(plain["payment_method_id"]) == set(methods) and set(items) <= set(plain["item_ids"])
+    # someone else's payment method is not theirs: it narrows nothing
+    assert set(session_enums(session, "refund to credit_card_0000000")["payment_method_id"]) == set(methods)
+
+
+def test_a_typed_email_ends_before_the_full_stop(settings, sample_store):
+    marketer = _session(settings, sample_store, role="marketer", customer=None)
+    enums = session_enums(marketer, "Tell me about customer thomas.wilson.3@example.com.")
+    assert enums["customer"] == ["thomas.wilson.3@example.com"]
+    assert "7292993" in session_enums(_session(settings, sample_store, customer=_any_customer(sample_store)),
+                                      "Change it to item 7292993.")["new_item_ids"]
+
+
+def _any_customer(store) -> str:
+    from store.models import Customer
+
+    with store.read() as s:
+        return s.scalars(select(Customer.id)).first()

@@ -122,8 +122,8 @@ def test_enums_go_on_the_named_arguments_only():
     assert out["cancel_pending_order"]["order_id"]["enum"] == OWN
     assert out["return_delivered_order_items"]["item_ids"]["items"]["enum"] == ["1008292230", "2648909398"]
     assert out["return_delivered_order_items"]["payment_method_id"]["enum"] == ["credit_card_9513926"]
-    # an empty list is "no constraint", never an unsatisfiable schema
-    assert "enum" not in out["exchange_delivered_order_items"]["new_item_ids"]["items"]
+    # an empty list means no value is possible: the tools that require it are left out, never unsatisfiable
+    assert "exchange_delivered_order_items" not in out and "modify_pending_order_items" not in out
     # arguments without an enum keep their schema
     original = {t["function"]["name"]: t["function"]["parameters"]["properties"] for t in tools}
     assert out["modify_pending_order_address"]["city"] == original["modify_pending_order_address"]["city"]
@@ -146,6 +146,30 @@ def test_optional_arguments_and_arrays_under_anyof():
     tier = next(b for t in narrowed if t["function"]["name"] == "score_churn"
                 for b in t["function"]["parameters"]["properties"]["tier"]["anyOf"] if b.get("type") == "string")
     assert tier["enum"] == ["high", "medium", "low"]
+
+
+def test_an_id_nobody_gave_cannot_be_written():
+    """No customer typed or shown yet: get_customer_profile (which needs one) is left out of the grammar, and the
+    optional customer arguments are removed, so "10" or a segment name cannot go there.
+    """
+    none_known = dict(MARKETER_ENUMS, customer=[], customers=[])
+    out = {t["function"]["name"]: t["function"]["parameters"] for t in constrained_tools(tools_of("marketer"),
+                                                                                          none_known)}
+    assert "get_customer_profile" not in out
+    assert "customer" not in out["lookup_segment"]["properties"] and "segment" in out["lookup_segment"]["properties"]
+    assert "customers" not in out["draft_retention_offer"]["properties"]
+    # a name that is not in the enums at all stays free (search queries)
+    assert "enum" not in out["search_products"]["properties"]["query"]
+
+
+def test_a_model_set_on_a_customer_nobody_gave_cannot_write_it(grammars, tokenizer):
+    none_known = dict(MARKETER_ENUMS, customer=[], customers=[])
+    tag = call_structural_tag(constrained_tools(tools_of("marketer"), none_known))
+    for wanted in (call("get_customer_profile", {"customer": "客户分群"}),
+                   call("lookup_segment", {"customer": "10"}),
+                   call("draft_retention_offer", {"customers": ["Champions"]})):
+        assert first_blocked(grammars, tokenizer, tag, wanted) is not None, wanted
+        assert not grammars.matcher(tag).accept_string(wanted)  # no other split of the same text either
 
 
 def test_duplicates_and_no_enums():
@@ -322,7 +346,7 @@ def test_real_model_with_the_shipped_adapter_calls_within_the_enum(shared_models
         ai = bound.invoke([SystemMessage("You are the shop's support assistant, talking with a signed-in customer."),
                            HumanMessage("Where is my order #W2611340?")])
     finally:
-        LocalChatModel.clear_registry()
+        model.loaded_models.clear()
     raw = ai.response_metadata["raw_text"]
     assert ai.tool_calls and not ai.invalid_tool_calls, raw
     specs = {fn.__name__: tool_spec(fn) for fn in tool_functions("customer")}

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
-from agent.backends import LocalChatModel
+from agent.backends import LocalChatModel, ModelCache
 from agent.toolspec import tool_spec
 from shopdesk.gguf_export import gguf_name, lora_deltas, merged_gguf, permute_rotary
 from shopdesk.models import SHIPPED_ADAPTER, smollm_gguf
@@ -65,10 +65,11 @@ def test_an_unknown_runtime_is_a_clear_error():
 def runtimes(shared_models_dir, tmp_path_factory):
     kwargs = dict(model_path=str(shared_models_dir), adapter=str(SHIPPED_ADAPTER), max_new_tokens=48, torch_threads=2)
     gguf_dir = str(tmp_path_factory.mktemp("gguf"))
-    torch_model = LocalChatModel(**kwargs)
-    llama_model = LocalChatModel(**kwargs, runtime="llamacpp", gguf_type="f32", gguf_dir=gguf_dir)
+    models = ModelCache()
+    torch_model = LocalChatModel(**kwargs, loaded_models=models)
+    llama_model = LocalChatModel(**kwargs, runtime="llamacpp", gguf_type="f32", gguf_dir=gguf_dir, loaded_models=models)
     yield torch_model, llama_model
-    LocalChatModel.clear_registry()
+    models.clear()
 
 
 def _prompts():

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from agent.backends import LocalChatModel
+from agent.backends import LocalChatModel, ModelCache
 from agent.session import open_session
 from agent.testing import ScriptedChatModel
 from agent.toolspec import tool_spec
@@ -18,14 +18,16 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def local(shared_models_dir):
-    model = LocalChatModel(model_path=str(shared_models_dir), adapter=None, max_new_tokens=64, torch_threads=2)
+    models = ModelCache()  # the test's own: the process's default cache is left alone
+    model = LocalChatModel(model_path=str(shared_models_dir), adapter=None, max_new_tokens=64, torch_threads=2,
+                           loaded_models=models)
     yield model
-    LocalChatModel.clear_registry()
+    models.clear()
 
 
 def test_prompt_uses_the_tool_template(local):
     spec = tool_spec(get_order_details)
-    prompt = local.render([SystemMessage("Be brief."), HumanMessage("Where is #W1?")], [spec.openai()])
+    prompt = local.prompt_text([SystemMessage("Be brief."), HumanMessage("Where is #W1?")], [spec.openai()])
     assert "- get_order_details(order_id: string):" in prompt
     assert prompt.endswith("<|im_start|>assistant\n")
 
@@ -50,7 +52,7 @@ def test_forced_tool_call_is_parsed(local):
 def test_without_the_grammar_a_forced_call_is_prefilled(local):
     spec = tool_spec(get_order_details)
     bound = local.bind_tools([spec.openai()], tool_choice="get_order_details", grammar=False)
-    prompt = local.render([HumanMessage("Where is #W1?")], [spec.openai()], "get_order_details", grammar=False)
+    prompt = local.prompt_text([HumanMessage("Where is #W1?")], [spec.openai()], "get_order_details", grammar=False)
     assert prompt.endswith('<tool_call>{"name": "get_order_details", "arguments": {"order_id": "')
     ai = bound.invoke([HumanMessage("Where is my order #W2611340?")])
     names = [c["name"] for c in ai.tool_calls] + [c["name"] for c in ai.invalid_tool_calls]

@@ -11,7 +11,7 @@ from agent.backends import LocalChatModel
 from agent.session import open_session
 from agent.testing import ScriptedChatModel, call
 from tools.context import ShopContext
-from ui.render import ChatView
+from ui.chatview import ChatView
 
 TABLE = "Your orders:\n\n| Order | Status |\n|---|---|\n| #W100 | processed |\n| #W101 | delivered |\n\n- one\n- two"
 
@@ -99,7 +99,7 @@ def test_in_process_backend_stream_keeps_line_breaks(settings, shop, monkeypatch
         text = next(outputs)
         yield from (text[i : i + 2] for i in range(0, len(text), 2))
 
-    monkeypatch.setattr(LocalChatModel, "render", lambda self, *args, **kwargs: "")
+    monkeypatch.setattr(LocalChatModel, "prompt_text", lambda self, *args, **kwargs: "")
     monkeypatch.setattr(LocalChatModel, "_token_stream", tokens)
     events, shown = turn_through_ui(settings, shop, LocalChatModel(model_path="scripted"))
     assert [e.name for e in events if e.kind == "tool_call"] == ["list_my_orders"]

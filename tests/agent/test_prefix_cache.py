@@ -9,7 +9,14 @@ import pytest
 import torch
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
-from agent.backends import LocalChatModel, PrefixCache, _common_prefix
+from agent.backends import (
+    LocalChatModel,
+    ModelCache,
+    PrefixCache,
+    _common_prefix,
+    default_model_cache,
+    make_chat_model,
+)
 from agent.graph import _fact_so_far
 from agent.toolspec import tool_spec
 from tools.orders import get_order_details, list_my_orders
@@ -99,6 +106,54 @@ def test_a_forward_pass_that_fails_half_way_leaves_no_cache_entry():
     assert len(loaded.prefixes._entries) == 2
 
 
+def test_two_model_caches_share_no_loaded_model():
+    """Each ModelCache loads its own copy; the models sharing one cache share one load."""
+    from types import SimpleNamespace
+
+    loads = []
+
+    def load():
+        loads.append(1)
+        return SimpleNamespace(in_flight=len(loads))
+
+    first, second = ModelCache(), ModelCache()
+    a = LocalChatModel(model_path="unused", loaded_models=first)
+    b = LocalChatModel(model_path="unused", prefix_cache=False, loaded_models=first)  # same key, same cache
+    c = LocalChatModel(model_path="unused", loaded_models=second)
+    assert a.cache_key == b.cache_key == c.cache_key
+    assert a.busy() == 0 and a.cache_key not in first  # busy() never loads
+
+    one = first.get(a.cache_key, load)
+    assert first.get(b.cache_key, load) is one and len(loads) == 1
+    assert a.busy() == b.busy() == 1
+    assert c.busy() == 0 and a.cache_key not in second  # nothing leaked into the other cache
+
+    other = second.get(c.cache_key, load)
+    assert other is not one and len(loads) == 2 and len(first) == len(second) == 1
+    first.clear()
+    assert len(first) == 0 and len(second) == 1 and a.busy() == 0 and c.busy() == 2
+
+
+def test_a_model_made_without_a_cache_uses_the_default_one_and_copies_keep_theirs():
+    mine = ModelCache()
+    assert LocalChatModel(model_path="unused").loaded_models is default_model_cache()
+    model = LocalChatModel(model_path="unused", loaded_models=mine)
+    assert model.model_copy(deep=True).loaded_models is mine  # a cache is shared by identity, never copied
+    assert "loaded_models" not in model.model_dump()  # not part of what describes the model
+
+
+def test_make_chat_model_loads_into_the_callers_cache(tmp_path, monkeypatch):
+    import shopdesk.models
+    from shopdesk.settings import get_settings
+
+    monkeypatch.setattr(shopdesk.models, "resolve_chat_model", lambda settings: str(tmp_path / "model"))
+    settings = get_settings(data_dir=tmp_path, llm_backend="local", adapter="none")
+    mine = ModelCache()
+    model = make_chat_model(settings, models=mine)
+    assert isinstance(model, LocalChatModel) and model.loaded_models is mine
+    assert make_chat_model(settings).loaded_models is default_model_cache()
+
+
 @pytest.mark.parametrize(("text", "states"), [
     ("I can help with that", False),
     ("Your order #W1", False),  # the last word may still grow: only finished words are judged
@@ -117,11 +172,13 @@ def models(shared_models_dir):
     """The same model twice (one loaded copy): every saving off, and as configured by default."""
     from shopdesk.models import SHIPPED_ADAPTER
 
-    kwargs = dict(model_path=str(shared_models_dir), adapter=str(SHIPPED_ADAPTER), max_new_tokens=48, torch_threads=2)
+    models = ModelCache()
+    kwargs = dict(model_path=str(shared_models_dir), adapter=str(SHIPPED_ADAPTER), max_new_tokens=48, torch_threads=2,
+                  loaded_models=models)
     plain = LocalChatModel(**kwargs, prefix_cache=False, jump_forward=False)
     fast = LocalChatModel(**kwargs)
     yield plain, fast
-    LocalChatModel.clear_registry()
+    models.clear()
 
 
 @pytest.mark.slow

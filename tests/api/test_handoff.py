@@ -179,7 +179,7 @@ def test_resolved_conversation_exports_redacted(api, agent, helpers):
 def test_customer_html_reaches_staff_as_text(api, agent, helpers):
     from store.tickets import get_ticket, lines
     from ui.app import ticket_markdown
-    from ui.render import ChatView
+    from ui.chatview import ChatView
 
     (cid, _), = helpers.customers_with_orders(api.store, 1)
     body = _hand_off(api, cid)

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
-from finetune.render import IGNORE, agent_template, assistant_spans, encode
+from finetune.encoding import IGNORE, agent_template, assistant_spans, encode
 from finetune.train import FinetuneArguments, encode_all, main, make_collator
 from finetune.transcripts import load_transcripts, parse_row
 

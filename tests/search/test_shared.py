@@ -1,4 +1,6 @@
-"""One search index per process: sessions share it (the embedding model loads once) and a rebuild is seen."""
+"""One search index per registry: the sessions handed a registry share it (the embedding model loads once), a rebuild
+is seen, and two registries share nothing.
+"""
 
 from __future__ import annotations
 
@@ -9,20 +11,18 @@ import pytest
 
 
 @pytest.fixture
-def registry(monkeypatch):
-    import index.shared
+def registry():
     from index.shared import IndexRegistry
 
     fresh = IndexRegistry()
-    monkeypatch.setattr(index.shared, "REGISTRY", fresh)
     yield fresh
     fresh.clear()
 
 
-def _session(settings, store):
+def _session(settings, store, registry):
     from tools.context import ShopContext
 
-    return ShopContext(store=store, settings=settings, role="customer", customer_id="c1")
+    return ShopContext(store=store, settings=settings, role="customer", customer_id="c1", indexes=registry)
 
 
 def test_sessions_share_one_index_and_one_model(tmp_path, registry, speaker_shop):
@@ -33,7 +33,7 @@ def test_sessions_share_one_index_and_one_model(tmp_path, registry, speaker_shop
     ef = registry.embedder(settings)
     build_index(store, settings, progress=False, ef=ef)
 
-    sessions = [_session(settings, store) for _ in range(4)]
+    sessions = [_session(settings, store, registry) for _ in range(4)]
     results, errors = [], []
 
     def chat(ctx):
@@ -69,7 +69,7 @@ def test_rebuild_is_seen_by_running_sessions(tmp_path, registry, speaker_shop):
     settings, store = speaker_shop(tmp_path)
     ef = registry.embedder(settings)
     build_index(store, settings, progress=False, ef=ef)
-    ctx = _session(settings, store)
+    ctx = _session(settings, store, registry)
     assert not [p for p in search_products(ctx, "Zorblax", k=3).products if p.product_id == "p9"]
     before = open_index(ctx)
 
@@ -101,6 +101,77 @@ def test_different_stores_get_different_indexes(tmp_path, registry, speaker_shop
     assert first is not other
     assert registry.get(settings) is first
     store.dispose()
+
+
+def test_two_registries_hold_independent_indexes(tmp_path, registry, speaker_shop):
+    """Two owners (two shops' servers, two tests) each keep their own index, client and model; neither sees the
+    other's.
+    """
+    from index.build import build_index
+    from index.shared import IndexRegistry
+    from tools.search import open_index, search_products
+
+    settings, store = speaker_shop(tmp_path)
+    build_index(store, settings, progress=False, ef=registry.embedder(settings))
+    other = IndexRegistry()
+    try:
+        mine, theirs = _session(settings, store, registry), _session(settings, store, other)
+        assert open_index(mine) is registry.get(settings, store.url)
+        assert open_index(theirs) is other.get(settings, store.url)
+        assert open_index(mine) is not open_index(theirs)
+        assert registry.embedder(settings) is not other.embedder(settings)
+        assert registry.builds == other.builds == 1
+        assert search_products(mine, "X300 speaker", k=3).products[0].product_id == "p3"
+        assert search_products(theirs, "X300 speaker", k=3).products[0].product_id == "p3"
+        registry.clear()  # one owner letting go leaves the other's index alone
+        assert open_index(theirs) is other.get(settings, store.url) and other.builds == 1
+    finally:
+        other.clear()
+        store.dispose()
+
+
+def test_a_context_searches_the_registry_it_was_given():
+    """The tools take the registry from the context; no module-level registry is consulted."""
+    from types import SimpleNamespace
+
+    from tools.context import ShopContext
+    from tools.search import open_index
+
+    asked = []
+    index = object()
+
+    class Registry:
+        def get(self, settings, store_url=None):
+            asked.append((settings, store_url))
+            return index
+
+    settings = SimpleNamespace()
+    ctx = ShopContext(store=SimpleNamespace(url="sqlite:///shop.db"), settings=settings, role="customer",
+                      customer_id="c1", indexes=Registry())
+    assert open_index(ctx) is index
+    assert asked == [(settings, "sqlite:///shop.db")]
+    ctx.cache["search_index"] = "pinned"  # a handle a caller put in the cache still wins
+    assert open_index(ctx) == "pinned" and len(asked) == 1
+
+
+def test_a_context_made_without_a_registry_uses_the_default_one(monkeypatch):
+    from types import SimpleNamespace
+
+    import index.shared
+    from tools.context import ShopContext
+    from tools.search import open_index
+
+    asked = []
+
+    class Registry:
+        def get(self, settings, store_url=None):
+            asked.append(store_url)
+            return "default index"
+
+    default = Registry()
+    monkeypatch.setattr(index.shared, "_default", default)
+    a = ShopContext(store=SimpleNamespace(url="sqlite:///a.db"), settings=SimpleNamespace(), role="marketer")
+    assert a.indexes is None and open_index(a) == "default index" and asked == ["sqlite:///a.db"]
 
 
 def _index_build_in_another_process(settings) -> dict:

@@ -1,4 +1,4 @@
-"""Rendering transcripts into token ids and labels with the agent's own chat template; loss on assistant turns only.
+"""Encoding transcripts as token ids and labels with the agent's own chat template; loss on assistant turns only.
 
 Each assistant message (its text and its `<tool_call>` JSON, up to and including `<|im_end|>`) is a target; the system
 turn with the tool list, user turns, tool results and assistant turns marked `"weight": 0` (text the agent's code
@@ -22,7 +22,7 @@ def agent_template() -> str:
     return chat_template()
 
 
-def _render(tokenizer, messages, tools, template: str, add_generation_prompt: bool = False) -> str:
+def _apply_template(tokenizer, messages, tools, template: str, add_generation_prompt: bool = False) -> str:
     return tokenizer.apply_chat_template(
         messages, tools=tools, chat_template=template, tokenize=False, add_generation_prompt=add_generation_prompt
     )
@@ -37,13 +37,13 @@ def assistant_spans(tokenizer, t: Transcript, template: str, tools=None) -> tupl
     """The rendered conversation and the character spans of its assistant turns."""
     messages = template_messages(t)
     tools = tools if tools is not None else t.tools
-    text = _render(tokenizer, messages, tools, template)
+    text = _apply_template(tokenizer, messages, tools, template)
     spans = []
     for i, m in enumerate(messages):
         if m["role"] != "assistant" or t.messages[i].get("weight", 1) == 0:
             continue
-        prefix = _render(tokenizer, messages[:i], tools, template, add_generation_prompt=True)
-        upto = _render(tokenizer, messages[: i + 1], tools, template)
+        prefix = _apply_template(tokenizer, messages[:i], tools, template, add_generation_prompt=True)
+        upto = _apply_template(tokenizer, messages[: i + 1], tools, template)
         if not upto.startswith(prefix) or not text.startswith(upto):
             raise ValueError(
                 "the chat template does not render conversations incrementally (a prefix changed when a turn was "
@@ -82,4 +82,4 @@ def encode(tokenizer, t: Transcript, template: str, max_length: int, tools=None)
 def prompt_for(tokenizer, t: Transcript, upto: int, template: str, tools=None) -> str:
     """The generation prompt before message `upto` (an assistant turn), as the agent would send it."""
     tools = tools if tools is not None else t.tools
-    return _render(tokenizer, template_messages(t)[:upto], tools, template, add_generation_prompt=True)
+    return _apply_template(tokenizer, template_messages(t)[:upto], tools, template, add_generation_prompt=True)

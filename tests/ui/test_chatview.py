@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy
 
 from agent.api import AgentEvent
-from ui.render import ChatView, as_text, friendly_error, run_action, run_turn
+from ui.chatview import ChatView, as_text, friendly_error, run_action, run_turn
 
 
 class ListSession:
