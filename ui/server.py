@@ -23,6 +23,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -431,11 +432,17 @@ def build_api(settings: Settings, services: AppServices) -> FastAPI:
         """The handoff queue, oldest first (`status`: open, resolved, or empty for all)."""
         return [_ticket_out(t) for t in ticket_store.list_tickets(services.store(), status or None)]
 
-    def _ticket(number: int) -> ticket_store.TicketView:
+    @contextmanager
+    def refused_as(status: int) -> Iterator[None]:
+        """A UserError inside becomes an HTTP error with this status and the error's sentence."""
         try:
-            return ticket_store.get_ticket(services.store(), number)
+            yield
         except UserError as exc:
-            raise HTTPException(404, str(exc)) from None
+            raise HTTPException(status, str(exc)) from None
+
+    def _ticket(number: int) -> ticket_store.TicketView:
+        with refused_as(404):
+            return ticket_store.get_ticket(services.store(), number)
 
     @api.get("/api/tickets/{number}", response_model=TicketDetail, responses=ERRORS, tags=["staff"])
     def ticket_detail(number: int, staff: StaffSession = Depends(support_agent)) -> TicketDetail:
@@ -448,19 +455,15 @@ def build_api(settings: Settings, services: AppServices) -> FastAPI:
     def ticket_reply(number: int, body: StaffText, staff: StaffSession = Depends(support_agent)) -> Said:
         """Reply to the customer in their conversation."""
         _ticket(number)
-        try:
+        with refused_as(409):
             return _said(ticket_store.staff_reply(services.store(), number, staff.name, body.message))
-        except UserError as exc:
-            raise HTTPException(409, str(exc)) from None
 
     @api.post("/api/tickets/{number}/resolve", response_model=TicketOut, responses=ERRORS, tags=["staff"])
     def ticket_resolve(number: int, body: ResolveRequest, staff: StaffSession = Depends(support_agent)) -> TicketOut:
         """Close the ticket with a note on how it was resolved."""
         _ticket(number)
-        try:
+        with refused_as(409):
             return _ticket_out(ticket_store.resolve(services.store(), number, staff.name, body.note))
-        except UserError as exc:
-            raise HTTPException(409, str(exc)) from None
 
     @api.get("/api/support/stats", responses=ERRORS, tags=["staff"])
     def stats(since: date | None = None, until: date | None = None,

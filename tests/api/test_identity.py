@@ -9,10 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from chromium import launch, needs_chromium
 
 
 @pytest.mark.parametrize(
@@ -62,13 +59,13 @@ def test_tokens_are_redacted_from_the_access_log():
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (/usr/bin/chromium)")
+@needs_chromium
 def test_chat_link_with_a_token_signs_the_customer_in(api, helpers):
     from playwright.sync_api import expect, sync_playwright
 
     (cid, oid), = helpers.customers_with_orders(api.store, 1)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        browser = launch(p)
         try:
             page = browser.new_page()
             page.set_default_timeout(60_000)

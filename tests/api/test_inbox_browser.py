@@ -5,21 +5,17 @@ replies, the customer sees the reply in their chat, the agent resolves the ticke
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
+from chromium import ARTIFACTS, launch, needs_chromium
 
 from store.staff import add_staff
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PASSWORD = "inbox-browser-password"
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (/usr/bin/chromium)")
+@needs_chromium
 def test_inbox_round_trip_in_the_browser(api, helpers):
     from playwright.sync_api import expect, sync_playwright
 
@@ -31,7 +27,7 @@ def test_inbox_round_trip_in_the_browser(api, helpers):
     (cid, _), = helpers.customers_with_orders(api.store, 1)
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        browser = launch(p)
         try:
             customer = browser.new_page()
             customer.set_default_timeout(60_000)

@@ -11,15 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from chromium import ARTIFACTS, launch, needs_chromium
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (/usr/bin/chromium)"),
+    needs_chromium,
 ]
 
 
@@ -30,7 +26,7 @@ def browser():
     expect.set_options(timeout=60_000)  # the first churn scoring fits a model (seconds on 2 shared cores)
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        b = launch(p)
         yield b
         b.close()
 
