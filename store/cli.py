@@ -8,6 +8,7 @@ r"""CLI of the shop's data: `shopdesk store migrate | init | stats | import ...`
         --columns order=InvoiceNo,product=StockCode,quantity=Quantity,date=InvoiceDate,price=UnitPrice,customer=CustomerID
     shopdesk store import catalog electronics_dataset.csv
     shopdesk store import reviews reviews.jsonl
+    shopdesk store import events events.csv --columns customer=user_id,kind=event_type,time=timestamp,product=item_id
 """  # noqa: E501
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from shopdesk.output import UserError, cli_errors, emit
 
 store_app = typer.Typer(help="The shop's database: schema, sample shop, importers, statistics.", no_args_is_help=True)
 import_app = typer.Typer(
-    help="Import real data: tau2 retail, transaction exports, catalogs, reviews.", no_args_is_help=True
+    help="Import real data: tau2 retail, transaction exports, catalogs, reviews, behaviour events.",
+    no_args_is_help=True,
 )
 store_app.add_typer(import_app, name="import")
 
@@ -36,7 +38,7 @@ def _open(migrate: bool = True):
 
 def _counts_text(result: dict[str, Any]) -> str:
     lines = [f"{k:>16}: {v:,}" for k, v in result.get("counts", {}).items()]
-    for key in ("skipped", "detected", "currency", "orders_from", "orders_to", "as_of", "file"):
+    for key in ("skipped", "detected", "columns", "currency", "orders_from", "orders_to", "as_of", "file"):
         if result.get(key):
             value = result[key]
             lines.append(f"{key:>16}: {', '.join(value) if isinstance(value, list) else value}")
@@ -218,6 +220,34 @@ def import_reviews_cmd(
     from store.importers.reviews import import_reviews
 
     emit(import_reviews(_open(), file, skip_bad=skip_bad), as_json, _counts_text)
+
+
+EVENT_COLUMNS_HELP = (
+    "field=COLUMN pairs for the fields whose column is not named like them: customer, kind and time (required), "
+    "product, query, order, session, id. Default: columns with the field's name or a usual one (user_id, event_name, "
+    "timestamp, item_id, search_term, order_id, session_id, event_id, ...)."
+)
+
+
+@import_app.command("events")
+@cli_errors
+def import_events_cmd(
+    file: Path = typer.Argument(..., help="CSV (with a header) or JSONL of behaviour events, optionally gzipped."),
+    columns: str | None = typer.Option(None, "--columns", help=EVENT_COLUMNS_HELP),
+    skip_bad: bool = skip_bad_option(),
+    ids_from: str | None = typer.Option(
+        None, "--ids-from", help="Look customer, product and order ids up as SOURCE:ID, as `store import "
+        "transactions` stored them (SOURCE: that file's stem, lower-case)."
+    ),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Import behaviour events (views, searches, carts, purchases, returns, reviews, support) for customer journeys."""
+    from store.importers.events import import_events, parse_event_columns
+
+    result = import_events(
+        _open(), file, parse_event_columns(columns), skip_bad=skip_bad, ids_from=ids_from, progress=True
+    )
+    emit(result, as_json, _counts_text)
 
 
 def register(app: typer.Typer) -> None:

@@ -190,6 +190,33 @@ class Message(Base):
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
 
 
+EVENT_KINDS = ("view", "search", "cart", "support", "purchase", "review", "return")
+
+
+class Event(Base):
+    """One thing a customer did: viewed or searched the catalog, added to cart, contacted support, bought, reviewed,
+    returned. What shop platforms and analytics tools export; the journey and the funnel are read from here.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_customer_time", "customer_id", "occurred_at", "kind"),  # covers the funnel's GROUP BY
+        Index("ix_events_kind_time", "kind", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # the exporter's event id, or a hash of (customer, kind, time, product, query, order): a re-import adds nothing
+    key: Mapped[str] = mapped_column(String(128), unique=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
+    kind: Mapped[str] = mapped_column(String(20))  # one of EVENT_KINDS
+    occurred_at: Mapped[datetime] = mapped_column(DateTime)
+    product_id: Mapped[str | None] = mapped_column(String(64), index=True)  # as exported; may not be in the catalog
+    query: Mapped[str | None] = mapped_column(String(500))  # search text
+    order_id: Mapped[str | None] = mapped_column(String(64))  # purchase, return
+    session_id: Mapped[str | None] = mapped_column(String(128))  # the exporter's visit/session, if any
+    source: Mapped[str] = mapped_column(String(50), default="manual")
+
+
 class ImportRun(Base):
     """One importer run, so re-imports can be recognised and reported."""
 

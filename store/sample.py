@@ -18,14 +18,27 @@ its own generator seeded by (seed, chunk), so a given (customers, seed, as_of) a
   orders with a return request); the text is built from phrase banks about aspects that fit the category
   (battery, sound, screen, delivery, price, quality, size, ...) with the polarity of the rating; ~10% in Chinese.
 - A few support conversations (user, assistant tool call, tool result, assistant answer) about a customer's order.
+- Behaviour events `sample-000000001` (source "sample"; drawn from a generator of their own, seeded by (seed, chunk,
+  EVENTS_STREAM), so they leave every other row as it was), in each customer's time order, with visit ids:
+  - for each order, a visit hours to days before it (often opened by a search for the category, brand or name) that
+    views the first item and a few products of its category, then the buying visit: every item into the cart
+    minutes before the order, and a purchase event (order id, first item) at the order's time;
+  - visits that buy nothing: views in a category the customer buys from, sometimes a search, a quarter of them an
+    abandoned cart; loyal customers come most often, one-time and fading ones much less once they drift away after
+    their last order; November and December bring up to 1.8x the visits (orders have no season). Per month, fewer
+    customers cart than view and fewer buy than cart;
+  - a review event per review, a return event per return request (and a support contact before most returns), a
+    support event per support conversation.
+  About 63 events per customer (10,000 customers: ~310k views, ~146k carts, 86k purchases).
 
-Rows are generated as numpy columns per chunk and bulk-inserted, so a million customers (~8.4M orders, ~41M rows) fit in
-bounded memory and build in one transaction.
+Rows are generated as numpy columns per chunk and bulk-inserted, so a million customers (~8.4M orders, ~41M rows, and
+~63M events) fit in bounded memory and build in one transaction.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,8 +51,10 @@ from store.db import Store
 from store.importers.catalog import parse_catalog
 from store.importers.common import BulkWriter
 from store.models import (
+    EVENT_KINDS,
     Conversation,
     Customer,
+    Event,
     Fulfillment,
     Message,
     Order,
@@ -97,6 +112,7 @@ class _Catalog:
     cat_p: np.ndarray
     siblings: dict[int, list[int]]  # variant index -> other variants of the same product
     has_sibling: np.ndarray
+    queries: np.ndarray  # per variant: (the category's word, brand and that word, the name's first words)
 
 
 def _aspects_for(category: str) -> tuple[str, ...]:
@@ -106,6 +122,14 @@ def _aspects_for(category: str) -> tuple[str, ...]:
         if key in c:
             found.extend(a for a in aspects if a not in found)
     return tuple(found) + GENERAL_ASPECTS
+
+
+def _queries(product: dict[str, Any]) -> tuple[str, str, str]:
+    """What a shopper types into the search box to find `product`: "laptops", "hp laptops", "hp 15.6 laptop"."""
+    topic = re.split(r"[&,]", product["category"])[0].strip().lower()
+    brand = (product["brand"] or "").lower()
+    words = re.findall(r"[a-z0-9]+", product["name"].lower())[:3]
+    return topic, f"{brand} {topic}".strip(), " ".join(words)
 
 
 def _load_catalog(session, seed: int) -> _Catalog:
@@ -147,6 +171,7 @@ def _load_catalog(session, seed: int) -> _Catalog:
         cat_p=cat_p / cat_p.sum(),
         siblings={i: [j for j in per_product[v["product_id"]] if j != i] for i, v in enumerate(variants)},
         has_sibling=np.array([len(per_product[v["product_id"]]) > 1 for v in variants]),
+        queries=np.array([_queries(products[v["product_id"]]) for v in variants], dtype=object),
     )
 
 
@@ -174,6 +199,10 @@ def _scramble(n: np.ndarray | int, mult: int, add: int, mod: int):
 
 
 BULK_FROM = 20_000  # from this many customers, SQLite secondary indexes are rebuilt once after loading
+# Events are the most numerous rows, and their indexes (by customer, kind and product) see random inserts: on SQLite
+# they are rebuilt after loading at every size (loading a million events, then indexing them, takes a third of the
+# time of loading them indexed).
+ALWAYS_REBUILT = ("events",)
 BULK_TABLES = (
     "customers",
     "payment_methods",
@@ -184,10 +213,11 @@ BULK_TABLES = (
     "reviews",
     "conversations",
     "messages",
+    "events",
 )
 
 
-def _drop_indexes(session) -> list:
+def _drop_indexes(session, tables: tuple[str, ...]) -> list:
     """Drop the secondary indexes of the tables the build fills (inside its transaction); returns them to recreate.
 
     Building an index once over sorted keys is far cheaper than millions of random b-tree inserts.
@@ -196,7 +226,7 @@ def _drop_indexes(session) -> list:
 
     conn = session.connection()
     dropped = []
-    for name in BULK_TABLES:
+    for name in tables:
         for index in Base.metadata.tables[name].indexes:
             index.drop(conn)
             dropped.append(index)
@@ -223,6 +253,7 @@ def build_sample(
             "reviews",
             "conversations",
             "messages",
+            "events",
         ),
         0,
     )
@@ -233,17 +264,19 @@ def build_sample(
         cat = _load_catalog(session, seed)
         counts["products"] = len(set(cat.product_ids.tolist()))
         counts["variants"] = len(cat.variant_ids)
-        state = {"order": 0, "review": 0}
+        state = {"order": 0, "review": 0, "event": 0, "session": 0}
         clock = _Clock(as_of, writer.sqlite)
         bulk = writer.sqlite and customers >= BULK_FROM
-        dropped = _drop_indexes(session) if bulk else []
+        dropped = _drop_indexes(session, BULK_TABLES if bulk else ALWAYS_REBUILT) if writer.sqlite else []
         if writer.sqlite:  # a big page cache keeps index pages of the growing tables in memory
             session.connection().exec_driver_sql("PRAGMA cache_size=-400000")
         with tqdm(total=customers, unit="cust", desc="sample shop", disable=not progress) as bar:
             for chunk, start in enumerate(range(0, customers, CHUNK)):
                 n = min(CHUNK, customers - start)
                 rng = np.random.default_rng([seed, chunk])
-                _build_chunk(writer, cat, clock, rng, start, n, state, counts)
+                # the events draw from a stream of their own, so they never change the rows drawn before them
+                events_rng = np.random.default_rng([seed, chunk, EVENTS_STREAM])
+                _build_chunk(writer, cat, clock, rng, events_rng, start, n, state, counts)
                 bar.update(n)
         if dropped:
             conn = session.connection()
@@ -296,13 +329,14 @@ def _build_chunk(
     cat: _Catalog,
     clock: _Clock,
     rng: np.random.Generator,
+    events_rng: np.random.Generator,
     start: int,
     n: int,
     state: dict[str, int],
     counts: dict[str, int],
 ) -> None:
-    """Customers `start` to `start + n` with their orders, reviews and conversations; draws from `rng` in a fixed
-    order, so the same generator always gives the same rows.
+    """Customers `start` to `start + n` with their orders, reviews, conversations and behaviour events; draws from
+    `rng` (and `events_rng`) in a fixed order, so the same generators always give the same rows.
     """
     idx = np.arange(start, start + n)
     customers = _customers(writer, clock, rng, idx, counts)
@@ -316,8 +350,10 @@ def _build_chunk(
     items = _items(cat, rng, n, order_cust)
     life = _lifecycle(cat, rng, order_t, items)
     _write_orders(writer, cat, clock, rng, counts, customers, order_cust, order_t, order_no, order_ids, items, life)
-    _reviews(writer, cat, clock, rng, state, counts, customers.ids, order_cust, items, life)
-    _conversations(writer, clock, rng, counts, customers.ids, order_cust, order_ids, life.status, life.updated)
+    reviewed = _reviews(writer, cat, clock, rng, state, counts, customers.ids, order_cust, items, life)
+    talks = _conversations(writer, clock, rng, counts, customers.ids, order_cust, order_ids, life.status, life.updated)
+    orders = _Orders(cust=order_cust, t=order_t, ids=order_ids, items=items, life=life)
+    _events(writer, cat, clock, events_rng, state, counts, customers, orders, reviewed, talks)
 
 
 def _customers(
@@ -609,15 +645,17 @@ def _reviews(
     order_cust: np.ndarray,
     items: _Items,
     life: _Lifecycle,
-) -> None:
-    """Reviews by ~14% of the received items' buyers, rated around the product's rating, from the phrase banks."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reviews by ~14% of the received items' buyers, rated around the product's rating, from the phrase banks;
+    returns the reviewed items (indexes into `items`) and the review times.
+    """
     item_order, item_var, deliver, status = items.order, items.variant, life.deliver, life.status
     received = np.isin(status, ("delivered", "return requested", "exchange requested"))
     t_items = len(item_order)
     review_t = deliver[item_order] + rng.uniform(1, 20, size=t_items)
     chosen = np.flatnonzero(received[item_order] & (rng.random(t_items) < 0.14) & (review_t < HISTORY_DAYS))
     if len(chosen) == 0:
-        return
+        return chosen, review_t[chosen]
     k = len(chosen)
     unhappy = status[item_order[chosen]] == "return requested"
     mean = cat.base_rating[item_var[chosen]] - 0.35 - 1.8 * unhappy
@@ -678,6 +716,7 @@ def _reviews(
         Review, ("id", "product_id", "customer_id", "rating", "title", "text", "language", "created_at", "source"), rows
     )
     counts["reviews"] += k
+    return chosen, review_t[chosen]
 
 
 def _lower_first(s: str, zh: bool) -> str:
@@ -685,7 +724,9 @@ def _lower_first(s: str, zh: bool) -> str:
 
 
 def _conversations(writer, clock, rng, counts, cust_ids, order_cust, order_ids, status, updated):
-    # one conversation about the latest order of ~3% of the customers who ordered
+    """One conversation about the latest order of ~3% of the customers who ordered; returns those orders and when
+    each conversation started.
+    """
     last_of_customer = np.flatnonzero(np.r_[order_cust[1:] != order_cust[:-1], True])
     chosen = last_of_customer[rng.random(len(last_of_customer)) < 0.03]
     conv_rows, msg_rows = [], []
@@ -717,3 +758,234 @@ def _conversations(writer, clock, rng, counts, cust_ids, order_cust, order_ids, 
     )
     counts["conversations"] += len(conv_rows)
     counts["messages"] += len(msg_rows)
+    return chosen, start_t
+
+
+EVENTS_STREAM = 7  # the third seed word of the events' generator
+MINUTE = 1 / 1440
+# Visits that buy nothing, per day while a customer is still around, by hidden behaviour (as in SEGMENTS).
+BROWSE_RATE = np.array([1 / 50, 1 / 35, 1 / 30, 1 / 30])
+LAPSED_RATE = 1 / 45  # and once they stopped buying
+# How much more (or less) people browse in each month, January first: the holidays bring the crowds.
+SEASON = np.array([1.0, 0.9, 1.0, 1.0, 1.0, 0.95, 0.95, 1.0, 1.0, 1.05, 1.6, 1.8])
+WRITE_SLICE = 100_000
+EVENT_COLUMNS = ("key", "customer_id", "kind", "occurred_at", "product_id", "query", "order_id", "session_id", "source")
+
+
+@dataclass
+class _Orders:
+    """A chunk's orders as the events need them (index o is the order's position in the chunk)."""
+
+    cust: np.ndarray  # customer index per order
+    t: np.ndarray  # day offset per order
+    ids: list[str]
+    items: _Items
+    life: _Lifecycle
+
+
+class _EventBatch:
+    """A chunk's events gathered as numpy columns (variant, order and session -1 where there is none)."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[np.ndarray, ...]] = []
+
+    def add(
+        self,
+        kind: str,
+        cust: np.ndarray,
+        t: np.ndarray,
+        variant: np.ndarray | None = None,
+        order: np.ndarray | None = None,
+        session: np.ndarray | None = None,
+        query: np.ndarray | None = None,
+    ) -> None:
+        n = len(cust)
+        none = np.full(n, -1, dtype=np.int64)
+        self.parts.append(
+            (
+                np.full(n, EVENT_KINDS.index(kind)),
+                cust,
+                t,
+                none if variant is None else variant,
+                none if order is None else order,
+                none if session is None else session,
+                np.full(n, None, dtype=object) if query is None else query,
+            )
+        )
+
+    def write(
+        self,
+        writer: BulkWriter,
+        cat: _Catalog,
+        clock: _Clock,
+        state: dict[str, int],
+        counts: dict[str, int],
+        cust_ids: list[str],
+        order_ids: list[str],
+    ) -> None:
+        """Insert the events in each customer's time order, keyed `sample-<n>` in that order."""
+        columns = [np.concatenate(column) for column in zip(*self.parts, strict=True)]
+        by_time = np.lexsort((columns[2], columns[1]))
+        kind, cust, t, variant, order, session, query = (column[by_time] for column in columns)
+        n = len(t)
+        first = state["event"] + 1
+        state["event"] += n
+        cust_ids_arr = np.array(cust_ids, dtype=object)
+        kinds = np.array(EVENT_KINDS, dtype=object)
+        # index -1 (no product, no order) picks the None appended at the end
+        products = np.append(cat.product_ids, None)
+        order_ids_arr = np.array([*order_ids, None], dtype=object)
+        for lo in range(0, n, WRITE_SLICE):  # in slices: a chunk's rows as Python tuples would double peak memory
+            part = slice(lo, min(lo + WRITE_SLICE, n))
+            rows = zip(
+                [f"sample-{i:09d}" for i in range(first + lo, first + part.stop)],
+                cust_ids_arr[cust[part]].tolist(),
+                kinds[kind[part]].tolist(),
+                clock.values(t[part]),
+                products[variant[part]].tolist(),
+                query[part].tolist(),
+                order_ids_arr[order[part]].tolist(),
+                [f"sample-v{s:09d}" if s >= 0 else None for s in session[part].tolist()],
+                [SOURCE] * (part.stop - lo),
+                strict=True,
+            )
+            writer.insert_tuples(Event, EVENT_COLUMNS, rows)
+        counts["events"] += n
+
+
+def _events(
+    writer: BulkWriter,
+    cat: _Catalog,
+    clock: _Clock,
+    rng: np.random.Generator,
+    state: dict[str, int],
+    counts: dict[str, int],
+    customers: _Customers,
+    orders: _Orders,
+    reviewed: tuple[np.ndarray, np.ndarray],
+    talks: tuple[np.ndarray, np.ndarray],
+) -> None:
+    """The chunk's behaviour events: the visits before each order, visits that buy nothing, and an event for each
+    review, return request and support conversation (and a support contact before most returns).
+    """
+    batch = _EventBatch()
+    _purchase_journeys(batch, cat, rng, state, customers, orders)
+    _browsing(batch, cat, clock, rng, state, customers, orders)
+    items, life = orders.items, orders.life
+    chosen, review_t = reviewed
+    batch.add("review", orders.cust[items.order[chosen]], review_t, variant=items.variant[chosen])
+    returned = np.flatnonzero(life.status == "return requested")
+    first_item = np.r_[0, np.cumsum(items.n_items)[:-1]]
+    batch.add(
+        "return", orders.cust[returned], life.updated[returned], variant=items.variant[first_item[returned]],
+        order=returned,
+    )
+    asked = returned[rng.random(len(returned)) < 0.6]
+    asked_t = np.maximum(life.updated[asked] - rng.uniform(0.05, 1.5, len(asked)), life.deliver[asked])
+    batch.add("support", orders.cust[asked], asked_t, order=asked)
+    talked, talk_t = talks
+    batch.add("support", orders.cust[talked], talk_t, order=talked)
+    batch.write(writer, cat, clock, state, counts, customers.ids, orders.ids)
+
+
+def _in_category(cat: _Catalog, rng: np.random.Generator, category: np.ndarray) -> np.ndarray:
+    """A variant of each given category, drawn by the shop's popularity."""
+    u = rng.random(len(category))
+    out = np.empty(len(category), dtype=np.int64)
+    for c, (vidx, cum) in enumerate(cat.cat_cum):
+        sel = category == c
+        if sel.any():
+            out[sel] = vidx[np.minimum(np.searchsorted(cum, u[sel] * cum[-1], side="right"), len(vidx) - 1)]
+    return out
+
+
+def _purchase_journeys(
+    batch: _EventBatch,
+    cat: _Catalog,
+    rng: np.random.Generator,
+    state: dict[str, int],
+    customers: _Customers,
+    orders: _Orders,
+) -> None:
+    """Before each order, a visit hours to days earlier (often opened by a search) that views the first item and a
+    few other products of its category; then the buying visit: each item into the cart minutes before the order,
+    and the purchase event (of the first item) at the order's time.
+    """
+    items, cust, m = orders.items, orders.cust, len(orders.t)
+    first_item = np.r_[0, np.cumsum(items.n_items)[:-1]]
+    main = items.variant[first_item]
+    # after the signup, unless the customer ordered within hours of it; well before the buying visit's carts
+    visit = np.maximum(orders.t - rng.uniform(0.1, 6.0, m), np.minimum(customers.signup[cust], orders.t - 0.1))
+    browse_session = state["session"] + np.arange(m)
+    buy_session = browse_session + m
+    state["session"] += 2 * m
+    o = np.flatnonzero(rng.random(m) < 0.4)
+    query = cat.queries[main[o], rng.integers(3, size=len(o))]
+    batch.add("search", cust[o], visit[o], session=browse_session[o], query=query)
+    batch.add("view", cust, visit + rng.uniform(1, 40, m) * MINUTE, variant=main, session=browse_session)
+    o = np.repeat(np.arange(m), rng.poisson(0.5, m))
+    batch.add(
+        "view", cust[o], visit[o] + rng.uniform(1, 40, len(o)) * MINUTE,
+        variant=_in_category(cat, rng, cat.category[main[o]]), session=browse_session[o],
+    )
+    o = items.order
+    batch.add(
+        "cart", cust[o], orders.t[o] - rng.uniform(2, 60, len(o)) * MINUTE, variant=items.variant,
+        session=buy_session[o],
+    )
+    batch.add("purchase", cust, orders.t, variant=main, order=np.arange(m), session=buy_session)
+
+
+def _browsing(
+    batch: _EventBatch,
+    cat: _Catalog,
+    clock: _Clock,
+    rng: np.random.Generator,
+    state: dict[str, int],
+    customers: _Customers,
+    orders: _Orders,
+) -> None:
+    """Visits that buy nothing: views in a category the customer buys from (or a popular one), sometimes after a
+    search, often ending in a cart that is abandoned. Loyal customers come most often; one-time and fading customers
+    come less a while after their last order (browsing dries up as they churn); November and December bring more.
+    """
+    n = len(customers.ids)
+    last_order = np.full(n, -1.0)
+    np.maximum.at(last_order, orders.cust, orders.t)
+    drift = np.where(
+        last_order >= 0, last_order + rng.exponential(40, n), customers.signup + rng.exponential(30, n)
+    )
+    end = np.minimum(np.where(customers.segment >= 2, drift, HISTORY_DAYS), HISTORY_DAYS - 0.05)
+    # two windows per customer: active (signup to drifting away), then lapsed (to the as-of date)
+    cust = np.r_[np.arange(n), np.arange(n)]
+    begin = np.r_[customers.signup, end]
+    span = np.maximum(np.r_[end, np.full(n, HISTORY_DAYS - 0.05)] - begin, 0)
+    rate = np.r_[BROWSE_RATE[customers.segment], np.full(n, LAPSED_RATE)]
+    drawn = rng.poisson(rate * span * SEASON.max())
+    cust, begin, span = (np.repeat(a, drawn) for a in (cust, begin, span))
+    t = begin + rng.random(len(cust)) * span
+    month = (clock.start64 + (t * 86400).astype("int64").astype("timedelta64[s]")).astype("datetime64[M]")
+    keep = rng.random(len(cust)) < SEASON[month.astype("int64") % 12] / SEASON.max()
+    cust, t = cust[keep], t[keep]
+    k = len(cust)
+    session = state["session"] + np.arange(k)
+    state["session"] += k
+
+    item_cust = orders.cust[orders.items.order]  # grouped by customer, like the orders
+    n_items = np.bincount(item_cust, minlength=n)
+    first = np.searchsorted(item_cust, np.arange(n))
+    pick = np.minimum(first[cust] + (rng.random(k) * n_items[cust]).astype(np.int64), len(item_cust) - 1)
+    own = (rng.random(k) < 0.7) & (n_items[cust] > 0)
+    popular = rng.choice(len(cat.cat_p), size=k, p=cat.cat_p)
+    category = np.where(own, cat.category[orders.items.variant[pick]], popular)
+
+    views = 1 + rng.poisson(0.8, k)
+    v = np.repeat(np.arange(k), views)
+    variant = _in_category(cat, rng, category[v])
+    batch.add("view", cust[v], t[v] + rng.uniform(1, 40, len(v)) * MINUTE, variant=variant, session=session[v])
+    first_view = variant[np.cumsum(views) - views]
+    v = np.flatnonzero(rng.random(k) < 0.3)
+    query = cat.queries[first_view[v], rng.integers(3, size=len(v))]
+    batch.add("search", cust[v], t[v], session=session[v], query=query)
+    v = np.flatnonzero(rng.random(k) < 0.25)
+    batch.add("cart", cust[v], t[v] + 41 * MINUTE, variant=first_view[v], session=session[v])

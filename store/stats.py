@@ -10,6 +10,7 @@ from store.db import Store
 from store.models import (
     Conversation,
     Customer,
+    Event,
     Fulfillment,
     ImportRun,
     Message,
@@ -34,6 +35,7 @@ ENTITIES = {
     "reviews": Review,
     "conversations": Conversation,
     "messages": Message,
+    "events": Event,
     "import_runs": ImportRun,
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +27,27 @@ class BadInputError(UserError):
         where = str(path) + (f", line {line}" if line is not None else "")
         what = f"field '{field}': " if field else ""
         super().__init__(f"{where}: {what}{message}")
+
+
+def parse_mapping(spec: str, fields: Sequence[str]) -> dict[str, str]:
+    """Parse a `--columns` text, `customer=0,date=1`, into {field: column}; unknown fields are a UserError."""
+    mapping: dict[str, str] = {}
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        if "=" not in part:
+            raise UserError(f"--columns: {part!r} is not FIELD=COLUMN")
+        name, col = (x.strip() for x in part.split("=", 1))
+        if name not in fields:
+            raise UserError(f"--columns: unknown field {name!r} (known: {', '.join(fields)})")
+        if not col:
+            raise UserError(f"--columns: no column given for {name!r}")
+        mapping[name] = col
+    return mapping
+
+
+def source_name(path: Path, default: str) -> str:
+    """The source name rows of a file are stored under: the file's stem, lower-case, in safe characters."""
+    name = Path(path).name.split(".")[0].lower()
+    return re.sub(r"[^a-z0-9_-]+", "_", name) or default
 
 
 def stable_digits(*parts: Any, digits: int = 10) -> str:

@@ -32,7 +32,7 @@ from sqlalchemy import select
 
 from shopdesk.output import UserError
 from store.db import Store
-from store.importers.common import BadInputError, BulkWriter, previous_runs, record_run
+from store.importers.common import BadInputError, BulkWriter, parse_mapping, previous_runs, record_run, source_name
 from store.importers.reading import open_text
 from store.models import Customer, Order, OrderItem, Payment, Product
 from store.shop import set_shop_currency
@@ -43,16 +43,7 @@ REQUIRED = ("customer", "date")
 
 def parse_columns(spec: str) -> dict[str, str]:
     """Parse `customer=0,date=1,amount=3` into {field: column}; unknown fields are a UserError."""
-    mapping: dict[str, str] = {}
-    for part in (p.strip() for p in spec.split(",") if p.strip()):
-        if "=" not in part:
-            raise UserError(f"--columns: {part!r} is not FIELD=COLUMN")
-        name, col = (x.strip() for x in part.split("=", 1))
-        if name not in FIELDS:
-            raise UserError(f"--columns: unknown field {name!r} (known: {', '.join(FIELDS)})")
-        if not col:
-            raise UserError(f"--columns: no column given for {name!r}")
-        mapping[name] = col
+    mapping = parse_mapping(spec, FIELDS)
     missing = [f for f in REQUIRED if f not in mapping]
     if missing:
         raise UserError(f"--columns: missing {', '.join(missing)} (customer, date and amount or price are required)")
@@ -176,11 +167,6 @@ def _rows(f, delim: str | None):
                 yield reader.line_num, parts
 
 
-def _source_name(path: Path) -> str:
-    name = path.name.split(".")[0].lower()
-    return re.sub(r"[^a-z0-9_-]+", "_", name) or "transactions"
-
-
 class _Skip(Exception):
     def __init__(self, reason: str, error: BadInputError):
         self.reason, self.error = reason, error
@@ -294,7 +280,7 @@ def import_transactions(
     fmt = detect_format(path, columns, delimiter, date_format, header, gzip_mode)
     delim, header, date_format = fmt["delimiter"], fmt["header"], fmt["date_format"]
     decimal_comma = delim == ";"
-    source = source or _source_name(path)
+    source = source or source_name(path, "transactions")
     skipped: Counter[str] = Counter()
     customers: dict[str, datetime] = {}
     orders: dict[str, dict[str, Any]] = {}
