@@ -9,6 +9,9 @@ r"""CLI commands of the `tools` area (registered on the `shopdesk` command): the
     shopdesk search products "quiet soundbar under $300" [--k 10] [--category TVs] [--json]
     shopdesk search reviews "battery life" [--product "AirPods"] [--min-rating 1] [--max-rating 2] [--json]
     shopdesk search insights [--product ...] [--category ...] [--json]
+    shopdesk journeys show CUSTOMER [--json]
+    shopdesk journeys funnel [--segment "At risk"] [--tier high] [--category Headphones] [--start 2024-01-01] \
+        [--end 2024-03-31] [--json]
 """
 
 from __future__ import annotations
@@ -230,8 +233,39 @@ def review_insights_cmd(
     emit(result, as_json, lambda r: r.render())
 
 
+@cli_errors
+def journey_show(
+    customer: str = typer.Argument(..., help="Customer id or email."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """A customer's journey: events, orders, support messages and reviews in time order, with stage transitions."""
+    from tools.analytics import get_customer_journey
+
+    with _marketer_context() as ctx:
+        emit(get_customer_journey(ctx, customer), as_json, lambda r: r.render())
+
+
+@cli_errors
+def journey_funnel_cmd(
+    segment: str = typer.Option(None, "--segment", help="Only this segment, e.g. 'At risk'."),
+    tier: str = typer.Option(None, "--tier", help="Only this value tier: high, medium or low."),
+    category: str = typer.Option(None, "--category", help="Only events about products of this category."),
+    start: str = typer.Option(None, "--start", help="First day (YYYY-MM-DD); default: the first event."),
+    end: str = typer.Option(None, "--end", help="Last day, included (YYYY-MM-DD); default: the latest event."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """The view -> cart -> purchase -> review funnel: customers, conversion, drop-off and its sentiment per stage."""
+    from tools.analytics import journey_funnel
+
+    if tier is not None and tier not in ("high", "medium", "low"):
+        raise UserError(f"--tier must be high, medium or low, got {tier!r}")
+    with _marketer_context() as ctx:
+        emit(journey_funnel(ctx, segment=segment, tier=tier, category=category, start=start, end=end), as_json,
+             lambda r: r.render())
+
+
 def register(app: typer.Typer) -> None:
-    """Add the analytics and `search products|reviews|insights` commands to `app`."""
+    """Add the analytics, `search products|reviews|insights` and `journeys show|funnel` commands to `app`."""
     app.command("segments")(segments)
     app.command("profile")(profile)
     app.command("offers")(offers)
@@ -242,3 +276,7 @@ def register(app: typer.Typer) -> None:
     search_app.command("products")(search_products_cmd)
     search_app.command("reviews")(search_reviews_cmd)
     search_app.command("insights")(review_insights_cmd)
+    journeys_app = command_group(app, "journeys", "Customer journeys and the view -> cart -> purchase -> review "
+                                                  "funnel.")
+    journeys_app.command("show")(journey_show)
+    journeys_app.command("funnel")(journey_funnel_cmd)

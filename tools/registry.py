@@ -31,6 +31,8 @@ MARKETER_TOOLS = (
     "review_insights",
     "search_products",
     "search_reviews",
+    "get_customer_journey",
+    "journey_funnel",
 )
 ROLE_TOOLS = {"customer": CUSTOMER_TOOLS, "marketer": MARKETER_TOOLS}
 

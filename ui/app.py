@@ -446,7 +446,9 @@ class CustomerHandlers:
 
 
 class MarketerHandlers:
-    """The marketer console's events: sign-in, the analytics panels and Clear (its chat is `marketer_chat`)."""
+    """The marketer console's events: sign-in, the analytics panels, the journey and funnel panels and Clear (its
+    chat is `marketer_chat`).
+    """
 
     def __init__(self, settings: Settings, svc: AppServices):
         self.settings = settings
@@ -474,10 +476,16 @@ class MarketerHandlers:
         state.chat.say(_greeting("marketer", "marketer"))
         return state, "", gr.update(visible=False), gr.update(visible=True), _messages(state.chat), backend
 
-    def _analytics(self, state: ConsoleState, name: str, **filters):
+    def _context(self, state: ConsoleState):
         if state.ctx is None:
             state.ctx = self.svc.marketer_context()
-        return service.call_tool(name, state.ctx, **filters)
+        return state.ctx
+
+    def _analytics(self, state: ConsoleState, name: str, **filters):
+        return service.call_tool(name, self._context(state), **filters)
+
+    def _result(self, state: ConsoleState, name: str, **filters):
+        return service.run_tool(name, self._context(state), **filters)
 
     def marketer_panels(self, state: ConsoleState | None, segment: str, tier: str, horizon: float,
                         subject_kind: str, subject: str):
@@ -503,6 +511,40 @@ class MarketerHandlers:
             _log_panel_error("insights", exc)
             out += [gr.skip(), gr.skip(), f"Review insights: {friendly_error(exc)}"]
         return (state, *out)
+
+    def marketer_journey(self, state: ConsoleState | None, customer: str):
+        """The Journey panel: one customer's timeline and stage transitions (get_customer_journey)."""
+        if state is None or not state.signed_in():
+            raise gr.Error("Sign in to the marketer console first.")
+        if not (customer or "").strip():
+            return gr.skip(), "Type a customer id or email, then press *Show journey*."
+        try:
+            view = service.journey_view(self._result(state, service.JOURNEY_TOOL, customer=customer.strip()))
+        except Exception as exc:  # noqa: BLE001 - the panel says what failed; the console keeps running
+            _log_panel_error("journey", exc)
+            return gr.skip(), f"Journey: {friendly_error(exc)}"
+        return view.table, safe_markdown(view.summary)
+
+    def marketer_funnel(self, state: ConsoleState | None, segment: str, tier: str, subject_kind: str, subject: str,
+                        start: str, end: str):
+        """The funnel chart and table (journey_funnel) under the console's filters: segment, tier, the category of
+        "Reviews of", and the journey date range.
+        """
+        if state is None or not state.signed_in():
+            raise gr.Error("Sign in to the marketer console first.")
+        category = (subject or "").strip() if subject_kind == "category" else None
+        try:
+            view = service.funnel_view(self._result(state, service.FUNNEL_TOOL, segment=segment, tier=tier,
+                                                    category=category, start=start, end=end))
+        except Exception as exc:  # noqa: BLE001 - one failing panel must not blank the others
+            _log_panel_error("funnel", exc)
+            return gr.skip(), gr.skip(), f"Funnel: {friendly_error(exc)}"
+        return view.chart, view.table, safe_markdown(view.note)
+
+    def marketer_funnel_quiet(self, state, segment, tier, subject_kind, subject, start, end):
+        if state is None:
+            return gr.skip(), gr.skip(), gr.skip()
+        return self.marketer_funnel(state, segment, tier, subject_kind, subject, start, end)
 
     def marketer_panels_quiet(self, state, segment, tier, horizon, subject_kind, subject):
         # After sign-in: a failed sign-in leaves no state, and then there is nothing to fill.
@@ -698,6 +740,10 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
                                                       elem_id="f-subject-kind")
                             m_subject = gr.Textbox(placeholder="e.g. Headphones (empty: all)", show_label=False,
                                                    elem_id="f-subject")
+                            m_start = gr.Textbox(label="Funnel from", elem_id="f-start",
+                                                 placeholder="YYYY-MM-DD (empty: 30 days before the end)")
+                            m_end = gr.Textbox(label="Funnel to", placeholder="YYYY-MM-DD (empty: the latest event)",
+                                               elem_id="f-end")
                             m_refresh = gr.Button("Update panels", elem_id="marketer-refresh")
                     with gr.Row():
                         with gr.Column(scale=3):
@@ -731,6 +777,24 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
                                 elem_id="ratings-plot",
                             )
                             quotes_md = gr.Markdown(elem_id="review-quotes")
+                    with gr.Row():
+                        with gr.Column(scale=3):
+                            gr.Markdown("### Customer journey")
+                            with gr.Row(equal_height=True):
+                                j_customer = gr.Textbox(placeholder="Customer id or email", show_label=False, scale=4,
+                                                        elem_id="journey-customer")
+                                j_show = gr.Button("Show journey", scale=1, elem_id="journey-show")
+                            j_summary = gr.Markdown(elem_id="journey-summary")
+                            j_table = gr.Dataframe(label="Timeline", interactive=False, max_height=420, wrap=True,
+                                                   elem_id="journey-table")
+                        with gr.Column(scale=2):
+                            funnel_plot = gr.BarPlot(
+                                x="stage", y="customers", title="Journey funnel", label="Journey funnel",
+                                sort=service.FUNNEL_ORDER, y_lim=Y_FROM_ZERO, elem_id="funnel-plot",
+                            )
+                            funnel_table = gr.Dataframe(label="Funnel", interactive=False, wrap=True,
+                                                        elem_id="funnel-table")
+                            funnel_note = gr.Markdown(elem_id="funnel-note")
 
             with gr.Tab("Staff", id="staff"):
                 st_state = gr.State(None)
@@ -820,12 +884,17 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
                     "outputs": [m_state, m_login_msg, m_login, m_console, m_chat, backend_line]}
         panels_io = {"inputs": [m_state, m_segment, m_tier, m_horizon, m_subject_kind, m_subject],
                          "outputs": [m_state, *panel_outputs]}
+        funnel_io = {"inputs": [m_state, m_segment, m_tier, m_subject_kind, m_subject, m_start, m_end],
+                     "outputs": [funnel_plot, funnel_table, funnel_note]}
         m_login_btn.click(marketer.marketer_sign_in, api_name="marketer_sign_in", **login_io).success(
             marketer.marketer_panels_quiet, api_name=False, **panels_io
-        )
+        ).success(marketer.marketer_funnel_quiet, api_name=False, **funnel_io)
         m_pw.submit(marketer.marketer_sign_in, api_name=False, **login_io).success(
             marketer.marketer_panels_quiet, api_name=False, **panels_io
-        )
+        ).success(marketer.marketer_funnel_quiet, api_name=False, **funnel_io)
+        journey_io = {"inputs": [m_state, j_customer], "outputs": [j_table, j_summary]}
+        j_show.click(marketer.marketer_journey, api_name="marketer_journey", **journey_io)
+        j_customer.submit(marketer.marketer_journey, api_name=False, **journey_io)
         m_inputs = [m_msg, m_send]
         m_reply_io = {"inputs": [m_outbox, m_state], "outputs": [m_chat, m_state], "trigger_mode": "multiple",
                       "show_progress": "hidden"}
@@ -835,7 +904,8 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
                        "show_progress": "hidden"}
         m_msg.submit(**m_take_io).then(marketer_chat, api_name="marketer_chat", **m_reply_io).then(**m_unlock_io)
         m_send.click(**m_take_io).then(marketer_chat, api_name=False, **m_reply_io).then(**m_unlock_io)
-        m_refresh.click(marketer.marketer_panels, api_name="marketer_panels", **panels_io)
+        m_refresh.click(marketer.marketer_panels, api_name="marketer_panels", **panels_io).success(
+            marketer.marketer_funnel, api_name="marketer_funnel", **funnel_io)
         m_lock_io = {"fn": None, "outputs": m_inputs, "js": lock_js(len(m_inputs)), "api_name": False,
                      "show_progress": "hidden"}
         m_chat.clear(**m_lock_io).then(marketer.marketer_clear, [m_state], [m_chat, m_state],

@@ -25,7 +25,10 @@ log = logging.getLogger(__name__)
 CHURN_TOOL = "score_churn"
 SEGMENTS_TOOL = "summarize_segments"
 INSIGHTS_TOOL = "review_insights"
-PANEL_TOOLS = (CHURN_TOOL, SEGMENTS_TOOL, INSIGHTS_TOOL)
+JOURNEY_TOOL = "get_customer_journey"
+FUNNEL_TOOL = "journey_funnel"
+PANEL_TOOLS = (CHURN_TOOL, SEGMENTS_TOOL, INSIGHTS_TOOL, JOURNEY_TOOL, FUNNEL_TOOL)
+FUNNEL_ORDER = ["view", "cart", "purchase", "review", "return"]  # the chart's bars, in funnel order
 
 PANEL_TOP_N = 1000  # the console lists (and charts) up to this many customers; score_churn's maximum
 RISK_BUCKETS = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0000001]
@@ -64,12 +67,18 @@ def find_tool(name: str, role: str = "marketer") -> Callable:
     return {fn.__name__: fn for fn in tool_functions(role)}[name]
 
 
-def call_tool(name: str, ctx: Any, **wanted: Any) -> dict[str, Any]:
-    """Call a tool with the filters it accepts (others are dropped; None means 'tool default'); result as JSON."""
+def run_tool(name: str, ctx: Any, **wanted: Any) -> Any:
+    """Call a tool with the filters it accepts (others are dropped; None, "" and "All" mean 'tool default')."""
     fn = find_tool(name)
     params = inspect.signature(fn).parameters
-    kwargs = {k: v for k, v in wanted.items() if k in params and v not in (None, "", "All")}
-    return to_jsonable(fn(ctx, **kwargs))
+    kwargs = {k: v for k, v in wanted.items()
+              if k in params and v not in (None, "", "All") and not (isinstance(v, str) and not v.strip())}
+    return fn(ctx, **kwargs)
+
+
+def call_tool(name: str, ctx: Any, **wanted: Any) -> dict[str, Any]:
+    """run_tool's result as JSON."""
+    return to_jsonable(run_tool(name, ctx, **wanted))
 
 
 # ---- reading results (JSON) without depending on every field name of the analytics models ----
@@ -220,6 +229,64 @@ def _alternate(quotes: list[tuple[str, str]], n: int) -> list[str]:
             if items and len(out) < n:
                 out.append(items.pop(0))
     return out
+
+
+@dataclass
+class JourneyView:
+    table: pd.DataFrame  # columns: time, stage, what, sentiment, intent (the result's own rows)
+    summary: str  # Markdown: who, how many steps, furthest stage, the transitions
+
+
+JOURNEY_COLUMNS = ["time", "stage", "what", "sentiment", "intent"]
+
+
+def journey_view(result: Any) -> JourneyView:
+    """A CustomerJourney as the timeline table and a summary with its stage transitions."""
+    rows = [step.row("en", result.currency) for step in result.steps]
+    cid = result.customer_id
+    who = ", ".join(x for x in (result.name, result.email) if x)
+    head = f"**Journey of {cid}**" + (f" ({who})" if who else "")
+    if not result.steps_total:
+        return JourneyView(pd.DataFrame(columns=JOURNEY_COLUMNS),
+                           f"{head}: no events, orders, reviews or support messages yet.")
+    lines = [f"{head}: {result.steps_total} steps, {result.first_at:%Y-%m-%d} to {result.last_at:%Y-%m-%d}."]
+    if result.left_out:
+        lines[0] += f" The latest {len(result.steps)} are shown ({result.left_out} earlier left out)."
+    stage = result.furthest_stage or "none"
+    lines.append(f"Furthest funnel stage: **{stage}**" + ("; has returned an order" if result.returned else "")
+                 + f". Last step: {result.last_stage}.")
+    lines += [f"- {t.from_stage} → {t.to_stage}: {t.days:.1f} days ({t.from_at:%Y-%m-%d} → {t.to_at:%Y-%m-%d})"
+              for t in result.transitions]
+    lines += [f"_Note: {n}_" for n in result.notes]
+    return JourneyView(pd.DataFrame(rows, columns=JOURNEY_COLUMNS), "\n".join(lines))
+
+
+@dataclass
+class FunnelView:
+    chart: pd.DataFrame  # columns: stage, customers (in FUNNEL_ORDER)
+    table: pd.DataFrame  # one row per stage: conversion, drop-off and its sentiment, as the result words them
+    note: str
+
+
+def funnel_view(result: Any) -> FunnelView:
+    """A JourneyFunnel as bar heights per stage, its table and a one-paragraph note."""
+    chart = pd.DataFrame({"stage": [r.stage for r in result.rows], "customers": [r.customers for r in result.rows]})
+    table = pd.DataFrame([{
+        "stage": r.stage, "customers": r.customers,
+        "from previous": "" if r.from_previous is None else f"{100 * r.from_previous:.0f}%",
+        "from top": "" if r.from_top is None else f"{100 * r.from_top:.0f}%",
+        "dropped off": "" if r.dropped is None else r.dropped,
+        "sentiment at drop-off": r.sentiment_text("en"),
+        "texts read": "" if r.dropped is None else r.texts,
+    } for r in result.rows])
+    start, end = result.shown_range()
+    scope = ", ".join(x for x in (result.segment and f"segment {result.segment}",
+                                  result.tier and f"{result.tier} value tier",
+                                  result.category and f"category {result.category}") if x)
+    note = (f"Funnel {start} to {end}" if start else "Funnel: no events in this range") + (f" ({scope})" if scope
+                                                                                           else "") + "."
+    note += "".join(f" {n}" for n in result.notes)
+    return FunnelView(chart=chart, table=table, note=note)
 
 
 def write_csv(table: pd.DataFrame, folder: Path, name: str = "churn.csv") -> Path:

@@ -2,6 +2,7 @@
 
 from datetime import date, datetime, timedelta
 
+import numpy as np
 import pytest
 
 from store.models import Conversation, Product, Review
@@ -118,3 +119,41 @@ def test_parallel_customer_ranges_give_the_single_scan_result(store, helpers, mo
     for a, b in zip(single, build_feature_sets(store, as_ofs), strict=True):
         assert len(a) > 20
         assert a.sort_index(axis=1).equals(b.sort_index(axis=1))
+
+
+def test_journey_features_match_the_events_by_hand(store):
+    """JOURNEY_FEATURES recomputed in plain Python over the hand-built journey shop's rows, on both engines."""
+    from journey_shop import build_journey_shop
+    from sqlalchemy import select
+
+    from index.sentiment import analyze
+    from store.models import Event, Message
+    from tools.analytics.features import JOURNEY_FEATURES
+
+    build_journey_shop(store)
+    with store.read() as s:
+        events = s.execute(select(Event.customer_id, Event.kind, Event.occurred_at)).all()
+        messages = s.execute(select(Conversation.customer_id, Message.content, Message.created_at)
+                             .join(Message, Message.conversation_id == Conversation.id)
+                             .where(Conversation.role == "customer", Message.role == "user")).all()
+    as_of = max(at for _, _, at in events).date() - timedelta(days=20)
+    table = build_features(store, as_of)
+    assert set(JOURNEY_FEATURES) <= set(table.columns)
+    cut = cutoff_of(as_of)
+    for cid in table.index:
+        mine = [(k, at) for c, k, at in events if c == cid and at < cut]
+        views90 = sum(k == "view" and at >= cut - timedelta(days=90) for k, at in mine)
+        carts90 = sum(k == "cart" and at >= cut - timedelta(days=90) for k, at in mine)
+        cart_days = {at.date() for k, at in mine if k == "cart" and at >= cut - timedelta(days=90)}
+        bought_days = {at.date() for k, at in mine if k == "purchase" and at >= cut - timedelta(days=90)}
+        browsed = [at for k, at in mine if k in ("view", "search", "cart")]
+        negative = sum(c == cid and at < cut and analyze(text).sentiment == "negative" for c, text, at in messages)
+        row = table.loc[cid]
+        assert (row["views_90d"], row["carts_90d"]) == (views90, carts90), cid
+        assert row["abandoned_cart_days_90d"] == len(cart_days - bought_days), cid
+        assert row["negative_support_messages"] == negative, cid
+        assert row["open_handoffs"] == 0
+        if browsed:
+            assert row["browse_recency_days"] == pytest.approx((cut - max(browsed)).total_seconds() / 86400, abs=1e-3)
+        else:
+            assert np.isnan(row["browse_recency_days"])

@@ -73,9 +73,13 @@ def training_frame(store: Store, as_of: date, horizon_days: int) -> pd.DataFrame
 
 
 def train_churn_model(
-    store: Store, as_of: date, horizon_days: int = 90, seed: int = 0, frame: pd.DataFrame | None = None
+    store: Store, as_of: date, horizon_days: int = 90, seed: int = 0, frame: pd.DataFrame | None = None,
+    features: list[str] | None = None,
 ) -> ChurnModel:
-    """Fit and calibrate the model for scoring as of `as_of` (pass `frame` if training_frame was built already)."""
+    """Fit and calibrate the model for scoring as of `as_of` (pass `frame` if training_frame was built already) on
+    `features` (default FEATURES).
+    """
+    features = list(features or FEATURES)
     import lightgbm as lgb
     from sklearn.linear_model import LogisticRegression
 
@@ -104,7 +108,7 @@ def train_churn_model(
     for cls in (0, 1):
         idx = np.flatnonzero(y == cls)
         calib[rng.choice(idx, max(1, len(idx) // 4), replace=False)] = True
-    X = frame[FEATURES].to_numpy(dtype=float)
+    X = frame[features].to_numpy(dtype=float)
     params = {
         "objective": "binary",
         "learning_rate": 0.1,
@@ -128,7 +132,7 @@ def train_churn_model(
     boosters = []
     for member in range(bag):
         idx = fit_idx if bag == 1 else np.sort(rng.choice(fit_idx, len(fit_idx), replace=True))
-        train = lgb.Dataset(X[idx], y[idx], feature_name=FEATURES, free_raw_data=True)
+        train = lgb.Dataset(X[idx], y[idx], feature_name=features, free_raw_data=True)
         # Bag members also see different feature subsets, so customers alike on most features still get told apart.
         member_params = {**params, "seed": seed + member, "feature_fraction": 0.6} if bag > 1 else params
         boosters.append(lgb.train(
@@ -143,6 +147,7 @@ def train_churn_model(
         train_churn_rate=float(y.mean()),
         horizon_days=horizon_days,
         as_of=as_of,
+        features=features,
     )
     margin = model.raw(frame.iloc[np.flatnonzero(calib)])
     lr = LogisticRegression(C=1e4).fit(margin.reshape(-1, 1), y[calib])
@@ -247,6 +252,22 @@ def describe_feature(name: str, row: pd.Series, toward_churn: bool, currency: st
     if name == "support_contacts":
         n = g("support_contacts") or 0
         return f"{n:.0f} support contact" + ("" if n == 1 else "s")
+    if name in ("views_30d", "views_90d"):
+        return f"viewed {g('views_30d') or 0:.0f} products in the last 30 days, {g('views_90d') or 0:.0f} in 90"
+    if name == "carts_90d":
+        return f"added to cart {g('carts_90d') or 0:.0f} times in the last 90 days"
+    if name == "browse_recency_days":
+        days = g("browse_recency_days")
+        return "has not browsed the shop" if days is None else f"last browsed the shop {_days(days)} ago"
+    if name == "abandoned_cart_days_90d":
+        n = g("abandoned_cart_days_90d") or 0
+        return f"left a cart without buying on {n:.0f} day" + ("" if n == 1 else "s") + " in the last 90"
+    if name == "negative_support_messages":
+        n = g("negative_support_messages") or 0
+        return f"{n:.0f} negative support message" + ("" if n == 1 else "s")
+    if name == "open_handoffs":
+        n = g("open_handoffs") or 0
+        return f"{n:.0f} handoff ticket" + ("" if n == 1 else "s") + " still open"
     return None
 
 

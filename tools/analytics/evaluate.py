@@ -30,8 +30,11 @@ from tools.analytics.snapshot import check_horizon
 VALUE_DAYS = 365
 
 
-def evaluate_churn(store: Store, as_of: date, horizon_days: int = 90) -> ChurnEvaluation:
-    """Train the churn model as of `as_of` and score it on who bought in the following horizon."""
+def evaluate_churn(store: Store, as_of: date, horizon_days: int = 90,
+                   features: list[str] | None = None) -> ChurnEvaluation:
+    """Train the churn model as of `as_of` on `features` (default the model's) and score it on who bought in the
+    following horizon.
+    """
     check_horizon(horizon_days)
     span = data_span(store)
     if span.first is None:
@@ -50,7 +53,7 @@ def evaluate_churn(store: Store, as_of: date, horizon_days: int = 90) -> ChurnEv
         )
     train, test = build_feature_sets(store, [as_of - timedelta(days=horizon_days), as_of], horizon_days)
     try:
-        model = train_churn_model(store, as_of, horizon_days, frame=label_churn(train, test))
+        model = train_churn_model(store, as_of, horizon_days, frame=label_churn(train, test), features=features)
     except InsufficientData as exc:
         raise UserError(f"cannot train the churn model: {exc}") from None
     buyers = purchased_between(store, cutoff_of(as_of), cutoff_of(end))

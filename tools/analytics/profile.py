@@ -10,10 +10,9 @@ from sqlalchemy import func, select
 from store.models import Order, OrderItem, Product
 from tools.analytics.features import cutoff_of
 from tools.analytics.models import CustomerProfile, RecentOrder
-from tools.analytics.segments import as_float, as_probability, customer_not_found
-from tools.analytics.snapshot import find_customer, get_snapshot
+from tools.analytics.segments import as_float, as_probability, marketer_customer
+from tools.analytics.snapshot import get_snapshot
 from tools.context import ShopContext
-from tools.errors import ToolInputError
 
 RECENT_ORDERS = 5
 TOP_CATEGORIES = 3
@@ -25,14 +24,7 @@ def get_customer_profile(ctx: ShopContext, customer: str) -> CustomerProfile:
     Args:
         customer: Customer id or email address.
     """
-    ctx.require_marketer()
-    if not customer or not customer.strip():
-        raise ToolInputError("give a customer id or email", user="Which customer do you mean? Give a customer id or "
-                                                                  "email.",
-                             user_zh="您指的是哪位顾客?请给出顾客 ID 或邮箱。")
-    found = find_customer(ctx.store, customer)
-    if found is None:
-        raise customer_not_found(customer)
+    found = marketer_customer(ctx, customer)
     snap = get_snapshot(ctx)
     cutoff = cutoff_of(snap.as_of)
     with ctx.store.read() as s:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from tools.analytics.models import ChurnRow, ChurnTable
-from tools.analytics.rfm import normalise_segment
-from tools.analytics.segments import as_float, unknown_segment
+from tools.analytics.segments import as_float, check_tier, segment_name
 from tools.analytics.snapshot import Snapshot, customer_directory, get_snapshot
 from tools.context import ShopContext
 from tools.errors import ToolInputError
@@ -38,15 +37,8 @@ def score_churn(
         raise ToolInputError(f"top_n must be between 1 and {MAX_TOP_N}, got {top_n}",
                              user=f"I can list from 1 to {MAX_TOP_N} customers. How many would you like?",
                              user_zh=f"我可以列出 1 到 {MAX_TOP_N} 位顾客。您想看多少位?")
-    if tier is not None and tier not in ("high", "medium", "low"):
-        raise ToolInputError(f"tier must be 'high', 'medium' or 'low', got {tier!r}",
-                             user="The value tiers are high, medium and low. Which one do you mean?",
-                             user_zh="价值等级分为 high、medium 和 low。您指的是哪一个?")
-    seg_name = None
-    if segment:
-        seg_name = normalise_segment(segment)
-        if seg_name is None:
-            raise unknown_segment(segment)
+    check_tier(tier)
+    seg_name = segment_name(segment)
     snap = get_snapshot(ctx, as_of, horizon_days)
     return churn_table(snap, int(top_n), seg_name, tier, min_value)
 

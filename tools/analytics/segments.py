@@ -26,6 +26,39 @@ def customer_not_found(customer: str) -> NotFoundError:
                          user_zh=f"没有找到 ID 或邮箱为“{shown}”的顾客。能再确认一下吗?")
 
 
+def segment_name(segment: str | None) -> str | None:
+    """The segment as SEGMENTS spells it (None for no segment), or the unknown_segment error."""
+    if not segment:
+        return None
+    name = normalise_segment(segment)
+    if name is None:
+        raise unknown_segment(segment)
+    return name
+
+
+def check_tier(tier: str | None) -> None:
+    """A value tier is high, medium or low (or not given)."""
+    if tier is not None and tier not in ("high", "medium", "low"):
+        raise ToolInputError(f"tier must be 'high', 'medium' or 'low', got {tier!r}",
+                             user="The value tiers are high, medium and low. Which one do you mean?",
+                             user_zh="价值等级分为 high、medium 和 low。您指的是哪一个?")
+
+
+def marketer_customer(ctx: ShopContext, customer: str):
+    """The customer a marketer tool is about (id or email), after checking the caller is a marketer; the errors say
+    what to give instead.
+    """
+    ctx.require_marketer()
+    if not customer or not str(customer).strip():
+        raise ToolInputError("give a customer id or email", user="Which customer do you mean? Give a customer id or "
+                                                                  "email.",
+                             user_zh="您指的是哪位顾客?请给出顾客 ID 或邮箱。")
+    found = find_customer(ctx.store, customer)
+    if found is None:
+        raise customer_not_found(customer)
+    return found
+
+
 def as_float(v, default: float = 0.0) -> float:
     """`v` as a finite float, else `default` (None, NaN and infinities from the models become it)."""
     return finite(v, default)
