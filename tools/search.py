@@ -7,7 +7,7 @@ English or Chinese (`render(lang)`) and lists its facts (`facts()`), following t
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -467,8 +467,13 @@ class Recommendation(BaseModel):
     similarity: float = Field(description="cosine similarity to the customer's purchases (or popularity rank)")
     because: str = Field(description="why it is suggested")
     similar_to: str | None = Field(None, description="the bought product it resembles; None for a best-rated pick")
+    seen: Literal["view", "cart"] | None = Field(None, description="recently viewed or carted and not bought")
 
     def reason(self, lang: Lang) -> str:
+        if self.seen == "cart":
+            return tr(lang, "you put it in your cart recently", "您最近把它加入了购物车")
+        if self.seen == "view":
+            return tr(lang, "you looked at it recently", "您最近浏览过")
         if self.similar_to:
             return tr(lang, f"similar to what you bought: {self.similar_to}", f"与您购买过的 {self.similar_to} 相似")
         return tr(lang, "one of our best-rated products", "本店评分最高的商品之一")
@@ -506,21 +511,55 @@ class Recommendations(BaseModel):
         return out
 
 
-def _purchases(ctx: ShopContext, customer_id: str) -> list[tuple[str, str]]:
-    """(product_id, name) of what the customer bought, newest orders first, excluding cancelled orders."""
+INTEREST_DAYS = 60  # views and carts this recent say what a customer is shopping for now
+INTEREST_WEIGHT = {"cart": 3.0, "view": 1.0}
+INTEREST_HALF_LIFE_DAYS = 14.0
+
+
+def _purchases(ctx: ShopContext, customer_id: str, before: datetime | None = None) -> list[tuple[str, str]]:
+    """(product_id, name) of what the customer bought (before `before`, if given), newest orders first, excluding
+    cancelled orders.
+    """
     from store.models import Order, OrderItem
 
+    q = (select(OrderItem.product_id, OrderItem.name)
+         .join(Order, Order.id == OrderItem.order_id)
+         .where(Order.customer_id == customer_id, Order.status != "cancelled", OrderItem.product_id.is_not(None))
+         .order_by(Order.created_at.desc()))
+    if before is not None:
+        q = q.where(Order.created_at < before)
     with ctx.store.read() as s:
-        rows = s.execute(
-            select(OrderItem.product_id, OrderItem.name)
-            .join(Order, Order.id == OrderItem.order_id)
-            .where(Order.customer_id == customer_id, Order.status != "cancelled", OrderItem.product_id.is_not(None))
-            .order_by(Order.created_at.desc())
-        ).all()
+        rows = s.execute(q).all()
     seen: dict[str, str] = {}
     for pid, name in rows:
         seen.setdefault(pid, name or pid)
     return list(seen.items())
+
+
+def _interest(ctx: ShopContext, customer_id: str, owned: set[str], now: datetime) -> list[tuple[str, str]]:
+    """(product_id, "cart" or "view") of what the customer viewed or put in a cart in the INTEREST_DAYS before `now`
+    and does not own, strongest first: a cart weighs 3 and a view 1, halved every INTEREST_HALF_LIFE_DAYS of age.
+    """
+    from store.models import Event
+
+    with ctx.store.read() as s:
+        rows = s.execute(
+            select(Event.product_id, Event.kind, Event.occurred_at)
+            .where(Event.customer_id == customer_id, Event.kind.in_(list(INTEREST_WEIGHT)),
+                   Event.product_id.is_not(None), Event.occurred_at >= now - timedelta(days=INTEREST_DAYS),
+                   Event.occurred_at < now)
+        ).all()
+    score: dict[str, float] = {}
+    carted: set[str] = set()
+    for pid, kind, at in rows:
+        if pid in owned:
+            continue
+        age = (now - at).total_seconds() / 86400
+        score[pid] = score.get(pid, 0.0) + INTEREST_WEIGHT[kind] * 0.5 ** (age / INTEREST_HALF_LIFE_DAYS)
+        if kind == "cart":
+            carted.add(pid)
+    ranked = sorted(score, key=lambda p: (-score[p], p))
+    return [(pid, "cart" if pid in carted else "view") for pid in ranked]
 
 
 def recommend_products(ctx: ShopContext, k: int = 5) -> Recommendations:
@@ -529,46 +568,55 @@ def recommend_products(ctx: ShopContext, k: int = 5) -> Recommendations:
     Args:
         k: How many products to suggest (1-20).
     """
+    return recommend_for(ctx, ctx.require_customer(), _k(k))
+
+
+def recommend_for(ctx: ShopContext, customer_id: str, k: int, now: datetime | None = None,
+                  journey: bool = True) -> Recommendations:
+    """Up to `k` products for `customer_id` from what they did before `now` (default: the present): with `journey`,
+    first what they recently viewed or carted and did not buy, then products like their purchases (the mean
+    embedding of their basket, recent purchases weighing more), else the best-rated products in stock.
+    bench/recommend_hit_rate.py measures both against next purchases.
+    """
     import numpy as np
 
-    k = _k(k)
-    customer_id = ctx.require_customer()
-    bought = _purchases(ctx, customer_id)
+    bought = _purchases(ctx, customer_id, now)
     bought_ids = {pid for pid, _ in bought}
+    names = [name for _, name in bought[:3]]
+    recs: list[Recommendation] = []
     with _Errors():
         index = open_index(ctx)
-        got, vectors = index.embeddings_of([pid for pid, _ in bought[:50]])
         available = Filters(in_stock=True)
-        if got:
-            # recent purchases weigh more; the mean direction finds products like the customer's basket
+        if journey:
+            wanted = _interest(ctx, customer_id, bought_ids, now or datetime.now())
+            found = {m["product_id"]: m for m in index.product_metadata(
+                Filters(in_stock=True, product_ids=[pid for pid, _ in wanted[:k]]))} if wanted else {}
+            recs += [_recommendation(found[pid], 0.0, seen=kind) for pid, kind in wanted[:k] if pid in found]
+        got, vectors = index.embeddings_of([pid for pid, _ in bought[:50]])
+        if got and len(recs) < k:
             order = {pid: i for i, (pid, _) in enumerate(bought)}
             weights = np.array([0.8 ** order.get(pid, 0) for pid in got], dtype=np.float32)
             centre = (vectors * weights[:, None]).sum(axis=0)
             centre /= np.linalg.norm(centre) or 1.0
-            hits = index.nearest_products(centre, bought_ids, k, available)
-            names = [name for _, name in bought[:3]]
-            recs = [
-                Recommendation(
-                    product_id=h.metadata["product_id"], title=neutralize(h.metadata["title"], 200),
-                    category=h.metadata.get("category", ""), price=_num(h.metadata, "price"),
-                    rating=_num(h.metadata, "rating"), similarity=h.score,
-                    because=f"similar to what you bought ({neutralize(names[0], 80)})" if names else "similar",
-                    similar_to=neutralize(names[0], 80) if names else None,
-                )
-                for h in hits
-            ]
-            return Recommendations(based_on=[neutralize(n, 120) for n in names], products=recs,
-                                   as_of=date.today().isoformat())
-        # no history (or none of it indexed): the best-rated products in stock
-        ranked = sorted(
-            (m for m in index.product_metadata(available) if m["product_id"] not in bought_ids),
-            key=lambda m: (-(m.get("rating") or 0) * min(1.0, (m.get("rating_count") or 0) / 50), m["product_id"]),
-        )[:k]
-    recs = [
-        Recommendation(
-            product_id=m["product_id"], title=neutralize(m["title"], 200), category=m.get("category", ""),
-            price=_num(m, "price"), rating=_num(m, "rating"), similarity=0.0, because="one of our best-rated products",
-        )
-        for m in ranked
-    ]
-    return Recommendations(based_on=[], products=recs, as_of=date.today().isoformat())
+            taken = bought_ids | {r.product_id for r in recs}
+            like = neutralize(names[0], 80) if names else None
+            recs += [_recommendation(h.metadata, h.score, similar_to=like)
+                     for h in index.nearest_products(centre, taken, k - len(recs), available)]
+        if not recs or (not got and len(recs) < k):  # no history indexed: the best-rated products in stock
+            taken = bought_ids | {r.product_id for r in recs}
+            ranked = sorted(
+                (m for m in index.product_metadata(available) if m["product_id"] not in taken),
+                key=lambda m: (-(m.get("rating") or 0) * min(1.0, (m.get("rating_count") or 0) / 50), m["product_id"]),
+            )[: k - len(recs)]
+            recs += [_recommendation(m, 0.0) for m in ranked]
+    based_on = [neutralize(n, 120) for n in names] if any(r.similar_to for r in recs) else []
+    return Recommendations(based_on=based_on, products=recs, as_of=(now or datetime.now()).date().isoformat())
+
+
+def _recommendation(m: dict[str, Any], similarity: float, similar_to: str | None = None,
+                    seen: str | None = None) -> Recommendation:
+    because = ("in your cart recently" if seen == "cart" else "you looked at it recently" if seen else
+               f"similar to what you bought ({similar_to})" if similar_to else "one of our best-rated products")
+    return Recommendation(product_id=m["product_id"], title=neutralize(m["title"], 200), category=m.get("category", ""),
+                          price=_num(m, "price"), rating=_num(m, "rating"), similarity=similarity, because=because,
+                          similar_to=similar_to, seen=seen)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -199,6 +199,45 @@ def test_recommendations_exclude_what_the_customer_bought(search_env):
 
     for result in (recs, popular):
         assert unbound_facts(result, "en") == [] and unbound_facts(result, "zh") == []
+
+
+def test_recommendations_put_recent_views_and_carts_first(search_env):
+    """What the customer viewed or carted in the last 60 days and did not buy comes first, carts before views; an
+    older view, or a product they bought, does not.
+    """
+    from store.models import Customer, Event, Order, OrderItem
+    from tools.context import ShopContext
+    from tools.search import recommend_for
+
+    store = search_env["store"]
+    ids = [p["id"] for p in search_env["products"]]
+    now = datetime(2025, 6, 1)
+    bought, viewed, carted, old = ids[0], ids[1], ids[2], ids[3]
+    with store.transaction() as s:
+        s.merge(Customer(id="c-journey", first_name="Jo"))
+        s.flush()
+        s.merge(Order(id="o-journey", customer_id="c-journey", status="delivered", created_at=now - timedelta(days=9),
+                      updated_at=now, total=Decimal("1")))
+        s.flush()
+        s.add(OrderItem(order_id="o-journey", product_id=bought, name=bought, quantity=1, unit_price=Decimal("1")))
+        for n, (pid, kind, days) in enumerate([(viewed, "view", 3), (viewed, "view", 2), (carted, "cart", 5),
+                                               (old, "view", 90), (bought, "view", 10), (ids[4], "view", -1)]):
+            s.add(Event(key=f"j{n}", customer_id="c-journey", kind=kind, product_id=pid,
+                        occurred_at=now - timedelta(days=days)))
+    ctx = ShopContext(store=store, settings=search_env["settings"], role="customer", customer_id="c-journey")
+    ctx.cache["search_index"] = search_env["index"]
+    recs = recommend_for(ctx, "c-journey", 5, now=now)
+    got = [r.product_id for r in recs.products]
+    assert got[:2] == [carted, viewed] and [r.seen for r in recs.products[:2]] == ["cart", "view"]
+    # too old, owned, in the future: not suggested for having been seen (a similar product may still be suggested)
+    assert [r.product_id for r in recs.products if r.seen] == [carted, viewed] and bought not in got
+    assert all(r.seen is None and r.similar_to for r in recs.products[2:])
+    assert "in your cart" in recs.render() and "您最近浏览过" in recs.render("zh")
+    plain = recommend_for(ctx, "c-journey", 5, now=now, journey=False)
+    assert all(r.seen is None for r in plain.products)
+    from tools.results import unbound_facts
+
+    assert unbound_facts(recs, "en") == [] and unbound_facts(recs, "zh") == []
 
 
 def test_recommendations_need_a_signed_in_customer(ctx):
