@@ -32,7 +32,7 @@ def session_enums(session: Conversation, current: str = "") -> dict[str, list[st
     seen = _seen(session)
     if session.role == "customer":
         return _customer(session, typed, seen, current)
-    return _marketer(session, typed, seen)
+    return _marketer(session, typed, seen, current)
 
 
 def _seen(session: Conversation) -> dict[str, list[str]]:
@@ -81,7 +81,7 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
         "new_item_ids": items,
         "payment_method_id": named_methods or list(methods),
         "product_id": products,
-        "category": _categories(session),
+        "category": _named_categories(_categories(session), current) or _categories(session),
     }
 
 
@@ -94,6 +94,24 @@ def _categories(session: Conversation) -> list[str]:
         with session.ctx.store.read() as s:
             cache["categories"] = sorted({c for c in s.scalars(select(Product.category)) if c})
     return cache["categories"]
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+_NOT_A_NAME = {"and", "or", "the", "for", "with"}
+
+
+def _stem(word: str) -> str:
+    return word[:-1] if len(word) >= 3 and word.endswith("s") else word
+
+
+def _named_categories(categories: list[str], message: str) -> list[str]:
+    """The catalog categories `message` names by one of their words ("headphones" names "Headphones & Earbuds",
+    "laptops" both laptop categories), singular or plural. Empty when it names none (a Chinese word, a product):
+    then every category stays possible.
+    """
+    said = {_stem(w) for w in _WORD.findall(message.lower())}
+    return [c for c in categories
+            if any(_stem(w) in said for w in _WORD.findall(c.lower()) if w not in _NOT_A_NAME)]
 
 
 def _digits(order_id: str) -> str:
@@ -121,13 +139,13 @@ def _typed_orders(text: str, own: list[str]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def _marketer(session: Conversation, typed: str, seen: dict[str, list[str]]) -> dict[str, list[str]]:
+def _marketer(session: Conversation, typed: str, seen: dict[str, list[str]], current: str) -> dict[str, list[str]]:
     from tools.analytics.rfm import SEGMENTS
 
     customers = list(dict.fromkeys([*_TYPED_CUSTOMER.findall(typed), *seen.get("customer_id", [])]))
     return {
         "segment": list(SEGMENTS),
-        "category": _categories(session),
+        "category": _named_categories(_categories(session), current) or _categories(session),
         "customer": customers,
         "customers": customers,
     }

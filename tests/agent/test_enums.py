@@ -129,3 +129,22 @@ def _any_customer(store) -> str:
 
     with store.read() as s:
         return s.scalars(select(Customer.id)).first()
+
+
+def test_a_category_the_person_names_is_the_only_one_a_call_may_take(settings, sample_store):
+    """"headphones" names the catalog's "Headphones & Earbuds", so the grammar cannot write another category; a
+    message that names none (Chinese here) leaves every category possible.
+    """
+    from store.models import Customer, Product
+
+    with sample_store.read() as s:
+        someone = s.scalars(select(Customer.id)).first()
+        catalog = sorted({c for c in s.scalars(select(Product.category)) if c})
+    headphones = [c for c in catalog if "headphone" in c.lower()]
+    assert headphones, catalog
+    customer = _session(settings, sample_store, customer=someone)
+    assert session_enums(customer, "What do reviewers say about headphones?")["category"] == headphones
+    assert session_enums(customer, "耳机的评价怎么样?")["category"] == catalog
+    marketer = _session(settings, sample_store, role="marketer", customer=None)
+    tvs = session_enums(marketer, "And TVs?")["category"]
+    assert tvs and all("tv" in c.lower() for c in tvs)
