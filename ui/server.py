@@ -32,6 +32,7 @@ import gradio as gr
 import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.sse import EventSourceResponse, format_sse_event
 from limits import parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
@@ -75,6 +76,24 @@ class ChatReply(BaseModel):
     )
     handoff: bool = Field(description="True once a person from the shop took the conversation over.")
     ticket: str | None = Field(None, description="The handoff's ticket number (e.g. T-00042), once handed off.")
+
+
+class Progress(BaseModel):
+    """What the bot is doing during a streamed turn."""
+
+    step: str = Field(description="status (waiting for the model), tool_call (running a tool), confirm (a change "
+                                  "waits for the customer's yes or no).")
+    tool: str | None = Field(None, description="The tool being run, for tool_call.")
+    ahead: int | None = Field(None, description="Conversations ahead of this one, for status.")
+
+    @classmethod
+    def of(cls, event: AgentEvent) -> Progress:
+        ahead = event.data.get("ahead") if event.kind == "status" and isinstance(event.data, dict) else None
+        return cls(step=event.kind, tool=event.name if event.kind == "tool_call" else None, ahead=ahead)
+
+
+STREAMED = {200: {"content": {"text/event-stream": {"description": "With `Accept: text/event-stream`: events "
+                                                                   "`progress`, then `reply` or `error`."}}}}
 
 
 class Said(BaseModel):
@@ -265,50 +284,82 @@ def build_api(settings: Settings, services: AppServices) -> FastAPI:
         limits.hit("customer", customer_id)
         return customer_id
 
-    def run(conv: Conversation, start: Callable[[ChatSession], Iterator[AgentEvent]],
-            message: str | None = None) -> ChatReply:
-        """One turn of the bot; once a person has the conversation, `message` goes to them instead (the bot is out,
-        and its log must not interleave with the staff's replies).
+    def turn(conv: Conversation, start: Callable[[ChatSession], Iterator[AgentEvent]],
+             message: str | None = None) -> Iterator[AgentEvent | ChatReply]:
+        """One turn of the bot: its progress events (status, tool_call, confirm), then the ChatReply. Once a person
+        has the conversation, `message` goes to them instead (the bot is out, and its log must not interleave with
+        the staff's replies). The caller holds `conv.busy`.
         """
-        if not conv.busy.acquire(blocking=False):
-            raise HTTPException(409, "I am still answering your previous message; send this again when I am done.")
         session = conv.session
-        try:
-            reply = ""
-            if session.handed_off:
-                ticket = ticket_store.ticket_for(services.store(), session.conversation_id)
-                label = ticket.label if ticket else "?"
-                if message is not None:
-                    ticket_store.customer_writes(services.store(), session.conversation_id, message)
-                    reply = f"{WORDS['sent_to_staff']['en']} {WORDS['ticket']['en'].format(ticket=label)}"
-                else:
-                    reply = f"{WORDS['already_handed_off']['en']} {WORDS['ticket']['en'].format(ticket=label)}"
+        reply = ""
+        if session.handed_off:
+            ticket = ticket_store.ticket_for(services.store(), session.conversation_id)
+            label = ticket.label if ticket else "?"
+            if message is not None:
+                ticket_store.customer_writes(services.store(), session.conversation_id, message)
+                reply = f"{WORDS['sent_to_staff']['en']} {WORDS['ticket']['en'].format(ticket=label)}"
             else:
-                for event in start(session):
-                    if event.kind in ("final", "error"):
-                        reply = event.text or reply
-                    elif event.kind == "confirm":
-                        reply = event.text
-                if session.handed_off:  # this turn handed off: the customer is told the ticket number
-                    ticket = ticket_store.ticket_for(services.store(), session.conversation_id)
-                    if ticket is not None:
-                        reply = f"{reply}\n\n{WORDS['ticket']['en'].format(ticket=ticket.label)}".strip()
-        except UserError as exc:
-            raise HTTPException(422, str(exc)) from None
-        except Exception as exc:  # the boundary: log the bug, tell the person in one sentence
-            log.exception("API turn failed in conversation %s", session.conversation_id)
-            raise HTTPException(500, friendly_error(exc)) from None
-        finally:
-            conv.busy.release()
+                reply = f"{WORDS['already_handed_off']['en']} {WORDS['ticket']['en'].format(ticket=label)}"
+        else:
+            for event in start(session):
+                if event.kind in ("final", "error"):
+                    reply = event.text or reply
+                elif event.kind == "confirm":
+                    reply = event.text
+                if event.kind in ("status", "tool_call", "confirm"):
+                    yield event
+            if session.handed_off:  # this turn handed off: the customer is told the ticket number
+                ticket = ticket_store.ticket_for(services.store(), session.conversation_id)
+                if ticket is not None:
+                    reply = f"{reply}\n\n{WORDS['ticket']['en'].format(ticket=ticket.label)}".strip()
         pending = session.pending
         ticket = ticket_store.ticket_for(services.store(), session.conversation_id) if session.handed_off else None
-        return ChatReply(
+        yield ChatReply(
             conversation_id=session.conversation_id,
             reply=reply,
             pending_action=PendingActionOut(kind=pending.tool, summary=pending.summary) if pending else None,
             handoff=session.handed_off,
             ticket=ticket.label if ticket else None,
         )
+
+    def take(conv: Conversation) -> None:
+        if not conv.busy.acquire(blocking=False):
+            raise HTTPException(409, "I am still answering your previous message; send this again when I am done.")
+
+    def run(conv: Conversation, start: Callable[[ChatSession], Iterator[AgentEvent]],
+            message: str | None = None, request: Request | None = None) -> ChatReply | EventSourceResponse:
+        """The turn's ChatReply; as Server-Sent Events when the request accepts `text/event-stream`: a `progress`
+        event per step (what the bot is doing, never a tool's arguments or raw result), then `reply` with the
+        ChatReply, or `error` with a sentence for the person.
+        """
+        take(conv)
+        if request is not None and "text/event-stream" in request.headers.get("accept", ""):
+            return EventSourceResponse(stream(conv, turn(conv, start, message)))
+        try:
+            *_, reply = turn(conv, start, message)
+            return reply
+        except UserError as exc:
+            raise HTTPException(422, str(exc)) from None
+        except Exception as exc:  # the boundary: log the bug, tell the person in one sentence
+            log.exception("API turn failed in conversation %s", conv.session.conversation_id)
+            raise HTTPException(500, friendly_error(exc)) from None
+        finally:
+            conv.busy.release()
+
+    def stream(conv: Conversation, events: Iterator[AgentEvent | ChatReply]) -> Iterator[bytes]:
+        try:
+            for event in events:
+                if isinstance(event, ChatReply):
+                    yield format_sse_event(event="reply", data_str=event.model_dump_json())
+                else:
+                    yield format_sse_event(event="progress", data_str=Progress.of(event).model_dump_json())
+        except UserError as exc:
+            yield format_sse_event(event="error", data_str=Problem(detail=str(exc)).model_dump_json())
+        except Exception as exc:  # the boundary, as in run()
+            log.exception("API turn failed in conversation %s", conv.session.conversation_id)
+            yield format_sse_event(event="error", data_str=Problem(detail=friendly_error(exc)).model_dump_json())
+        finally:
+            conv.busy.release()
 
     def open_or_get(conversation_id: str | None, owner: str, role: str, customer_id: str | None) -> Conversation:
         """The owner's conversation `conversation_id`, or with None a new `role` session owned by `owner` (a failure
@@ -328,11 +379,14 @@ def build_api(settings: Settings, services: AppServices) -> FastAPI:
         """The server is up."""
         return Health()
 
-    @api.post("/api/chat", response_model=ChatReply, responses=ERRORS, tags=["chat"])
-    def chat(body: ChatRequest, customer_id: str = Depends(signed_in_customer)) -> ChatReply:
-        """Send the customer's message; with `conversation_id` null a new conversation starts."""
+    @api.post("/api/chat", response_model=ChatReply, responses={**ERRORS, **STREAMED}, tags=["chat"])
+    def chat(body: ChatRequest, request: Request, customer_id: str = Depends(signed_in_customer)):
+        """Send the customer's message; with `conversation_id` null a new conversation starts. With
+        `Accept: text/event-stream` the turn streams as Server-Sent Events: `progress` while the bot works, then
+        `reply` (the same JSON as the plain answer) or `error`.
+        """
         conv = open_or_get(body.conversation_id, customer_id, "customer", customer_id)
-        return run(conv, lambda s: s.respond(body.message), body.message)
+        return run(conv, lambda s: s.respond(body.message), body.message, request)
 
     @api.post("/api/chat/{conversation_id}/confirm", response_model=ChatReply, responses=ERRORS, tags=["chat"])
     def confirm(conversation_id: str, customer_id: str = Depends(signed_in_customer)) -> ChatReply:
@@ -420,12 +474,14 @@ def build_api(settings: Settings, services: AppServices) -> FastAPI:
         limits.hit("customer", f"staff:{staff.name}")
         return staff
 
-    @api.post("/api/marketer/chat", response_model=ChatReply, responses=ERRORS, tags=["staff"])
-    def marketer_chat(body: ChatRequest, staff: StaffSession = Depends(marketer)) -> ChatReply:
-        """The marketer's analytics chat (segments, churn, customer value, reviews), for a marketer's staff session."""
+    @api.post("/api/marketer/chat", response_model=ChatReply, responses={**ERRORS, **STREAMED}, tags=["staff"])
+    def marketer_chat(body: ChatRequest, request: Request, staff: StaffSession = Depends(marketer)):
+        """The marketer's analytics chat (segments, churn, customer value, reviews), for a marketer's staff session;
+        streamed like /api/chat with `Accept: text/event-stream`.
+        """
         owner = f"staff:{staff.name}"  # never equal to a customer id, so neither side can reach the other's
         conv = open_or_get(body.conversation_id, owner, "marketer", None)
-        return run(conv, lambda s: s.respond(body.message), body.message)
+        return run(conv, lambda s: s.respond(body.message), body.message, request)
 
     @api.get("/api/tickets", response_model=list[TicketOut], responses=ERRORS, tags=["staff"])
     def list_tickets(status: str | None = "open", staff: StaffSession = Depends(support_agent)) -> list[TicketOut]:

@@ -131,6 +131,41 @@ def test_cancel_waits_for_confirm_and_decline_drops_it(api, helpers):
         assert s.get(Order, second).status == "pending"
 
 
+def _events(response: httpx.Response) -> list[tuple[str, dict]]:
+    """The (event, JSON data) pairs of a Server-Sent Events body."""
+    out = []
+    for block in response.text.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line and not line.startswith(":"))
+        if "event" in fields:
+            out.append((fields["event"], json.loads(fields["data"])))
+    return out
+
+
+def test_a_turn_streams_as_server_sent_events_when_asked(api, helpers):
+    """With Accept: text/event-stream: progress events (the tool's name, never its arguments or result), then the
+    same reply the JSON answer gives; the next message continues the conversation.
+    """
+    (cid, first), = helpers.customers_with_orders(api.store, 1, status="pending")
+    stream = {**api.headers(cid), "Accept": "text/event-stream"}
+    r = api.http.post("/api/chat", json={"message": f"Please cancel order {first}", "conversation_id": None},
+                      headers=stream)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    events = _events(r)
+    kinds = [k for k, _ in events]
+    assert kinds[-1] == "reply" and "progress" in kinds and "error" not in kinds
+    steps = [d for k, d in events if k == "progress"]
+    assert steps == [{"step": "tool_call", "tool": "cancel_pending_order", "ahead": None},
+                     {"step": "confirm", "tool": None, "ahead": None}]
+    assert first not in json.dumps(steps)  # arguments and results stay out of the progress events
+    reply = events[-1][1]
+    assert reply["pending_action"]["kind"] == "cancel_pending_order" and first in reply["pending_action"]["summary"]
+    plain = _chat(api, cid, "never mind", reply["conversation_id"])
+    assert plain.status_code == 200 and plain.json()["conversation_id"] == reply["conversation_id"]
+    other = helpers.customers_with_orders(api.store, 2)[-1][0]
+    assert api.http.post("/api/chat", json={"message": "hi", "conversation_id": reply["conversation_id"]},
+                         headers={**api.headers(other), "Accept": "text/event-stream"}).status_code == 404
+
+
 def test_bad_request_body_is_a_plain_422(api, helpers):
     (cid, _), = helpers.customers_with_orders(api.store, 1)
     r = api.http.post("/api/chat", json={"message": ""}, headers=api.headers(cid))
