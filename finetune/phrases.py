@@ -109,7 +109,13 @@ ZH = {
     ],
     "lookup_customer": ["客户 {cust} 属于哪个分群?", "{cust} 在哪个客户分群?"],
     "lookup_segment": ["{seg} 分群里最有价值的客户是谁?", "列出 {seg} 分群的客户。", "{seg} 里都有谁?"],
-    "churn": ["哪些客户最可能流失?给我前 {n} 名。", "给我流失风险最高的 {n} 个客户。", "列出最可能流失的 {n} 位客户。"],
+    "churn": [
+        "哪些客户最可能流失?给我前 {n} 名。",
+        "给我流失风险最高的 {n} 个客户。",
+        "列出最可能流失的 {n} 位客户。",
+        "接下来一个月谁最可能不再购买?列 {n} 个。",
+        "流失概率最高的 {n} 位客户是谁?",
+    ],
     "profile": [
         "介绍一下客户 {cust}。",
         "看一下客户 {cust} 的画像。",
@@ -124,6 +130,8 @@ ZH = {
         "{tier}价值客户里谁最可能流失?",
         "列出有流失风险的{tier}价值客户。",
         "{tier}价值客户的流失风险排行。",
+        "哪些{tier}价值客户快要流失了?",
+        "找出{tier}价值、流失风险大的客户。",
     ],
     "churn_segment": ["{seg} 分群里谁最可能流失?", "{seg} 分群的流失风险排行。"],
     "offer_customers": [
@@ -137,9 +145,26 @@ ZH = {
         "{word}的评论里最常见的问题是什么?",
         "总结一下{word}的评价。",
         "顾客怎么评价我们的{word}?",
+        "买家对{word}最常抱怨什么?",
     ],
     "insights_more": ["{word}呢?", "那{word}呢?", "{word}的评价又怎么样?"],
     "reviews": ["找几条提到{topic}的评论。", "顾客评论里怎么说{topic}?", "有没有关于{topic}的差评?"],
+    "journey": [
+        "看看客户 {cust} 的购买路径。",
+        "{cust} 的客户旅程是怎样的?",
+        "{cust} 在哪一步流失的?",
+        "把 {cust} 的浏览、加购、下单和客服记录按时间列出来。",
+    ],
+    "journey_more": ["那他的购买路径呢?", "这位客户在哪一步流失的?", "看看他的客户旅程。"],
+    "funnel": [
+        "看一下转化漏斗。",
+        "从浏览到购买,每一步流失了多少人?",
+        "加购之后有多少人真正下单?",
+        "整体的转化率怎么样?",
+    ],
+    "funnel_category": ["{word}的转化漏斗怎么样?", "{word}从浏览到购买的转化率是多少?"],
+    "funnel_segment": ["{seg} 分群的转化漏斗。", "{seg} 客户在哪一步流失最多?"],
+    "funnel_tier": ["{tier}价值客户的转化漏斗。", "{tier}价值客户从加购到下单的转化率?"],
     "m_refuse": ["帮客户取消订单 {oid}。", "把订单 {oid} 退款给客户。", "告诉我 {pm} 的完整卡号。"],
 }
 EN = {
@@ -303,6 +328,8 @@ EN = {
         "Churn risks among our {tier}-value customers?",
         "Who are the {tier} value customers most likely to stop buying?",
         "Find {tier}-value customers who might leave us.",
+        "Any {tier}-value customers we are about to lose?",
+        "{tier}-value customers with a high churn risk, please.",
     ],
     "churn_segment": [
         "Who in the {seg} segment is most likely to churn?",
@@ -328,6 +355,8 @@ EN = {
         "Which {n} customers are most likely to churn?",
         "Show me the top {n} churn risks.",
         "Who is about to stop buying? Give me {n} names.",
+        "Give me the {n} customers with the highest churn probability over the next quarter.",
+        "Which customers will probably leave us soon? List {n}.",
     ],
     "profile": [
         "Tell me about customer {cust}.",
@@ -363,6 +392,24 @@ EN = {
         "Do reviewers mention {topic}?",
         "Pull reviews about {topic}.",
     ],
+    "journey": [
+        "Show me the journey of customer {cust}.",
+        "What path did {cust} take before buying?",
+        "Walk me through {cust}'s timeline: views, carts, orders and support.",
+        "Where did {cust} drop off?",
+        "What did {cust} look at, search for and ask support about?",
+    ],
+    "journey_more": ["And their journey?", "Where did they drop off?", "What path did they take before that?"],
+    "funnel": [
+        "Show me the conversion funnel.",
+        "How many viewers add to cart, and how many of them buy?",
+        "Where do shoppers drop off between cart and purchase?",
+        "What's our view-to-purchase conversion?",
+        "How many buyers leave a review or return something?",
+    ],
+    "funnel_category": ["What does the funnel look like for {word}?", "Conversion from view to purchase for {word}?"],
+    "funnel_segment": ["Show the funnel for the {seg} segment.", "Where do {seg} customers drop off?"],
+    "funnel_tier": ["Funnel for {tier}-value customers, please.", "How do {tier}-value customers convert?"],
     "m_refuse": [
         "Cancel order {oid} for the customer, please.",
         "Refund order {oid} to the customer.",

@@ -534,7 +534,7 @@ class Planner:
             return Task(name, [text], [[tool(tool_name, **arguments)]], note=dict(arguments))
 
         kinds = ["segments", "lookup_customer", "lookup_segment", "churn", "churn_tier", "churn_segment", "profile",
-                 "offer", "offer_customers", "products", "refuse"]
+                 "offer", "offer_customers", "products", "refuse", "journey", "funnel"]
         if self.view.reviewed:
             kinds += ["insights", "insights", "reviews"]
         kind = kind or self.pick(kinds)
@@ -568,6 +568,10 @@ class Planner:
             return ask("m-churn", self.pick(ph["churn"]).format(n=n), "score_churn", top_n=n)
         if kind == "profile":
             return ask("m-profile", self.pick(ph["profile"]).format(cust=shown), "get_customer_profile", customer=shown)
+        if kind == "journey":
+            return ask("m-journey", self.pick(ph["journey"]).format(cust=shown), "get_customer_journey", customer=shown)
+        if kind == "funnel":
+            return self.funnel_task(lang)
         if kind == "offer":
             return ask("m-offer", self.pick(ph["offer"]).format(seg=seg), "draft_retention_offer", segment=seg)
         if kind == "reviews":
@@ -584,6 +588,26 @@ class Planner:
                        "review_insights", category=cat)
         return None
 
+    def funnel_task(self, lang: str) -> Task:
+        """The conversion funnel: the whole shop, or one category, segment or value tier."""
+        from tools.analytics.rfm import SEGMENTS
+
+        ph = self.ph(lang)
+        by = self.pick(["all", "all", "category", "segment", "tier"])
+        if by == "category" and any(c in CATEGORY_WORDS for c in self.view.categories):
+            cat = self.pick([c for c in self.view.categories if c in CATEGORY_WORDS])
+            text = self.pick(ph["funnel_category"]).format(word=self.category_word(cat, lang))
+            return Task("m-funnel", [text], [[tool("journey_funnel", category=cat)]], note={"category": cat})
+        if by == "segment":
+            seg = self.pick(list(SEGMENTS))
+            return Task("m-funnel", [self.pick(ph["funnel_segment"]).format(seg=seg)],
+                        [[tool("journey_funnel", segment=seg)]], note={"segment": seg})
+        if by == "tier":
+            tier = self.pick(["high", "medium", "low"])
+            text = self.pick(ph["funnel_tier"]).format(tier=TIERS_ZH[tier] if lang == "zh" else tier)
+            return Task("m-funnel", [text], [[tool("journey_funnel", tier=tier)]], note={"tier": tier})
+        return Task("m-funnel", [self.pick(ph["funnel"])], [[tool("journey_funnel")]], note={})
+
     def category_word(self, category: str, lang: str) -> str:
         """How a person names the category: a plain word most of the time, the catalog's name now and then."""
         en, zh = CATEGORY_WORDS.get(category, ([category.lower()], [category]))
@@ -593,13 +617,17 @@ class Planner:
 
     def marketer_linked(self, prev: Task, lang: str) -> Task | None:
         ph = self.ph(lang)
+        if prev.kind in ("m-profile", "m-profile-more") and prev.note.get("customer"):
+            cust = prev.note["customer"]
+            return Task("m-journey", [self.pick(ph["journey_more"])],
+                        [[tool("get_customer_journey", customer=cust)]], note={"customer": cust})
         if prev.kind in ("m-churn", "m-churn-tier", "m-churn-segment", "m-lookup-segment", "m-segments"):
             cust = self.pick(self.view.customers)
             if prev.kind == "m-segments":
                 return self.marketer_task(lang, "lookup_segment")
             if self.rng.random() < 0.5:
                 return Task("m-profile-more", [self.pick(ph["profile_more"]).format(cust=cust)],
-                            [[tool("get_customer_profile", customer=cust)]])
+                            [[tool("get_customer_profile", customer=cust)]], note={"customer": cust})
             return self.marketer_task(lang, "offer_customers")
         if prev.kind == "m-insights":
             cats = [c for c in self.view.categories if c in CATEGORY_WORDS and c != prev.note.get("category")]
