@@ -143,6 +143,10 @@ def _marketer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
     from tools.analytics.rfm import SEGMENTS
 
     customers = list(dict.fromkeys([*_TYPED_CUSTOMER.findall(typed), *seen.get("customer_id", [])]))
+    # the customers this message names are the ones it asks about ("Tell me about c000011" after a churn table must
+    # not become the table's first row)
+    named = list(dict.fromkeys(_TYPED_CUSTOMER.findall(current)))
+    customers = named or customers
     return {
         "segment": list(SEGMENTS),
         "category": _named_categories(_categories(session), current) or _categories(session),

@@ -148,3 +148,20 @@ def test_a_category_the_person_names_is_the_only_one_a_call_may_take(settings, s
     marketer = _session(settings, sample_store, role="marketer", customer=None)
     tvs = session_enums(marketer, "And TVs?")["category"]
     assert tvs and all("tv" in c.lower() for c in tvs)
+
+
+def test_a_customer_the_marketer_names_is_the_only_one_a_call_may_take(settings, sample_store):
+    """After a result listed other customers, a message naming one customer binds the call to that one; a follow-up
+    that names nobody ("their journey?") may still take any customer typed or shown so far.
+    """
+    marketer = _session(settings, sample_store, role="marketer", customer=None,
+                        script=[call("score_churn", top_n=3), ""])
+    list(marketer.respond("Which 3 customers are most likely to churn?"))
+    from store.models import Customer
+
+    shown = session_enums(marketer, "")["customer"]
+    with sample_store.read() as s:
+        other = next(c for c in s.scalars(select(Customer.id).order_by(Customer.id)) if c not in shown)
+    assert len(shown) >= 3
+    assert session_enums(marketer, f"Tell me about customer {other}.")["customer"] == [other]
+    assert session_enums(marketer, "Where did they drop off?")["customer"] == shown
