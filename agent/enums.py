@@ -81,8 +81,14 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
         "new_item_ids": items,
         "payment_method_id": named_methods or list(methods),
         "product_id": products,
-        "category": _named_categories(_categories(session), current) or _categories(session),
+        "category": _category_enum(session, current),
     }
+
+
+def _category_enum(session: Conversation, current: str) -> list[str]:
+    """The categories this message names, else every catalog category."""
+    catalog = _categories(session)
+    return _named_categories(catalog, current) or catalog
 
 
 def _categories(session: Conversation) -> list[str]:
@@ -149,7 +155,7 @@ def _marketer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
     customers = named or customers
     return {
         "segment": list(SEGMENTS),
-        "category": _named_categories(_categories(session), current) or _categories(session),
+        "category": _category_enum(session, current),
         "customer": customers,
         "customers": customers,
     }

@@ -137,7 +137,8 @@ def test_journey_features_match_the_events_by_hand(store):
                              .join(Message, Message.conversation_id == Conversation.id)
                              .where(Conversation.role == "customer", Message.role == "user")).all()
     as_of = max(at for _, _, at in events).date() - timedelta(days=20)
-    table = build_features(store, as_of)
+    assert not set(JOURNEY_FEATURES) & set(build_features(store, as_of).columns)  # only when asked for
+    table = build_features(store, as_of, journey=True)
     assert set(JOURNEY_FEATURES) <= set(table.columns)
     cut = cutoff_of(as_of)
     for cid in table.index:

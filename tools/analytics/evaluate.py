@@ -23,7 +23,14 @@ from shopdesk.output import UserError
 from store.db import Store
 from tools.analytics import bgnbd
 from tools.analytics.churn import InsufficientData, label_churn, metrics, train_churn_model
-from tools.analytics.features import build_feature_sets, cutoff_of, data_span, purchased_between, spent_between
+from tools.analytics.features import (
+    JOURNEY_FEATURES,
+    build_feature_sets,
+    cutoff_of,
+    data_span,
+    purchased_between,
+    spent_between,
+)
 from tools.analytics.models import ChurnEvaluation, Metrics, ValueEvaluation, ValueMetrics
 from tools.analytics.snapshot import check_horizon
 
@@ -51,7 +58,8 @@ def evaluate_churn(store: Store, as_of: date, horizon_days: int = 90,
             f"the data ends {last}, but as_of {as_of} + {horizon_days} days = {end}: the horizon is longer than the "
             f"data (pick as_of {last - timedelta(days=horizon_days)} or earlier, or a shorter horizon)"
         )
-    train, test = build_feature_sets(store, [as_of - timedelta(days=horizon_days), as_of], horizon_days)
+    journey = bool(set(features or ()) & set(JOURNEY_FEATURES))  # their queries run only when they are asked for
+    train, test = build_feature_sets(store, [as_of - timedelta(days=horizon_days), as_of], horizon_days, journey)
     try:
         model = train_churn_model(store, as_of, horizon_days, frame=label_churn(train, test), features=features)
     except InsufficientData as exc:

@@ -208,7 +208,7 @@ def _customer_ranges(store: Store) -> list[tuple[str | None, str | None]]:
     return list(itertools.pairwise(bounds))
 
 
-def _side_aggregates(store: Store, cutoffs: list[datetime]) -> list[pd.DataFrame]:
+def _side_aggregates(store: Store, cutoffs: list[datetime], journey: bool = False) -> list[pd.DataFrame]:
     r = Review.__table__
     c = Conversation.__table__
     last_cut = max(cutoffs)
@@ -232,7 +232,7 @@ def _side_aggregates(store: Store, cutoffs: list[datetime]) -> list[pd.DataFrame
             contacts[["customer_id", f"support_contacts_{k}"]], on="customer_id", how="outer"
         )
         part = part.set_index("customer_id").rename(columns=lambda c: c.rsplit("_", 1)[0]).astype(float)
-        out.append(part.join(_journey_aggregates(store, cut), how="outer"))
+        out.append(part.join(_journey_aggregates(store, cut), how="outer") if journey else part)
     return out
 
 
@@ -307,7 +307,8 @@ def _frame(store: Store, q) -> pd.DataFrame:
     return df
 
 
-def build_feature_sets(store: Store, as_ofs: list[date], horizon_days: int = 90) -> list[pd.DataFrame]:
+def build_feature_sets(store: Store, as_ofs: list[date], horizon_days: int = 90,
+                       journey: bool = False) -> list[pd.DataFrame]:
     """Feature tables as of several dates from one scan of the orders (e.g. the training and the scoring date).
 
     Each has one row per customer with at least one purchase on or before its date, indexed by customer id.
@@ -316,16 +317,16 @@ def build_feature_sets(store: Store, as_ofs: list[date], horizon_days: int = 90)
     """
     cutoffs = [cutoff_of(d) for d in as_ofs]
     purchases = _purchase_aggregates(store, cutoffs, horizon_days)
-    sides = _side_aggregates(store, cutoffs)
+    sides = _side_aggregates(store, cutoffs, journey)  # journey: JOURNEY_FEATURES too (not in the default model)
     return [
         _add_bgnbd(_finish(p, s, to_day_number(c)), horizon_days)
         for p, s, c in zip(purchases, sides, cutoffs, strict=True)
     ]
 
 
-def build_features(store: Store, as_of: date, horizon_days: int = 90) -> pd.DataFrame:
+def build_features(store: Store, as_of: date, horizon_days: int = 90, journey: bool = False) -> pd.DataFrame:
     """The feature table as of one date (see build_feature_sets)."""
-    return build_feature_sets(store, [as_of], horizon_days)[0]
+    return build_feature_sets(store, [as_of], horizon_days, journey)[0]
 
 
 def _add_bgnbd(df: pd.DataFrame, horizon_days: int, seed: int = 0) -> pd.DataFrame:
@@ -375,7 +376,7 @@ def _finish(df: pd.DataFrame, side: pd.DataFrame, cut: float) -> pd.DataFrame:
     df["review_count"] = df["review_count"].fillna(0.0)
     df["support_contacts"] = df["support_contacts"].fillna(0.0)
     for col in JOURNEY_FEATURES:  # no event, message or ticket is a count of 0; a browse recency stays unknown
-        if col != "browse_recency_days":
+        if col in df and col != "browse_recency_days":
             df[col] = df[col].fillna(0.0)
     # BG/NBD summary in weeks: repeat purchases, time of the last one, age at the cut-off.
     df["x"] = (f - 1).clip(lower=0)
