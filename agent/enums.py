@@ -110,14 +110,39 @@ def _stem(word: str) -> str:
     return word[:-1] if len(word) >= 3 and word.endswith("s") else word
 
 
+# Chinese words for kinds of product, as English phrases of a catalog's category names: a category is named when
+# it has every word of one phrase ("耳机" names "Headphones & Earbuds" as "headphones" does; "游戏本" only the gaming
+# laptops). Longer words are matched first, so "笔记本电脑" is not also read as "电脑".
+_ZH_CATEGORY_WORDS = {
+    "蓝牙耳机": ["headphones", "earbuds"], "耳机": ["headphones", "earbuds"], "耳麦": ["headphones"],
+    "电视机": ["tvs", "televisions"], "电视": ["tvs", "televisions"],
+    "游戏本": ["gaming laptops"], "游戏笔记本": ["gaming laptops"], "笔记本电脑": ["laptops", "notebooks"],
+    "笔记本": ["laptops", "notebooks"], "台式电脑": ["desktops"], "台式机": ["desktops"], "电脑": ["computers"],
+    "显示器": ["monitors"], "回音壁": ["soundbars"], "家庭影院": ["home theater"], "音箱": ["speakers"],
+    "音响": ["speakers"], "智能音箱": ["speakers"], "智能手表": ["smart watches"], "手表": ["watches"],
+    "平板电脑": ["tablets", "ipad"], "平板": ["tablets", "ipad"], "相机": ["cameras"], "摄像机": ["camcorders"],
+    "安防摄像头": ["security cameras"], "监控摄像头": ["security cameras"], "硬盘": ["hard drives", "ssd"],
+    "固态硬盘": ["ssd"], "乐器": ["musical instruments"], "手机": ["phones"], "对讲机": ["radios"],
+    "投影仪": ["projectors"], "路由器": ["routers", "modems"], "智能家居": ["smart home"],
+    "流媒体播放器": ["streaming"], "游戏机": ["consoles"], "电子游戏": ["video games"], "电池": ["batteries"],
+}
+_ZH_CATEGORY_RE = re.compile("|".join(sorted(map(re.escape, _ZH_CATEGORY_WORDS), key=len, reverse=True)))
+
+
 def _named_categories(categories: list[str], message: str) -> list[str]:
     """The catalog categories `message` names by one of their words ("headphones" names "Headphones & Earbuds",
-    "laptops" both laptop categories), singular or plural. Empty when it names none (a Chinese word, a product):
-    then every category stays possible.
+    "laptops" both laptop categories), singular or plural, or by a Chinese word for them ("耳机"). Empty when it
+    names none (a product, a word the lexicon lacks): then every category stays possible.
     """
     said = {_stem(w) for w in _WORD.findall(message.lower())}
-    return [c for c in categories
-            if any(_stem(w) in said for w in _WORD.findall(c.lower()) if w not in _NOT_A_NAME)]
+    phrases = [{_stem(w) for w in _WORD.findall(p)}
+               for zh in _ZH_CATEGORY_RE.findall(message) for p in _ZH_CATEGORY_WORDS[zh]]
+    named = []
+    for c in categories:
+        words = {_stem(w) for w in _WORD.findall(c.lower()) if w not in _NOT_A_NAME}
+        if words & said or any(p <= words for p in phrases):
+            named.append(c)
+    return named
 
 
 def _digits(order_id: str) -> str:

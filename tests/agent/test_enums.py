@@ -133,7 +133,7 @@ def _any_customer(store) -> str:
 
 def test_a_category_the_person_names_is_the_only_one_a_call_may_take(settings, sample_store):
     """"headphones" names the catalog's "Headphones & Earbuds", so the grammar cannot write another category; a
-    message that names none (Chinese here) leaves every category possible.
+    Chinese word for them ("耳机") does the same; a message that names none leaves every category possible.
     """
     from store.models import Customer, Product
 
@@ -144,7 +144,10 @@ def test_a_category_the_person_names_is_the_only_one_a_call_may_take(settings, s
     assert headphones, catalog
     customer = _session(settings, sample_store, customer=someone)
     assert session_enums(customer, "What do reviewers say about headphones?")["category"] == headphones
-    assert session_enums(customer, "耳机的评价怎么样?")["category"] == catalog
+    assert session_enums(customer, "耳机的评价怎么样?")["category"] == headphones
+    assert session_enums(customer, "这个怎么样?")["category"] == catalog
+    watches = session_enums(customer, "买家对智能手表有哪些抱怨？")["category"]
+    assert watches == [c for c in catalog if "watch" in c.lower()] and watches
     marketer = _session(settings, sample_store, role="marketer", customer=None)
     tvs = session_enums(marketer, "And TVs?")["category"]
     assert tvs and all("tv" in c.lower() for c in tvs)
