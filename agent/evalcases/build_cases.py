@@ -1001,6 +1001,11 @@ def marketer_conversations(sample_store, tau2_store) -> Iterator[EvalCase]:
         say("Where in the journey did they drop off?", call("get_customer_journey", customer=top[3]),
             answer_contains=[top[3]]),
     ], tags=("profile", "journey"), no_writes=True)
+    yield conversation(nid("mt-m-churn-later-row"), "sample", m, None, [
+        say("Which 5 customers are most likely to churn?", call("score_churn", top_n=5)),
+        say(f"What does {top[4]}'s journey look like?", call("get_customer_journey", customer=top[4]),
+            answer_contains=[top[4]], answer_excludes=[top[0]]),
+    ], tags=("churn", "journey"), no_writes=True)
 
 
 def build(sample_store=None) -> tuple[list[EvalCase], list[EvalCase]]:
