@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import itertools
-import json
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -37,7 +36,7 @@ from sqlalchemy import select
 from shopdesk.output import UserError
 from store.db import Store
 from store.importers.common import BadInputError, BulkWriter, parse_mapping, previous_runs, record_run, source_name
-from store.importers.reading import open_text
+from store.importers.reading import jsonl_records, open_text
 from store.importers.transactions import clean_id, detect_delimiter
 from store.models import EVENT_KINDS, Customer, Event
 
@@ -125,24 +124,10 @@ def _records(path: Path) -> tuple[list[str] | None, Iterator[tuple[int, dict[str
         raise BadInputError(path, "the file is empty")
     first = next(line for line in head if line.strip())
     if path.suffix.lower() in (".jsonl", ".ndjson") or first.lstrip().startswith("{"):
-        return None, _jsonl(path)
+        return None, jsonl_records(path)
     delimiter = detect_delimiter(head) or ","  # a header line has no runs-of-whitespace format
     header = next(csv.reader([first], delimiter=delimiter))
     return [h.strip() for h in header], _csv(path, delimiter)
-
-
-def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with open_text(path) as f:
-        for line, text in enumerate(f, 1):
-            if not text.strip():
-                continue
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise BadInputError(path, f"not valid JSON: {exc.msg}", line) from None
-            if not isinstance(record, dict):
-                raise BadInputError(path, "each line must be a JSON object", line)
-            yield line, record
 
 
 def _csv(path: Path, delimiter: str) -> Iterator[tuple[int, dict[str, Any]]]:

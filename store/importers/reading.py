@@ -5,10 +5,11 @@ from __future__ import annotations
 import codecs
 import gzip
 import io
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import Any, Literal, TextIO
 
 from store.importers.common import BadInputError
 
@@ -68,3 +69,20 @@ class _CheckedText(io.TextIOBase):
 
     def readable(self) -> bool:
         return True
+
+
+def jsonl_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) per non-blank line of a JSONL file; a line that is not a JSON object is an error
+    naming the file and line.
+    """
+    with open_text(path) as f:
+        for line, text in enumerate(f, 1):
+            if not text.strip():
+                continue
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise BadInputError(path, f"not valid JSON: {exc.msg}", line) from None
+            if not isinstance(record, dict):
+                raise BadInputError(path, "each line must be a JSON object", line)
+            yield line, record

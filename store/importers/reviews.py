@@ -7,7 +7,6 @@ product, customer, date and text, so re-importing the same file updates instead 
 from __future__ import annotations
 
 import csv
-import json
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +16,7 @@ from sqlalchemy import select
 
 from store.db import Store
 from store.importers.common import BadInputError, BulkWriter, previous_runs, record_run, stable_digits
-from store.importers.reading import open_text
+from store.importers.reading import jsonl_records, open_text
 from store.models import Customer, Product, Review
 
 FIELDS = ("product", "customer", "rating", "title", "text", "date", "language")
@@ -31,19 +30,7 @@ def _records(path: Path):
         if not first.strip():
             raise BadInputError(path, "the file is empty", 1)
         if path.suffix.lower() in (".jsonl", ".ndjson") or first.lstrip().startswith("{"):
-            line = 1
-            text = first
-            while text:
-                if text.strip():
-                    try:
-                        rec = json.loads(text)
-                    except json.JSONDecodeError as exc:
-                        raise BadInputError(path, f"not valid JSON: {exc.msg}", line) from None
-                    if not isinstance(rec, dict):
-                        raise BadInputError(path, "each line must be a JSON object", line)
-                    yield line, rec
-                text = f.readline()
-                line += 1
+            yield from jsonl_records(path)
         else:
             header = [h.strip().lower() for h in next(csv.reader([first]))]
             missing = [r for r in REQUIRED if r not in header]
