@@ -1,6 +1,6 @@
 """Support outcome figures from the turn log: conversations per day, containment (resolved without a person),
-handoff rate, confirmed writes by kind, tools used, grounding guards fired, and reply time. What
-`shopdesk support stats` prints and the staff's Support view charts.
+handoff rate, reopen rate, confirmed writes by kind, tools used, what customers came for (intents), grounding guards
+fired, and reply time. What `shopdesk support stats` prints and the staff's Support view charts.
 """
 
 from __future__ import annotations
@@ -14,11 +14,23 @@ from sqlalchemy import func, select
 
 from store.db import Store
 from store.models import Conversation, Message, Ticket
+from store.tickets import REOPENED
 
 CONFIRM_MESSAGE = "[Confirm]"  # how the turn log records the customer's Confirm button (agent.session)
 # Turn-log flags (agent.graph): the model's own words were replaced by the rendered facts; the model stated facts
 # without a look-up and was made to call a tool.
 GUARDS = ("model_text_dropped", "forced_tool")
+# What a customer came for, read from the tools the agent called for them (the model's choice, logged per turn): a
+# conversation counts once for each intent it had; one without a call is "other" (greetings, thanks, refusals).
+INTENT_OF_TOOL = {
+    "get_order_details": "order status", "list_my_orders": "order status",
+    "cancel_pending_order": "cancellation", "return_delivered_order_items": "return",
+    "exchange_delivered_order_items": "exchange", "modify_pending_order_address": "address change",
+    "modify_pending_order_items": "item change",
+    "search_products": "product question", "get_product_details": "product question",
+    "search_reviews": "product question", "recommend_products": "recommendation",
+    "transfer_to_human": "asked for a person",
+}
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -37,6 +49,8 @@ def support_stats(store: Store, since: date | None = None, until: date | None = 
         convs = s.execute(select(Conversation.id, Conversation.started_at, Conversation.outcome).where(*where)
                           .order_by(Conversation.started_at)).all()
         with_ticket = set(s.scalars(select(Ticket.conversation_id).where(Ticket.conversation_id.in_(ids))))
+        resolved_conversations = set(s.scalars(select(Ticket.conversation_id).where(
+            Ticket.conversation_id.in_(ids), Ticket.status == "resolved")))
         tickets = dict(s.execute(select(Ticket.status, func.count()).where(Ticket.conversation_id.in_(ids))
                                  .group_by(Ticket.status)).all())
         rows = s.execute(select(Message.conversation_id, Message.role, Message.content, Message.tool_calls,
@@ -57,10 +71,15 @@ def support_stats(store: Store, since: date | None = None, until: date | None = 
     latencies: list[float] = []
     guards: Counter[str] = Counter({k: 0 for k in GUARDS})
     last_call: dict[str, str] = {}
+    intents_of: dict[str, set[str]] = defaultdict(set)
+    reopened: set[str] = set()
     for conv_id, role, content, calls, meta in rows:
         for tc in calls or []:
             tools[tc.get("name") or "?"] += 1
             last_call[conv_id] = tc.get("name") or "?"
+            intents_of[conv_id].add(INTENT_OF_TOOL.get(tc.get("name") or "?", "other"))
+        if role == "user" and meta and meta.get(REOPENED):
+            reopened.add(conv_id)
         if role == "user" and content == CONFIRM_MESSAGE and conv_id in last_call:
             writes[last_call[conv_id]] += 1  # the proposal the Confirm button carried out
         if meta and isinstance(meta.get("latency_s"), (int, float)):
@@ -68,6 +87,8 @@ def support_stats(store: Store, since: date | None = None, until: date | None = 
         guards.update(k for k in GUARDS if meta and meta.get(k))
 
     total = len(convs)
+    intents = Counter(i for c in convs for i in (intents_of.get(c.id) or {"other"}))
+    resolved_once = resolved_conversations | reopened  # a reopened ticket was resolved before
     p50, p95 = (np.percentile(latencies, [50, 95]).round(3).tolist() if latencies else (None, None))
     return {
         "since": since.isoformat() if since else (convs[0].started_at.date().isoformat() if convs else None),
@@ -77,7 +98,10 @@ def support_stats(store: Store, since: date | None = None, until: date | None = 
         "handed_off": handed,
         "containment": _rate(total - handed, total),
         "handoff_rate": _rate(handed, total),
-        "tickets": {"open": tickets.get("open", 0), "resolved": tickets.get("resolved", 0)},
+        "tickets": {"open": tickets.get("open", 0), "resolved": tickets.get("resolved", 0),
+                    "reopened": len(reopened)},
+        "reopen_rate": _rate(len(reopened), len(resolved_once)),
+        "intents": dict(intents.most_common()),
         "confirmed_writes": dict(writes.most_common()),
         "tools_used": dict(tools.most_common()),
         "reply_time_s": {"p50": p50, "p95": p95, "turns": len(latencies)},

@@ -20,6 +20,7 @@ from store.db import Store
 from store.models import Conversation, Message, Ticket
 
 STAFF_AUTHOR = "staff"
+REOPENED = "reopened_ticket"  # meta key of the customer message that opened a resolved ticket again: its number
 MAX_TEXT_CHARS = 4000
 APPEND_TRIES = 5  # two writers may take the same next sequence number; the loser retries with the next one
 
@@ -157,11 +158,16 @@ def _append(store: Store, conversation_id: str, role: str, text: str, meta: dict
 
 
 def customer_writes(store: Store, conversation_id: str, text: str) -> Line:
-    """A customer's message to the person who has the conversation; a resolved ticket opens again."""
-    line = _append(store, conversation_id, "user", text)
-    with store.transaction() as s:
+    """A customer's message to the person who has the conversation; a resolved ticket opens again, and the message
+    records that it did (support stats count reopened tickets from it).
+    """
+    with store.read() as s:
         t = s.scalar(select(Ticket).where(Ticket.conversation_id == conversation_id).order_by(Ticket.id.desc()))
-        if t is not None and t.status == "resolved":
+        reopens = t.id if t is not None and t.status == "resolved" else None
+    line = _append(store, conversation_id, "user", text, {REOPENED: reopens} if reopens else None)
+    if reopens:
+        with store.transaction() as s:
+            t = s.get(Ticket, reopens)
             t.status, t.resolved_at, t.resolved_by = "open", None, None
     return line
 

@@ -198,9 +198,12 @@ def stats_markdown(stats: dict[str, Any]) -> str:
 
     reply = stats["reply_time_s"]
     writes = ", ".join(f"{k} {v}" for k, v in stats["confirmed_writes"].items()) or "none"
+    intents = ", ".join(f"{k} {v}" for k, v in stats["intents"].items()) or "none"
     return (f"**{stats['since'] or '-'} to {stats['until'] or '-'}:** {stats['conversations']} conversations · "
             f"containment {pct(stats['containment'])} · handoff rate {pct(stats['handoff_rate'])} · "
-            f"tickets open {stats['tickets']['open']}, resolved {stats['tickets']['resolved']}\n\n"
+            f"tickets open {stats['tickets']['open']}, resolved {stats['tickets']['resolved']} · "
+            f"reopen rate {pct(stats['reopen_rate'])}\n\n"
+            f"What customers came for: {intents}\n\n"
             f"Reply time p50 {reply['p50'] if reply['p50'] is not None else '-'} s, "
             f"p95 {reply['p95'] if reply['p95'] is not None else '-'} s ({reply['turns']} turns) · "
             f"confirmed writes: {writes} · grounding guards: "

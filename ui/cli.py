@@ -139,7 +139,9 @@ def _stats_text(s: dict) -> str:
 
     lines = [f"{s['since']} to {s['until']}: {s['conversations']} conversations",
              f"containment {pct(s['containment'])}, handoff rate {pct(s['handoff_rate'])}, "
-             f"tickets open {s['tickets']['open']} / resolved {s['tickets']['resolved']}",
+             f"tickets open {s['tickets']['open']} / resolved {s['tickets']['resolved']}, "
+             f"reopen rate {pct(s['reopen_rate'])} ({s['tickets']['reopened']} reopened)",
+             "intents: " + (", ".join(f"{k} {v}" for k, v in s["intents"].items()) or "none"),
              f"reply time p50 {s['reply_time_s']['p50']} s, p95 {s['reply_time_s']['p95']} s "
              f"({s['reply_time_s']['turns']} turns)",
              "confirmed writes: " + (", ".join(f"{k} {v}" for k, v in s["confirmed_writes"].items()) or "none"),

@@ -41,6 +41,7 @@ def test_support_stats_json(settings):
     from store.db import open_store
     from store.models import Conversation, Customer, Message
     from tools.context import ShopContext
+    from store.tickets import customer_writes, get_ticket, resolve
     from tools.handoff import transfer_to_human
 
     store = open_store(settings.db_url)
@@ -65,21 +66,32 @@ def test_support_stats_json(settings):
         ctx = ShopContext(store=store, settings=settings, role="customer", customer_id="c1")
         ctx.conversation_id = "conv3"
         assert transfer_to_human(ctx, "wants a person").ticket == 1
+        # a second handoff, resolved by staff, then the customer writes again: the ticket is reopened
+        with store.transaction() as s:
+            s.add(Conversation(id="conv4", role="customer", customer_id="c1", started_at=day, channel="chat"))
+        ctx.conversation_id = "conv4"
+        assert transfer_to_human(ctx, "wants a person").ticket == 2
+        resolve(store, 2, "ana", "refund sent")
+        customer_writes(store, "conv4", "It did not arrive after all.")
+        assert get_ticket(store, 2).status == "open"
     finally:
         store.dispose()
 
     r = _cli("support", "stats", "--json", "--since", "2026-11-01", "--until", "2026-11-30")
     assert r.exit_code == 0, r.output
     stats = json.loads(r.output)
-    assert stats["conversations"] == 4 and stats["handed_off"] == 1 and stats["contained"] == 3
-    assert stats["containment"] == 0.75 and stats["handoff_rate"] == 0.25
+    assert stats["conversations"] == 5 and stats["handed_off"] == 2 and stats["contained"] == 3
+    assert stats["containment"] == 0.6 and stats["handoff_rate"] == 0.4
     assert stats["confirmed_writes"] == {"cancel_pending_order": 1}
     assert stats["tools_used"] == {"cancel_pending_order": 4}
-    assert stats["tickets"] == {"open": 1, "resolved": 0}
+    # conv0-3 came to cancel; conv4 made no call of the agent's (the handoff came through the button's path)
+    assert stats["intents"] == {"cancellation": 4, "other": 1}
+    assert stats["tickets"] == {"open": 2, "resolved": 0, "reopened": 1}
+    assert stats["reopen_rate"] == 1.0  # the one ticket that was ever resolved was reopened
     assert stats["reply_time_s"]["turns"] == 5 and stats["reply_time_s"]["p50"] == 2.0
     assert stats["guards"] == {"model_text_dropped": 1, "forced_tool": 1}
-    assert stats["per_day"] == [{"day": "2026-11-02", "conversations": 4, "contained": 3, "handed_off": 1,
-                                 "handoff_rate": 0.25}]
+    assert stats["per_day"] == [{"day": "2026-11-02", "conversations": 5, "contained": 3, "handed_off": 2,
+                                 "handoff_rate": 0.4}]
     empty = json.loads(_cli("support", "stats", "--json", "--since", "2027-01-01").output)
     assert empty["conversations"] == 0 and empty["containment"] is None
     assert "must be a date" in _cli("support", "stats", "--since", "yesterday").output
