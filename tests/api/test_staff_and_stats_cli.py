@@ -40,8 +40,8 @@ def test_staff_accounts_from_the_command_line(settings):
 def test_support_stats_json(settings):
     from store.db import open_store
     from store.models import Conversation, Customer, Message
-    from tools.context import ShopContext
     from store.tickets import customer_writes, get_ticket, resolve
+    from tools.context import ShopContext
     from tools.handoff import transfer_to_human
 
     store = open_store(settings.db_url)
