@@ -10,7 +10,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from store.db import Store
 from store.models import Conversation, Message, Ticket
@@ -48,15 +48,15 @@ def support_stats(store: Store, since: date | None = None, until: date | None = 
     with store.read() as s:
         convs = s.execute(select(Conversation.id, Conversation.started_at, Conversation.outcome).where(*where)
                           .order_by(Conversation.started_at)).all()
-        with_ticket = set(s.scalars(select(Ticket.conversation_id).where(Ticket.conversation_id.in_(ids))))
-        resolved_conversations = set(s.scalars(select(Ticket.conversation_id).where(
-            Ticket.conversation_id.in_(ids), Ticket.status == "resolved")))
-        tickets = dict(s.execute(select(Ticket.status, func.count()).where(Ticket.conversation_id.in_(ids))
-                                 .group_by(Ticket.status)).all())
+        ticket_rows = s.execute(select(Ticket.conversation_id, Ticket.status)
+                                .where(Ticket.conversation_id.in_(ids))).all()
         rows = s.execute(select(Message.conversation_id, Message.role, Message.content, Message.tool_calls,
                                 Message.meta).where(Message.conversation_id.in_(ids))
                          .order_by(Message.conversation_id, Message.seq)).all()
 
+    with_ticket = {t.conversation_id for t in ticket_rows}
+    resolved_conversations = {t.conversation_id for t in ticket_rows if t.status == "resolved"}
+    tickets = Counter(t.status for t in ticket_rows)
     per_day: dict[str, Counter] = defaultdict(Counter)
     handed = 0
     for c in convs:
