@@ -58,8 +58,10 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
     if "orders" not in cache:
         with session.ctx.store.read() as s:
             cache["orders"] = list(s.scalars(select(Order.id).where(Order.customer_id == session.customer_id)))
-            cache["payment_methods"] = list(s.scalars(
-                select(PaymentMethod.id).where(PaymentMethod.customer_id == session.customer_id)))
+            cache["payment_methods"] = [
+                (pm.id, pm.kind, pm.brand, pm.last_four) for pm in s.scalars(
+                    select(PaymentMethod).where(PaymentMethod.customer_id == session.customer_id)
+                    .order_by(PaymentMethod.id))]
     own: list[str] = cache["orders"]
     orders = dict.fromkeys(own)
     for found in _typed_orders(typed, own):
@@ -73,16 +75,43 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
     # are the only items a call may act on, and a payment method of theirs that they name is the only one it may use
     # (the tool then applies the policy to it, instead of the model quietly picking another card).
     named_items = [n for n in dict.fromkeys(_TYPED_DIGITS.findall(current)) if n in seen.get("item_id", [])]
-    methods: list[str] = cache["payment_methods"]
-    named_methods = [m for m in methods if re.search(rf"(?<![\w]){re.escape(m)}(?![\w])", current)]
+    methods: list[tuple] = cache["payment_methods"]
+    named_methods = _named_methods(methods, current)
     return {
         "order_id": list(orders),
         "item_ids": named_items or items,
         "new_item_ids": items,
-        "payment_method_id": named_methods or list(methods),
+        "payment_method_id": named_methods or [m[0] for m in methods],
         "product_id": products,
         "category": _category_enum(session, current),
     }
+
+
+_KIND_WORDS = {
+    "paypal": re.compile(r"pay\s?pal|贝宝", re.I),
+    "gift_card": re.compile(r"gift\s?card|礼品卡|购物卡", re.I),
+    "credit_card": re.compile(r"credit\s?card|debit\s?card|信用卡|银行卡", re.I),
+}
+_FOUR_DIGITS = re.compile(r"(?<!\d)(\d{4})(?!\d)")
+
+
+def _named_methods(methods: list[tuple], message: str) -> list[str]:
+    """The customer's payment methods (id, kind, brand, last four) this message names: by id, else by the card's
+    last four digits ("the card ending 4920", "尾号 4920"), else by brand ("my Visa"), else by kind ("my PayPal",
+    "gift card", "信用卡"). A customer sees methods by these names only, never by id.
+    """
+    by_id = [m[0] for m in methods if re.search(rf"(?<![\w]){re.escape(m[0])}(?![\w])", message)]
+    if by_id:
+        return by_id
+    digits = set(_FOUR_DIGITS.findall(message))
+    by_card = [m[0] for m in methods if m[3] and m[3] in digits]
+    if by_card:
+        return by_card
+    by_brand = [m[0] for m in methods
+                if m[2] and re.search(rf"(?<![A-Za-z]){re.escape(m[2])}(?![A-Za-z])", message, re.I)]
+    if by_brand:
+        return by_brand
+    return [m[0] for m in methods if m[1] in _KIND_WORDS and _KIND_WORDS[m[1]].search(message)]
 
 
 def _category_enum(session: Conversation, current: str) -> list[str]:

@@ -49,7 +49,7 @@ from agent.turncontext import TurnContext
 from shopdesk.output import to_jsonable
 from tools.errors import ToolError
 from tools.orders import discard_pending_action, execute_pending_action, is_write_tool
-from tools.results import Lang
+from tools.results import Lang, customer_view
 
 log = logging.getLogger(__name__)
 
@@ -281,8 +281,9 @@ def call_tool(session: TurnContext, spec: ToolSpec, args: dict, call_id: str, wr
         return CallOutcome([ToolMessage(f"error: {exc}", tool_call_id=call_id, name=spec.name)], failed)
     text = render(result, lang)
     data = to_jsonable(result)
-    messages: list[BaseMessage] = [ToolMessage(render(result, "en", limit=MODEL_TOOL_MESSAGE_CHARS),
-                                               tool_call_id=call_id, name=spec.name)]
+    with customer_view(False):  # the model's copy keeps the ids it calls with (payment methods)
+        for_model = render(result, "en", limit=MODEL_TOOL_MESSAGE_CHARS)
+    messages: list[BaseMessage] = [ToolMessage(for_model, tool_call_id=call_id, name=spec.name)]
     write(AgentEvent(kind="tool_result", name=spec.name, call_id=call_id, text=text, data=data))
     session.note_result(spec.name, result)
     if ctx.pending_action is not None and (not had_pending or is_write_tool(spec.name)):
@@ -415,10 +416,14 @@ def record(state: TurnState, runtime: Runtime) -> dict[str, Any]:
 def _traced(
     name: str, fn: Callable[[TurnState, Runtime], dict[str, Any]]
 ) -> Callable[[TurnState, Runtime], dict[str, Any]]:
-    """`fn`, adding its name to the state's path (so a logged turn says which way it went)."""
+    """`fn`, adding its name to the state's path (so a logged turn says which way it went), rendering in the
+    customer's view (tools.results.customer_view) when the session is a customer's.
+    """
 
     def node(state: TurnState, runtime: Runtime) -> dict[str, Any]:
-        return dict(fn(state, runtime), path=[name])
+        # what a customer reads names payment methods as they know them, never by internal id
+        with customer_view(getattr(runtime.context, "role", None) == "customer"):
+            return dict(fn(state, runtime), path=[name])
 
     node.__name__ = name
     return node

@@ -41,7 +41,7 @@ from tools import policy
 from tools.catalog import clean_text
 from tools.context import PendingAction, ShopContext
 from tools.errors import NotFoundError, PolicyError, ToolInputError
-from tools.results import Fact, Lang, fact, iso, status_text, tr, usd
+from tools.results import Fact, Lang, customer_view, fact, in_customer_view, iso, status_text, tr, usd
 
 WRITE_TOOLS = (
     "cancel_pending_order",
@@ -79,6 +79,11 @@ class PayMethod(BaseModel):
     last_four: str | None = None
 
     def label(self, lang: Lang = "en") -> str:
+        """How the method is named: with its id for the model and staff, as the customer knows it in a customer's
+        view (tools.results.customer_view): "PayPal", "Visa credit card ending 4920", "gift card".
+        """
+        if in_customer_view():
+            return self._known_as(lang)
         pid = self.id
         if self.kind is None:
             if pid:
@@ -96,7 +101,24 @@ class PayMethod(BaseModel):
             return f"PayPal {pid}"
         return f"{self.kind} {pid}"
 
+    def _known_as(self, lang: Lang) -> str:
+        if self.kind == "credit_card":
+            brand = f"{self.brand} " if self.brand else ""
+            if self.last_four:
+                return tr(lang, f"{brand}credit card ending {self.last_four}", f"{brand}信用卡(尾号 {self.last_four})")
+            return tr(lang, f"{brand}credit card", f"{brand}信用卡")
+        if self.kind == "gift_card":
+            return tr(lang, "gift card", "礼品卡")
+        if self.kind == "paypal":
+            return "PayPal"
+        if self.kind:
+            return self.kind.replace("_", " ")
+        return tr(lang, "the payment method on file", "您账户中的支付方式") if self.id else \
+            tr(lang, "the original payment method", "原支付方式")
+
     def facts(self, about: str) -> list[Fact]:
+        if in_customer_view():  # the id is not shown; a card's last four digits are
+            return [fact("payment_method", self.last_four, about)] if self.last_four else []
         return [fact("payment_method", self.id, about)] if self.id else []
 
 
@@ -235,6 +257,7 @@ class OrderDetails(BaseModel):
     items_modified: bool = Field(False, description="items were modified (this can be done only once)")
     return_items: list[str] = Field(default_factory=list, description="item ids of a requested return")
     return_payment_method_id: str | None = None
+    return_method: PayMethod | None = Field(None, description="the refund's payment method, as shown")
     exchange_items: list[str] = Field(default_factory=list, description="item ids of a requested exchange")
     exchange_new_items: list[str] = Field(default_factory=list)
 
@@ -278,7 +301,8 @@ class OrderDetails(BaseModel):
             notes.append(tr(lang, f"Note on {oid}: the items were modified (this can be done only once).",
                             f"订单 {oid} 备注:商品已修改过(每个订单只能修改一次)。"))
         if self.return_items:
-            items, to = ", ".join(self.return_items), self.return_payment_method_id or ""
+            items = ", ".join(self.return_items)
+            to = self.return_method.label(lang) if self.return_method else self.return_payment_method_id or ""
             notes.append(tr(lang, f"Note on {oid}: return requested for items {items}, refund to {to}.",
                             f"订单 {oid} 备注:已申请退货,商品 {items},退款到 {to}。"))
         if self.exchange_items:
@@ -305,7 +329,9 @@ class OrderDetails(BaseModel):
         if self.cancel_reason:
             out.append(fact("text", self.cancel_reason, about))
         out += [fact("item_id", i, about) for i in self.return_items + self.exchange_items + self.exchange_new_items]
-        if self.return_items and self.return_payment_method_id:
+        if self.return_items and self.return_method:
+            out += self.return_method.facts(about)
+        elif self.return_items and self.return_payment_method_id:
             out.append(fact("payment_method", self.return_payment_method_id, about))
         return out
 
@@ -646,8 +672,12 @@ class _Plan:
 
     @property
     def summary(self) -> str:
-        """The English description the customer confirms; executing re-plans and must find the same text."""
-        return self.proposal.describe("en")
+        """The English description the customer confirms; executing re-plans and must find the same text. It names
+        payment methods by id whoever renders it, so a change proposed in a staff view can be confirmed in the
+        customer's.
+        """
+        with customer_view(False):
+            return self.proposal.describe("en")
 
 
 def _proposal(tool: str, order: Order, arguments: dict[str, Any], **fields: Any) -> ConfirmationRequired:
@@ -873,6 +903,8 @@ def execute_pending_action(ctx: ShopContext) -> ActionResult:
             raise PolicyError(
                 "The order changed since this was proposed, so nothing was done. It would now be: "
                 f"{plan.summary} Please ask again if you still want it.",
+                user="The order changed since this was proposed, so nothing was done. It would now be: "
+                     f"{plan.proposal.describe('en')} Please ask again if you still want it.",
                 user_zh="订单在提出这项更改之后发生了变化,所以没有做任何更改。现在的内容会是:\n"
                         f"{plan.proposal.describe('zh')}\n如果仍需要,请再告诉我一次。",
             )
@@ -910,8 +942,9 @@ def get_order_details(ctx: ShopContext, order_id: str) -> OrderDetails:
     cid = ctx.require_customer()
     with ctx.store.read() as s:
         o = _find_order(s, cid, order_id)
-        pms = _payment_methods(s, {p.payment_method_id for p in o.payments if p.payment_method_id})
         d = o.details or {}
+        pms = _payment_methods(s, {p.payment_method_id for p in o.payments if p.payment_method_id}
+                               | ({d["return_payment_method_id"]} if d.get("return_payment_method_id") else set()))
         return OrderDetails(
             order_id=o.id, status=o.status, created_at=o.created_at, updated_at=o.updated_at,
             items=[
@@ -935,6 +968,8 @@ def get_order_details(ctx: ShopContext, order_id: str) -> OrderDetails:
             items_modified=bool(d.get("items_modified")),
             return_items=[str(i) for i in d.get("return_items") or []],
             return_payment_method_id=d.get("return_payment_method_id"),
+            return_method=_pay_method(pms.get(d["return_payment_method_id"]), d["return_payment_method_id"])
+            if d.get("return_payment_method_id") else None,
             exchange_items=[str(i) for i in d.get("exchange_items") or []],
             exchange_new_items=[str(i) for i in d.get("exchange_new_items") or []],
         )

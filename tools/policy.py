@@ -216,7 +216,9 @@ def check_refund_method(order: Order, pm: PaymentMethod, display_id: str) -> Non
     raise PolicyError(
         f"A refund for order {display_id} can only go to the original payment method ({methods}) or to an existing "
         f"gift card.",
-        user_zh=f"订单 {display_id} 的退款只能退回原支付方式({methods})或您已有的礼品卡。",
+        user=f"A refund for order {display_id} can only go to the original payment method or to an existing gift "
+             f"card. Which of them should I use?",
+        user_zh=f"订单 {display_id} 的退款只能退回原支付方式或您已有的礼品卡。请问要退到哪一个?",
     )
 
 
@@ -226,5 +228,7 @@ def check_gift_card_covers(pm: PaymentMethod, amount: Decimal) -> None:
         raise PolicyError(
             f"Gift card {pm.id} has a balance of {usd(pm.balance)}, not enough for {usd(amount)}; "
             f"choose another payment method.",
-            user_zh=f"礼品卡 {pm.id} 的余额为 {usd(pm.balance)},不足以支付 {usd(amount)};请选择其他支付方式。",
+            user=f"Your gift card has a balance of {usd(pm.balance)}, not enough for {usd(amount)}. Which other "
+                 f"payment method should I use?",
+            user_zh=f"您的礼品卡余额为 {usd(pm.balance)},不足以支付 {usd(amount)};请选择其他支付方式。",
         )

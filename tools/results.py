@@ -19,7 +19,9 @@ where it has no id), so an auditor can bind facts to entities line by line.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -49,6 +51,27 @@ class Renders(Protocol):
     def render(self, lang: Lang = "en") -> str: ...
 
     def facts(self) -> list[Fact]: ...
+
+
+_CUSTOMER_VIEW: ContextVar[bool] = ContextVar("shopdesk_customer_view", default=False)
+
+
+@contextmanager
+def customer_view(on: bool = True) -> Iterator[None]:
+    """Render for a customer inside this block: internal ids a customer does not know (payment-method ids such as
+    `paypal_3048018`) are left out and the method is named as the customer knows it ("PayPal", "Visa credit card
+    ending 4920"). The model's own copy of a result is rendered outside it and keeps the ids it must call with.
+    """
+    token = _CUSTOMER_VIEW.set(on)
+    try:
+        yield
+    finally:
+        _CUSTOMER_VIEW.reset(token)
+
+
+def in_customer_view() -> bool:
+    """Whether the text being rendered is for a customer (see `customer_view`)."""
+    return _CUSTOMER_VIEW.get()
 
 
 def lang_of(text: str) -> Lang:

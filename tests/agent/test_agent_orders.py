@@ -14,6 +14,7 @@ from agent.testing import ScriptedChatModel, call
 from store.models import Order, Payment
 from tools.context import PendingAction, ShopContext
 from tools.orders import get_order_details
+from tools.results import customer_view
 
 YARA, PENDING = "yara_patel_8545", "#W1068289"  # a pending order of yara's
 JAMES, PROCESSED, OTHER = "james_li_5688", "#W2611340", "#W3632959"  # two processed orders of james's
@@ -35,9 +36,10 @@ def payments(store):
 
 
 def details(settings, store, customer, order_id, lang="en") -> str:
-    """What the person should read for `order_id`: the tool result's own rendering."""
+    """What the person should read for `order_id`: the tool result's own rendering, in the customer's view."""
     ctx = ShopContext(store=store, settings=settings, role="customer", customer_id=customer)
-    return render(get_order_details(ctx, order_id), lang)
+    with customer_view():
+        return render(get_order_details(ctx, order_id), lang)
 
 
 def shown(events) -> list[str]:
@@ -69,6 +71,19 @@ def test_cancel_waits_for_confirmation_then_code_executes(settings, tau2_store):
     assert "I cancelled it for you!" not in events[-1].text
     assert payments(tau2_store) > before  # the refund row
     assert chat.pending is None
+
+
+def test_a_customer_reads_the_refund_method_by_name_and_the_model_by_id(settings, tau2_store):
+    chat, model = propose_cancel(settings, tau2_store)
+    with tau2_store.read() as s:
+        method = s.scalar(select(Payment.payment_method_id).where(Payment.order_id == PENDING))
+    proposal = next(m for m in chat.history if type(m).__name__ == "ToolMessage")
+    assert method in proposal.content  # what the model reads, to call with
+    confirm_text = chat.history[-1].content
+    assert PENDING in confirm_text and method not in confirm_text
+    done = list(chat.confirm())
+    assert done[-1].data["executed"] == "cancel_pending_order" and method not in done[-1].text
+    assert all(method not in text for text in shown(done))
 
 
 def test_the_confirm_button_executes_the_pending_write(settings, tau2_store):

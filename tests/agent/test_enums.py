@@ -116,6 +116,32 @@ def test_what_the_person_names_in_this_message_is_all_a_call_may_use(settings, t
     assert set(session_enums(session, "refund to credit_card_0000000")["payment_method_id"]) == set(methods)
 
 
+def test_a_payment_method_named_as_the_customer_knows_it_is_the_only_one_a_call_may_take(settings, tau2_store):
+    """Customers never see payment-method ids, so "my PayPal", "the card ending 4920", "my Visa" and "礼品卡" narrow
+    the choice to the methods of theirs with that name; naming none keeps them all.
+    """
+    with tau2_store.read() as s:
+        rows = list(s.scalars(select(PaymentMethod)))
+    kinds: dict[str, dict[str, list]] = {}
+    for pm in rows:
+        kinds.setdefault(pm.customer_id, {}).setdefault(pm.kind, []).append(pm)
+    cid, mine = next((c, k) for c, k in sorted(kinds.items())
+                     if {"paypal", "gift_card", "credit_card"} <= set(k) and len(k["credit_card"]) == 1)
+    card, paypal, gift = mine["credit_card"][0], mine["paypal"], mine["gift_card"]
+    session = _session(settings, tau2_store, customer=cid)
+
+    def allowed(message):
+        return sorted(session_enums(session, message)["payment_method_id"])
+
+    assert allowed("Refund it to my PayPal, please.") == sorted(pm.id for pm in paypal)
+    assert allowed(f"Use the card ending in {card.last_four}.") == [card.id]
+    assert allowed(f"退到尾号{card.last_four}的卡") == [card.id]
+    assert allowed(f"Put it on my {card.brand.upper()}.") == [card.id]
+    assert allowed("退到我的礼品卡。") == sorted(pm.id for pm in gift)
+    assert allowed("my credit card") == [card.id]
+    assert allowed("Refund it, please.") == sorted(pm.id for ms in mine.values() for pm in ms)
+
+
 def test_a_typed_email_ends_before_the_full_stop(settings, sample_store):
     marketer = _session(settings, sample_store, role="marketer", customer=None)
     enums = session_enums(marketer, "Tell me about customer thomas.wilson.3@example.com.")

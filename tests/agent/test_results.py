@@ -17,6 +17,7 @@ from store.models import Order, Product, Review, Variant
 
 LANGS = ("en", "zh")
 CJK = re.compile(r"[\u4e00-\u9fff]")
+PAYMENT_METHOD_ID = re.compile(r"(?:paypal|credit_card|gift_card)_\d+")
 
 
 def ctx_for(store, customer_id, conversation_id=None):
@@ -28,7 +29,7 @@ def ctx_for(store, customer_id, conversation_id=None):
 
 def assert_sound(result, *, facts_needed: bool = True) -> None:
     """Renders in both languages (Chinese with CJK text), and every fact is stated on its entity's line in both."""
-    from tools.results import Renders, unbound_facts
+    from tools.results import Renders, customer_view, unbound_facts
 
     assert isinstance(result, Renders), type(result).__name__
     facts = result.facts()
@@ -38,6 +39,12 @@ def assert_sound(result, *, facts_needed: bool = True) -> None:
         assert text.strip(), (type(result).__name__, lang)
         assert bool(CJK.search(text)) == (lang == "zh") or lang == "en" and _data_has_cjk(result), (lang, text)
         assert unbound_facts(result, lang) == [], (type(result).__name__, lang, text)
+    # what a customer reads names payment methods as they know them ("PayPal", "credit card ending 4920"), not by id
+    with customer_view():
+        for lang in LANGS:
+            text = result.render(lang)
+            assert not PAYMENT_METHOD_ID.search(text), (type(result).__name__, lang, text)
+            assert unbound_facts(result, lang) == [], (type(result).__name__, lang, "customer view", text)
 
 
 def _data_has_cjk(result) -> bool:
@@ -169,6 +176,29 @@ def test_every_proposal_and_its_confirmed_result(tau2_store, tau2_json):
         done = T.execute_pending_action(ctx)
         assert_sound(done)
         assert done.status in done.render("zh")
+
+
+def test_a_customer_reads_payment_methods_by_name_and_the_model_by_id(tau2_store, tau2_json):
+    """The same order, rendered for the model (ids it calls with) and in a customer's view (names they know)."""
+    from tools import orders as T
+    from tools.results import customer_view
+
+    oid, o = _first(tau2_json, "delivered", lambda x: any(p["payment_method_id"].startswith("credit_card")
+                                                            for p in x["payment_history"]))
+    details = T.get_order_details(ctx_for(tau2_store, o["user_id"]), oid)
+    card_id = next(p["payment_method_id"] for p in o["payment_history"]
+                   if p["payment_method_id"].startswith("credit_card"))
+    last_four = tau2_json["users"][o["user_id"]]["payment_methods"][card_id]["last_four"]
+    assert card_id in details.render("en") and card_id in details.render("zh")
+    with customer_view():
+        en, zh = details.render("en"), details.render("zh")
+    assert card_id not in en and card_id not in zh
+    assert f"credit card ending {last_four}" in en and f"尾号 {last_four}" in zh
+    assert T.PayMethod(id="paypal_1", kind="paypal").label("en") == "PayPal paypal_1"
+    with customer_view():
+        assert T.PayMethod(id="paypal_1", kind="paypal").label("zh") == "PayPal"
+        assert T.PayMethod(id="gift_card_1", kind="gift_card").label("zh") == "礼品卡"
+        assert T.PayMethod(id="x_1").label("en") == "the payment method on file"
 
 
 def test_product_details_states_real_price_range_and_exact_rating(tau2_store, sample_store):
