@@ -7,6 +7,7 @@ appended here, each with the next sequence number of the conversation's log.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -90,6 +91,14 @@ def ticket_for(store: Store, conversation_id: str) -> TicketView | None:
         return _view(t) if t else None
 
 
+def open_ticket_of(store: Store, customer_id: str) -> TicketView | None:
+    """The customer's latest open ticket: the conversation a person has, which the chat page reopens on a reload."""
+    with store.read() as s:
+        t = s.scalar(select(Ticket).where(Ticket.customer_id == customer_id, Ticket.status == "open")
+                     .order_by(Ticket.id.desc()))
+        return _view(t) if t else None
+
+
 def get_ticket(store: Store, number: int) -> TicketView:
     """The ticket with this number; a UserError if there is none."""
     with store.read() as s:
@@ -133,7 +142,11 @@ def lines(store: Store, conversation_id: str, after_seq: int = -1, *, staff_view
     return out
 
 
-def _append(store: Store, conversation_id: str, role: str, text: str, meta: dict | None = None) -> Line:
+def _append(store: Store, conversation_id: str, role: str, text: str, meta: dict | None = None,
+            within: Callable[[Session], dict | None] | None = None) -> Line:
+    """Add a message with the conversation's next sequence number. `within(session)` runs in the same transaction
+    first (a ticket check or reopen, so no other writer slips in between) and may add meta to the message.
+    """
     text = (text or "").strip()
     if not text:
         raise UserError("the message is empty")
@@ -144,40 +157,53 @@ def _append(store: Store, conversation_id: str, role: str, text: str, meta: dict
             with store.transaction() as s:
                 if s.get(Conversation, conversation_id) is None:
                     raise UserError("there is no such conversation")
+                extra = within(s) if within is not None else None
+                meta_now = {**(meta or {}), **(extra or {})} or None
                 last = s.scalar(select(func.max(Message.seq)).where(Message.conversation_id == conversation_id))
                 seq = -1 if last is None else last
                 now = _now()
                 s.add(Message(conversation_id=conversation_id, seq=seq + 1, role=role, content=text, created_at=now,
-                              meta=meta))
+                              meta=meta_now))
             break
-        except IntegrityError:
+        except IntegrityError:  # another writer took the number: the whole transaction, check included, again
             if attempt == APPEND_TRIES - 1:
                 raise
     speaker: Speaker = "customer" if role == "user" else "staff"
     return Line(seq + 1, speaker, text, now, (meta or {}).get("staff"))
 
 
+def _latest_ticket(s: Session, conversation_id: str) -> Ticket | None:
+    return s.scalar(select(Ticket).where(Ticket.conversation_id == conversation_id).order_by(Ticket.id.desc())
+                    .with_for_update())
+
+
 def customer_writes(store: Store, conversation_id: str, text: str) -> Line:
-    """A customer's message to the person who has the conversation; a resolved ticket opens again, and the message
-    records that it did (support stats count reopened tickets from it).
+    """A customer's message to the person who has the conversation; a resolved ticket opens again, in the same
+    transaction as the message, and the message records that it did (support stats count reopened tickets from it).
     """
-    with store.read() as s:
-        t = s.scalar(select(Ticket).where(Ticket.conversation_id == conversation_id).order_by(Ticket.id.desc()))
-        reopens = t.id if t is not None and t.status == "resolved" else None
-    line = _append(store, conversation_id, "user", text, {REOPENED: reopens} if reopens else None)
-    if reopens:
-        with store.transaction() as s:
-            t = s.get(Ticket, reopens)
-            t.status, t.resolved_at, t.resolved_by = "open", None, None
-    return line
+    def reopen(s: Session) -> dict | None:
+        t = _latest_ticket(s, conversation_id)
+        if t is None or t.status != "resolved":
+            return None
+        t.status, t.resolved_at, t.resolved_by = "open", None, None
+        return {REOPENED: t.id}
+
+    return _append(store, conversation_id, "user", text, within=reopen)
 
 
 def staff_reply(store: Store, number: int, staff: str, text: str) -> Line:
-    """A staff member's reply on an open ticket, added to its conversation for the customer to read."""
+    """A staff member's reply on an open ticket, added to its conversation for the customer to read; the ticket is
+    checked in the reply's own transaction, so a reply never lands on a ticket resolved a moment before.
+    """
     ticket = get_ticket(store, number)
-    if ticket.status != "open":
-        raise UserError(f"ticket {ticket.label} is resolved; the customer's next message opens it again")
-    return _append(store, ticket.conversation_id, "assistant", text, {"author": STAFF_AUTHOR, "staff": staff})
+
+    def still_open(s: Session) -> None:
+        t = s.get(Ticket, number, with_for_update=True)
+        if t is None or t.status != "open":
+            raise UserError(f"ticket {ticket.label} is resolved; the customer's next message opens it again")
+
+    return _append(store, ticket.conversation_id, "assistant", text, {"author": STAFF_AUTHOR, "staff": staff},
+                   within=still_open)
 
 
 def resolve(store: Store, number: int, staff: str, note: str) -> TicketView:

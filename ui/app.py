@@ -33,7 +33,7 @@ from store import tickets as ticket_store
 from store.staff import get_staff
 from store.supportstats import support_stats
 from ui import service
-from ui.chatview import ChatView, as_text, friendly_error, run_action, run_turn, safe_markdown
+from ui.chatview import ChatView, as_text, friendly_error, restore_handoff, run_action, run_turn, safe_markdown
 from ui.signin import (
     SignInRefused,
     StaffSession,
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # (role, customer_id) -> a new ChatSession. Tests pass one that uses the scripted model.
-SessionFactory = Callable[[str, str | None], ChatSession]
+SessionFactory = Callable[..., ChatSession]  # (role, customer_id), and conversation_id= to reopen a logged one
 
 HUMAN_REQUEST = {"en": "Please transfer me to a human agent.", "zh": "请为我转接人工客服。"}
 POLL_S = 3.0  # how often a handed-off customer's page looks for a person's reply
@@ -138,11 +138,14 @@ class AppServices:
 
         return self._once("_models", ModelCache)
 
-    def open_chat(self, role: str, customer_id: str | None) -> ChatSession:
+    def open_chat(self, role: str, customer_id: str | None, conversation_id: str | None = None) -> ChatSession:
         """A new chat session for `role`: from the session factory if one was given, else the agent's, with these
-        services' store, chat model cache and search indexes.
+        services' store, chat model cache and search indexes. `conversation_id` reopens a logged conversation (its
+        history, and whether a person has it) instead of starting one.
         """
         if self._factory is not None:
+            if conversation_id is not None:
+                return self._factory(role, customer_id, conversation_id=conversation_id)
             return self._factory(role, customer_id)
         try:
             from agent.session import open_session
@@ -150,7 +153,7 @@ class AppServices:
             log.exception("agent.session is missing")
             raise RuntimeError("the agent is not installed") from exc
         return open_session(self.settings, role, customer_id, store=self.store(), indexes=self.indexes,
-                            models=self.models)
+                            models=self.models, conversation_id=conversation_id)
 
     def marketer_context(self):
         """A marketer's ShopContext for the console's direct tool calls."""
@@ -341,7 +344,16 @@ class CustomerHandlers:
         self.svc = svc
 
     def _signed_in(self, cid: str):
-        """(view, chat, status) of a new conversation for a signed-in customer."""
+        """(view, chat, status) for a signed-in customer: the conversation a person from the shop has, when one is
+        still open (a reload must not lose it, nor the replies the person writes there), else a new one.
+        """
+        store = self.svc.store()
+        ticket = ticket_store.open_ticket_of(store, cid)
+        if ticket is not None:
+            session = self.svc.open_chat("customer", cid, conversation_id=ticket.conversation_id)
+            view = ChatView(session=session, identity=cid)
+            restore_handoff(view, ticket.label, ticket_store.lines(store, ticket.conversation_id))
+            return view, _messages(view), f"Signed in as **{cid}**. {view.word('ticket', ticket=ticket.label)}"
         session = self.svc.open_chat("customer", cid)
         view = ChatView(session=session, identity=cid)
         view.say(_greeting("customer", cid))
@@ -349,7 +361,7 @@ class CustomerHandlers:
 
     def load_page(self, request: gr.Request):
         """A token on the link (or in the cookie) signs the customer in; else the demo's picker, or where to sign in.
-        Outputs: picker, status, view, chat.
+        Outputs: picker, status, view, chat, note.
         """
         token = token_from(dict(request.query_params), dict(request.cookies)) if request is not None else None
         if token:
@@ -357,15 +369,15 @@ class CustomerHandlers:
                 cid = customer_from_token(self.settings, self.svc.store(), token)
                 view, chat, status = self._signed_in(cid)
             except TokenError as exc:
-                return gr.skip(), str(exc), None, []
+                return gr.skip(), str(exc), None, [], ""
             except Exception as exc:
                 log.exception("customer sign-in with a token failed")
-                return gr.skip(), f"{friendly_error(exc)}", None, []
-            return gr.skip(), status, view, chat
+                return gr.skip(), f"{friendly_error(exc)}", None, [], ""
+            return gr.skip(), status, view, chat, view.note()
         if not self.settings.demo:
-            return gr.skip(), "Please open this chat from your account on the shop's site to sign in.", None, []
+            return gr.skip(), "Please open this chat from your account on the shop's site to sign in.", None, [], ""
         picker, status = self.load_customers()
-        return picker, status, gr.skip(), gr.skip()
+        return picker, status, gr.skip(), gr.skip(), gr.skip()
 
     def load_customers(self):
         try:
@@ -388,7 +400,7 @@ class CustomerHandlers:
         except Exception as exc:
             log.exception("customer sign-in failed")
             return None, [], f"{friendly_error(exc)}", gr.skip(), gr.update(visible=False), ""
-        return view, chat, status, backend, gr.update(visible=False), ""
+        return view, chat, status, backend, gr.update(visible=False), view.note()
 
     def to_staff(self, view: ChatView, message: str):
         """After a handoff the message goes to the person who has the conversation; the bot stays out."""
@@ -849,13 +861,13 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
         ib_resolve.click(staff.inbox_resolve, [st_state, ib_pick, ib_note], [ib_note, ib_pick, ib_ticket, ib_status],
                          api_name="inbox_resolve")
         sv_refresh.click(staff.support_figures, [st_state, sv_since, sv_until], api_name="support_stats", **stats_io)
-        demo.load(customer.load_page, None, [customer_pick, c_status, c_view, c_chat], api_name=False)
+        demo.load(customer.load_page, None, [customer_pick, c_status, c_view, c_chat, c_note], api_name=False).then(**poll_io)
         reply_outputs = [c_chat, c_view, confirm_row, c_note]
         if settings.demo:
             sign_in_btn.click(
                 customer.customer_sign_in, [customer_pick],
                 [c_view, c_chat, c_status, backend_line, confirm_row, c_note], api_name="customer_sign_in",
-            )
+            ).then(**poll_io)
         # Every turn: lock in the browser, stream the reply (never into the box), unlock in the browser. The reply
         # draws its own working bubble at once, so gradio's progress overlay is hidden.
         c_inputs = [c_msg, c_send, c_yes, c_no]

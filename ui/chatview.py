@@ -73,6 +73,9 @@ WORDS: dict[str, dict[Lang, str]] = {
         "zh": "**人工客服会在这里回复您。** 机器人已停止回答;您可以继续留言,消息会转给客服人员。",
     },
     "ticket": {"en": "Your ticket number is **{ticket}**.", "zh": "您的工单号是 **{ticket}**。"},
+    "restored": {"en": "Welcome back. This is your conversation with our support team (ticket **{ticket}**); a "
+                       "person will reply here.",
+                 "zh": "欢迎回来。这是您与人工客服的对话(工单 **{ticket}**),客服人员会在这里回复您。"},
     "staff_says": {"en": "**Support team:** {text}", "zh": "**人工客服:** {text}"},
     "sent_to_staff": {"en": "Sent to our support team; they will reply here.",
                       "zh": "已转给客服人员,他们会在这里回复您。"},
@@ -409,6 +412,23 @@ def friendly_error(exc: BaseException) -> str:
 
 
 # ---- turns ----
+
+
+def restore_handoff(view: ChatView, ticket: str, lines: list) -> None:
+    """Show a conversation a person from the shop has, as its customer saw it (store.tickets.lines: their messages,
+    the bot's replies, the staff's), reopened after a reload: the bot stays out and new replies keep coming.
+    """
+    for line in lines:
+        if line.speaker == "customer":
+            view.add_user(line.text)
+            view.lang = lang_of(line.text)
+        elif line.speaker == "staff":
+            view.show_staff_reply(line.seq, line.text)
+        elif line.speaker == "assistant":
+            view.say(line.text)
+    view.staff_seen = max([view.staff_seen, *(line.seq for line in lines)])
+    view.handed_off, view.ticket = True, ticket
+    view.say(view.word("restored", ticket=ticket))
 
 
 def run_turn(view: ChatView, message: str, handoff: bool = False) -> Iterator[AgentEvent | None]:

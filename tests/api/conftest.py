@@ -72,9 +72,9 @@ def serve(shop, tmp_path_factory, shop_helpers):
         settings = get_settings(data_dir=tmp_path_factory.mktemp("api-data"), secret_key=KEY, **overrides)
         sessions: list = []
 
-        def factory(role, customer_id):
+        def factory(role, customer_id, conversation_id=None):
             session = open_session(settings, role, customer_id, model=ScriptedChatModel(fallback=order_script),
-                                   store=shop)
+                                   store=shop, conversation_id=conversation_id)
             sessions.append(session)
             return session
 

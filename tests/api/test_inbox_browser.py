@@ -19,6 +19,8 @@ PASSWORD = "inbox-browser-password"
 def test_inbox_round_trip_in_the_browser(api, helpers):
     from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=30_000)  # 2 shared cores: a sign-in or a poll can take seconds
+
     from finetune.redact import redact_all
     from finetune.transcripts import export_from_store
     from store.tickets import resolved_conversation_ids, ticket_for
@@ -62,6 +64,22 @@ def test_inbox_round_trip_in_the_browser(api, helpers):
 
             expect(chat).to_contain_text("Support team: Sorry about that, a new one ships today.")  # polled
             customer.screenshot(path=str(ARTIFACTS / "ui-customer-staff-reply.png"), full_page=True)
+
+            # a reload keeps the conversation: what was said, the ticket, and the replies still to come
+            customer.reload()
+            expect(customer.locator("#customer-status")).to_contain_text(label)
+            expect(chat).to_contain_text("the box was empty")
+            expect(chat).to_contain_text("Support team: Sorry about that, a new one ships today.")
+            expect(chat).to_contain_text(f"This is your conversation with our support team (ticket {label})")
+            expect(customer.locator("#customer-note")).to_contain_text(label)
+            customer.locator("#customer-msg textarea").fill("Thanks, and the tracking number?")
+            customer.locator("#customer-msg textarea").press("Enter")
+            expect(chat).to_contain_text("Sent to our support team")
+            agent.locator("#inbox-reply textarea").fill("It is on its way; you'll get it by email.")
+            agent.locator("#inbox-send").click()
+            expect(agent.locator("#inbox-ticket")).to_contain_text("and the tracking number?")
+            expect(chat).to_contain_text("Support team: It is on its way")  # polled after the reload too
+            customer.screenshot(path=str(ARTIFACTS / "ui-customer-reloaded.png"), full_page=True)
 
             agent.locator("#inbox-note textarea").fill("Reshipped")
             agent.locator("#inbox-resolve").click()

@@ -65,9 +65,9 @@ def served(shop, tmp_path_factory, shop_helpers):
                             demo=True)  # the customer picker
     sessions: list = []
 
-    def factory(role, customer_id):
+    def factory(role, customer_id, conversation_id=None):
         model = ScriptedChatModel(fallback=shop_script, chunk_size=6)
-        session = open_session(settings, role, customer_id, model=model, store=shop)
+        session = open_session(settings, role, customer_id, model=model, store=shop, conversation_id=conversation_id)
         sessions.append(session)
         return session
 

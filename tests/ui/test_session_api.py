@@ -63,12 +63,15 @@ def app(shop, tmp_path_factory, helpers):
     settings = get_settings(data_dir=tmp_path_factory.mktemp("fake-data"), marketer_password="pw", demo=True)
     sessions: list[FakeSession] = []
 
-    def factory(role, customer_id):
+    def factory(role, customer_id, conversation_id=None):
         from datetime import datetime
 
         from store.models import Conversation
 
         sessions.append(FakeSession(role, customer_id))
+        if conversation_id is not None:  # reopened after a reload: the conversation is logged already
+            sessions[-1].conversation_id, sessions[-1].handed_off = conversation_id, True
+            return sessions[-1]
         with shop.transaction() as s:  # after a handoff the app writes the customer's messages to this conversation
             s.add(Conversation(id=sessions[-1].conversation_id, role=role, customer_id=customer_id,
                                started_at=datetime.now()))
