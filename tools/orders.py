@@ -733,6 +733,8 @@ def _plan_address(s: Session, cid: str, args: dict[str, Any], lock: bool = False
                 user_zh="要修改地址,我需要完整的新地址:街道、城市、州/省、邮编和国家。",
             )
         new[f] = v
+    if new["address2"].casefold() in {new[f].casefold() for f in ("address1", "city", "state", "zip", "country")}:
+        new["address2"] = ""  # a line that repeats another part ("Seattle" as both line 2 and city) is no line 2
     policy.check_address(new)
     arguments = {"order_id": order.id, **new}
     proposal = _proposal("modify_pending_order_address", order, arguments, old_address=_address_text(order.address),

@@ -337,6 +337,16 @@ def test_modify_address_of_pending_order(tau2_shop, snapshot):
                                             "city": "Fort Worth", "state": "TX", "country": "USA", "zip": "76165"}
 
 
+def test_a_second_address_line_that_repeats_the_city_is_dropped(tau2_shop):
+    from tools.orders import modify_pending_order_address
+
+    store, db = tau2_shop
+    oid, o = order_of(db, "pending")
+    p = modify_pending_order_address(ctx_for(store, o["user_id"]), oid, "12 Harbor View", "seattle", "Seattle", "WA",
+                                     "USA", "98101")
+    assert "12 Harbor View, Seattle, WA, 98101, USA" in p.summary and "Seattle, Seattle" not in p.summary
+
+
 def test_modify_address_refused_for_shipped_order_and_needs_full_address(tau2_shop):
     from tools.errors import PolicyError, ToolInputError
     from tools.orders import modify_pending_order_address
