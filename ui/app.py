@@ -657,7 +657,7 @@ class StaffHandlers:
         except UserError as exc:
             raise gr.Error(str(exc)) from None
         choices, count = self.inbox_list(state)
-        return "", choices, "", f"Ticket {t.label} resolved. {count}"
+        return "", choices, "", f"Ticket {t.label} resolved. {count}", count
 
     def support_figures(self, state: StaffSession | None, since: str, until: str):
         self._staff(state)
@@ -858,8 +858,10 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
         ib_pick.change(staff.inbox_show, [st_state, ib_pick], [ib_ticket], api_name="inbox_show")
         ib_send.click(staff.inbox_reply, [st_state, ib_pick, ib_reply], [ib_reply, ib_ticket, ib_status],
                       api_name="inbox_reply")
-        ib_resolve.click(staff.inbox_resolve, [st_state, ib_pick, ib_note], [ib_note, ib_pick, ib_ticket, ib_status],
-                         api_name="inbox_resolve")
+        # resolving changes the queue's count and the support figures (tickets open and resolved): both follow
+        ib_resolve.click(staff.inbox_resolve, [st_state, ib_pick, ib_note],
+                         [ib_note, ib_pick, ib_ticket, ib_status, ib_count], api_name="inbox_resolve").success(
+            staff.support_figures, [st_state, sv_since, sv_until], api_name=False, **stats_io)
         sv_refresh.click(staff.support_figures, [st_state, sv_since, sv_until], api_name="support_stats", **stats_io)
         demo.load(customer.load_page, None, [customer_pick, c_status, c_view, c_chat, c_note], api_name=False).then(**poll_io)
         reply_outputs = [c_chat, c_view, confirm_row, c_note]

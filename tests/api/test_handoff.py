@@ -214,8 +214,9 @@ def test_inbox_in_the_app(api, helpers):
     assert "We are on it." in shown and status == "Reply sent."
     seen = api.http.get(f"/api/conversations/{body['conversation_id']}/messages", headers=api.headers(cid)).json()
     assert seen["messages"][-1] == {**seen["messages"][-1], "sender": "staff", "text": "We are on it."}
-    _, _, _, status = client.predict(number, "Sent the right size", api_name="/inbox_resolve")
+    _, _, _, status, count = client.predict(number, "Sent the right size", api_name="/inbox_resolve")
     assert f"{body['ticket']} resolved" in status
+    assert count == status.split("resolved. ", 1)[1]  # the queue's count under the list follows at once
 
 
 def test_talk_to_a_human_route_gives_the_ticket(api, helpers):

@@ -84,6 +84,8 @@ def test_inbox_round_trip_in_the_browser(api, helpers):
             agent.locator("#inbox-note textarea").fill("Reshipped")
             agent.locator("#inbox-resolve").click()
             expect(agent.locator("#inbox-status")).to_contain_text(f"Ticket {label} resolved")
+            # the support figures follow the resolution without pressing Update
+            expect(agent.locator("#support-figures")).to_contain_text(re.compile(r"resolved [1-9]"))
             expect(agent.locator("#support-figures")).to_be_visible()
         finally:
             browser.close()
