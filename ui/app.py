@@ -863,7 +863,8 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
                          [ib_note, ib_pick, ib_ticket, ib_status, ib_count], api_name="inbox_resolve").success(
             staff.support_figures, [st_state, sv_since, sv_until], api_name=False, **stats_io)
         sv_refresh.click(staff.support_figures, [st_state, sv_since, sv_until], api_name="support_stats", **stats_io)
-        demo.load(customer.load_page, None, [customer_pick, c_status, c_view, c_chat, c_note], api_name=False).then(**poll_io)
+        demo.load(customer.load_page, None, [customer_pick, c_status, c_view, c_chat, c_note],
+                  api_name=False).then(**poll_io)
         reply_outputs = [c_chat, c_view, confirm_row, c_note]
         if settings.demo:
             sign_in_btn.click(
