@@ -96,3 +96,18 @@ def helpers(shop_helpers):
     """Helper functions for the test modules (with importlib import mode a conftest cannot be imported)."""
     return SimpleNamespace(customers_with_orders=shop_helpers.customers_with_orders, texts=texts,
                            free_port=shop_helpers.free_port)
+
+
+@pytest.fixture(autouse=True)
+def _no_ticket_left_open(request):
+    """A handoff leaves its customer's ticket open, and signing that customer in again reopens the handed-off
+    conversation (as it must for a real customer). The tests share a few customers, so each test resolves the
+    tickets it opened and the next one starts with the bot answering.
+    """
+    yield
+    if "served" in request.fixturenames:
+        from store.tickets import list_tickets, resolve
+
+        store = request.getfixturevalue("served").store
+        for ticket in list_tickets(store, "open"):
+            resolve(store, ticket.number, "tests", "closed when the test ended")

@@ -140,6 +140,13 @@ def test_after_a_handoff_the_bot_answers_no_more(client, served, helpers):
     assert "A person from our team will reply here" in note
     assert helpers.texts(chat)[-2] == f"Hello? Where is my order {oid}?"  # kept for the person who takes over
     assert "Looked up" not in helpers.texts(chat)[-1]
+    # signing in again (a reload) reopens this conversation, not a new one the bot would answer
+    out = client.predict(cid, api_name="/customer_sign_in")
+    texts = helpers.texts(out[0])
+    assert f"Hello? Where is my order {oid}?" in texts
+    assert "This is your conversation with our support team" in texts[-1]
+    assert "T-" in out[1] and "A person from our team will reply here" in out[-1]
+    assert served.sessions[-1].conversation_id == session.conversation_id
 
 
 def test_clear_starts_a_new_session(client, served, helpers):
