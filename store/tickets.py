@@ -84,10 +84,15 @@ def open_ticket(session: Session, conversation_id: str, customer_id: str | None,
     return ticket
 
 
+def _latest(conversation_id: str):
+    """The query for a conversation's latest ticket."""
+    return select(Ticket).where(Ticket.conversation_id == conversation_id).order_by(Ticket.id.desc()).limit(1)
+
+
 def ticket_for(store: Store, conversation_id: str) -> TicketView | None:
     """The conversation's latest ticket."""
     with store.read() as s:
-        t = s.scalar(select(Ticket).where(Ticket.conversation_id == conversation_id).order_by(Ticket.id.desc()))
+        t = s.scalar(_latest(conversation_id))
         return _view(t) if t else None
 
 
@@ -172,17 +177,12 @@ def _append(store: Store, conversation_id: str, role: str, text: str, meta: dict
     return Line(seq + 1, speaker, text, now, (meta or {}).get("staff"))
 
 
-def _latest_ticket(s: Session, conversation_id: str) -> Ticket | None:
-    return s.scalar(select(Ticket).where(Ticket.conversation_id == conversation_id).order_by(Ticket.id.desc())
-                    .with_for_update())
-
-
 def customer_writes(store: Store, conversation_id: str, text: str) -> Line:
     """A customer's message to the person who has the conversation; a resolved ticket opens again, in the same
     transaction as the message, and the message records that it did (support stats count reopened tickets from it).
     """
     def reopen(s: Session) -> dict | None:
-        t = _latest_ticket(s, conversation_id)
+        t = s.scalar(_latest(conversation_id).with_for_update())
         if t is None or t.status != "resolved":
             return None
         t.status, t.resolved_at, t.resolved_by = "open", None, None

@@ -256,8 +256,7 @@ class OrderDetails(BaseModel):
     cancel_reason: str | None = None
     items_modified: bool = Field(False, description="items were modified (this can be done only once)")
     return_items: list[str] = Field(default_factory=list, description="item ids of a requested return")
-    return_payment_method_id: str | None = None
-    return_method: PayMethod | None = Field(None, description="the refund's payment method, as shown")
+    return_method: PayMethod | None = Field(None, description="the return's refund method")
     exchange_items: list[str] = Field(default_factory=list, description="item ids of a requested exchange")
     exchange_new_items: list[str] = Field(default_factory=list)
 
@@ -302,7 +301,7 @@ class OrderDetails(BaseModel):
                             f"订单 {oid} 备注:商品已修改过(每个订单只能修改一次)。"))
         if self.return_items:
             items = ", ".join(self.return_items)
-            to = self.return_method.label(lang) if self.return_method else self.return_payment_method_id or ""
+            to = self.return_method.label(lang) if self.return_method else ""
             notes.append(tr(lang, f"Note on {oid}: return requested for items {items}, refund to {to}.",
                             f"订单 {oid} 备注:已申请退货,商品 {items},退款到 {to}。"))
         if self.exchange_items:
@@ -331,8 +330,6 @@ class OrderDetails(BaseModel):
         out += [fact("item_id", i, about) for i in self.return_items + self.exchange_items + self.exchange_new_items]
         if self.return_items and self.return_method:
             out += self.return_method.facts(about)
-        elif self.return_items and self.return_payment_method_id:
-            out.append(fact("payment_method", self.return_payment_method_id, about))
         return out
 
 
@@ -945,8 +942,8 @@ def get_order_details(ctx: ShopContext, order_id: str) -> OrderDetails:
     with ctx.store.read() as s:
         o = _find_order(s, cid, order_id)
         d = o.details or {}
-        pms = _payment_methods(s, {p.payment_method_id for p in o.payments if p.payment_method_id}
-                               | ({d["return_payment_method_id"]} if d.get("return_payment_method_id") else set()))
+        refund_to = d.get("return_payment_method_id")
+        pms = _payment_methods(s, ({p.payment_method_id for p in o.payments} | {refund_to}) - {None})
         return OrderDetails(
             order_id=o.id, status=o.status, created_at=o.created_at, updated_at=o.updated_at,
             items=[
@@ -969,9 +966,7 @@ def get_order_details(ctx: ShopContext, order_id: str) -> OrderDetails:
             cancel_reason=d.get("cancel_reason") or None,
             items_modified=bool(d.get("items_modified")),
             return_items=[str(i) for i in d.get("return_items") or []],
-            return_payment_method_id=d.get("return_payment_method_id"),
-            return_method=_pay_method(pms.get(d["return_payment_method_id"]), d["return_payment_method_id"])
-            if d.get("return_payment_method_id") else None,
+            return_method=_pay_method(pms.get(refund_to), refund_to) if refund_to else None,
             exchange_items=[str(i) for i in d.get("exchange_items") or []],
             exchange_new_items=[str(i) for i in d.get("exchange_new_items") or []],
         )
