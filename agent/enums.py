@@ -2,6 +2,9 @@
 enums, so the model can only name what this conversation has: the customer's own orders and any id the person
 typed, items and products shown so far, the shop's segments and categories.
 
+What a message names narrows its own turn: an order, item or payment method the customer names is the only one a
+call may take, and a marketer's call may filter by a segment or value tier only when the message names it.
+
 An order id the person typed stays possible even when it is someone else's: the tool then answers that there is no
 such order on their account, instead of the grammar forcing a look-up of a different order.
 """
@@ -9,6 +12,7 @@ such order on their account, instead of the grammar forcing a look-up of a diffe
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from langchain_core.messages import HumanMessage
@@ -66,6 +70,9 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
     orders = dict.fromkeys(own)
     for found in _typed_orders(typed, own):
         orders[found] = None
+    # an order this message names is the one it asks about: "return the headphones from #S0000276" may not act on
+    # the order shown just before it
+    named_orders = _typed_orders(current, own)
     # an item or product id the person typed stays possible too (an exchange to the variant they name)
     own_digits = {_digits(o) for o in own}
     numbers = [n for n in _TYPED_DIGITS.findall(typed) if n not in own_digits]
@@ -78,7 +85,7 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
     methods: list[tuple] = cache["payment_methods"]
     named_methods = _named_methods(methods, current)
     return {
-        "order_id": list(orders),
+        "order_id": named_orders or list(orders),
         "item_ids": named_items or items,
         "new_item_ids": items,
         "payment_method_id": named_methods or [m[0] for m in methods],
@@ -202,15 +209,53 @@ def _typed_orders(text: str, own: list[str]) -> list[str]:
 def _marketer(session: Conversation, typed: str, seen: dict[str, list[str]], current: str) -> dict[str, list[str]]:
     from tools.analytics.rfm import SEGMENTS
 
+    # A filter the message does not name is no filter: a segment or value tier this message leaves out cannot be
+    # added ("Which 10 customers are most likely to churn?" is every customer's ranking, not the high tier's).
     customers = list(dict.fromkeys([*_TYPED_CUSTOMER.findall(typed), *seen.get("customer_id", [])]))
     # the customers this message names are the ones it asks about ("Tell me about c000011" after a churn table must
     # not become the table's first row)
     named = list(dict.fromkeys(_TYPED_CUSTOMER.findall(current)))
     customers = named or customers
     return {
-        "segment": list(SEGMENTS),
+        "segment": _named_segments(SEGMENTS, current),
+        "tier": _named_tiers(current),
         "category": _category_enum(session, current),
         "customer": customers,
         "customers": customers,
     }
 
+
+
+# A segment is named by its name as the shop writes it ("Champions", "the At risk segment", "At risk 分群"), or in
+# any case when the word "segment" or "分群" follows it ("the loyal segment"): in lower case inside a sentence the
+# names are ordinary words ("customers at risk of churning", "new complaints", "lost orders").
+_SEGMENT_AFTER = re.compile(r"\s*(?:segments?\b|group\b|分群|群体|客群)", re.I)
+_ZH_SEGMENTS = {"冠军客户": "Champions", "忠诚客户": "Loyal", "潜在忠诚": "Potential loyalists",
+                "需要关注": "Need attention", "沉睡客户": "Hibernating", "不能失去": "Can't lose them"}
+
+
+def _named_segments(segments: Sequence[str], message: str) -> list[str]:
+    """The segments `message` names (see above); empty when it names none."""
+    message = message.replace("\u2019", "'")
+    named = []
+    for seg in segments:
+        pattern = r"\s+".join(re.escape(w).replace("'", "'?") for w in seg.split())
+        for m in re.finditer(rf"(?<![A-Za-z]){pattern}(?![A-Za-z])", message, re.I):
+            if m.group(0)[0] == seg[0] or _SEGMENT_AFTER.match(message, m.end()):
+                named.append(seg)
+                break
+    named += [seg for zh, seg in _ZH_SEGMENTS.items() if zh in message and seg in segments]
+    return list(dict.fromkeys(named))
+
+
+# A value tier is named as "high-value", "high value", "high tier", "高价值" (and medium, low).
+_TIERS = {
+    "high": re.compile(r"\bhigh[\s-]*(?:value|tier|spend)|\b(?:top|high)\s+tier|高价值|高消费|高等级", re.I),
+    "medium": re.compile(r"\b(?:medium|mid|middle)[\s-]*(?:value|tier|spend)|中等价值|中价值|中等消费", re.I),
+    "low": re.compile(r"\blow[\s-]*(?:value|tier|spend)|低价值|低消费", re.I),
+}
+
+
+def _named_tiers(message: str) -> list[str]:
+    """The value tiers `message` names; empty when it names none."""
+    return [tier for tier, words in _TIERS.items() if words.search(message)]

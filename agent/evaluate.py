@@ -626,6 +626,8 @@ def summarize(results: list[CaseResult]) -> dict[str, Any]:
 def oracle_model(case: EvalCase) -> BaseChatModel:
     """A scripted model that makes each turn's expected calls, then lets code render the results: it checks the
     harness, the cases and the tools end to end (what a perfect model would score). Button turns never reach it.
+    Like the real model under its grammar, it makes one call per model call, each one the turn's grammar allows
+    (`outside_grammar`): an id it uses must have been typed or shown by an earlier call.
     """
     from agent.testing import ScriptedChatModel, calls
     from agent.toolspec import tool_spec
@@ -635,7 +637,7 @@ def oracle_model(case: EvalCase) -> BaseChatModel:
     if case.multi_turn:
         per_turn = [[(c["name"], c.get("arguments", {})) for c in t.get("tool_calls", [])]
                     for t in case.expect["turns"]]
-    else:  # a single-turn case's calls are made at the first model call
+    else:  # a single-turn case's calls are made in its one turn
         per_turn = [[(c["name"], c.get("arguments", {})) for c in case.expect.get("tool_calls", [])]]
 
     def answer(messages: list[BaseMessage]) -> AIMessage:
@@ -660,14 +662,38 @@ def oracle_model(case: EvalCase) -> BaseChatModel:
         return first
 
     class Oracle(ScriptedChatModel):
+        def _next(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> AIMessage:
+            message = super()._next(messages, kwargs)
+            for tc in message.tool_calls:
+                outside_grammar(tc["name"], tc["args"], kwargs.get("tools") or [], kwargs.get("enums"))
+            return message
+
         def begin_turn(self, index: int) -> None:
             """Script the calls of turn `index` (multi-turn cases); a single-turn case keeps its one script."""
             if case.multi_turn:
                 expected = per_turn[index] if index < len(per_turn) else []
-                self.script = [calls_for(expected)] if expected else []
+                self.script = [calls_for([c]) for c in expected]
                 self.position = 0
 
-    return Oracle(script=[calls_for(per_turn[0])] if per_turn[0] else [], fallback=answer)
+    return Oracle(script=[calls_for([c]) for c in per_turn[0]], fallback=answer)
+
+
+def outside_grammar(name: str, arguments: dict[str, Any], tools: list[dict], enums: dict | None) -> None:
+    """Raise AssertionError when the call `name(arguments)` is one the turn's grammar (the tools with this turn's enums,
+    agent.grammar.constrained_tools) could not decode: the oracle only makes calls a model could, so a narrowing that
+    shuts out a case's expected call fails the oracle's run instead of passing unnoticed.
+    """
+    import jsonschema
+
+    from agent.grammar import constrained_tools
+
+    allowed = {(f := t.get("function", t))["name"]: f.get("parameters") or {} for t in constrained_tools(tools, enums)}
+    if name not in allowed:
+        raise AssertionError(f"{name} cannot be called this turn (enums {enums})")
+    try:
+        jsonschema.validate(arguments, {**allowed[name], "additionalProperties": False})
+    except jsonschema.ValidationError as e:
+        raise AssertionError(f"{name}({arguments}) is outside this turn's grammar: {e.message}") from None
 
 
 def run_eval(cases: list[EvalCase], settings: Settings, *, backend: str, adapter: str | None,

@@ -8,10 +8,11 @@ from store.models import Conversation
 from store.tickets import open_ticket
 from tools.context import ShopContext
 from tools.errors import ToolInputError
-from tools.results import Fact, Lang, tr
+from tools.results import Fact, Lang, in_customer_view, tr
 
 HANDOFF_MESSAGE = "YOU ARE BEING TRANSFERRED TO A HUMAN AGENT. PLEASE HOLD ON."
 HANDOFF_MESSAGE_ZH = "正在为您转接人工客服,请稍候。"
+CUSTOMER_HANDOFF_MESSAGE = "I'm passing you to a person from our support team. Please hold on."
 MAX_SUMMARY = 2000
 
 
@@ -23,7 +24,9 @@ class HandoffResult(BaseModel):
                                                  "only (the model's rendering leaves it out)")
 
     def render(self, lang: Lang = "en") -> str:
-        return tr(lang, f"{HANDOFF_MESSAGE}\nA person from our support team will reply here; you don't need to "
+        # The model's copy keeps the transfer line of the transcripts it was tuned on; a customer reads a sentence.
+        first = CUSTOMER_HANDOFF_MESSAGE if in_customer_view() else HANDOFF_MESSAGE
+        return tr(lang, f"{first}\nA person from our support team will reply here; you don't need to "
                         f"repeat your request.",
                   f"{HANDOFF_MESSAGE_ZH}\n客服人员会在这里回复您,您无需重复您的问题。")
 

@@ -116,7 +116,7 @@ def tau2_cases(db: dict[str, Any], t: Tau2 | None = None) -> Iterator[EvalCase]:
     yield case(nid("t2-status"), "tau2", "customer", t.user(o["user_id"])["email"],
                [f"order {oid[1:]} - what did I buy in that one and how much did it cost?"],
                tags=("status", "email-login"),
-               tool_calls=[call("get_order_details", order_id=oid[1:])],
+               tool_calls=[call("get_order_details", order_id=oid)],
                answer_contains=[o["items"][0]["name"]], order_status={oid: "delivered"}, no_writes=True)
 
     # --- listing

@@ -57,7 +57,10 @@ def test_marketer_enums_are_segments_categories_and_typed_customers(settings, sa
     session = _session(settings, sample_store, role="marketer", customer=None, script=["OK."])
     list(session.respond("Draft a retention offer for customer c000150"))
     enums = session_enums(session)
-    assert enums["segment"] == list(SEGMENTS)
+    assert enums["segment"] == [] and enums["tier"] == []  # no segment or tier named: the call cannot filter by one
+    assert session_enums(session, "Which Champions are at risk?")["segment"] == ["Champions"]
+    assert set(session_enums(session, "")) >= {"segment", "tier", "category", "customer", "customers"}
+    assert all(seg in SEGMENTS for seg in session_enums(session, "the lost segment and Loyal ones")["segment"])
     assert "c000150" in enums["customers"] and "Champions" not in enums["customers"]
     assert enums["category"] and all(isinstance(c, str) for c in enums["category"])
 
@@ -194,3 +197,42 @@ def test_a_customer_the_marketer_names_is_the_only_one_a_call_may_take(settings,
     assert len(shown) >= 3
     assert session_enums(marketer, f"Tell me about customer {other}.")["customer"] == [other]
     assert session_enums(marketer, "Where did they drop off?")["customer"] == shown
+
+
+def test_an_order_the_customer_names_is_the_only_one_a_call_may_take(settings, tau2_store):
+    """"Return the headphones from #A" cannot act on order #B, even right after #B was shown; naming two orders
+    keeps both; a message that names none ("yes, go ahead") keeps every order of theirs and every one typed.
+    """
+    with tau2_store.read() as s:
+        own = list(s.scalars(select(Order.id).where(Order.customer_id == JAMES).order_by(Order.id)))
+    assert len(own) >= 2
+    session = _session(settings, tau2_store, script=[call("get_order_details", order_id=own[1]), ""])
+    list(session.respond(f"What is in {own[1]}?"))
+    assert session_enums(session, f"Return the item from order {own[0]} please.")["order_id"] == [own[0]]
+    assert session_enums(session, f"cancel {own[0].lstrip('#')} and {own[1]}")["order_id"] == own[:2]
+    assert set(session_enums(session, "yes, go ahead")["order_id"]) == set(own)
+    assert session_enums(session, f"what about {OTHERS}?")["order_id"] == [OTHERS]  # the tool says: not theirs
+
+
+def test_a_segment_or_value_tier_the_message_does_not_name_cannot_filter_the_call(settings, sample_store):
+    """A ranking of every customer cannot become one segment's or tier's: "at risk of churning" in lower case is
+    not the "At risk" segment, while "the At risk segment", "Champions" and "At risk 分群" are; "high-value" and
+    "高价值" name the high tier.
+    """
+    marketer = _session(settings, sample_store, role="marketer", customer=None)
+
+    def named(message: str) -> tuple[list[str], list[str]]:
+        enums = session_enums(marketer, message)
+        return enums["segment"], enums["tier"]
+
+    assert named("Which 10 customers are most likely to churn in the next 90 days?") == ([], [])
+    assert named("哪些客户最有可能流失？列出前5名。") == ([], [])
+    assert named("Show me high-value customers at risk of churning.") == ([], ["high"])
+    assert named("给我看看高价值但有流失风险的客户。") == ([], ["high"])
+    assert named("Who are the most valuable customers in the At risk segment?") == (["At risk"], [])
+    assert named("draft a win-back offer for the at risk segment") == (["At risk"], [])
+    assert named("At risk 分群里最有价值的客户是谁？") == (["At risk"], [])
+    assert named("Who are the most valuable Champions?") == (["Champions"], [])
+    assert named("冠军客户里谁的流失风险最高？") == (["Champions"], [])
+    assert named("The Can’t lose them segment, low-value tier only") == (["Can't lose them"], ["low"])
+    assert named("any new complaints about lost parcels?") == ([], [])

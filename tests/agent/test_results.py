@@ -223,7 +223,13 @@ def test_handoff_renders_in_both_languages(tau2_store):
     assert_sound(r, facts_needed=False)
     for lang in LANGS:  # the model-written summary is for the human agent; no fact of it reaches the customer
         assert "$999" not in r.render(lang) and "#W0000000" not in r.render(lang)
-    assert r.render("en").startswith(HANDOFF_MESSAGE)
+    assert r.render("en").startswith(HANDOFF_MESSAGE)  # the model's copy: the transfer line it was tuned on
+    from tools.handoff import CUSTOMER_HANDOFF_MESSAGE
+    from tools.results import customer_view
+
+    with customer_view():  # a customer reads a sentence, not the transcripts' all-caps line
+        said = r.render("en")
+    assert said.startswith(CUSTOMER_HANDOFF_MESSAGE) and HANDOFF_MESSAGE not in said and not said.isupper()
 
 
 # ------------------------------------------------------------------ search results (built from the sample catalog)
