@@ -91,7 +91,41 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
         "payment_method_id": named_methods or [m[0] for m in methods],
         "product_id": products,
         "category": _category_enum(session, current),
+        **_address_enums(typed, current),
     }
+
+
+# A postal code as people type one: US (12345, 12345-6789), Chinese (6 digits), 4-digit codes, Canadian and British.
+_POSTAL = re.compile(r"(?<![A-Za-z0-9_#＃-])(\d{5}-\d{4}|\d{4,6}|[A-Z]\d[A-Z] ?\d[A-Z]\d|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2})"
+                     r"(?![A-Za-z0-9_-])", re.I)
+_ADDRESS_PART = re.compile(r"[,，;；:：\n]+")
+_EDGE = ".?!。？！\"'()（）「」 "
+MAX_ADDRESS_WORDS = 5  # the most words one address field takes ("1200 North Lake Shore Drive")
+MAX_ADDRESS_VALUES = 600
+
+
+def _address_enums(typed: str, current: str) -> dict[str, list[str]]:
+    """An address a call writes is one the customer typed: each field is a run of at most five words of one
+    comma-separated part of their messages (this message's first), the postal code a code they typed, and address2
+    may be empty. No code typed, no address change: the model cannot fill one from a card or order number. Text
+    with Chinese characters (an address written without spaces) leaves the fields other than the code free.
+    """
+    earlier = typed[: len(typed) - len(current)] if current and typed.endswith(current) else typed
+    zips = list(dict.fromkeys(m.group(1) for text in (current, earlier) for m in _POSTAL.finditer(text)))
+    if _CJK.search(typed):
+        return {"zip": zips}
+    spans: dict[str, None] = {}
+    for text in (current, earlier):
+        for part in _ADDRESS_PART.split(text):
+            words = part.split()
+            for n in range(1, MAX_ADDRESS_WORDS + 1):
+                for i in range(len(words) - n + 1):
+                    span = " ".join(words[i:i + n]).strip(_EDGE)
+                    if span and len(spans) < MAX_ADDRESS_VALUES:
+                        spans[span] = None
+    values = list(spans)
+    return {"zip": zips, "address1": values, "address2": ["", *values], "city": values, "state": values,
+            "country": values}
 
 
 _KIND_WORDS = {
@@ -100,6 +134,7 @@ _KIND_WORDS = {
     "credit_card": re.compile(r"credit\s?card|debit\s?card|信用卡|银行卡", re.I),
 }
 _FOUR_DIGITS = re.compile(r"(?<!\d)(\d{4})(?!\d)")
+_CJK = re.compile(r"[\u3400-\u9fff]")
 
 
 def _named_methods(methods: list[tuple], message: str) -> list[str]:

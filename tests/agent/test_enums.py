@@ -236,3 +236,36 @@ def test_a_segment_or_value_tier_the_message_does_not_name_cannot_filter_the_cal
     assert named("冠军客户里谁的流失风险最高？") == (["Champions"], [])
     assert named("The Can’t lose them segment, low-value tier only") == (["Can't lose them"], ["low"])
     assert named("any new complaints about lost parcels?") == ([], [])
+
+
+def test_an_address_a_call_writes_is_one_the_customer_typed(settings, tau2_store):
+    """Each address field is a run of words the customer typed and the postal code one they typed: the grammar
+    cannot put a card number in the street or a city in address2 it was not given. Without a typed code no address
+    change can be written at all (a request about items or a person has none).
+    """
+    session = _session(settings, tau2_store)
+    asked = "Can you change the shipping address of #W1130240 to 12 Harbor View, Seattle, WA 98101, USA?"
+    enums = session_enums(session, asked)
+    assert enums["zip"] == ["98101"]
+    assert {"12 Harbor View", "Seattle", "WA", "USA"} <= set(enums["address1"]) and "" in enums["address2"]
+    assert not any("credit_card" in v or "Harbor View, Seattle" in v for v in enums["address1"])
+    items = ("In my pending order #W1138897 I'd like the Tea Kettle (2820119811) changed to item 7292993796. "
+             "Use the card I paid with (credit_card_3185406).")
+    assert session_enums(session, items)["zip"] == []
+    assert session_enums(session, "Transfer me to a human please, it's about billing.")["zip"] == []
+    # an address in Chinese has no spaces to cut it at: only its postal code is held to what was typed
+    zh = session_enums(session, "请把地址改成上海市浦东新区张江路88号，邮编200120")
+    assert zh["zip"] == ["200120"] and "address1" not in zh
+
+
+def test_a_tool_whose_required_value_nobody_typed_cannot_be_called(settings, tau2_store):
+    from agent.grammar import constrained_tools
+    from agent.toolspec import tool_spec
+    from tools.registry import tool_functions
+
+    tools = [tool_spec(f).openai() for f in tool_functions("customer")]
+    session = _session(settings, tau2_store)
+    names = {t["function"]["name"] for t in constrained_tools(tools, session_enums(session, "Transfer me to a human"))}
+    assert "modify_pending_order_address" not in names and "transfer_to_human" in names
+    typed = session_enums(session, "Ship #W1130240 to 12 Harbor View, Seattle, WA 98101, USA instead")
+    assert "modify_pending_order_address" in {t["function"]["name"] for t in constrained_tools(tools, typed)}
