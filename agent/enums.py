@@ -96,7 +96,8 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
 
 
 # A postal code as people type one: US (12345, 12345-6789), Chinese (6 digits), 4-digit codes, Canadian and British.
-_POSTAL = re.compile(r"(?<![A-Za-z0-9_#＃-])(\d{5}-\d{4}|\d{4,6}|[A-Z]\d[A-Z] ?\d[A-Z]\d|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2})"
+_POSTAL = re.compile(r"(?<![A-Za-z0-9_#＃-])"
+                     r"(\d{5}-\d{4}|\d{4,6}|[A-Z]\d[A-Z] ?\d[A-Z]\d|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2})"
                      r"(?![A-Za-z0-9_-])", re.I)
 _ADDRESS_PART = re.compile(r"[,，;；:：\n]+")
 _EDGE = ".?!。？！\"'()（）「」 "
