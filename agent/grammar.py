@@ -29,9 +29,12 @@ def constrained_tools(tools: Sequence[Mapping[str, Any]], enums: Mapping[str, Se
     """`tools` (OpenAI-style dicts) with `enums[name]` applied to every argument called `name` (to `items` for an
     array, to each non-null branch of an anyOf). A name not in `enums` is not constrained. A name given with an empty
     list has no possible value this turn (no such id is known in the conversation): a tool that requires it is left
-    out, and an optional argument of that name is removed. An argument that already has an enum keeps only the values
-    in both (or its own, if none are).
+    out, and an optional argument of that name is removed. A tool that needs one of several optional arguments
+    (tools.registry.ONE_OF_ARGUMENTS) is left out when none of them is left. An argument that already has an enum
+    keeps only the values in both (or its own, if none are).
     """
+    from tools.registry import ONE_OF_ARGUMENTS
+
     out = []
     for tool in copy.deepcopy([dict(t) for t in tools]):
         params = _function(tool).get("parameters") or {}
@@ -47,6 +50,9 @@ def constrained_tools(tools: Sequence[Mapping[str, Any]], enums: Mapping[str, Se
                 break
             else:
                 del props[name]
+        one_of = ONE_OF_ARGUMENTS.get(_function(tool).get("name", ""), ())
+        if one_of and not any(name in props for name in one_of):
+            possible = False
         if possible:
             out.append(tool)
     return out

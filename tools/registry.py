@@ -35,6 +35,12 @@ MARKETER_TOOLS = (
     "journey_funnel",
 )
 ROLE_TOOLS = {"customer": CUSTOMER_TOOLS, "marketer": MARKETER_TOOLS}
+# Tools whose optional arguments are alternatives of which one must be given: called with none, they can only ask
+# back ("Which segment or which customer do you mean?").
+ONE_OF_ARGUMENTS = {
+    "lookup_segment": ("segment", "customer"),
+    "draft_retention_offer": ("segment", "customers"),
+}
 
 # Modules that define tools; packages are searched one level down.
 TOOL_MODULES = (

@@ -162,6 +162,22 @@ def test_an_id_nobody_gave_cannot_be_written():
     assert "enum" not in out["search_products"]["properties"]["query"]
 
 
+def test_a_tool_that_needs_one_of_its_optional_arguments_is_left_out_when_none_is_possible():
+    """lookup_segment takes a segment or a customer: with neither named nor shown it could only ask back, so the
+    grammar leaves it out ("哪些客户最有可能流失？列出前5名" became lookup_segment(limit=5)); with one of them it stays.
+    """
+    def names(enums):
+        return {t["function"]["name"] for t in constrained_tools(tools_of("marketer"), enums)}
+
+    nothing = dict(MARKETER_ENUMS, segment=[], customer=[], customers=[])
+    assert {"lookup_segment", "draft_retention_offer"}.isdisjoint(names(nothing))
+    assert "score_churn" in names(nothing) and "summarize_segments" in names(nothing)
+    assert {"lookup_segment", "draft_retention_offer"} <= names(dict(nothing, segment=["At risk"]))
+    assert "lookup_segment" in names(dict(nothing, customer=["c000003"]))
+    assert "draft_retention_offer" in names(dict(nothing, customers=["c000003"]))
+    assert "lookup_segment" in names(None)  # nothing narrowed, nothing left out
+
+
 def test_a_model_set_on_a_customer_nobody_gave_cannot_write_it(grammars, tokenizer):
     none_known = dict(MARKETER_ENUMS, customer=[], customers=[])
     tag = call_structural_tag(constrained_tools(tools_of("marketer"), none_known))
