@@ -12,7 +12,7 @@ such order on their account, instead of the grammar forcing a look-up of a diffe
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from langchain_core.messages import HumanMessage
@@ -36,7 +36,7 @@ def session_enums(session: Conversation, current: str = "") -> dict[str, list[st
     seen = _seen(session)
     if session.role == "customer":
         return _customer(session, typed, seen, current)
-    return _marketer(session, typed, seen, current)
+    return _marketer(session, typed, seen, current, earlier)
 
 
 def _seen(session: Conversation) -> dict[str, list[str]]:
@@ -242,23 +242,35 @@ def _typed_orders(text: str, own: list[str]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def _marketer(session: Conversation, typed: str, seen: dict[str, list[str]], current: str) -> dict[str, list[str]]:
+def _marketer(session: Conversation, typed: str, seen: dict[str, list[str]], current: str,
+              earlier: list[str]) -> dict[str, list[str]]:
     from tools.analytics.rfm import SEGMENTS
 
-    # A filter the message does not name is no filter: a segment or value tier this message leaves out cannot be
-    # added ("Which 10 customers are most likely to churn?" is every customer's ranking, not the high tier's).
     customers = list(dict.fromkeys([*_TYPED_CUSTOMER.findall(typed), *seen.get("customer_id", [])]))
     # the customers this message names are the ones it asks about ("Tell me about c000011" after a churn table must
     # not become the table's first row)
     named = list(dict.fromkeys(_TYPED_CUSTOMER.findall(current)))
     customers = named or customers
+    # A filter nobody named is no filter: a segment, value tier or category is one this message names, else the one
+    # the latest earlier message named ("How likely are they to churn?" after "the most valuable Champions"), else
+    # none, and the call covers every customer or review ("Which 10 customers will churn?" is not the high tier's,
+    # "What does c000040's journey look like?" no camera funnel).
+    catalog = _categories(session)
     return {
-        "segment": _named_segments(SEGMENTS, current),
-        "tier": _named_tiers(current),
-        "category": _category_enum(session, current),
+        "segment": _latest_named(current, earlier, lambda m: _named_segments(SEGMENTS, m)),
+        "tier": _latest_named(current, earlier, _named_tiers),
+        "category": _latest_named(current, earlier, lambda m: _named_categories(catalog, m)),
         "customer": customers,
         "customers": customers,
     }
+
+
+def _latest_named(current: str, earlier: list[str], named: Callable[[str], list[str]]) -> list[str]:
+    """What `current` names, else what the latest earlier message that names any named."""
+    for message in (current, *reversed(earlier)):
+        if found := named(message):
+            return found
+    return []
 
 
 

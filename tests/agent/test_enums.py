@@ -62,7 +62,9 @@ def test_marketer_enums_are_segments_categories_and_typed_customers(settings, sa
     assert set(session_enums(session, "")) >= {"segment", "tier", "category", "customer", "customers"}
     assert all(seg in SEGMENTS for seg in session_enums(session, "the lost segment and Loyal ones")["segment"])
     assert "c000150" in enums["customers"] and "Champions" not in enums["customers"]
-    assert enums["category"] and all(isinstance(c, str) for c in enums["category"])
+    assert enums["category"] == []  # nor a category
+    tvs = session_enums(session, "How do TVs convert?")["category"]
+    assert tvs and all(isinstance(c, str) and "tv" in c.lower() for c in tvs)
 
 
 def test_item_and_product_ids_the_person_typed_stay_possible(settings, tau2_store):
@@ -269,3 +271,20 @@ def test_a_tool_whose_required_value_nobody_typed_cannot_be_called(settings, tau
     assert "modify_pending_order_address" not in names and "transfer_to_human" in names
     typed = session_enums(session, "Ship #W1130240 to 12 Harbor View, Seattle, WA 98101, USA instead")
     assert "modify_pending_order_address" in {t["function"]["name"] for t in constrained_tools(tools, typed)}
+
+
+def test_a_follow_up_keeps_the_filter_named_before_and_nothing_else(settings, sample_store):
+    """"How likely are they to churn?" after a question about Champions may still filter by Champions (the latest
+    message that named a segment); a question naming a new one takes that one; a category nobody named cannot be
+    written, so "What does c000040's journey look like?" cannot become one category's funnel.
+    """
+    marketer = _session(settings, sample_store, role="marketer", customer=None, script=["OK."] * 4)
+    assert session_enums(marketer, "What does c000040's journey look like?")["category"] == []
+    list(marketer.respond("Who are the most valuable Champions? Only the high-value tier."))
+    follow = session_enums(marketer, "How likely are they to churn?")
+    assert follow["segment"] == ["Champions"] and follow["tier"] == ["high"] and follow["category"] == []
+    assert session_enums(marketer, "And the At risk segment?")["segment"] == ["At risk"]
+    list(marketer.respond("What do buyers complain about in headphones?"))
+    headphones = session_enums(marketer, "And what do they praise?")["category"]
+    assert headphones and all("headphone" in c.lower() for c in headphones)
+    assert session_enums(marketer, "And what do they praise?")["segment"] == ["Champions"]  # still the latest named
