@@ -30,6 +30,7 @@ import random
 import sys
 import unicodedata
 from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from finetune.prepare import dedup
@@ -204,6 +205,48 @@ def main(argv: list[str] | None = None) -> None:
     write_transcripts(out, a.out)
     print(json.dumps(report, indent=2, ensure_ascii=False), file=sys.stderr)
 
+
+
+def draw_conversations(pools: Path, out: Path, draws: Sequence[tuple[str, int]],
+                       weights: Mapping[tuple[str, str | None], float], seen: set[str], seed: int) -> None:
+    """Draw whole conversations from synthesized pools (`pools`/NAME.jsonl, one example per line with its meta), `n`
+    of each pool in `draws`, leaving out the conversation ids in `seen`; a conversation's weight is the highest of its
+    examples' (kind, language) weights, else (kind, None), else 1. Writes `out`/NAME-sel.jsonl in the pool's order
+    and prints what each draw holds. One random generator seeded with `seed` serves the draws in order, so a rerun
+    writes the same files byte for byte (the recipes' draw scripts call this).
+    """
+    def weight(kind: str, lang: str) -> float:
+        return weights.get((kind, lang), weights.get((kind, None), 1))
+
+    rng = random.Random(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, n in draws:
+        convs: dict[str, list] = defaultdict(list)
+        with open(pools / f"{name}.jsonl") as f:
+            for line in f:
+                meta = json.loads(line)["meta"]
+                if meta["conversation_id"] not in seen:
+                    convs[meta["conversation_id"]].append((line, meta))
+        ids = list(convs)
+        chances = [max(weight(m["kind"], m["lang"]) for _, m in convs[i]) for i in ids]
+        chosen: set[str] = set()
+        while len(chosen) < n:
+            chosen.add(rng.choices(ids, chances)[0])
+        with open(out / f"{name}-sel.jsonl", "w") as f:
+            for i in ids:
+                if i in chosen:
+                    f.writelines(line for line, _ in convs[i])
+        kinds = Counter((m["kind"], m["lang"]) for i in chosen for _, m in convs[i])
+        print(name, n, kinds.most_common(25))
+
+
+def conversation_ids(*paths: Path) -> set[str]:
+    """The conversation ids of the examples in these JSONL files (what earlier runs saw)."""
+    ids: set[str] = set()
+    for path in paths:
+        with open(path) as f:
+            ids |= {json.loads(line)["meta"]["conversation_id"] for line in f}
+    return ids
 
 if __name__ == "__main__":
     main()

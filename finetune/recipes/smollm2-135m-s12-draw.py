@@ -5,10 +5,9 @@ with the pools in .data/s11/; writes .data/s12/*-sel.jsonl and prints what each 
 
 from __future__ import annotations
 
-import collections
-import json
-import random
 from pathlib import Path
+
+from finetune.mixdata import conversation_ids, draw_conversations
 
 POOLS = Path(".data/s11")
 OUT = Path(".data/s12")
@@ -25,35 +24,9 @@ WEIGHTS = {
 }
 
 
-def weight(kind: str, lang: str) -> float:
-    """The weight of one example kind in one language."""
-    return WEIGHTS.get((kind, lang), WEIGHTS.get((kind, None), 1))
-
-
 def main() -> None:
     """Draw each pool's conversations and write them out."""
-    rng = random.Random(1212)
-    with open(POOLS / "mixcpu.jsonl") as f:
-        seen = {json.loads(line)["meta"]["conversation_id"] for line in f}
-    OUT.mkdir(parents=True, exist_ok=True)
-    for name, n in DRAWS:
-        convs: dict[str, list] = collections.defaultdict(list)
-        with open(POOLS / f"{name}.jsonl") as f:
-            for line in f:
-                meta = json.loads(line)["meta"]
-                if meta["conversation_id"] not in seen:
-                    convs[meta["conversation_id"]].append((line, meta))
-        ids = list(convs)
-        weights = [max(weight(m["kind"], m["lang"]) for _, m in convs[i]) for i in ids]
-        chosen: set[str] = set()
-        while len(chosen) < n:
-            chosen.add(rng.choices(ids, weights)[0])
-        with open(OUT / f"{name}-sel.jsonl", "w") as f:
-            for i in ids:
-                if i in chosen:
-                    f.writelines(line for line, _ in convs[i])
-        kinds = collections.Counter((m["kind"], m["lang"]) for i in chosen for _, m in convs[i])
-        print(name, n, kinds.most_common(25))
+    draw_conversations(POOLS, OUT, DRAWS, WEIGHTS, conversation_ids(POOLS / "mixcpu.jsonl"), seed=1212)
 
 
 if __name__ == "__main__":

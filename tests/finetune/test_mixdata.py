@@ -104,3 +104,33 @@ def test_merge_turns_folds_a_turns_calls_into_one_sequence_with_the_same_targets
     assert merged.meta["targets"] == ["call", "empty"]
     assert [m.get("weight", 1) for m in merged.messages if m["role"] == "assistant"] == [1, 1]
     assert all(is_single_target(t) for t in out if t is not merged)
+
+
+def test_a_weighted_draw_takes_whole_unseen_conversations_and_repeats_byte_for_byte(tmp_path, capsys):
+    from finetune.mixdata import conversation_ids, draw_conversations
+
+    pools = tmp_path / "pools"
+    pools.mkdir()
+    lines = []
+    for c in range(30):
+        kind = "m-journey" if c % 3 == 0 else "status"
+        for turn in range(2):
+            lines.append(json.dumps({"messages": [{"role": "user", "content": f"c{c} t{turn}"}],
+                                     "meta": {"conversation_id": f"conv{c}", "kind": kind, "lang": "en"}}) + "\n")
+    (pools / "p.jsonl").write_text("".join(lines))
+    (tmp_path / "seen.jsonl").write_text("".join(line for line in lines if '"conv0"' in line or '"conv1"' in line))
+    seen = conversation_ids(tmp_path / "seen.jsonl")
+    assert seen == {"conv0", "conv1"}
+
+    def draw(out):
+        draw_conversations(pools, out, [("p", 8)], {("m-journey", None): 50}, seen, seed=7)
+        return (out / "p-sel.jsonl").read_text()
+
+    first, again = draw(tmp_path / "a"), draw(tmp_path / "b")
+    assert first == again  # same seed, same bytes
+    drawn = [json.loads(line)["meta"] for line in first.splitlines()]
+    ids = {m["conversation_id"] for m in drawn}
+    assert len(ids) == 8 and not ids & seen
+    assert all(sum(m["conversation_id"] == i for m in drawn) == 2 for i in ids)  # whole conversations
+    assert sum(m["kind"] == "m-journey" for m in drawn) / len(drawn) > 0.5  # the weight leans the draw
+    assert "p 8" in capsys.readouterr().out
