@@ -251,10 +251,11 @@ def _marketer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
     # not become the table's first row)
     named = list(dict.fromkeys(_TYPED_CUSTOMER.findall(current)))
     customers = named or customers
-    # A filter nobody named is no filter: a segment, value tier or category is one this message names, else the one
-    # the latest earlier message named ("How likely are they to churn?" after "the most valuable Champions"), else
-    # none, and the call covers every customer or review ("Which 10 customers will churn?" is not the high tier's,
-    # "What does c000040's journey look like?" no camera funnel).
+    # A filter nobody named is no filter: a segment, value tier, category or date is one this message names, else
+    # the one the latest earlier message named ("How likely are they to churn?" after "the most valuable
+    # Champions"), else none, and the call covers every customer or review ("Which 10 customers will churn?" is not
+    # the high tier's, "What does c000040's journey look like?" no camera funnel, and no funnel starts on a date a
+    # profile showed).
     catalog = _categories(session)
     return {
         "segment": _latest_named(current, earlier, lambda m: _named_segments(SEGMENTS, m)),
@@ -262,6 +263,8 @@ def _marketer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
         "category": _latest_named(current, earlier, lambda m: _named_categories(catalog, m)),
         "customer": customers,
         "customers": customers,
+        # a date is one the person wrote (as of, a funnel's first or last day), never a date a result showed
+        **dict.fromkeys(("as_of", "start", "end"), _latest_named(current, earlier, _named_dates)),
     }
 
 
@@ -307,3 +310,19 @@ _TIERS = {
 def _named_tiers(message: str) -> list[str]:
     """The value tiers `message` names; empty when it names none."""
     return [tier for tier, words in _TIERS.items() if words.search(message)]
+
+
+_DATE = re.compile(r"(?<!\d)(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})(?!\d)")
+
+
+def _named_dates(message: str) -> list[str]:
+    """The calendar dates `message` writes ("2026-06-30", "2026/6/30", "2026年6月30日"), as YYYY-MM-DD."""
+    import datetime as dt
+
+    found = []
+    for y, m, d in _DATE.findall(message):
+        try:
+            found.append(dt.date(int(y), int(m), int(d)).isoformat())
+        except ValueError:
+            continue  # not a day of the calendar: the tool cannot be given it
+    return list(dict.fromkeys(found))

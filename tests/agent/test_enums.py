@@ -288,3 +288,15 @@ def test_a_follow_up_keeps_the_filter_named_before_and_nothing_else(settings, sa
     headphones = session_enums(marketer, "And what do they praise?")["category"]
     assert headphones and all("headphone" in c.lower() for c in headphones)
     assert session_enums(marketer, "And what do they praise?")["segment"] == ["Champions"]  # still the latest named
+
+
+def test_a_date_a_marketer_call_takes_is_one_the_person_wrote(settings, sample_store):
+    """A funnel's first day or a score's as-of date is a date typed in the conversation (ISO, 2026/6/30 or
+    2026年6月30日, as YYYY-MM-DD); dates that results showed and customer ids are not dates a call may take.
+    """
+    marketer = _session(settings, sample_store, role="marketer", customer=None, script=["OK."] * 2)
+    assert session_enums(marketer, "What does c000040's journey look like?")["start"] == []
+    asked = session_enums(marketer, "How did the funnel convert from 2026-06-01 to 2026/6/30?")
+    assert asked["start"] == asked["end"] == ["2026-06-01", "2026-06-30"]
+    assert session_enums(marketer, "截至2026年6月30日，哪些客户会流失？")["as_of"] == ["2026-06-30"]
+    assert session_enums(marketer, "As of 2026-02-30?")["as_of"] == []  # no such day
