@@ -251,11 +251,11 @@ def _marketer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
     # not become the table's first row)
     named = list(dict.fromkeys(_TYPED_CUSTOMER.findall(current)))
     customers = named or customers
-    # A filter nobody named is no filter: a segment, value tier, category or date is one this message names, else
-    # the one the latest earlier message named ("How likely are they to churn?" after "the most valuable
-    # Champions"), else none, and the call covers every customer or review ("Which 10 customers will churn?" is not
-    # the high tier's, "What does c000040's journey look like?" no camera funnel, and no funnel starts on a date a
-    # profile showed).
+    # A filter nobody named is no filter: a segment, value tier, category or date is one this message names, else,
+    # in a follow-up that points back, the one the latest earlier message named ("How likely are they to churn?"
+    # after "the most valuable Champions"), else none, and the call covers every customer or review ("Which 10
+    # customers will churn?" is not the high tier's, not even right after a question about the high tier; "What
+    # does c000040's journey look like?" is no camera funnel, and no funnel starts on a date a profile showed).
     catalog = _categories(session)
     return {
         "segment": _latest_named(current, earlier, lambda m: _named_segments(SEGMENTS, m)),
@@ -268,9 +268,19 @@ def _marketer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
     }
 
 
+# A message that points back at what was said before ("how likely are they to churn?", "他们", "电视呢？") asks about
+# the same customers or reviews; one that does not is a new question.
+_REFERS_BACK = re.compile(r"\b(?:they|them|their|theirs|those|these|that segment|that group|same|among)\b"
+                          r"|他们|她们|它们|这些|那些|其中|这个分群|这群|呢", re.I)
+
+
 def _latest_named(current: str, earlier: list[str], named: Callable[[str], list[str]]) -> list[str]:
-    """What `current` names, else what the latest earlier message that names any named."""
-    for message in (current, *reversed(earlier)):
+    """What `current` names; else, when `current` points back, what the latest earlier message that names any named."""
+    if found := named(current):
+        return found
+    if not _REFERS_BACK.search(current):
+        return []
+    for message in reversed(earlier):
         if found := named(message):
             return found
     return []

@@ -274,9 +274,10 @@ def test_a_tool_whose_required_value_nobody_typed_cannot_be_called(settings, tau
 
 
 def test_a_follow_up_keeps_the_filter_named_before_and_nothing_else(settings, sample_store):
-    """"How likely are they to churn?" after a question about Champions may still filter by Champions (the latest
-    message that named a segment); a question naming a new one takes that one; a category nobody named cannot be
-    written, so "What does c000040's journey look like?" cannot become one category's funnel.
+    """"How likely are they to churn?" after a question about Champions may still filter by Champions (it points
+    back, and the latest message that named a segment named Champions); a question naming a new one takes that one;
+    a new question that does not point back has no filter; a category nobody named cannot be written, so "What
+    does c000040's journey look like?" cannot become one category's funnel.
     """
     marketer = _session(settings, sample_store, role="marketer", customer=None, script=["OK."] * 4)
     assert session_enums(marketer, "What does c000040's journey look like?")["category"] == []
@@ -288,6 +289,11 @@ def test_a_follow_up_keeps_the_filter_named_before_and_nothing_else(settings, sa
     headphones = session_enums(marketer, "And what do they praise?")["category"]
     assert headphones and all("headphone" in c.lower() for c in headphones)
     assert session_enums(marketer, "And what do they praise?")["segment"] == ["Champions"]  # still the latest named
+    # a new question that does not point back is asked of every customer (the walk-through's "哪些客户最有可能流失？
+    # 列出前5名。" after "high-value customers at risk" was ranked within the high tier)
+    fresh = session_enums(marketer, "哪些客户最有可能流失？列出前5名。")
+    assert fresh["segment"] == fresh["tier"] == fresh["category"] == []
+    assert session_enums(marketer, "他们之中谁最可能流失？")["tier"] == ["high"]
 
 
 def test_a_date_a_marketer_call_takes_is_one_the_person_wrote(settings, sample_store):
