@@ -31,6 +31,7 @@ from agent.toolspec import ToolSpec, tool_spec
 from shopdesk.output import UserError, to_jsonable
 from shopdesk.settings import Settings
 from store.db import Store
+from store.supportstats import CONFIRM_MESSAGE, DECLINE_MESSAGE
 from tools.context import PendingAction, ShopContext
 from tools.results import Lang, lang_of
 
@@ -104,10 +105,10 @@ class AgentSession:
         return self._turn(message, None)
 
     def confirm(self) -> Iterator[AgentEvent]:
-        return self._turn("[Confirm]", "confirm")
+        return self._turn(CONFIRM_MESSAGE, "confirm")
 
     def decline(self) -> Iterator[AgentEvent]:
-        return self._turn("[Cancel]", "decline")
+        return self._turn(DECLINE_MESSAGE, "decline")
 
     def hand_off(self, message: str = "Please transfer me to a human agent.") -> Iterator[AgentEvent]:
         """Transfer to a human now, without asking the model: calls transfer_to_human with a summary built from

@@ -17,6 +17,9 @@ from store.models import Conversation, Message, Ticket
 from store.tickets import REOPENED
 
 CONFIRM_MESSAGE = "[Confirm]"  # how the turn log records the customer's Confirm button (agent.session)
+DECLINE_MESSAGE = "[Cancel]"  # ... and their Cancel button
+# The buttons' markers in the turn log: not words the customer wrote (journeys and sentiment leave them out)
+BUTTON_MESSAGES = (CONFIRM_MESSAGE, DECLINE_MESSAGE)
 # Turn-log flags (agent.graph): the model's own words were replaced by the rendered facts; the model stated facts
 # without a look-up and was made to call a tool.
 GUARDS = ("model_text_dropped", "forced_tool")

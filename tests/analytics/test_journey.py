@@ -452,3 +452,20 @@ def test_cli_errors_are_one_line(cli_shop):
         res = run(*args)
         assert res.exit_code == 2, res.output
         assert res.stderr.startswith("error: ") and message in res.stderr and "Traceback" not in res.output
+
+
+def test_the_confirm_and_cancel_buttons_are_not_the_customers_words(ctx, shop):
+    """The turn log records the chat's Confirm and Cancel buttons as "[Confirm]" and "[Cancel]": a journey leaves
+    them out (the walk-through showed '"[Cancel]" negative, cancel' as a support message of the customer's).
+    """
+    before = get_customer_journey(ctx, "ann")
+    with shop.transaction() as s:
+        for seq, marker in ((5, "[Cancel]"), (6, "[Confirm]")):
+            s.add(Message(conversation_id="v-ann", seq=seq, role="user", content=marker,
+                          created_at=T0 + timedelta(days=12 + seq)))
+        s.add(Message(conversation_id="v-ann", seq=7, role="user", content=EN_RETURN,
+                      created_at=T0 + timedelta(days=20)))
+    after = get_customer_journey(ctx, "ann")
+    texts = [st.text for st in after.steps]
+    assert "[Cancel]" not in texts and "[Confirm]" not in texts and EN_RETURN in texts
+    assert len(after.steps) == len(before.steps) + 1

@@ -21,6 +21,7 @@ from index.text import neutralize
 from store.db import Store
 from store.models import Conversation, Event, Message, Order, OrderItem, Product, Review
 from store.shop import shop_currency
+from store.supportstats import BUTTON_MESSAGES
 from tools.analytics.models import (
     CustomerJourney,
     FunnelRow,
@@ -161,7 +162,8 @@ def journey_steps(store: Store, customer_id: str) -> tuple[list[JourneyStep], li
         messages = s.execute(
             select(Message.created_at, Message.content)
             .join(Conversation, Conversation.id == Message.conversation_id)
-            .where(Conversation.customer_id == customer_id, Conversation.role == "customer", Message.role == "user")
+            .where(Conversation.customer_id == customer_id, Conversation.role == "customer", Message.role == "user",
+                   Message.content.notin_(BUTTON_MESSAGES))
         ).all()
         product_ids = {e.product_id for e in events if e.product_id} | {r.product_id for r in reviews}
         names = product_names(s, product_ids)
@@ -470,7 +472,7 @@ def _dropoff_sentiment(conn, conds: list, customers: list[str] | None, category:
                Message.content.label("text"), literal(None).label("title"))
         .join(Conversation, Conversation.id == Message.conversation_id)
         .where(Conversation.role == "customer", Conversation.customer_id.isnot(None), Message.role == "user",
-               *_in_range(Message.created_at, start, end)),
+               Message.content.notin_(BUTTON_MESSAGES), *_in_range(Message.created_at, start, end)),
     ).subquery()
     writers = select(texts.c.customer_id)
     f = _flags([*conds, Event.customer_id.in_(writers)]).subquery()
