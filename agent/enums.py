@@ -11,12 +11,15 @@ such order on their account, instead of the grammar forcing a look-up of a diffe
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from langchain_core.messages import HumanMessage
 from sqlalchemy import select
+
+from index.text import has_cjk
 
 if TYPE_CHECKING:
     from agent.turncontext import Conversation
@@ -35,7 +38,7 @@ def session_enums(session: Conversation, current: str = "") -> dict[str, list[st
     typed = " ".join([*earlier, current])
     seen = _seen(session)
     if session.role == "customer":
-        return _customer(session, typed, seen, current)
+        return _customer(session, typed, seen, current, earlier)
     return _marketer(session, typed, seen, current, earlier)
 
 
@@ -55,7 +58,8 @@ def _seen(session: Conversation) -> dict[str, list[str]]:
     return {k: list(v) for k, v in out.items()}
 
 
-def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], current: str) -> dict[str, list[str]]:
+def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], current: str,
+              earlier: list[str]) -> dict[str, list[str]]:
     from store.models import Order, PaymentMethod
 
     cache = session.ctx.cache.setdefault("enums", {})
@@ -91,7 +95,7 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
         "payment_method_id": named_methods or [m[0] for m in methods],
         "product_id": products,
         "category": _category_enum(session, current),
-        **_address_enums(typed, current),
+        **_address_enums(current, earlier),
     }
 
 
@@ -105,18 +109,18 @@ MAX_ADDRESS_WORDS = 5  # the most words one address field takes ("1200 North Lak
 MAX_ADDRESS_VALUES = 600
 
 
-def _address_enums(typed: str, current: str) -> dict[str, list[str]]:
+def _address_enums(current: str, earlier: list[str]) -> dict[str, list[str]]:
     """An address a call writes is one the customer typed: each field is a run of at most five words of one
     comma-separated part of their messages (this message's first), the postal code a code they typed, and address2
     may be empty. No code typed, no address change: the model cannot fill one from a card or order number. Text
     with Chinese characters (an address written without spaces) leaves the fields other than the code free.
     """
-    earlier = typed[: len(typed) - len(current)] if current and typed.endswith(current) else typed
-    zips = list(dict.fromkeys(m.group(1) for text in (current, earlier) for m in _POSTAL.finditer(text)))
-    if _CJK.search(typed):
+    messages = [current, *reversed(earlier)]
+    zips = list(dict.fromkeys(m.group(1) for text in messages for m in _POSTAL.finditer(text)))
+    if any(has_cjk(text) for text in messages):
         return {"zip": zips}
     spans: dict[str, None] = {}
-    for text in (current, earlier):
+    for text in messages:
         for part in _ADDRESS_PART.split(text):
             words = part.split()
             for n in range(1, MAX_ADDRESS_WORDS + 1):
@@ -135,7 +139,6 @@ _KIND_WORDS = {
     "credit_card": re.compile(r"credit\s?card|debit\s?card|信用卡|银行卡", re.I),
 }
 _FOUR_DIGITS = re.compile(r"(?<!\d)(\d{4})(?!\d)")
-_CJK = re.compile(r"[\u3400-\u9fff]")
 
 
 def _named_methods(methods: list[tuple], message: str) -> list[str]:
@@ -327,8 +330,6 @@ _DATE = re.compile(r"(?<!\d)(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2}
 
 def _named_dates(message: str) -> list[str]:
     """The calendar dates `message` writes ("2026-06-30", "2026/6/30", "2026年6月30日"), as YYYY-MM-DD."""
-    import datetime as dt
-
     found = []
     for y, m, d in _DATE.findall(message):
         try:
