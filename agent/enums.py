@@ -42,12 +42,16 @@ def session_enums(session: Conversation, current: str = "") -> dict[str, list[st
     return _marketer(session, typed, seen, current, earlier)
 
 
-def _seen(session: Conversation) -> dict[str, list[str]]:
-    """Values of the conversation's results by fact kind (item_id, product_id, customer_id, ...), in order."""
+def _seen(session: Conversation, of_tool: Callable[[str], bool] = lambda tool: True) -> dict[str, list[str]]:
+    """Values of the conversation's results (of the tools `of_tool` accepts) by fact kind (item_id, product_id,
+    customer_id, ...), in order.
+    """
     from agent.grounding import facts_of
 
     out: dict[str, dict[str, None]] = {}
-    for _, result in session.all_results:
+    for tool, result in session.all_results:
+        if not of_tool(tool):
+            continue
         for fact in facts_of(result):
             value = fact.value
             if fact.kind in ("item_id", "product_id", "customer_id") and fact.about:
@@ -86,17 +90,44 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
     # are the only items a call may act on, and a payment method of theirs that they name is the only one it may use
     # (the tool then applies the policy to it, instead of the model quietly picking another card).
     named_items = [n for n in dict.fromkeys(_TYPED_DIGITS.findall(current)) if n in seen.get("item_id", [])]
+    # A new item is one a product result showed or the person typed, never one only an order showed: changing an
+    # item to itself is no change ("check my order, then cancel it" may not become an item change).
+    offered = _seen(session, lambda tool: tool not in _ORDER_TOOLS).get("item_id", [])
     methods: list[tuple] = cache["payment_methods"]
     named_methods = _named_methods(methods, current)
     return {
         "order_id": named_orders or list(orders),
         "item_ids": named_items or items,
-        "new_item_ids": items,
+        "new_item_ids": list(dict.fromkeys([*offered, *numbers])),
+        # a cancellation's reason is one the customer gave, in this message or an earlier one; when they gave none
+        # the call leaves it out and the tool asks them ("I found it cheaper elsewhere" is neither policy reason)
+        "reason": next((r for m in [current, *reversed(earlier)] if (r := _named_reasons(m))), []),
         "payment_method_id": named_methods or [m[0] for m in methods],
         "product_id": products,
         "category": _category_enum(session, current),
         **_address_enums(current, earlier),
     }
+
+
+# Tools whose results show a customer's orders (and the items in them), not what the shop offers.
+_ORDER_TOOLS = frozenset({"list_my_orders", "get_order_details", "cancel_pending_order", "modify_pending_order_address",
+                          "modify_pending_order_items", "return_delivered_order_items",
+                          "exchange_delivered_order_items"})
+# The policy's cancellation reasons, as customers give them.
+_REASONS = {
+    "no longer needed": re.compile(
+        r"\b(?:no longer|don'?t|do not|doesn'?t|does not|won'?t|not) (?:need|want)|\b(?:need|want) (?:it|this|them|"
+        r"that) (?:any ?more|no more)|changed? (?:my|our|his|her) mind|不再需要|不需要|不要了|不想要|用不上|用不到|"
+        r"不用了|改主意", re.I),
+    "ordered by mistake": re.compile(
+        r"\bmistake|\baccident|\bordered (?:the )?wrong|\bwrong (?:order|item|one|size|thing|product)"
+        r"|didn'?t mean to (?:order|buy)|下错|买错|订错|拍错|点错|误下|误购|不小心", re.I),
+}
+
+
+def _named_reasons(message: str) -> list[str]:
+    """The cancellation reasons `message` gives; empty when it gives none."""
+    return [reason for reason, words in _REASONS.items() if words.search(message)]
 
 
 # A postal code as people type one: US (12345, 12345-6789), Chinese (6 digits), 4-digit codes, Canadian and British.

@@ -685,7 +685,7 @@ def _proposal(tool: str, order: Order, arguments: dict[str, Any], **fields: Any)
 def _plan_cancel(s: Session, cid: str, args: dict[str, Any], lock: bool = False) -> _Plan:
     order = _find_order(s, cid, args.get("order_id"), lock=lock)
     policy.check_status(order, "cancel", order.id)
-    reason = policy.check_cancel_reason(args.get("reason", ""))
+    reason = policy.check_cancel_reason(args.get("reason") or "")
     net: dict[str, Decimal] = {}
     for p in order.payments:
         sign = 1 if p.kind == "payment" else -1
@@ -973,13 +973,14 @@ def get_order_details(ctx: ShopContext, order_id: str) -> OrderDetails:
 
 
 def cancel_pending_order(
-    ctx: ShopContext, order_id: str, reason: Literal["no longer needed", "ordered by mistake"]
+    ctx: ShopContext, order_id: str, reason: Literal["no longer needed", "ordered by mistake"] | None = None
 ) -> ConfirmationRequired:
     """Propose cancelling a pending order; it is cancelled only after the customer confirms.
 
     Args:
         order_id: The order id, e.g. "#W2611340".
-        reason: Why: "no longer needed" or "ordered by mistake".
+        reason: Why: "no longer needed" or "ordered by mistake"; left out when the customer has not said, and the
+            customer is asked.
     """
     return _propose(ctx, "cancel_pending_order", {"order_id": order_id, "reason": reason})
 

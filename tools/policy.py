@@ -90,8 +90,9 @@ def check_cancel_reason(reason: str) -> str:
         allowed = " or ".join(f"'{r}'" for r in POLICY.cancel_reasons)
         raise ToolInputError(
             f"reason must be {allowed}; got {reason!r}. Ask the customer which one applies.",
-            user=f"Why would you like to cancel: is the order {allowed}?",
-            user_zh="请问取消的原因是“不再需要”(no longer needed)还是“下错单了”(ordered by mistake)?",
+            user="Why would you like to cancel: do you no longer need the order, or did you order it by mistake? "
+                 "An order can be cancelled for one of these two reasons.",
+            user_zh="请问您为什么要取消:是不再需要这个订单了,还是下错单了?只有这两种原因可以取消订单。",
         )
     return norm
 

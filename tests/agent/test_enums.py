@@ -44,11 +44,28 @@ def test_items_and_products_of_looked_up_orders_become_values(settings, tau2_sto
     with tau2_store.read() as s:
         order = s.scalars(select(Order).where(Order.customer_id == JAMES)).first()
         items = [li.variant_id for li in order.items]
-    session = _session(settings, tau2_store, script=[call("get_order_details", order_id=order.id), ""])
+        product = order.items[0].product_id
+    session = _session(settings, tau2_store, script=[call("get_order_details", order_id=order.id), "",
+                                                     call("get_product_details", product_id=product), ""])
     list(session.respond(f"What is in {order.id}?"))
     enums = session_enums(session)
-    assert set(items) <= set(enums["item_ids"]) and enums["new_item_ids"] == enums["item_ids"]
-    assert enums["product_id"]
+    assert set(items) <= set(enums["item_ids"]) and enums["product_id"]
+    # an item only the order showed is no new item: changing an item to itself is no change
+    assert enums["new_item_ids"] == []
+    list(session.respond("Which other options does it come in?"))
+    enums = session_enums(session)
+    assert enums["new_item_ids"] and set(enums["new_item_ids"]) <= set(enums["item_ids"])
+
+
+def test_a_cancellation_reason_is_one_the_customer_gave(settings, tau2_store):
+    session = _session(settings, tau2_store, script=["Hello!"] * 2)
+    assert session_enums(session, "Cancel #W1258841, I found it cheaper on another site.")["reason"] == []
+    assert session_enums(session, "请取消订单 #W1298962，我不再需要了。")["reason"] == ["no longer needed"]
+    assert session_enums(session, "cancel order W6030591. It was a mistake.")["reason"] == ["ordered by mistake"]
+    list(session.respond("I ordered #W1080318 by mistake."))
+    # said before, it still counts; a reason in this message comes first
+    assert session_enums(session, "Cancel it please.")["reason"] == ["ordered by mistake"]
+    assert session_enums(session, "Cancel it, I don't need it anymore.")["reason"] == ["no longer needed"]
 
 
 def test_marketer_enums_are_segments_categories_and_typed_customers(settings, sample_store):
