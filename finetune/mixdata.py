@@ -208,13 +208,26 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def draw_conversations(pools: Path, out: Path, draws: Sequence[tuple[str, int]],
-                       weights: Mapping[tuple[str, str | None], float], seen: set[str], seed: int) -> None:
+                       weights: Mapping[tuple[str, str | None], float], seen: set[str], seed: int,
+                       current_tools: bool = False) -> None:
     """Draw whole conversations from synthesized pools (`pools`/NAME.jsonl, one example per line with its meta), `n`
     of each pool in `draws`, leaving out the conversation ids in `seen`; a conversation's weight is the highest of its
     examples' (kind, language) weights, else (kind, None), else 1. Writes `out`/NAME-sel.jsonl in the pool's order
     and prints what each draw holds. One random generator seeded with `seed` serves the draws in order, so a rerun
-    writes the same files byte for byte (the recipes' draw scripts call this).
+    writes the same files byte for byte (the recipes' draw scripts call this). With `current_tools`, each example's
+    tool schemas are replaced by the agent's current ones for its role (a pool synthesized before a tool's signature
+    changed would otherwise teach a prompt the agent no longer sends).
     """
+    schemas = _role_schemas() if current_tools else {}
+
+    def refreshed(line: str) -> str:
+        if not schemas:
+            return line
+        row = json.loads(line)
+        now = schemas[row["meta"]["role"]]
+        row["tools"] = [now.get(t["function"]["name"], t) for t in row.get("tools") or []]
+        return json.dumps(row, ensure_ascii=False) + "\n"
+
     def weight(kind: str, lang: str) -> float:
         return weights.get((kind, lang), weights.get((kind, None), 1))
 
@@ -235,9 +248,18 @@ def draw_conversations(pools: Path, out: Path, draws: Sequence[tuple[str, int]],
         with open(out / f"{name}-sel.jsonl", "w") as f:
             for i in ids:
                 if i in chosen:
-                    f.writelines(line for line, _ in convs[i])
+                    f.writelines(refreshed(line) for line, _ in convs[i])
         kinds = Counter((m["kind"], m["lang"]) for i in chosen for _, m in convs[i])
         print(name, n, kinds.most_common(25))
+
+
+def _role_schemas() -> dict[str, dict[str, dict]]:
+    """The agent's tool schemas (OpenAI style) by role and tool name, as a session sends them."""
+    from agent.toolspec import tool_spec
+    from tools.registry import ROLE_TOOLS, tool_functions
+
+    return {role: {spec["function"]["name"]: spec for spec in (tool_spec(fn).openai() for fn in tool_functions(role))}
+            for role in ROLE_TOOLS}
 
 
 def conversation_ids(*paths: Path) -> set[str]:

@@ -148,7 +148,20 @@ def churn_view(result: Any) -> ChurnView:
         risk = pd.DataFrame({"risk": RISK_LABELS, "customers": [0] * len(RISK_LABELS)})
     note = "" if rows else "No customers match these filters."
     scored = result.get("customers_scored") if isinstance(result, dict) else None
-    return ChurnView(table=table.reset_index(drop=True), risk=risk, as_of=as_of(result), note=note, scored=scored)
+    return ChurnView(table=in_currency(table.reset_index(drop=True), result), risk=risk, as_of=as_of(result),
+                     note=note, scored=scored)
+
+
+def in_currency(table: pd.DataFrame, result: Any) -> pd.DataFrame:
+    """`table` with its amount columns named in the result's currency ("value_12m_usd" becomes "value_12m_gbp" for a
+    pound shop): the tools name amount fields _usd, and their `currency` says what the amounts are in.
+    """
+    currency = result.get("currency") if isinstance(result, dict) else None
+    if not currency or currency == "USD":
+        return table
+    suffix = "_" + str(currency).lower()
+    return table.rename(columns={c: c[: -len("_usd")] + suffix for c in table.columns
+                                 if isinstance(c, str) and c.endswith("_usd")})
 
 
 def segments_view(result: Any) -> SegmentsView:

@@ -134,3 +134,24 @@ def test_a_weighted_draw_takes_whole_unseen_conversations_and_repeats_byte_for_b
     assert all(sum(m["conversation_id"] == i for m in drawn) == 2 for i in ids)  # whole conversations
     assert sum(m["kind"] == "m-journey" for m in drawn) / len(drawn) > 0.5  # the weight leans the draw
     assert "p 8" in capsys.readouterr().out
+
+
+def test_a_draw_can_replace_old_tool_schemas_with_the_agents_current_ones(tmp_path):
+    from finetune.mixdata import draw_conversations
+
+    old = {"type": "function", "function": {"name": "cancel_pending_order", "description": "old",
+                                            "parameters": {"type": "object", "properties": {}}}}
+    gone = {"type": "function", "function": {"name": "no_such_tool_any_more", "parameters": {}}}
+    pools = tmp_path / "pools"
+    pools.mkdir()
+    (pools / "p.jsonl").write_text(json.dumps({
+        "messages": [{"role": "user", "content": "cancel"}], "tools": [old, gone],
+        "meta": {"conversation_id": "c", "kind": "cancel", "lang": "en", "role": "customer"}}) + "\n")
+    draw_conversations(pools, tmp_path / "kept", [("p", 1)], {}, set(), seed=1)
+    assert json.loads((tmp_path / "kept" / "p-sel.jsonl").read_text())["tools"] == [old, gone]
+    draw_conversations(pools, tmp_path / "now", [("p", 1)], {}, set(), seed=1, current_tools=True)
+    tools = json.loads((tmp_path / "now" / "p-sel.jsonl").read_text())["tools"]
+    cancel = tools[0]["function"]
+    assert cancel["description"] != "old" and "reason" in cancel["parameters"]["properties"]
+    assert "reason" not in cancel["parameters"].get("required", [])  # the schema the agent sends today
+    assert tools[1] == gone  # a tool the agent no longer has stays as it was

@@ -32,6 +32,13 @@ def test_churn_view_buckets_every_row_once(tmp_path):
     assert lines[0].startswith("rank,customer_id") and len(lines) == len(probs) + 1
 
 
+def test_churn_columns_are_named_in_the_shops_currency():
+    pounds = to_jsonable(_churn([0.5]).model_copy(update={"currency": "GBP"}))
+    cols = list(service.churn_view(pounds).table.columns)
+    assert "value_12m_gbp" in cols and "value_at_risk_gbp" in cols and not any(c.endswith("_usd") for c in cols)
+    assert "value_12m_usd" in service.churn_view(to_jsonable(_churn([0.5]))).table.columns  # a dollar shop as before
+
+
 def test_empty_churn_result_says_so():
     view = service.churn_view(to_jsonable(_churn([])))
     assert view.table.empty and view.note and int(view.risk["customers"].sum()) == 0
