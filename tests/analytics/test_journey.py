@@ -289,6 +289,15 @@ def test_journey_sentiment_and_intent_in_english_and_chinese(ctx, shop):
     ("The laptop arrived broken, this is unacceptable", "complaint"),
     ("Do you sell gift cards?", "question"),
     ("Thanks", "other"),
+    ("need help cancelling purchase 1234567", "cancel"),
+    ("how do I cancel my newsletter subscription", "question"),  # not an order
+    ("what is the cancellation fee?", "question"),
+    ("I am still waiting for a reimbursement of $40", "refund"),
+    ("in which cases can I ask for a refund?", "question"),  # the policy, not a request
+    ("I chose a wrong address, can you help me update it", "change order"),
+    ("help me remove an item from order 1234567", "change order"),
+    ("how soon can I expect my parcel", "order status"),
+    ("I want to file a claim against your company", "complaint"),
     ("我想取消订单", "cancel"),
     ("可以退货吗？", "return"),
     ("我的快递到哪了", "order status"),
