@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from langchain_core.messages import HumanMessage
 from sqlalchemy import select
 
+from agent.grammar import EveryOne
 from index.text import has_cjk
 
 if TYPE_CHECKING:
@@ -89,7 +90,12 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
     # What the person names in this message is what they asked for: the items shown so far that they name by id
     # are the only items a call may act on, and a payment method of theirs that they name is the only one it may use
     # (the tool then applies the policy to it, instead of the model quietly picking another card).
-    named_items = [n for n in dict.fromkeys(_TYPED_DIGITS.findall(current)) if n in seen.get("item_id", [])]
+    typed_now = list(dict.fromkeys(_TYPED_DIGITS.findall(current)))
+    named_items = [n for n in typed_now if n in seen.get("item_id", [])]
+    # items of their orders that they name by id are all of what they ask about: "return items 6777246137 and
+    # 6501071631" acts on both, not on one of them
+    ordered = _seen(session, lambda tool: tool in _ORDER_TOOLS).get("item_id", [])
+    named_own = [n for n in typed_now if n in ordered]
     # A new item is one a product result showed or the person typed, never one only an order showed: changing an
     # item to itself is no change ("check my order, then cancel it" may not become an item change).
     offered = _seen(session, lambda tool: tool not in _ORDER_TOOLS).get("item_id", [])
@@ -97,7 +103,7 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
     named_methods = _named_methods(methods, current)
     return {
         "order_id": named_orders or list(orders),
-        "item_ids": named_items or items,
+        "item_ids": EveryOne(named_own) if named_own else (named_items or items),
         "new_item_ids": list(dict.fromkeys([*offered, *numbers])),
         # a cancellation's reason is one the customer gave, in this message or an earlier one; when they gave none
         # the call leaves it out and the tool asks them ("I found it cheaper elsewhere" is neither policy reason)

@@ -25,6 +25,12 @@ CALL_END = "}</tool_call>"
 TEXT_EXCLUDES = ["<"]
 
 
+class EveryOne(list):
+    """Enum values of which a call takes every one: an array argument given them has exactly that many items, each
+    one of them (the items a customer names by id are all of what they ask about).
+    """
+
+
 def constrained_tools(tools: Sequence[Mapping[str, Any]], enums: Mapping[str, Sequence[Any]] | None) -> list[dict]:
     """`tools` (OpenAI-style dicts) with `enums[name]` applied to every argument called `name` (to `items` for an
     array, to each non-null branch of an anyOf). A name not in `enums` is not constrained. A name given with an empty
@@ -42,7 +48,10 @@ def constrained_tools(tools: Sequence[Mapping[str, Any]], enums: Mapping[str, Se
         required = set(params.get("required") or [])
         possible = True
         for name in [n for n in props if enums and n in enums]:
-            values = _unique(enums[name] or [])
+            given = enums[name] or []
+            values = _unique(given)
+            if isinstance(given, EveryOne):
+                values = EveryOne(values)
             if values:
                 _apply_enum(props[name], values)
             elif name in required:
@@ -76,7 +85,9 @@ def _apply_enum(schema: dict, values: list[Any]) -> None:
             if branch.get("type") != "null":
                 _apply_enum(branch, values)
     elif schema.get("type") == "array":
-        _apply_enum(schema.setdefault("items", {}), values)
+        _apply_enum(schema.setdefault("items", {}), list(values))
+        if isinstance(values, EveryOne):
+            schema["minItems"] = schema["maxItems"] = len(values)
     elif "enum" in schema:
         schema["enum"] = [v for v in schema["enum"] if v in values] or schema["enum"]
     else:

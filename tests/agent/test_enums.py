@@ -57,6 +57,25 @@ def test_items_and_products_of_looked_up_orders_become_values(settings, tau2_sto
     assert enums["new_item_ids"] and set(enums["new_item_ids"]) <= set(enums["item_ids"])
 
 
+def test_items_of_their_order_a_customer_names_are_all_acted_on(settings, tau2_store):
+    from agent.grammar import EveryOne, constrained_tools
+
+    with tau2_store.read() as s:
+        order = next(o for o in s.scalars(select(Order).where(Order.customer_id == JAMES)) if len(o.items) >= 2)
+        items = [li.variant_id for li in order.items]
+    session = _session(settings, tau2_store, script=[call("get_order_details", order_id=order.id), ""])
+    list(session.respond(f"What is in {order.id}?"))
+    ask = f"Please return items {items[1]} and {items[0]} of order {order.id}."
+    enums = session_enums(session, ask)
+    assert isinstance(enums["item_ids"], EveryOne) and enums["item_ids"] == [items[1], items[0]]
+    tools = {t["function"]["name"]: t["function"]["parameters"]["properties"]
+             for t in constrained_tools(session.tools, enums)}
+    returned = tools["return_delivered_order_items"]["item_ids"]
+    assert returned["minItems"] == returned["maxItems"] == 2 and set(returned["items"]["enum"]) == set(items[:2])
+    # naming none: any item shown so far, as many as the model writes
+    assert not isinstance(session_enums(session, "return the first one")["item_ids"], EveryOne)
+
+
 def test_a_cancellation_reason_is_one_the_customer_gave(settings, tau2_store):
     session = _session(settings, tau2_store, script=["Hello!"] * 2)
     assert session_enums(session, "Cancel #W1258841, I found it cheaper on another site.")["reason"] == []
