@@ -14,12 +14,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Sequence
+from difflib import SequenceMatcher
 from typing import TYPE_CHECKING
 
 from langchain_core.messages import HumanMessage
 from sqlalchemy import select
 
-from agent.grammar import EveryOne
+from agent.grammar import NOT_ASKED, EveryOne
 from index.text import has_cjk
 
 if TYPE_CHECKING:
@@ -101,7 +102,11 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
     offered = _seen(session, lambda tool: tool not in _ORDER_TOOLS).get("item_id", [])
     methods: list[tuple] = cache["payment_methods"]
     named_methods = _named_methods(methods, current)
+    # A change to an order is one the customer asked for, in this message or the two before it (what the model sees
+    # of their words): a status question cannot become a return proposal, nor an injected instruction a cancellation.
+    asked = _asked_writes([current, *earlier[-2:]])
     return {
+        NOT_ASKED: [tool for tool in _WRITE_WORDS if tool not in asked],
         "order_id": named_orders or list(orders),
         "item_ids": EveryOne(named_own) if named_own else (named_items or items),
         "new_item_ids": list(dict.fromkeys([*offered, *numbers])),
@@ -129,6 +134,34 @@ _REASONS = {
         r"\bmistake|\baccident|\bordered (?:the )?wrong|\bwrong (?:order|item|one|size|thing|product)"
         r"|didn'?t mean to (?:order|buy)|下错|买错|订错|拍错|点错|误下|误购|不小心", re.I),
 }
+
+
+# The words that ask for each write tool's change, English and Chinese.
+_CHANGE = (r"\bchang|\bswap|\bswitch|\breplac|\binstead\b|\bdifferent\b|\bother (?:one|option|colou?r|size|version)"
+           r"|换|改")
+_WRITE_WORDS = {
+    "cancel_pending_order": re.compile(
+        r"cancel|cancle|\b(?:don'?t|do not|no longer) (?:want|need)\b|\b(?:can'?t|cannot|no longer) (?:pay|afford)\b"
+        r"|取消|不要了|不想要|不需要|不再需要", re.I),
+    "return_delivered_order_items": re.compile(
+        r"\breturn|\bsend (?:it |them |this |that |these |those )?back|\brefund|\bmoney back|退", re.I),
+    "exchange_delivered_order_items": re.compile(r"\bexchang|" + _CHANGE, re.I),
+    "modify_pending_order_items": re.compile(r"\bexchang|\bmodif|\bupdat|\bedit\b|" + _CHANGE, re.I),
+    "modify_pending_order_address": re.compile(
+        r"\baddress|\b(?:ship|deliver|send)\b[^.?!]{0,30}?\bto\b|\bmov(?:ed|ing)\b|地址|寄到|送到|收货", re.I),
+}
+_WORDS = re.compile(r"[a-z]+")
+# "cacnelling", "acnceling", "cancfel" are near these; "calling", "cancer" and "channel" are not (below 0.85)
+_CANCEL_FORMS = ("cancel", "canceling", "cancelling")
+
+
+def _asked_writes(messages: list[str]) -> set[str]:
+    """The write tools whose change one of `messages` asks for; "cancel" also as people mistype it ("cacnelling")."""
+    asked = {tool for tool, words in _WRITE_WORDS.items() if any(words.search(m) for m in messages)}
+    words = {w for m in messages for w in _WORDS.findall(m.lower()) if 5 <= len(w) <= 12}
+    if any(SequenceMatcher(None, w, typo_of).ratio() >= 0.85 for w in words for typo_of in _CANCEL_FORMS):
+        asked.add("cancel_pending_order")
+    return asked
 
 
 def _named_reasons(message: str) -> list[str]:

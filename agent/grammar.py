@@ -25,6 +25,11 @@ CALL_END = "}</tool_call>"
 TEXT_EXCLUDES = ["<"]
 
 
+# An enums key that is no argument's name: the tools it lists are left out this turn (the write tools whose action the
+# person has not asked for, agent.enums).
+NOT_ASKED = "(tools not asked for)"
+
+
 class EveryOne(list):
     """Enum values of which a call takes every one: an array argument given them has exactly that many items, each
     one of them (the items a customer names by id are all of what they ask about).
@@ -37,12 +42,13 @@ def constrained_tools(tools: Sequence[Mapping[str, Any]], enums: Mapping[str, Se
     list has no possible value this turn (no such id is known in the conversation): a tool that requires it is left
     out, and an optional argument of that name is removed. A tool that needs one of several optional arguments
     (tools.registry.ONE_OF_ARGUMENTS) is left out when none of them is left. An argument that already has an enum
-    keeps only the values in both (or its own, if none are).
+    keeps only the values in both (or its own, if none are). The tools named in `enums[NOT_ASKED]` are left out.
     """
     from tools.registry import ONE_OF_ARGUMENTS
 
     out = []
-    for tool in copy.deepcopy([dict(t) for t in tools]):
+    left_out = set((enums or {}).get(NOT_ASKED) or ())
+    for tool in copy.deepcopy([dict(t) for t in tools if _function(t).get("name") not in left_out]):
         params = _function(tool).get("parameters") or {}
         props = params.get("properties") or {}
         required = set(params.get("required") or [])
