@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 MAX_TOOL_STEPS = 4
 HISTORY_TURNS = 2  # finished turns the model sees (their question and the rendered reply): enough for a follow-up
+# What the model reads of an earlier reply: its first lines say what it answered (the order, the table's heading and
+# first rows). A marketer's whole table runs to thousands of tokens, and the model would prefill it again every turn.
+HISTORY_REPLY_CHARS = 800
 
 SYSTEM_PROMPTS = {
     "customer": (
@@ -149,7 +152,7 @@ class AgentSession:
         """What the model sees: the system turn, the last finished turns as question and rendered reply (their tool
         exchanges left out, so an old task does not steer a new one), this turn.
         """
-        past = [m for pair in self.turns[-HISTORY_TURNS:] for m in pair]
+        past = [m for question, reply in self.turns[-HISTORY_TURNS:] for m in (question, _first_lines(reply))]
         return [self.system, *past, *turn]
 
     def bound_for_turn(self, force_tool: bool = False, typed: str = "") -> BaseChatModel:
@@ -232,6 +235,17 @@ class AgentSession:
                     row.meta = dict(info, **to_jsonable(meta))
                 s.add(row)
                 self._seq += 1
+
+
+def _first_lines(reply: BaseMessage, limit: int = HISTORY_REPLY_CHARS) -> BaseMessage:
+    """`reply` cut after its last whole line within `limit` characters (a first line longer than that is cut at
+    `limit`); a shorter reply is returned as it is.
+    """
+    text = reply.content if isinstance(reply.content, str) else ""
+    if len(text) <= limit:
+        return reply
+    cut = text.rfind("\n", 0, limit + 1)
+    return AIMessage(text[: cut if cut > 0 else limit].rstrip())
 
 
 def _turns(history: list[BaseMessage]) -> list[tuple[BaseMessage, BaseMessage]]:

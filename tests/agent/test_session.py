@@ -385,6 +385,22 @@ def test_a_follow_up_sees_only_the_last_two_turns_and_is_answered_with_its_own_r
     assert final.meta["model_text_dropped"] and final.meta["model_text_cut"] is True
 
 
+def test_the_model_reads_the_first_lines_of_a_long_earlier_reply(settings, shop):
+    from agent.session import HISTORY_REPLY_CHARS
+
+    session, _ = session_for(settings, shop, [])
+    rows = [f"| {i} | c{i:06d} | 0.{i:02d} | reasons of row {i} |" for i in range(200)]
+    table = "\n".join(["Churn risk as of 2026-10-31: 200 customers scored.", "", *rows])
+    session.turns = [(HumanMessage("Which customers will churn?"), AIMessage(table)),
+                     (HumanMessage("thanks"), AIMessage("You are welcome."))]
+    prompt = session.prompt([HumanMessage("Tell me about c000003.")])
+    read = prompt[2].content
+    assert len(read) <= HISTORY_REPLY_CHARS and table.startswith(read)
+    assert read.endswith(rows[len(read.splitlines()) - 3])  # whole lines: the last one read is a complete row
+    assert prompt[4].content == "You are welcome."  # a short reply is read whole
+    assert session.turns[0][1].content == table  # what the person read is not changed
+
+
 def test_a_reopened_conversation_keeps_the_last_turns(settings, shop):
     session, _ = session_for(settings, shop, [call("get_order_details", order_id="#W100"), "Sure."])
     run(session, "where is #W100")
