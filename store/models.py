@@ -212,7 +212,7 @@ class Event(Base):
     occurred_at: Mapped[datetime] = mapped_column(DateTime)
     product_id: Mapped[str | None] = mapped_column(String(64), index=True)  # as exported; may not be in the catalog
     query: Mapped[str | None] = mapped_column(String(500))  # search text
-    order_id: Mapped[str | None] = mapped_column(String(64))  # purchase, return
+    order_id: Mapped[str | None] = mapped_column(String(64), index=True)  # purchase, return
     session_id: Mapped[str | None] = mapped_column(String(128))  # the exporter's visit/session, if any
     source: Mapped[str] = mapped_column(String(50), default="manual")
 
