@@ -119,4 +119,4 @@ def test_event_indexes_are_rebuilt(sqlite_store):
     expected = sorted(i["name"] for i in inspect(sqlite_store.engine).get_indexes("events"))
     build_sample(sqlite_store, customers=20, seed=1)
     assert sorted(i["name"] for i in inspect(sqlite_store.engine).get_indexes("events")) == expected
-    assert len(expected) == 3
+    assert len(expected) == 4  # customer and time, kind and time, product, order
