@@ -110,8 +110,8 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
         "order_id": named_orders or list(orders),
         "item_ids": EveryOne(named_own) if named_own else (named_items or items),
         "new_item_ids": list(dict.fromkeys([*offered, *numbers])),
-        # a cancellation's reason is one the customer gave, in this message or an earlier one; when they gave none
-        # the call leaves it out and the tool asks them ("I found it cheaper elsewhere" is neither policy reason)
+        # a cancellation's reason is one the customer gave, in this message or an earlier one; when they gave none, no
+        # cancellation can be written ("I found it cheaper elsewhere" is neither policy reason)
         "reason": next((r for m in [current, *reversed(earlier)] if (r := _named_reasons(m))), []),
         "payment_method_id": named_methods or [m[0] for m in methods],
         "product_id": products,

@@ -973,14 +973,13 @@ def get_order_details(ctx: ShopContext, order_id: str) -> OrderDetails:
 
 
 def cancel_pending_order(
-    ctx: ShopContext, order_id: str, reason: Literal["no longer needed", "ordered by mistake"] | None = None
+    ctx: ShopContext, order_id: str, reason: Literal["no longer needed", "ordered by mistake"]
 ) -> ConfirmationRequired:
     """Propose cancelling a pending order; it is cancelled only after the customer confirms.
 
     Args:
         order_id: The order id, e.g. "#W2611340".
-        reason: Why: "no longer needed" or "ordered by mistake"; left out when the customer has not said, and the
-            customer is asked.
+        reason: Why: "no longer needed" or "ordered by mistake".
     """
     return _propose(ctx, "cancel_pending_order", {"order_id": order_id, "reason": reason})
 

@@ -233,7 +233,7 @@ def test_cancel_reason_must_be_one_of_two(tau2_shop):
     # no reason given: the customer is asked for one, and nothing waits for confirmation
     ctx = ctx_for(store, o["user_id"])
     with pytest.raises(ToolInputError) as asked:
-        cancel_pending_order(ctx, oid)
+        cancel_pending_order(ctx, oid, "")
     assert "no longer need" in asked.value.user_message("en") and "by mistake" in asked.value.user_message("en")
     assert "下错单" in asked.value.user_message("zh") and ctx.pending_action is None
 
