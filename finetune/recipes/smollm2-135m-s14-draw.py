@@ -3,10 +3,11 @@ of the s11, s12 and s13 runs had seen, drawn with weights leaning on what the sh
 the 122 eval cases: a profile against a journey question (Chinese profiles above all), a segment's most valuable
 members against a churn ranking, the Chinese funnel and churn-by-tier questions, a follow-up that names only a new
 category ("电视呢？"), Chinese exchanges (s13 proposed a return), follow-ups after a status answer, product and
-review questions, returns of several items. The tool schemas are the agent's current ones (cancel_pending_order's
-reason became optional in session 14). Run from the repository root with the pools in .data/s11/ and the earlier
-draws in .data/s12/ and .data/s13/ (smollm2-135m-s13-draw.py rewrites the latter byte for byte); writes
-.data/s14/*-sel.jsonl and prints what each draw holds.
+review questions, returns of several items. The tool schemas are the agent's current ones (when the run was made,
+cancel_pending_order's reason was optional; it is required again since 7924f2a, so a rerun today writes the schema
+the pools already hold). Run from the repository root with the pools in .data/s11/ and the earlier draws in
+.data/s12/ and .data/s13/ (smollm2-135m-s13-draw.py rewrites the latter byte for byte); writes .data/s14/*-sel.jsonl
+and prints what each draw holds.
 """
 
 from __future__ import annotations
