@@ -44,16 +44,16 @@ def session_enums(session: Conversation, current: str = "") -> dict[str, list[st
     return _marketer(session, typed, seen, current, earlier)
 
 
-def _seen(session: Conversation, of_tool: Callable[[str], bool] = lambda tool: True) -> dict[str, list[str]]:
-    """Values of the conversation's results (of the tools `of_tool` accepts) by fact kind (item_id, product_id,
-    customer_id, ...), in order.
+def _seen(session: Conversation) -> dict[str, list[str]]:
+    """Values of the conversation's results by fact kind (item_id, product_id, customer_id, ...), in order; and, in
+    one pass, the item ids by where they were shown: "item_id:order" (a customer's orders) and "item_id:offered"
+    (what the shop offers: product details, searches, recommendations).
     """
     from agent.grounding import facts_of
 
     out: dict[str, dict[str, None]] = {}
     for tool, result in session.all_results:
-        if not of_tool(tool):
-            continue
+        origin = "item_id:order" if tool in _ORDER_TOOLS else "item_id:offered"
         for fact in facts_of(result):
             value = fact.value
             if fact.kind in ("item_id", "product_id", "customer_id") and fact.about:
@@ -61,6 +61,8 @@ def _seen(session: Conversation, of_tool: Callable[[str], bool] = lambda tool: T
                 if f"{kind}_id" == fact.kind:
                     value = ident  # the id itself, not a rendering of it
             out.setdefault(fact.kind, {})[value] = None
+            if fact.kind == "item_id":
+                out.setdefault(origin, {})[value] = None
     return {k: list(v) for k, v in out.items()}
 
 
@@ -95,11 +97,7 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
     named_items = [n for n in typed_now if n in seen.get("item_id", [])]
     # items of their orders that they name by id are all of what they ask about: "return items 6777246137 and
     # 6501071631" acts on both, not on one of them
-    ordered = _seen(session, lambda tool: tool in _ORDER_TOOLS).get("item_id", [])
-    named_own = [n for n in typed_now if n in ordered]
-    # A new item is one a product result showed or the person typed, never one only an order showed: changing an
-    # item to itself is no change ("check my order, then cancel it" may not become an item change).
-    offered = _seen(session, lambda tool: tool not in _ORDER_TOOLS).get("item_id", [])
+    named_own = [n for n in typed_now if n in seen.get("item_id:order", [])]
     methods: list[tuple] = cache["payment_methods"]
     named_methods = _named_methods(methods, current)
     # A change to an order is one the customer asked for, in this message or the two before it (what the model sees
@@ -109,7 +107,9 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
         NOT_ASKED: [tool for tool in _WRITE_WORDS if tool not in asked],
         "order_id": named_orders or list(orders),
         "item_ids": EveryOne(named_own) if named_own else (named_items or items),
-        "new_item_ids": list(dict.fromkeys([*offered, *numbers])),
+        # A new item is one a product result showed or the person typed, never one only an order showed: changing an
+        # item to itself is no change ("check my order, then cancel it" may not become an item change).
+        "new_item_ids": list(dict.fromkeys([*seen.get("item_id:offered", []), *numbers])),
         # a cancellation's reason is one the customer gave, in this message or an earlier one; when they gave none, no
         # cancellation can be written ("I found it cheaper elsewhere" is neither policy reason)
         "reason": next((r for m in [current, *reversed(earlier)] if (r := _named_reasons(m))), []),
