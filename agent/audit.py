@@ -71,8 +71,10 @@ TRACKING_LABEL_RE = re.compile(
     r"\s*(?:is|are|:|：|为|是)?\s*(?:#\s*)?", re.I)
 TRACKING_VALUE_RE = re.compile(r"\d[\w-]*")
 PLAIN_NUMBER_RE = re.compile(r"(?<![\d.,])\d[\d,]*(?:\.\d+)?(?![\d])")
-# Not figures: metric names ("12-month value", "1-5 stars") and list numbering ("1. ", "2) ").
-METRIC_NAME_RE = re.compile(r"\b12[- ]months?\b|12\s?个月|\b1-5\b|\b0-1\b|^\s*\d{1,3}[.)](?=\s)")
+# Not figures: metric names ("12-month value", "1-5 stars"), list numbering ("1. ", "2) ") and the star buckets of a
+# rating histogram ("1 star: 0, 2 stars: 2", "1 星:0": a count per star, not a rating).
+METRIC_NAME_RE = re.compile(r"\b12[- ]months?\b|12\s?个月|\b1-5\b|\b0-1\b|^\s*\d{1,3}[.)](?=\s)"
+                            r"|\b[1-5] stars?(?=\s?[:：]\s?\d)|(?<![\d.])[1-5]\s?星(?=\s?[:：]\s?\d)")
 QUOTE_RES = (
     re.compile(r'"""[\s\S]*?"""'),
     re.compile(r'(?<!\d)"[^"\n]*"'),  # an opening quote, not an inch mark (LG 48" Class)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from langchain_core.messages import HumanMessage
 from sqlalchemy import select
 
-from agent.grammar import NOT_ASKED, EveryOne
+from agent.grammar import MUST_TAKE, NOT_ASKED, ONLY_TOOLS, EveryOne
 from index.text import has_cjk
 
 if TYPE_CHECKING:
@@ -103,9 +103,13 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
     # A change to an order is one the customer asked for, in this message or the two before it (what the model sees
     # of their words): a status question cannot become a return proposal, nor an injected instruction a cancellation.
     asked = _asked_writes([current, *earlier[-2:]])
+    # "What's in it?" after one order, "What do reviewers say about it?" after one product: a message that names no
+    # id of its own but points back at the one thing the latest answer was about asks about that thing.
+    back = {} if named_orders or typed_now else (_other_order(session, current) or _one_thing_back(session, current))
     return {
         NOT_ASKED: [tool for tool in _WRITE_WORDS if tool not in asked],
-        "order_id": named_orders or list(orders),
+        **back,
+        "order_id": back.get("order_id") or named_orders or list(orders),
         "item_ids": EveryOne(named_own) if named_own else (named_items or items),
         # A new item is one a product result showed or the person typed, never one only an order showed: changing an
         # item to itself is no change ("check my order, then cancel it" may not become an item change).
@@ -114,10 +118,59 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
         # cancellation can be written ("I found it cheaper elsewhere" is neither policy reason)
         "reason": next((r for m in [current, *reversed(earlier)] if (r := _named_reasons(m))), []),
         "payment_method_id": named_methods or [m[0] for m in methods],
-        "product_id": products,
+        "product_id": back.get("product_id") or products,
         "category": _category_enum(session, current),
         **_address_enums(current, earlier),
     }
+
+
+# Words that point back at one thing: an order or a product the latest answer was about.
+_THING_BACK = re.compile(r"\b(?:it|its|this one|that one|this order|that order|this product|that product)\b"
+                         r"|它|里面|这个订单|该订单|这笔订单|这款|这个商品|该商品|这件", re.I)
+
+
+_OTHER_ORDER = re.compile(r"\bother order\b|另一个订单|另一笔订单|另一单|另外那个订单|另外一个订单", re.I)
+
+
+def _other_order(session: Conversation, current: str) -> dict[str, list[str]]:
+    """"My other order" after two orders were shown is the one the latest result was not about."""
+    if not session.all_results or not _OTHER_ORDER.search(current):
+        return {}
+
+    def orders(result) -> list[str]:
+        return [f.about.partition(":")[2] for f in _facts(result)
+                if f.kind == "order_id" and f.about.startswith("order:")]
+
+    latest = set(orders(session.all_results[-1][1]))
+    others = list(dict.fromkeys(o for _, result in session.all_results for o in orders(result) if o not in latest))
+    return {"order_id": others} if latest and len(others) == 1 else {}
+
+
+_IN_IT = re.compile(r"\b(?:in|inside) (?:it|that order|this order)\b|里面|里头", re.I)
+
+
+def _one_thing_back(session: Conversation, current: str) -> dict[str, list[str]]:
+    """When `current` points back and the latest result was about one order (or one product): the call must take
+    that order or one of its products (that product); else nothing. A list of orders or of products is no one thing.
+    """
+    if not session.all_results or not _THING_BACK.search(current):
+        return {}
+    tool, result = session.all_results[-1]
+    kind = "order" if tool in _ORDER_TOOLS else "product" if tool == "get_product_details" else None
+    if kind is None:
+        return {}
+    about = {f.about.partition(":")[2] for f in _facts(result)
+             if f.kind == f"{kind}_id" and f.about.startswith(f"{kind}:")}
+    if len(about) != 1:
+        return {}
+    if kind == "order" and _IN_IT.search(current):  # what is in it: the order's own items
+        return {MUST_TAKE: ["order_id"], "order_id": list(about)}
+    if kind == "order":  # "it" may be one of its products too ("Which other options does it come in?")
+        products = [f.about.partition(":")[2] for f in _facts(result)
+                    if f.kind == "product_id" and f.about.startswith("product:")]
+        return {MUST_TAKE: ["order_id", "product_id"], "order_id": list(about),
+                **({"product_id": list(dict.fromkeys(products))} if products else {})}
+    return {MUST_TAKE: ["product_id", "product"], "product_id": list(about), "product": list(about)}
 
 
 # Tools whose results show a customer's orders (and the items in them), not what the shop offers.
@@ -155,9 +208,20 @@ _WORDS = re.compile(r"[a-z]+")
 _CANCEL_FORMS = ("cancel", "canceling", "cancelling")
 
 
+# The price difference of an exchange, paid or refunded: part of the exchange, not a return ("差价用 PayPal 支付或退回",
+# "refund the difference to my card").
+_DIFFERENCE = re.compile(r"\b(?:refund(?:ed)?|pay|paid|return(?:ed)?|send|give)\b[^.?!,;]{0,20}?\b(?:price )?difference"
+                         r"|\b(?:price )?difference\b[^.?!,;]{0,20}?\b(?:refund(?:ed)?|back|returned)\b"
+                         r"|差价[^。，,；;？?！!]*", re.I)
+
+
 def _asked_writes(messages: list[str]) -> set[str]:
-    """The write tools whose change one of `messages` asks for; "cancel" also as people mistype it ("cacnelling")."""
-    asked = {tool for tool, words in _WRITE_WORDS.items() if any(words.search(m) for m in messages)}
+    """The write tools whose change one of `messages` asks for; "cancel" also as people mistype it ("cacnelling").
+    What a message says of an exchange's price difference asks for no return.
+    """
+    asked = {tool for tool, words in _WRITE_WORDS.items()
+             if any(words.search(_DIFFERENCE.sub(" ", m) if tool == "return_delivered_order_items" else m)
+                    for m in messages)}
     words = {w for m in messages for w in _WORDS.findall(m.lower()) if 5 <= len(w) <= 12}
     if any(SequenceMatcher(None, w, typo_of).ratio() >= 0.85 for w in words for typo_of in _CANCEL_FORMS):
         asked.add("cancel_pending_order")
@@ -324,6 +388,17 @@ def _marketer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
     # not become the table's first row)
     named = list(dict.fromkeys(_TYPED_CUSTOMER.findall(current)))
     customers = named or customers
+    # A customer of the shop that this message names, or the one customer the latest answer was about when the
+    # message points back at them ("Where in the journey did they drop off?" after c000050's profile), is the one
+    # the call is about: a tool that takes no customer (the shop's funnel, the churn table) cannot answer it.
+    about = _known_customers(session, named) or (
+        [] if named else _one_customer_back(session, current))
+    rules: dict[str, list[str]] = {}
+    if about:
+        customers = about
+        rules[MUST_TAKE] = ["customer", "customers"]
+    if same := _same_question(session, current):
+        rules[ONLY_TOOLS] = [same]
     # A filter nobody named is no filter: a segment, value tier, category or date is one this message names, else,
     # in a follow-up that points back, the one the latest earlier message named ("How likely are they to churn?"
     # after "the most valuable Champions"), else none, and the call covers every customer or review ("Which 10
@@ -331,6 +406,7 @@ def _marketer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
     # does c000040's journey look like?" is no camera funnel, and no funnel starts on a date a profile showed).
     catalog = _categories(session)
     return {
+        **rules,
         "segment": _latest_named(current, earlier, lambda m: _named_segments(SEGMENTS, m)),
         "tier": _latest_named(current, earlier, _named_tiers),
         "category": _latest_named(current, earlier, lambda m: _named_categories(catalog, m)),
@@ -339,6 +415,103 @@ def _marketer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
         # a date is one the person wrote (as of, a funnel's first or last day), never a date a result showed
         **dict.fromkeys(("as_of", "start", "end"), _latest_named(current, earlier, _named_dates)),
     }
+
+
+def _known_customers(session: Conversation, named: list[str]) -> list[str]:
+    """The values of `named` that are a customer of the shop, by id or email (not a word like "top100")."""
+    from store.models import Customer
+
+    if not named:
+        return []
+    with session.ctx.store.read() as s:
+        found = set(s.scalars(select(Customer.id).where(Customer.id.in_(named))))
+        found |= set(s.scalars(select(Customer.email).where(Customer.email.in_(named))))
+    return [n for n in named if n in found]
+
+
+# Words that point back at one person: "they" may be one customer too ("Where did they drop off?" after a profile).
+_PERSON_BACK = re.compile(r"\b(?:they|them|their|he|she|him|his|her|this (?:customer|person|buyer|shopper)|"
+                          r"that (?:customer|person|buyer|shopper)|the same customer)\b"
+                          r"|(?<!其)他|她|该客户|该顾客|这位|此客户|此顾客|这个客户|这个顾客|那位", re.I)
+
+
+def _one_customer_back(session: Conversation, current: str) -> list[str]:
+    """The one customer the latest result was about, when `current` points back at a person; else nothing (a table
+    of many customers is no one customer: "how likely are they to churn?" after a segment's members asks about all).
+    """
+    if not session.all_results or not _PERSON_BACK.search(current):
+        return []
+    customers = {f.about.partition(":")[2] for f in _facts(session.all_results[-1][1])
+                 if f.kind == "customer_id" and f.about.startswith("customer:")}
+    return list(customers) if len(customers) == 1 else []
+
+
+def _facts(result):
+    from agent.grounding import facts_of
+
+    return facts_of(result)
+
+
+# "What about TVs?", "And the Champions?", "电视呢？": the latest question again, with what this message names in
+# place of what it named.
+_ELLIPSIS = re.compile(r"^\s*(?:(?:and\s+)?(?:what|how)\s+about|and(?:\s+(?:for|in))?|same\s+for|now\s+(?:for|in))\s+"
+                       r"(?P<en>[^?？.!。]{1,60}?)\s*[?？.!。]*\s*$|^\s*(?:那|那么)?(?P<zh>[^，,。？?]{1,16}?)呢\s*[?？]?\s*$",
+                       re.I)
+
+
+def _same_question(session: Conversation, current: str) -> str | None:
+    """The latest call's tool when `current` only asks it again for a segment, value tier, category or customer it
+    names ("What about TVs?", not "What about the reviews of TVs?") and that tool takes such a filter; else None.
+    """
+    m = _ELLIPSIS.match(current)
+    if not m or not session.all_results:
+        return None
+    kinds = _only_filters(session, m.group("en") or m.group("zh") or "")
+    tool = session.all_results[-1][0]
+    takes = _tool_arguments(session.role).get(tool, set())
+    return tool if any(kind in takes or f"{kind}s" in takes for kind in kinds) else None
+
+
+# Words that name no filter but may come with one ("the Champions segment", "高价值的客户").
+_FILLER = re.compile(r"\b(?:the|for|in|of|ones?|customers?|buyers?|segments?|groups?|tiers?|category|categories|"
+                     r"instead|then|too|also|please)\b|的|客户|顾客|分群|类别|类|那么|那|还有|也|呢|这个|那个|方面|里",
+                     re.I)
+
+
+def _only_filters(session: Conversation, text: str) -> set[str]:
+    """The kinds of filter (segment, tier, category, customer) `text` names, when it says nothing else."""
+    from tools.analytics.rfm import SEGMENTS
+
+    kinds: set[str] = set()
+    rest = text
+    for kind, spans in (
+            ("segment", [*SEGMENTS, *_ZH_SEGMENTS]), ("customer", _TYPED_CUSTOMER.findall(text)),
+            ("tier", [m.group(0) for words in _TIERS.values() for m in words.finditer(text)]),
+            ("category", [*_ZH_CATEGORY_RE.findall(text), *(
+                w for c in _named_categories(_categories(session), text) for w in _WORD.findall(text.lower())
+                if _stem(w) in {_stem(x) for x in _WORD.findall(c.lower())})])):
+        for span in sorted(set(spans), key=len, reverse=True):
+            pattern = re.compile(rf"(?<![A-Za-z0-9]){re.escape(span)}(?![A-Za-z0-9])", re.I)
+            if pattern.search(rest):
+                rest = pattern.sub(" ", rest)
+                kinds.add(kind)
+    left = _FILLER.sub(" ", rest).strip(_EDGE + "-")
+    return kinds if kinds and not left else set()
+
+
+_ARGUMENTS: dict[str, dict[str, set[str]]] = {}
+
+
+def _tool_arguments(role: str) -> dict[str, set[str]]:
+    """Each of `role`'s tools' argument names (read once)."""
+    import inspect
+
+    from tools.registry import tool_functions
+
+    if role not in _ARGUMENTS:
+        _ARGUMENTS[role] = {fn.__name__: set(inspect.signature(fn).parameters) - {"ctx"}
+                            for fn in tool_functions(role)}
+    return _ARGUMENTS[role]
 
 
 # A message that points back at what was said before ("how likely are they to churn?", "他们", "电视呢？") asks about

@@ -28,6 +28,13 @@ TEXT_EXCLUDES = ["<"]
 # An enums key that is no argument's name: the tools it lists are left out this turn (the write tools whose action the
 # person has not asked for, agent.enums).
 NOT_ASKED = "(tools not asked for)"
+# An enums key that is no argument's name: argument names of which a call must take one this turn. A tool with none
+# of them is left out, and the one it has becomes required (a customer the marketer names is the one a call is about:
+# "What does c000040's journey look like?" cannot become the shop's funnel).
+MUST_TAKE = "(arguments a call must take)"
+# An enums key that is no argument's name: the only tools this turn may call ("电视呢？" after the reviews of headphones
+# asks the same question of TVs: the reviews tool, not the funnel).
+ONLY_TOOLS = "(the only tools this turn)"
 
 
 class EveryOne(list):
@@ -42,13 +49,20 @@ def constrained_tools(tools: Sequence[Mapping[str, Any]], enums: Mapping[str, Se
     list has no possible value this turn (no such id is known in the conversation): a tool that requires it is left
     out, and an optional argument of that name is removed. A tool that needs one of several optional arguments
     (tools.registry.ONE_OF_ARGUMENTS) is left out when none of them is left. An argument that already has an enum
-    keeps only the values in both (or its own, if none are). The tools named in `enums[NOT_ASKED]` are left out.
+    keeps only the values in both (or its own, if none are). The tools named in `enums[NOT_ASKED]` are left out, and
+    so are those that take none of the arguments named in `enums[MUST_TAKE]` (the one they take becomes required),
+    and, when `enums[ONLY_TOOLS]` names any, every tool it does not name; but never a tool of
+    tools.registry.ALWAYS_OFFERED (a person can always be asked for).
     """
-    from tools.registry import ONE_OF_ARGUMENTS
+    from tools.registry import ALWAYS_OFFERED, ONE_OF_ARGUMENTS
 
     out = []
     left_out = set((enums or {}).get(NOT_ASKED) or ())
-    for tool in copy.deepcopy([dict(t) for t in tools if _function(t).get("name") not in left_out]):
+    must_take = list((enums or {}).get(MUST_TAKE) or ())
+    only = set((enums or {}).get(ONLY_TOOLS) or ())
+    kept = [t for t in tools if (name := _function(t).get("name")) not in left_out
+            and (not only or name in only or name in ALWAYS_OFFERED)]
+    for tool in copy.deepcopy([dict(t) for t in kept]):
         params = _function(tool).get("parameters") or {}
         props = params.get("properties") or {}
         required = set(params.get("required") or [])
@@ -68,6 +82,10 @@ def constrained_tools(tools: Sequence[Mapping[str, Any]], enums: Mapping[str, Se
         one_of = ONE_OF_ARGUMENTS.get(_function(tool).get("name", ""), ())
         if one_of and not any(name in props for name in one_of):
             possible = False
+        if must_take and possible and _function(tool).get("name") not in ALWAYS_OFFERED:
+            taken = [name for name in must_take if name in props]
+            possible = bool(taken)
+            params["required"] = list(dict.fromkeys([*(params.get("required") or []), *taken]))
         if possible:
             out.append(tool)
     return out

@@ -35,6 +35,8 @@ MARKETER_TOOLS = (
     "journey_funnel",
 )
 ROLE_TOOLS = {"customer": CUSTOMER_TOOLS, "marketer": MARKETER_TOOLS}
+# Tools a conversation may always call, whatever a message narrows: a person can always be asked for.
+ALWAYS_OFFERED = ("transfer_to_human",)
 # Tools whose optional arguments are alternatives of which one must be given: called with none, they can only ask
 # back ("Which segment or which customer do you mean?").
 ONE_OF_ARGUMENTS = {

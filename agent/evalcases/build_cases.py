@@ -866,7 +866,8 @@ def sample_conversations(store, used: set[str]) -> Iterator[EvalCase]:
         yield conversation(nid("mt-s-product-reviews"), "sample", c, cid, [
             say(f"What configurations does product {pid} come in?", call("get_product_details", product_id=pid),
                 answer_contains=[s.get(Product, pid).name]),
-            say("What do reviewers say about it?", call("search_reviews")),
+            # "it" is the product just shown: its reviews, not any product's
+            say("What do reviewers say about it?", call("search_reviews", product=pid)),
         ], tags=("product", "reviews"), no_writes=True)
         cid, (d,) = person(("delivered", any_))
         yield conversation(nid("mt-s-real-person"), "sample", c, cid, [

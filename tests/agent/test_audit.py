@@ -149,6 +149,14 @@ def test_a_product_rating_off_by_a_tenth_is_caught(sample_store):
             ("rating", f"product:{p.id}")}
         assert _kinds(auditor.audit(line.format(shown).replace(f"${price:.2f}", f"${price + 1:.2f}"),
                                     customer_id=who)) == {("price", f"product:{p.id}")}
+        # a rating histogram's star buckets are counts, not the product's rating; a rating beside them still counts
+        buckets = f"Review insights for product {p.id}: Ratings: 1 star: 0, 2 stars: 2, 3 stars: 0."
+        # (a marketer's numbers are also checked against the turn's tool results, which this test has none of)
+        assert not [f for f in auditor.audit(buckets, customer_id=who) if f.kind == "rating"]
+        assert not [f for f in auditor.audit(f"商品 {p.id} 的评分分布:1 星:0,2 星:2,3 星:0。", customer_id=who)
+                    if f.kind == "rating"]
+        assert {k for k in _kinds(auditor.audit(f"{buckets} It is rated {off} stars.", customer_id=who))
+                if k[0] == "rating"} == {("rating", f"product:{p.id}")}
 
 
 def _group(rows) -> dict:

@@ -91,6 +91,12 @@ def test_a_write_tool_is_offered_only_when_the_customer_asks_for_its_change(sett
     assert "cancel_pending_order" in offered("I want help cacnelling order #W1523776, I ordered it by mistake.")
     assert "return_delivered_order_items" in offered("我想退货：订单 #W1523776 里的商品 6777246137")
     assert "cancel_pending_order" not in offered("I am calling about my order #W1523776")
+    # an exchange's price difference, paid or refunded, asks for no return
+    exchange = "订单 #W1523776 里的商品 6777246137 我想换成商品 6245746168，差价用 paypal 支付或退回。"
+    assert "exchange_delivered_order_items" in offered(exchange) and "return_delivered_order_items" not in offered(
+        exchange)
+    assert "return_delivered_order_items" not in offered("Exchange item 6777246137, refund the difference to PayPal.")
+    assert "return_delivered_order_items" in offered("Return item 6777246137 and refund the difference too.")
     # asked two messages ago still counts: "I want to cancel an order." -> "which one?" -> "#W1523776"
     list(session.respond("I want to cancel an order."))
     list(session.respond("Hmm, let me look."))
@@ -366,3 +372,104 @@ def test_a_date_a_marketer_call_takes_is_one_the_person_wrote(settings, sample_s
     assert asked["start"] == asked["end"] == ["2026-06-01", "2026-06-30"]
     assert session_enums(marketer, "截至2026年6月30日，哪些客户会流失？")["as_of"] == ["2026-06-30"]
     assert session_enums(marketer, "As of 2026-02-30?")["as_of"] == []  # no such day
+
+
+def _tool_names(session, message: str) -> set[str]:
+    from agent.grammar import constrained_tools
+    from agent.toolspec import tool_spec
+    from tools.registry import tool_functions
+
+    tools = [tool_spec(f).openai() for f in tool_functions(session.role)]
+    return {t["function"]["name"] for t in constrained_tools(tools, session_enums(session, message))}
+
+
+def test_a_customer_the_marketer_names_or_points_back_at_is_what_the_call_is_about(settings, sample_store):
+    """"What does c000040's journey look like?" after a churn table cannot become the shop's funnel or the table
+    again: only a tool that takes a customer, given that one. "Where did they drop off?" after one customer's
+    profile is about that customer; after a table of many customers, "they" is all of them and nothing is narrowed.
+    A word that only looks like an id ("top100") is no customer and narrows nothing.
+    """
+    marketer = _session(settings, sample_store, role="marketer", customer=None,
+                        script=[call("score_churn", top_n=3), "", call("get_customer_profile", customer="c000050"), ""])
+    list(marketer.respond("Which 3 customers are most likely to churn?"))
+    person = {"get_customer_profile", "get_customer_journey", "lookup_segment", "draft_retention_offer"}
+    assert _tool_names(marketer, "What does c000040's journey look like?") == person
+    assert session_enums(marketer, "What does c000040's journey look like?")["customer"] == ["c000040"]
+    assert "journey_funnel" in _tool_names(marketer, "Where did they drop off?")  # three customers, or the shop's
+    assert "journey_funnel" in _tool_names(marketer, "Show the funnel for top100 buyers")
+    list(marketer.respond("Tell me about customer c000050."))
+    assert _tool_names(marketer, "Where in the journey did they drop off?") == person
+    assert session_enums(marketer, "他在哪一步流失的？")["customer"] == ["c000050"]
+    assert "journey_funnel" in _tool_names(marketer, "Where do most customers drop off?")
+    assert "score_churn" in _tool_names(marketer, "其他客户的流失风险呢？")  # 其他 is "other", not 他
+
+
+def test_what_about_x_asks_the_latest_question_again_of_x(settings, sample_store):
+    """"电视呢？" and "What about TVs?" after the funnel of headphones ask the funnel again, of TVs (and the reviews
+    tool again after reviews); "And the high-value ones?" after a churn ranking ranks again. A message that says more
+    than a filter ("What about the reviews of TVs?"), or names a filter the latest tool does not take, is a new
+    question.
+    """
+    marketer = _session(settings, sample_store, role="marketer", customer=None, script=[
+        call("journey_funnel", category="Headphones & Earbuds"), "", call("score_churn", top_n=5), ""])
+    list(marketer.respond("耳机从浏览到购买的转化率是多少？"))
+    assert [tool for tool, _ in marketer.all_results] == ["journey_funnel"]
+    assert _tool_names(marketer, "电视呢？") == {"journey_funnel"}
+    assert _tool_names(marketer, "What about TVs?") == {"journey_funnel"}
+    assert _tool_names(marketer, "那电视类的呢") == {"journey_funnel"}
+    assert _tool_names(marketer, "And the Champions segment?") == {"journey_funnel"}
+    assert len(_tool_names(marketer, "What about the reviews of TVs?")) > 1
+    assert len(_tool_names(marketer, "电视的评价怎么样呢？")) > 1
+    assert len(_tool_names(marketer, "What about c000011?")) > 1  # the funnel takes no customer
+    marketer.note_result("review_insights", None)  # what the reviews tool answered does not matter here
+    assert _tool_names(marketer, "电视呢？") == {"review_insights"}
+    assert len(_tool_names(marketer, "What about Champions?")) > 1  # review insights take no segment
+    list(marketer.respond("Which 5 customers are most likely to churn?"))
+    assert _tool_names(marketer, "And the high-value ones?") == {"score_churn"}
+    assert _tool_names(marketer, "那冠军客户呢？") == {"score_churn"}
+    assert len(_tool_names(marketer, "And what do they buy?")) > 1
+
+
+def test_it_after_one_order_or_one_product_is_that_order_or_product(settings, tau2_store):
+    """"里面有什么商品？" after one order's details asks about that order or its products (a product search for
+    "商品" cannot be written); "What do reviewers say about it?" after one product's details asks about that product;
+    a person can still be asked for. After a list of orders "it" is no one order, and a message naming its own order
+    is not narrowed to the latest one.
+    """
+    with tau2_store.read() as s:
+        order = s.scalars(select(Order).where(Order.customer_id == JAMES)).first()
+        order_id, products = order.id, {li.product_id for li in order.items}
+    product = sorted(products)[0]
+    session = _session(settings, tau2_store, script=[
+        call("get_order_details", order_id=order_id), "", call("get_product_details", product_id=product), "",
+        call("list_my_orders"), ""])
+    list(session.respond(f"What's the status of {order_id}?"))
+    assert [tool for tool, _ in session.all_results] == ["get_order_details"]
+    # what is in it is the order's own items; "it" alone may also be one of its products
+    assert _tool_names(session, "里面有什么商品？") == {"get_order_details", "transfer_to_human"}
+    assert _tool_names(session, "Does it come in blue?") >= {"get_order_details", "get_product_details"}
+    assert not _tool_names(session, "Does it come in blue?") & {"search_products", "list_my_orders"}
+    assert session_enums(session, "When will it arrive?")["order_id"] == [order_id]
+    assert set(session_enums(session, "Which other options does it come in?")["product_id"]) == products
+    assert session_enums(session, f"And my order {OTHERS}?")["order_id"] == [OTHERS]
+    assert "search_products" in _tool_names(session, "Do you sell headphones?")
+    list(session.respond(f"Tell me about product {product}."))
+    about_it = _tool_names(session, "What do reviewers say about it?")
+    assert {"search_reviews", "review_insights", "get_product_details"} <= about_it
+    assert not about_it & {"search_products", "get_order_details"}
+    assert session_enums(session, "What do reviewers say about it?")["product"] == [product]
+    list(session.respond("List my orders."))
+    assert "search_products" in _tool_names(session, "What's in it?")
+
+
+def test_my_other_order_is_the_one_the_latest_answer_was_not_about(settings, tau2_store):
+    """"And the tracking number of my other order again?" after order A's details and a change to order B is A."""
+    with tau2_store.read() as s:
+        first, second = list(s.scalars(select(Order.id).where(Order.customer_id == JAMES).order_by(Order.id)))[:2]
+    session = _session(settings, tau2_store, script=[
+        call("get_order_details", order_id=first), "", call("get_order_details", order_id=second), ""])
+    list(session.respond(f"Where is {first}?"))
+    assert len(session_enums(session, "And my other order?")["order_id"]) > 1  # only one was shown
+    list(session.respond(f"And {second}?"))
+    assert session_enums(session, "And the tracking number of my other order again?")["order_id"] == [first]
+    assert session_enums(session, "我另一个订单的快递单号呢？")["order_id"] == [first]

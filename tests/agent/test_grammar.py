@@ -370,3 +370,23 @@ def test_real_model_with_the_shipped_adapter_calls_within_the_enum(shared_models
     specs[name].validate(args)
     assert args.get("order_id", OWN[0]) in OWN, raw
     assert raw.startswith("<tool_call>") and raw.rstrip().endswith("</tool_call>"), raw
+
+
+def test_must_take_leaves_out_tools_without_the_argument_and_requires_it():
+    """A call that must take a customer: tools without one are gone, and the one they take becomes required (so the
+    grammar cannot close the arguments without it); ONLY_TOOLS keeps only the tools it names.
+    """
+    from agent.grammar import MUST_TAKE, ONLY_TOOLS, constrained_tools
+
+    def tool(name, **props):
+        return {"type": "function", "function": {"name": name, "parameters": {
+            "type": "object", "properties": {k: {"type": v} for k, v in props.items()}, "required": []}}}
+
+    tools = [tool("funnel", category="string"), tool("lookup", segment="string", customer="string"),
+             tool("offer", customers="array")]
+    out = constrained_tools(tools, {MUST_TAKE: ["customer", "customers"], "customer": ["c1"], "customers": ["c1"]})
+    assert {t["function"]["name"]: t["function"]["parameters"]["required"] for t in out} == {
+        "lookup": ["customer"], "offer": ["customers"]}
+    assert out[0]["function"]["parameters"]["properties"]["customer"]["enum"] == ["c1"]
+    assert [t["function"]["name"] for t in constrained_tools(tools, {ONLY_TOOLS: ["funnel"]})] == ["funnel"]
+    assert len(constrained_tools(tools, {})) == 3
