@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING
 from langchain_core.messages import HumanMessage
 from sqlalchemy import select
 
-from agent.grammar import MUST_TAKE, NOT_ASKED, ONLY_TOOLS, EveryOne
+from agent.grammar import MAY_OMIT, MUST_TAKE, NOT_ASKED, ONLY_TOOLS, EveryOne
 from index.text import has_cjk
+from tools.registry import ASKED_IF_MISSING
 
 if TYPE_CHECKING:
     from agent.turncontext import Conversation
@@ -114,9 +115,10 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
         # A new item is one a product result showed or the person typed, never one only an order showed: changing an
         # item to itself is no change ("check my order, then cancel it" may not become an item change).
         "new_item_ids": list(dict.fromkeys([*seen.get("item_id:offered", []), *numbers])),
-        # a cancellation's reason is one the customer gave, in this message or an earlier one; when they gave none, no
-        # cancellation can be written ("I found it cheaper elsewhere" is neither policy reason)
+        # a cancellation's reason is one the customer gave, in this message or an earlier one; when they gave none,
+        # the call leaves it out and the tool asks them why ("I found it cheaper elsewhere" is neither policy reason)
         "reason": next((r for m in [current, *reversed(earlier)] if (r := _named_reasons(m))), []),
+        MAY_OMIT: sorted({name for names in ASKED_IF_MISSING.values() for name in names}),
         "payment_method_id": named_methods or [m[0] for m in methods],
         "product_id": back.get("product_id") or products,
         "category": _category_enum(session, current),

@@ -32,6 +32,9 @@ NOT_ASKED = "(tools not asked for)"
 # of them is left out, and the one it has becomes required (a customer the marketer names is the one a call is about:
 # "What does c000040's journey look like?" cannot become the shop's funnel).
 MUST_TAKE = "(arguments a call must take)"
+# An enums key that is no argument's name: arguments which, given no value this turn, a call leaves out instead of
+# the tool being left out (tools.registry.ASKED_IF_MISSING: the tool asks the person for them).
+MAY_OMIT = "(arguments a call may leave out)"
 # An enums key that is no argument's name: the only tools this turn may call ("电视呢？" after the reviews of headphones
 # asks the same question of TVs: the reviews tool, not the funnel).
 ONLY_TOOLS = "(the only tools this turn)"
@@ -47,7 +50,8 @@ def constrained_tools(tools: Sequence[Mapping[str, Any]], enums: Mapping[str, Se
     """`tools` (OpenAI-style dicts) with `enums[name]` applied to every argument called `name` (to `items` for an
     array, to each non-null branch of an anyOf). A name not in `enums` is not constrained. A name given with an empty
     list has no possible value this turn (no such id is known in the conversation): a tool that requires it is left
-    out, and an optional argument of that name is removed. A tool that needs one of several optional arguments
+    out (unless `enums[MAY_OMIT]` names it: then the call leaves it out), and an optional argument of that name is
+    removed. A tool that needs one of several optional arguments
     (tools.registry.ONE_OF_ARGUMENTS) is left out when none of them is left. An argument that already has an enum
     keeps only the values in both (or its own, if none are). The tools named in `enums[NOT_ASKED]` are left out, and
     so are those that take none of the arguments named in `enums[MUST_TAKE]` (the one they take becomes required),
@@ -60,6 +64,7 @@ def constrained_tools(tools: Sequence[Mapping[str, Any]], enums: Mapping[str, Se
     left_out = set((enums or {}).get(NOT_ASKED) or ())
     must_take = list((enums or {}).get(MUST_TAKE) or ())
     only = set((enums or {}).get(ONLY_TOOLS) or ())
+    may_omit = set((enums or {}).get(MAY_OMIT) or ())
     kept = [t for t in tools if (name := _function(t).get("name")) not in left_out
             and (not only or name in only or name in ALWAYS_OFFERED)]
     for tool in copy.deepcopy([dict(t) for t in kept]):
@@ -74,6 +79,9 @@ def constrained_tools(tools: Sequence[Mapping[str, Any]], enums: Mapping[str, Se
                 values = EveryOne(values)
             if values:
                 _apply_enum(props[name], values)
+            elif name in required and name in may_omit:  # the call leaves it out; the tool asks for it
+                del props[name]
+                params["required"] = [r for r in params.get("required") or [] if r != name]
             elif name in required:
                 possible = False
                 break

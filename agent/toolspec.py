@@ -84,16 +84,30 @@ class ToolSpec:
 
 def tool_spec(fn: Callable) -> ToolSpec:
     """Describe `fn(ctx, ...)`: every parameter after the first (the injected context) becomes a schema field."""
+    from tools.registry import ASKED_IF_MISSING
+
     sig = inspect.signature(fn)
     hints = typing.get_type_hints(fn)
     params = list(sig.parameters.values())[1:]
     summary, arg_docs = _docstring_parts(fn)
+    asked = ASKED_IF_MISSING.get(fn.__name__, ())
     fields: dict[str, Any] = {}
+    shown: dict[str, Any] = {}  # what the model sees: an argument the tool asks for when missing is shown as required
     for p in params:
         annotation = hints.get(p.name, Any)
         default = ... if p.default is inspect.Parameter.empty else p.default
         fields[p.name] = (annotation, Field(default, description=arg_docs.get(p.name) or None))
+        shown[p.name] = (_without_none(annotation), Field(..., description=arg_docs.get(p.name) or None)) \
+            if p.name in asked else fields[p.name]
     model = create_model(f"{fn.__name__}_args", __config__=ConfigDict(extra="forbid"), **fields)
-    schema = _strip_titles(model.model_json_schema())
+    schema_model = create_model(f"{fn.__name__}_args", __config__=ConfigDict(extra="forbid"), **shown) \
+        if asked else model
+    schema = _strip_titles(schema_model.model_json_schema())
     schema.setdefault("properties", {})
     return ToolSpec(name=fn.__name__, fn=fn, description=summary, args_model=model, schema=schema)
+
+
+def _without_none(annotation: Any) -> Any:
+    """`X | None` as X."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return args[0] if len(args) == 1 and type(None) in typing.get_args(annotation) else annotation

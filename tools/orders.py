@@ -973,7 +973,7 @@ def get_order_details(ctx: ShopContext, order_id: str) -> OrderDetails:
 
 
 def cancel_pending_order(
-    ctx: ShopContext, order_id: str, reason: Literal["no longer needed", "ordered by mistake"]
+    ctx: ShopContext, order_id: str, reason: Literal["no longer needed", "ordered by mistake"] | None = None
 ) -> ConfirmationRequired:
     """Propose cancelling a pending order; it is cancelled only after the customer confirms.
 

@@ -35,6 +35,9 @@ MARKETER_TOOLS = (
     "journey_funnel",
 )
 ROLE_TOOLS = {"customer": CUSTOMER_TOOLS, "marketer": MARKETER_TOOLS}
+# Arguments the model is shown as required but a call may leave out: the tool then asks the person for them ("Why
+# would you like to cancel: ...?"), instead of the model guessing one (agent.toolspec, agent.grammar.MAY_OMIT).
+ASKED_IF_MISSING = {"cancel_pending_order": ("reason",)}
 # Tools a conversation may always call, whatever a message narrows: a person can always be asked for.
 ALWAYS_OFFERED = ("transfer_to_human",)
 # Tools whose optional arguments are alternatives of which one must be given: called with none, they can only ask

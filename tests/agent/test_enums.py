@@ -473,3 +473,28 @@ def test_my_other_order_is_the_one_the_latest_answer_was_not_about(settings, tau
     list(session.respond(f"And {second}?"))
     assert session_enums(session, "And the tracking number of my other order again?")["order_id"] == [first]
     assert session_enums(session, "我另一个订单的快递单号呢？")["order_id"] == [first]
+
+
+def test_a_cancellation_without_a_reason_asks_why_instead_of_guessing_one(settings, tau2_store):
+    """With no reason given, the grammar's cancel call has no reason to write (the model sees the schema it was
+    trained on, reason required), and the tool asks the policy's question; no change is proposed. With a reason given,
+    the call must carry it.
+    """
+    from agent.grammar import constrained_tools
+
+    with tau2_store.read() as s:
+        pending, who = s.execute(select(Order.id, Order.customer_id).where(Order.status == "pending")
+                                 .order_by(Order.id)).first()
+    session = _session(settings, tau2_store, customer=who, script=[call("cancel_pending_order", order_id=pending), ""])
+    cancel = next(t for t in session.tools if t["function"]["name"] == "cancel_pending_order")
+    assert cancel["function"]["parameters"]["required"] == ["order_id", "reason"]  # what the model is shown
+    asked = f"Cancel order {pending} please."
+    grammar = {t["function"]["name"]: t["function"]["parameters"]
+               for t in constrained_tools(session.tools, session_enums(session, asked))}["cancel_pending_order"]
+    assert "reason" not in grammar["properties"] and grammar["required"] == ["order_id"]
+    given = {t["function"]["name"]: t["function"]["parameters"] for t in constrained_tools(
+        session.tools, session_enums(session, f"{asked} I ordered it by mistake."))}["cancel_pending_order"]
+    assert given["properties"]["reason"]["enum"] == ["ordered by mistake"] and "reason" in given["required"]
+    events = list(session.respond(asked))
+    final = [e.text for e in events if e.kind == "final"][-1]
+    assert final.startswith("Why would you like to cancel") and session.pending is None
