@@ -106,9 +106,15 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
     asked = _asked_writes([current, *earlier[-2:]])
     # "What's in it?" after one order, "What do reviewers say about it?" after one product: a message that names no
     # id of its own but points back at the one thing the latest answer was about asks about that thing.
+    # A change acts on an order named where it was asked for: "Cancel #W1205816 (someone else's), ..." then "yes,
+    # please go ahead" cannot become a cancellation of one of their own orders.
+    asked_on = {} if named_orders else {
+        f"{tool}.order_id": found for tool in asked
+        if (found := _typed_orders(" ".join(m for m in [current, *earlier[-2:]] if _WRITE_WORDS[tool].search(m)), own))}
     back = {} if named_orders or typed_now else (_other_order(session, current) or _one_thing_back(session, current))
     return {
         NOT_ASKED: [tool for tool in _WRITE_WORDS if tool not in asked],
+        **asked_on,
         **back,
         "order_id": back.get("order_id") or named_orders or list(orders),
         "item_ids": EveryOne(named_own) if named_own else (named_items or items),

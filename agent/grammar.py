@@ -48,14 +48,14 @@ class EveryOne(list):
 
 def constrained_tools(tools: Sequence[Mapping[str, Any]], enums: Mapping[str, Sequence[Any]] | None) -> list[dict]:
     """`tools` (OpenAI-style dicts) with `enums[name]` applied to every argument called `name` (to `items` for an
-    array, to each non-null branch of an anyOf). A name not in `enums` is not constrained. A name given with an empty
-    list has no possible value this turn (no such id is known in the conversation): a tool that requires it is left
-    out (unless `enums[MAY_OMIT]` names it: then the call leaves it out), and an optional argument of that name is
-    removed. A tool that needs one of several optional arguments
-    (tools.registry.ONE_OF_ARGUMENTS) is left out when none of them is left. An argument that already has an enum
-    keeps only the values in both (or its own, if none are). The tools named in `enums[NOT_ASKED]` are left out, and
-    so are those that take none of the arguments named in `enums[MUST_TAKE]` (the one they take becomes required),
-    and, when `enums[ONLY_TOOLS]` names any, every tool it does not name; but never a tool of
+    array, to each non-null branch of an anyOf), or `enums["TOOL.name"]` to that tool's argument where given. A name
+    not in `enums` is not constrained. A name given with an empty list has no possible value this turn (no such id is
+    known in the conversation): a tool that requires it is left out (unless `enums[MAY_OMIT]` names it: then the call
+    leaves it out), and an optional argument of that name is removed. A tool that needs one of several optional
+    arguments (tools.registry.ONE_OF_ARGUMENTS) is left out when none of them is left. An argument that already has
+    an enum keeps only the values in both (or its own, if none are). The tools named in `enums[NOT_ASKED]` are left
+    out, and so are those that take none of the arguments named in `enums[MUST_TAKE]` (the one they take becomes
+    required), and, when `enums[ONLY_TOOLS]` names any, every tool it does not name; but never a tool of
     tools.registry.ALWAYS_OFFERED (a person can always be asked for).
     """
     from tools.registry import ALWAYS_OFFERED, ONE_OF_ARGUMENTS
@@ -72,8 +72,9 @@ def constrained_tools(tools: Sequence[Mapping[str, Any]], enums: Mapping[str, Se
         props = params.get("properties") or {}
         required = set(params.get("required") or [])
         possible = True
-        for name in [n for n in props if enums and n in enums]:
-            given = enums[name] or []
+        fname = _function(tool).get("name")
+        for name in [n for n in props if enums and (n in enums or f"{fname}.{n}" in enums)]:
+            given = enums.get(f"{fname}.{name}", enums.get(name)) or []
             values = _unique(given)
             if isinstance(given, EveryOne):
                 values = EveryOne(values)

@@ -498,3 +498,21 @@ def test_a_cancellation_without_a_reason_asks_why_instead_of_guessing_one(settin
     events = list(session.respond(asked))
     final = [e.text for e in events if e.kind == "final"][-1]
     assert final.startswith("Why would you like to cancel") and session.pending is None
+
+
+def test_a_change_acts_on_the_order_named_where_it_was_asked_for(settings, tau2_store):
+    """"Cancel #W1205816 (not theirs), ..." then "yes, please go ahead": a cancellation can only name #W1205816 (the
+    tool then says there is no such order on their account), never one of their own orders; reads are not narrowed.
+    """
+    from agent.grammar import constrained_tools
+
+    session = _session(settings, tau2_store, script=["Which order?"])
+    list(session.respond(f"Cancel order {OTHERS}, it's my husband's and he doesn't need it anymore."))
+    enums = session_enums(session, "yes, please go ahead")
+    assert enums["cancel_pending_order.order_id"] == [OTHERS]
+    tools = {t["function"]["name"]: t["function"]["parameters"] for t in constrained_tools(session.tools, enums)}
+    assert tools["cancel_pending_order"]["properties"]["order_id"]["enum"] == [OTHERS]
+    assert len(tools["get_order_details"]["properties"]["order_id"]["enum"]) > 1
+    with tau2_store.read() as s:
+        own = s.scalars(select(Order.id).where(Order.customer_id == JAMES)).first()
+    assert "cancel_pending_order.order_id" not in session_enums(session, f"No, cancel {own} instead, by mistake.")
