@@ -12,6 +12,7 @@ such order on their account, instead of the grammar forcing a look-up of a diffe
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable, Sequence
 from difflib import SequenceMatcher
@@ -144,13 +145,9 @@ def _other_order(session: Conversation, current: str) -> dict[str, list[str]]:
     """"My other order" after two orders were shown is the one the latest result was not about."""
     if not session.all_results or not _OTHER_ORDER.search(current):
         return {}
-
-    def orders(result) -> list[str]:
-        return [f.about.partition(":")[2] for f in _facts(result)
-                if f.kind == "order_id" and f.about.startswith("order:")]
-
-    latest = set(orders(session.all_results[-1][1]))
-    others = list(dict.fromkeys(o for _, result in session.all_results for o in orders(result) if o not in latest))
+    latest = set(_ids_about(session.all_results[-1][1], "order"))
+    others = list(dict.fromkeys(o for _, result in session.all_results for o in _ids_about(result, "order")
+                                if o not in latest))
     return {"order_id": others} if latest and len(others) == 1 else {}
 
 
@@ -167,18 +164,16 @@ def _one_thing_back(session: Conversation, current: str) -> dict[str, list[str]]
     kind = "order" if tool in _ORDER_TOOLS else "product" if tool == "get_product_details" else None
     if kind is None:
         return {}
-    about = {f.about.partition(":")[2] for f in _facts(result)
-             if f.kind == f"{kind}_id" and f.about.startswith(f"{kind}:")}
+    about = _ids_about(result, kind)
     if len(about) != 1:
         return {}
     if kind == "order" and _IN_IT.search(current):  # what is in it: the order's own items
-        return {MUST_TAKE: ["order_id"], "order_id": list(about)}
+        return {MUST_TAKE: ["order_id"], "order_id": about}
     if kind == "order":  # "it" may be one of its products too ("Which other options does it come in?")
-        products = [f.about.partition(":")[2] for f in _facts(result)
-                    if f.kind == "product_id" and f.about.startswith("product:")]
-        return {MUST_TAKE: ["order_id", "product_id"], "order_id": list(about),
-                **({"product_id": list(dict.fromkeys(products))} if products else {})}
-    return {MUST_TAKE: ["product_id", "product"], "product_id": list(about), "product": list(about)}
+        products = _ids_about(result, "product")
+        return {MUST_TAKE: ["order_id", "product_id"], "order_id": about,
+                **({"product_id": products} if products else {})}
+    return {MUST_TAKE: ["product_id", "product"], "product_id": about, "product": about}
 
 
 # Tools whose results show a customer's orders (and the items in them), not what the shop offers.
@@ -449,15 +444,16 @@ def _one_customer_back(session: Conversation, current: str) -> list[str]:
     """
     if not session.all_results or not _PERSON_BACK.search(current):
         return []
-    customers = {f.about.partition(":")[2] for f in _facts(session.all_results[-1][1])
-                 if f.kind == "customer_id" and f.about.startswith("customer:")}
-    return list(customers) if len(customers) == 1 else []
+    customers = _ids_about(session.all_results[-1][1], "customer")
+    return customers if len(customers) == 1 else []
 
 
-def _facts(result):
+def _ids_about(result, kind: str) -> list[str]:
+    """The ids of the `kind` entities (order, product, customer) whose own id `result` states, in order."""
     from agent.grounding import facts_of
 
-    return facts_of(result)
+    return list(dict.fromkeys(f.about.partition(":")[2] for f in facts_of(result)
+                              if f.kind == f"{kind}_id" and f.about.startswith(f"{kind}:")))
 
 
 # "What about TVs?", "And the Champions?", "电视呢？": the latest question again, with what this message names in
@@ -507,19 +503,14 @@ def _only_filters(session: Conversation, text: str) -> set[str]:
     return kinds if kinds and not left else set()
 
 
-_ARGUMENTS: dict[str, dict[str, set[str]]] = {}
-
-
+@functools.cache
 def _tool_arguments(role: str) -> dict[str, set[str]]:
     """Each of `role`'s tools' argument names (read once)."""
     import inspect
 
     from tools.registry import tool_functions
 
-    if role not in _ARGUMENTS:
-        _ARGUMENTS[role] = {fn.__name__: set(inspect.signature(fn).parameters) - {"ctx"}
-                            for fn in tool_functions(role)}
-    return _ARGUMENTS[role]
+    return {fn.__name__: set(inspect.signature(fn).parameters) - {"ctx"} for fn in tool_functions(role)}
 
 
 # A message that points back at what was said before ("how likely are they to churn?", "他们", "电视呢？") asks about
