@@ -49,7 +49,7 @@ class WrongFact:
 _W = "A-Za-z0-9_"  # ASCII word characters: \w would also match the CJK text around an id
 ORDER_ID_RE = re.compile(rf"(?<![{_W}#])#\s?([A-Z]{{1,2}}\d{{4,10}})(?![{_W}])"
                          rf"|(?<![{_W}#])([A-Z]{{1,2}}\d{{5,10}})(?![{_W}])")
-LONG_NUMBER_RE = re.compile(rf"(?<![{_W}.,$#])\d{{7,}}(?![{_W}]|[.,]\d)")
+LONG_NUMBER_RE = re.compile(rf"(?<![{_W}.,$£€¥₹#])\d{{7,}}(?![{_W}]|[.,]\d)")
 CUSTOMER_RE = re.compile(rf"(?<![{_W}@.])(?:c\d{{6}}|[a-z]+(?:_[a-z]+)+_\d{{4}})(?![{_W}@])")
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
@@ -60,7 +60,11 @@ DATE_RES = (
     re.compile(r"\b(" + "|".join(m[:3] for m in _MONTHS) + r")[a-z]*\.?\s+(\d{1,2}),?\s+(\d{4})\b", re.I),
 )
 _NUM = r"\d[\d,]*(?:\.\d+)?"
-AMOUNT_RE = re.compile(rf"(?:US\$|\$|USD\s?)\s?({_NUM})|({_NUM})\s?(?:美元|USD\b|dollars?\b)", re.I)
+# An amount in any currency a shop may sell in (tools.analytics.models.CURRENCY_SIGNS): "$54", "£12.50", "EUR 9",
+# "30 美元", "12 pounds".
+_CODES = r"USD|GBP|EUR|JPY|CNY|RMB|INR"
+_AFTER = r"美元|英镑|欧元|日元|人民币|dollars?\b|pounds?\b|euros?\b"
+AMOUNT_RE = re.compile(rf"(?:US\$|\$|£|€|¥|₹|(?:{_CODES})\s?)\s?({_NUM})|({_NUM})\s?(?:{_AFTER}|(?:{_CODES})\b)", re.I)
 PERCENT_RE = re.compile(r"(\d+(?:\.\d+)?)\s?[%％]")
 _RATING_TAIL = r"(?:\s?/\s?5(?![\d.])|\s?out of 5\b|\s?[(（]满分\s?5[)）]|\s?(?:stars?\b|颗星|星))"
 RATING_RE = re.compile(

@@ -113,6 +113,18 @@ def test_a_total_from_another_order_is_caught(audited_shop):
         assert _kinds(auditor.audit(text, customer_id=a.customer_id)) == {("amount", f"order:{a.id}")}, text
 
 
+def test_amounts_in_other_currencies_are_audited(audited_shop):
+    """A shop selling in pounds, euros or yen: the amount is read whatever its sign or code."""
+    store, auditor = audited_shop
+    a, b = _pair(store, True, lambda a, b: Decimal(str(b.total)) not in _amounts(a))
+    for sign in ("£", "€", "¥", "₹"):
+        assert auditor.audit(f"Order {a.id} totals {sign}{a.total:.2f}.", customer_id=a.customer_id) == []
+    for text in (f"Order {a.id} totals £{b.total:.2f}.", f"Order {a.id} totals €{b.total:.2f}.",
+                 f"{a.id}: total GBP {b.total:.2f}", f"Order {a.id} came to {b.total:.2f} pounds.",
+                 f"订单 {a.id} 合计 {b.total:.2f}英镑。"):
+        assert _kinds(auditor.audit(text, customer_id=a.customer_id)) == {("amount", f"order:{a.id}")}, text
+
+
 def test_a_wrong_status_is_caught_in_both_languages(audited_shop):
     store, auditor = audited_shop
     o = _orders(store, where=[Order.status == "processed"])[0]
