@@ -236,7 +236,8 @@ EMPTY = ""  # the reply after the last needed result: the rendering answers, the
 
 CUSTOMER_FLOWS = {  # flow -> weight of a conversation's first task (later tasks: the same, see FOLLOW_FLOWS)
     "status": 4, "status_confusable": 3, "listing": 2, "where_no_id": 1.2, "cancel": 2.5, "cancel_declined": 1.2,
-    "cancel_refused": 1.2, "cancel_no_id": 0.8, "return_items": 3, "exchange_items": 1.8, "address": 1.2,
+    "cancel_refused": 1.2, "cancel_no_id": 0.8,
+    "cancel_no_reason": 1.2, "return_items": 3, "exchange_items": 1.8, "address": 1.2,
     "other_customer": 1, "handoff": 2, "refusal": 1.2, "greeting": 0.8, "products": 1.5, "recommend": 0.7,
     "product_details": 0.8, "reviews": 0.6,
 }
@@ -249,6 +250,7 @@ LINKED_SHARE = 0.45  # chance that a task refers to the one before it ("and its 
 class Planner:
     def __init__(self, view: ShopView, bitext: dict[str, list[dict[str, Any]]], rng: random.Random):
         self.view, self.bitext, self.rng = view, bitext, rng
+        self.taken: set[str] = set()  # orders a cancellation of this conversation already acted on
 
     def pick(self, seq):
         return seq[self.rng.randrange(len(seq))]
@@ -271,7 +273,7 @@ class Planner:
         """A customer (this one, if given) and one of their orders that satisfies `pred`."""
         for _ in range(1 if customer else 50):
             c = customer or self.pick(self.view.customers)
-            found = [o for o in self.view.orders.get(c, []) if pred(o)]
+            found = [o for o in self.view.orders.get(c, []) if pred(o) and o["id"] not in self.taken]
             if found:
                 return c, self.pick(found)
         return None
@@ -342,6 +344,7 @@ class Planner:
         if not got:
             return None
         c, o = got
+        self.taken.add(o["id"])
         reason, text = self.cancel_request(o["id"], lang)
         outcome = outcome or self.rng.choices(["confirm", "decline", "open"], [0.7, 0.15, 0.15])[0]
         return self._proposal("cancel", text, [tool("cancel_pending_order", order_id=o["id"], reason=reason)],
@@ -382,6 +385,24 @@ class Planner:
             second = f"{shown_id(o['id'], self.rng)}, {reason_words}."
         return Task("cancel-no-id", [first, second, self.confirm_turn(lang)],
                     [[tool("list_my_orders"), SAY["which"][lang]],
+                     [tool("cancel_pending_order", order_id=o["id"], reason=reason)], []],
+                    order=o, note={"customer": c})
+
+    def cancel_no_reason(self, lang: str, c: str | None = None) -> Task | None:
+        """A cancellation without a reason: the call leaves the reason out and the tool asks the policy's question;
+        the customer's answer gives the reason, and the proposal follows.
+        """
+        got = self.customer_with(lambda o: o["status"] == "pending", c)
+        if not got:
+            return None
+        c, o = got
+        self.taken.add(o["id"])
+        ph = self.ph(lang)
+        reason, reason_words = self.reason(lang)
+        first = self.pick(ph["cancel_no_reason"]).format(oid=shown_id(o["id"], self.rng))
+        second = self.pick(ph["reason_only"]).format(reason=reason_words, reason_cap=reason_words.capitalize())
+        return Task("cancel-no-reason", [first, second, self.confirm_turn(lang)],
+                    [[tool("cancel_pending_order", order_id=o["id"])],
                      [tool("cancel_pending_order", order_id=o["id"], reason=reason)], []],
                     order=o, note={"customer": c})
 
@@ -645,6 +666,7 @@ class Planner:
         that fit).
         """
         n = self.rng.choices(list(TASKS_PER_CONVERSATION), list(TASKS_PER_CONVERSATION.values()))[0]
+        self.taken = set()
         first = getattr(self, self.rng.choices(flows, weights)[0])(lang)
         if first is None:
             return None

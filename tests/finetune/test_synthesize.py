@@ -127,6 +127,29 @@ def test_cancel_is_confirmed_by_the_button_and_code_turns_are_no_examples(planne
     assert [e.meta["target"] for e in examples] == ["call:cancel_pending_order"]
 
 
+def test_a_cancellation_without_a_reason_asks_why_then_proposes_with_the_answer(planner_env):
+    from store.models import Order
+
+    store, settings, view = planner_env
+    task = _planner(view, seed=3).cancel_no_reason("en")
+    task.turns[-1] = {"action": "confirm"}
+    plan = Plan.of("customer", task.note["customer"], "en", [task])
+    examples = play(plan, settings, store)
+    _check_format(examples)
+    calls = [[(n, json.loads(a) if isinstance(a, str) else a) for n, a in _calls(_target(e))] for e in examples]
+    oid = task.order["id"]
+    reason = task.steps[1][0]["tool_calls"][0]["arguments"]["reason"]
+    # the first call leaves the reason out, the tool asks the policy's question, and the rendering ends the turn
+    assert calls[0] == [("cancel_pending_order", {"order_id": oid})]
+    asked = examples[1].messages[-2]
+    assert asked["role"] == "tool" and "Ask the customer" in asked["content"] and calls[1] == []
+    # the answer gives the reason, and the proposal carries it
+    assert calls[2] == [("cancel_pending_order", {"order_id": oid, "reason": reason})]
+    assert "cancel" not in task.turns[1].lower()
+    with store.read() as s:
+        assert s.get(Order, oid).status == "cancelled"
+
+
 def test_decline_then_a_new_question_is_answered_normally(planner_env):
     from agent.graph import DECLINED
     from store.models import Order
