@@ -6,7 +6,10 @@ What is measured, and how:
 - fp32 matmul FLOP/s (torch, same threads as the embedder) in this run;
 - MiniLM-L6 FLOPs per token = 2 x non-embedding parameters + attention (4 x layers x seq x hidden), and tokens per
   record from the real tokenizer, give the ceiling records/s = FLOP/s / (FLOPs per token x tokens per record);
-- embedding throughput on real catalog documents (--embed-n records, batch 64, as `index build` does);
+- embedding throughput on real catalog documents (--embed-n records, batch 64, as `index build` does), for each
+  runtime in --runtimes (ONNX Runtime on the fused export, the default; sentence-transformers on torch), the same
+  documents in the same run, with each one's share of the ceiling and their ratio; the scale index then uses the first
+  runtime listed;
 - a --scale product index synthesised from the real catalog (title variants: sizes, colours, bundles, model suffixes):
   its documents are distinct for BM25, but its vectors are the real vectors of the base product (the --embed-n
   products embedded for the throughput figure) plus small noise,
@@ -254,6 +257,8 @@ def main(argv: list[str] | None = None) -> dict:
                     help="comma-separated torch thread counts: measure only query embedding latency at each")
     ap.add_argument("--rounds", type=int, default=None,
                     help="alternating rounds for --query-threads (default 20) and --filter-shapes (default 4)")
+    ap.add_argument("--runtimes", default="onnx,torch",
+                    help="embedding runtimes to measure, comma-separated (the first one builds the scale index)")
     ap.add_argument("--embed-all", action="store_true",
                     help="embed every scale record for real (build time measured, not extrapolated; slow on a CPU)")
     ap.add_argument("--filter-shapes", action="store_true",
@@ -274,7 +279,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from index.embeddings import LocalEmbeddingFunction
     from index.search import Filters, SearchIndex
-    from shopdesk.models import resolve_embedding_model
+    from shopdesk.models import embedding_onnx, resolve_embedding_model
     from shopdesk.settings import Settings
 
     torch.set_num_threads(args.threads)
@@ -285,32 +290,52 @@ def main(argv: list[str] | None = None) -> dict:
     result["matmul_fp32_gflops"] = round(flops / 1e9, 1)
     print(f"fp32 matmul: {flops / 1e9:.1f} GFLOP/s", file=sys.stderr)
 
-    ef = LocalEmbeddingFunction(resolve_embedding_model(Settings()), batch_size=64, threads=args.threads)
-    model = ef.model
+    model_path = resolve_embedding_model(Settings())
+    st_model = LocalEmbeddingFunction(model_path).model  # the tokenizer and parameter count of the model measured
     base = catalog_records()
     docs = [r["doc"] for r in base]
     sample = (docs * (args.embed_n // len(docs) + 1))[: args.embed_n]
-    lengths = [min(len(model.tokenizer(d)["input_ids"]), model.max_seq_length) for d in sample]
+    lengths = [min(len(st_model.tokenizer(d)["input_ids"]), st_model.max_seq_length) for d in sample]
     tokens = statistics.mean(lengths)
-    fpt = model_flops_per_token(model, int(tokens))
-    ef(sample[:64])  # warm-up
-    vectors = []
-    start, cpu_start = time.perf_counter(), time.process_time()
-    for i in range(0, len(sample), 64):
-        vectors += ef(sample[i : i + 64])
-    spent = time.perf_counter() - start
-    cpu_spent = time.process_time() - cpu_start
-    rate = len(sample) / spent
+    fpt = model_flops_per_token(st_model, int(tokens))
     ceiling = flops / (fpt["flops_per_token"] * tokens)
-    result["embedding"] = {
-        "records": len(sample), "seconds": round(spent, 2), "records_per_s": round(rate, 1),
-        # process CPU seconds over all threads: what the work cost, whatever else shared the cores
-        "cpu_seconds": round(cpu_spent, 2), "records_per_cpu_s": round(len(sample) / cpu_spent, 1),
-        "tokens_per_record_mean": round(tokens, 1), "tokens_per_s": round(rate * tokens, 0), **fpt,
-        "ceiling_records_per_s": round(ceiling, 1), "share_of_ceiling": round(rate / ceiling, 3),
-    }
-    print(f"embedding: {rate:.1f} records/s; ceiling {ceiling:.1f} records/s ({tokens:.0f} tokens/record)",
-          file=sys.stderr)
+    result["embedding"] = {"records": len(sample), "tokens_per_record_mean": round(tokens, 1), **fpt,
+                           "ceiling_records_per_s": round(ceiling, 1), "runtimes": {}}
+    runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
+    embedders, vectors_by = {}, {}
+    for runtime in runtimes:
+        onnx = str(embedding_onnx(Settings())) if runtime == "onnx" else None
+        ef = LocalEmbeddingFunction(model_path, batch_size=64, threads=args.threads, onnx_path=onnx)
+        ef(sample[:64])  # warm-up (and the load)
+        vectors = []
+        start, cpu_start = time.perf_counter(), time.process_time()
+        for i in range(0, len(sample), 64):
+            vectors += ef(sample[i : i + 64])
+        spent = time.perf_counter() - start
+        cpu_spent = time.process_time() - cpu_start
+        rate = len(sample) / spent
+        embedders[runtime], vectors_by[runtime] = ef, vectors
+        result["embedding"]["runtimes"][runtime] = {
+            "seconds": round(spent, 2), "records_per_s": round(rate, 1),
+            # process CPU seconds over all threads: what the work cost, whatever else shared the cores
+            "cpu_seconds": round(cpu_spent, 2), "records_per_cpu_s": round(len(sample) / cpu_spent, 1),
+            "tokens_per_s": round(rate * tokens, 0), "share_of_ceiling": round(rate / ceiling, 3),
+        }
+        print(f"embedding ({runtime}): {rate:.1f} records/s = {rate / ceiling:.0%} of the ceiling {ceiling:.1f} "
+              f"records/s ({tokens:.0f} tokens/record)", file=sys.stderr)
+    if len(runtimes) > 1:
+        first, *others = runtimes
+        ref = np.asarray(vectors_by[first], dtype=np.float32)
+        for other in others:
+            got = np.asarray(vectors_by[other], dtype=np.float32)
+            ratio = (result["embedding"]["runtimes"][first]["records_per_s"]
+                     / result["embedding"]["runtimes"][other]["records_per_s"])
+            result["embedding"][f"{first}_vs_{other}"] = {"speed_ratio": round(ratio, 2),
+                                                          "min_cosine": round(float((ref * got).sum(1).min()), 6)}
+            print(f"embedding: {first} is {ratio:.2f}x {other}; lowest cosine between their vectors "
+                  f"{(ref * got).sum(1).min():.6f}", file=sys.stderr)
+    ef, vectors = embedders[runtimes[0]], vectors_by[runtimes[0]]
+    rate = result["embedding"]["runtimes"][runtimes[0]]["records_per_s"]
 
     # -------- scale index
     # the scale index reuses the vectors just measured: the first --embed-n catalog products are its bases

@@ -1,4 +1,9 @@
-"""all-MiniLM-L6-v2 (local files, never a download) as an explicit Chroma embedding function."""
+"""all-MiniLM-L6-v2 (local files, never a download) as an explicit Chroma embedding function.
+
+Two runtimes give the same vectors (cosine > 0.9999, tests/index/test_embeddings_onnx.py): ONNX Runtime on an export
+of the model with fused attention (shopdesk.models.export_embedding_onnx; the default), and sentence-transformers on
+torch. bench/bench_search.py measures both against the CPU's matmul ceiling.
+"""
 
 from __future__ import annotations
 
@@ -24,14 +29,16 @@ class LocalEmbeddingFunction(EmbeddingFunction[Documents]):
     """
 
     def __init__(self, model_path: str, batch_size: int = 32, threads: int | None = None,
-                 query_threads: int | None = QUERY_THREADS):
+                 query_threads: int | None = QUERY_THREADS, onnx_path: str | None = None):
         self.model_path = model_path
+        self.onnx_path = onnx_path  # set: ONNX Runtime on this export of the model, not torch
         self.batch_size = batch_size
         self.threads = threads
         self.query_threads = query_threads  # torch threads for embed_query; None: the process's own count
         self._model: Any = None
         self._lock = threading.Lock()  # concurrent sessions share one instance: load the model once
         self._query_worker: ThreadPoolExecutor | None = None
+        self._onnx: dict[int, _OnnxEncoder] = {}  # by thread count: batches and queries each get their own session
         self.loads = 0
 
     @property
@@ -48,7 +55,18 @@ class LocalEmbeddingFunction(EmbeddingFunction[Documents]):
                     self.loads += 1
         return self._model
 
+    def _onnx_encoder(self, threads: int | None) -> _OnnxEncoder:
+        key = threads or 0
+        if key not in self._onnx:
+            with self._lock:
+                if key not in self._onnx:
+                    self._onnx[key] = _OnnxEncoder(self.model_path, self.onnx_path, threads=key)
+                    self.loads += 1
+        return self._onnx[key]
+
     def __call__(self, input: Documents) -> Embeddings:
+        if self.onnx_path:
+            return list(self._onnx_encoder(self.threads).encode(list(input), self.batch_size))
         vectors = self.model.encode(
             list(input), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
             show_progress_bar=False,
@@ -61,6 +79,8 @@ class LocalEmbeddingFunction(EmbeddingFunction[Documents]):
         torch's thread count is per thread once set, so the rest of the process (an in-process LLM, `index build`)
         keeps its own.
         """
+        if self.onnx_path:  # a session of its own with query_threads threads; ONNX Runtime's run is thread-safe
+            return list(self._onnx_encoder(self.query_threads or self.threads).encode(list(input), self.batch_size))
         if not self.query_threads:
             return self(input)
         _ = self.model  # load here: loading applies `threads`, which must not land on the worker
@@ -88,6 +108,61 @@ class LocalEmbeddingFunction(EmbeddingFunction[Documents]):
         return {"model_path": self.model_path, "batch_size": self.batch_size}
 
 
+class _OnnxEncoder:
+    """The sentence-transformers pipeline of a BERT encoder on ONNX Runtime: the model folder's own tokenizer (its
+    tokenizer.json, truncated at the folder's max_seq_length), the exported encoder, mean pooling over real tokens,
+    unit length. Texts are batched by length, as sentence-transformers does, so little of a batch is padding.
+    """
+
+    def __init__(self, model_path: str, onnx_path: str, threads: int = 0):
+        import json
+        from pathlib import Path
+
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        folder = Path(model_path)
+        config = folder / "sentence_bert_config.json"
+        max_length = json.loads(config.read_text()).get("max_seq_length", 256) if config.exists() else 256
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.tokenizer.enable_truncation(max_length)
+        self.tokenizer.no_padding()
+        self.pad_id = self.tokenizer.token_to_id("[PAD]") or 0
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads  # 0: ONNX Runtime's default (the physical cores)
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+        self.inputs = {i.name for i in self.session.get_inputs()}
+
+    def encode(self, texts: list[str], batch_size: int):
+        import numpy as np
+
+        encoded = self.tokenizer.encode_batch(texts)
+        out = np.zeros((len(texts), 0), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: -len(encoded[i].ids))
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            width = max(len(encoded[i].ids) for i in idx)
+            ids = np.full((len(idx), width), self.pad_id, dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            types = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                e = encoded[i]
+                ids[row, :len(e.ids)] = e.ids
+                mask[row, :len(e.ids)] = e.attention_mask
+                types[row, :len(e.ids)] = e.type_ids
+            feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+            hidden = self.session.run(None, {k: v for k, v in feeds.items() if k in self.inputs})[0]
+            m = mask[..., None].astype(np.float32)
+            vectors = (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
+            vectors /= np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+            if out.shape[1] == 0:
+                out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+            out[idx] = vectors
+        return out
+
+
 def _thread_limited_worker(threads: int) -> ThreadPoolExecutor:
     """A one-thread executor whose torch ops use `threads` threads, the process default left as it was.
 
@@ -111,6 +186,7 @@ def _thread_limited_worker(threads: int) -> ThreadPoolExecutor:
 
 def embedding_function(settings) -> LocalEmbeddingFunction:
     """The configured local embedding model as a Chroma embedding function."""
-    from shopdesk.models import resolve_embedding_model
+    from shopdesk.models import embedding_onnx, resolve_embedding_model
 
-    return LocalEmbeddingFunction(resolve_embedding_model(settings), threads=settings.torch_threads)
+    onnx = str(embedding_onnx(settings)) if settings.embedding_runtime == "onnx" else None
+    return LocalEmbeddingFunction(resolve_embedding_model(settings), threads=settings.torch_threads, onnx_path=onnx)

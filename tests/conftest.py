@@ -30,6 +30,8 @@ def pytest_runtest_makereport(item, call):
 _SESSION_TMP = Path(tempfile.mkdtemp(prefix="shopdesk-tests-"))
 os.environ["SHOPDESK_DATA_DIR"] = str(_SESSION_TMP / "default-data")
 os.environ["HF_HOME"] = str(_SESSION_TMP / "hf")
+# one ONNX export of the embedding model for the whole session (exported by the first test that embeds, ~5 s)
+os.environ["SHOPDESK_EMBEDDING_ONNX"] = str(_SESSION_TMP / "models" / "embedding-onnx" / "model.onnx")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
@@ -37,6 +39,7 @@ os.environ["ANONYMIZED_TELEMETRY"] = "False"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["NO_PROXY"] = "127.0.0.1,localhost"
 os.environ.pop("SHOPDESK_CONFIG", None)
+os.environ.pop("SHOPDESK_EMBEDDING_RUNTIME", None)
 os.environ.pop("SHOPDESK_DATABASE_URL", None)
 
 REPO = Path(__file__).resolve().parent.parent

@@ -697,7 +697,8 @@ def build_app(settings: Settings | None = None, *, session_factory: SessionFacto
             with gr.Tab("Support chat", id="customer"):
                 with gr.Row(equal_height=True, visible=settings.demo):  # demo mode only
                     customer_pick = gr.Dropdown(
-                        label="Sign in as (demo customer)", choices=[], scale=4, elem_id="customer-pick",
+                        label="Sign in as (demo customer: pick one, or type a customer id)", choices=[], scale=4,
+                        elem_id="customer-pick",
                         allow_custom_value=True,  # sign_in_customer checks the id
                     )
                     sign_in_btn = gr.Button("Sign in", variant="primary", scale=1, elem_id="customer-sign-in")

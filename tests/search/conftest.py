@@ -66,10 +66,10 @@ def fill_store(store, products: list[dict], variants: list[dict], reviews: list[
 @pytest.fixture(scope="session")
 def embedder():
     """One loaded MiniLM for the whole session (loading costs seconds)."""
-    from index.embeddings import LocalEmbeddingFunction
-    from shopdesk.models import resolve_embedding_model
+    from index.embeddings import embedding_function
+    from shopdesk.settings import get_settings
 
-    ef = LocalEmbeddingFunction(resolve_embedding_model())
+    ef = embedding_function(get_settings())
     ef(["warm up"])
     return ef
 

@@ -1,10 +1,23 @@
-"""Query embedding runs with its own torch thread count and leaves the rest of the process's count alone."""
+"""Query embedding runs with its own torch thread count and leaves the rest of the process's count alone (the torch
+runtime; the ONNX Runtime one gives queries a session of their own: test_embeddings_onnx.py).
+"""
 
 from __future__ import annotations
 
 import threading
 
 import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    from index.embeddings import LocalEmbeddingFunction
+    from shopdesk.models import resolve_embedding_model
+
+    ef = LocalEmbeddingFunction(resolve_embedding_model())  # no onnx_path: sentence-transformers on torch
+    ef(["warm up"])
+    return ef
 
 
 def test_query_embedding_uses_one_thread_and_leaves_the_process_count(embedder, monkeypatch):
