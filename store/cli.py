@@ -2,6 +2,7 @@ r"""CLI of the shop's data: `shopdesk store migrate | init | stats | import ...`
 
     shopdesk store init --sample --customers 300 --seed 0 --if-empty
     shopdesk store stats --json
+    shopdesk store copy --to postgresql+psycopg://shop@127.0.0.1:5432/shop
     shopdesk store import tau2
     shopdesk store import transactions CDNOW_master.txt --columns customer=0,date=1,quantity=2,amount=3
     shopdesk store import transactions online_retail.csv --skip-bad --currency GBP \
@@ -102,6 +103,21 @@ def stats_cmd(as_json: bool = JSON_OPT) -> None:
     from store.stats import store_stats
 
     emit(store_stats(_open()), as_json, _counts_text)
+
+
+@store_app.command("copy")
+@cli_errors
+def copy_cmd(
+    to: str = typer.Option(..., "--to", help="SQLAlchemy URL of the empty destination, e.g. "
+                           "postgresql+psycopg://shop@127.0.0.1:5432/shop."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Copy the whole shop into an empty database (PostgreSQL: COPY), in one transaction."""
+    from store.transfer import copy_store
+
+    emit(copy_store(_open(), to), as_json,
+         lambda r: f"copied {r['rows']:,} rows in {r['seconds']} s ({r['method']}): "
+                   + ", ".join(f"{k} {v['rows']:,}" for k, v in r["tables"].items()))
 
 
 @import_app.command("tau2")
