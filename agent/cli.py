@@ -138,6 +138,9 @@ def register(app: typer.Typer) -> None:
         adapter: list[str] = typer.Option(None, "--adapter", help="NAME=DIR of a LoRA adapter; repeatable."),
         venv: Path = typer.Option(None, "--venv", help="Virtual env with vllm (default: .venv-vllm, else this one)."),
         log: Path = typer.Option(None, "--log", help="Write the server's output to this file."),
+        dtype: str = typer.Option("bfloat16", "--dtype", help="Weights and activations: bfloat16 (GPU), or float32 "
+                                  "(what the adapter was trained and evaluated in; a CPU without bf16 math runs it "
+                                  "faster)."),
     ) -> None:
         """Serve the chat model (+ LoRA adapters) with vLLM's OpenAI-compatible API until Ctrl-C."""
         from agent.vllm_server import VLLMServer
@@ -153,8 +156,10 @@ def register(app: typer.Typer) -> None:
             adapters[name] = folder
         if not adapter and (SHIPPED_ADAPTER / "adapter_config.json").exists():
             adapters["shopdesk"] = str(SHIPPED_ADAPTER)
+        if dtype not in ("bfloat16", "float32", "float16"):
+            raise UserError(f"--dtype must be bfloat16, float32 or float16, got {dtype!r}")
         server = VLLMServer(resolve_chat_model(settings), adapters=adapters, host=host, port=port, venv=venv,
-                            log_path=log)
+                            log_path=log, dtype=dtype)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # SIGTERM takes the same exit path as Ctrl-C
         typer.echo(f"starting: {' '.join(server.command())}", err=True)
         with server:

