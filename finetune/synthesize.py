@@ -273,7 +273,7 @@ class Planner:
         """A customer (this one, if given) and one of their orders that satisfies `pred`."""
         for _ in range(1 if customer else 50):
             c = customer or self.pick(self.view.customers)
-            found = [o for o in self.view.orders.get(c, []) if pred(o) and o["id"] not in self.taken]
+            found = [o for o in self.view.orders.get(c, []) if pred(o)]
             if found:
                 return c, self.pick(found)
         return None
@@ -340,7 +340,7 @@ class Planner:
 
     def cancel(self, lang: str, c: str | None = None, outcome: str | None = None) -> Task | None:
         """Cancel a pending order; then Confirm, Cancel, or (left open) a new question that drops the proposal."""
-        got = self.customer_with(lambda o: o["status"] == "pending", c)
+        got = self.customer_with(lambda o: o["status"] == "pending" and o["id"] not in self.taken, c)
         if not got:
             return None
         c, o = got
@@ -392,7 +392,7 @@ class Planner:
         """A cancellation without a reason: the call leaves the reason out and the tool asks the policy's question;
         the customer's answer gives the reason, and the proposal follows.
         """
-        got = self.customer_with(lambda o: o["status"] == "pending", c)
+        got = self.customer_with(lambda o: o["status"] == "pending" and o["id"] not in self.taken, c)
         if not got:
             return None
         c, o = got
