@@ -82,6 +82,13 @@ class ToolSpec:
         return self.fn(ctx, **arguments)
 
 
+def role_tool_schemas(role: str) -> list[dict[str, Any]]:
+    """`role`'s tools as a session shows them to the model (OpenAI-style dicts), in the registry's order."""
+    from tools.registry import tool_functions
+
+    return [tool_spec(fn).openai() for fn in tool_functions(role)]
+
+
 def tool_spec(fn: Callable) -> ToolSpec:
     """Describe `fn(ctx, ...)`: every parameter after the first (the injected context) becomes a schema field."""
     from tools.registry import ASKED_IF_MISSING

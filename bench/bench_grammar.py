@@ -163,10 +163,9 @@ def main(args: Args) -> dict:
     import torch
 
     from agent.backends import LocalChatModel, resolve_adapter
-    from agent.toolspec import tool_spec
+    from agent.toolspec import role_tool_schemas
     from shopdesk.models import resolve_chat_model
     from shopdesk.settings import get_settings
-    from tools.registry import tool_functions
 
     settings = get_settings()
     start = machine_load()
@@ -174,7 +173,7 @@ def main(args: Args) -> dict:
     chat = LocalChatModel(model_path=resolve_chat_model(settings), adapter=resolve_adapter(settings, args.adapter),
                           torch_threads=args.threads)
     loaded = chat.loaded()
-    tools = [tool_spec(fn).openai() for fn in tool_functions("customer")]
+    tools = role_tool_schemas("customer")
     report = {"model": chat.model_path, "adapter": chat.adapter, "torch_threads": torch.get_num_threads(),
               "tools": len(tools), "start": start, "compile": compile_times(loaded, tools),
               "rows": [bench_prompt(chat, loaded, tools, text, args) for text in PROMPTS.values()]}

@@ -176,10 +176,9 @@ def _stream_once(client, model: str, tokens: int, messages: list[dict] | None = 
 def agent_prompt(role: str = "customer") -> tuple[str, list[dict]]:
     """The agent's system text and tool list for `role`, as a session sends them (the prefix a server can cache)."""
     from agent.session import SYSTEM_PROMPTS
-    from agent.toolspec import tool_spec
-    from tools.registry import tool_functions
+    from agent.toolspec import role_tool_schemas
 
-    return SYSTEM_PROMPTS[role], [tool_spec(fn).openai() for fn in tool_functions(role)]
+    return SYSTEM_PROMPTS[role], role_tool_schemas(role)
 
 
 def prefix_ttft(client, model: str, runs: int) -> dict:

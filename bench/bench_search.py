@@ -291,7 +291,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"fp32 matmul: {flops / 1e9:.1f} GFLOP/s", file=sys.stderr)
 
     model_path = resolve_embedding_model(Settings())
-    st_model = LocalEmbeddingFunction(model_path).model  # the tokenizer and parameter count of the model measured
+    torch_ef = LocalEmbeddingFunction(model_path, batch_size=64, threads=args.threads)
+    st_model = torch_ef.model  # the tokenizer and parameter count of the model measured (and the torch runtime)
     base = catalog_records()
     docs = [r["doc"] for r in base]
     sample = (docs * (args.embed_n // len(docs) + 1))[: args.embed_n]
@@ -304,8 +305,8 @@ def main(argv: list[str] | None = None) -> dict:
     runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
     embedders, vectors_by = {}, {}
     for runtime in runtimes:
-        onnx = str(embedding_onnx(Settings())) if runtime == "onnx" else None
-        ef = LocalEmbeddingFunction(model_path, batch_size=64, threads=args.threads, onnx_path=onnx)
+        ef = torch_ef if runtime == "torch" else LocalEmbeddingFunction(
+            model_path, batch_size=64, threads=args.threads, onnx_path=str(embedding_onnx(Settings())))
         ef(sample[:64])  # warm-up (and the load)
         vectors = []
         start, cpu_start = time.perf_counter(), time.process_time()

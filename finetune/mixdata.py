@@ -255,11 +255,10 @@ def draw_conversations(pools: Path, out: Path, draws: Sequence[tuple[str, int]],
 
 def _role_schemas() -> dict[str, dict[str, dict]]:
     """The agent's tool schemas (OpenAI style) by role and tool name, as a session sends them."""
-    from agent.toolspec import tool_spec
-    from tools.registry import ROLE_TOOLS, tool_functions
+    from agent.toolspec import role_tool_schemas
+    from tools.registry import ROLE_TOOLS
 
-    return {role: {spec["function"]["name"]: spec for spec in (tool_spec(fn).openai() for fn in tool_functions(role))}
-            for role in ROLE_TOOLS}
+    return {role: {spec["function"]["name"]: spec for spec in role_tool_schemas(role)} for role in ROLE_TOOLS}
 
 
 def conversation_ids(*paths: Path) -> set[str]:

@@ -236,8 +236,8 @@ EMPTY = ""  # the reply after the last needed result: the rendering answers, the
 
 CUSTOMER_FLOWS = {  # flow -> weight of a conversation's first task (later tasks: the same, see FOLLOW_FLOWS)
     "status": 4, "status_confusable": 3, "listing": 2, "where_no_id": 1.2, "cancel": 2.5, "cancel_declined": 1.2,
-    "cancel_refused": 1.2, "cancel_no_id": 0.8,
-    "cancel_no_reason": 1.2, "return_items": 3, "exchange_items": 1.8, "address": 1.2,
+    "cancel_refused": 1.2, "cancel_no_id": 0.8, "cancel_no_reason": 1.2, "return_items": 3, "exchange_items": 1.8,
+    "address": 1.2,
     "other_customer": 1, "handoff": 2, "refusal": 1.2, "greeting": 0.8, "products": 1.5, "recommend": 0.7,
     "product_details": 0.8, "reviews": 0.6,
 }
@@ -277,6 +277,15 @@ class Planner:
             if found:
                 return c, self.pick(found)
         return None
+
+    def pending_to_cancel(self, customer: str | None = None) -> tuple[str, dict] | None:
+        """A customer and a pending order of theirs that no cancellation of this conversation has used yet (the
+        planner's view of the shop does not change as the conversation plays: the order stays "pending" in it).
+        """
+        got = self.customer_with(lambda o: o["status"] == "pending" and o["id"] not in self.taken, customer)
+        if got:
+            self.taken.add(got[1]["id"])
+        return got
 
     def someone(self, customer: str | None) -> str:
         return customer or self.pick(self.view.customers)
@@ -340,11 +349,10 @@ class Planner:
 
     def cancel(self, lang: str, c: str | None = None, outcome: str | None = None) -> Task | None:
         """Cancel a pending order; then Confirm, Cancel, or (left open) a new question that drops the proposal."""
-        got = self.customer_with(lambda o: o["status"] == "pending" and o["id"] not in self.taken, c)
+        got = self.pending_to_cancel(c)
         if not got:
             return None
         c, o = got
-        self.taken.add(o["id"])
         reason, text = self.cancel_request(o["id"], lang)
         outcome = outcome or self.rng.choices(["confirm", "decline", "open"], [0.7, 0.15, 0.15])[0]
         return self._proposal("cancel", text, [tool("cancel_pending_order", order_id=o["id"], reason=reason)],
@@ -371,7 +379,7 @@ class Planner:
                     order=o, note={"customer": c})
 
     def cancel_no_id(self, lang: str, c: str | None = None) -> Task | None:
-        got = self.customer_with(lambda o: o["status"] == "pending", c)
+        got = self.pending_to_cancel(c)
         if not got:
             return None
         c, o = got
@@ -392,11 +400,10 @@ class Planner:
         """A cancellation without a reason: the call leaves the reason out and the tool asks the policy's question;
         the customer's answer gives the reason, and the proposal follows.
         """
-        got = self.customer_with(lambda o: o["status"] == "pending" and o["id"] not in self.taken, c)
+        got = self.pending_to_cancel(c)
         if not got:
             return None
         c, o = got
-        self.taken.add(o["id"])
         ph = self.ph(lang)
         reason, reason_words = self.reason(lang)
         first = self.pick(ph["cancel_no_reason"]).format(oid=shown_id(o["id"], self.rng))

@@ -1,6 +1,6 @@
 """all-MiniLM-L6-v2 (local files, never a download) as an explicit Chroma embedding function.
 
-Two runtimes give the same vectors (cosine > 0.9999, tests/index/test_embeddings_onnx.py): ONNX Runtime on an export
+Two runtimes give the same vectors (cosine > 0.9999, tests/search/test_embeddings_onnx.py): ONNX Runtime on an export
 of the model with fused attention (shopdesk.models.export_embedding_onnx; the default), and sentence-transformers on
 torch. bench/bench_search.py measures both against the CPU's matmul ceiling.
 """
@@ -133,13 +133,14 @@ class _OnnxEncoder:
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
-        self.inputs = {i.name for i in self.session.get_inputs()}
+        self.inputs = {i.name for i in self.session.get_inputs()}  # the fusions may drop one the model does not use
+        self.dim = self.session.get_outputs()[0].shape[-1]
 
     def encode(self, texts: list[str], batch_size: int):
         import numpy as np
 
         encoded = self.tokenizer.encode_batch(texts)
-        out = np.zeros((len(texts), 0), dtype=np.float32)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: -len(encoded[i].ids))
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
@@ -157,8 +158,6 @@ class _OnnxEncoder:
             m = mask[..., None].astype(np.float32)
             vectors = (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
             vectors /= np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
-            if out.shape[1] == 0:
-                out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
             out[idx] = vectors
         return out
 

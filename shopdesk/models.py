@@ -10,6 +10,7 @@ import importlib.util
 import json
 import logging
 import time
+import warnings
 from pathlib import Path
 
 import typer
@@ -124,8 +125,6 @@ def export_embedding_onnx(model_path: str, out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     raw = out.with_name(out.name + ".raw.partial")
     tmp = out.with_name(out.name + ".partial")
-    import warnings
-
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer notes on Python conditions that are constant for an encoder
         torch.onnx.export(LastHidden(encoder), tuple(sample[n] for n in names), str(raw), input_names=names,

@@ -15,17 +15,13 @@ import sys
 import time
 from typing import Any
 
-from sqlalchemy import JSON, Integer, func, insert, select
+from sqlalchemy import JSON, Integer, func, insert, select, text
 
 from shopdesk.output import UserError
 from store.db import Store, open_store
 from store.models import Base
 
 BATCH = 20_000
-
-
-def _tables():
-    return [t for t in Base.metadata.sorted_tables]  # parents before children: foreign keys hold at every row
 
 
 def _rows(src: Store, table, batch: int):
@@ -40,7 +36,7 @@ def copy_store(src: Store, dst_url: str, *, progress: bool = True, batch: int = 
 
     dst = open_store(dst_url)
     try:
-        tables = _tables()
+        tables = list(Base.metadata.sorted_tables)  # parents before children: foreign keys hold at every row
         with dst.engine.connect() as conn:
             busy = [t.name for t in tables if conn.execute(select(func.count()).select_from(t)).scalar()]
         if busy:
@@ -97,8 +93,6 @@ def _copy_postgres(conn, src: Store, table, batch: int, bar) -> None:
 
 def _continue_sequences(conn, tables) -> None:
     """After COPY, each serial key's sequence goes on after the largest copied key (else the next insert collides)."""
-    from sqlalchemy import text
-
     for table in tables:
         for col in table.primary_key.columns:
             if isinstance(col.type, Integer) and col.autoincrement in (True, "auto"):

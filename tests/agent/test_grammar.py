@@ -19,7 +19,7 @@ from agent.grammar import (
     forced_choice,
 )
 from agent.parsing import parse_tool_calls
-from agent.toolspec import tool_spec
+from agent.toolspec import role_tool_schemas, tool_spec
 from tools.registry import tool_functions
 
 OWN = ["#W2611340", "#W4817420"]  # the signed-in customer's orders
@@ -31,7 +31,7 @@ MARKETER_ENUMS = {"segment": SEGMENTS, "customer": ["c000150", "c000007"], "cust
 
 
 def tools_of(role: str) -> list[dict]:
-    return [tool_spec(fn).openai() for fn in tool_functions(role)]
+    return role_tool_schemas(role)
 
 
 def call(name: str, arguments: dict) -> str:

@@ -15,7 +15,7 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def runtimes(tmp_path_factory):
+def runtimes():
     from index.embeddings import LocalEmbeddingFunction
     from shopdesk.models import embedding_onnx, resolve_embedding_model
     from shopdesk.settings import get_settings
