@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from langchain_core.messages import HumanMessage
 from sqlalchemy import select
 
-from agent.grammar import MAY_OMIT, MUST_TAKE, NOT_ASKED, ONLY_TOOLS, EveryOne
+from agent.grammar import CALL_FIRST, MAY_OMIT, MUST_TAKE, NOT_ASKED, ONLY_TOOLS, EveryOne
 from index.text import has_cjk
 from tools.registry import ASKED_IF_MISSING
 
@@ -113,8 +113,12 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
         f"{tool}.order_id": found for tool in asked
         if (found := _typed_orders(" ".join(m for m in [current, *earlier[-2:]] if _WRITE_WORDS[tool].search(m)), own))}
     back = {} if named_orders or typed_now else (_other_order(session, current) or _one_thing_back(session, current))
+    # "有没有100美元以下的无线耳机？" right after an order list asks the catalog, not about the order just shown
+    shopping = not (named_orders or back or asked or _MINE.search(current)) and _asks_for(current, _SHOPPING)
     return {
+        **({ONLY_TOOLS: shopping} if shopping else {}),
         NOT_ASKED: [tool for tool in _WRITE_WORDS if tool not in asked],
+        CALL_FIRST: [bool(named_orders)],
         **asked_on,
         **back,
         "order_id": back.get("order_id") or named_orders or list(orders),
@@ -131,6 +135,49 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
         "category": _category_enum(session, current),
         **_address_enums(current, earlier),
     }
+
+
+# What a message asks for, by the words that say it: (words, words that rule it out, the tools that answer it). The
+# first row whose words a message holds, and none of its exceptions, names the only tools a call may use; a message
+# that holds no row's words leaves the choice to the model. Each row came from a request the model answered with
+# another tool (the walk-throughs and the eval): "耳机的买家抱怨什么？" was the funnel, "客户 c000007 的消费情况如何？"
+# the journey, "高价值但有流失风险的客户" the high tier's funnel, "有没有100美元以下的无线耳机？" an order's details.
+_OFFER = r"offer|coupon|discount|voucher|win-?back|retention|incentive|优惠|挽留|折扣|券|赠"
+_JOURNEY = r"journey|path|timeline|drop(?:ped)? off|旅程|路径|时间线|经历|轨迹"
+_SEGMENT = r"segment|分群|客群|群体"
+Intent = tuple[re.Pattern, re.Pattern | None, list[str]]
+
+
+def _intent(words: str, unless: str | None, tools: list[str]) -> Intent:
+    return re.compile(words, re.I), re.compile(unless, re.I) if unless else None, tools
+
+
+# A marketer's question about many customers or reviews (no one customer is named or pointed back at).
+_ABOUT_MANY = [
+    _intent(r"complain|complaint|gripe|抱怨|投诉|吐槽|差评|不满", None, ["review_insights", "search_reviews"]),
+    _intent(r"churn|流失", rf"{_OFFER}|{_JOURNEY}|funnel|漏斗|转化", ["score_churn"]),
+    _intent(r"funnel|conversion|转化|漏斗", rf"{_OFFER}|churn|流失", ["journey_funnel"]),
+]
+# A marketer's question about the one customer it names or points back at.
+_ABOUT_ONE = [
+    _intent(r"spend|spent|profile|消费|详细情况|详情|资料|画像|概况",
+            rf"{_OFFER}|{_JOURNEY}|{_SEGMENT}|churn|流失", ["get_customer_profile"]),
+]
+# A customer asking what the shop sells. Not about their own things ("my headphones", "我买的耳机"): _MINE.
+_SHOPPING = [
+    _intent(r"\bdo you (?:have|sell|carry|stock)\b|\blooking for\b|\bany\b[^.?!]{0,40}\b(?:under|below|less than)\b"
+            r"|有没有|有卖|有什么.{0,8}推荐|想买", None,
+            ["search_products", "get_product_details", "search_reviews", "review_insights", "recommend_products"]),
+]
+_MINE = re.compile(r"\b(?:my|mine|i (?:ordered|bought|purchased|got))\b|我的|我买的|我订的|我下的", re.I)
+
+
+def _asks_for(message: str, table: list[Intent]) -> list[str]:
+    """The tools of the first row of `table` whose words `message` holds and whose exceptions it does not."""
+    for words, unless, tools in table:
+        if words.search(message) and not (unless and unless.search(message)):
+            return tools
+    return []
 
 
 # Words that point back at one thing: an order or a product the latest answer was about.
@@ -402,6 +449,8 @@ def _marketer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
         rules[MUST_TAKE] = ["customer", "customers"]
     if same := _same_question(session, current):
         rules[ONLY_TOOLS] = [same]
+    elif asks := _asks_for(current, _ABOUT_ONE if about else _ABOUT_MANY):
+        rules[ONLY_TOOLS] = asks
     # A filter nobody named is no filter: a segment, value tier, category or date is one this message names, else,
     # in a follow-up that points back, the one the latest earlier message named ("How likely are they to churn?"
     # after "the most valuable Champions"), else none, and the call covers every customer or review ("Which 10

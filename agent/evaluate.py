@@ -663,6 +663,13 @@ def oracle_model(case: EvalCase) -> BaseChatModel:
 
     class Oracle(ScriptedChatModel):
         def _next(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> AIMessage:
+            if kwargs.get("tool_choice") == "required" and self.position >= len(self.script):
+                # the grammar allows only a call (the message names an order, agent.grammar.CALL_FIRST) where the
+                # case expects none (a refusal case, judged on what happens): the oracle looks the order up
+                named = (kwargs.get("enums") or {}).get("order_id") or []
+                if not named:
+                    raise AssertionError("this turn's grammar allows only a call, and the case expects none")
+                self.enqueue(calls_for([("get_order_details", {"order_id": named[0]})]))
             message = super()._next(messages, kwargs)
             for tc in message.tool_calls:
                 outside_grammar(tc["name"], tc["args"], kwargs.get("tools") or [], kwargs.get("enums"))

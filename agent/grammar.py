@@ -35,6 +35,10 @@ MUST_TAKE = "(arguments a call must take)"
 # An enums key that is no argument's name: arguments which, given no value this turn, a call leaves out instead of
 # the tool being left out (tools.registry.ASKED_IF_MISSING: the tool asks the person for them).
 MAY_OMIT = "(arguments a call may leave out)"
+# An enums key that is no argument's name: when it holds a true value, the turn's first model call is a call, never
+# words (a customer's message that names an order asks for it to be looked up or acted on: "Cancel order #S0000278
+# please." may not be answered with a refusal the model wrote). agent.session binds it as tool_choice "required".
+CALL_FIRST = "(a call before any words)"
 # An enums key that is no argument's name: the only tools this turn may call ("电视呢？" after the reviews of headphones
 # asks the same question of TVs: the reviews tool, not the funnel).
 ONLY_TOOLS = "(the only tools this turn)"

@@ -42,6 +42,7 @@ from langgraph.runtime import Runtime
 from agent.api import AgentEvent
 from agent.backends import LocalChatModel
 from agent.confirmation import is_confirmation, is_refusal
+from agent.focus import WHOLE_REPLY, asked_parts
 from agent.grounding import ASK_FIRST, GENERIC_FAILURE, ErrorResult, compose, render, states_fact
 from agent.parsing import OPEN
 from agent.toolspec import ToolSpec, tool_spec
@@ -141,7 +142,8 @@ def model(state: TurnState, runtime: Runtime) -> dict[str, Any]:
     """Ask the model what to do next. Its text is not streamed to the person: a reply is rendered by code."""
     session = runtime.context
     bound = session.bound_for_turn(force_tool=bool(state.get("forced")) and not state["results"],
-                                   typed=state["user_text"] if state.get("action") is None else "")
+                                   typed=state["user_text"] if state.get("action") is None else "",
+                                   first=state["meta"]["steps"] == 0)
     # Under the grammar the model writes plain text or one call, so text means "no call": after a result its words
     # are not needed (the rendering answers), and before one only a short sentence without facts could be shown.
     budget = 0 if state["results"] else MAX_TEXT_CHARS
@@ -252,7 +254,8 @@ def tools(state: TurnState, runtime: Runtime) -> dict[str, Any]:
             results.append(outcome.result)
         if outcome.final is not None:
             # what the turn found before the proposal or handoff is said too, then the proposal itself
-            earlier = [render(r, state["lang"]) for r in [*state["results"], *results]]
+            parts = asked_parts(state["user_text"])
+            earlier = [render(r, state["lang"], parts=parts) for r in [*state["results"], *results]]
             outcome.final.text = "\n\n".join(dict.fromkeys([*earlier, outcome.final.text]))
             return {"messages": messages, "results": results, "final": outcome.final}
     return {"messages": messages, "results": results}
@@ -304,6 +307,10 @@ def answer(state: TurnState, runtime: Runtime) -> dict[str, Any]:
     session = runtime.context
     lang = state["lang"]
     text, why = compose(state["results"], state["ai"].content, lang, session.catalog_names())
+    # the person reads the parts their question asked for; the model remembers the whole reply, as it read the
+    # whole result (a later decision is not steered by what this question happened to ask for)
+    shown, _ = compose(state["results"], state["ai"].content, lang, session.catalog_names(),
+                       asked_parts(state["user_text"]))
     meta: dict[str, Any] = {}
     if why:
         meta = {"model_text_dropped": why}
@@ -315,7 +322,10 @@ def answer(state: TurnState, runtime: Runtime) -> dict[str, Any]:
         if not state.get("forced") and not state["results"]:
             return {"meta": {**meta, "forced_tool": True}, "forced": True}
         text = ASK_FIRST[lang]
-    return {"messages": [AIMessage(text)], "meta": meta, "final": AgentEvent(kind="final", text=text)}
+    if not state["results"] or shown == text:
+        return {"messages": [AIMessage(text)], "meta": meta, "final": AgentEvent(kind="final", text=text)}
+    return {"messages": [AIMessage(shown, additional_kwargs={WHOLE_REPLY: text})], "meta": meta,
+            "final": AgentEvent(kind="final", text=shown)}
 
 
 def out_of_steps(state: TurnState, runtime: Runtime) -> dict[str, Any]:

@@ -82,10 +82,14 @@ ASK_FIRST: dict[str, str] = {
 }
 
 
-def render(result: Any, lang: Lang = "en", limit: int | None = None) -> str:
-    """How a result reads for a person (and for the model, which sees the same text)."""
+def render(result: Any, lang: Lang = "en", limit: int | None = None, parts: frozenset[str] = frozenset()) -> str:
+    """How a result reads for a person (and for the model, which sees the same text). `parts` (agent.focus) narrow a
+    result that has such parts (its PARTS) to those the question asked for.
+    """
     method = getattr(result, "render", None)
-    if callable(method):
+    if callable(method) and parts & getattr(result, "PARTS", frozenset()):
+        text = method(lang, parts=parts)
+    elif callable(method):
         try:
             text = method(lang)
         except TypeError:  # a result type that renders in one language only
@@ -105,21 +109,22 @@ def facts_of(result: Any) -> list[Fact]:
     return list(method()) if callable(method) else []
 
 
-def compose(results: list[Any], model_text: str, lang: Lang, names: Iterable[str] = ()) -> tuple[str, str | None]:
+def compose(results: list[Any], model_text: str, lang: Lang, names: Iterable[str] = (),
+            parts: frozenset[str] = frozenset()) -> tuple[str, str | None]:
     """The reply of a turn and, when the model's words were dropped, why.
 
-    With results: their renderings (a result the model fetched twice is said once), after the model's words if those
-    state no fact. Without results: the model's words if they state no fact, else None as the text (the caller asks
-    the model to look the facts up instead).
+    With results: their renderings (a result the model fetched twice is said once), narrowed to the `parts` the
+    question asked for, after the model's words if those state no fact. Without results: the model's words if they
+    state no fact, else None as the text (the caller asks the model to look the facts up instead).
     """
     model_words = model_text.strip()
     why = states_fact(model_words, names) if model_words else None
     keep = model_words if model_words and why is None else ""
     if not results:
         return keep, why
-    parts = [keep] if keep else []
-    parts += dict.fromkeys(render(r, lang) for r in results)
-    return "\n\n".join(parts), why
+    said = [keep] if keep else []
+    said += dict.fromkeys(render(r, lang, parts=parts) for r in results)
+    return "\n\n".join(said), why
 
 
 def _compact(data: Any) -> str:

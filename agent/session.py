@@ -26,6 +26,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from agent.api import AgentEvent
 from agent.backends import describe, make_chat_model
 from agent.enums import session_enums
+from agent.focus import WHOLE_REPLY
 from agent.graph import recursion_limit, turn_graph
 from agent.toolspec import ToolSpec, tool_spec
 from shopdesk.output import UserError, to_jsonable
@@ -155,17 +156,20 @@ class AgentSession:
         past = [m for question, reply in self.turns[-HISTORY_TURNS:] for m in (question, _first_lines(reply))]
         return [self.system, *past, *turn]
 
-    def bound_for_turn(self, force_tool: bool = False, typed: str = "") -> BaseChatModel:
+    def bound_for_turn(self, force_tool: bool = False, typed: str = "", first: bool = False) -> BaseChatModel:
         """The model with the role's tools, generation constrained to calls whose arguments come from this
         conversation's values (agent.enums) where a tool takes an id, name or category; `typed` is this turn's
-        message (not in the history until the turn ends), whose ids count as typed.
+        message (not in the history until the turn ends), whose ids count as typed. On the turn's `first` model call
+        a message that asks for a look-up (agent.grammar.CALL_FIRST) allows only a call.
         """
         if not self.tools:
             return self.model
-        from agent.grammar import bind_constrained
+        from agent.grammar import CALL_FIRST, bind_constrained
 
-        return bind_constrained(self.model, self.tools, session_enums(self, typed),
-                                tool_choice="required" if force_tool else None)
+        enums = session_enums(self, typed)
+        call_first = any(enums.pop(CALL_FIRST, ()))
+        return bind_constrained(self.model, self.tools, enums,
+                                tool_choice="required" if force_tool or (first and call_first) else None)
 
     def note_result(self, tool: str, result: Any) -> None:
         """A tool result of this conversation (its ids become valid arguments of later calls)."""
@@ -190,7 +194,7 @@ class AgentSession:
         self.history.extend(turn)
         last = next((m for m in reversed(turn) if isinstance(m, AIMessage) and not m.tool_calls), None)
         if last is not None and isinstance(turn[0], HumanMessage):
-            self.turns.append((turn[0], AIMessage(last.content)))
+            self.turns.append((turn[0], AIMessage(last.additional_kwargs.get(WHOLE_REPLY, last.content))))
         if self.log_turns:
             self._log_turn(turn, meta)
 

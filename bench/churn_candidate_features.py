@@ -73,7 +73,6 @@ def candidate_features(store, as_of: date):
 
 def main(path: Path) -> dict:
     import lightgbm as lgb
-    import numpy as np
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 

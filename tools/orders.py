@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -225,12 +225,18 @@ class OrderSummary(BaseModel):
 
 
 class OrderList(BaseModel):
+    # The parts of the list a question can ask for alone (agent.focus): "latest" is the most recent order only.
+    PARTS: ClassVar[frozenset[str]] = frozenset({"latest"})
+
     orders: list[OrderSummary] = Field(description="most recent first")
     total_orders: int = Field(description="all orders on the account (the list shows at most 20)")
 
-    def render(self, lang: Lang = "en") -> str:
+    def render(self, lang: Lang = "en", parts: frozenset[str] | None = None) -> str:
         if not self.orders:
             return tr(lang, "You have no orders.", "您还没有订单。")
+        if parts and "latest" in parts:
+            return tr(lang, f"Your most recent order (of {self.total_orders}):",
+                      f"您最近的一个订单(共 {self.total_orders} 个):") + "\n" + self.orders[0].line(lang)
         lines = [tr(lang, f"You have {self.total_orders} order(s):", f"您共有 {self.total_orders} 个订单:")]
         lines += [o.line(lang) for o in self.orders]
         if self.total_orders > len(self.orders):
@@ -243,6 +249,10 @@ class OrderList(BaseModel):
 
 
 class OrderDetails(BaseModel):
+    # The parts a question can ask for alone (agent.focus). The first line (status, dates, total) and the notes are
+    # always said; without parts, everything is.
+    PARTS: ClassVar[frozenset[str]] = frozenset({"items", "tracking", "address", "payment"})
+
     order_id: str
     status: str
     created_at: datetime
@@ -260,8 +270,10 @@ class OrderDetails(BaseModel):
     exchange_items: list[str] = Field(default_factory=list, description="item ids of a requested exchange")
     exchange_new_items: list[str] = Field(default_factory=list)
 
-    def render(self, lang: Lang = "en") -> str:
+    def render(self, lang: Lang = "en", parts: frozenset[str] | None = None) -> str:
+        """The whole order, or with `parts` (of PARTS) its first line, those parts and the notes."""
         oid = self.order_id
+        shown = self.PARTS if not parts else self.PARTS & parts or self.PARTS
         lines = [tr(
             lang,
             f"Order {oid}: status {status_text(self.status, lang)}, placed {iso(self.created_at)}, last updated "
@@ -269,19 +281,24 @@ class OrderDetails(BaseModel):
             f"订单 {oid}:状态 {status_text(self.status, lang)},下单日期 {iso(self.created_at)},最后更新 "
             f"{iso(self.updated_at)},合计 {usd(self.total)}。",
         )]
-        lines.append(tr(lang, f"Items in {oid}:", f"订单 {oid} 的商品:"))
-        lines += [it.line(lang) for it in self.items]
-        lines.append("")  # ends the item list: in markdown the lines below would join its last bullet
-        for sh in self.shipments:
+        if "items" in shown:
+            lines.append(tr(lang, f"Items in {oid}:", f"订单 {oid} 的商品:"))
+            lines += [it.line(lang) for it in self.items]
+            lines.append("")  # ends the item list: in markdown the lines below would join its last bullet
+        if "tracking" in shown and not self.shipments and shown != self.PARTS:
+            lines.append(tr(lang, f"{oid} has no shipment yet, so there is no tracking number.",
+                            f"订单 {oid} 还没有发货记录,所以没有快递单号。"))
+        for sh in self.shipments if "tracking" in shown else ():
             tracking = ", ".join(sh.tracking_ids) or tr(lang, "none yet", "暂无")
             carrier = tr(lang, f" via {sh.carrier}", f",承运商 {sh.carrier}") if sh.carrier else ""
             shipped = "" if sh.shipped_at is None else tr(lang, f", shipped {iso(sh.shipped_at)}",
                                                           f",发货日期 {iso(sh.shipped_at)}")
             lines.append(tr(lang, f"Tracking number for {oid}: {tracking}{carrier}{shipped}.",
                             f"订单 {oid} 的快递单号:{tracking}{carrier}{shipped}。"))
-        lines.append(tr(lang, f"Shipping address of {oid}: {self.shipping_address}.",
-                        f"订单 {oid} 的收货地址:{self.shipping_address}。"))
-        for p in self.payments:
+        if "address" in shown:
+            lines.append(tr(lang, f"Shipping address of {oid}: {self.shipping_address}.",
+                            f"订单 {oid} 的收货地址:{self.shipping_address}。"))
+        for p in self.payments if "payment" in shown else ():
             if p.kind == "refund":
                 lines.append(tr(lang, f"Refund for {oid}: {usd(p.amount)} to {p.method.label(lang)}.",
                                 f"订单 {oid} 的退款:{usd(p.amount)},退到 {p.method.label(lang)}。"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from agent.focus import asked_parts
 from agent.graph import DECLINED, NOTHING_PENDING, WITH_A_PERSON
 from agent.grounding import render
 from agent.session import open_session
@@ -35,11 +36,13 @@ def payments(store):
         return s.scalar(select(func.count()).select_from(Payment))
 
 
-def details(settings, store, customer, order_id, lang="en") -> str:
-    """What the person should read for `order_id`: the tool result's own rendering, in the customer's view."""
+def details(settings, store, customer, order_id, lang="en", question="") -> str:
+    """What the person should read for `order_id`: the tool result's own rendering, in the customer's view, narrowed
+    to the parts `question` asks for alone (agent.focus: "Where is ...?" is the first line and the tracking).
+    """
     ctx = ShopContext(store=store, settings=settings, role="customer", customer_id=customer)
     with customer_view():
-        return render(get_order_details(ctx, order_id), lang)
+        return render(get_order_details(ctx, order_id), lang, parts=asked_parts(question))
 
 
 def shown(events) -> list[str]:
@@ -109,7 +112,9 @@ def test_the_cancel_button_declines_and_the_next_question_is_answered_normally(s
     after = list(chat.respond("What is in order #W1068289?"))
     assert len(model.requests) == 3  # the model was asked: a look-up, then its words (cut after the result)
     assert [e.name for e in after if e.kind == "tool_call"] == ["get_order_details"]
-    assert after[-1].text == details(settings, tau2_store, YARA, PENDING) and after[-1].meta["model_text_cut"]
+    # "What is in ...?" asks for the items: the order's first line and its items
+    assert after[-1].text == details(settings, tau2_store, YARA, PENDING, question="What is in order #W1068289?")
+    assert after[-1].meta["model_text_cut"]
     assert DECLINED["en"] not in after[-1].text
     assert status(tau2_store, PENDING) == "pending"
 
@@ -125,10 +130,11 @@ def test_a_typed_bare_no_declines(settings, tau2_store, typed, lang):
 
 def test_a_new_question_drops_the_pending_write_and_is_answered(settings, tau2_store):
     chat, model = propose_cancel(settings, tau2_store, call("get_order_details", order_id=PENDING), "Sure.")
-    events = list(chat.respond("actually, keep it. What items are in it?"))
+    question = "actually, keep it. What items are in it?"
+    events = list(chat.respond(question))
     assert chat.pending is None
     assert events[-1].meta["path"][:2] == ["discard_pending", "model"]
-    assert events[-1].text == details(settings, tau2_store, YARA, PENDING)
+    assert events[-1].text == details(settings, tau2_store, YARA, PENDING, question=question)
     assert status(tau2_store, PENDING) == "pending"
     # a later yes has nothing to confirm: typed, it is a message for the model; clicked, code says so
     later = list(chat.respond("yes"))
@@ -174,7 +180,7 @@ def test_the_models_status_claims_never_show(settings, tau2_store, claim):
     # wrong claims and true ones alike: after the result the model's text is cut, the person reads the rendering
     chat, _ = session(settings, tau2_store, JAMES, call("get_order_details", order_id=PROCESSED), claim)
     final = list(chat.respond("Where is my order #W2611340?"))[-1]
-    assert final.text == details(settings, tau2_store, JAMES, PROCESSED)
+    assert final.text == details(settings, tau2_store, JAMES, PROCESSED, question="Where is my order #W2611340?")
     assert claim not in final.text and final.meta["model_text_cut"] is True
     assert "model_text_dropped" not in final.meta and chat.stats["model_text_dropped"] == 0
     assert "processed" in final.text and "delivered" not in final.text.lower()
@@ -183,9 +189,11 @@ def test_the_models_status_claims_never_show(settings, tau2_store, claim):
 def test_a_chinese_status_question_gets_the_chinese_rendering(settings, tau2_store):
     chat, _ = session(settings, tau2_store, JAMES, call("get_order_details", order_id=PROCESSED),
                       "您的订单已送达。")
-    final = list(chat.respond("我的订单 #W2611340 到哪了?"))[-1]
-    assert final.text == details(settings, tau2_store, JAMES, PROCESSED, "zh")
-    assert final.text != details(settings, tau2_store, JAMES, PROCESSED, "en") and "已送达" not in final.text
+    question = "我的订单 #W2611340 到哪了?"
+    final = list(chat.respond(question))[-1]
+    assert final.text == details(settings, tau2_store, JAMES, PROCESSED, "zh", question)
+    assert final.text != details(settings, tau2_store, JAMES, PROCESSED, "en", question)
+    assert "已送达" not in final.text
 
 
 def test_the_next_task_is_answered_with_its_own_result(settings, tau2_store):
@@ -197,13 +205,16 @@ def test_the_next_task_is_answered_with_its_own_result(settings, tau2_store):
                           "Here is your order.")
     first = list(chat.respond("Where is my order #W2611340?"))[-1]
     second = list(chat.respond("And my order #W3632959?"))[-1]
-    assert first.text == details(settings, tau2_store, JAMES, PROCESSED)
+    assert first.text == details(settings, tau2_store, JAMES, PROCESSED, question="Where is my order #W2611340?")
     assert second.text == details(settings, tau2_store, JAMES, OTHER)
     assert second.meta["forced_tool"] is True and second.meta["model_text_dropped"] and second.meta["model_text_cut"]
     assert PROCESSED not in second.text
-    # the model saw the first task only as its question and rendered reply
+    # the model saw the first task only as its question and rendered reply: the whole rendering, of which the
+    # person read the parts "Where is ...?" asked for
     prompt = model.requests[2]["messages"]
-    assert [m.content for m in prompt[1:]] == ["Where is my order #W2611340?", first.text, "And my order #W3632959?"]
+    whole = details(settings, tau2_store, JAMES, PROCESSED)
+    assert first.text != whole
+    assert [m.content for m in prompt[1:]] == ["Where is my order #W2611340?", whole, "And my order #W3632959?"]
 
 
 def test_handoff_event_and_the_bot_stays_quiet_after(settings, tau2_store):
@@ -238,8 +249,9 @@ def test_refusal_is_the_reply_when_the_model_claims_success(settings, tau2_store
 @pytest.mark.parametrize("claim", ["OK, I won't cancel the order.", "I have changed your address."])
 def test_model_words_claiming_an_action_never_show(settings, tau2_store, claim):
     chat, _ = session(settings, tau2_store, JAMES, call("get_order_details", order_id=PROCESSED), claim)
-    final = list(chat.respond("What items are in my order #W2611340?"))[-1]
-    assert final.text == details(settings, tau2_store, JAMES, PROCESSED)
+    question = "What items are in my order #W2611340?"
+    final = list(chat.respond(question))[-1]
+    assert final.text == details(settings, tau2_store, JAMES, PROCESSED, question=question)
 
 
 class BusyModel(ScriptedChatModel):

@@ -516,3 +516,57 @@ def test_a_change_acts_on_the_order_named_where_it_was_asked_for(settings, tau2_
     with tau2_store.read() as s:
         own = s.scalars(select(Order.id).where(Order.customer_id == JAMES)).first()
     assert "cancel_pending_order.order_id" not in session_enums(session, f"No, cancel {own} instead, by mistake.")
+
+
+def test_a_question_that_says_what_it_asks_for_gets_only_the_tools_that_answer_it(settings, sample_store):
+    """Words that say what a marketer asks for narrow the tools: complaints are the reviews, churn the churn ranking,
+    conversion the funnel, one customer's spending their profile. An exception keeps the choice open ("a retention
+    offer for customers likely to churn" is an offer), and so does a message with none of the words.
+    """
+    marketer = _session(settings, sample_store, role="marketer", customer=None)
+    reviews = {"review_insights", "search_reviews"}
+    assert _tool_names(marketer, "耳机的买家抱怨什么？") == reviews
+    assert _tool_names(marketer, "What do buyers complain about in headphones?") == reviews
+    assert _tool_names(marketer, "给我看看高价值但有流失风险的客户。") == {"score_churn"}
+    assert _tool_names(marketer, "从浏览到下单，各个环节的转化率是多少？") == {"journey_funnel"}
+    assert len(_tool_names(marketer, "Draft a retention offer for customers likely to churn")) > 1
+    assert len(_tool_names(marketer, "Which segment is biggest?")) > 1
+    customer = _any_customer(sample_store)
+    assert _tool_names(marketer, f"客户 {customer} 的消费情况如何？") == {"get_customer_profile"}
+    assert _tool_names(marketer, f"How much has {customer} spent?") == {"get_customer_profile"}
+    assert len(_tool_names(marketer, f"What does {customer}'s journey look like?")) > 1
+    assert len(_tool_names(marketer, f"Which segment is {customer} in?")) > 1
+
+
+def test_a_customer_asking_what_the_shop_sells_gets_the_catalog_tools(settings, sample_store):
+    """"有没有100美元以下的无线耳机？" right after an order list asks the catalog: an order's details cannot answer it.
+    About their own things ("我的订单有没有发货？", "Do you have my order?") the order tools stay.
+    """
+    customer = _any_customer(sample_store)
+    chat = _session(settings, sample_store, customer=customer, script=[call("list_my_orders"), ""])
+    list(chat.respond("What did I order recently?"))
+    # (get_product_details needs a product id, and none was shown or typed yet)
+    catalog = {"search_products", "search_reviews", "review_insights", "recommend_products", "transfer_to_human"}
+    assert _tool_names(chat, "有没有100美元以下的无线耳机？") == catalog
+    assert _tool_names(chat, "Do you have a TV under 500 dollars?") == catalog
+    assert "get_order_details" in _tool_names(chat, "我的订单有没有发货？")
+    assert "get_order_details" in _tool_names(chat, "Do you have my order?")
+
+
+def test_a_message_that_names_an_order_is_answered_with_a_call(settings, tau2_store):
+    """"Cancel order #W2611340 please." may not be answered with words the model wrote: on the turn's first model
+    call only a call is allowed (the order is looked up or acted on). Words stay possible without an order named,
+    and after the turn's first call.
+    """
+    from agent.grammar import CALL_FIRST
+
+    chat = _session(settings, tau2_store, script=[call("get_order_details", order_id="#W2611340"), "Here it is.",
+                                                  "How can I help?"])
+    assert session_enums(chat, "Cancel order #W2611340 please.")[CALL_FIRST] == [True]
+    assert session_enums(chat, f"What is the status of {OTHERS}?")[CALL_FIRST] == [True]  # not theirs: not found
+    assert session_enums(chat, "Hello there")[CALL_FIRST] == [False]
+    events = list(chat.respond("Cancel order #W2611340 please."))
+    choices = [r["kwargs"].get("tool_choice") for r in chat.model.requests]
+    assert choices == ["required", None] and events[-1].kind == "final"
+    list(chat.respond("Hello there"))
+    assert chat.model.requests[-1]["kwargs"].get("tool_choice") is None
