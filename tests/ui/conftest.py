@@ -7,6 +7,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
+from served_app import close_app
 
 ORDER_ID = re.compile(r"#[A-Z]\d+")
 PRODUCT_ID = re.compile(r"\bproduct (\d{6,})")
@@ -75,7 +76,7 @@ def served(shop, tmp_path_factory, shop_helpers):
     port = shop_helpers.free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield SimpleNamespace(url=f"http://127.0.0.1:{port}/", app=app, store=shop, settings=settings, sessions=sessions)
-    app.close()
+    close_app(app)
 
 
 

@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 from gradio_client import Client
+from served_app import close_app
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def serve(tmp_path, helpers):
 
     yield start
     for app in apps:
-        app.close()
+        close_app(app)
 
 
 def _all_text(chat) -> str:

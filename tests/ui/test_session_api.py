@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 from gradio_client import Client
+from served_app import close_app
 
 from agent.api import AgentEvent
 from tools.context import PendingAction
@@ -81,7 +82,7 @@ def app(shop, tmp_path_factory, helpers):
     port = helpers.free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield SimpleNamespace(url=f"http://127.0.0.1:{port}/", sessions=sessions, store=shop)
-    demo.close()
+    close_app(demo)
 
 
 @pytest.fixture
