@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 from langchain_core.messages import HumanMessage
 from sqlalchemy import select
 
-from agent.grammar import CALL_FIRST, MAY_OMIT, MUST_TAKE, NOT_ASKED, ONLY_TOOLS, EveryOne
+from agent.grammar import CALL_FIRST, MAY_OMIT, MUST_GIVE, MUST_TAKE, NOT_ASKED, ONLY_TOOLS, EveryOne
+from index.search import parse_query
 from index.text import has_cjk
 from tools.registry import ASKED_IF_MISSING
 
@@ -115,8 +116,17 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
     back = {} if named_orders or typed_now else (_other_order(session, current) or _one_thing_back(session, current))
     # "有没有100美元以下的无线耳机？" right after an order list asks the catalog, not about the order just shown
     shopping = not (named_orders or back or asked or _MINE.search(current)) and _asks_for(current, _SHOPPING)
+    # the price, rating and stock bounds a shopping question states are the search's filters, read by the index's
+    # own query parser ("200 美元以下" is max_price 200 even when the model leaves it out of its query)
+    bounds = parse_query(current)[1] if shopping else {}
+    if bounds:
+        # a filter the question does not state is no filter: "under $800" may not become "from $800 up to $800",
+        # nor gain a rating, a stock filter or 200 results (seen once a bound was given: the model then wrote more)
+        bounds = {**dict.fromkeys(_SEARCH_FILTERS), **bounds}
     return {
         **({ONLY_TOOLS: shopping} if shopping else {}),
+        **{name: [] if value is None else [value] for name, value in bounds.items()},
+        MUST_GIVE: [name for name, value in bounds.items() if value is not None],
         NOT_ASKED: [tool for tool in _WRITE_WORDS if tool not in asked],
         CALL_FIRST: [bool(named_orders)],
         **asked_on,
@@ -165,10 +175,12 @@ _ABOUT_ONE = [
 ]
 # A customer asking what the shop sells. Not about their own things ("my headphones", "我买的耳机"): _MINE.
 _SHOPPING = [
-    _intent(r"\bdo you (?:have|sell|carry|stock)\b|\blooking for\b|\bany\b[^.?!]{0,40}\b(?:under|below|less than)\b"
+    _intent(r"\bdo you (?:have|sell|carry|stock)\b|\blooking for\b"
+            r"|\bany\b[^.?!]{0,40}\b(?:under|below|less than|cheaper than|between|over|above)\b"
             r"|有没有|有卖|有什么.{0,8}推荐|想买", None,
             ["search_products", "get_product_details", "search_reviews", "review_insights", "recommend_products"]),
 ]
+_SEARCH_FILTERS = ("min_price", "max_price", "min_rating", "in_stock", "k")
 _MINE = re.compile(r"\b(?:my|mine|i (?:ordered|bought|purchased|got))\b|我的|我买的|我订的|我下的", re.I)
 
 

@@ -672,6 +672,7 @@ def oracle_model(case: EvalCase) -> BaseChatModel:
                 self.enqueue(calls_for([("get_order_details", {"order_id": named[0]})]))
             message = super()._next(messages, kwargs)
             for tc in message.tool_calls:
+                _forced_arguments(tc, kwargs.get("tools") or [], kwargs.get("enums"))
                 outside_grammar(tc["name"], tc["args"], kwargs.get("tools") or [], kwargs.get("enums"))
             return message
 
@@ -683,6 +684,25 @@ def oracle_model(case: EvalCase) -> BaseChatModel:
                 self.position = 0
 
     return Oracle(script=[calls_for([c]) for c in per_turn[0]], fallback=answer)
+
+
+def _forced_arguments(call: dict, tools: list[dict], enums: dict | None) -> None:
+    """Add to `call` the required arguments it leaves out whose value the turn's grammar fixes (one enum value): the
+    grammar writes them for any model (a search's max_price from "under $200").
+    """
+    from agent.grammar import constrained_tools
+
+    for tool in constrained_tools(tools, enums):
+        f = tool.get("function", tool)
+        if f["name"] != call["name"]:
+            continue
+        params = f.get("parameters") or {}
+        for name in params.get("required") or []:
+            schema = params.get("properties", {}).get(name, {})
+            branches = [b for b in schema.get("anyOf", [schema]) if b.get("type") != "null"]
+            values = [v for b in branches for v in b.get("enum", [])]
+            if name not in call["args"] and len(values) == 1:
+                call["args"][name] = values[0]
 
 
 def outside_grammar(name: str, arguments: dict[str, Any], tools: list[dict], enums: dict | None) -> None:

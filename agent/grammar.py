@@ -39,6 +39,9 @@ MAY_OMIT = "(arguments a call may leave out)"
 # words (a customer's message that names an order asks for it to be looked up or acted on: "Cancel order #S0000278
 # please." may not be answered with a refusal the model wrote). agent.session binds it as tool_choice "required".
 CALL_FIRST = "(a call before any words)"
+# An enums key that is no argument's name: arguments a call must give where its tool has them, with the value their
+# enum holds ("有没有 200 美元以下的显示器？" is a search with max_price 200, whatever the model puts in the query).
+MUST_GIVE = "(arguments a call must give)"
 # An enums key that is no argument's name: the only tools this turn may call ("电视呢？" after the reviews of headphones
 # asks the same question of TVs: the reviews tool, not the funnel).
 ONLY_TOOLS = "(the only tools this turn)"
@@ -60,13 +63,15 @@ def constrained_tools(tools: Sequence[Mapping[str, Any]], enums: Mapping[str, Se
     an enum keeps only the values in both (or its own, if none are). The tools named in `enums[NOT_ASKED]` are left
     out, and so are those that take none of the arguments named in `enums[MUST_TAKE]` (the one they take becomes
     required), and, when `enums[ONLY_TOOLS]` names any, every tool it does not name; but never a tool of
-    tools.registry.ALWAYS_OFFERED (a person can always be asked for).
+    tools.registry.ALWAYS_OFFERED (a person can always be asked for). An argument named in `enums[MUST_GIVE]` is
+    required of every tool that has it.
     """
     from tools.registry import ALWAYS_OFFERED, ONE_OF_ARGUMENTS
 
     out = []
     left_out = set((enums or {}).get(NOT_ASKED) or ())
     must_take = list((enums or {}).get(MUST_TAKE) or ())
+    must_give = list((enums or {}).get(MUST_GIVE) or ())
     only = set((enums or {}).get(ONLY_TOOLS) or ())
     may_omit = set((enums or {}).get(MAY_OMIT) or ())
     kept = [t for t in tools if (name := _function(t).get("name")) not in left_out
@@ -95,6 +100,9 @@ def constrained_tools(tools: Sequence[Mapping[str, Any]], enums: Mapping[str, Se
         one_of = ONE_OF_ARGUMENTS.get(_function(tool).get("name", ""), ())
         if one_of and not any(name in props for name in one_of):
             possible = False
+        if must_give:
+            params["required"] = list(dict.fromkeys([*(params.get("required") or []),
+                                                     *(name for name in must_give if name in props)]))
         if must_take and possible and _function(tool).get("name") not in ALWAYS_OFFERED:
             taken = [name for name in must_take if name in props]
             possible = bool(taken)

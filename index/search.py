@@ -161,6 +161,10 @@ def parse_query(query: str) -> tuple[str, dict[str, Any]]:
     if has_cjk(text):
         text = _zh_terms(_take_constraints(text, found, _ZH_RATING, _ZH_PRICE_PATTERNS, _ZH_IN_STOCK))
     text = re.sub(r"\s+", " ", text).strip(" ,.;")
+    # a phrase written again and again ("laptops, laptops, laptops, ...": a small model looping) is one phrase
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) > 1 and len(set(parts)) < len(parts):
+        text = ", ".join(dict.fromkeys(p for p in parts if p))
     return text, found
 
 

@@ -570,3 +570,27 @@ def test_a_message_that_names_an_order_is_answered_with_a_call(settings, tau2_st
     assert choices == ["required", None] and events[-1].kind == "final"
     list(chat.respond("Hello there"))
     assert chat.model.requests[-1]["kwargs"].get("tool_choice") is None
+
+
+def test_the_bounds_a_shopping_question_states_are_the_searchs_filters(settings, sample_store):
+    """"有没有 200 美元以下的显示器？" is a search with max_price 200 (the index's own query parser reads the bounds),
+    whatever the model writes as its query; a question with no bound leaves the filters to the model.
+    """
+    from agent.grammar import MUST_GIVE, constrained_tools
+    from agent.toolspec import role_tool_schemas
+
+    chat = _session(settings, sample_store, customer=_any_customer(sample_store))
+
+    def search_schema(message):
+        tools = constrained_tools(role_tool_schemas("customer"), session_enums(chat, message))
+        return next(t["function"]["parameters"] for t in tools if t["function"]["name"] == "search_products")
+
+    params = search_schema("有没有 200 美元以下的显示器？")
+    assert "max_price" in params["required"]
+    # "under $200" is no lower bound (the model once wrote min 200), nor a rating, stock filter or result count
+    assert not {"min_price", "min_rating", "in_stock", "k"} & set(params["properties"])
+    assert [b.get("enum") for b in params["properties"]["max_price"]["anyOf"] if b.get("type") != "null"] == [[200.0]]
+    params = search_schema("Any laptops between $500 and $800?")
+    assert {"min_price", "max_price"} <= set(params["required"])
+    assert session_enums(chat, "Do you sell soundbars?")[MUST_GIVE] == []
+    assert "max_price" not in search_schema("Do you sell soundbars?").get("required", [])

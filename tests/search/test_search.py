@@ -355,3 +355,10 @@ def test_insight_rows_and_nearest_products_without_a_where_match_chromas_where(s
         assert mine == theirs, f
         assert not exclude & set(mine)
     assert shared.nearest_products(vectors[0], exclude, 5, Filters(max_price=300, in_stock=True))
+
+
+def test_a_phrase_the_query_repeats_is_searched_once():
+    """A small model that loops writes "laptops, laptops, laptops, ..."; the search (and its heading) reads it once."""
+    assert parse_query("laptops, laptops, laptops, laptops") == ("laptops", {})
+    assert parse_query("tv, soundbar, tv under $500") == ("tv, soundbar", {"max_price": 500.0})
+    assert parse_query("battery, sound, AMD Ryzen 7") == ("battery, sound, AMD Ryzen 7", {})
