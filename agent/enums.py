@@ -114,8 +114,10 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
         f"{tool}.order_id": found for tool in asked
         if (found := _typed_orders(" ".join(m for m in [current, *earlier[-2:]] if _WRITE_WORDS[tool].search(m)), own))}
     back = {} if named_orders or typed_now else (_other_order(session, current) or _one_thing_back(session, current))
-    # "有没有100美元以下的无线耳机？" right after an order list asks the catalog, not about the order just shown
-    shopping = not (named_orders or back or asked or _MINE.search(current)) and _asks_for(current, _SHOPPING)
+    # "有没有100美元以下的无线耳机？" right after an order list, or after a declined cancellation, asks the catalog, not
+    # about the order just shown (a change asked for in an earlier message does not make this message about it)
+    shopping = not (named_orders or back or _asked_writes([current]) or _MINE.search(current)) \
+        and _asks_for(current, _SHOPPING)
     # the price, rating and stock bounds a shopping question states are the search's filters, read by the index's
     # own query parser ("200 美元以下" is max_price 200 even when the model leaves it out of its query)
     bounds = parse_query(current)[1] if shopping else {}
