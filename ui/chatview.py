@@ -159,8 +159,15 @@ OTHER_STEP: dict[Lang, tuple[str, str, str]] = {
     "en": ("Checking the shop's records…", "Checked the shop's records", "Couldn't check the shop's records"),
     "zh": ("正在查询店铺记录…", "已查询店铺记录", "未能查询店铺记录"),
 }
+# A step whose tool needs something from the person (a ToolInputError: the cancellation's reason, a price range):
+# the reply asks for it, so the step did not fail.
+ASKS_STEP: dict[Lang, tuple[str, str]] = {
+    "en": ("One more detail needed for order {order_id}", "One more detail needed"),
+    "zh": ("订单 {order_id} 还需要您补充信息", "还需要您补充信息"),
+}
 _STEP_ARGS = ("order_id", "product_id")  # the only call arguments a customer's step line shows
-Stage = Literal["running", "done", "failed", "carried_out"]  # carried out: the write ran after the Confirm button
+# carried out: the write ran after the Confirm button; asks: the tool needs an answer from the person first
+Stage = Literal["running", "done", "failed", "carried_out", "asks"]
 
 
 def step_line(name: str | None, arguments: dict[str, Any] | None, stage: Stage, lang: Lang = "en") -> str:
@@ -168,6 +175,8 @@ def step_line(name: str | None, arguments: dict[str, Any] | None, stage: Stage, 
     phrases = STEPS.get(name or "", {}).get(lang) or OTHER_STEP[lang]
     if stage == "carried_out":
         phrase = DONE_WRITES.get(name or "", {}).get(lang) or phrases[1]
+    elif stage == "asks":
+        phrase = ASKS_STEP[lang][0 if (arguments or {}).get("order_id") else 1]
     else:
         phrase = phrases[("running", "done", "failed").index(stage)]
     args = arguments or {}
@@ -181,6 +190,10 @@ def step_line(name: str | None, arguments: dict[str, Any] | None, stage: Stage, 
 
 def _failed(event: AgentEvent) -> bool:
     return isinstance(event.data, dict) and "error" in event.data
+
+
+def _asks(event: AgentEvent) -> bool:
+    return _failed(event) and event.data.get("type") == "ToolInputError"
 
 
 # ---- the view ----
@@ -313,9 +326,11 @@ class ChatView:
             else:
                 name = self.tool_name(event)
                 args = self._call_args.get(event.call_id or "") or event.arguments
-                stage = "failed" if _failed(event) else "carried_out" if self.confirming else "done"
+                stage = ("asks" if _asks(event) else "failed" if _failed(event)
+                         else "carried_out" if self.confirming else "done")
                 line = self._step(name, args, stage)
-                self.messages.append({"role": "assistant", "content": ("✗ " if _failed(event) else "✓ ") + line})
+                mark = {"asks": "? ", "failed": "✗ "}.get(stage, "✓ ")
+                self.messages.append({"role": "assistant", "content": mark + line})
             self._text_at = None
         elif kind == "confirm":
             self.awaiting_confirm = True

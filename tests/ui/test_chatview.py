@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy
 
 from agent.api import AgentEvent
-from ui.chatview import ChatView, as_text, friendly_error, run_action, run_turn
+from ui.chatview import ChatView, as_text, friendly_error, run_action, run_turn, step_line
 
 
 class ListSession:
@@ -99,6 +99,25 @@ def test_customers_see_a_plain_line_per_tool_step():
     assert failed == {"role": "assistant", "content": "✗ Couldn't look up order #X9"}  # no raw error, no path
     assert answer["content"] == "Your order #W2611340 is pending."
     assert not any("metadata" in m or "order_id" in m["content"] or "error" in m["content"] for m in view.messages)
+
+
+@pytest.mark.parametrize("lang,line,without_order", [
+    ("en", "? One more detail needed for order #W1", "One more detail needed"),
+    ("zh", "? 订单 #W1 还需要您补充信息", "还需要您补充信息"),
+])
+def test_a_step_that_needs_an_answer_is_not_shown_as_failed(lang, line, without_order):
+    """A cancellation asked for without a reason: the tool asks why (a ToolInputError). The step line says a detail
+    is needed, not "✗ Couldn't prepare the cancellation" (the walk of session 17).
+    """
+    view = ChatView(session=ListSession([
+        AgentEvent("tool_call", name="cancel_pending_order", arguments={"order_id": "#W1"}, call_id="a"),
+        AgentEvent("tool_result", name="cancel_pending_order", call_id="a", text="Why would you like to cancel?",
+                   data={"error": "reason must be ...", "type": "ToolInputError"}),
+        AgentEvent("final", text="Why would you like to cancel?"),
+    ]))
+    list(run_turn(view, "请取消订单 #W1" if lang == "zh" else "cancel #W1 please"))
+    assert view.messages[1] == {"role": "assistant", "content": line}
+    assert step_line("search_products", {"query": "tv"}, "asks", lang) == without_order  # no order in the call
 
 
 def test_the_working_bubble_shows_at_once_and_follows_the_tool_calls():
