@@ -307,11 +307,6 @@ def answer(state: TurnState, runtime: Runtime) -> dict[str, Any]:
     session = runtime.context
     lang = state["lang"]
     text, why = compose(state["results"], state["ai"].content, lang, session.catalog_names())
-    # the person reads the parts their question asked for; the model remembers the whole reply, as it read the
-    # whole result (a later decision is not steered by what this question happened to ask for)
-    parts = asked_parts(state["user_text"]) if state["results"] else frozenset()
-    shown = compose(state["results"], state["ai"].content, lang, session.catalog_names(), parts)[0] if parts \
-        else text
     meta: dict[str, Any] = {}
     if why:
         meta = {"model_text_dropped": why}
@@ -323,6 +318,11 @@ def answer(state: TurnState, runtime: Runtime) -> dict[str, Any]:
         if not state.get("forced") and not state["results"]:
             return {"meta": {**meta, "forced_tool": True}, "forced": True}
         text = ASK_FIRST[lang]
+    # the person reads the parts their question asked for; the model remembers the whole reply, as it read the
+    # whole result (a later decision is not steered by what this question happened to ask for)
+    parts = asked_parts(state["user_text"]) if state["results"] else frozenset()
+    shown = compose(state["results"], state["ai"].content, lang, session.catalog_names(), parts)[0] if parts \
+        else text
     if shown == text:
         return {"messages": [AIMessage(text)], "meta": meta, "final": AgentEvent(kind="final", text=text)}
     return {"messages": [AIMessage(shown, additional_kwargs={WHOLE_REPLY: text})], "meta": meta,
