@@ -12,6 +12,8 @@
                                    └──── (answer: facts without a   │
                                           look-up → one forced call)│
                                               tools ─► (confirm / handoff) ─┴─► record ─► END
+                                              tools ─► answer: look-ups that answer a message asking for no change
+                                                       (the model is not called again only to be cut)
 
 The model decides what to do (which tool, which arguments under the grammar); code states the facts: the reply is
 the rendering of the turn's tool results (`result.render(lang)`), plus the model's own words only when they state no
@@ -87,6 +89,7 @@ class TurnState(TypedDict, total=False):
     checked: list[tuple[dict, ToolSpec, dict]]  # validated calls: (call, spec, arguments)
     errors: list[tuple[dict, str]]  # rejected calls and what was wrong
     forced: bool  # the model was asked once to look facts up instead of stating them
+    answered: bool  # the step's look-ups answer the turn (no change asked for): the reply is their rendering
     final: AgentEvent | None  # set by the node that ends the turn
 
 
@@ -126,8 +129,10 @@ def route_validate(state: TurnState, runtime: Runtime) -> str:
 
 
 def route_tools(state: TurnState, runtime: Runtime) -> str:
-    """The node after the tools: record the turn if it ended, else back to the model."""
-    return "record" if state.get("final") is not None else "model"
+    """The node after the tools: record the turn if it ended, answer if the look-up answers it, else the model."""
+    if state.get("final") is not None:
+        return "record"
+    return "answer" if state.get("answered") else "model"
 
 
 def route_answer(state: TurnState, runtime: Runtime) -> str:
@@ -258,7 +263,20 @@ def tools(state: TurnState, runtime: Runtime) -> dict[str, Any]:
             earlier = [render(r, state["lang"], parts=parts) for r in [*state["results"], *results]]
             outcome.final.text = "\n\n".join(dict.fromkeys([*earlier, outcome.final.text]))
             return {"messages": messages, "results": results, "final": outcome.final}
+    if _answers(session, state, results):
+        # the model's next call could only add a look-up nobody asked for or words that are cut (the reply is the
+        # rendering): the turn is answered without it
+        return {"messages": messages, "results": results, "ai": AIMessage(""), "answered": True}
     return {"messages": messages, "results": results}
+
+
+def _answers(session: TurnContext, state: TurnState, results: list[Any]) -> bool:
+    """True when this step's look-ups answer the turn: all succeeded, and the person asked for no change (the next
+    call would be offered no write tool). A failed call (an unknown order, a detail the tool asks for) goes back to
+    the model.
+    """
+    return (session.one_call_after_read and bool(results) and not any(isinstance(r, ErrorResult) for r in results)
+            and not session.may_write(state["user_text"] if state.get("action") is None else ""))
 
 
 @dataclass
@@ -457,7 +475,7 @@ def turn_graph():
     graph.add_edge("discard_pending", "model")
     graph.add_conditional_edges("model", route_model, ["answer", "out_of_steps", "validate"])
     graph.add_conditional_edges("validate", route_validate, ["tools", "give_up"])
-    graph.add_conditional_edges("tools", route_tools, ["model", "record"])
+    graph.add_conditional_edges("tools", route_tools, ["model", "answer", "record"])
     graph.add_conditional_edges("answer", route_answer, ["model", "record"])
     for name in ENDINGS:
         graph.add_edge(name, "record")

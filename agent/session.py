@@ -66,6 +66,10 @@ class AgentSession:
     AgentEvents (see agent.api).
     """
 
+    # After a look-up whose result answers a message that asked for no change, the reply is the rendering: the model
+    # is not called again only to write words that would be cut (issue 15: one model call per such turn).
+    one_call_after_read = True
+
     def __init__(self, *, ctx: ShopContext, model: BaseChatModel, specs: list[ToolSpec], conversation_id: str,
                  max_steps: int = MAX_TOOL_STEPS, channel: str = "chat", log_turns: bool = True):
         self.ctx = ctx
@@ -170,6 +174,17 @@ class AgentSession:
         call_first = any(enums.pop(CALL_FIRST, ()))
         return bind_constrained(self.model, self.tools, enums,
                                 tool_choice="required" if force_tool or (first and call_first) else None)
+
+    def may_write(self, typed: str = "") -> bool:
+        """Whether the turn's next model call would be offered a tool that changes an order: only when the person
+        asked for a change (agent.enums NOT_ASKED). Otherwise a look-up's result is the answer, with no call after it.
+        """
+        from agent.grammar import CALL_FIRST, constrained_tools
+        from tools.orders import is_write_tool
+
+        enums = session_enums(self, typed)
+        enums.pop(CALL_FIRST, None)
+        return any(is_write_tool(t["function"]["name"]) for t in constrained_tools(self.tools, enums))
 
     def note_result(self, tool: str, result: Any) -> None:
         """A tool result of this conversation (its ids become valid arguments of later calls)."""

@@ -34,6 +34,7 @@ class TurnContext(Conversation, Protocol):
     specs: dict[str, ToolSpec]  # the role's tools by name
     max_steps: int
     stats: dict[str, int]
+    one_call_after_read: bool  # a look-up that answers a question asking for no change ends the model's part
 
     @property
     def handed_off(self) -> bool:
@@ -46,6 +47,10 @@ class TurnContext(Conversation, Protocol):
 
     def bound_for_turn(self, force_tool: bool = False, typed: str = "") -> BaseChatModel:
         """The model with the role's tools, generation constrained to this conversation's values."""
+        ...
+
+    def may_write(self, typed: str = "") -> bool:
+        """Whether the turn's next model call would be offered a tool that changes an order."""
         ...
 
     def catalog_names(self) -> list[str]:

@@ -6,6 +6,7 @@ conversations at once.
     python bench/bench_turns.py                       # every shipped eval case, both paths, 1 and 4 at once
     python bench/bench_turns.py --limit 24 --json     # an even spread of 24 cases over the kinds
     python bench/bench_turns.py --limit 24 --runtimes transformers llamacpp-f32 llamacpp-f16
+    python bench/bench_turns.py --limit 24 --skip-old --two-calls   # against a model call after every look-up
 
 Prints p50/p95 turn seconds (typed turns: what a person waits for), tokens computed vs reused from the prefix
 cache, and how many cases made different tool calls on the two paths (greedy decoding: it should be 0).
@@ -100,6 +101,9 @@ def main() -> None:
     p.add_argument("--runtimes", nargs="+", default=["transformers"],
                    choices=["transformers", "llamacpp-f32", "llamacpp-f16"],
                    help="in-process runtimes to measure on the current path (llama.cpp: the same weights as GGUF)")
+    p.add_argument("--two-calls", action="store_true",
+                   help="also measure session 17's path: the model called again after every look-up, its words cut "
+                        "(now a look-up that answers a message asking for no change ends the turn)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
 
@@ -108,6 +112,7 @@ def main() -> None:
     from agent.backends import LocalChatModel, resolve_adapter
     from agent.cli import DEFAULT_CASES
     from agent.evaluate import StoreTemplates, load_cases
+    from agent.session import AgentSession
     from shopdesk.models import resolve_chat_model
     from shopdesk.settings import Settings
 
@@ -116,6 +121,8 @@ def main() -> None:
     base = dict(model_path=resolve_chat_model(settings), adapter=resolve_adapter(settings),
                 torch_threads=args.threads or settings.torch_threads)
     paths = []
+    if args.two_calls:
+        paths.append(("model called after every look-up (session 17), transformers fp32", {}, False))
     for runtime in args.runtimes:
         if runtime == "transformers":
             paths.append(("current, transformers fp32 (prefix reuse + jump-forward)", {}))
@@ -129,7 +136,9 @@ def main() -> None:
         templates = one_at_a_time_opening(StoreTemplates(Path(tmp), settings, progress=False))
         for kind in sorted({c.store for c in cases}):
             templates.template(kind)  # built once, before any thread needs it
-        for label, options in paths:
+        for label, options, *one_call in paths:
+            # the sessions run_case opens read the class attribute
+            AgentSession.one_call_after_read = one_call[0] if one_call else True
             model = LocalChatModel(**base, **options)
             model.loaded().prefixes.clear()
             for concurrency in (1, 4):
@@ -148,10 +157,13 @@ def main() -> None:
         print(" | ".join(str(x) for x in (r["path"], r["concurrency"], r["p50_s"], r["p95_s"], r["mean_s"],
                                           r["task_success"], r["prefix_tokens_reused"], r["prompt_tokens_computed"],
                                           r["wall_s"])))
-    for new1 in rows[2::2] if not args.skip_old else []:
+    for new1 in rows[2::2] if (not args.skip_old or args.two_calls) else []:
         old = rows[0]
-        print(f"{new1['path']}: p50 vs old {new1['p50_s'] / old['p50_s']:.2f}; "
-              f"p95 vs old {new1['p95_s'] / old['p95_s']:.2f}")
+        print(f"{new1['path']}: p50 vs {old['path']} {new1['p50_s'] / old['p50_s']:.2f}; "
+              f"p95 vs it {new1['p95_s'] / old['p95_s']:.2f}")
+    if args.two_calls:
+        old4, new4 = rows[1], rows[-1]
+        print(f"4 at once: p95 {new4['p95_s']} vs {old4['p95_s']} s = {new4['p95_s'] / old4['p95_s']:.2f}")
     cur1, cur4 = rows[-2], rows[-1]
     print(f"judged on the last path measured: {cur1['path']}")
     print(f"targets: p50 {cur1['p50_s']} / {TARGETS['p50']} s = {cur1['p50_s'] / TARGETS['p50']:.2f}; "

@@ -21,9 +21,14 @@ YARA, PENDING = "yara_patel_8545", "#W1068289"  # a pending order of yara's
 JAMES, PROCESSED, OTHER = "james_li_5688", "#W2611340", "#W3632959"  # two processed orders of james's
 
 
-def session(settings, store, customer, *script):
+def session(settings, store, customer, *script, call_after_result=False):
+    """A session over a scripted model; `call_after_result`: the model is called again after every look-up (the path
+    of a turn that asked for a change), so the script's words after a result are read.
+    """
     model = ScriptedChatModel(script=list(script))
-    return open_session(settings, "customer", customer, model=model, store=store), model
+    chat = open_session(settings, "customer", customer, model=model, store=store)
+    chat.one_call_after_read = not call_after_result
+    return chat, model
 
 
 def status(store, order_id):
@@ -178,7 +183,8 @@ def test_another_customers_order_is_neither_shown_nor_changed(settings, tau2_sto
                                    "Your order #W2611340 is processed and on its way."])
 def test_the_models_status_claims_never_show(settings, tau2_store, claim):
     # wrong claims and true ones alike: after the result the model's text is cut, the person reads the rendering
-    chat, _ = session(settings, tau2_store, JAMES, call("get_order_details", order_id=PROCESSED), claim)
+    chat, _ = session(settings, tau2_store, JAMES, call("get_order_details", order_id=PROCESSED), claim,
+                      call_after_result=True)
     final = list(chat.respond("Where is my order #W2611340?"))[-1]
     assert final.text == details(settings, tau2_store, JAMES, PROCESSED, question="Where is my order #W2611340?")
     assert claim not in final.text and final.meta["model_text_cut"] is True
@@ -202,7 +208,7 @@ def test_the_next_task_is_answered_with_its_own_result(settings, tau2_store):
                           # the model copies its previous answer (read and dropped: it states facts); it is made
                           # to look the new order up
                           "Your order #W2611340 is processed.", call("get_order_details", order_id=OTHER),
-                          "Here is your order.")
+                          "Here is your order.", call_after_result=True)
     first = list(chat.respond("Where is my order #W2611340?"))[-1]
     second = list(chat.respond("And my order #W3632959?"))[-1]
     assert first.text == details(settings, tau2_store, JAMES, PROCESSED, question="Where is my order #W2611340?")
@@ -248,7 +254,8 @@ def test_refusal_is_the_reply_when_the_model_claims_success(settings, tau2_store
 
 @pytest.mark.parametrize("claim", ["OK, I won't cancel the order.", "I have changed your address."])
 def test_model_words_claiming_an_action_never_show(settings, tau2_store, claim):
-    chat, _ = session(settings, tau2_store, JAMES, call("get_order_details", order_id=PROCESSED), claim)
+    chat, _ = session(settings, tau2_store, JAMES, call("get_order_details", order_id=PROCESSED), claim,
+                      call_after_result=True)
     question = "What items are in my order #W2611340?"
     final = list(chat.respond(question))[-1]
     assert final.text == details(settings, tau2_store, JAMES, PROCESSED, question=question)

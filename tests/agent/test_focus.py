@@ -93,8 +93,8 @@ def test_the_latest_order_alone(tau2_store, lang):
 
 
 def test_a_follow_up_gets_only_the_part_it_asks_for_and_the_model_still_reads_all(settings, tau2_store):
-    model = ScriptedChatModel(script=[call("get_order_details", order_id=PROCESSED), "Here it is.",
-                                      call("get_order_details", order_id=PROCESSED), "Here it is."])
+    model = ScriptedChatModel(script=[call("get_order_details", order_id=PROCESSED),
+                                      call("get_order_details", order_id=PROCESSED)])
     chat = open_session(settings, "customer", JAMES, model=model, store=tau2_store)
     order = _details(tau2_store, JAMES, PROCESSED)
     first = list(chat.respond(f"Tell me about order {PROCESSED}"))[-1].text

@@ -21,10 +21,15 @@ from fake_orders import OrderInfo, get_order_details, info
 YARA, PENDING = "yara_patel_8545", "#W1068289"  # a pending order of yara's (tau2)
 
 
-def chat(settings, store, script, customer="alice", tools=(get_order_details,), model=None):
+def chat(settings, store, script, customer="alice", tools=(get_order_details,), model=None, call_after_result=False):
+    """A session over a scripted model; `call_after_result`: the model is called again after every look-up (the path
+    of a turn that asked for a change), not only after a failed one.
+    """
     model = model or ScriptedChatModel(script=list(script))
-    return open_session(settings, "customer", customer, model=model, store=store,
-                        tools=list(tools) if tools is not None else None)
+    session = open_session(settings, "customer", customer, model=model, store=store,
+                           tools=list(tools) if tools is not None else None)
+    session.one_call_after_read = not call_after_result
+    return session
 
 
 def path(events) -> list[str]:
@@ -40,7 +45,8 @@ def test_compiled_graph_has_the_turn_nodes_and_edges():
     assert {("__start__", "model"), ("__start__", "execute_pending"), ("__start__", "decline_pending"),
             ("__start__", "discard_pending"), ("__start__", "hand_off"), ("__start__", "after_handoff"),
             ("discard_pending", "model"), ("model", "validate"), ("model", "answer"), ("model", "out_of_steps"),
-            ("validate", "tools"), ("validate", "give_up"), ("tools", "model"), ("tools", "record"),
+            ("validate", "tools"), ("validate", "give_up"), ("tools", "model"), ("tools", "answer"),
+            ("tools", "record"),
             ("answer", "model"), ("answer", "record"), ("record", "__end__")} <= edges
     # no corrective retry: an invalid call never goes back to the model
     assert ("validate", "model") not in edges and "correct" not in g.nodes
@@ -50,7 +56,8 @@ def test_compiled_graph_has_the_turn_nodes_and_edges():
                                                      "decline_pending", "tools", "answer", "out_of_steps", "give_up"}
 
 
-TOOL_AND_ANSWER = ["model", "validate", "tools", "model", "answer", "record"]
+TOOL_AND_ANSWER = ["model", "validate", "tools", "answer", "record"]  # a look-up answers: one model call
+TOOL_MODEL_ANSWER = ["model", "validate", "tools", "model", "answer", "record"]  # the model is called after it
 
 
 @pytest.mark.parametrize("script,expected", [
@@ -66,20 +73,24 @@ TOOL_AND_ANSWER = ["model", "validate", "tools", "model", "answer", "record"]
      ["model", "validate", "tools"] * 4 + ["model", "out_of_steps", "record"]),
 ], ids=["answer", "tool", "forced", "forced-ask-first", "give-up-schema", "give-up-unknown-tool", "out-of-steps"])
 def test_each_kind_of_turn_takes_its_path(settings, shop, script, expected):
-    events = list(chat(settings, shop, script).respond("where is #W100"))
+    events = list(chat(settings, shop, script, call_after_result="out_of_steps" in expected).respond("where is #W100"))
     assert path(events) == expected
     assert events[-1].kind == "final" and [e.kind for e in events].count("final") == 1
     assert "text" not in [e.kind for e in events]
 
 
-def test_path_is_in_the_logged_turn(settings, shop):
-    session = chat(settings, shop, [call("get_order_details", order_id="#W100"), "Order #W100 is processed."])
+@pytest.mark.parametrize("call_after_result,expected,steps", [(False, TOOL_AND_ANSWER, 1),
+                                                             (True, TOOL_MODEL_ANSWER, 2)])
+def test_path_is_in_the_logged_turn(settings, shop, call_after_result, expected, steps):
+    session = chat(settings, shop, [call("get_order_details", order_id="#W100"), "Order #W100 is processed."],
+                   call_after_result=call_after_result)
     list(session.respond("where is #W100"))
     with shop.read() as s:
         last = s.scalars(select(Message).where(Message.conversation_id == session.conversation_id)
                          .order_by(Message.seq.desc())).first()
-        assert last.meta["path"] == TOOL_AND_ANSWER and last.meta["steps"] == 2
-        assert last.meta["model_text_cut"] and last.content == info("#W100").render()
+        assert last.meta["path"] == expected and last.meta["steps"] == steps
+        assert bool(last.meta.get("model_text_cut")) == call_after_result
+        assert last.content == info("#W100").render()
 
 
 def test_invalid_calls_are_counted_in_the_logged_turn(settings, shop):
@@ -93,7 +104,7 @@ def test_invalid_calls_are_counted_in_the_logged_turn(settings, shop):
 
 
 def test_more_steps_than_the_default_recursion_limit_allows(settings, shop):
-    session = chat(settings, shop, [call("get_order_details", order_id="#W100")] * 30)
+    session = chat(settings, shop, [call("get_order_details", order_id="#W100")] * 30, call_after_result=True)
     session.max_steps = 9  # 3 supersteps per step: more than LangGraph's default limit of 25
     events = list(session.respond("loop"))
     assert len([e for e in events if e.kind == "tool_call"]) == 9
@@ -102,7 +113,8 @@ def test_more_steps_than_the_default_recursion_limit_allows(settings, shop):
 
 def test_the_forced_call_fits_in_the_recursion_limit(settings, shop):
     # the forced call on top of a long turn: answer -> model once more, then tool steps until the budget is spent
-    session = chat(settings, shop, ["Order #W100 is delivered."] + [call("get_order_details", order_id="#W100")] * 30)
+    session = chat(settings, shop, ["Order #W100 is delivered."] + [call("get_order_details", order_id="#W100")] * 30,
+                   call_after_result=True)
     session.max_steps = 9
     events = list(session.respond("loop"))
     # the step budget counts model calls, the one that stated facts included

@@ -57,9 +57,15 @@ class CountingModel(ScriptedChatModel):
 
 
 def session_for(settings, shop, script, customer="alice", tools=(get_order_details,), model_class=ScriptedChatModel,
-                **kwargs):
+                call_after_result=False, **kwargs):
+    """A session over a scripted model. `call_after_result`: the model is called again after a look-up even when the
+    message asked for no change (the path a turn takes after a failed call or when a change was asked for), so the
+    script's words after a result are read; by default, as shipped, such a turn is answered by the rendering.
+    """
     model = model_class(script=list(script))
-    return open_session(settings, "customer", customer, model=model, store=shop, tools=list(tools), **kwargs), model
+    session = open_session(settings, "customer", customer, model=model, store=shop, tools=list(tools), **kwargs)
+    session.one_call_after_read = not call_after_result
+    return session, model
 
 
 def run(session, text):
@@ -75,6 +81,8 @@ def shown(events) -> list[str]:
 
 
 def test_tool_call_and_the_reply_is_the_rendering(settings, shop):
+    # as shipped: a look-up that answers a message asking for no change ends the model's part of the turn, with one
+    # model call; the reply is the rendering
     session, model = session_for(settings, shop, [call("get_order_details", order_id="#W100"),
                                                   "Your order #W100 is processed, total $42.50."])
     events = run(session, "Where is my order #W100?")
@@ -82,17 +90,50 @@ def test_tool_call_and_the_reply_is_the_rendering(settings, shop):
     assert kinds == ["tool_call", "tool_result", "final"]  # the model's text is not streamed
     tc = events[0]
     assert (tc.name, tc.arguments) == ("get_order_details", {"order_id": "#W100"})
-    # even true facts in the model's words never show: after a result its text is cut, what a person reads is
-    # rendered by code
+    assert events[-1].text == info("#W100").render("en") == events[1].text
+    assert events[-1].meta["path"] == ["model", "validate", "tools", "answer", "record"]
+    assert events[-1].meta["steps"] == 1 and events[-1].meta["latency_s"] >= 0
+    assert len(model.requests) == 1 and "model_text_cut" not in events[-1].meta
+    assert "grounding_replaced" not in (events[-1].data or {})
+    # the model saw the tool's schema without ctx
+    tools = model.requests[0]["tools"]
+    assert tools[0]["function"]["parameters"]["properties"].keys() == {"order_id"}
+
+
+def test_after_a_result_the_model_is_called_again_and_its_words_are_cut(settings, shop):
+    # the path of a turn that asked for a change or whose call failed: even true facts in the model's words after a
+    # result never show (its text is cut), what a person reads is rendered by code
+    session, model = session_for(settings, shop, [call("get_order_details", order_id="#W100"),
+                                                  "Your order #W100 is processed, total $42.50."],
+                                 call_after_result=True)
+    events = run(session, "Where is my order #W100?")
     assert events[-1].text == info("#W100").render("en") == events[1].text
     assert events[-1].meta["model_text_cut"] is True and "model_text_dropped" not in events[-1].meta
     assert events[-1].meta["path"] == ["model", "validate", "tools", "model", "answer", "record"]
-    assert events[-1].meta["steps"] == 2 and events[-1].meta["latency_s"] >= 0
-    assert "grounding_replaced" not in (events[-1].data or {})
-    # the model saw the tool's schema without ctx, and the tool's English rendering as the tool turn
-    tools = model.requests[0]["tools"]
-    assert tools[0]["function"]["parameters"]["properties"].keys() == {"order_id"}
+    assert events[-1].meta["steps"] == 2
+    # the model read the tool's English rendering as the tool turn
     assert model.requests[1]["messages"][-1].content == info("#W100").render("en")
+
+
+def test_a_message_asking_for_a_change_calls_the_model_after_the_look_up(settings, shop):
+    # "check it, then cancel it": the look-up does not end the turn, the model goes on to propose the change
+    session, model = session_for(settings, shop, [call("get_order_details", order_id="#W102"),
+                                                  call("cancel_pending_order", order_id="#W102")],
+                                 tools=(get_order_details, cancel_pending_order))
+    events = run(session, "Check my order #W102 and cancel it please")
+    assert [e.name for e in events if e.kind == "tool_call"] == ["get_order_details", "cancel_pending_order"]
+    assert len(model.requests) == 2 and events[-1].data["awaiting_confirmation"]
+    assert session.pending is not None and session.pending.tool == "cancel_pending_order"
+
+
+def test_a_failed_look_up_goes_back_to_the_model(settings, shop):
+    session, model = session_for(settings, shop, [call("get_order_details", order_id="#W999"),
+                                                  call("get_order_details", order_id="#W100")])
+    events = run(session, "Where is my order #W999? Or maybe #W100")
+    assert len(model.requests) == 2
+    assert events[-1].meta["path"] == ["model", "validate", "tools", "model", "validate", "tools", "answer",
+                                       "record"]
+    assert info("#W100").render("en") in events[-1].text
 
 
 @pytest.mark.parametrize("words", ["Happy to help!", "Happy to help! " * 20])
@@ -100,7 +141,7 @@ def test_fact_free_model_words_after_a_result_are_cut(settings, shop, words):
     # after a result the model's words are not needed: generation stops at their first chunk, the reply is exactly
     # the rendering (fact-free words included: they are never read, so never shown)
     session, model = session_for(settings, shop, [call("get_order_details", order_id="#W100"), words],
-                                 model_class=CountingModel)
+                                 model_class=CountingModel, call_after_result=True)
     events = run(session, "Where is my order #W100?")
     final = events[-1]
     assert final.text == info("#W100").render("en")
@@ -114,7 +155,8 @@ def test_fact_free_model_words_after_a_result_are_cut(settings, shop, words):
                                     "The total is $99.00.", "It will arrive on 2024-05-03.",
                                     "Tracking number 5550001112.", "您的订单已送达。"])
 def test_the_models_wrong_facts_never_show(settings, shop, answer):
-    session, _ = session_for(settings, shop, [call("get_order_details", order_id="#W100"), answer])
+    session, _ = session_for(settings, shop, [call("get_order_details", order_id="#W100"), answer],
+                             call_after_result=True)
     events = run(session, "status of #W100?")
     assert events[-1].text == "Order #W100 is processed; total $42.50, tracking 1234567890."
     assert all(answer not in text for text in shown(events))
@@ -148,7 +190,7 @@ def test_a_fact_free_answer_of_max_text_chars_is_read_in_full_and_kept(settings,
 
 def test_a_chinese_question_gets_the_chinese_rendering(settings, shop):
     session, model = session_for(settings, shop, [call("get_order_details", order_id="#W100"),
-                                                  "您的订单 #W100 已送达。"])
+                                                  "您的订单 #W100 已送达。"], call_after_result=True)
     events = run(session, "我的订单 #W100 到哪了?")
     assert events[-1].text == info("#W100").render("zh")
     assert next(e for e in events if e.kind == "tool_result").text == info("#W100").render("zh")
@@ -163,7 +205,7 @@ def test_a_chinese_question_gets_the_chinese_rendering(settings, shop):
 def test_facts_without_a_tool_force_one_tool_call(settings, shop):
     session, model = session_for(settings, shop, ["Your order #W100 has been delivered.",
                                                   call("get_order_details", order_id="#W100"),
-                                                  "Here it is."])
+                                                  "Here it is."], call_after_result=True)
     events = run(session, "Where is my order #W100?")
     assert [e.kind for e in events] == ["tool_call", "tool_result", "final"]
     assert events[-1].text == info("#W100").render("en")
@@ -182,7 +224,7 @@ def test_facts_without_a_tool_force_one_tool_call(settings, shop):
 def test_a_too_long_text_before_any_result_is_cut_and_forces_one_tool_call(settings, shop, long_text):
     assert len(long_text.strip()) > MAX_TEXT_CHARS
     session, model = session_for(settings, shop, [long_text, call("get_order_details", order_id="#W100"),
-                                                  "Here it is."], model_class=CountingModel)
+                                                  "Here it is."], model_class=CountingModel, call_after_result=True)
     events = run(session, "Where is my order #W100?")
     assert [e.kind for e in events] == ["tool_call", "tool_result", "final"]
     assert events[-1].text == info("#W100").render("en")
@@ -284,7 +326,7 @@ def test_an_invalid_call_gives_up_with_a_plain_sentence(settings, shop, bad):
 
 def test_giving_up_after_a_result_says_the_result(settings, shop):
     session, _ = session_for(settings, shop, [call("get_order_details", order_id="#W100"), call("delete_everything"),
-                                              "never reached"])
+                                              "never reached"], call_after_result=True)
     events = run(session, "status of #W100, then delete everything")
     assert events[-1].text == info("#W100").render("en")
     assert events[-1].meta["invalid_calls"] == 1
@@ -326,7 +368,7 @@ def test_dropping_never_fills_a_missing_required_argument(settings, shop):
 
 def test_max_tool_steps_per_turn(settings, shop):
     script = [call("get_order_details", order_id="#W100")] * 10
-    session, _ = session_for(settings, shop, script)
+    session, _ = session_for(settings, shop, script, call_after_result=True)
     events = run(session, "loop forever")
     assert len([e for e in events if e.kind == "tool_call"]) == 4
     assert events[-1].meta.get("max_steps_reached") is True
@@ -338,7 +380,8 @@ def test_max_tool_steps_per_turn(settings, shop):
 
 def test_turns_are_logged_and_memory_kept(settings, shop):
     session, model = session_for(settings, shop, [call("get_order_details", order_id="#W100"),
-                                                  "Order #W100 is processed.", "You are welcome."])
+                                                  "Order #W100 is processed.", "You are welcome."],
+                                 call_after_result=True)
     run(session, "where is #W100")
     run(session, "thanks")
     # the second turn's prompt holds the first turn as question and rendered reply
@@ -366,7 +409,7 @@ def test_a_follow_up_sees_only_the_last_two_turns_and_is_answered_with_its_own_r
         # the fourth question: the model repeats the previous answer, is made to look the order up, then starts
         # to repeat the previous answer again (cut)
         info("#W102").render("en"), call("get_order_details", order_id="#W101"), info("#W102").render("en"),
-    ])
+    ], call_after_result=True)
     questions = ["where is #W100", "and #W101?", "and #W102?", "and #W101 again?"]
     finals = [run(session, q)[-1] for q in questions[:3]]
     assert [f.text for f in finals] == [info(o).render("en") for o in ("#W100", "#W101", "#W102")]
@@ -456,8 +499,8 @@ def test_decline_drops_the_write_and_the_next_question_is_answered_by_the_model(
     assert events[-1].meta["path"] == ["decline_pending", "record"]
     assert session.pending is None and len(model.requests) == asked
     after = run(session, "where is #W101?")
-    assert len(model.requests) == asked + 2  # answered by the model: a look-up, then its words (cut)
-    assert after[-1].text == info("#W101").render("en") and after[-1].meta["model_text_cut"] is True
+    assert len(model.requests) == asked + 1  # answered by the model's look-up
+    assert after[-1].text == info("#W101").render("en")
     assert DECLINED["en"] not in after[-1].text and "#W102" not in after[-1].text
 
 
@@ -478,7 +521,7 @@ def test_a_new_question_while_a_write_is_pending_drops_it_and_is_answered(settin
     assert events[-1].meta["path"][:2] == ["discard_pending", "model"]
     assert events[-1].text == info("#W100").render("en")
     # the model was asked the new question, without the old proposal's tool exchange
-    prompt = model.requests[-2]["messages"]
+    prompt = model.requests[-1]["messages"]
     assert prompt[-1].content == "actually, where is my order #W100?"
     assert not any(isinstance(m, ToolMessage) for m in prompt)
     # a later yes has nothing to confirm
