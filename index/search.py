@@ -442,7 +442,32 @@ class SearchIndex:
         return self.search(PRODUCTS, text, f, k, mode), f, text
 
     def search_reviews(self, query: str, f: Filters | None = None, k: int = 5, mode: Mode = "hybrid") -> list[Hit]:
-        return self.search(REVIEWS, self.check_query(query), f or Filters(), k, mode)
+        query, f = self.check_query(query), f or Filters()
+        if has_cjk(query):
+            query, f = self.zh_review_query(query, f)
+        return self.search(REVIEWS, query, f, k, mode)
+
+    def zh_review_query(self, query: str, f: Filters) -> tuple[str, Filters]:
+        """A Chinese review query as the index can match it: the catalog's English joins the Chinese words (English
+        reviews match too), and a product word that names one category ("电视" -> TVs) keeps the search to that
+        category's reviews when no product or category is given ("电视有哪些差评？" found battery reviews before).
+        """
+        english = _zh_terms(query)
+        if english == query:
+            return query, f
+        if f.category is None and f.product_ids is None:
+            found = {key for m in _ZH_TERM_RE.finditer(query) if (key := self.category_for(ZH_TERMS[m.group()]))}
+            if len(found) == 1:
+                f = Filters(**{**vars(f), "category": found.pop()})
+        return f"{query} {english}", f
+
+    def category_for(self, word: str) -> str | None:
+        """The one category key a product word names ("TV" -> "tvs", "headphones" -> "headphones & earbuds"), its
+        name starting with the word; None for a word that names no category or several (a brand, "wireless").
+        """
+        want = normalize(word).strip()
+        keys = [key for key in self.categories() if key.startswith(want)]
+        return keys[0] if len(keys) == 1 else None
 
     def product_ids_for(self, product: str, limit: int = 20) -> list[str]:
         """Product ids for a product reference (id, or words of its title); [] when nothing matches."""
