@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from tqdm import tqdm
 
-from index.client import BUILD_HASH, PRODUCTS, REVIEWS, get_collection, open_chroma
+from index.client import BUILD_HASH, PRODUCTS, REVIEWS, VECTORS, get_collection, open_chroma
 from index.sentiment import analyze
 from index.text import content_hash
 
@@ -154,8 +154,14 @@ def _batches(items: list, size: int) -> Iterable[list]:
 
 def sync_collection(collection, records: Iterable[Record], ef, label: str, progress: bool = True,
                     embed_seconds: list[float] | None = None) -> CollectionReport:
-    """Make a Chroma collection hold exactly `records`: embed new or changed ones, update metadata, delete the rest."""
+    """Make a Chroma collection hold exactly `records`: embed new or changed ones, update metadata, delete the rest.
+    A collection that holds another kind of vectors than `ef` makes (another model, fp32 against int8) has every
+    record embedded again.
+    """
     existing = _existing(collection)
+    kind = getattr(ef, "vectors", None)
+    if kind is not None and existing and (collection.metadata or {}).get(VECTORS) != kind:
+        existing = {rid: ("", meta) for rid, (_doc, meta) in existing.items()}  # every document embedded again
     to_embed: list[Record] = []
     to_update: list[Record] = []
     seen: set[str] = set()
@@ -174,7 +180,7 @@ def sync_collection(collection, records: Iterable[Record], ef, label: str, progr
             to_update.append(rec)
     removed = [rid for rid in existing if rid not in seen]
     # what the collection will hold, as one hash: readers (index.shared) compare it to see that a build changed it
-    build_hash = content_hash(sorted(hashes))
+    build_hash = content_hash([kind, sorted(hashes)])
     for chunk in _batches(removed, PAGE):
         collection.delete(ids=chunk)
     for chunk in _batches(to_update, PAGE):
@@ -194,7 +200,7 @@ def sync_collection(collection, records: Iterable[Record], ef, label: str, progr
     bar.close()
     if (collection.metadata or {}).get(BUILD_HASH) != build_hash:
         kept = {k: v for k, v in (collection.metadata or {}).items() if not k.startswith("hnsw:")}  # not modifiable
-        collection.modify(metadata={**kept, BUILD_HASH: build_hash})
+        collection.modify(metadata={**kept, BUILD_HASH: build_hash, **({VECTORS: kind} if kind else {})})
     return CollectionReport(
         total=collection.count(), embedded=len(to_embed), metadata_updated=len(to_update), deleted=len(removed),
         unchanged=len(seen) - len(to_embed) - len(to_update),

@@ -13,6 +13,7 @@ from shopdesk.output import UserError
 PRODUCTS = "products"
 REVIEWS = "reviews"
 BUILD_HASH = "build_hash"  # collection metadata key: `index build` writes it, index.shared compares it
+VECTORS = "vectors"  # collection metadata key: the kind of vectors it holds (LocalEmbeddingFunction.vectors)
 
 
 def open_chroma(settings, fresh: bool = False):

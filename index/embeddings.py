@@ -1,8 +1,10 @@
 """all-MiniLM-L6-v2 (local files, never a download) as an explicit Chroma embedding function.
 
 Two runtimes give the same vectors (cosine > 0.9999, tests/search/test_embeddings_onnx.py): ONNX Runtime on an export
-of the model with fused attention (shopdesk.models.export_embedding_onnx; the default), and sentence-transformers on
-torch. bench/bench_search.py measures both against the CPU's matmul ceiling.
+of the model with fused attention (shopdesk.models.export_embedding_onnx), and sentence-transformers on torch. The
+default is ONNX Runtime on an int8 quantization of that export (shopdesk.models.quantize_embedding_onnx): other
+vectors (cosine >= 0.97 to fp32), so an index records which kind it holds (`vectors`) and is embedded again for
+another. bench/bench_search.py measures them against the CPU's matmul ceilings.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ class LocalEmbeddingFunction(EmbeddingFunction[Documents]):
     """
 
     def __init__(self, model_path: str, batch_size: int = 32, threads: int | None = None,
-                 query_threads: int | None = QUERY_THREADS, onnx_path: str | None = None):
+                 query_threads: int | None = QUERY_THREADS, onnx_path: str | None = None, quantized: bool = False):
         self.model_path = model_path
         self.onnx_path = onnx_path  # set: ONNX Runtime on this export of the model, not torch
+        self.quantized = quantized  # onnx_path is an int8 quantization: vectors of their own kind
         self.batch_size = batch_size
         self.threads = threads
         self.query_threads = query_threads  # torch threads for embed_query; None: the process's own count
@@ -89,6 +92,16 @@ class LocalEmbeddingFunction(EmbeddingFunction[Documents]):
                 if self._query_worker is None:
                     self._query_worker = _thread_limited_worker(self.query_threads)
         return self._query_worker.submit(self, input).result()
+
+    @property
+    def vectors(self) -> str:
+        """The kind of vectors this function makes: the model folder's name and fp32 or int8. An index holds one
+        kind; `index build` embeds everything again when it held another.
+        """
+        from pathlib import Path
+
+        folder = Path(self.model_path)
+        return f"{folder.parent.name}/{folder.name}:{'int8' if self.quantized else 'fp32'}"
 
     @staticmethod
     def name() -> str:
@@ -187,5 +200,6 @@ def embedding_function(settings) -> LocalEmbeddingFunction:
     """The configured local embedding model as a Chroma embedding function."""
     from shopdesk.models import embedding_onnx, resolve_embedding_model
 
-    onnx = str(embedding_onnx(settings)) if settings.embedding_runtime == "onnx" else None
-    return LocalEmbeddingFunction(resolve_embedding_model(settings), threads=settings.torch_threads, onnx_path=onnx)
+    onnx = str(embedding_onnx(settings)) if settings.embedding_runtime != "torch" else None
+    return LocalEmbeddingFunction(resolve_embedding_model(settings), threads=settings.torch_threads, onnx_path=onnx,
+                                  quantized=settings.embedding_runtime == "onnx-int8")

@@ -86,7 +86,7 @@ class IndexRegistry:
         from index.embeddings import embedding_function
         from shopdesk.models import embedding_onnx_path, resolve_embedding_model
 
-        onnx = str(embedding_onnx_path(settings)) if settings.embedding_runtime == "onnx" else None
+        onnx = str(embedding_onnx_path(settings)) if settings.embedding_runtime != "torch" else None
         key = (str(resolve_embedding_model(settings)), settings.torch_threads, onnx)
         with self._lock:
             if key not in self._embedders:

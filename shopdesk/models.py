@@ -88,9 +88,38 @@ def resolve_adapter(settings: Settings, adapter: str | None = None) -> str | Non
 EMBEDDING_ONNX_DIRNAME = "embedding-onnx"
 
 
+INT8_SUFFIX = "-int8"
+
+
 def embedding_onnx_path(settings: Settings) -> Path:
-    """Where the embedding model's ONNX export lives (made by `shopdesk models prepare`, or on first use)."""
-    return settings.embedding_onnx or settings.models_dir / EMBEDDING_ONNX_DIRNAME / "model.onnx"
+    """Where the embedding model's ONNX file for the configured runtime lives (made by `shopdesk models prepare`, or
+    on first use): the fp32 export, or its int8 quantization beside it (runtime onnx-int8).
+    """
+    fp32 = settings.embedding_onnx or settings.models_dir / EMBEDDING_ONNX_DIRNAME / "model.onnx"
+    return _int8_path(fp32) if settings.embedding_runtime == "onnx-int8" else fp32
+
+
+def _int8_path(fp32: Path) -> Path:
+    return fp32.with_name(fp32.stem + INT8_SUFFIX + fp32.suffix)
+
+
+def quantize_embedding_onnx(fp32: Path, out: Path) -> Path:
+    """Dynamic int8 quantization of the fused fp32 export (ONNX Runtime's quantize_dynamic): weights int8 per output
+    channel, activations quantized per batch at run time, every MatMul and fused Attention op included.
+
+    Measured on the sample shop (bench/README.md): 2x the fp32 export's records/s on this CPU, vectors at cosine
+    >= 0.97 to fp32 (mean 0.993), and the labelled search set's hybrid nDCG@10 0.922 against 0.917.
+    Per-channel matters: per-tensor int8 gave a mean cosine of 0.95.
+    """
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = out.with_name(out.name + ".partial")
+    # the fused ops (com.microsoft Attention, SkipLayerNormalization) have no shape inference: their outputs are fp32
+    quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    tmp.replace(out)
+    return out
 
 
 def export_embedding_onnx(model_path: str, out: Path) -> Path:
@@ -139,25 +168,33 @@ def export_embedding_onnx(model_path: str, out: Path) -> Path:
 
 
 def embedding_onnx(settings: Settings) -> Path:
-    """The ONNX export of the configured embedding model, exported first when missing or made from another model."""
+    """The ONNX file of the configured embedding model and runtime, exported (and quantized, for onnx-int8) first
+    when missing or made from another model. Each file has a stamp beside it naming the model folder it came from.
+    """
     from filelock import FileLock
 
     out = embedding_onnx_path(settings)
+    fp32 = settings.embedding_onnx or settings.models_dir / EMBEDDING_ONNX_DIRNAME / "model.onnx"
     source = str(Path(resolve_embedding_model(settings)).resolve())
-    stamp = out.with_suffix(".source")
 
-    def current() -> bool:
-        return out.exists() and stamp.exists() and stamp.read_text() == source
+    def current(path: Path) -> bool:
+        stamp = path.with_suffix(".source")
+        return path.exists() and stamp.exists() and stamp.read_text() == source
 
-    if current():
+    if current(out):
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(out.with_suffix(".lock"))):  # one export, whichever process or thread asks first
-        if not current():
-            start = time.perf_counter()
-            typer.echo(f"Exporting the embedding model to ONNX at {out} (once) ...", err=True)
-            export_embedding_onnx(source, out)
+    with FileLock(str(fp32.with_suffix(".lock"))):  # one export, whichever process or thread asks first
+        start = time.perf_counter()
+        if not current(fp32):
+            typer.echo(f"Exporting the embedding model to ONNX at {fp32} (once) ...", err=True)
+            export_embedding_onnx(source, fp32)
             typer.echo(f"Exported in {time.perf_counter() - start:.1f} s.", err=True)
+        if out != fp32 and not current(out):
+            typer.echo(f"Quantizing it to int8 at {out} (once) ...", err=True)
+            quantize_embedding_onnx(fp32, out)
+            out.with_suffix(".source").write_text(source)
+            typer.echo(f"Ready in {time.perf_counter() - start:.1f} s.", err=True)
     return out
 
 
@@ -227,7 +264,7 @@ def prepare(settings: Settings | None = None, force: bool = False) -> dict:
         report["llamacpp_model"] = {"path": str(path), "adapter": adapter,
                                     "seconds": round(time.perf_counter() - start, 1)}
     report["embedding_model"] = {"path": resolve_embedding_model(settings), "runtime": settings.embedding_runtime}
-    if settings.embedding_runtime == "onnx":
+    if settings.embedding_runtime != "torch":
         start = time.perf_counter()
         report["embedding_model"]["onnx"] = str(embedding_onnx(settings))
         report["embedding_model"]["seconds"] = round(time.perf_counter() - start, 1)

@@ -67,3 +67,23 @@ def test_build_report_counts_every_record(search_env):
     assert report.products.total == len(search_env["products"])
     assert report.reviews.total == len(search_env["reviews"])
     assert report.products.embedded == report.products.total
+
+
+def test_another_kind_of_vectors_embeds_everything_again(tmp_path, embedder, speaker_shop):
+    # fp32 and int8 vectors of the same text differ (cosine ~0.99): an index holds one kind, and a build with the
+    # other embeds every record again, once
+    from index.build import build_index
+    from index.client import VECTORS, get_collection, open_chroma
+
+    settings, store = speaker_shop(tmp_path)
+    fp32 = counting(embedder)
+    assert fp32.vectors.endswith(":fp32")
+    build_index(store, settings, progress=False, ef=fp32)
+
+    int8 = counting(embedder)
+    int8.quantized = True
+    again = build_index(store, settings, progress=False, ef=int8)
+    assert (again.products.embedded, again.reviews.embedded) == (6, 2) and int8.embedded == 8
+    assert build_index(store, settings, progress=False, ef=int8).products.embedded == 0
+    client = open_chroma(settings)
+    assert get_collection(client, "products", int8).metadata[VECTORS] == int8.vectors
