@@ -13,8 +13,10 @@ import copy
 import json
 import logging
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +174,26 @@ class LlamaStates:
             self._entries.popitem(last=False)
 
 
+def int8_linears(model: Any) -> Any:
+    """`model` (adapter already merged) with every Linear layer replaced by torch's dynamic int8 one: weights int8 per
+    output channel, activations quantized per call (fbgemm kernels; AVX2 is enough). What a decode step reads drops
+    from 4 to 1 byte per weight, and prefill runs on int8 GEMM: on 2 cores a decode step went from ~60 to ~22 ms and
+    a 700-token prefill from ~1.2 to ~0.5 s (bench/README.md). The outputs are not fp32's, and the eval judged them
+    worse: with the shipped adapter, task success 0.844 against 0.984 in fp32 (the tool choice moves: a profile
+    becomes a journey, a segment overview a funnel). Keeping lm_head, or lm_head and attention, in fp32 did not help
+    (0.844, 0.820). So fp32 stays the default; an adapter trained with int8 in the loop would be needed first.
+
+    torch's eager quantization API is deprecated in favour of torchao, but it is what the pinned torch ships and
+    runs fast on a CPU without a compiler step; its warnings are silenced here.
+    """
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(
+            model, {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}, dtype=torch.qint8)
+
+
 def _common_prefix_list(a: list[int], b: list[int]) -> int:
     n = min(len(a), len(b))
     for i in range(n):
@@ -203,18 +225,47 @@ class _Loaded:
         self.model = model  # the transformers model; None on the llama.cpp runtime
         self.llama = llama  # llama_cpp.Llama on the llama.cpp runtime
         self.tokenizer = tokenizer
-        self.lock = threading.Lock()  # generate() is not re-entrant on one model
+        # Model calls computing at once: one per core on transformers (each has its own KV cache; the weights are
+        # only read, and two calls together did 1.65x the work of one at a time on 2 cores: a decode step leaves
+        # most of the memory bandwidth unused), one on llama.cpp (one context).
+        self.slots = _cores() if model is not None else 1
+        self.running = threading.BoundedSemaphore(self.slots)
+        self.lock = threading.Lock()  # guards the prefix caches (held only to take or put an entry)
         self.prefixes = PrefixCache()  # used under `lock`
-        self.llama_states = LlamaStates()  # the same for the llama.cpp runtime
-        self.in_flight = 0  # model calls decoding or waiting for `lock`
+        self.llama_states = LlamaStates()  # the same for the llama.cpp runtime, used under `running` (one slot)
+        self.in_flight = 0  # model calls computing or waiting for a slot
+        self.computing_now = 0  # model calls holding a slot
         self._count_lock = threading.Lock()
         im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
         self.eos = [i for i in {im_end, tokenizer.eos_token_id} if isinstance(i, int) and i >= 0]
         self._grammars: CallGrammars | None = None
         self._grammars_lock = threading.Lock()
 
+    @contextmanager
+    def computing(self) -> Iterator[None]:
+        """Hold a slot while a call computes (counted in `computing_now`)."""
+        with self.running:
+            with self._count_lock:
+                self.computing_now += 1
+            try:
+                yield
+            finally:
+                with self._count_lock:
+                    self.computing_now -= 1
+
+    def share_threads(self, threads: int) -> None:
+        """Give the calling thread its share of `threads` for its next forward pass: all of them alone, one each for
+        two calls on 2 cores (two calls with two threads each oversubscribe the cores: they did less together than
+        with one each). torch's thread count is the calling thread's own once set.
+        """
+        import torch
+
+        each = max(1, threads // max(1, self.computing_now))
+        if torch.get_num_threads() != each:
+            torch.set_num_threads(each)
+
     def enter(self) -> None:
-        """Count one more model call (decoding or waiting for `lock`)."""
+        """Count one more model call (computing or waiting for a slot)."""
         with self._count_lock:
             self.in_flight += 1
 
@@ -235,7 +286,7 @@ class _Loaded:
             return self._grammars
 
 
-ModelKey = tuple[str, str | None, str, str]  # (model path, adapter, runtime, GGUF type)
+ModelKey = tuple[str, str | None, str, str, str]  # (model path, adapter, runtime, GGUF type, weights)
 
 
 class ModelCache:
@@ -339,6 +390,7 @@ class LocalChatModel(BaseChatModel):
     runtime: str = "transformers"  # or "llamacpp": the same weights, adapter merged, as GGUF (shopdesk.gguf_export)
     gguf_type: str = "f32"
     gguf_dir: str | None = None  # where the merged GGUF is kept (default: next to the model folder)
+    weights: str = "fp32"  # transformers runtime: "fp32", or "int8" (dynamic int8 Linear layers, see int8_linears)
 
     loaded_models: ModelCache = Field(default_factory=default_model_cache, exclude=True, repr=False)
 
@@ -353,8 +405,8 @@ class LocalChatModel(BaseChatModel):
 
     @property
     def cache_key(self) -> ModelKey:
-        """What the loaded model is cached by: (model path, adapter, runtime, GGUF type)."""
-        return (self.model_path, self.adapter, self.runtime, self.gguf_type)
+        """What the loaded model is cached by: (model path, adapter, runtime, GGUF type, weights)."""
+        return (self.model_path, self.adapter, self.runtime, self.gguf_type, self.weights)
 
     def loaded(self) -> _Loaded:
         """The loaded model, tokenizer and their caches, loaded on first use into `loaded_models`."""
@@ -379,6 +431,10 @@ class LocalChatModel(BaseChatModel):
             model = PeftModel.from_pretrained(model, self.adapter)
             model = model.merge_and_unload()  # one matmul per layer at inference: as fast as the base model
         model.eval()
+        if self.weights == "int8":
+            model = int8_linears(model)
+        elif self.weights != "fp32":
+            raise UserError(f"unknown in-process weights {self.weights!r}; expected fp32 or int8")
         return _Loaded(model, tokenizer)
 
     def _load_llama(self):
@@ -466,11 +522,11 @@ class LocalChatModel(BaseChatModel):
             loaded.leave()
 
     def busy(self) -> int:
-        """How many model calls are decoding or waiting on this model now (a new call waits behind them); 0 before
-        the model is loaded (nothing can be ahead then).
+        """How many model calls a new call would wait behind now: those computing or waiting, less the slots still
+        free (`_Loaded.slots` calls compute at once); 0 before the model is loaded (nothing can be ahead then).
         """
         loaded = self.loaded_models.peek(self.cache_key)
-        return loaded.in_flight if loaded is not None else 0
+        return max(0, loaded.in_flight - getattr(loaded, "slots", 1) + 1) if loaded is not None else 0
 
     def _decode(self, loaded: _Loaded, ids: Any, grammar: Any, eos: set[int]) -> Iterator[str]:
         if loaded.llama is not None:
@@ -479,12 +535,14 @@ class LocalChatModel(BaseChatModel):
         import torch
 
         tok, model = loaded.tokenizer, loaded.model
-        with loaded.lock:
-            if self.prefix_cache:
-                cache, reused = loaded.prefixes.take(ids)
-            else:
-                cache, reused = None, 0
-                loaded.prefixes.computed_tokens += len(ids)  # counted either way, for comparing the two
+        threads = self.torch_threads or _cores()
+        with loaded.computing():
+            with loaded.lock:
+                if self.prefix_cache:
+                    cache, reused = loaded.prefixes.take(ids)
+                else:
+                    cache, reused = None, 0
+                    loaded.prefixes.computed_tokens += len(ids)  # counted either way, for comparing the two
             if cache is None:
                 from transformers import DynamicCache
 
@@ -493,6 +551,7 @@ class LocalChatModel(BaseChatModel):
             new: list[int] = []  # every token made so far
 
             def forward(feed: list[int]) -> Any:
+                loaded.share_threads(threads)
                 out = model(input_ids=torch.tensor([feed]), cache=cache, use_cache=True, logits_to_keep=1)
                 return out.logits[:, -1]
 
@@ -506,7 +565,8 @@ class LocalChatModel(BaseChatModel):
                 raise
             finally:
                 if self.prefix_cache and consistent:
-                    loaded.prefixes.put(torch.tensor(prompt + new), cache)
+                    with loaded.lock:
+                        loaded.prefixes.put(torch.tensor(prompt + new), cache)
 
     def _greedy(self, forward: Any, feed: list[int], tok: Any, grammar: Any, eos: set[int],
                 new: list[int]) -> Iterator[str]:
@@ -538,7 +598,7 @@ class LocalChatModel(BaseChatModel):
         import torch
 
         llm, tok = loaded.llama, loaded.tokenizer
-        with loaded.lock:
+        with loaded.running:  # one slot: one llama.cpp context
             seq = ids.tolist()
             if len(seq) + self.max_new_tokens > LLAMA_CONTEXT:
                 raise UserError(f"the conversation is too long for the model ({len(seq)} prompt tokens; at most "
@@ -690,6 +750,7 @@ def make_chat_model(settings: Settings, *, adapter: str | None = None, backend: 
         return LocalChatModel(model_path=resolve_chat_model(settings), adapter=resolve_adapter(settings, adapter),
                               torch_threads=settings.torch_threads, prefix_cache=settings.prefix_cache,
                               runtime=settings.local_runtime, gguf_type=settings.gguf_type,
+                              weights=settings.local_weights,
                               loaded_models=models if models is not None else default_model_cache())
     raise UserError(f"unknown llm backend {backend!r}; expected local, vllm or fake")
 

@@ -8,8 +8,9 @@ with 8 concurrent conversations on vLLM.
     python bench/bench_llm.py --backends vllm --vllm-url http://127.0.0.1:8000/v1   # an already running server
 
 Decoding one token reads every weight once, so tokens/s <= bandwidth / weight bytes (fp32 in-process: 4 bytes per
-parameter; llama.cpp f32: 4, f16: 2; bf16 in vLLM: 2). The ceiling ignores the KV cache and activations, which are
-small at these lengths.
+parameter; int8 in-process (`local-int8`, Settings.local_weights): 1 byte per weight of every Linear layer, lm_head
+included, which is what a step reads; llama.cpp f32: 4, f16: 2; bf16 in vLLM: 2). The ceiling ignores the KV cache
+and activations, which are small at these lengths.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ PROMPT = "Where is my order #W2611340? It was supposed to arrive last week and I
 
 @dataclass
 class Args:
-    backends: list[str] = field(default_factory=lambda: ["local", "llamacpp-f32", "llamacpp-f16", "vllm"])
+    backends: list[str] = field(default_factory=lambda: ["local", "local-int8", "llamacpp-f32", "llamacpp-f16",
+                                                         "vllm"])
     tokens: int = 64
     runs: int = 3
     concurrency: int = 8
@@ -44,8 +46,8 @@ class Args:
 
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--backends", nargs="+", choices=["local", "llamacpp-f32", "llamacpp-f16", "vllm"],
-                   default=["local", "llamacpp-f32", "llamacpp-f16", "vllm"])
+    p.add_argument("--backends", nargs="+", choices=["local", "local-int8", "llamacpp-f32", "llamacpp-f16", "vllm"],
+                   default=["local", "local-int8", "llamacpp-f32", "llamacpp-f16", "vllm"])
     p.add_argument("--tokens", type=int, default=64, help="new tokens per request")
     p.add_argument("--runs", type=int, default=3, help="single-stream runs per backend (median reported)")
     p.add_argument("--concurrency", type=int, default=8, help="concurrent conversations for the vLLM aggregate")
@@ -72,11 +74,11 @@ def memory_bandwidth_gbs(mib: int = 512, repeats: int = 5) -> float:
     return best / 1e9
 
 
-def bench_local(model_dir: str, args: Args) -> dict:
+def bench_local(model_dir: str, args: Args, weights: str = "fp32") -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from agent.backends import TEMPLATE
+    from agent.backends import TEMPLATE, int8_linears
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -84,6 +86,11 @@ def bench_local(model_dir: str, args: Args) -> dict:
     tok.chat_template = TEMPLATE.read_text()
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     n_params = sum(p.numel() for p in model.parameters())
+    weight_bytes = n_params * 4
+    if weights == "int8":
+        # a step reads each Linear weight (lm_head too) as one int8 byte; the embedding table only its one row
+        weight_bytes = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+        model = int8_linears(model)
     prompt = tok.apply_chat_template([{"role": "user", "content": PROMPT}], add_generation_prompt=True, tokenize=False)
     ids = tok(prompt, return_tensors="pt", add_special_tokens=False).input_ids
     ttfts, rates = [], []
@@ -102,7 +109,7 @@ def bench_local(model_dir: str, args: Args) -> dict:
                 nxt = out.logits[:, -1:].argmax(-1)
             rates.append((args.tokens - 1) / (time.perf_counter() - t1))
             ttfts.append(ttft)
-    return {"backend": "local (transformers fp32)", "params": n_params, "weight_bytes": n_params * 4,
+    return {"backend": f"local (transformers {weights})", "params": n_params, "weight_bytes": weight_bytes,
             "prompt_tokens": ids.shape[1], "ttft_s": round(statistics.median(ttfts), 3),
             "decode_tokens_per_s": round(statistics.median(rates), 1), "torch_threads": torch.get_num_threads()}
 
@@ -278,10 +285,11 @@ def main(args: Args) -> dict:
     report: dict = {"memory_bandwidth_gbs": round(bandwidth, 1), "model": model_dir, "tokens": args.tokens, "rows": [],
                     "start": start}
     n_params = None
-    if "local" in args.backends:
-        row = bench_local(model_dir, args)
-        n_params = row["params"]
-        report["rows"].append(row)
+    for backend, weights in (("local", "fp32"), ("local-int8", "int8")):
+        if backend in args.backends:
+            row = bench_local(model_dir, args, weights)
+            n_params = row["params"]
+            report["rows"].append(row)
     for gguf_type in ("f32", "f16"):
         if f"llamacpp-{gguf_type}" in args.backends:
             row = bench_llamacpp(model_dir, args, gguf_type)

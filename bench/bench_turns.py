@@ -7,6 +7,7 @@ conversations at once.
     python bench/bench_turns.py --limit 24 --json     # an even spread of 24 cases over the kinds
     python bench/bench_turns.py --limit 24 --runtimes transformers llamacpp-f32 llamacpp-f16
     python bench/bench_turns.py --limit 24 --skip-old --two-calls   # against a model call after every look-up
+    python bench/bench_turns.py --limit 24 --skip-old --one-slot    # against one model call at a time
 
 Prints p50/p95 turn seconds (typed turns: what a person waits for), tokens computed vs reused from the prefix
 cache, and how many cases made different tool calls on the two paths (greedy decoding: it should be 0).
@@ -101,6 +102,9 @@ def main() -> None:
     p.add_argument("--runtimes", nargs="+", default=["transformers"],
                    choices=["transformers", "llamacpp-f32", "llamacpp-f16"],
                    help="in-process runtimes to measure on the current path (llama.cpp: the same weights as GGUF)")
+    p.add_argument("--one-slot", action="store_true",
+                   help="also measure one model call at a time (sessions 8-17: one lock per model) next to a slot per "
+                        "core")
     p.add_argument("--two-calls", action="store_true",
                    help="also measure session 17's path: the model called again after every look-up, its words cut "
                         "(now a look-up that answers a message asking for no change ends the turn)")
@@ -109,7 +113,7 @@ def main() -> None:
 
     import tempfile
 
-    from agent.backends import LocalChatModel, resolve_adapter
+    from agent.backends import LocalChatModel, _cores, resolve_adapter
     from agent.cli import DEFAULT_CASES
     from agent.evaluate import StoreTemplates, load_cases
     from agent.session import AgentSession
@@ -123,6 +127,8 @@ def main() -> None:
     paths = []
     if args.two_calls:
         paths.append(("model called after every look-up (session 17), transformers fp32", {}, False))
+    if args.one_slot:
+        paths.append(("one model call at a time (session 17), transformers fp32", {"slots": 1}))
     for runtime in args.runtimes:
         if runtime == "transformers":
             paths.append(("current, transformers fp32 (prefix reuse + jump-forward)", {}))
@@ -139,8 +145,14 @@ def main() -> None:
         for label, options, *one_call in paths:
             # the sessions run_case opens read the class attribute
             AgentSession.one_call_after_read = one_call[0] if one_call else True
+            options = dict(options)
+            slots = options.pop("slots", None)
             model = LocalChatModel(**base, **options)
-            model.loaded().prefixes.clear()
+            loaded = model.loaded()
+            loaded.prefixes.clear()
+            if loaded.model is not None:  # the paths share one loaded model: each sets its own slots
+                loaded.slots = slots or _cores()
+                loaded.running = threading.BoundedSemaphore(loaded.slots)
             for concurrency in (1, 4):
                 print(f"{label}, {concurrency} at once: {len(cases)} cases ...", file=sys.stderr, flush=True)
                 rows.append({"path": label, **run(cases, templates, model, concurrency)})
@@ -157,11 +169,11 @@ def main() -> None:
         print(" | ".join(str(x) for x in (r["path"], r["concurrency"], r["p50_s"], r["p95_s"], r["mean_s"],
                                           r["task_success"], r["prefix_tokens_reused"], r["prompt_tokens_computed"],
                                           r["wall_s"])))
-    for new1 in rows[2::2] if (not args.skip_old or args.two_calls) else []:
+    for new1 in rows[2::2] if (not args.skip_old or args.two_calls or args.one_slot) else []:
         old = rows[0]
         print(f"{new1['path']}: p50 vs {old['path']} {new1['p50_s'] / old['p50_s']:.2f}; "
               f"p95 vs it {new1['p95_s'] / old['p95_s']:.2f}")
-    if args.two_calls:
+    if args.two_calls or args.one_slot:
         old4, new4 = rows[1], rows[-1]
         print(f"4 at once: p95 {new4['p95_s']} vs {old4['p95_s']} s = {new4['p95_s'] / old4['p95_s']:.2f}")
     cur1, cur4 = rows[-2], rows[-1]

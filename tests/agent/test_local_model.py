@@ -78,7 +78,7 @@ def test_streaming_under_the_grammar_never_shows_call_markup(local):
 
 
 def test_turn_with_a_real_model_and_a_tool(settings, tau2_store, local):
-    """The first step is the real model forced to call the tool; the answer is the real model's own text."""
+    """The first step is the real model forced to call the tool; the reply is the result's rendering."""
     spec = tool_spec(get_order_details)
     forced = local.bind_tools([spec.openai()], tool_choice="get_order_details")
     free = local.bind_tools([spec.openai()])
@@ -89,11 +89,87 @@ def test_turn_with_a_real_model_and_a_tool(settings, tau2_store, local):
     kinds = [e.kind for e in events]
     assert kinds[-1] == "final" and events[-1].text.strip()
     calls = [e for e in events if e.kind == "tool_call"]
-    if calls:  # the model filled valid arguments: the tool ran and its result went back into the prompt
+    if calls:  # the model filled valid arguments: the tool ran, and its result answers the question (no second call)
         assert calls[0].name == "get_order_details" and "tool_result" in kinds
-        assert any(m.type == "tool" for m in model.requests[-1]["messages"])
+        assert len(model.requests) == 1 and events[-1].meta["path"][-2:] == ["answer", "record"]
     else:  # it did not: the invalid call was fed back once and never reached the tool
         assert session.stats["invalid_calls"] >= 1
     # whatever the small model said, it cannot misstate this order's status
     if "delivered" in events[-1].text.lower() or "pending" in events[-1].text.lower():
         pytest.fail(f"ungrounded status reached the customer: {events[-1].text!r}")
+
+
+def test_int8_weights_decode_under_the_grammar(shared_models_dir):
+    # torch's dynamic int8 Linear layers (Settings.local_weights = int8): every Linear is replaced, the cache key
+    # keeps the two kinds apart, and a forced call under the grammar is still exactly one valid call
+    import torch
+
+    models = ModelCache()
+    try:
+        fp32 = LocalChatModel(model_path=str(shared_models_dir), adapter=None, max_new_tokens=64, torch_threads=2,
+                              loaded_models=models)
+        int8 = fp32.model_copy(update={"weights": "int8"})
+        assert int8.cache_key != fp32.cache_key
+        model = int8.loaded().model
+        assert not [m for m in model.modules() if type(m) is torch.nn.Linear]
+        assert any(type(m).__name__ == "Linear" and "quantized" in type(m).__module__ for m in model.modules())
+        spec = tool_spec(get_order_details)
+        bound = int8.bind_tools([spec.openai()], tool_choice="get_order_details", enums={"order_id": ["#W2611340"]})
+        ai = bound.invoke([HumanMessage("Where is my order #W2611340?")])
+        assert ai.tool_calls and ai.tool_calls[0]["args"] == {"order_id": "#W2611340"} and not ai.invalid_tool_calls
+        # and plain text still decodes to words
+        assert int8.invoke([HumanMessage("Say hello in three words.")]).content.strip()
+    finally:
+        models.clear()
+
+
+def test_unknown_weights_are_a_clear_error(shared_models_dir):
+    from shopdesk.output import UserError
+
+    model = LocalChatModel(model_path=str(shared_models_dir), adapter=None, weights="int4", loaded_models=ModelCache())
+    with pytest.raises(UserError, match="int4"):
+        model.loaded()
+
+
+def test_two_calls_compute_at_once_and_decode_what_they_decode_alone(local):
+    # a slot per core: the weights are only read and each call has its own KV cache, so two calls run their
+    # forward passes at the same time, and greedy decoding gives each what it gives alone
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    from agent.backends import _cores
+
+    msgs = [[HumanMessage("Say hello in three words.")], [HumanMessage("Name two colours.")]]
+    alone = [local.invoke(m).content for m in msgs]
+    loaded = local.loaded()
+    assert loaded.slots == _cores()
+    inner, active, most, threads_when_two = loaded.model.forward, [0], [0], set()
+    guard = threading.Lock()
+
+    def forward(*args, **kwargs):
+        with guard:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+            if loaded.computing_now == 2:  # both calls hold a slot: this pass got its share of the threads
+                threads_when_two.add(torch.get_num_threads())
+        try:
+            time.sleep(0.01)  # long enough for the other call to be inside a pass too
+            return inner(*args, **kwargs)
+        finally:
+            with guard:
+                active[0] -= 1
+
+    loaded.model.forward = forward
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            together = list(pool.map(lambda m: local.invoke(m).content, msgs))
+    finally:
+        del loaded.model.forward
+    assert together == alone
+    assert most[0] == min(2, loaded.slots)
+    # torch's threads are shared out among the calls computing: one each for two on 2 threads (a pass that began
+    # just before the other call took its slot may still have had both)
+    assert 1 in threads_when_two and loaded.computing_now == 0

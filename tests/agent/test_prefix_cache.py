@@ -242,3 +242,15 @@ def test_until_stop_ends_the_text_before_the_first_stop_string_even_across_piece
 
     assert "".join(until_stop(counted(), ["STOP"])) == "one two "
     assert read == ["one ", "two ", "STOP"]  # nothing is decoded after the stop string
+
+
+def test_busy_counts_the_calls_a_new_call_waits_behind():
+    """With two slots a call starts at once beside one other; it waits behind the calls beyond the free slots."""
+    from types import SimpleNamespace
+
+    cache = ModelCache()
+    model = LocalChatModel(model_path="unused", loaded_models=cache)
+    loaded = cache.get(model.cache_key, lambda: SimpleNamespace(in_flight=0, slots=2))
+    for in_flight, ahead in [(0, 0), (1, 0), (2, 1), (3, 2)]:
+        loaded.in_flight = in_flight
+        assert model.busy() == ahead
