@@ -39,8 +39,9 @@ def list_my_orders(ctx: ShopContext) -> OrderTable:
     return orders()
 
 
-def turn_through_ui(settings, shop, model, message="What are my orders?"):
+def turn_through_ui(settings, shop, model, message="What are my orders?", call_after_result=False):
     session = open_session(settings, "customer", "alice", model=model, store=shop, tools=[list_my_orders])
+    session.one_call_after_read = not call_after_result  # True: the model's words after the result are read
     view = ChatView(session=session)
     events = list(session.respond(message))
     for event in events:
@@ -52,7 +53,7 @@ def test_the_rendered_table_keeps_its_line_breaks(settings, shop):
     # the model starts to write the table itself: after the result its text is cut at the first chunk; the person
     # reads the tool's own multi-line rendering
     model = ScriptedChatModel(script=[call("list_my_orders"), TABLE], chunk_size=3)
-    events, shown = turn_through_ui(settings, shop, model)
+    events, shown = turn_through_ui(settings, shop, model, call_after_result=True)
     expected = orders().render()
     assert events[-1].kind == "final" and events[-1].meta["model_text_cut"] is True
     assert "model_text_dropped" not in events[-1].meta
@@ -63,7 +64,7 @@ def test_the_rendered_table_keeps_its_line_breaks(settings, shop):
 
 def test_wrong_facts_in_a_model_table_never_show(settings, shop):
     model = ScriptedChatModel(script=[call("list_my_orders"), "| #W100 | cancelled |"])
-    events, shown = turn_through_ui(settings, shop, model)
+    events, shown = turn_through_ui(settings, shop, model, call_after_result=True)
     assert events[-1].text == orders().render() and shown == orders().render()
     assert "cancelled" not in shown
 
@@ -79,7 +80,7 @@ def test_fact_free_lines_of_the_model_keep_their_breaks(settings, shop):
 
 def test_fact_free_lines_of_the_model_after_the_table_are_cut(settings, shop):
     model = ScriptedChatModel(script=[call("list_my_orders"), "Sure!\nHere they are:"], chunk_size=3)
-    events, shown = turn_through_ui(settings, shop, model)
+    events, shown = turn_through_ui(settings, shop, model, call_after_result=True)
     expected = orders().render()
     assert events[-1].text == expected and shown == expected and events[-1].meta["model_text_cut"] is True
 
