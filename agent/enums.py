@@ -143,7 +143,9 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
         "reason": next((r for m in [current, *reversed(earlier)] if (r := _named_reasons(m))), []),
         MAY_OMIT: sorted({name for names in ASKED_IF_MISSING.values() for name in names}),
         "payment_method_id": named_methods or [m[0] for m in methods],
-        "product_id": back.get("product_id") or products,
+        # a shopping question asks the catalog about what it names: a product shown earlier (an item of an order) is
+        # not what "有没有100美元以下的无线耳机？" is about (the walk of session 18: that product's details)
+        "product_id": back.get("product_id") or ([n for n in typed_now if n in products] if shopping else products),
         "category": _category_enum(session, current),
         **_address_enums(current, earlier),
     }

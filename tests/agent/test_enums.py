@@ -555,6 +555,16 @@ def test_a_customer_asking_what_the_shop_sells_gets_the_catalog_tools(settings, 
     list(chat.respond("Cancel my latest order please."))
     assert _tool_names(chat, "有没有100美元以下的无线耳机？") == catalog
     assert "get_order_details" in _tool_names(chat, "Do you have my order?")
+    # nor, once an order's details showed its products, the details of one of those (the walk of session 18: the
+    # thermostat of an order looked up earlier); a product id the question types stays possible
+    with sample_store.read() as s:
+        order = s.scalars(select(Order.id).where(Order.customer_id == customer)).first()
+    chat = _session(settings, sample_store, customer=customer, script=[call("get_order_details", order_id=order)])
+    list(chat.respond(f"What's in order {order}?"))
+    shown = session_enums(chat, "What else?")["product_id"]
+    assert shown
+    assert _tool_names(chat, "有没有100美元以下的无线耳机？") == catalog
+    assert session_enums(chat, f"Do you have {shown[0]} in stock?")["product_id"] == [shown[0]]
 
 
 def test_a_message_that_names_an_order_is_answered_with_a_call(settings, tau2_store):

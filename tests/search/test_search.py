@@ -133,6 +133,17 @@ def test_a_chinese_review_query_keeps_to_the_category_its_product_word_names(ctx
     assert result.reviews and {cats[r.product_id] for r in result.reviews} == {category}
 
 
+@pytest.mark.parametrize("query,low,high", [("电视有哪些差评？", 1, 2), ("bad reviews of the TV", 1, 2),
+                                           ("电视的好评", 4, 5), ("positive reviews for headphones", 4, 5)])
+def test_a_review_query_asking_for_bad_or_good_reviews_gets_those_stars(ctx, query, low, high):
+    from tools.search import search_reviews
+
+    result = search_reviews(ctx, query, k=10)
+    assert result.reviews and all(low <= r.rating <= high for r in result.reviews)
+    # stars the caller gives are kept
+    assert all(r.rating == 3 for r in search_reviews(ctx, query, min_rating=3, max_rating=3, k=10).reviews)
+
+
 def test_a_chinese_review_query_without_a_category_word_is_not_limited(ctx):
     from index.search import Filters
     from tools.search import open_index
