@@ -22,7 +22,7 @@ from langchain_core.messages import HumanMessage
 from sqlalchemy import select
 
 from agent.grammar import CALL_FIRST, MAY_OMIT, MUST_GIVE, MUST_TAKE, NOT_ASKED, ONLY_TOOLS, EveryOne
-from index.search import parse_query
+from index.search import parse_query, review_stars
 from index.text import has_cjk
 from tools.registry import ASKED_IF_MISSING
 
@@ -43,8 +43,17 @@ def session_enums(session: Conversation, current: str = "") -> dict[str, list[st
     typed = " ".join([*earlier, current])
     seen = _seen(session)
     if session.role == "customer":
-        return _customer(session, typed, seen, current, earlier)
-    return _marketer(session, typed, seen, current, earlier)
+        enums = _customer(session, typed, seen, current, earlier)
+    else:
+        enums = _marketer(session, typed, seen, current, earlier)
+    # "电视有哪些差评？" asks for the bad reviews: a review search takes the stars that means (the walk of session 18:
+    # the model searched "电视" with no bound and showed five-star reviews). Only the bad ones: "good reviews" is as
+    # often a product search's rating ("headphones with good reviews"), which the model chooses itself.
+    stars = review_stars(current)
+    if stars and "max_rating" in stars:
+        enums["max_rating"] = [stars["max_rating"]]
+        enums[MUST_GIVE] = [*enums.get(MUST_GIVE, []), "max_rating"]
+    return enums
 
 
 def _seen(session: Conversation) -> dict[str, list[str]]:

@@ -108,10 +108,22 @@ ZH_TERMS = {  # longest first when matched; the English is what the catalog's ti
 }
 _ZH_TERM_RE = re.compile("|".join(sorted(map(re.escape, ZH_TERMS), key=len, reverse=True)))
 # A review query that asks for the bad or the good reviews, in its own words: the star bounds it means (1-2, 4-5).
+BAD_REVIEW_STARS, GOOD_REVIEW_STARS = 2.0, 4.0
 _BAD_REVIEWS = re.compile(r"\b(?:bad|negative|poor|critical|one-star|1-star|low-rated|worst)\s+(?:reviews?|ratings?)\b"
                           r"|差评|负面评价|负评|低分评价|一星", re.I)
 _GOOD_REVIEWS = re.compile(r"\b(?:good|positive|great|best|five-star|5-star|top-rated)\s+(?:reviews?|ratings?)\b"
                            r"|好评|正面评价|五星", re.I)
+
+
+def review_stars(text: str) -> dict[str, float] | None:
+    """The star bounds a request for reviews states in words: the bad ones ("差评", "bad reviews": at most 2 stars)
+    or the good ones ("好评", "positive reviews": at least 4); None when it states neither.
+    """
+    if _BAD_REVIEWS.search(text):
+        return {"max_rating": BAD_REVIEW_STARS}
+    if _GOOD_REVIEWS.search(text):
+        return {"min_rating": GOOD_REVIEW_STARS}
+    return None
 
 
 def _zh_terms(text: str) -> str:
@@ -169,6 +181,8 @@ def parse_query(query: str) -> tuple[str, dict[str, Any]]:
     # a phrase written again and again ("laptops, laptops, laptops, ...": a small model looping) is one phrase
     parts = [p.strip() for p in text.split(",")]
     if len(parts) > 1 and len(set(parts)) < len(parts):
+        if any(p != parts[-1] and p.startswith(parts[-1]) for p in parts[:-1]):
+            parts = parts[:-1]  # the loop was cut mid-phrase (the grammar caps a query's length): "…, laptops, lap"
         text = ", ".join(dict.fromkeys(p for p in parts if p))
     return text, found
 
@@ -448,12 +462,9 @@ class SearchIndex:
 
     def search_reviews(self, query: str, f: Filters | None = None, k: int = 5, mode: Mode = "hybrid") -> list[Hit]:
         query, f = self.check_query(query), f or Filters()
-        if f.min_rating is None and f.max_rating is None:
-            # "电视有哪些差评？" asks for the bad ones: the walk of session 18 got five-star TV reviews for it
-            if _BAD_REVIEWS.search(query):
-                f = Filters(**{**vars(f), "max_rating": 2.0})
-            elif _GOOD_REVIEWS.search(query):
-                f = Filters(**{**vars(f), "min_rating": 4.0})
+        # "电视有哪些差评？" asks for the bad ones (the walk of session 18 showed five-star TV reviews for it)
+        if f.min_rating is None and f.max_rating is None and (stars := review_stars(query)) is not None:
+            f = Filters(**{**vars(f), **stars})
         if has_cjk(query):
             query, f = self.zh_review_query(query, f)
         return self.search(REVIEWS, query, f, k, mode)

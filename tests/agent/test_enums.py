@@ -608,3 +608,16 @@ def test_the_bounds_a_shopping_question_states_are_the_searchs_filters(settings,
     assert {"min_price", "max_price"} <= set(params["required"])
     assert session_enums(chat, "Do you sell soundbars?")[MUST_GIVE] == []
     assert "max_price" not in search_schema("Do you sell soundbars?").get("required", [])
+
+
+def test_a_request_for_bad_reviews_gives_the_review_search_its_stars(settings, sample_store):
+    """"电视有哪些差评？" is the bad reviews: the review search must take at most 2 stars (the walk of session 18 showed
+    five-star TV reviews). Other messages leave the stars to the model.
+    """
+    from agent.grammar import MUST_GIVE
+
+    chat = _session(settings, sample_store, role="marketer")
+    for message in ("电视有哪些差评？", "Show me the bad reviews of our headphones"):
+        enums = session_enums(chat, message)
+        assert enums["max_rating"] == [2.0] and "max_rating" in enums[MUST_GIVE]
+    assert "max_rating" not in session_enums(chat, "What do reviewers say about the battery?")

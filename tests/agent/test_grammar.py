@@ -12,6 +12,7 @@ import pytest
 
 from agent.grammar import (
     CALL_BEGIN,
+    QUERY_MAX_CHARS,
     CallGrammars,
     bind_constrained,
     call_structural_tag,
@@ -127,7 +128,9 @@ def test_enums_go_on_the_named_arguments_only():
     # arguments without an enum keep their schema
     original = {t["function"]["name"]: t["function"]["parameters"]["properties"] for t in tools}
     assert out["modify_pending_order_address"]["city"] == original["modify_pending_order_address"]["city"]
-    assert out["search_products"] == original["search_products"]
+    # except a free-text query, which is capped so that a looping model closes the call (QUERY_MAX_CHARS)
+    query = {**original["search_products"]["query"], "maxLength": QUERY_MAX_CHARS}
+    assert out["search_products"] == {**original["search_products"], "query": query}
 
 
 def test_optional_arguments_and_arrays_under_anyof():
@@ -188,10 +191,20 @@ def test_a_model_set_on_a_customer_nobody_gave_cannot_write_it(grammars, tokeniz
         assert not grammars.matcher(tag).accept_string(wanted)  # no other split of the same text either
 
 
+def _capped(tools: list[dict]) -> list[dict]:
+    """`tools` with the free-text query capped, as constrained_tools always leaves it."""
+    out = json.loads(json.dumps(tools))
+    for t in out:
+        query = t["function"]["parameters"].get("properties", {}).get("query")
+        if query and query.get("type") == "string":
+            query["maxLength"] = QUERY_MAX_CHARS
+    return out
+
+
 def test_duplicates_and_no_enums():
     tools = tools_of("customer")
-    assert constrained_tools(tools, None) == tools
-    assert constrained_tools(tools, {}) == tools
+    assert constrained_tools(tools, None) == _capped(tools)
+    assert constrained_tools(tools, {}) == _capped(tools)
     out = constrained_tools(tools, {"order_id": ["#W1", "#W1", "#W2"]})
     assert out[1]["function"]["parameters"]["properties"]["order_id"]["enum"] == ["#W1", "#W2"]
 
@@ -390,3 +403,13 @@ def test_must_take_leaves_out_tools_without_the_argument_and_requires_it():
     assert out[0]["function"]["parameters"]["properties"]["customer"]["enum"] == ["c1"]
     assert [t["function"]["name"] for t in constrained_tools(tools, {ONLY_TOOLS: ["funnel"]})] == ["funnel"]
     assert len(constrained_tools(tools, {})) == 3
+
+
+def test_a_looping_query_is_closed_at_the_cap(grammars):
+    # the walk of session 18: "laptops, laptops, ..." ran out of tokens mid-string and became an invalid call
+    tag = call_structural_tag(constrained_tools(tools_of("customer"), {}))
+    loop = ("laptops, " * 40)
+    at_cap = call("search_products", {"query": loop[:QUERY_MAX_CHARS]})
+    over = call("search_products", {"query": loop[:QUERY_MAX_CHARS + 1]})
+    assert grammars.matcher(tag).accept_string(at_cap)
+    assert not grammars.matcher(tag).accept_string(over)

@@ -397,3 +397,10 @@ def test_a_phrase_the_query_repeats_is_searched_once():
     assert parse_query("laptops, laptops, laptops, laptops") == ("laptops", {})
     assert parse_query("tv, soundbar, tv under $500") == ("tv, soundbar", {"max_price": 500.0})
     assert parse_query("battery, sound, AMD Ryzen 7") == ("battery, sound, AMD Ryzen 7", {})
+
+
+def test_a_looping_query_cut_mid_phrase_is_read_once():
+    from index.search import parse_query
+
+    assert parse_query("laptops, laptops, laptops, lap")[0] == "laptops"
+    assert parse_query("tv, soundbar")[0] == "tv, soundbar"
