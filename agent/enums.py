@@ -53,6 +53,9 @@ def session_enums(session: Conversation, current: str = "") -> dict[str, list[st
     if stars and "max_rating" in stars:
         enums["max_rating"] = [stars["max_rating"]]
         enums[MUST_GIVE] = [*enums.get(MUST_GIVE, []), "max_rating"]
+        # bounds the message does not state are none: made to give max_rating, the model also wrote min_rating 90
+        # and k 10 (the walk of session 18), and the tool then asked the marketer for a star rating
+        enums["min_rating"], enums["k"] = [], []
     return enums
 
 

@@ -620,4 +620,6 @@ def test_a_request_for_bad_reviews_gives_the_review_search_its_stars(settings, s
     for message in ("电视有哪些差评？", "Show me the bad reviews of our headphones"):
         enums = session_enums(chat, message)
         assert enums["max_rating"] == [2.0] and "max_rating" in enums[MUST_GIVE]
+        # and no bound it does not state (the model had written min_rating 90 beside it)
+        assert enums["min_rating"] == [] and enums["k"] == []
     assert "max_rating" not in session_enums(chat, "What do reviewers say about the battery?")
