@@ -491,8 +491,11 @@ class SearchIndex:
         keys = [key for key in self.categories() if key.startswith(want)]
         return keys[0] if len(keys) == 1 else None
 
-    def product_ids_for(self, product: str, limit: int = 20) -> list[str]:
-        """Product ids for a product reference (id, or words of its title); [] when nothing matches."""
+    def product_ids_for(self, product: str, limit: int = 20, categories: bool = False) -> list[str] | str:
+        """Product ids for a product reference (id, or words of its title); [] when nothing matches. With
+        `categories`, a reference that no title holds but that names one category ("tvs", "headphones": what a model
+        writes as the product of "电视有哪些差评？") is that category's key (a str), before the closest title by words.
+        """
         kw = self.keyword(PRODUCTS)
         ref = product.strip()
         if ref in kw.position:
@@ -504,6 +507,8 @@ class SearchIndex:
         contains = [m["product_id"] for m in kw.metadatas if low in normalize(m["title"])]
         if contains:
             return contains[:limit]
+        if categories and (key := self.category_for(ref)):
+            return key
         hits = self._bm25(PRODUCTS, ref, Filters(), 1)
         return [hits[0][0]] if hits else []
 

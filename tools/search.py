@@ -278,14 +278,14 @@ class ReviewSearchResult(BaseModel):
         return out
 
 
-def _product_filter(index: SearchIndex, product: str | None) -> list[str] | None:
+def _product_filter(index: SearchIndex, product: str | None, categories: bool = False) -> list[str] | str | None:
     if product is None:
         return None
     if not isinstance(product, str) or not product.strip():
         raise ToolInputError("product must be a product id or name; leave it out to search all products",
                              user="Which product do you mean? You can ask me to search for products.",
                              user_zh="您指的是哪件商品?您可以让我搜索商品。")
-    ids = index.product_ids_for(product)
+    ids = index.product_ids_for(product, categories=categories)  # a str: the category the reference names
     if not ids:
         shown = neutralize(product, 60)
         raise NotFoundError(f"no product matches {product!r}",
@@ -319,7 +319,9 @@ def search_reviews(
                              user=_RATING_RANGE[0], user_zh=_RATING_RANGE[1])
     with _Errors():
         index = open_index(ctx)
-        f = Filters(min_rating=low, max_rating=high, product_ids=_product_filter(index, product))
+        found = _product_filter(index, product, categories=True)
+        f = Filters(min_rating=low, max_rating=high, **({"category": found} if isinstance(found, str)
+                                                         else {"product_ids": found}))
         hits = index.search_reviews(query, f, k)
     reviews = [
         ReviewHit(

@@ -404,3 +404,18 @@ def test_a_looping_query_cut_mid_phrase_is_read_once():
 
     assert parse_query("laptops, laptops, laptops, lap")[0] == "laptops"
     assert parse_query("tv, soundbar")[0] == "tv, soundbar"
+
+
+def test_a_review_search_whose_product_names_a_category_keeps_to_that_category(ctx, search_env):
+    # the walk of session 18: "电视有哪些差评？" became search_reviews(query="电视", product="tvs", max_rating=2); "tvs"
+    # is no title, and the closest title by words held no bad review, so nothing was found
+    from tools.search import search_reviews
+
+    cats = {p["id"]: p["category"] for p in search_env["products"]}
+    result = search_reviews(ctx, "电视", product="tvs", max_rating=2, k=20)
+    bad_tv = {r["id"] for r in search_env["reviews"]
+              if cats.get(search_env["placed"][r["id"]]) == "TVs" and r["rating"] <= 2}
+    assert len(bad_tv) > 1 and {r.review_id for r in result.reviews} == bad_tv  # every one, of every TV
+    # a product its title names is still that product
+    named = search_reviews(ctx, "sound", product="Bose SoundLink Flex SE", k=10)
+    assert {r.product for r in named.reviews} == {"Bose SoundLink Flex SE Bluetooth Speaker"}
