@@ -176,12 +176,17 @@ class AgentSession:
                                 tool_choice="required" if force_tool or (first and call_first) else None)
 
     def may_write(self, typed: str = "") -> bool:
-        """Whether the turn's next model call would be offered a tool that changes an order: only when the person
-        asked for a change (agent.enums NOT_ASKED). Otherwise a look-up's result is the answer, with no call after it.
+        """Whether the turn's next model call may act on what was looked up: a tool that changes an order, offered only
+        when the person asked for that change (agent.enums NOT_ASKED), or a marketer's retention offer, when the
+        message asks for one ("rank the at-risk customers and draft them an offer"). Otherwise a look-up's result is
+        the answer, with no call after it.
         """
+        from agent.enums import asks_for_offer
         from agent.grammar import CALL_FIRST, constrained_tools
         from tools.orders import is_write_tool
 
+        if self.role == "marketer" and asks_for_offer(typed):
+            return True
         enums = session_enums(self, typed)
         enums.pop(CALL_FIRST, None)
         return any(is_write_tool(t["function"]["name"]) for t in constrained_tools(self.tools, enums))

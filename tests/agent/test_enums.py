@@ -623,3 +623,14 @@ def test_a_request_for_bad_reviews_gives_the_review_search_its_stars(settings, s
         # and no bound it does not state (the model had written min_rating 90 beside it)
         assert enums["min_rating"] == [] and enums["k"] == []
     assert "max_rating" not in session_enums(chat, "What do reviewers say about the battery?")
+
+
+def test_a_look_up_ends_the_turn_unless_a_change_or_an_offer_was_asked(settings, tau2_store, sample_store):
+    """AgentSession.may_write: after a look-up the model is called again only when it may act on the result."""
+    customer = _session(settings, tau2_store)
+    assert not customer.may_write("Where is my order #W2611340?")
+    assert customer.may_write("Check my order #W2611340 and cancel it, I no longer need it.")
+    marketer = _session(settings, sample_store, role="marketer")
+    assert not marketer.may_write("Who is likely to churn?")
+    assert marketer.may_write("Rank the at-risk customers and draft them a retention offer")
+    assert marketer.may_write("给高价值流失客户发优惠券")
