@@ -95,12 +95,12 @@ def embedding_onnx_path(settings: Settings) -> Path:
     """Where the embedding model's ONNX file for the configured runtime lives (made by `shopdesk models prepare`, or
     on first use): the fp32 export, or its int8 quantization beside it (runtime onnx-int8).
     """
-    fp32 = settings.embedding_onnx or settings.models_dir / EMBEDDING_ONNX_DIRNAME / "model.onnx"
-    return _int8_path(fp32) if settings.embedding_runtime == "onnx-int8" else fp32
+    fp32 = _fp32_onnx_path(settings)
+    return fp32.with_name(fp32.stem + INT8_SUFFIX + fp32.suffix) if settings.embedding_runtime == "onnx-int8" else fp32
 
 
-def _int8_path(fp32: Path) -> Path:
-    return fp32.with_name(fp32.stem + INT8_SUFFIX + fp32.suffix)
+def _fp32_onnx_path(settings: Settings) -> Path:
+    return settings.embedding_onnx or settings.models_dir / EMBEDDING_ONNX_DIRNAME / "model.onnx"
 
 
 def quantize_embedding_onnx(fp32: Path, out: Path) -> Path:
@@ -173,8 +173,7 @@ def embedding_onnx(settings: Settings) -> Path:
     """
     from filelock import FileLock
 
-    out = embedding_onnx_path(settings)
-    fp32 = settings.embedding_onnx or settings.models_dir / EMBEDDING_ONNX_DIRNAME / "model.onnx"
+    out, fp32 = embedding_onnx_path(settings), _fp32_onnx_path(settings)
     source = str(Path(resolve_embedding_model(settings)).resolve())
 
     def current(path: Path) -> bool:
