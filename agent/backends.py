@@ -33,7 +33,7 @@ from agent.parsing import parse_tool_calls, safe_prefix_len
 from shopdesk.gguf_export import merged_gguf
 from shopdesk.models import resolve_adapter, smollm_gguf
 from shopdesk.output import UserError
-from shopdesk.settings import Settings
+from shopdesk.settings import INT8_KEEP_FP32, Settings
 
 log = logging.getLogger(__name__)
 
@@ -174,24 +174,30 @@ class LlamaStates:
             self._entries.popitem(last=False)
 
 
-def int8_linears(model: Any) -> Any:
+def int8_linears(model: Any, keep_fp32: tuple[str, ...] = ()) -> Any:
     """`model` (adapter already merged) with every Linear layer replaced by torch's dynamic int8 one: weights int8 per
     output channel, activations quantized per call (fbgemm kernels; AVX2 is enough). What a decode step reads drops
     from 4 to 1 byte per weight, and prefill runs on int8 GEMM: on 2 cores a decode step went from ~60 to ~22 ms and
     a 700-token prefill from ~1.2 to ~0.5 s (bench/README.md). The outputs are not fp32's, and the eval judged them
     worse: with the shipped adapter, task success 0.844 against 0.984 in fp32 (the tool choice moves: a profile
     becomes a journey, a segment overview a funnel). Keeping lm_head, or lm_head and attention, in fp32 did not help
-    (0.844, 0.820). So fp32 stays the default; an adapter trained with int8 in the loop would be needed first.
+    (0.844, 0.820). Most of the error is in the MLP's down projection, whose input holds this model's outlier
+    activations: `keep_fp32=("mlp.down_proj",)` (Settings.local_weights `int8-mixed`) scored 0.893, and 0.926 with an
+    adapter trained with int8 in the loop (finetune.int8). So fp32 stays the default.
 
     torch's eager quantization API is deprecated in favour of torchao, but it is what the pinned torch ships and
     runs fast on a CPU without a compiler step; its warnings are silenced here.
     """
     import torch
 
+    qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
+    spec: dict = {torch.nn.Linear: qconfig}
+    if keep_fp32:
+        spec = {name: qconfig for name, m in model.named_modules()
+                if isinstance(m, torch.nn.Linear) and not name.endswith(keep_fp32)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return torch.ao.quantization.quantize_dynamic(
-            model, {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}, dtype=torch.qint8)
+        return torch.ao.quantization.quantize_dynamic(model, spec, dtype=torch.qint8)
 
 
 def _common_prefix_list(a: list[int], b: list[int]) -> int:
@@ -390,7 +396,8 @@ class LocalChatModel(BaseChatModel):
     runtime: str = "transformers"  # or "llamacpp": the same weights, adapter merged, as GGUF (shopdesk.gguf_export)
     gguf_type: str = "f32"
     gguf_dir: str | None = None  # where the merged GGUF is kept (default: next to the model folder)
-    weights: str = "fp32"  # transformers runtime: "fp32", or "int8" (dynamic int8 Linear layers, see int8_linears)
+    weights: str = "fp32"  # transformers runtime: "fp32", "int8" or "int8-mixed" (dynamic int8 Linear layers, see
+    # int8_linears and INT8_KEEP_FP32)
 
     loaded_models: ModelCache = Field(default_factory=default_model_cache, exclude=True, repr=False)
 
@@ -431,10 +438,10 @@ class LocalChatModel(BaseChatModel):
             model = PeftModel.from_pretrained(model, self.adapter)
             model = model.merge_and_unload()  # one matmul per layer at inference: as fast as the base model
         model.eval()
-        if self.weights == "int8":
-            model = int8_linears(model)
+        if self.weights in INT8_KEEP_FP32:
+            model = int8_linears(model, INT8_KEEP_FP32[self.weights])
         elif self.weights != "fp32":
-            raise UserError(f"unknown in-process weights {self.weights!r}; expected fp32 or int8")
+            raise UserError(f"unknown in-process weights {self.weights!r}; expected fp32, {', '.join(INT8_KEEP_FP32)}")
         return _Loaded(model, tokenizer)
 
     def _load_llama(self):

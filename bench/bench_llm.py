@@ -9,7 +9,8 @@ with 8 concurrent conversations on vLLM.
 
 Decoding one token reads every weight once, so tokens/s <= bandwidth / weight bytes (fp32 in-process: 4 bytes per
 parameter; int8 in-process (`local-int8`, Settings.local_weights): 1 byte per weight of every Linear layer, lm_head
-included, which is what a step reads; llama.cpp f32: 4, f16: 2; bf16 in vLLM: 2). The ceiling ignores the KV cache
+included, which is what a step reads; `local-int8-mixed`: the same with each MLP's down projection at 4; llama.cpp f32:
+4, f16: 2; bf16 in vLLM: 2). The ceiling ignores the KV cache
 and activations, which are small at these lengths.
 """
 
@@ -32,7 +33,8 @@ PROMPT = "Where is my order #W2611340? It was supposed to arrive last week and I
 
 @dataclass
 class Args:
-    backends: list[str] = field(default_factory=lambda: ["local", "local-int8", "llamacpp-f32", "llamacpp-f16",
+    backends: list[str] = field(default_factory=lambda: ["local", "local-int8", "local-int8-mixed", "llamacpp-f32",
+                                                         "llamacpp-f16",
                                                          "vllm"])
     tokens: int = 64
     runs: int = 3
@@ -46,8 +48,8 @@ class Args:
 
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--backends", nargs="+", choices=["local", "local-int8", "llamacpp-f32", "llamacpp-f16", "vllm"],
-                   default=["local", "local-int8", "llamacpp-f32", "llamacpp-f16", "vllm"])
+    choices = ["local", "local-int8", "local-int8-mixed", "llamacpp-f32", "llamacpp-f16", "vllm"]
+    p.add_argument("--backends", nargs="+", choices=choices, default=choices)
     p.add_argument("--tokens", type=int, default=64, help="new tokens per request")
     p.add_argument("--runs", type=int, default=3, help="single-stream runs per backend (median reported)")
     p.add_argument("--concurrency", type=int, default=8, help="concurrent conversations for the vLLM aggregate")
@@ -79,6 +81,7 @@ def bench_local(model_dir: str, args: Args, weights: str = "fp32") -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from agent.backends import TEMPLATE, int8_linears
+    from shopdesk.settings import INT8_KEEP_FP32
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -87,10 +90,13 @@ def bench_local(model_dir: str, args: Args, weights: str = "fp32") -> dict:
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     n_params = sum(p.numel() for p in model.parameters())
     weight_bytes = n_params * 4
-    if weights == "int8":
-        # a step reads each Linear weight (lm_head too) as one int8 byte; the embedding table only its one row
-        weight_bytes = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
-        model = int8_linears(model)
+    if weights in INT8_KEEP_FP32:
+        # a step reads each int8 Linear weight (lm_head too) as one byte, a kept one as four; the embedding table
+        # only its one row
+        keep = INT8_KEEP_FP32[weights]
+        weight_bytes = sum(m.weight.numel() * (4 if keep and name.endswith(keep) else 1)
+                           for name, m in model.named_modules() if isinstance(m, torch.nn.Linear))
+        model = int8_linears(model, keep)
     prompt = tok.apply_chat_template([{"role": "user", "content": PROMPT}], add_generation_prompt=True, tokenize=False)
     ids = tok(prompt, return_tensors="pt", add_special_tokens=False).input_ids
     ttfts, rates = [], []
@@ -285,7 +291,7 @@ def main(args: Args) -> dict:
     report: dict = {"memory_bandwidth_gbs": round(bandwidth, 1), "model": model_dir, "tokens": args.tokens, "rows": [],
                     "start": start}
     n_params = None
-    for backend, weights in (("local", "fp32"), ("local-int8", "int8")):
+    for backend, weights in (("local", "fp32"), ("local-int8", "int8"), ("local-int8-mixed", "int8-mixed")):
         if backend in args.backends:
             row = bench_local(model_dir, args, weights)
             n_params = row["params"]

@@ -102,6 +102,11 @@ def main() -> None:
     p.add_argument("--runtimes", nargs="+", default=["transformers"],
                    choices=["transformers", "llamacpp-f32", "llamacpp-f16"],
                    help="in-process runtimes to measure on the current path (llama.cpp: the same weights as GGUF)")
+    p.add_argument("--weights", nargs="+", default=["fp32"], choices=["fp32", "int8", "int8-mixed"],
+                   help="transformers weights to measure on the current path (Settings.local_weights)")
+    p.add_argument("--int8-adapter", default=None,
+                   help="the adapter for the int8 weights (default: the one fp32 uses), e.g. one trained with "
+                        "finetune --int8_aware")
     p.add_argument("--one-slot", action="store_true",
                    help="also measure one model call at a time (sessions 8-17: one lock per model) next to a slot per "
                         "core")
@@ -131,7 +136,13 @@ def main() -> None:
         paths.append(("one model call at a time (session 17), transformers fp32", {"slots": 1}))
     for runtime in args.runtimes:
         if runtime == "transformers":
-            paths.append(("current, transformers fp32 (prefix reuse + jump-forward)", {}))
+            for weights in args.weights:
+                if weights == "fp32":
+                    paths.append(("current, transformers fp32 (prefix reuse + jump-forward)", {}))
+                else:
+                    adapter = args.int8_adapter or base["adapter"]
+                    paths.append((f"current, transformers {weights}, adapter {Path(adapter).name}",
+                                  {"weights": weights, "adapter": adapter}))
         else:
             paths.append((f"current, llama.cpp {runtime.split('-')[1]} (same loop)",
                           {"runtime": "llamacpp", "gguf_type": runtime.split("-")[1]}))
@@ -147,7 +158,7 @@ def main() -> None:
             AgentSession.one_call_after_read = one_call[0] if one_call else True
             options = dict(options)
             slots = options.pop("slots", None)
-            model = LocalChatModel(**base, **options)
+            model = LocalChatModel(**{**base, **options})
             loaded = model.loaded()
             loaded.prefixes.clear()
             if loaded.model is not None:  # the paths share one loaded model: each sets its own slots

@@ -78,6 +78,10 @@ class FinetuneArguments:
     threads: int | None = field(default=None, metadata={"help": "torch CPU threads (default: torch's choice)."})
     save_dtype: str = field(default="bfloat16",
                             metadata={"help": "dtype of the saved adapter weights (half the size)."})
+    int8_aware: str | None = field(
+        default=None, metadata={"help": "Train with the in-process int8 weights in the loop (finetune.int8): int8 or "
+                                        "int8-mixed, the Settings.local_weights option the adapter is for; fp32 "
+                                        "throughout, on a GPU too."})
     max_train_seconds: float | None = field(
         default=None, metadata={"help": "Stop after the step that passes this many seconds of training and save the "
                                         "adapter (a wall-clock budget on a shared CPU; the report says it stopped)."})
@@ -122,6 +126,11 @@ def _check(args: FinetuneArguments) -> None:
         raise UserError("--lora_dropout must be in [0, 1)")
     if args.batch_size < 1 or args.grad_accum < 1 or args.max_length < 16:
         raise UserError("--batch_size and --grad_accum must be >= 1 and --max_length >= 16")
+    if args.int8_aware:
+        from shopdesk.settings import INT8_KEEP_FP32
+
+        if args.int8_aware not in INT8_KEEP_FP32:
+            raise UserError(f"--int8_aware {args.int8_aware}: expected one of {', '.join(INT8_KEEP_FP32)}")
     if args.init_adapter and not (Path(args.init_adapter) / "adapter_config.json").is_file():
         raise UserError(f"--init_adapter {args.init_adapter}: no adapter_config.json there (not a LoRA adapter folder)")
 
@@ -351,7 +360,9 @@ def main(args: FinetuneArguments, callbacks: list | None = None) -> dict[str, An
 
     base = _resolve_base(args)
     cuda = torch.cuda.is_available()
-    dtype = torch.bfloat16 if cuda else torch.float32  # bf16 matmul on this CPU is ~200x slower than fp32
+    # bf16 matmul on this CPU is ~200x slower than fp32; int8-aware training rounds to a grid finer than bf16's
+    half = cuda and not args.int8_aware
+    dtype = torch.bfloat16 if half else torch.float32
     tokenizer = AutoTokenizer.from_pretrained(base)
     template = agent_template()
     if args.max_assistant_turns:
@@ -383,6 +394,13 @@ def main(args: FinetuneArguments, callbacks: list | None = None) -> dict[str, An
         model = PeftModel.from_pretrained(model, args.init_adapter, is_trainable=True)
     else:
         model = get_peft_model(model, lora)
+    int8_layers = None
+    if args.int8_aware:
+        from finetune.int8 import simulate_int8
+        from shopdesk.settings import INT8_KEEP_FP32
+
+        int8_layers = simulate_int8(model, INT8_KEEP_FP32[args.int8_aware])
+        print(f"int8 in the loop ({args.int8_aware}): {json.dumps(int8_layers)}", file=sys.stderr)
     trainable, total = model.get_nb_trainable_parameters()
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
@@ -401,7 +419,7 @@ def main(args: FinetuneArguments, callbacks: list | None = None) -> dict[str, An
         save_steps=args.save_steps,
         save_total_limit=args.save_total_limit,
         seed=args.seed,
-        bf16=cuda,
+        bf16=half,
         use_cpu=not cuda,
         report_to=[],
         remove_unused_columns=False,
@@ -435,6 +453,7 @@ def main(args: FinetuneArguments, callbacks: list | None = None) -> dict[str, An
         "torch_threads": torch.get_num_threads(),
         "data": data.report,
         "encoding": enc_report,
+        "int8_in_the_loop": int8_layers,
         "trainable_parameters": trainable,
         "total_parameters": total,
         "global_step": done_steps,
