@@ -478,3 +478,21 @@ def test_the_confirm_and_cancel_buttons_are_not_the_customers_words(ctx, shop):
     texts = [st.text for st in after.steps]
     assert "[Cancel]" not in texts and "[Confirm]" not in texts and EN_RETURN in texts
     assert len(after.steps) == len(before.steps) + 1
+
+
+def test_journey_marks_the_brands_models_and_prices_a_text_names(ctx, shop):
+    with shop.transaction() as s:
+        s.get(Product, "p1").brand = "Sony"
+        s.add(Review(id="r-ann-3", product_id="p1", customer_id="ann", rating=2,
+                     text="My Sony WH-1000XM4 cost $349.99 and the left side died", created_at=T0 + timedelta(days=12)))
+        s.add(Message(conversation_id="v-ann", seq=3, role="user", content="索尼耳机退款1299元什么时候到？",
+                      created_at=T0 + timedelta(days=13)))
+    j = get_customer_journey(ctx, "ann")
+    review, message = j.steps[-2], j.steps[-1]
+    assert (review.brands, review.models, review.prices) == (["Sony"], ["WH-1000XM4"], ["349.99 USD"])
+    assert (message.brands, message.models, message.prices) == ([], [], ["1299 CNY"])  # 索尼 is no catalog brand here
+    assert all(not (s.brands or s.models or s.prices) for s in j.steps[:-2])
+    en, zh = j.render("en"), j.render("zh")
+    assert "| Mentions |" in en and "brand Sony; model WH-1000XM4; price 349.99 USD" in en
+    assert "| 提及 |" in zh and "价格 1299 CNY" in zh
+    assert unbound_facts(j, "en") == [] and unbound_facts(j, "zh") == []

@@ -16,6 +16,7 @@ from typing import Literal
 
 from sqlalchemy import and_, case, func, literal, or_, select, union_all
 
+from index.entities import extract
 from index.sentiment import analyze
 from index.text import neutralize
 from store.db import Store
@@ -184,6 +185,7 @@ def journey_steps(store: Store, customer_id: str) -> tuple[list[JourneyStep], li
         ).all()
         product_ids = {e.product_id for e in events if e.product_id} | {r.product_id for r in reviews}
         names = product_names(s, product_ids)
+        known_brands = catalog_brands(s) if reviews or messages else []
     if len(events) > MAX_EVENTS_READ:
         events = events[:MAX_EVENTS_READ]
         notes.append(f"Only the latest {MAX_EVENTS_READ} events of this customer are read.")
@@ -217,11 +219,11 @@ def journey_steps(store: Store, customer_id: str) -> tuple[list[JourneyStep], li
             undated += 1
             continue
         mood = analyze(r.text or "", r.title)
-        text = neutralize(" ".join(x for x in (r.title, r.text) if x), 200)
+        whole = " ".join(x for x in (r.title, r.text) if x)
         steps.append(JourneyStep(
             at=r.created_at, stage="review", source="review", review_id=r.id, product_id=r.product_id,
-            product_name=names.get(r.product_id), rating=r.rating, text=text, sentiment=mood.sentiment,
-            intent=review_intent(" ".join(x for x in (r.title, r.text) if x), r.rating),
+            product_name=names.get(r.product_id), rating=r.rating, text=neutralize(whole, 200),
+            sentiment=mood.sentiment, intent=review_intent(whole, r.rating), **mentions(whole, known_brands),
         ))
     if undated:
         notes.append(f"{undated} undated reviews of this customer are not on the timeline.")
@@ -230,10 +232,25 @@ def journey_steps(store: Store, customer_id: str) -> tuple[list[JourneyStep], li
         if not content:
             continue
         steps.append(JourneyStep(at=m.created_at, stage="support", source="support", text=neutralize(content, 200),
-                                 sentiment=analyze(content).sentiment, intent=support_intent(content)))
+                                 sentiment=analyze(content).sentiment, intent=support_intent(content),
+                                 **mentions(content, known_brands)))
     order = {"event": 0, "order": 1, "support": 2, "review": 3}
     steps.sort(key=lambda st: (st.at, order[st.source]))
     return steps, notes
+
+
+def catalog_brands(session) -> list[str]:
+    """The brands of the catalog (what index.entities looks for in a review or message)."""
+    return [b for (b,) in session.execute(select(Product.brand).where(Product.brand.isnot(None)).distinct())]
+
+
+def mentions(text: str, known_brands: list[str]) -> dict[str, list[str]]:
+    """JourneyStep's brands, models and prices for `text`: index.entities.extract, prices as '1299 USD'. Values are
+    neutralised like the text they come from (catalog and customer text are data).
+    """
+    e = extract(text, known_brands)
+    return {"brands": [neutralize(b, 60) for b in e.brands], "models": [neutralize(m, 40) for m in e.models],
+            "prices": [f"{p.amount} {p.currency}" for p in e.prices]}
 
 
 def product_names(session, ids: set[str]) -> dict[str, str]:

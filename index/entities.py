@@ -1,0 +1,127 @@
+"""What a review or support message names: brands, model numbers and prices (English and Chinese).
+
+Rules, as for sentiment (index.sentiment): no entity model ships on this machine, and these three kinds are shapes more
+than meanings. A brand is one of the catalog's own brands, found as a whole word (a substring in Chinese text); a
+model number is a code of letters and digits ("QN90C", "WH-1000XM4", "i7-1360P", "AP-265"), not an order id, a size
+or a quantity with its unit; a price is an amount with a currency sign or word ("$1,299.99", "350 dollars", "¥199",
+"199元", "200块"). Accuracy on hand-labelled text shopdesk did not write: bench/entity_accuracy.py.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+_NUMBER = r"\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?|\d+(?:\.\d{1,2})?"
+_BEFORE = {"$": "USD", "us$": "USD", "usd": "USD", "€": "EUR", "eur": "EUR", "£": "GBP", "gbp": "GBP", "¥": "CNY",
+           "￥": "CNY", "rmb": "CNY", "cny": "CNY"}
+_AFTER = {"dollar": "USD", "dollars": "USD", "bucks": "USD", "usd": "USD", "euro": "EUR", "euros": "EUR",
+          "eur": "EUR", "pound": "GBP", "pounds": "GBP", "gbp": "GBP", "元": "CNY", "块": "CNY", "块钱": "CNY",
+          "rmb": "CNY", "yuan": "CNY", "cny": "CNY", "美元": "USD", "美金": "USD", "欧元": "EUR", "英镑": "GBP"}
+_PRICE = re.compile(
+    r"(?P<sign>us\$|\$|€|£|¥|￥|\b(?:usd|eur|gbp|rmb|cny)\b)\s?(?P<a>" + _NUMBER + r")"
+    r"|(?<![0-9a-z.,])(?P<b>" + _NUMBER + r")\s?(?P<word>块钱|美元|美金|欧元|英镑|元|块|"
+    r"(?:dollars?|bucks|usd|euros?|eur|pounds?|gbp|rmb|yuan|cny)\b)",
+    re.IGNORECASE,
+)
+# letters and digits mixed, parts joined by a hyphen; at least one of each
+_CODE = re.compile(r"(?<![\w#.-])(?=[a-z0-9-]*\d)(?=[a-z0-9-]*[a-z])[a-z0-9]+(?:-[a-z0-9]+)*(?![\w-])", re.IGNORECASE)
+_NOT_A_MODEL = re.compile(
+    r"^(?:\d+(?:st|nd|rd|th)"  # ordinals
+    r"|\d+-?(?:k|p|mp|gb|tb|mb|kb|ghz|mhz|hz|mah|wh|w|v|mm|cm|m|km|in|ft|lbs?|oz|kg|g|ms|x|am|pm|h|hrs?|mins?|s|yrs?|d"
+    r"|pcs?|pack|gen|inch|inches|ml|l|fps|bit|core|cores|way|day|days|year|years|month|months|usd)"  # quantity+unit
+    r"|\d+-[a-z]+"  # a count: "13-piece", "16-Channel"
+    r"|[a-z]\d?|(?:usb|hdmi|wifi|wi-fi|bluetooth|covid)-?\d*(?:\.\d)?)$",
+    re.IGNORECASE,
+)
+_SHORT_MODEL = re.compile(r"^[A-Z]\d$")  # "M3", "S9", "C3": two characters, only as a capital and a digit
+# a series in capitals and its number, apart: "RTX 4080", "GTX 1660"
+_SERIES = re.compile(r"(?<![\w-])[A-Z]{2,5} \d{3,4}[A-Za-z]{0,3}(?![\w-])")
+_ORDER_ID = re.compile(r"^(?:[a-z]{1,3})?\d{5,}$", re.IGNORECASE)  # "W2611340", "S0000276": an order, not a model
+
+
+@dataclass(frozen=True)
+class Price:
+    amount: Decimal
+    currency: str  # ISO code: USD, EUR, GBP, CNY
+
+
+@dataclass(frozen=True)
+class Entities:
+    brands: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    prices: tuple[Price, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.brands or self.models or self.prices)
+
+
+def prices(text: str) -> tuple[Price, ...]:
+    """Amounts with a currency sign or word, in order of appearance."""
+    out: list[Price] = []
+    for m in _PRICE.finditer(text or ""):
+        if m.group("a"):
+            amount, currency = m.group("a"), _BEFORE[m.group("sign").lower()]
+        else:
+            amount, currency = m.group("b"), _AFTER[m.group("word").lower()]
+        out.append(Price(Decimal(amount.replace(",", "")), currency))
+    return tuple(dict.fromkeys(out))
+
+
+def models(text: str) -> tuple[str, ...]:
+    """Model numbers: codes that mix letters and digits, less ordinals, quantities with units and order ids."""
+    text = text or ""
+    found = []
+    series = [m for m in _SERIES.finditer(text) if not _NOT_A_MODEL.match(m.group(0).split(" ")[1])]
+    for m in _CODE.finditer(text):
+        code = m.group(0)
+        if any(s.start() <= m.start() and m.end() <= s.end() for s in series):
+            continue
+        if _SHORT_MODEL.match(code) or not (_NOT_A_MODEL.match(code) or _ORDER_ID.match(code) or len(code) < 3):
+            found.append((m.start(), code))
+    found += [(m.start(), m.group(0)) for m in series]
+    return tuple(dict.fromkeys(code for _, code in sorted(found)))
+
+
+def brands(text: str, known: Iterable[str]) -> tuple[str, ...]:
+    """The brands of `known` (the catalog's) that `text` names, in order of appearance, each once.
+
+    A Latin-script brand counts written as the catalog writes it or in capitals ("Sony", "SONY"; "TP-Link"), never in
+    lower case, since brands are often words ("Ring", "Apple", "Blink"); one that is an English stop word ("My") or
+    has no letter ("$100", a catalog's mistake) does not count at all. A Chinese brand counts wherever it appears.
+    """
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    text = text or ""
+    hits = []
+    for brand in {b.strip() for b in known if b and b.strip()}:
+        if not any(c.isalpha() for c in brand) or brand.lower() in ENGLISH_STOP_WORDS:
+            continue
+        if brand.isascii():
+            forms = {brand, brand.upper()}
+            m = re.search(r"(?<![\w-])(?:" + "|".join(map(re.escape, forms)) + r")(?![\w-])", text)
+            start = m.start() if m else -1
+        else:
+            start = text.find(brand)
+        if start >= 0:
+            hits.append((start, -len(brand), brand))
+    # a brand inside a longer one found at the same place ("LG" in "LG Electronics") is the longer one
+    hits.sort()
+    out: list[str] = []
+    taken: list[tuple[int, int]] = []
+    for start, neg_len, brand in hits:
+        end = start - neg_len
+        if any(s <= start and end <= e for s, e in taken):
+            continue
+        taken.append((start, end))
+        out.append(brand)
+    return tuple(out)
+
+
+def extract(text: str, known_brands: Iterable[str] = ()) -> Entities:
+    """The brands (of `known_brands`), model numbers and prices that `text` names."""
+    named = brands(text, known_brands)
+    codes = tuple(m for m in models(text) if m.lower() not in {b.lower() for b in named})  # "Insta360" is a brand
+    return Entities(brands=named, models=codes, prices=prices(text))
