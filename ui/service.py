@@ -250,7 +250,7 @@ class JourneyView:
     summary: str  # Markdown: who, how many steps, furthest stage, the transitions
 
 
-JOURNEY_COLUMNS = ["time", "stage", "what", "sentiment", "intent"]
+JOURNEY_COLUMNS = ["time", "stage", "what", "sentiment", "intent", "mentions"]
 
 
 def journey_view(result: Any) -> JourneyView:

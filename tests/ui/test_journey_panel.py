@@ -27,7 +27,7 @@ def test_journey_panel_shows_the_timeline_and_transitions(console):
     handlers, state, svc = console
     table, summary = handlers.marketer_journey(state, " ann@example.com ")
     result = get_customer_journey(svc.marketer_context(), "ann")
-    assert list(table.columns) == ["time", "stage", "what", "sentiment", "intent"]
+    assert list(table.columns) == ["time", "stage", "what", "sentiment", "intent", "mentions"]
     assert table.values.tolist() == [s.row("en", result.currency) for s in result.steps]
     assert list(table["stage"]) == ["browse", "search", "cart", "purchase", "support", "review", "return"]
     support = table[table["stage"] == "support"].iloc[0]
