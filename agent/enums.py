@@ -22,6 +22,7 @@ from langchain_core.messages import HumanMessage
 from sqlalchemy import select
 
 from agent.grammar import CALL_FIRST, MAY_OMIT, MUST_GIVE, MUST_TAKE, NOT_ASKED, ONLY_TOOLS, EveryOne
+from index.entities import brands as named_brands
 from index.search import parse_query, review_stars
 from index.text import has_cjk
 from tools.registry import ASKED_IF_MISSING
@@ -126,6 +127,9 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
         f"{tool}.order_id": found for tool in asked
         if (found := _typed_orders(" ".join(m for m in [current, *earlier[-2:]] if _WRITE_WORDS[tool].search(m)), own))}
     back = {} if named_orders or typed_now else (_other_order(session, current) or _one_thing_back(session, current))
+    # "My Sony headphones died, can I return them?" asks about the orders holding Sony headphones, not the order the
+    # previous answer showed (the walk of session 19 proposed returning a thermostat)
+    holding = [] if named_orders or typed_now or back else _orders_holding_named(session, current, own)
     # "有没有100美元以下的无线耳机？" right after an order list, or after a declined cancellation, asks the catalog, not
     # about the order just shown (a change asked for in an earlier message does not make this message about it)
     shopping = not (named_orders or back or _asked_writes([current]) or _MINE.search(current)) \
@@ -145,7 +149,7 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
         CALL_FIRST: [bool(named_orders)],
         **asked_on,
         **back,
-        "order_id": back.get("order_id") or named_orders or list(orders),
+        "order_id": back.get("order_id") or named_orders or holding or list(orders),
         "item_ids": EveryOne(named_own) if named_own else (named_items or items),
         # A new item is one a product result showed or the person typed, never one only an order showed: changing an
         # item to itself is no change ("check my order, then cancel it" may not become an item change).
@@ -377,6 +381,29 @@ def _named_methods(methods: list[tuple], message: str) -> list[str]:
     if by_brand:
         return by_brand
     return [m[0] for m in methods if m[1] in _KIND_WORDS and _KIND_WORDS[m[1]].search(message)]
+
+
+def _orders_holding_named(session: Conversation, current: str, own: list[str]) -> list[str]:
+    """The customer's orders holding a product of the brand and kind `current` names ("my Sony headphones", "索尼耳机"
+    by its kind): of a brand (the catalog's, index.entities) and of a category (_named_categories), each where named.
+    Empty when it names neither, or when no order of theirs holds such a product (then every order stays possible).
+    """
+    from store.models import OrderItem, Product
+
+    cache = session.ctx.cache.setdefault("enums", {})
+    if "order_products" not in cache:
+        with session.ctx.store.read() as s:
+            cache["order_products"] = s.execute(
+                select(OrderItem.order_id, Product.brand, Product.category)
+                .join(Product, Product.id == OrderItem.product_id)
+                .where(OrderItem.order_id.in_(own))).all() if own else []
+    rows = cache["order_products"]
+    brands = set(named_brands(current, {b for _, b, _ in rows if b}))
+    categories = set(_named_categories(sorted({c for _, _, c in rows if c}), current))
+    if not (brands or categories):
+        return []
+    return [o for o in own if any(order == o and (not brands or b in brands) and (not categories or c in categories)
+                                  for order, b, c in rows)]
 
 
 def _category_enum(session: Conversation, current: str) -> list[str]:

@@ -634,3 +634,33 @@ def test_a_look_up_ends_the_turn_unless_a_change_or_an_offer_was_asked(settings,
     assert not marketer.may_write("Who is likely to churn?")
     assert marketer.may_write("Rank the at-risk customers and draft them a retention offer")
     assert marketer.may_write("给高价值流失客户发优惠券")
+
+
+def test_a_product_the_customer_names_by_brand_and_kind_picks_the_orders_that_hold_it(settings, sample_store):
+    """"My Sony headphones died, can I return them?" right after another order was shown: the call may take only the
+    orders holding Sony headphones (the walk of session 19 proposed returning the thermostat just shown)."""
+    from store.models import OrderItem, Product
+
+    with sample_store.read() as s:
+        rows = s.execute(select(Order.customer_id, Order.id, Product.brand, Product.category)
+                         .join(OrderItem, OrderItem.order_id == Order.id)
+                         .join(Product, Product.id == OrderItem.product_id).order_by(Order.id)).all()
+    by_customer: dict[str, list] = {}
+    for customer, order, brand, category in rows:
+        by_customer.setdefault(customer, []).append((order, brand, category))
+    customer, held = next((c, h) for c, h in by_customer.items()
+                          if any(b and cat == "Headphones & Earbuds" for _, b, cat in h)
+                          and len({o for o, _, _ in h}) >= 3)
+    brand = next(b for _, b, cat in held if b and cat == "Headphones & Earbuds")
+    want = sorted({o for o, b, cat in held if b == brand and cat == "Headphones & Earbuds"})
+    kind = sorted({o for o, _, cat in held if cat == "Headphones & Earbuds"})
+    other = next(o for o, _, _ in held if o not in kind)
+    own = sorted({o for o, _, _ in held})
+    session = _session(settings, sample_store, customer=customer,
+                       script=[call("get_order_details", order_id=other), ""])
+    list(session.respond(f"Where is my order {other}?"))
+    assert sorted(session_enums(session, f"My {brand} headphones died. Can I return them?")["order_id"]) == want
+    assert sorted(session_enums(session, "我的耳机坏了，怎么办？")["order_id"]) == kind  # by its kind alone
+    # naming no product, or one they never bought, leaves every order of theirs
+    assert sorted(session_enums(session, "Can I return something?")["order_id"]) == own
+    assert sorted(session_enums(session, "My projector died, can I return one?")["order_id"]) == own
