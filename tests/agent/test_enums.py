@@ -638,7 +638,8 @@ def test_a_look_up_ends_the_turn_unless_a_change_or_an_offer_was_asked(settings,
 
 def test_a_product_the_customer_names_by_brand_and_kind_picks_the_orders_that_hold_it(settings, sample_store):
     """"My Sony headphones died, can I return them?" right after another order was shown: the call may take only the
-    orders holding Sony headphones (the walk of session 19 proposed returning the thermostat just shown)."""
+    orders holding Sony headphones (the walk of session 19 proposed returning the thermostat just shown).
+    """
     from store.models import OrderItem, Product
 
     with sample_store.read() as s:
