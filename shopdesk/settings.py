@@ -21,6 +21,7 @@ def _config_file() -> Path | None:
 # below 10), and rounding that input to 7 bits per tensor cost most of int8's error (bench/README.md).
 INT8_KEEP_FP32: dict[str, tuple[str, ...]] = {"int8": (), "int8-mixed": ("mlp.down_proj",)}
 
+
 class Settings(BaseSettings):
     """Where shopdesk keeps its data and which engines it talks to.
 
