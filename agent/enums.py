@@ -173,6 +173,9 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
 # another tool (the walk-throughs and the eval): "耳机的买家抱怨什么？" was the funnel, "客户 c000007 的消费情况如何？"
 # the journey, "高价值但有流失风险的客户" the high tier's funnel, "有没有100美元以下的无线耳机？" an order's details.
 _OFFER = r"offer|coupon|discount|voucher|win-?back|retention|incentive|优惠|挽留|折扣|券|赠"
+_JOURNEY = r"journey|path|timeline|drop(?:ped)? off|旅程|路径|时间线|经历|轨迹"
+_SEGMENT = r"segment|分群|客群|群体"
+Intent = tuple[re.Pattern, re.Pattern | None, list[str]]
 
 
 def asks_for_offer(message: str) -> bool:
@@ -180,9 +183,6 @@ def asks_for_offer(message: str) -> bool:
     step towards the draft, not the answer.
     """
     return bool(re.search(_OFFER, message, re.I))
-_JOURNEY = r"journey|path|timeline|drop(?:ped)? off|旅程|路径|时间线|经历|轨迹"
-_SEGMENT = r"segment|分群|客群|群体"
-Intent = tuple[re.Pattern, re.Pattern | None, list[str]]
 
 
 def _intent(words: str, unless: str | None, tools: list[str]) -> Intent:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 
 _NUMBER = r"\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?|\d+(?:\.\d{1,2})?"
 _BEFORE = {"$": "USD", "us$": "USD", "usd": "USD", "€": "EUR", "eur": "EUR", "£": "GBP", "gbp": "GBP", "¥": "CNY",
@@ -85,6 +86,26 @@ def models(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(code for _, code in sorted(found)))
 
 
+@lru_cache(maxsize=8)
+def _brand_pattern(known: frozenset[str]) -> tuple[re.Pattern | None, dict[str, str]]:
+    """One pattern for every form of the brands in `known` (longest first, so "LG Electronics" wins over "LG" where
+    both start), and the brand each form stands for; compiled once per brand list.
+    """
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    forms: dict[str, str] = {}
+    for brand in sorted(known):
+        if not any(c.isalpha() for c in brand) or brand.lower() in ENGLISH_STOP_WORDS:
+            continue
+        for form in ({brand, brand.upper()} if brand.isascii() else {brand}):
+            forms.setdefault(form, brand)
+    if not forms:
+        return None, forms
+    alternatives = [re.escape(f) if not f.isascii() else r"(?<![\w-])" + re.escape(f) + r"(?![\w-])"
+                    for f in sorted(forms, key=len, reverse=True)]
+    return re.compile("|".join(alternatives)), forms
+
+
 def brands(text: str, known: Iterable[str]) -> tuple[str, ...]:
     """The brands of `known` (the catalog's) that `text` names, in order of appearance, each once.
 
@@ -92,32 +113,10 @@ def brands(text: str, known: Iterable[str]) -> tuple[str, ...]:
     lower case, since brands are often words ("Ring", "Apple", "Blink"); one that is an English stop word ("My") or
     has no letter ("$100", a catalog's mistake) does not count at all. A Chinese brand counts wherever it appears.
     """
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-    text = text or ""
-    hits = []
-    for brand in {b.strip() for b in known if b and b.strip()}:
-        if not any(c.isalpha() for c in brand) or brand.lower() in ENGLISH_STOP_WORDS:
-            continue
-        if brand.isascii():
-            forms = {brand, brand.upper()}
-            m = re.search(r"(?<![\w-])(?:" + "|".join(map(re.escape, forms)) + r")(?![\w-])", text)
-            start = m.start() if m else -1
-        else:
-            start = text.find(brand)
-        if start >= 0:
-            hits.append((start, -len(brand), brand))
-    # a brand inside a longer one found at the same place ("LG" in "LG Electronics") is the longer one
-    hits.sort()
-    out: list[str] = []
-    taken: list[tuple[int, int]] = []
-    for start, neg_len, brand in hits:
-        end = start - neg_len
-        if any(s <= start and end <= e for s, e in taken):
-            continue
-        taken.append((start, end))
-        out.append(brand)
-    return tuple(out)
+    pattern, forms = _brand_pattern(frozenset(b.strip() for b in known if b and b.strip()))
+    if pattern is None:
+        return ()
+    return tuple(dict.fromkeys(forms[m.group(0)] for m in pattern.finditer(text or "")))
 
 
 def extract(text: str, known_brands: Iterable[str] = ()) -> Entities:
