@@ -477,24 +477,28 @@ class SearchIndex:
         english = _zh_terms(query)
         if english == query:
             return query, f
-        if f.category is None and f.product_ids is None:
-            found = {key for m in _ZH_TERM_RE.finditer(query) if (key := self.category_for(ZH_TERMS[m.group()]))}
-            if len(found) == 1:
-                f = Filters(**{**vars(f), "category": found.pop()})
+        if f.category is None and f.product_ids is None and (key := self.category_for(query)):
+            f = Filters(**{**vars(f), "category": key})
         return f"{query} {english}", f
 
     def category_for(self, word: str) -> str | None:
         """The one category key a product word names ("TV" -> "tvs", "headphones" -> "headphones & earbuds"), its
-        name starting with the word; None for a word that names no category or several (a brand, "wireless").
+        name starting with the word; None for a word that names no category or several (a brand, "wireless"). Chinese
+        text names the categories of its product words' English (ZH_TERMS: "电视" and "电视有哪些差评" -> "tvs"), when
+        those are one.
         """
+        if has_cjk(word):
+            found = {key for m in _ZH_TERM_RE.finditer(word) if (key := self.category_for(ZH_TERMS[m.group()]))}
+            return found.pop() if len(found) == 1 else None
         want = normalize(word).strip()
         keys = [key for key in self.categories() if key.startswith(want)]
         return keys[0] if len(keys) == 1 else None
 
     def product_ids_for(self, product: str, limit: int = 20, categories: bool = False) -> list[str] | str:
         """Product ids for a product reference (id, or words of its title); [] when nothing matches. With
-        `categories`, a reference that no title holds but that names one category ("tvs", "headphones": what a model
-        writes as the product of "电视有哪些差评？") is that category's key (a str), before the closest title by words.
+        `categories`, a reference that no title holds but that names one category ("tvs", "headphones", "电视": what a
+        model writes as the product of "电视有哪些差评？") is that category's key (a str), before the closest title by
+        words.
         """
         kw = self.keyword(PRODUCTS)
         ref = product.strip()

@@ -416,6 +416,9 @@ def test_a_review_search_whose_product_names_a_category_keeps_to_that_category(c
     bad_tv = {r["id"] for r in search_env["reviews"]
               if cats.get(search_env["placed"][r["id"]]) == "TVs" and r["rating"] <= 2}
     assert len(bad_tv) > 1 and {r.review_id for r in result.reviews} == bad_tv  # every one, of every TV
+    # the walk of session 19: the model wrote the Chinese word itself as the product ("电视", no title holds it)
+    result = search_reviews(ctx, "电视", product="电视", max_rating=2, k=20)
+    assert {r.review_id for r in result.reviews} == bad_tv
     # a product its title names is still that product
     named = search_reviews(ctx, "sound", product="Bose SoundLink Flex SE", k=10)
     assert {r.product for r in named.reviews} == {"Bose SoundLink Flex SE Bluetooth Speaker"}
