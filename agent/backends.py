@@ -174,6 +174,22 @@ class LlamaStates:
             self._entries.popitem(last=False)
 
 
+def column_major_linears(model: Any) -> Any:
+    """`model` with each Linear weight stored transposed in memory: the same values (`w.t().contiguous().t()`), so
+    `F.linear` multiplies by a contiguous W^T. On this CPU torch's fp32 kernels for a few rows times W^T read the
+    weights faster than for W: 180 matrices of this model's shapes took 31 instead of 41 ms for one row and 43
+    instead of 60 ms for two, the same from four rows up (prefill). A decode step went from ~55 to ~46 ms. lm_head
+    gets its own copy (it shares the embedding table, whose rows a lookup reads): 113 MB more memory.
+    The outputs differ from the row-major ones by rounding only (max logit difference ~4e-5); the eval judges them.
+    """
+    import torch
+
+    for m in model.modules():
+        if isinstance(m, torch.nn.Linear):
+            m.weight = torch.nn.Parameter(m.weight.detach().t().contiguous().t(), requires_grad=False)
+    return model
+
+
 def int8_linears(model: Any, keep_fp32: tuple[str, ...] = ()) -> Any:
     """`model` (adapter already merged) with every Linear layer replaced by torch's dynamic int8 one: weights int8 per
     output channel, activations quantized per call (fbgemm kernels; AVX2 is enough). What a decode step reads drops
@@ -396,8 +412,8 @@ class LocalChatModel(BaseChatModel):
     runtime: str = "transformers"  # or "llamacpp": the same weights, adapter merged, as GGUF (shopdesk.gguf_export)
     gguf_type: str = "f32"
     gguf_dir: str | None = None  # where the merged GGUF is kept (default: next to the model folder)
-    weights: str = "fp32"  # transformers runtime: "fp32", "int8" or "int8-mixed" (dynamic int8 Linear layers, see
-    # int8_linears and INT8_KEEP_FP32)
+    weights: str = "fp32"  # transformers runtime: "fp32" (Linear weights column-major, column_major_linears),
+    # "fp32-row-major" (as loaded), "int8" or "int8-mixed" (dynamic int8 Linear layers, int8_linears, INT8_KEEP_FP32)
 
     loaded_models: ModelCache = Field(default_factory=default_model_cache, exclude=True, repr=False)
 
@@ -440,8 +456,11 @@ class LocalChatModel(BaseChatModel):
         model.eval()
         if self.weights in INT8_KEEP_FP32:
             model = int8_linears(model, INT8_KEEP_FP32[self.weights])
-        elif self.weights != "fp32":
-            raise UserError(f"unknown in-process weights {self.weights!r}; expected fp32, {', '.join(INT8_KEEP_FP32)}")
+        elif self.weights == "fp32":
+            model = column_major_linears(model)
+        elif self.weights != "fp32-row-major":
+            raise UserError(f"unknown in-process weights {self.weights!r}; expected fp32, fp32-row-major, "
+                            f"{', '.join(INT8_KEEP_FP32)}")
         return _Loaded(model, tokenizer)
 
     def _load_llama(self):

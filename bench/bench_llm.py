@@ -8,9 +8,10 @@ with 8 concurrent conversations on vLLM.
     python bench/bench_llm.py --backends vllm --vllm-url http://127.0.0.1:8000/v1   # an already running server
 
 Decoding one token reads every weight once, so tokens/s <= bandwidth / weight bytes (fp32 in-process: 4 bytes per
-parameter; int8 in-process (`local-int8`, Settings.local_weights): 1 byte per weight of every Linear layer, lm_head
-included, which is what a step reads; `local-int8-mixed`: the same with each MLP's down projection at 4; llama.cpp f32:
-4, f16: 2; bf16 in vLLM: 2). The ceiling ignores the KV cache
+parameter, each Linear weight stored column-major as the agent runs it, `local-row-major` the layout as loaded; int8
+in-process (`local-int8`, Settings.local_weights): 1 byte per weight of every Linear layer, lm_head included, which is
+what a step reads; `local-int8-mixed`: the same with each MLP's down projection at 4; llama.cpp f32: 4, f16: 2; bf16
+in vLLM: 2). The ceiling ignores the KV cache
 and activations, which are small at these lengths.
 """
 
@@ -48,7 +49,7 @@ class Args:
 
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    choices = ["local", "local-int8", "local-int8-mixed", "llamacpp-f32", "llamacpp-f16", "vllm"]
+    choices = ["local", "local-row-major", "local-int8", "local-int8-mixed", "llamacpp-f32", "llamacpp-f16", "vllm"]
     p.add_argument("--backends", nargs="+", choices=choices, default=choices)
     p.add_argument("--tokens", type=int, default=64, help="new tokens per request")
     p.add_argument("--runs", type=int, default=3, help="single-stream runs per backend (median reported)")
@@ -80,7 +81,7 @@ def bench_local(model_dir: str, args: Args, weights: str = "fp32") -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from agent.backends import TEMPLATE, int8_linears
+    from agent.backends import TEMPLATE, column_major_linears, int8_linears
     from shopdesk.settings import INT8_KEEP_FP32
 
     if args.threads:
@@ -97,6 +98,8 @@ def bench_local(model_dir: str, args: Args, weights: str = "fp32") -> dict:
         weight_bytes = sum(m.weight.numel() * (4 if keep and name.endswith(keep) else 1)
                            for name, m in model.named_modules() if isinstance(m, torch.nn.Linear))
         model = int8_linears(model, keep)
+    elif weights == "fp32":
+        model = column_major_linears(model)  # what the agent runs (fp32-row-major: the layout as loaded)
     prompt = tok.apply_chat_template([{"role": "user", "content": PROMPT}], add_generation_prompt=True, tokenize=False)
     ids = tok(prompt, return_tensors="pt", add_special_tokens=False).input_ids
     ttfts, rates = [], []
@@ -291,7 +294,8 @@ def main(args: Args) -> dict:
     report: dict = {"memory_bandwidth_gbs": round(bandwidth, 1), "model": model_dir, "tokens": args.tokens, "rows": [],
                     "start": start}
     n_params = None
-    for backend, weights in (("local", "fp32"), ("local-int8", "int8"), ("local-int8-mixed", "int8-mixed")):
+    for backend, weights in (("local-row-major", "fp32-row-major"), ("local", "fp32"), ("local-int8", "int8"),
+                             ("local-int8-mixed", "int8-mixed")):
         if backend in args.backends:
             row = bench_local(model_dir, args, weights)
             n_params = row["params"]

@@ -173,3 +173,26 @@ def test_two_calls_compute_at_once_and_decode_what_they_decode_alone(local):
     # torch's threads are shared out among the calls computing: one each for two on 2 threads (a pass that began
     # just before the other call took its slot may still have had both)
     assert 1 in threads_when_two and loaded.computing_now == 0
+
+
+def test_fp32_weights_are_column_major_and_decode_what_row_major_weights_decode(local):
+    # Settings.local_weights "fp32" stores each Linear weight transposed in memory (column_major_linears: faster
+    # decode steps on this CPU); the values are the same, so the logits differ by rounding only and greedy decoding
+    # gives the same text as the layout as loaded ("fp32-row-major")
+    import torch
+
+    model = local.loaded().model
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(m.weight.stride() == (1, m.weight.shape[0]) for m in linears)
+    assert model.lm_head.weight.data_ptr() != model.get_input_embeddings().weight.data_ptr()
+    row = local.model_copy(update={"weights": "fp32-row-major"})
+    assert row.cache_key != local.cache_key
+    row_model = row.loaded().model
+    assert all(m.weight.is_contiguous() for m in row_model.modules() if isinstance(m, torch.nn.Linear))
+    ids = local.loaded().tokenizer("Where is my order?", return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        a, b = model(input_ids=ids).logits, row_model(input_ids=ids).logits
+    assert torch.equal(model.lm_head.weight, row_model.lm_head.weight)
+    assert (a - b).abs().max() < 1e-3
+    msgs = [HumanMessage("Name two colours.")]
+    assert local.invoke(msgs).content == row.invoke(msgs).content
