@@ -95,13 +95,16 @@ REVIEW_INTENT_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("abandon", (r"\bnever (buy|order|again)", r"\bwon'?t (buy|order)", r"\bnot (buy|order)(ing)? (again|from)",
                  r"\b(do not|don'?t|wouldn'?t|would not|can'?t|cannot) recommend\b", r"\bwaste of money\b",
                  r"\breturn(ed|ing)? (it|this|them)\b", r"\bavoid\b", r"\bstay away\b", r"\bswitch(ed|ing)? to\b",
-                 "不会再买", "再也不", "别买", "不要买", "退货", "浪费钱", "不推荐")),
+                 r"\bsave yourself\b",
+                 "不会再", "不再", "再也不", "别买", "不要买", "退货", "浪费钱", "不推荐", "不住了")),
     ("wait", (r"\bwait(ing)? (for|until)\b", r"\bnext (version|model|generation)\b",
               r"\bprice (drop|to drop|comes down)\b", r"\bon sale\b", r"\bwhen it'?s cheaper\b", r"\bmaybe later\b",
               "等降价", "等下一代", "等打折", "再等等", "观望")),
     ("buy again", (r"\bbuy (it |this |one |another )?again\b", r"\bbuy another\b", r"\border(ed)? another\b",
                    r"\bwill (buy|order)\b", r"\brepurchase\b", r"\bre-?order\b", r"\brecommend\b",
-                   "回购", "再买", "还会买", "推荐")),
+                   r"\bno-?brainer\b",
+                   "回购", "再买", "还会买", "推荐", "再次购买", "再次入住", "还住", "再去", "再来", "还会选",
+                   "还会再")),
 )
 # A review none of whose patterns match takes the intent its stars imply.
 REVIEW_INTENT_BY_RATING = {5: "buy again", 4: "buy again", 3: "wait", 2: "abandon", 1: "abandon"}
