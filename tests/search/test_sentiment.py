@@ -33,3 +33,9 @@ def test_aspects_carry_polarity_and_quote():
     assert "dim" in quote
     zh = {m.aspect: m.polarity for m in analyze("续航很给力，但是物流太慢了。").aspects}
     assert zh == {"battery": 1, "delivery": -1}
+
+
+def test_chinese_old_means_worn_only_as_a_word():
+    # "旧" alone is in 依旧/仍旧 ("still"): only 陈旧, 老旧, 破旧 and 旧了 are complaints
+    assert analyze("依旧很好用").sentiment == "positive"
+    assert analyze("房间很旧了").sentiment == "negative"

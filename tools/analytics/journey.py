@@ -91,12 +91,16 @@ SUPPORT_INTENT_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
                    r"\bunacceptable\b", "坏了", "投诉", "太差", "失望", "质量问题", "破损", "故障", "生气")),
     ("question", (r"\?", "？", r"^(how|what|when|why|can|could|do|does|is|are|which)\b", "吗", "怎么", "如何", "请问")),
 )
+# What "不会再…" / "不再…" / "还会再…" must go on to for a purchase intent: buying, staying, coming or choosing again
+# ("不再卡顿" is no longer lagging, "还会再坏吗" asks whether it will break again).
+_ZH_AGAIN = ("买", "购买", "入住", "住", "来", "去", "光顾", "选", "用")
 REVIEW_INTENT_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("abandon", (r"\bnever (buy|order|again)", r"\bwon'?t (buy|order)", r"\bnot (buy|order)(ing)? (again|from)",
                  r"\b(do not|don'?t|wouldn'?t|would not|can'?t|cannot) recommend\b", r"\bwaste of money\b",
                  r"\breturn(ed|ing)? (it|this|them)\b", r"\bavoid\b", r"\bstay away\b", r"\bswitch(ed|ing)? to\b",
                  r"\bsave yourself\b",
-                 "不会再", "不再", "再也不", "别买", "不要买", "退货", "浪费钱", "不推荐", "不住了")),
+                 *(f"{no}{act}" for no in ("不会再", "不再") for act in _ZH_AGAIN),
+                 "再也不", "别买", "不要买", "退货", "浪费钱", "不推荐", "不住了")),
     ("wait", (r"\bwait(ing)? (for|until)\b", r"\bnext (version|model|generation)\b",
               r"\bprice (drop|to drop|comes down)\b", r"\bon sale\b", r"\bwhen it'?s cheaper\b", r"\bmaybe later\b",
               "等降价", "等下一代", "等打折", "再等等", "观望")),
@@ -104,7 +108,7 @@ REVIEW_INTENT_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
                    r"\bwill (buy|order)\b", r"\brepurchase\b", r"\bre-?order\b", r"\brecommend\b",
                    r"\bno-?brainer\b",
                    "回购", "再买", "还会买", "推荐", "再次购买", "再次入住", "还住", "再去", "再来", "还会选",
-                   "还会再")),
+                   *(f"还会再{act}" for act in _ZH_AGAIN))),
 )
 # A review none of whose patterns match takes the intent its stars imply.
 REVIEW_INTENT_BY_RATING = {5: "buy again", 4: "buy again", 3: "wait", 2: "abandon", 1: "abandon"}
