@@ -28,6 +28,10 @@ ZH_NEGATIVE = ["差", "失望", "垃圾", "坏", "慢", "退货", "问题", "难
                "不爽", "漏电", "有待提高", "不合理", "没法用", "受不了", "不满", "缺点", "无奈", "异味", "霉味",
                "冷淡", "山寨"]
 ZH_NEGATIONS = ["不", "没", "没有", "别", "未"]
+# Words that hold a sentiment character but say nothing good or bad: 快递 is a courier, not "fast" (the walk of session
+# 21 read "它的快递单号是多少？" as praise), 好像 "seems", 好几 "several", 只好 "had to", 差不多 "about", 差价 a
+# price difference. They are taken before the lexicons, so their characters count for neither.
+ZH_NEUTRAL = ["快递", "快件", "好像", "好几", "只好", "差不多", "差价"]
 
 ASPECTS: dict[str, tuple[str, ...]] = {
     "battery": ("battery", "batteries", "charge", "charging", "charger", "battery life", "电池", "续航", "充电"),
@@ -85,6 +89,9 @@ def _score_en(sentence: str) -> float:
 def _score_zh(sentence: str) -> float:
     score = 0.0
     taken = [False] * len(sentence)
+    for word in ZH_NEUTRAL:
+        for m in re.finditer(re.escape(word), sentence):
+            taken[m.start():m.end()] = [True] * (m.end() - m.start())
     for polarity, lexicon in ((-1.0, ZH_NEGATIVE), (1.0, ZH_POSITIVE)):  # negatives first: "不好" before "好"
         for word in sorted(lexicon, key=len, reverse=True):
             for m in re.finditer(re.escape(word), sentence):

