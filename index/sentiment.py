@@ -32,6 +32,9 @@ ZH_NEGATIONS = ["不", "没", "没有", "别", "未"]
 # 21 read "它的快递单号是多少？" as praise), 好像 "seems", 好几 "several", 只好 "had to", 差不多 "about", 差价 a
 # price difference. They are taken before the lexicons, so their characters count for neither.
 ZH_NEUTRAL = ["快递", "快件", "好像", "好几", "只好", "差不多", "差价"]
+# Negatives first ("不好" before "好"), each list longest first: sorted once, not for every sentence.
+_ZH_LEXICONS = tuple((polarity, tuple(sorted(words, key=len, reverse=True)))
+                     for polarity, words in ((-1.0, ZH_NEGATIVE), (1.0, ZH_POSITIVE)))
 
 ASPECTS: dict[str, tuple[str, ...]] = {
     "battery": ("battery", "batteries", "charge", "charging", "charger", "battery life", "电池", "续航", "充电"),
@@ -92,8 +95,8 @@ def _score_zh(sentence: str) -> float:
     for word in ZH_NEUTRAL:
         for m in re.finditer(re.escape(word), sentence):
             taken[m.start():m.end()] = [True] * (m.end() - m.start())
-    for polarity, lexicon in ((-1.0, ZH_NEGATIVE), (1.0, ZH_POSITIVE)):  # negatives first: "不好" before "好"
-        for word in sorted(lexicon, key=len, reverse=True):
+    for polarity, lexicon in _ZH_LEXICONS:
+        for word in lexicon:
             for m in re.finditer(re.escape(word), sentence):
                 if any(taken[m.start():m.end()]):
                     continue

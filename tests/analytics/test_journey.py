@@ -324,6 +324,13 @@ def test_support_intent_rules(text, intent):
     # "不再" / "还会再" say nothing of buying unless a buying, staying or coming follows: the stars decide
     ("用了一个月，不再卡顿了，很满意", 5, "buy again"),
     ("还会再坏吗？质量一般", 3, "wait"),
+    # "不再用担心" is no longer worrying; "再去" / "再来" is a return visit only after a word that looks ahead
+    ("有了它，不再用担心电量", None, None),
+    ("以后不再用这个牌子了", None, "abandon"),
+    ("希望第二天退房后再去泡温泉，却被告知不能", None, None),
+    ("再来说说缺点：声音有点小", None, None),
+    ("下次周末再来无锡，这家酒店决定还住", None, "buy again"),
+    ("有机会可以再去。", None, "buy again"),
 ])
 def test_review_intent_rules(text, rating, intent):
     assert jr.review_intent(text, rating) == intent

@@ -92,8 +92,11 @@ SUPPORT_INTENT_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("question", (r"\?", "？", r"^(how|what|when|why|can|could|do|does|is|are|which)\b", "吗", "怎么", "如何", "请问")),
 )
 # What "不会再…" / "不再…" / "还会再…" must go on to for a purchase intent: buying, staying, coming or choosing again
-# ("不再卡顿" is no longer lagging, "还会再坏吗" asks whether it will break again).
-_ZH_AGAIN = ("买", "购买", "入住", "住", "来", "去", "光顾", "选", "用")
+# ("不再卡顿" is no longer lagging, "还会再坏吗" asks whether it will break again, "不再用担心" no longer worrying).
+_ZH_AGAIN = ("买", "购买", "入住", "住", "来", "去", "光顾", "选", "用(?!担心|操心|怕)")
+# "再来" / "再去" is a return visit only after a word that looks ahead ("下次周末再来无锡"), not "退房后再去泡温泉"
+# ("then go for the hot springs") or "再来说说" ("next, to say").
+_ZH_COME_BACK = r"(?:下次|以后|还会|有机会|可以|一定|还要|还想)[^，。,.!！？?]{0,6}再[来去]"
 REVIEW_INTENT_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("abandon", (r"\bnever (buy|order|again)", r"\bwon'?t (buy|order)", r"\bnot (buy|order)(ing)? (again|from)",
                  r"\b(do not|don'?t|wouldn'?t|would not|can'?t|cannot) recommend\b", r"\bwaste of money\b",
@@ -107,7 +110,7 @@ REVIEW_INTENT_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("buy again", (r"\bbuy (it |this |one |another )?again\b", r"\bbuy another\b", r"\border(ed)? another\b",
                    r"\bwill (buy|order)\b", r"\brepurchase\b", r"\bre-?order\b", r"\brecommend\b",
                    r"\bno-?brainer\b",
-                   "回购", "再买", "还会买", "推荐", "再次购买", "再次入住", "还住", "再去", "再来", "还会选",
+                   "回购", "再买", "还会买", "推荐", "再次购买", "再次入住", "还住", _ZH_COME_BACK, "还会选",
                    *(f"还会再{act}" for act in _ZH_AGAIN))),
 )
 # A review none of whose patterns match takes the intent its stars imply.
@@ -118,7 +121,7 @@ def _first_rule(text: str, rules: tuple[tuple[str, tuple[str, ...]], ...]) -> st
     low = text.lower()
     for intent, patterns in rules:
         for p in patterns:
-            if (re.search(p, low) if p.isascii() else p in text):
+            if re.search(p, low):  # every pattern is a regular expression, Chinese ones too
                 return intent
     return None
 
