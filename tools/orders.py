@@ -41,7 +41,7 @@ from tools import policy
 from tools.catalog import clean_text
 from tools.context import PendingAction, ShopContext
 from tools.errors import NotFoundError, PolicyError, ToolInputError
-from tools.results import Fact, Lang, customer_view, fact, in_customer_view, iso, status_text, tr, usd
+from tools.results import Fact, Lang, customer_view, fact, in_customer_view, iso, reason_text, status_text, tr, usd
 
 WRITE_TOOLS = (
     "cancel_pending_order",
@@ -312,7 +312,7 @@ class OrderDetails(BaseModel):
         oid, notes = self.order_id, []
         if self.cancel_reason:
             notes.append(tr(lang, f"Note on {oid}: cancelled because '{self.cancel_reason}'.",
-                            f"订单 {oid} 备注:取消原因为“{self.cancel_reason}”。"))
+                            f"订单 {oid} 备注:取消原因为“{reason_text(self.cancel_reason, lang)}”。"))
         if self.items_modified:
             notes.append(tr(lang, f"Note on {oid}: the items were modified (this can be done only once).",
                             f"订单 {oid} 备注:商品已修改过(每个订单只能修改一次)。"))
@@ -426,7 +426,7 @@ class ConfirmationRequired(BaseModel):
                 f"Cancel order {oid}: status {status}, {self.item_count} items, total {usd(self.order_total)}, reason "
                 f"'{self.reason}'.",
                 f"取消订单 {oid}:状态 {status},{self.item_count} 件商品,合计 {usd(self.order_total)},"
-                f"原因“{self.reason}”。",
+                f"原因“{reason_text(self.reason or '', lang)}”。",
             ))
             lines += [r.line(oid, lang) for r in self.refunds]
             if not self.refunds:

@@ -148,6 +148,15 @@ def status_text(status: str, lang: Lang) -> str:
     return f"{zh}({status})" if lang == "zh" and zh else status
 
 
+CANCEL_REASON_ZH = {"no longer needed": "不再需要", "ordered by mistake": "下错单了"}  # tools.policy's reasons
+
+
+def reason_text(reason: str, lang: Lang) -> str:
+    """A cancellation reason as shown: "ordered by mistake", or "下错单了(ordered by mistake)" in Chinese."""
+    zh = CANCEL_REASON_ZH.get(reason)
+    return f"{zh}({reason})" if lang == "zh" and zh else reason
+
+
 def fact(kind: FactKind, value: Any, about: str | None = None) -> Fact:
     """A fact of `kind` with its value as text, about `about` (kind:id) or the whole result."""
     return Fact(kind=kind, value=str(value), about=about)

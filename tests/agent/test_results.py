@@ -176,6 +176,10 @@ def test_every_proposal_and_its_confirmed_result(tau2_store, tau2_json):
         done = T.execute_pending_action(ctx)
         assert_sound(done)
         assert done.status in done.render("zh")
+    # A Chinese customer reads the cancellation reason in Chinese, with the stored word beside it as statuses have it.
+    cancel = proposals[0][1]
+    assert "原因“不再需要(no longer needed)”" in cancel.render("zh")
+    assert "reason 'no longer needed'" in cancel.render("en")
 
 
 def test_a_customer_reads_payment_methods_by_name_and_the_model_by_id(tau2_store, tau2_json):
