@@ -127,8 +127,9 @@ def test_journey_features_match_the_events_by_hand(store):
     from sqlalchemy import select
 
     from index.sentiment import analyze
-    from store.models import Event, Message
-    from tools.analytics.features import JOURNEY_FEATURES
+    from store.models import Event, Message, Review
+    from tools.analytics.features import JOURNEY_FEATURES, WORDS_FEATURES
+    from tools.analytics.journey import stated_purchase_intent
 
     build_journey_shop(store)
     with store.read() as s:
@@ -136,11 +137,22 @@ def test_journey_features_match_the_events_by_hand(store):
         messages = s.execute(select(Conversation.customer_id, Message.content, Message.created_at)
                              .join(Message, Message.conversation_id == Conversation.id)
                              .where(Conversation.role == "customer", Message.role == "user")).all()
+        reviews = s.execute(select(Review.customer_id, Review.title, Review.text, Review.created_at)).all()
     as_of = max(at for _, _, at in events).date() - timedelta(days=20)
-    assert not set(JOURNEY_FEATURES) & set(build_features(store, as_of).columns)  # only when asked for
+    assert not set(JOURNEY_FEATURES + WORDS_FEATURES) & set(build_features(store, as_of).columns)  # only if asked
     table = build_features(store, as_of, journey=True)
-    assert set(JOURNEY_FEATURES) <= set(table.columns)
+    assert set(JOURNEY_FEATURES + WORDS_FEATURES) <= set(table.columns)
     cut = cutoff_of(as_of)
+    texts = [(c, text, at) for c, text, at in messages] + [
+        (c, " ".join(x for x in (title, text) if x), at) for c, title, text, at in reviews]
+    said_total = 0.0
+    for cid in table.index:
+        row = table.loc[cid]
+        for intent, col in (("buy again", "said_buy_again"), ("abandon", "said_abandon"), ("wait", "said_wait")):
+            said = sum(c == cid and at < cut and stated_purchase_intent(t) == intent for c, t, at in texts)
+            assert row[col] == said, (cid, col)
+            said_total += said
+    assert said_total > 5  # the shop's texts say "never buy again" and "would buy again": the counts are tested
     for cid in table.index:
         mine = [(k, at) for c, k, at in events if c == cid and at < cut]
         views90 = sum(k == "view" and at >= cut - timedelta(days=90) for k, at in mine)

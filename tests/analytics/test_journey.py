@@ -80,7 +80,7 @@ def moods_by_hand(store, stages, category=None, start: date | None = None, end: 
                  for cid, pid, text, title, at in s.execute(select(Review.customer_id, Review.product_id, Review.text,
                                                                    Review.title, Review.created_at))
                  if in_range(at) and (category is None or category_of.get(pid) == category)]
-        texts += [(cid, analyze(text).sentiment)
+        texts += [(cid, analyze(text, kind="message").sentiment)
                   for cid, text, at in s.execute(
                       select(Conversation.customer_id, Message.content, Message.created_at)
                       .join(Conversation, Conversation.id == Message.conversation_id)
@@ -334,6 +334,13 @@ def test_support_intent_rules(text, intent):
 ])
 def test_review_intent_rules(text, rating, intent):
     assert jr.review_intent(text, rating) == intent
+
+
+def test_stated_intent_is_the_words_alone():
+    """The churn features count what a text says, never what its stars imply (the stars are a feature already)."""
+    assert jr.stated_purchase_intent("Fine.") is None
+    assert jr.stated_purchase_intent("Never buying from this brand again. Returned it.") == "abandon"
+    assert jr.stated_purchase_intent("音质很好，还会再买") == "buy again"
 
 
 def test_journey_renders_data_as_quoted_data(ctx):

@@ -50,4 +50,31 @@ def test_chinese_old_means_worn_only_as_a_word():
     ("差不多，一般吧", "neutral"),
 ])
 def test_chinese_compounds_that_hold_a_sentiment_character_but_no_sentiment(text, expected):
+    assert analyze(text, kind="message").sentiment == expected  # the lexicon alone, as support messages get it
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("用了三天就开不了机了，客服也不理人。", "negative"),
+    ("电池只能撑两个小时。", "negative"),
+    ("做工扎实，第二天就到了。", "positive"),
+])
+def test_a_chinese_review_the_lexicon_finds_nothing_in_gets_the_review_model(text, expected):
+    assert analyze(text, kind="message").sentiment == "neutral"  # no lexicon word
     assert analyze(text).sentiment == expected
+
+
+def test_a_chinese_support_question_is_no_complaint():
+    # The review model learned that "到哪了" comes from unhappy reviewers; a support chat asks it neutrally.
+    assert analyze("我的订单到哪了？").sentiment == "negative"
+    assert analyze("我的订单到哪了？", kind="message").sentiment == "neutral"
+
+
+def test_the_review_model_reads_the_ngrams_scikit_learn_trained_on():
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from index.zh_model import logit, ngrams
+
+    analyzer = CountVectorizer(analyzer="char", ngram_range=(1, 2), binary=True).build_analyzer()
+    for text in ("音质很好  ，还会再买！", "Wi-Fi 连接\t断开", "好"):
+        assert ngrams(text) == set(analyzer(text))
+    assert logit("画面清晰，非常满意。") > 1 > -1 > logit("质量很差，用了两周就坏了。")

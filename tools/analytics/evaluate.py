@@ -25,6 +25,7 @@ from tools.analytics import bgnbd
 from tools.analytics.churn import InsufficientData, label_churn, metrics, train_churn_model
 from tools.analytics.features import (
     JOURNEY_FEATURES,
+    WORDS_FEATURES,
     build_feature_sets,
     cutoff_of,
     data_span,
@@ -58,7 +59,8 @@ def evaluate_churn(store: Store, as_of: date, horizon_days: int = 90,
             f"the data ends {last}, but as_of {as_of} + {horizon_days} days = {end}: the horizon is longer than the "
             f"data (pick as_of {last - timedelta(days=horizon_days)} or earlier, or a shorter horizon)"
         )
-    journey = bool(set(features or ()) & set(JOURNEY_FEATURES))  # their queries run only when they are asked for
+    # their queries run only when they are asked for
+    journey = bool(set(features or ()) & set(JOURNEY_FEATURES + WORDS_FEATURES))
     train, test = build_feature_sets(store, [as_of - timedelta(days=horizon_days), as_of], horizon_days, journey)
     try:
         model = train_churn_model(store, as_of, horizon_days, frame=label_churn(train, test), features=features)

@@ -62,6 +62,12 @@ JOURNEY_FEATURES = [
     "negative_support_messages",
     "open_handoffs",
 ]
+# What customers' own words say (tools.analytics.journey.stated_purchase_intent over their reviews and support
+# messages): how many texts say they will buy again, abandon, or wait. Computed with the journey signals, and not in
+# FEATURES either: on the sample shop they moved the churn AUC by +0.0002 and -0.0006 (bench/churn_journey_signals.py,
+# bench/README.md), and its reviews' words follow their stars, which are a feature already.
+WORDS_FEATURES = ["said_buy_again", "said_abandon", "said_wait"]
+SAID = {"buy again": "said_buy_again", "abandon": "said_abandon", "wait": "said_wait"}
 BGNBD_FIT_ROWS = 20_000  # as in value.py: a sample this size pins BG/NBD's four parameters down
 
 
@@ -239,9 +245,11 @@ def _side_aggregates(store: Store, cutoffs: list[datetime], journey: bool = Fals
 def _journey_aggregates(store: Store, cut: datetime) -> pd.DataFrame:
     """Journey signals before `cut`, per customer: views in the last 30 and 90 days, carts in the last 90, days since
     the last view, search or cart, days in the last 90 with a cart and no purchase, negative support messages (the
-    customer's own words through index.sentiment), and handoff tickets still open at `cut`.
+    customer's own words through index.sentiment), handoff tickets still open at `cut`, and WORDS_FEATURES: the
+    reviews and support messages whose words say buy again, abandon or wait.
     """
     from index.sentiment import analyze
+    from tools.analytics.journey import stated_purchase_intent  # journey -> snapshot -> churn -> here: not at the top
 
     dialect = store.engine.dialect.name
     e = Event.__table__
@@ -279,6 +287,13 @@ def _journey_aggregates(store: Store, cut: datetime) -> pd.DataFrame:
     for extra in (_frame(store, qa), _frame(store, qt)):
         frame = frame.join(extra.set_index("customer_id"), how="outer")
     negative: dict[str, float] = {}
+    said: dict[str, dict[str, float]] = {col: {} for col in WORDS_FEATURES}
+
+    def count_said(cid: str, text: str) -> None:
+        col = SAID.get(stated_purchase_intent(text) or "")
+        if col:
+            said[col][cid] = said[col].get(cid, 0.0) + 1.0
+
     with store.read() as s:
         rows = s.execute(
             select(Conversation.customer_id, Message.content)
@@ -287,11 +302,19 @@ def _journey_aggregates(store: Store, cut: datetime) -> pd.DataFrame:
                    Message.created_at < cut)
         )
         for cid, text in rows:
-            if text and analyze(text).sentiment == "negative":
+            if text and analyze(text, kind="message").sentiment == "negative":
                 negative[cid] = negative.get(cid, 0.0) + 1.0
-    # outer join: a customer who wrote to support but has no event still counts
+            if text:
+                count_said(cid, text)
+        reviews = s.execute(select(Review.customer_id, Review.title, Review.text)
+                            .where(Review.customer_id.isnot(None), Review.created_at < cut))
+        for cid, title, text in reviews:
+            count_said(cid, " ".join(x for x in (title, text) if x))
+    # outer join: a customer who wrote to support or reviewed but has no event still counts
     frame = frame.join(pd.Series(negative, dtype=float, name="negative_support_messages"), how="outer")
-    return frame.reindex(columns=JOURNEY_FEATURES).astype(float)
+    for col, counts in said.items():
+        frame = frame.join(pd.Series(counts, dtype=float, name=col), how="outer")
+    return frame.reindex(columns=JOURNEY_FEATURES + WORDS_FEATURES).astype(float)
 
 
 def _frame(store: Store, q) -> pd.DataFrame:
@@ -375,7 +398,8 @@ def _finish(df: pd.DataFrame, side: pd.DataFrame, cut: float) -> pd.DataFrame:
     df["season_share"] = df["season_orders"] / f
     df["review_count"] = df["review_count"].fillna(0.0)
     df["support_contacts"] = df["support_contacts"].fillna(0.0)
-    for col in JOURNEY_FEATURES:  # no event, message or ticket is a count of 0; a browse recency stays unknown
+    # no event, message, ticket or stated intent is a count of 0; a browse recency stays unknown
+    for col in JOURNEY_FEATURES + WORDS_FEATURES:
         if col in df and col != "browse_recency_days":
             df[col] = df[col].fillna(0.0)
     # BG/NBD summary in weeks: repeat purchases, time of the last one, age at the cut-off.

@@ -133,11 +133,16 @@ def support_intent(text: str) -> str:
     return _first_rule(text, SUPPORT_INTENT_RULES) or "other"
 
 
+def stated_purchase_intent(text: str) -> str | None:
+    """The purchase intent a text states in words, by REVIEW_INTENT_RULES: buy again, abandon, wait, or None."""
+    return _first_rule(text, REVIEW_INTENT_RULES)
+
+
 def review_intent(text: str, rating: int | None = None) -> str | None:
     """What a review says the customer will do next, by the rule table REVIEW_INTENT_RULES (English and Chinese):
     buy again, abandon or wait; failing a phrase, the stars decide (4-5 buy again, 3 wait, 1-2 abandon).
     """
-    return _first_rule(text, REVIEW_INTENT_RULES) or REVIEW_INTENT_BY_RATING.get(int(rating or 0))
+    return stated_purchase_intent(text) or REVIEW_INTENT_BY_RATING.get(int(rating or 0))
 
 
 # ---------------------------------------------------------------- one customer's journey
@@ -242,7 +247,7 @@ def journey_steps(store: Store, customer_id: str) -> tuple[list[JourneyStep], li
         if not content:
             continue
         steps.append(JourneyStep(at=m.created_at, stage="support", source="support", text=neutralize(content, 200),
-                                 sentiment=analyze(content).sentiment, intent=support_intent(content),
+                                 sentiment=analyze(content, kind="message").sentiment, intent=support_intent(content),
                                  **mentions(content, known_brands)))
     order = {"event": 0, "order": 1, "support": 2, "review": 3}
     steps.sort(key=lambda st: (st.at, order[st.source]))
@@ -511,9 +516,9 @@ def _dropoff_sentiment(conn, conds: list, customers: list[str] | None, category:
         review_conds.append(Review.product_id.in_(_category_products(category)))
     texts = union_all(
         select(Review.customer_id.label("customer_id"), Review.created_at.label("at"), Review.text.label("text"),
-               Review.title.label("title")).where(*review_conds),
+               Review.title.label("title"), literal("review").label("kind")).where(*review_conds),
         select(Conversation.customer_id.label("customer_id"), Message.created_at.label("at"),
-               Message.content.label("text"), literal(None).label("title"))
+               Message.content.label("text"), literal(None).label("title"), literal("message").label("kind"))
         .join(Conversation, Conversation.id == Message.conversation_id)
         .where(Conversation.role == "customer", Conversation.customer_id.isnot(None), Message.role == "user",
                Message.content.notin_(BUTTON_MESSAGES), *_in_range(Message.created_at, start, end)),
@@ -521,18 +526,18 @@ def _dropoff_sentiment(conn, conds: list, customers: list[str] | None, category:
     writers = select(texts.c.customer_id)
     f = _flags([*conds, Event.customer_id.in_(writers)]).subquery()
     stage = _dropped_stage(f).label("stage")
-    q = (select(stage, texts.c.customer_id, texts.c.text, texts.c.title)
+    q = (select(stage, texts.c.customer_id, texts.c.text, texts.c.title, texts.c.kind)
          .join(f, f.c.customer_id == texts.c.customer_id)
          .where(stage.isnot(None)).order_by(texts.c.at.desc()))
     wanted = None if customers is None else set(customers)
     out: dict[str, Counter] = {k: Counter() for k in ("view", "cart", "purchase")}
-    for st, cid, text, title in conn.execute(q.execution_options(stream_results=True, yield_per=1000)):
+    for st, cid, text, title, kind in conn.execute(q.execution_options(stream_results=True, yield_per=1000)):
         if wanted is not None and cid not in wanted:
             continue
         if sum(out[st].values()) >= sample or not (text or "").strip():
             if all(sum(c.values()) >= sample for c in out.values()):
                 break
             continue
-        out[st][analyze(text, title).sentiment] += 1
+        out[st][analyze(text, title, kind=kind).sentiment] += 1
     return out
 
