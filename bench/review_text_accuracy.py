@@ -1,6 +1,6 @@
 """Quality, not speed: what the journey reads in customers' own words, measured on real review text shopdesk did not
 write: review sentiment in Chinese (`index.sentiment.analyze`) and purchase intent in English and Chinese
-(`tools.analytics.journey.review_intent`, its phrases alone: no stars).
+(`tools.analytics.intents.review_intent`, its phrases alone: no stars).
 
     python bench/review_text_accuracy.py            # dev and held-out test halves
     python bench/review_text_accuracy.py --json
@@ -56,7 +56,7 @@ def sentiment_scores(rows: list[dict], key: str) -> dict:
 
 def intent_scores(rows: list[dict]) -> dict:
     """Per intent: precision and recall of the phrase rules (no stars); `none` is the rules finding no phrase."""
-    from tools.analytics.journey import review_intent
+    from tools.analytics.intents import review_intent
 
     got = [(r["intent"], review_intent(r["text"]) or "none") for r in rows]
     out: dict = {"n": len(got), "stated": sum(t != "none" for t, _ in got),
@@ -97,7 +97,7 @@ def main() -> None:
         for half, s in report[key].items():
             print(f"  {name}, {half}: n {s['n']}, accuracy {s['accuracy']}, answered neutral {s['answered_neutral']},"
                   f" accuracy when not neutral {s['accuracy_when_not_neutral']}")
-    print("Purchase intent from the review's words alone (tools.analytics.journey.review_intent, no stars)")
+    print("Purchase intent from the review's words alone (tools.analytics.intents.review_intent, no stars)")
     for lang in ("zh", "en"):
         for half, s in report[f"{lang}_intent"].items():
             cells = "; ".join(f"{i} {s[i]['right']}/{s[i]['found']} found right, {s[i]['right']}/{s[i]['labelled']} "

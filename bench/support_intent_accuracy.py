@@ -1,4 +1,4 @@
-"""Accuracy of the support-intent rule table (tools.analytics.journey.support_intent) on labelled support requests
+"""Accuracy of the support-intent rule table (tools.analytics.intents.support_intent) on labelled support requests
 that shopdesk did not write: Bitext's customer-support dataset (4,514 English requests, 27 intents labelled by its
 authors; the copy in ../shared/datasets/bitext). A quality measurement, not a speed benchmark.
 
@@ -37,7 +37,7 @@ def correct(bitext_intent: str, predicted: str) -> bool:
 
 def measure(rows: list[tuple[str, str]]) -> dict:
     """Accuracy over (text, Bitext intent) rows: on the mapped intents, on the others, overall, and per intent."""
-    from tools.analytics.journey import support_intent
+    from tools.analytics.intents import support_intent
 
     per: dict[str, Counter] = {}
     hits = {"mapped": [0, 0], "others": [0, 0]}

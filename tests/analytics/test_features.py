@@ -129,7 +129,7 @@ def test_journey_features_match_the_events_by_hand(store):
     from index.sentiment import analyze
     from store.models import Event, Message, Review
     from tools.analytics.features import JOURNEY_FEATURES, WORDS_FEATURES
-    from tools.analytics.journey import stated_purchase_intent
+    from tools.analytics.intents import stated_purchase_intent
 
     build_journey_shop(store)
     with store.read() as s:

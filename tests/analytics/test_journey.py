@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from index.sentiment import analyze
 from store.models import Conversation, Event, Message, OrderItem, Product, Review
-from tools.analytics import get_customer_journey, get_customer_profile, journey_funnel
+from tools.analytics import get_customer_journey, get_customer_profile, intents, journey_funnel
 from tools.analytics import journey as jr
 from tools.analytics.snapshot import get_snapshot
 from tools.context import ShopContext
@@ -305,7 +305,7 @@ def test_journey_sentiment_and_intent_in_english_and_chinese(ctx, shop):
     ("请问有发票吗", "question"),
 ])
 def test_support_intent_rules(text, intent):
-    assert jr.support_intent(text) == intent
+    assert intents.support_intent(text) == intent
 
 
 @pytest.mark.parametrize(("text", "rating", "intent"), [
@@ -333,14 +333,14 @@ def test_support_intent_rules(text, intent):
     ("有机会可以再去。", None, "buy again"),
 ])
 def test_review_intent_rules(text, rating, intent):
-    assert jr.review_intent(text, rating) == intent
+    assert intents.review_intent(text, rating) == intent
 
 
 def test_stated_intent_is_the_words_alone():
     """The churn features count what a text says, never what its stars imply (the stars are a feature already)."""
-    assert jr.stated_purchase_intent("Fine.") is None
-    assert jr.stated_purchase_intent("Never buying from this brand again. Returned it.") == "abandon"
-    assert jr.stated_purchase_intent("音质很好，还会再买") == "buy again"
+    assert intents.stated_purchase_intent("Fine.") is None
+    assert intents.stated_purchase_intent("Never buying from this brand again. Returned it.") == "abandon"
+    assert intents.stated_purchase_intent("音质很好，还会再买") == "buy again"
 
 
 def test_journey_renders_data_as_quoted_data(ctx):

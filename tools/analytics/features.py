@@ -19,6 +19,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from store.db import Store
 from store.models import Conversation, Customer, Event, Message, Order, Review, Ticket
+from tools.analytics.intents import stated_purchase_intent
 
 EPOCH = datetime(1970, 1, 1)
 RECENT_ORDERS_DAYS = 90  # window of the "orders in the last 90 days" trend features
@@ -62,7 +63,7 @@ JOURNEY_FEATURES = [
     "negative_support_messages",
     "open_handoffs",
 ]
-# What customers' own words say (tools.analytics.journey.stated_purchase_intent over their reviews and support
+# What customers' own words say (tools.analytics.intents.stated_purchase_intent over their reviews and support
 # messages): how many texts say they will buy again, abandon, or wait. Computed with the journey signals, and not in
 # FEATURES either: on the sample shop they moved the churn AUC by +0.0002 and -0.0006 (bench/churn_journey_signals.py,
 # bench/README.md), and its reviews' words follow their stars, which are a feature already.
@@ -249,7 +250,6 @@ def _journey_aggregates(store: Store, cut: datetime) -> pd.DataFrame:
     reviews and support messages whose words say buy again, abandon or wait.
     """
     from index.sentiment import analyze
-    from tools.analytics.journey import stated_purchase_intent  # journey -> snapshot -> churn -> here: not at the top
 
     dialect = store.engine.dialect.name
     e = Event.__table__
