@@ -35,7 +35,9 @@ ZH_NEGATIONS = ["不", "没", "没有", "别", "未"]
 # Words that hold a sentiment character but say nothing good or bad: 快递 is a courier, not "fast" (the walk of session
 # 21 read "它的快递单号是多少？" as praise), 好像 "seems", 好几 "several", 只好 "had to", 差不多 "about", 差价 a
 # price difference. They are taken before the lexicons, so their characters count for neither.
-ZH_NEUTRAL = ["快递", "快件", "好像", "好几", "只好", "差不多", "差价"]
+# A-not-A questions ("有没有好用的耳机？" "is there a good one?", "好不好用") hold a negation that negates nothing.
+ZH_NEUTRAL = ["快递", "快件", "好像", "好几", "只好", "差不多", "差价",
+              "有没有", "是不是", "好不好", "能不能", "会不会", "可不可以", "行不行"]
 # Negatives first ("不好" before "好"), each list longest first: sorted once, not for every sentence.
 _ZH_LEXICONS = tuple((polarity, tuple(sorted(words, key=len, reverse=True)))
                      for polarity, words in ((-1.0, ZH_NEGATIVE), (1.0, ZH_POSITIVE)))
@@ -66,6 +68,7 @@ ZH_LEXICON_WEIGHT = 3.0
 ZH_REVIEW_BAND = 0.4
 
 _SENT_SPLIT = re.compile(r"(?<=[.!?。！？；;])\s*|\n+")
+_QUESTION = re.compile(r"[?？]\s*$|[吗呢]\s*[。.!！]?\s*$")
 _CLAUSE_SPLIT = re.compile(r"[，,]|\bbut\b|\bhowever\b|但是|不过|可是")
 
 
@@ -101,9 +104,11 @@ def _score_en(sentence: str) -> float:
 def _score_zh(sentence: str) -> float:
     score = 0.0
     taken = [False] * len(sentence)
+    masked = list(sentence)  # the sentence with the neutral compounds blanked: their 不/没 negate nothing
     for word in ZH_NEUTRAL:
         for m in re.finditer(re.escape(word), sentence):
             taken[m.start():m.end()] = [True] * (m.end() - m.start())
+            masked[m.start():m.end()] = ["_"] * (m.end() - m.start())
     for polarity, lexicon in _ZH_LEXICONS:
         for word in lexicon:
             for m in re.finditer(re.escape(word), sentence):
@@ -112,7 +117,7 @@ def _score_zh(sentence: str) -> float:
                 for k in range(m.start(), m.end()):
                     taken[k] = True
                 value = polarity
-                before = sentence[max(0, m.start() - 2):m.start()]
+                before = "".join(masked[max(0, m.start() - 2):m.start()])
                 if any(n in before for n in ZH_NEGATIONS):
                     value = -0.8 * value
                 if sentence[max(0, m.start() - 1):m.start()] in ("很", "非", "太", "超", "特"):
@@ -151,6 +156,8 @@ def analyze(text: str, title: str | None = None, kind: Literal["review", "messag
         if not sentence:
             continue
         s = score_of(sentence)
+        if kind == "message" and s > 0 and _QUESTION.search(sentence):
+            s = 0.0  # "Any good earbuds under $80?" asks whether something is good; it praises nothing
         scores.append(s)
         # an aspect takes the polarity of its own clause ("great screen, but the battery is weak")
         for clause in (c.strip() for c in _CLAUSE_SPLIT.split(sentence)):

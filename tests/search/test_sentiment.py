@@ -48,6 +48,8 @@ def test_chinese_old_means_worn_only_as_a_word():
     ("快递很快，包装也好", "positive"),  # 快 on its own is still "fast"
     ("好像有点贵", "negative"),  # 好像 "seems" is no praise
     ("差不多，一般吧", "neutral"),
+    ("有没有好用的无线耳机", "positive"),  # 有没有 asks "is there"; its 没 negates nothing
+    ("这个耳机好不好用", "neutral"),  # 好不好 is a question: neither 好 nor 不好
 ])
 def test_chinese_compounds_that_hold_a_sentiment_character_but_no_sentiment(text, expected):
     assert analyze(text, kind="message").sentiment == expected  # the lexicon alone, as support messages get it
@@ -78,3 +80,13 @@ def test_the_review_model_reads_the_ngrams_scikit_learn_trained_on():
     for text in ("音质很好  ，还会再买！", "Wi-Fi 连接\t断开", "好"):
         assert ngrams(text) == set(analyzer(text))
     assert logit("画面清晰，非常满意。") > 1 > -1 > logit("质量很差，用了两周就坏了。")
+
+
+def test_a_support_question_asks_and_praises_nothing():
+    assert analyze("Any good wireless earbuds under $80?").sentiment == "positive"  # VADER reads "good"
+    assert analyze("Any good wireless earbuds under $80?", kind="message").sentiment == "neutral"
+    assert analyze("有没有好用的无线耳机？", kind="message").sentiment == "neutral"
+    assert analyze("这个耳机好用吗", kind="message").sentiment == "neutral"
+    # a complaint put as a question stays one, and praise outside the question still counts
+    assert analyze("Why is my order still broken and late?", kind="message").sentiment == "negative"
+    assert analyze("Thanks, that was great! Can I also order a case?", kind="message").sentiment == "positive"
