@@ -86,6 +86,22 @@ def models(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(code for _, code in sorted(found)))
 
 
+# Chinese names of brands, keyed by the brand as a catalog writes it (lower case). A Chinese customer writes 索尼, not
+# Sony ("我的索尼耳机坏了"), and the catalog writes Sony: the name counts as the catalog's brand. Only names that mean
+# nothing else in a shop's text are here (Bose's 博士 is also "doctor", Brother's 兄弟 "brother": left out).
+BRAND_ZH: dict[str, tuple[str, ...]] = {
+    "sony": ("索尼",), "samsung": ("三星",), "apple": ("苹果",), "hp": ("惠普",), "lenovo": ("联想",),
+    "dell": ("戴尔",), "acer": ("宏碁", "宏基"), "asus": ("华硕",), "msi": ("微星",), "microsoft": ("微软",),
+    "hisense": ("海信",), "google": ("谷歌",), "philips": ("飞利浦",), "nintendo": ("任天堂",), "dji": ("大疆",),
+    "sandisk": ("闪迪",), "yamaha": ("雅马哈",), "panasonic": ("松下",), "denon": ("天龙",), "onkyo": ("安桥",),
+    "casio": ("卡西欧",), "roland": ("罗兰",), "duracell": ("金霸王",), "lexar": ("雷克沙",), "netgear": ("网件",),
+    "tp-link": ("普联",), "lg": ("乐金",), "huawei": ("华为",), "xiaomi": ("小米",), "logitech": ("罗技",),
+    "canon": ("佳能",), "nikon": ("尼康",), "toshiba": ("东芝",), "sennheiser": ("森海塞尔",), "garmin": ("佳明",),
+    "anker": ("安克",), "razer": ("雷蛇",), "jabra": ("捷波朗",), "audio-technica": ("铁三角",),
+    "marshall": ("马歇尔",), "epson": ("爱普生",), "intel": ("英特尔",), "nvidia": ("英伟达",),
+}
+
+
 @lru_cache(maxsize=8)
 def _brand_pattern(known: frozenset[str]) -> tuple[re.Pattern | None, dict[str, str]]:
     """One pattern for every form of the brands in `known` (longest first, so "LG Electronics" wins over "LG" where
@@ -99,6 +115,9 @@ def _brand_pattern(known: frozenset[str]) -> tuple[re.Pattern | None, dict[str, 
             continue
         for form in ({brand, brand.upper()} if brand.isascii() else {brand}):
             forms.setdefault(form, brand)
+    for brand in sorted(known):  # after every brand's own forms: a catalog that writes 索尼 itself keeps it
+        for form in BRAND_ZH.get(brand.lower(), ()):
+            forms.setdefault(form, brand)
     if not forms:
         return None, forms
     alternatives = [re.escape(f) if not f.isascii() else r"(?<![\w-])" + re.escape(f) + r"(?![\w-])"
@@ -111,7 +130,8 @@ def brands(text: str, known: Iterable[str]) -> tuple[str, ...]:
 
     A Latin-script brand counts written as the catalog writes it or in capitals ("Sony", "SONY"; "TP-Link"), never in
     lower case, since brands are often words ("Ring", "Apple", "Blink"); one that is an English stop word ("My") or
-    has no letter ("$100", a catalog's mistake) does not count at all. A Chinese brand counts wherever it appears.
+    has no letter ("$100", a catalog's mistake) does not count at all. A Chinese brand counts wherever it appears,
+    and so does a brand's Chinese name (BRAND_ZH: 索尼 names the catalog's Sony).
     """
     pattern, forms = _brand_pattern(frozenset(b.strip() for b in known if b and b.strip()))
     if pattern is None:

@@ -509,7 +509,8 @@ def test_journey_marks_the_brands_models_and_prices_a_text_names(ctx, shop):
     j = get_customer_journey(ctx, "ann")
     review, message = j.steps[-2], j.steps[-1]
     assert (review.brands, review.models, review.prices) == (["Sony"], ["WH-1000XM4"], ["349.99 USD"])
-    assert (message.brands, message.models, message.prices) == ([], [], ["1299 CNY"])  # 索尼 is no catalog brand here
+    # 索尼 is Sony's Chinese name: the catalog's brand (index.entities.BRAND_ZH)
+    assert (message.brands, message.models, message.prices) == (["Sony"], [], ["1299 CNY"])
     assert all(not (s.brands or s.models or s.prices) for s in j.steps[:-2])
     en, zh = j.render("en"), j.render("zh")
     assert "| Mentions |" in en and "brand Sony; model WH-1000XM4; price 349.99 USD" in en

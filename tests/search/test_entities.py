@@ -41,6 +41,13 @@ def test_brands_as_the_catalog_writes_them_never_in_lower_case():
     assert brands("it was $100 at the store", CATALOG) == ()  # a catalog "brand" with no letter is no brand
 
 
+def test_a_brand_named_in_chinese_is_the_catalogs_brand():
+    assert brands("我的苹果耳机和乐金显示器", ["Apple", "LG", "Samsung"]) == ("Apple", "LG")
+    assert brands("三星电视花了3999元", ["SAMSUNG"]) == ("SAMSUNG",)  # as the catalog writes it
+    assert brands("三星电视", ["Sony"]) == ()  # a brand the catalog does not carry is not named
+    assert extract("我的索尼耳机花了1299元，已经坏了", ["Sony"]).brands == ("Sony",)
+
+
 def test_a_brand_that_looks_like_a_code_is_not_a_model_too():
     e = extract("The Insta360 GO 3 and an iPad for $100", CATALOG)
     assert e.brands == ("Insta360", "iPad") and "Insta360" not in e.models
