@@ -146,7 +146,9 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
         **{name: [] if value is None else [value] for name, value in bounds.items()},
         MUST_GIVE: [name for name, value in bounds.items() if value is not None],
         NOT_ASKED: [tool for tool in _WRITE_WORDS if tool not in asked],
-        CALL_FIRST: [bool(named_orders)],
+        # a reason given for a cancellation asked for ("帮我取消订单 #S0000278", asked why, then "买错了。") answers the
+        # tool's question: the turn acts, it does not talk (the walk of session 22 got "抱歉,这个我做不到。")
+        CALL_FIRST: [bool(named_orders) or ("cancel_pending_order" in asked and bool(_named_reasons(current)))],
         **asked_on,
         **back,
         "order_id": back.get("order_id") or named_orders or holding or list(orders),

@@ -587,6 +587,23 @@ def test_a_message_that_names_an_order_is_answered_with_a_call(settings, tau2_st
     assert chat.model.requests[-1]["kwargs"].get("tool_choice") is None
 
 
+def test_a_reason_given_for_an_asked_cancellation_is_answered_with_a_call(settings, tau2_store):
+    """"帮我取消订单 #W2611340", the tool asks why, "买错了。": the answer to the tool's question acts. The walk of
+    session 22 got "抱歉,这个我做不到。" from the model there. A reason with no cancellation asked for is only words.
+    """
+    from agent.grammar import CALL_FIRST
+
+    chat = _session(settings, tau2_store, script=[call("cancel_pending_order", order_id="#W2611340"), "Why?"])
+    list(chat.respond("帮我取消订单 #W2611340"))
+    assert session_enums(chat, "买错了。")[CALL_FIRST] == [True]
+    assert session_enums(chat, "I ordered it by mistake.")[CALL_FIRST] == [True]
+    assert session_enums(chat, "不需要了")[CALL_FIRST] == [True]
+    assert session_enums(chat, "好的，谢谢")[CALL_FIRST] == [False]
+    other = _session(settings, tau2_store, script=[call("get_order_details", order_id="#W2611340"), ""])
+    list(other.respond("Where is my order #W2611340?"))
+    assert session_enums(other, "买错了。")[CALL_FIRST] == [False]  # no cancellation was asked for
+
+
 def test_the_bounds_a_shopping_question_states_are_the_searchs_filters(settings, sample_store):
     """"有没有 200 美元以下的显示器？" is a search with max_price 200 (the index's own query parser reads the bounds),
     whatever the model writes as its query; a question with no bound leaves the filters to the model.
