@@ -38,6 +38,7 @@ ZH_NEGATIONS = ["不", "没", "没有", "别", "未"]
 # A-not-A questions ("有没有好用的耳机？" "is there a good one?", "好不好用") hold a negation that negates nothing.
 ZH_NEUTRAL = ["快递", "快件", "好像", "好几", "只好", "差不多", "差价",
               "有没有", "是不是", "好不好", "能不能", "会不会", "可不可以", "行不行"]
+_ZH_NEUTRAL = re.compile("|".join(sorted(ZH_NEUTRAL, key=len, reverse=True)))
 # Negatives first ("不好" before "好"), each list longest first: sorted once, not for every sentence.
 _ZH_LEXICONS = tuple((polarity, tuple(sorted(words, key=len, reverse=True)))
                      for polarity, words in ((-1.0, ZH_NEGATIVE), (1.0, ZH_POSITIVE)))
@@ -103,12 +104,9 @@ def _score_en(sentence: str) -> float:
 
 def _score_zh(sentence: str) -> float:
     score = 0.0
-    taken = [False] * len(sentence)
-    masked = list(sentence)  # the sentence with the neutral compounds blanked: their 不/没 negate nothing
-    for word in ZH_NEUTRAL:
-        for m in re.finditer(re.escape(word), sentence):
-            taken[m.start():m.end()] = [True] * (m.end() - m.start())
-            masked[m.start():m.end()] = ["_"] * (m.end() - m.start())
+    # the neutral compounds blanked: their characters count for neither side, and their 不/没 negate nothing
+    masked = _ZH_NEUTRAL.sub(lambda m: "_" * len(m.group()), sentence)
+    taken = [c == "_" for c in masked]
     for polarity, lexicon in _ZH_LEXICONS:
         for word in lexicon:
             for m in re.finditer(re.escape(word), sentence):
@@ -117,7 +115,7 @@ def _score_zh(sentence: str) -> float:
                 for k in range(m.start(), m.end()):
                     taken[k] = True
                 value = polarity
-                before = "".join(masked[max(0, m.start() - 2):m.start()])
+                before = masked[max(0, m.start() - 2):m.start()]
                 if any(n in before for n in ZH_NEGATIONS):
                     value = -0.8 * value
                 if sentence[max(0, m.start() - 1):m.start()] in ("很", "非", "太", "超", "特"):
@@ -174,8 +172,6 @@ def analyze(text: str, title: str | None = None, kind: Literal["review", "messag
         score = sum(scores) / len(scores) if scores else 0.0
         label = "positive" if score >= 0.05 else "negative" if score <= -0.05 else "neutral"
         return Analysis(label, round(score, 3), list(mentions.values()))
-    pos_total = sum(s for s in scores if s > 0)
-    neg_total = sum(s for s in scores if s <= 0)
     score = max(-1.0, min(1.0, sum(scores) / 3.0))
     if kind == "review":
         from index.zh_model import logit
@@ -183,6 +179,8 @@ def analyze(text: str, title: str | None = None, kind: Literal["review", "messag
         fused = ZH_LEXICON_WEIGHT * score + logit(full)
         label = "positive" if fused > ZH_REVIEW_BAND else "negative" if fused < -ZH_REVIEW_BAND else "neutral"
         return Analysis(label, round(max(-1.0, min(1.0, fused / ZH_LEXICON_WEIGHT)), 3), list(mentions.values()))
+    pos_total = sum(s for s in scores if s > 0)
+    neg_total = sum(s for s in scores if s <= 0)
     label = "positive" if score > 0.15 else "negative" if score < -0.15 else "neutral"
     # clear praise and clear complaint of similar weight ("很好，但是坏了") reads as mixed
     if pos_total >= 0.9 and neg_total <= -0.9 and min(pos_total, -neg_total) / max(pos_total, -neg_total) >= 0.6:

