@@ -49,7 +49,8 @@ class Args:
 
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    choices = ["local", "local-row-major", "local-int8", "local-int8-mixed", "llamacpp-f32", "llamacpp-f16", "vllm"]
+    choices = ["local", "local-row-major", "local-onednn", "local-int8", "local-int8-mixed", "llamacpp-f32",
+               "llamacpp-f16", "vllm"]
     p.add_argument("--backends", nargs="+", choices=choices, default=choices)
     p.add_argument("--tokens", type=int, default=64, help="new tokens per request")
     p.add_argument("--runs", type=int, default=3, help="single-stream runs per backend (median reported)")
@@ -81,7 +82,7 @@ def bench_local(model_dir: str, args: Args, weights: str = "fp32") -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from agent.backends import TEMPLATE, column_major_linears, int8_linears
+    from agent.backends import TEMPLATE, column_major_linears, int8_linears, onednn_linears
     from shopdesk.settings import INT8_KEEP_FP32
 
     if args.threads:
@@ -100,6 +101,8 @@ def bench_local(model_dir: str, args: Args, weights: str = "fp32") -> dict:
         model = int8_linears(model, keep)
     elif weights == "fp32":
         model = column_major_linears(model)  # what the agent runs (fp32-row-major: the layout as loaded)
+    elif weights == "fp32-onednn":
+        model = onednn_linears(model)
     prompt = tok.apply_chat_template([{"role": "user", "content": PROMPT}], add_generation_prompt=True, tokenize=False)
     ids = tok(prompt, return_tensors="pt", add_special_tokens=False).input_ids
     ttfts, rates = [], []
@@ -294,7 +297,8 @@ def main(args: Args) -> dict:
     report: dict = {"memory_bandwidth_gbs": round(bandwidth, 1), "model": model_dir, "tokens": args.tokens, "rows": [],
                     "start": start}
     n_params = None
-    for backend, weights in (("local-row-major", "fp32-row-major"), ("local", "fp32"), ("local-int8", "int8"),
+    for backend, weights in (("local-row-major", "fp32-row-major"), ("local", "fp32"), ("local-onednn", "fp32-onednn"),
+                             ("local-int8", "int8"),
                              ("local-int8-mixed", "int8-mixed")):
         if backend in args.backends:
             row = bench_local(model_dir, args, weights)

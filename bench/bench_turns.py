@@ -102,7 +102,8 @@ def main() -> None:
     p.add_argument("--runtimes", nargs="+", default=["transformers"],
                    choices=["transformers", "llamacpp-f32", "llamacpp-f16"],
                    help="in-process runtimes to measure on the current path (llama.cpp: the same weights as GGUF)")
-    p.add_argument("--weights", nargs="+", default=["fp32"], choices=["fp32-row-major", "fp32", "int8", "int8-mixed"],
+    p.add_argument("--weights", nargs="+", default=["fp32"],
+                   choices=["fp32-row-major", "fp32", "fp32-onednn", "int8", "int8-mixed"],
                    help="transformers weights to measure on the current path (Settings.local_weights)")
     p.add_argument("--int8-adapter", default=None,
                    help="the adapter for the int8 weights (default: the one fp32 uses), e.g. one trained with "
@@ -142,6 +143,8 @@ def main() -> None:
                 elif weights == "fp32-row-major":
                     paths.append(("current, transformers fp32, weights row-major (session 19)",
                                   {"weights": weights}))
+                elif weights == "fp32-onednn":
+                    paths.append(("current, transformers fp32, oneDNN Linear layers", {"weights": weights}))
                 else:
                     adapter = args.int8_adapter or base["adapter"]
                     paths.append((f"current, transformers {weights}, adapter {Path(adapter).name}",

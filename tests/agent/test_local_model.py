@@ -175,6 +175,26 @@ def test_two_calls_compute_at_once_and_decode_what_they_decode_alone(local):
     assert 1 in threads_when_two and loaded.computing_now == 0
 
 
+def test_onednn_weights_decode_what_the_default_weights_decode(local):
+    # Settings.local_weights "fp32-onednn" multiplies the weights as loaded with oneDNN's inner product instead of
+    # MKL's GEMM: the same values, so the logits differ by rounding only and greedy decoding gives the same text
+    import torch
+
+    dnn = local.model_copy(update={"weights": "fp32-onednn"})
+    assert dnn.cache_key != local.cache_key
+    model = dnn.loaded().model
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(type(m).__name__ == "OneDNNLinear" for m in linears)
+    ids = local.loaded().tokenizer("Where is my order?", return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        a, b = local.loaded().model(input_ids=ids).logits, model(input_ids=ids).logits
+        one = model(input_ids=ids[:, :1]).logits  # a single row goes through the same op
+    assert a.shape == b.shape and (a - b).abs().max() < 1e-3
+    assert torch.isfinite(one).all()
+    msgs = [HumanMessage("Name two colours.")]
+    assert local.invoke(msgs).content == dnn.invoke(msgs).content
+
+
 def test_fp32_weights_are_column_major_and_decode_what_row_major_weights_decode(local):
     # Settings.local_weights "fp32" stores each Linear weight transposed in memory (column_major_linears: faster
     # decode steps on this CPU); the values are the same, so the logits differ by rounding only and greedy decoding
