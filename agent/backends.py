@@ -194,9 +194,10 @@ def onednn_linears(model: Any) -> Any:
     """`model` with each Linear layer computed by oneDNN's inner product (`torch.ops.mkldnn._linear_pointwise`, the op
     torch's own compiler emits for CPU Linear layers) instead of MKL's GEMM, on the weights as loaded (no copy). On
     this AMD CPU MKL's fp32 kernel multiplies one row by a weight on one thread at ~13 GB/s, while oneDNN's uses the
-    torch threads: the 210 matrices of a step took 31 instead of 42 ms for one row, 27 instead of 45 for two, 30
-    instead of 50 for four, and 486 instead of 593 ms for 450 rows (prefill). Same values, rounding aside (~7e-5 on
-    a logit). Settings.local_weights `fp32-onednn`: measured, not yet judged by the full eval, so not the default.
+    torch threads: a step's 210 matrices and lm_head took 32.5 instead of 41.6 ms for one row (2 threads), and the
+    210 took 27 instead of 45 ms for two rows, 30 instead of 55 for four, 486 instead of 596 for 450 (prefill).
+    Same values, rounding aside (~7e-5 on a logit). Settings.local_weights `fp32-onednn`: the full eval made the
+    same tool calls as the default on all 122 cases (session 23); not the default yet (bench/README.md).
     """
     import torch
 
@@ -209,6 +210,20 @@ def onednn_linears(model: Any) -> Any:
     for m in model.modules():
         if type(m) is torch.nn.Linear:
             m.__class__ = OneDNNLinear
+    return model
+
+
+def with_weights(model: Any, weights: str) -> Any:
+    """`model` (adapter merged) run the way Settings.local_weights `weights` says."""
+    if weights in INT8_KEEP_FP32:
+        return int8_linears(model, INT8_KEEP_FP32[weights])
+    if weights == "fp32":
+        return column_major_linears(model)
+    if weights == "fp32-onednn":
+        return onednn_linears(model)
+    if weights != "fp32-row-major":
+        raise UserError(f"unknown in-process weights {weights!r}; expected fp32, fp32-row-major, fp32-onednn, "
+                        f"{', '.join(INT8_KEEP_FP32)}")
     return model
 
 
@@ -477,16 +492,7 @@ class LocalChatModel(BaseChatModel):
             model = PeftModel.from_pretrained(model, self.adapter)
             model = model.merge_and_unload()  # one matmul per layer at inference: as fast as the base model
         model.eval()
-        if self.weights in INT8_KEEP_FP32:
-            model = int8_linears(model, INT8_KEEP_FP32[self.weights])
-        elif self.weights == "fp32":
-            model = column_major_linears(model)
-        elif self.weights == "fp32-onednn":
-            model = onednn_linears(model)
-        elif self.weights != "fp32-row-major":
-            raise UserError(f"unknown in-process weights {self.weights!r}; expected fp32, fp32-row-major, fp32-onednn, "
-                            f"{', '.join(INT8_KEEP_FP32)}")
-        return _Loaded(model, tokenizer)
+        return _Loaded(with_weights(model, self.weights), tokenizer)
 
     def _load_llama(self):
         """llama.cpp on a GGUF of this model with the adapter merged (made once, then reused while both are

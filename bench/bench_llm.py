@@ -82,7 +82,7 @@ def bench_local(model_dir: str, args: Args, weights: str = "fp32") -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from agent.backends import TEMPLATE, column_major_linears, int8_linears, onednn_linears
+    from agent.backends import TEMPLATE, with_weights
     from shopdesk.settings import INT8_KEEP_FP32
 
     if args.threads:
@@ -98,11 +98,7 @@ def bench_local(model_dir: str, args: Args, weights: str = "fp32") -> dict:
         keep = INT8_KEEP_FP32[weights]
         weight_bytes = sum(m.weight.numel() * (4 if keep and name.endswith(keep) else 1)
                            for name, m in model.named_modules() if isinstance(m, torch.nn.Linear))
-        model = int8_linears(model, keep)
-    elif weights == "fp32":
-        model = column_major_linears(model)  # what the agent runs (fp32-row-major: the layout as loaded)
-    elif weights == "fp32-onednn":
-        model = onednn_linears(model)
+    model = with_weights(model, weights)  # what the agent runs
     prompt = tok.apply_chat_template([{"role": "user", "content": PROMPT}], add_generation_prompt=True, tokenize=False)
     ids = tok(prompt, return_tensors="pt", add_special_tokens=False).input_ids
     ttfts, rates = [], []
