@@ -320,6 +320,27 @@ def resolve_customer(store: Store, customer: str) -> str:
     return found
 
 
+def warm_up(settings: Settings, models: ModelCache | None = None) -> dict[str, int]:
+    """Load the chat model the sessions will use (into `models`) and, in-process, compute each role's fixed prompt
+    prefix (its system text and tools), which every call of that role starts with: the first turns then reuse it
+    instead of waiting for the load and a ~700-token prefill. Returns the tokens computed per role (empty when the
+    model is served elsewhere, e.g. vLLM, whose own prefix caching does this).
+    """
+    from agent.backends import LocalChatModel
+    from tools.registry import tool_functions
+
+    if settings.llm_backend != "local":
+        return {}
+    model = make_chat_model(settings, models=models)
+    if not isinstance(model, LocalChatModel):
+        return {}
+    computed = {}
+    for role, text in SYSTEM_PROMPTS.items():
+        tools = [tool_spec(fn).openai() for fn in tool_functions(role)]
+        computed[role] = model.prefill(model.prompt_text([SystemMessage(text)], tools))
+    return computed
+
+
 def open_session(
     settings: Settings,
     role: str,

@@ -82,7 +82,7 @@ def bench_local(model_dir: str, args: Args, weights: str = "fp32") -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from agent.backends import TEMPLATE, with_weights
+    from agent.backends import TEMPLATE, growing_cache, with_weights
     from shopdesk.settings import INT8_KEEP_FP32
 
     if args.threads:
@@ -105,15 +105,14 @@ def bench_local(model_dir: str, args: Args, weights: str = "fp32") -> dict:
     with torch.inference_mode():
         for _ in range(args.runs):
             # manual greedy loop so the first token and the decode phase are timed separately
+            cache = growing_cache(model.config)  # the KV cache the agent uses
             t0 = time.perf_counter()
-            out = model(ids, use_cache=True)
+            out = model(ids, cache=cache, use_cache=True)
             nxt = out.logits[:, -1:].argmax(-1)
             ttft = time.perf_counter() - t0
-            past = out.past_key_values
             t1 = time.perf_counter()
             for _ in range(args.tokens - 1):
-                out = model(nxt, past_key_values=past, use_cache=True)
-                past = out.past_key_values
+                out = model(nxt, cache=cache, use_cache=True)
                 nxt = out.logits[:, -1:].argmax(-1)
             rates.append((args.tokens - 1) / (time.perf_counter() - t1))
             ttfts.append(ttft)

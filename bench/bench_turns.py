@@ -102,7 +102,7 @@ def main() -> None:
     p.add_argument("--runtimes", nargs="+", default=["transformers"],
                    choices=["transformers", "llamacpp-f32", "llamacpp-f16"],
                    help="in-process runtimes to measure on the current path (llama.cpp: the same weights as GGUF)")
-    p.add_argument("--weights", nargs="+", default=["fp32"],
+    p.add_argument("--weights", nargs="+", default=["fp32-onednn"],
                    choices=["fp32-row-major", "fp32", "fp32-onednn", "int8", "int8-mixed"],
                    help="transformers weights to measure on the current path (Settings.local_weights)")
     p.add_argument("--int8-adapter", default=None,
@@ -114,6 +114,9 @@ def main() -> None:
     p.add_argument("--two-calls", action="store_true",
                    help="also measure session 17's path: the model called again after every look-up, its words cut "
                         "(now a look-up that answers a message asking for no change ends the turn)")
+    p.add_argument("--cat-cache", action="store_true",
+                   help="also measure transformers' own KV cache, which grows by torch.cat every step (sessions up "
+                        "to 23), next to the one that grows in place")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
 
@@ -139,12 +142,14 @@ def main() -> None:
         if runtime == "transformers":
             for weights in args.weights:
                 if weights == "fp32":
-                    paths.append(("current, transformers fp32 (prefix reuse + jump-forward)", {}))
+                    paths.append(("transformers fp32, MKL, weights column-major (sessions 20-23)",
+                                  {"weights": weights}))
                 elif weights == "fp32-row-major":
-                    paths.append(("current, transformers fp32, weights row-major (session 19)",
+                    paths.append(("transformers fp32, MKL, weights row-major (session 19)",
                                   {"weights": weights}))
                 elif weights == "fp32-onednn":
-                    paths.append(("current, transformers fp32, oneDNN Linear layers", {"weights": weights}))
+                    paths.append(("current, transformers fp32, oneDNN Linear layers (prefix reuse + jump-forward)",
+                                  {"weights": weights}))
                 else:
                     adapter = args.int8_adapter or base["adapter"]
                     paths.append((f"current, transformers {weights}, adapter {Path(adapter).name}",
@@ -152,6 +157,9 @@ def main() -> None:
         else:
             paths.append((f"current, llama.cpp {runtime.split('-')[1]} (same loop)",
                           {"runtime": "llamacpp", "gguf_type": runtime.split("-")[1]}))
+    if args.cat_cache:
+        paths.append(("transformers fp32, oneDNN, KV cache grown by torch.cat (session 23)",
+                      {"weights": "fp32-onednn", "growing_cache": False}))
     if not args.skip_old:
         paths.insert(0, ("old (no reuse, a step per token)", {"prefix_cache": False, "jump_forward": False}))
     rows = []

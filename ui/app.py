@@ -155,6 +155,27 @@ class AppServices:
         return open_session(self.settings, role, customer_id, store=self.store(), indexes=self.indexes,
                             models=self.models, conversation_id=conversation_id)
 
+    def warm(self) -> str:
+        """Load the chat model and compute each role's fixed prompt prefix now (agent.session.warm_up), so the first
+        customer does not wait for them; returns a line saying how it went. A failure is logged, and the first turn
+        meets it again as a friendly error. Sessions from a session factory (tests, a demo without the agent) need
+        no warm-up.
+        """
+        if self._factory is not None:
+            return "chat sessions come from a session factory: nothing to warm"
+        start = time.perf_counter()
+        try:
+            from agent.session import warm_up
+
+            computed = warm_up(self.settings, models=self.models)
+        except Exception:
+            log.exception("warming the chat model failed")
+            return "warming the chat model failed (see the log); the first turn will load it"
+        if not computed:
+            return "the chat model is served elsewhere: nothing to warm"
+        shown = ", ".join(f"{role} {n} tokens" for role, n in computed.items())
+        return f"chat model ready in {time.perf_counter() - start:.1f} s (prompt prefixes computed: {shown})"
+
     def marketer_context(self):
         """A marketer's ShopContext for the console's direct tool calls."""
         from tools.context import ShopContext

@@ -50,10 +50,20 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(7860, help="Port to listen on."),
     ) -> None:
         """Serve the support chat, the marketer console and the HTTP API on one port (http://HOST:PORT, /docs)."""
+        import threading
+
         from shopdesk.settings import get_settings
+        from ui.app import AppServices
         from ui.server import build_server, serve
 
-        serve(build_server(get_settings()), host=host, port=port)
+        services = AppServices(get_settings())
+
+        def warm() -> None:  # beside the server: the page opens at once, and a first turn waits for the load
+            typer.echo("Loading the chat model and each role's prompt prefix in the background...", err=True)
+            typer.echo(services.warm(), err=True)
+
+        threading.Thread(target=warm, name="warm-up", daemon=True).start()
+        serve(build_server(services=services), host=host, port=port)
 
     staff = typer.Typer(help="Staff accounts: support agents (the handoff inbox) and marketers (the console).",
                         no_args_is_help=True)

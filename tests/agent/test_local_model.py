@@ -11,6 +11,7 @@ from agent.backends import LocalChatModel, ModelCache
 from agent.session import open_session
 from agent.testing import ScriptedChatModel
 from agent.toolspec import tool_spec
+from shopdesk.settings import Settings
 from tools.orders import get_order_details
 
 pytestmark = pytest.mark.slow
@@ -175,38 +176,42 @@ def test_two_calls_compute_at_once_and_decode_what_they_decode_alone(local):
     assert 1 in threads_when_two and loaded.computing_now == 0
 
 
-def test_onednn_weights_decode_what_the_default_weights_decode(local):
-    # Settings.local_weights "fp32-onednn" multiplies the weights as loaded with oneDNN's inner product instead of
-    # MKL's GEMM: the same values, so the logits differ by rounding only and greedy decoding gives the same text
+def test_default_weights_are_onednn_and_decode_what_mkl_weights_decode(local):
+    # Settings.local_weights "fp32-onednn" (the default) multiplies the weights as loaded with oneDNN's inner product
+    # instead of MKL's GEMM ("fp32"): the same values, so the logits differ by rounding only and greedy decoding
+    # gives the same text
     import torch
 
-    dnn = local.model_copy(update={"weights": "fp32-onednn"})
-    assert dnn.cache_key != local.cache_key
-    model = dnn.loaded().model
+    assert local.weights == Settings.model_fields["local_weights"].default == "fp32-onednn"
+    mkl = local.model_copy(update={"weights": "fp32"})
+    assert mkl.cache_key != local.cache_key
+    model = local.loaded().model
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     assert linears and all(type(m).__name__ == "OneDNNLinear" for m in linears)
+    assert all(m.weight.is_contiguous() for m in linears)  # the weights as loaded: no copy
     ids = local.loaded().tokenizer("Where is my order?", return_tensors="pt")["input_ids"]
     with torch.inference_mode():
-        a, b = local.loaded().model(input_ids=ids).logits, model(input_ids=ids).logits
+        a, b = mkl.loaded().model(input_ids=ids).logits, model(input_ids=ids).logits
         one = model(input_ids=ids[:, :1]).logits  # a single row goes through the same op
     assert a.shape == b.shape and (a - b).abs().max() < 1e-3
     assert torch.isfinite(one).all()
     msgs = [HumanMessage("Name two colours.")]
-    assert local.invoke(msgs).content == dnn.invoke(msgs).content
+    assert local.invoke(msgs).content == mkl.invoke(msgs).content
 
 
 def test_fp32_weights_are_column_major_and_decode_what_row_major_weights_decode(local):
-    # Settings.local_weights "fp32" stores each Linear weight transposed in memory (column_major_linears: faster
-    # decode steps on this CPU); the values are the same, so the logits differ by rounding only and greedy decoding
-    # gives the same text as the layout as loaded ("fp32-row-major")
+    # Settings.local_weights "fp32" (MKL) stores each Linear weight transposed in memory (column_major_linears: faster
+    # decode steps on this CPU than MKL on the layout as loaded); the values are the same, so the logits differ by
+    # rounding only and greedy decoding gives the same text as the layout as loaded ("fp32-row-major")
     import torch
 
-    model = local.loaded().model
+    mkl = local.model_copy(update={"weights": "fp32"})
+    model = mkl.loaded().model
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     assert linears and all(m.weight.stride() == (1, m.weight.shape[0]) for m in linears)
     assert model.lm_head.weight.data_ptr() != model.get_input_embeddings().weight.data_ptr()
     row = local.model_copy(update={"weights": "fp32-row-major"})
-    assert row.cache_key != local.cache_key
+    assert row.cache_key != mkl.cache_key
     row_model = row.loaded().model
     assert all(m.weight.is_contiguous() for m in row_model.modules() if isinstance(m, torch.nn.Linear))
     ids = local.loaded().tokenizer("Where is my order?", return_tensors="pt")["input_ids"]
@@ -215,4 +220,4 @@ def test_fp32_weights_are_column_major_and_decode_what_row_major_weights_decode(
     assert torch.equal(model.lm_head.weight, row_model.lm_head.weight)
     assert (a - b).abs().max() < 1e-3
     msgs = [HumanMessage("Name two colours.")]
-    assert local.invoke(msgs).content == row.invoke(msgs).content
+    assert mkl.invoke(msgs).content == row.invoke(msgs).content

@@ -216,6 +216,34 @@ class TestSameOutput:
         # the calls after the first shared the system turn and tools, and the second prompt extends the first
         assert reused > computed
 
+    def test_warm_up_computes_each_roles_fixed_prefix_and_changes_no_token(self, models, tmp_path):
+        """warm_up() (what the app runs at start) loads the model into the given cache and computes each role's
+        system text and tools; a customer's first call then computes only its own message, and says what it would
+        have said cold.
+        """
+        from agent.session import SYSTEM_PROMPTS, warm_up
+        from shopdesk.models import SHIPPED_ADAPTER
+        from shopdesk.settings import Settings
+        from tools.registry import tool_functions
+
+        plain, fast = models
+        settings = Settings(data_dir=tmp_path, chat_model=fast.model_path, adapter=str(SHIPPED_ADAPTER),
+                            llm_backend="local", torch_threads=2)
+        cache = fast.loaded().prefixes
+        cache.clear()
+        computed = warm_up(settings, models=fast.loaded_models)
+        assert set(computed) == set(SYSTEM_PROMPTS) and all(n > 300 for n in computed.values())
+        assert len(fast.loaded_models) == 1 and len(cache._entries) == 2  # the same loaded model, one entry a role
+        tools = [tool_spec(fn).openai() for fn in tool_functions("customer")]
+        messages = [SystemMessage(SYSTEM_PROMPTS["customer"]), HumanMessage("Where is my order #W2611340?")]
+        before = cache.reused_tokens, cache.computed_tokens
+        got = fast.bind_tools(tools, tool_choice="required").invoke(messages)
+        assert cache.reused_tokens - before[0] >= computed["customer"] - 4  # all but the warm prompt's last line
+        assert cache.computed_tokens - before[1] < 30
+        want = plain.bind_tools(tools, tool_choice="required").invoke(messages)
+        assert got.response_metadata["raw_text"] == want.response_metadata["raw_text"]
+        assert warm_up(settings.model_copy(update={"llm_backend": "fake"})) == {}  # nothing in-process to warm
+
     def test_plain_text_is_unchanged_too(self, models):
         plain, fast = models
         messages = [HumanMessage("Say hello to a customer in one short sentence.")]
@@ -254,3 +282,44 @@ def test_busy_counts_the_calls_a_new_call_waits_behind():
     for in_flight, ahead in [(0, 0), (1, 0), (2, 1), (3, 2)]:
         loaded.in_flight = in_flight
         assert model.busy() == ahead
+
+
+def test_a_growing_cache_computes_what_transformers_own_cache_computes():
+    """growing_cache() writes each step into spare room instead of concatenating (no copy of what is cached): step
+    by step past its room, after a deepcopy and a crop (PrefixCache.take), the logits are transformers' own.
+    """
+    import copy
+
+    from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM
+
+    from agent.backends import GROW_TOKENS, growing_cache
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024)
+    model = LlamaForCausalLM(config).eval()
+    tokens = torch.randint(0, 64, (1, GROW_TOKENS + 40))
+
+    def run(cache, ids):
+        return model(input_ids=ids, cache=cache, use_cache=True).logits[:, -1]
+
+    with torch.inference_mode():
+        ours, theirs = growing_cache(config), DynamicCache(config=config)
+        assert all(type(layer).__name__ == "GrowingLayer" for layer in ours.layers)
+        assert torch.allclose(run(ours, tokens[:, :30]), run(theirs, tokens[:, :30]), atol=1e-5)
+        room = ours.layers[0]._room[0].data_ptr()
+        for i in range(30, tokens.shape[1]):  # one token a step, past the first room (grows once)
+            assert torch.allclose(run(ours, tokens[:, i:i + 1]), run(theirs, tokens[:, i:i + 1]), atol=1e-5)
+        assert ours.get_seq_length() == theirs.get_seq_length() == tokens.shape[1]
+        assert ours.layers[0]._room[0].data_ptr() != room  # it grew ...
+        assert ours.layers[0].keys.data_ptr() == ours.layers[0]._room[0].data_ptr()  # ... and the keys are views
+        assert torch.equal(ours.layers[1].values, theirs.layers[1].values)
+        # a private copy cropped back 50 tokens then fed other tokens: what a fresh computation gives
+        copied = copy.deepcopy(ours)
+        assert copied.layers[0].keys.data_ptr() == copied.layers[0]._room[0].data_ptr()  # views of its own room
+        assert copied.layers[0].keys.data_ptr() != ours.layers[0].keys.data_ptr()
+        copied.crop(-50)
+        other = torch.randint(0, 64, (1, 5))
+        fresh = run(DynamicCache(config=config), torch.cat([tokens[:, :-50], other], dim=1))
+        assert torch.allclose(run(copied, other), fresh, atol=1e-5)
+        assert torch.equal(ours.layers[1].values, theirs.layers[1].values)  # the original is untouched

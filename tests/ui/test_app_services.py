@@ -38,3 +38,15 @@ def test_an_opened_session_searches_its_services_indexes(tmp_path, sample_store)
     assert first.ctx.indexes is svc.indexes and second.ctx.indexes is svc.indexes
     other = AppServices(_settings(tmp_path, llm_backend="fake"), store=sample_store)
     assert other.open_chat("marketer", None).ctx.indexes is not svc.indexes
+
+
+def test_warming_says_what_it_did_and_never_raises(tmp_path):
+    # `shopdesk ui` warms the chat model beside the server: a model that cannot load is a line in the console (the
+    # first turn meets it again as a friendly error), never a crash of the server; nothing to warm is said too
+    from ui.app import AppServices
+
+    broken = AppServices(_settings(tmp_path, llm_backend="local", chat_model=str(tmp_path / "no-model")))
+    assert broken.warm().startswith("warming the chat model failed")
+    assert "served elsewhere" in AppServices(_settings(tmp_path, llm_backend="fake")).warm()
+    assert "session factory" in AppServices(_settings(tmp_path), session_factory=lambda *a, **k: None).warm()
+    # the in-process warm-up itself: tests/agent/test_prefix_cache.py (test_warm_up_...)
