@@ -241,6 +241,7 @@ def column_major_linears(model: Any) -> Any:
     instead of 60 ms for two, the same from four rows up (prefill). A decode step went from ~55 to ~46 ms. lm_head
     gets its own copy (it shares the embedding table, whose rows a lookup reads): 113 MB more memory.
     The outputs differ from the row-major ones by rounding only (max logit difference ~4e-5); the eval judges them.
+    Settings.local_weights `fp32`, the default of sessions 20-23 (oneDNN's `fp32-onednn` is faster: onednn_linears).
     """
     import torch
 
@@ -256,8 +257,9 @@ def onednn_linears(model: Any) -> Any:
     this AMD CPU MKL's fp32 kernel multiplies one row by a weight on one thread at ~13 GB/s, while oneDNN's uses the
     torch threads: a step's 210 matrices and lm_head took 32.5 instead of 41.6 ms for one row (2 threads), and the
     210 took 27 instead of 45 ms for two rows, 30 instead of 55 for four, 486 instead of 596 for 450 (prefill).
-    Same values, rounding aside (~7e-5 on a logit). Settings.local_weights `fp32-onednn`: the full eval made the
-    same tool calls as the default on all 122 cases (session 23); not the default yet (bench/README.md).
+    Same values, rounding aside (~7e-5 on a logit). Settings.local_weights `fp32-onednn`, the default since session
+    25: the full eval made the same tool calls as MKL's `fp32` on all 122 cases (sessions 23 and 25), with p50 / p95
+    turns 0.479 / 1.643 s against 0.647 / 2.281 s in one run (bench/README.md).
     """
     import torch
 
@@ -296,7 +298,7 @@ def int8_linears(model: Any, keep_fp32: tuple[str, ...] = ()) -> Any:
     becomes a journey, a segment overview a funnel). Keeping lm_head, or lm_head and attention, in fp32 did not help
     (0.844, 0.820). Most of the error is in the MLP's down projection, whose input holds this model's outlier
     activations: `keep_fp32=("mlp.down_proj",)` (Settings.local_weights `int8-mixed`) scored 0.893, and 0.926 with an
-    adapter trained with int8 in the loop (finetune.int8). So fp32 stays the default.
+    adapter trained with int8 in the loop (finetune.int8). So the default stays fp32.
 
     torch's eager quantization API is deprecated in favour of torchao, but it is what the pinned torch ships and
     runs fast on a CPU without a compiler step; its warnings are silenced here.
