@@ -126,7 +126,8 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
     asked_on = {} if named_orders else {
         f"{tool}.order_id": found for tool in asked
         if (found := _typed_orders(" ".join(m for m in [current, *earlier[-2:]] if _WRITE_WORDS[tool].search(m)), own))}
-    back = {} if named_orders or typed_now else (_other_order(session, current) or _one_thing_back(session, current))
+    back = {} if named_orders or typed_now else (_other_order(session, current) or _one_thing_back(session, current)
+                                                  or _nth_product_back(session, current))
     # "My Sony headphones died, can I return them?" asks about the orders holding Sony headphones, not the order the
     # previous answer showed (the walk of session 19 proposed returning a thermostat)
     holding = [] if named_orders or typed_now or back else _orders_holding_named(session, current, own)
@@ -196,6 +197,9 @@ _ABOUT_MANY = [
     _intent(r"complain|complaint|gripe|抱怨|投诉|吐槽|差评|不满", None, ["review_insights", "search_reviews"]),
     _intent(r"churn|流失", rf"{_OFFER}|{_JOURNEY}|funnel|漏斗|转化", ["score_churn"]),
     _intent(r"funnel|conversion|转化|漏斗", rf"{_OFFER}|churn|流失", ["journey_funnel"]),
+    # "给我看看客户分群概览" was the funnel (the walk of session 25)
+    _intent(_SEGMENT, rf"{_OFFER}|{_JOURNEY}|funnel|漏斗|转化|complain|review|抱怨|评价",
+            ["summarize_segments", "lookup_segment"]),
 ]
 # A marketer's question about the one customer it names or points back at.
 _ABOUT_ONE = [
@@ -262,6 +266,35 @@ def _one_thing_back(session: Conversation, current: str) -> dict[str, list[str]]
         return {MUST_TAKE: ["order_id", "product_id"], "order_id": about,
                 **({"product_id": products} if products else {})}
     return {MUST_TAKE: ["product_id", "product"], "product_id": about, "product": about}
+
+
+# "The first one", "the second option", "the last one", "第一个", "第二款", "最后一个": a place in the latest list.
+_NTH_WORD = r"first|second|third|fourth|fifth|1st|2nd|3rd|4th|5th|last"
+_NTH_NOUN = r"(?:one|product|item|option|pick|result)s?"
+_NTH = re.compile(rf"\bthe\s+(?P<en>{_NTH_WORD})(?:\s+{_NTH_NOUN})?\b(?!\s+(?:order|purchase|time)s?\b)"
+                  rf"|\b(?P<en2>{_NTH_WORD})\s+{_NTH_NOUN}\b"
+                  r"|第(?P<zh>[一二三四五12345])(?:个|款|件|种|项)|(?P<zh_last>最后)(?:一)?(?:个|款|件|种|项)", re.I)
+_NTH_PLACE = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
+              "fifth": 5, "5th": 5, "一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "1": 1, "2": 2, "3": 3, "4": 4, "5": 5}
+# Tools whose results list products of the catalog.
+_PRODUCT_LISTS = frozenset({"search_products", "recommend_products"})
+
+
+def _nth_product_back(session: Conversation, current: str) -> dict[str, list[str]]:
+    """When the latest result listed products and `current` points at one by its place ("What do reviewers say about
+    the first one?"): the call must take that product (the walk of session 25 got the whole category's reviews).
+    """
+    if not session.all_results or session.all_results[-1][0] not in _PRODUCT_LISTS:
+        return {}
+    m = _NTH.search(current)
+    if m is None:
+        return {}
+    listed = _ids_about(session.all_results[-1][1], "product")
+    word = (m.group("en") or m.group("en2") or m.group("zh") or "").lower()
+    place = len(listed) if word == "last" or m.group("zh_last") else _NTH_PLACE[word]
+    if not 1 <= place <= len(listed):
+        return {}
+    return {MUST_TAKE: ["product_id", "product"], "product_id": [listed[place - 1]], "product": [listed[place - 1]]}
 
 
 # Tools whose results show a customer's orders (and the items in them), not what the shop offers.
@@ -528,6 +561,11 @@ def _marketer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
         "category": _latest_named(current, earlier, lambda m: _named_categories(catalog, m)),
         "customer": customers,
         "customers": customers,
+        # how many rows, and a churn horizon, are ones the person wrote: "哪些客户可能流失？" is not the top 2 (the
+        # walk of session 25), "Which 10 customers ..." is the top 10
+        **dict.fromkeys(("top_n", "limit"), _latest_named(current, earlier, _named_counts)),
+        "horizon_days": _latest_named(current, earlier, _named_days),
+        "min_value": _latest_named(current, earlier, _named_amounts),
         # a date is one the person wrote (as of, a funnel's first or last day), never a date a result showed
         **dict.fromkeys(("as_of", "start", "end"), _latest_named(current, earlier, _named_dates)),
     }
@@ -678,6 +716,33 @@ _TIERS = {
 def _named_tiers(message: str) -> list[str]:
     """The value tiers `message` names; empty when it names none."""
     return [tier for tier, words in _TIERS.items() if words.search(message)]
+
+
+# A count the person wrote: "Which 10 customers", "top 5", "前5名", "20 位". Not a day count, an amount, a share, a
+# date or a digit of an id (c000011, #S0000278, 2026-06-30): _DAYS, and the look-arounds (ASCII: \w would take
+# the Chinese character before "5" in "前5名" for part of a word).
+_COUNT = re.compile(r"(?<![A-Za-z0-9_$¥.#/:-])(\d{1,4})(?![A-Za-z0-9_.%/:-])"
+                    r"(?!\s*(?:days?\b|天|日|weeks?\b|周|months?\b|个?月|years?\b|年|%|percent|美元|元|dollars?\b|usd\b))",
+                    re.I)
+_DAYS = re.compile(r"(?<![A-Za-z0-9_$.#/:-])(\d{1,3})\s*(?:days?\b|天)", re.I)
+
+
+def _named_counts(message: str) -> list[int]:
+    """The counts `message` writes, 1-1000 (see _COUNT)."""
+    return list(dict.fromkeys(n for m in _COUNT.findall(message) if 1 <= (n := int(m)) <= 1000))
+
+
+def _named_days(message: str) -> list[int]:
+    """The day counts `message` writes ("in the next 60 days", "90天内"), 7-365 (the tools' horizon range)."""
+    return list(dict.fromkeys(n for m in _DAYS.findall(message) if 7 <= (n := int(m)) <= 365))
+
+
+_AMOUNT = re.compile(r"\$\s?(\d[\d,]*(?:\.\d+)?)|(\d[\d,]*(?:\.\d+)?)\s*(?:美元|美金|dollars?\b|usd\b)", re.I)
+
+
+def _named_amounts(message: str) -> list[float]:
+    """The amounts of money `message` writes ("over $500", "500美元以上", "1,000 dollars")."""
+    return list(dict.fromkeys(float((a or b).replace(",", "")) for a, b in _AMOUNT.findall(message)))
 
 
 _DATE = re.compile(r"(?<!\d)(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})(?!\d)")

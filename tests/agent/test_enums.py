@@ -463,6 +463,62 @@ def test_it_after_one_order_or_one_product_is_that_order_or_product(settings, ta
     assert "search_products" in _tool_names(session, "What's in it?")
 
 
+def test_the_first_one_after_a_product_list_is_that_product(settings, sample_store):
+    """"What do reviewers say about the first one?" after a product search asks about the first product listed (the
+    walk of session 25 got the whole category's review insights); "第二款", "the last one" likewise. Without a list
+    before it, or with a place the list does not have, nothing is narrowed; "my first order" is no product.
+    """
+    from store.models import Product
+    from tools.search import ProductHit, ProductSearchResult
+
+    with sample_store.read() as s:
+        listed = list(s.scalars(select(Product.id).order_by(Product.id).limit(4)))
+    hits = [ProductHit(product_id=p, title=f"Product {p}", category="Headphones & Earbuds", price=49.0,
+                       in_stock=True, score=1.0, quote="") for p in listed]
+    session = _session(settings, sample_store, customer="c000029")
+    assert "product" not in session_enums(session, "What do reviewers say about the first one?")  # no list yet
+    session.note_result("search_products", ProductSearchResult(query="wireless headphones", filters={},
+                                                               products=hits))
+    first = session_enums(session, "What do reviewers say about the first one?")
+    assert first["product"] == [listed[0]] and first["product_id"] == [listed[0]]
+    names = _tool_names(session, "What do reviewers say about the first one?")
+    assert {"search_reviews", "review_insights", "get_product_details"} <= names
+    assert not names & {"search_products", "list_my_orders", "get_order_details"}
+    assert session_enums(session, "第二款的评价怎么样？")["product_id"] == [listed[1]]
+    assert session_enums(session, "Is the last one in stock?")["product_id"] == [listed[-1]]
+    assert "product" not in session_enums(session, "Is the ninth one in stock?")  # no such word: not narrowed
+    assert "product" not in session_enums(session, "When did my first order ship?")
+
+
+def test_a_count_or_horizon_nobody_wrote_is_not_a_filter(settings, sample_store):
+    """"哪些客户可能流失？" may not become the top 2 (the walk of session 25): how many rows, the churn horizon and a
+    minimum value are ones the marketer wrote; and a segment overview asked in Chinese is the segments tool, not the
+    funnel.
+    """
+    marketer = _session(settings, sample_store, role="marketer", customer=None)
+    assert session_enums(marketer, "哪些客户可能流失？")["top_n"] == []
+    assert session_enums(marketer, "哪些客户最有可能流失？列出前5名。")["top_n"] == [5]
+    asked = session_enums(marketer, "Which 10 customers are most likely to churn in the next 90 days?")
+    assert asked["top_n"] == [10] and asked["horizon_days"] == [90]
+    over = session_enums(marketer, "Top customers at risk over $500 as of 2026-06-30")
+    assert over["top_n"] == [] and over["min_value"] == [500.0]
+    assert session_enums(marketer, "价值 1,000 美元以上的客户谁会流失？")["min_value"] == [1000.0]
+    assert session_enums(marketer, "Cancel order #S0000060 for the customer.")["min_value"] == []
+    assert session_enums(marketer, "Tell me about c000011")["top_n"] == []
+    assert _tool_names(marketer, "哪些客户可能流失？") == {"score_churn"}
+    from agent.grammar import constrained_tools
+    from agent.toolspec import tool_spec
+    from tools.analytics.scores import score_churn
+
+    churn = constrained_tools([tool_spec(score_churn).openai()], session_enums(marketer, "哪些客户可能流失？"))[0]
+    assert "top_n" not in churn["function"]["parameters"]["properties"]  # the tool's default (20) is used
+    assert _tool_names(marketer, "给我看看客户分群概览") <= {"summarize_segments", "lookup_segment"}
+    assert _tool_names(marketer, "Who are the most valuable customers in the At risk segment?") <= \
+        {"summarize_segments", "lookup_segment"}
+    assert "score_churn" in _tool_names(marketer, "Which customers in the At risk segment will churn?")
+    assert "draft_retention_offer" in _tool_names(marketer, "Draft a win-back offer for the At risk segment.")
+
+
 def test_my_other_order_is_the_one_the_latest_answer_was_not_about(settings, tau2_store):
     """"And the tracking number of my other order again?" after order A's details and a change to order B is A."""
     with tau2_store.read() as s:
@@ -521,8 +577,9 @@ def test_a_change_acts_on_the_order_named_where_it_was_asked_for(settings, tau2_
 
 def test_a_question_that_says_what_it_asks_for_gets_only_the_tools_that_answer_it(settings, sample_store):
     """Words that say what a marketer asks for narrow the tools: complaints are the reviews, churn the churn ranking,
-    conversion the funnel, one customer's spending their profile. An exception keeps the choice open ("a retention
-    offer for customers likely to churn" is an offer), and so does a message with none of the words.
+    conversion the funnel, segments the segment tools, one customer's spending their profile. An exception keeps the
+    choice open ("a retention offer for customers likely to churn" is an offer), and so does a message with none of
+    the words.
     """
     marketer = _session(settings, sample_store, role="marketer", customer=None)
     reviews = {"review_insights", "search_reviews"}
@@ -531,7 +588,8 @@ def test_a_question_that_says_what_it_asks_for_gets_only_the_tools_that_answer_i
     assert _tool_names(marketer, "给我看看高价值但有流失风险的客户。") == {"score_churn"}
     assert _tool_names(marketer, "从浏览到下单，各个环节的转化率是多少？") == {"journey_funnel"}
     assert len(_tool_names(marketer, "Draft a retention offer for customers likely to churn")) > 1
-    assert len(_tool_names(marketer, "Which segment is biggest?")) > 1
+    assert _tool_names(marketer, "Which segment is biggest?") == {"summarize_segments"}  # no segment named to look up
+    assert len(_tool_names(marketer, "How are we doing this month?")) > 1
     customer = _any_customer(sample_store)
     assert _tool_names(marketer, f"客户 {customer} 的消费情况如何？") == {"get_customer_profile"}
     assert _tool_names(marketer, f"How much has {customer} spent?") == {"get_customer_profile"}
