@@ -276,20 +276,30 @@ _NTH = re.compile(rf"\bthe\s+(?P<en>{_NTH_WORD})(?:\s+{_NTH_NOUN})?\b(?!\s+(?:or
                   r"|第(?P<zh>[一二三四五12345])(?:个|款|件|种|项)|(?P<zh_last>最后)(?:一)?(?:个|款|件|种|项)", re.I)
 _NTH_PLACE = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
               "fifth": 5, "5th": 5, "一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "1": 1, "2": 2, "3": 3, "4": 4, "5": 5}
-# Tools whose results list products of the catalog.
+# Tools whose results list products of the catalog, and those that answer about one product.
 _PRODUCT_LISTS = frozenset({"search_products", "recommend_products"})
+_ABOUT_ONE_PRODUCT = frozenset({"get_product_details", "review_insights", "search_reviews"})
 
 
 def _nth_product_back(session: Conversation, current: str) -> dict[str, list[str]]:
-    """When the latest result listed products and `current` points at one by its place ("What do reviewers say about
+    """When the latest list was of products and `current` points at one by its place ("What do reviewers say about
     the first one?"): the call must take that product (the walk of session 25 got the whole category's reviews).
+    Answers about one product since the list keep it the latest ("Is the second one in stock?" after the first
+    one's reviews); any other result ends it.
     """
-    if not session.all_results or session.all_results[-1][0] not in _PRODUCT_LISTS:
-        return {}
     m = _NTH.search(current)
     if m is None:
         return {}
-    listed = _ids_about(session.all_results[-1][1], "product")
+    listing = None
+    for tool, result in reversed(session.all_results):
+        if tool in _PRODUCT_LISTS:
+            listing = result
+            break
+        if tool not in _ABOUT_ONE_PRODUCT:
+            return {}
+    if listing is None:
+        return {}
+    listed = _ids_about(listing, "product")
     word = (m.group("en") or m.group("en2") or m.group("zh") or "").lower()
     place = len(listed) if word == "last" or m.group("zh_last") else _NTH_PLACE[word]
     if not 1 <= place <= len(listed):

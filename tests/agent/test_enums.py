@@ -488,6 +488,11 @@ def test_the_first_one_after_a_product_list_is_that_product(settings, sample_sto
     assert session_enums(session, "Is the last one in stock?")["product_id"] == [listed[-1]]
     assert "product" not in session_enums(session, "Is the ninth one in stock?")  # no such word: not narrowed
     assert "product" not in session_enums(session, "When did my first order ship?")
+    # after the first one's reviews the list is still the latest list; after an order's details it is not
+    session.note_result("review_insights", None)
+    assert session_enums(session, "Is the second one in stock?")["product_id"] == [listed[1]]
+    session.note_result("get_order_details", None)
+    assert "product" not in session_enums(session, "Is the second one in stock?")
 
 
 def test_a_count_or_horizon_nobody_wrote_is_not_a_filter(settings, sample_store):
