@@ -135,6 +135,9 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
     # about the order just shown (a change asked for in an earlier message does not make this message about it)
     shopping = not (named_orders or back or _asked_writes([current]) or _MINE.search(current)) \
         and _asks_for(current, _SHOPPING)
+    # about one product pointed at, the words say which tool answers: "Is the second one in stock?" is its details,
+    # not its reviews (the walk of session 25)
+    shopping = shopping or (_asks_for(current, _ABOUT_A_PRODUCT) if "product" in back else [])
     # the price, rating and stock bounds a shopping question states are the search's filters, read by the index's
     # own query parser ("200 美元以下" is max_price 200 even when the model leaves it out of its query)
     bounds = parse_query(current)[1] if shopping else {}
@@ -212,6 +215,12 @@ _SHOPPING = [
             r"|\bany\b[^.?!]{0,40}\b(?:under|below|less than|cheaper than|between|over|above)\b"
             r"|有没有|有卖|有什么.{0,8}推荐|想买", None,
             ["search_products", "get_product_details", "search_reviews", "review_insights", "recommend_products"]),
+]
+# A customer's question about one product they pointed at ("the first one", "it").
+_ABOUT_A_PRODUCT = [
+    _intent(r"review|rating|\bsay\b|think of|评价|评论|口碑|好评|差评", None, ["search_reviews", "review_insights"]),
+    _intent(r"\bstock\b|\bavailab|\bprice|\bcost|how much|colou?r|\bsizes?\b|option|variant|come in|spec"
+            r"|有货|库存|现货|价格|多少钱|颜色|尺寸|配置|规格|版本", None, ["get_product_details"]),
 ]
 _SEARCH_FILTERS = ("min_price", "max_price", "min_rating", "in_stock", "k")
 _MINE = re.compile(r"\b(?:my|mine|i (?:ordered|bought|purchased|got))\b|我的|我买的|我订的|我下的", re.I)

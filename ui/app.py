@@ -168,6 +168,8 @@ class AppServices:
             from agent.session import warm_up
 
             computed = warm_up(self.settings, models=self.models)
+        except UserError as exc:  # what is wrong and how to mend it, said plainly (no traceback)
+            return f"warming the chat model failed: {exc}"
         except Exception:
             log.exception("warming the chat model failed")
             return "warming the chat model failed (see the log); the first turn will load it"

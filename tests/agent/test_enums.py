@@ -456,8 +456,7 @@ def test_it_after_one_order_or_one_product_is_that_order_or_product(settings, ta
     assert "search_products" in _tool_names(session, "Do you sell headphones?")
     list(session.respond(f"Tell me about product {product}."))
     about_it = _tool_names(session, "What do reviewers say about it?")
-    assert {"search_reviews", "review_insights", "get_product_details"} <= about_it
-    assert not about_it & {"search_products", "get_order_details"}
+    assert about_it == {"search_reviews", "review_insights", "transfer_to_human"}  # its reviews, not its details
     assert session_enums(session, "What do reviewers say about it?")["product"] == [product]
     list(session.respond("List my orders."))
     assert "search_products" in _tool_names(session, "What's in it?")
@@ -481,7 +480,9 @@ def test_the_first_one_after_a_product_list_is_that_product(settings, sample_sto
                                                                products=hits))
     first = session_enums(session, "What do reviewers say about the first one?")
     assert first["product"] == [listed[0]] and first["product_id"] == [listed[0]]
-    names = _tool_names(session, "What do reviewers say about the first one?")
+    assert _tool_names(session, "What do reviewers say about the first one?") == \
+        {"search_reviews", "review_insights", "transfer_to_human"}
+    names = _tool_names(session, "Tell me about the first one.")  # no words say which: any tool taking it
     assert {"search_reviews", "review_insights", "get_product_details"} <= names
     assert not names & {"search_products", "list_my_orders", "get_order_details"}
     assert session_enums(session, "第二款的评价怎么样？")["product_id"] == [listed[1]]
@@ -491,6 +492,11 @@ def test_the_first_one_after_a_product_list_is_that_product(settings, sample_sto
     # after the first one's reviews the list is still the latest list; after an order's details it is not
     session.note_result("review_insights", None)
     assert session_enums(session, "Is the second one in stock?")["product_id"] == [listed[1]]
+    # and the words say which tool answers about it: its stock is its details, what people say its reviews
+    assert _tool_names(session, "Is the second one in stock?") == {"get_product_details", "transfer_to_human"}
+    assert _tool_names(session, "第一个有什么颜色？") == {"get_product_details", "transfer_to_human"}
+    assert _tool_names(session, "What do people say about the last one?") == \
+        {"search_reviews", "review_insights", "transfer_to_human"}
     session.note_result("get_order_details", None)
     assert "product" not in session_enums(session, "Is the second one in stock?")
 

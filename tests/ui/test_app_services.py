@@ -45,8 +45,11 @@ def test_warming_says_what_it_did_and_never_raises(tmp_path):
     # first turn meets it again as a friendly error), never a crash of the server; nothing to warm is said too
     from ui.app import AppServices
 
+    unprepared = AppServices(_settings(tmp_path, llm_backend="local")).warm()  # `shopdesk models prepare` not run
+    assert unprepared.startswith("warming the chat model failed: The chat model is not prepared")
+    assert str(tmp_path) in unprepared  # where it looked
     broken = AppServices(_settings(tmp_path, llm_backend="local", chat_model=str(tmp_path / "no-model")))
-    assert broken.warm().startswith("warming the chat model failed")
+    assert broken.warm().startswith("warming the chat model failed (see the log)")
     assert "served elsewhere" in AppServices(_settings(tmp_path, llm_backend="fake")).warm()
     assert "session factory" in AppServices(_settings(tmp_path), session_factory=lambda *a, **k: None).warm()
     # the in-process warm-up itself: tests/agent/test_prefix_cache.py (test_warm_up_...)
