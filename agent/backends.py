@@ -10,6 +10,7 @@ the same way (agent/parsing.py here; vLLM's hermes tool parser on the server). P
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import threading
@@ -190,48 +191,43 @@ def growing_cache(config: Any) -> Any:
     return cache
 
 
-_GROWING: Any = None
-
-
+@functools.cache
 def _growing_layer_class() -> Any:
     """GrowingLayer, defined on first use (transformers is imported only when a model is)."""
-    global _GROWING
-    if _GROWING is None:
-        import torch
-        from transformers.cache_utils import DynamicLayer
+    import torch
+    from transformers.cache_utils import DynamicLayer
 
-        class GrowingLayer(DynamicLayer):
-            """A DynamicLayer whose keys and values are views of buffers with room to spare: a step writes its token
-            into the room (no copy of what is cached); when the room runs out the buffers grow by GROW_TOKENS.
-            `keys`/`values` stay what DynamicLayer's are ([batch, heads, length, head_dim], the cached length only),
-            so cropping (a view, shorter), masks and deepcopy (tensor views keep sharing their copied storage)
-            behave as transformers expects.
-            """
+    class GrowingLayer(DynamicLayer):
+        """A DynamicLayer whose keys and values are views of buffers with room to spare: a step writes its token
+        into the room (no copy of what is cached); when the room runs out the buffers grow by GROW_TOKENS.
+        `keys`/`values` stay what DynamicLayer's are ([batch, heads, length, head_dim], the cached length only),
+        so cropping (a view, shorter), masks and deepcopy (tensor views keep sharing their copied storage)
+        behave as transformers expects.
+        """
 
-            def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
-                if not self.is_initialized:
-                    self.lazy_initialization(key_states, value_states)
-                n, add = self.get_seq_length(), key_states.shape[-2]
-                room = getattr(self, "_room", None)
-                if room is None or room[0].shape[-2] < n + add or room[0].shape[:2] != key_states.shape[:2]:
-                    size = (*key_states.shape[:2], n + add + GROW_TOKENS, key_states.shape[-1])
-                    room = (torch.empty(size, dtype=key_states.dtype, device=key_states.device),
-                            torch.empty(size, dtype=value_states.dtype, device=value_states.device))
-                    if n:
-                        room[0][..., :n, :] = self.keys
-                        room[1][..., :n, :] = self.values
-                    self._room = room
-                room[0][..., n:n + add, :] = key_states
-                room[1][..., n:n + add, :] = value_states
-                self.keys, self.values = room[0][..., :n + add, :], room[1][..., :n + add, :]
-                return self.keys, self.values
+        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            n, add = self.get_seq_length(), key_states.shape[-2]
+            room = getattr(self, "_room", None)
+            if room is None or room[0].shape[-2] < n + add or room[0].shape[:2] != key_states.shape[:2]:
+                size = (*key_states.shape[:2], n + add + GROW_TOKENS, key_states.shape[-1])
+                room = (torch.empty(size, dtype=key_states.dtype, device=key_states.device),
+                        torch.empty(size, dtype=value_states.dtype, device=value_states.device))
+                if n:
+                    room[0][..., :n, :] = self.keys
+                    room[1][..., :n, :] = self.values
+                self._room = room
+            room[0][..., n:n + add, :] = key_states
+            room[1][..., n:n + add, :] = value_states
+            self.keys, self.values = room[0][..., :n + add, :], room[1][..., :n + add, :]
+            return self.keys, self.values
 
-            def reset(self) -> None:
-                self._room = None
-                super().reset()
+        def reset(self) -> None:
+            self._room = None
+            super().reset()
 
-        _GROWING = GrowingLayer
-    return _GROWING
+    return GrowingLayer
 
 
 def column_major_linears(model: Any) -> Any:
@@ -641,12 +637,23 @@ class LocalChatModel(BaseChatModel):
         finally:
             loaded.leave()
 
-    def _new_cache(self, config: Any) -> Any:
+    def _take_cache(self, loaded: _Loaded, ids: Any) -> tuple[Any, int]:
+        """The KV cache to compute `ids` into, and how many of them it already holds: a private copy of the best
+        prefix-cache entry, else a new cache (growing in place unless `growing_cache` is off). Called holding a slot.
+        """
+        with loaded.lock:
+            if self.prefix_cache:
+                cache, reused = loaded.prefixes.take(ids)
+            else:
+                cache, reused = None, 0
+                loaded.prefixes.computed_tokens += len(ids)  # counted either way, for comparing the two
+        if cache is not None:
+            return cache, reused
         if self.growing_cache:
-            return growing_cache(config)
+            return growing_cache(loaded.model.config), 0
         from transformers import DynamicCache
 
-        return DynamicCache(config=config)
+        return DynamicCache(config=loaded.model.config), 0
 
     def prefill(self, prompt: str) -> int:
         """Compute `prompt`'s KV cache into the prefix cache without decoding a token (warming a role's fixed
@@ -662,9 +669,7 @@ class LocalChatModel(BaseChatModel):
         loaded.enter()
         try:
             with loaded.computing():
-                with loaded.lock:
-                    cache, reused = loaded.prefixes.take(ids)
-                cache = cache if cache is not None else self._new_cache(loaded.model.config)
+                cache, reused = self._take_cache(loaded, ids)
                 loaded.share_threads(self.torch_threads or _cores())
                 with torch.inference_mode():
                     loaded.model(input_ids=ids[None, reused:], cache=cache, use_cache=True, logits_to_keep=1)
@@ -690,14 +695,7 @@ class LocalChatModel(BaseChatModel):
         tok, model = loaded.tokenizer, loaded.model
         threads = self.torch_threads or _cores()
         with loaded.computing():
-            with loaded.lock:
-                if self.prefix_cache:
-                    cache, reused = loaded.prefixes.take(ids)
-                else:
-                    cache, reused = None, 0
-                    loaded.prefixes.computed_tokens += len(ids)  # counted either way, for comparing the two
-            if cache is None:
-                cache = self._new_cache(model.config)
+            cache, reused = self._take_cache(loaded, ids)
             prompt = ids.tolist()
             new: list[int] = []  # every token made so far
 

@@ -137,7 +137,7 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
         and _asks_for(current, _SHOPPING)
     # about one product pointed at, the words say which tool answers: "Is the second one in stock?" is its details,
     # not its reviews (the walk of session 25)
-    shopping = shopping or (_asks_for(current, _ABOUT_A_PRODUCT) if "product" in back else [])
+    about_product = _asks_for(current, _ABOUT_A_PRODUCT) if "product" in back else []
     # the price, rating and stock bounds a shopping question states are the search's filters, read by the index's
     # own query parser ("200 美元以下" is max_price 200 even when the model leaves it out of its query)
     bounds = parse_query(current)[1] if shopping else {}
@@ -146,7 +146,7 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
         # nor gain a rating, a stock filter or 200 results (seen once a bound was given: the model then wrote more)
         bounds = {**dict.fromkeys(_SEARCH_FILTERS), **bounds}
     return {
-        **({ONLY_TOOLS: shopping} if shopping else {}),
+        **({ONLY_TOOLS: shopping or about_product} if shopping or about_product else {}),
         **{name: [] if value is None else [value] for name, value in bounds.items()},
         MUST_GIVE: [name for name, value in bounds.items() if value is not None],
         NOT_ASKED: [tool for tool in _WRITE_WORDS if tool not in asked],
@@ -747,13 +747,17 @@ _DAYS = re.compile(r"(?<![A-Za-z0-9_$.#/:-])(\d{1,3})\s*(?:days?\b|天)", re.I)
 
 
 def _named_counts(message: str) -> list[int]:
-    """The counts `message` writes, 1-1000 (see _COUNT)."""
-    return list(dict.fromkeys(n for m in _COUNT.findall(message) if 1 <= (n := int(m)) <= 1000))
+    """The counts `message` writes, within what the churn ranking lists (see _COUNT)."""
+    from tools.analytics.scores import MAX_TOP_N
+
+    return list(dict.fromkeys(n for m in _COUNT.findall(message) if 1 <= (n := int(m)) <= MAX_TOP_N))
 
 
 def _named_days(message: str) -> list[int]:
-    """The day counts `message` writes ("in the next 60 days", "90天内"), 7-365 (the tools' horizon range)."""
-    return list(dict.fromkeys(n for m in _DAYS.findall(message) if 7 <= (n := int(m)) <= 365))
+    """The day counts `message` writes ("in the next 60 days", "90天内") within the tools' churn horizons."""
+    from tools.analytics.snapshot import MAX_HORIZON, MIN_HORIZON
+
+    return list(dict.fromkeys(n for m in _DAYS.findall(message) if MIN_HORIZON <= (n := int(m)) <= MAX_HORIZON))
 
 
 _AMOUNT = re.compile(r"\$\s?(\d[\d,]*(?:\.\d+)?)|(\d[\d,]*(?:\.\d+)?)\s*(?:美元|美金|dollars?\b|usd\b)", re.I)

@@ -327,7 +327,6 @@ def warm_up(settings: Settings, models: ModelCache | None = None) -> dict[str, i
     model is served elsewhere, e.g. vLLM, whose own prefix caching does this).
     """
     from agent.backends import LocalChatModel
-    from tools.registry import tool_functions
 
     if settings.llm_backend != "local":
         return {}
@@ -336,9 +335,16 @@ def warm_up(settings: Settings, models: ModelCache | None = None) -> dict[str, i
         return {}
     computed = {}
     for role, text in SYSTEM_PROMPTS.items():
-        tools = [tool_spec(fn).openai() for fn in tool_functions(role)]
+        tools = [spec.openai() for spec in role_specs(role)]  # what AgentSession prompts with
         computed[role] = model.prefill(model.prompt_text([SystemMessage(text)], tools))
     return computed
+
+
+def role_specs(role: str, tools: list[Callable] | None = None) -> list[ToolSpec]:
+    """The tool specs a `role`'s sessions bind: `tools`, else the role's registered tools."""
+    from tools.registry import tool_functions
+
+    return [tool_spec(fn) for fn in (tools if tools is not None else tool_functions(role))]
 
 
 def open_session(
@@ -360,8 +366,6 @@ def open_session(
     `models`: the search indexes its tools use and the cache the chat model is loaded into (the owner's, shared among
     its sessions; default: the process's).
     """
-    from tools.registry import tool_functions
-
     if role not in SYSTEM_PROMPTS:
         raise UserError(f"unknown role {role!r}; expected customer or marketer")
     if store is None:
@@ -379,7 +383,7 @@ def open_session(
                       **shared)
     conversation_id = conversation_id or uuid.uuid4().hex
     ctx.conversation_id = conversation_id
-    specs = [tool_spec(fn) for fn in (tools if tools is not None else tool_functions(role))]
+    specs = role_specs(role, tools)
     model = model if model is not None else make_chat_model(settings, adapter=adapter, models=models)
     return AgentSession(ctx=ctx, model=model, specs=specs, conversation_id=conversation_id, channel=channel,
                         log_turns=log_turns)

@@ -90,10 +90,10 @@ class Settings(BaseSettings):
     )
     local_weights: Literal["fp32-onednn", "fp32", "fp32-row-major", "int8", "int8-mixed"] = Field(
         "fp32-onednn", description="In-process transformers runtime: the merged weights in fp32 as loaded, each "
-        "Linear layer multiplied by oneDNN (`fp32-onednn`: decode ~10% faster and prefill ~25% faster here than "
-        "`fp32`, the same tool calls on every eval case); `fp32`, MKL's GEMM on each Linear's weight stored "
-        "column-major (the default of sessions 20-23; ~20% faster decode here than `fp32-row-major`, MKL on the "
-        "layout as loaded); torch's dynamic int8 "
+        "Linear layer multiplied by oneDNN (`fp32-onednn`: 1.22x `fp32`'s decode rate and 0.54x its time to first "
+        "token in session 25's bench_llm run, the same tool calls on every eval case); `fp32`, MKL's GEMM on each "
+        "Linear's weight stored column-major (the default of sessions 20-23; ~20% faster decode here than "
+        "`fp32-row-major`, MKL on the layout as loaded); torch's dynamic int8 "
         "Linear layers (`int8`: per-channel weights; ~2.8x faster decode steps and ~2.4x faster prefill on 2 cores, "
         "but the shipped adapter's eval success fell from 0.984 to 0.844); or `int8-mixed`, int8 but for each MLP's "
         "down projection (INT8_KEEP_FP32): 0.893 with the shipped adapter, 0.926 with one trained with int8 in the "
