@@ -17,7 +17,7 @@ import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_openai import ChatOpenAI
 from pydantic import Field
 
+from agent import llama_step
 from agent.grammar import CallGrammars, call_structural_tag, constrained_tools
 from agent.parsing import parse_tool_calls, safe_prefix_len
 from shopdesk.gguf_export import merged_gguf
@@ -337,15 +338,20 @@ def _common_prefix(a, b) -> int:
     return int(diff[0]) if len(diff) else n
 
 
+BATCH_CALLS = 8  # model calls decoding together in one batched pass (agent.llama_step); more wait for a place
+
+
 class _Loaded:
-    def __init__(self, model, tokenizer, llama=None):
+    def __init__(self, model, tokenizer, llama=None, batcher=None):
         self.model = model  # the transformers model; None on the llama.cpp runtime
         self.llama = llama  # llama_cpp.Llama on the llama.cpp runtime
         self.tokenizer = tokenizer
-        # Model calls computing at once: one per core on transformers (each has its own KV cache; the weights are
-        # only read, and two calls together did 1.65x the work of one at a time on 2 cores: a decode step leaves
-        # most of the memory bandwidth unused), one on llama.cpp (one context).
-        self.slots = _cores() if model is not None else 1
+        self.batcher = batcher  # agent.llama_step.StepBatcher: the calls' passes computed together, or None
+        # Model calls computing at once: up to BATCH_CALLS in batched passes; else one per core on transformers
+        # (each has its own KV cache; the weights are only read, and two calls together did 1.65x the work of one
+        # at a time on 2 cores: a decode step leaves most of the memory bandwidth unused), one on llama.cpp (one
+        # context).
+        self.slots = BATCH_CALLS if batcher is not None else _cores() if model is not None else 1
         self.running = threading.BoundedSemaphore(self.slots)
         self.lock = threading.Lock()  # guards the prefix caches (held only to take or put an entry)
         self.prefixes = PrefixCache()  # used under `lock`
@@ -403,7 +409,7 @@ class _Loaded:
             return self._grammars
 
 
-ModelKey = tuple[str, str | None, str, str, str]  # (model path, adapter, runtime, GGUF type, weights)
+ModelKey = tuple[str, str | None, str, str, str, bool]  # (model path, adapter, runtime, GGUF type, weights, batched)
 
 
 class ModelCache:
@@ -505,6 +511,8 @@ class LocalChatModel(BaseChatModel):
     prefix_cache: bool = True  # reuse the KV cache of the longest prompt prefix already computed (PrefixCache)
     jump_forward: bool = True  # compute the tokens the grammar forces in one pass instead of one step each
     growing_cache: bool = True  # KV caches grow in place (growing_cache); False: transformers' own, for measuring
+    batched: bool = True  # fp32-onednn llama models: fused weights, and concurrent calls' passes computed together
+    # (agent.llama_step); False: the transformers forward, a pass per call and slot, for measuring
     runtime: str = "transformers"  # or "llamacpp": the same weights, adapter merged, as GGUF (shopdesk.gguf_export)
     gguf_type: str = "f32"
     gguf_dir: str | None = None  # where the merged GGUF is kept (default: next to the model folder)
@@ -525,8 +533,8 @@ class LocalChatModel(BaseChatModel):
 
     @property
     def cache_key(self) -> ModelKey:
-        """What the loaded model is cached by: (model path, adapter, runtime, GGUF type, weights)."""
-        return (self.model_path, self.adapter, self.runtime, self.gguf_type, self.weights)
+        """What the loaded model is cached by: (model path, adapter, runtime, GGUF type, weights, batched)."""
+        return (self.model_path, self.adapter, self.runtime, self.gguf_type, self.weights, self.batched)
 
     def loaded(self) -> _Loaded:
         """The loaded model, tokenizer and their caches, loaded on first use into `loaded_models`."""
@@ -551,7 +559,11 @@ class LocalChatModel(BaseChatModel):
             model = PeftModel.from_pretrained(model, self.adapter)
             model = model.merge_and_unload()  # one matmul per layer at inference: as fast as the base model
         model.eval()
-        return _Loaded(with_weights(model, self.weights), tokenizer)
+        model = with_weights(model, self.weights)
+        batcher = None
+        if self.batched and self.weights == "fp32-onednn" and llama_step.supports(model):
+            batcher = llama_step.StepBatcher(llama_step.FusedLlama(model), self.torch_threads or _cores())
+        return _Loaded(model, tokenizer, batcher=batcher)
 
     def _load_llama(self):
         """llama.cpp on a GGUF of this model with the adapter merged (made once, then reused while both are
@@ -670,9 +682,13 @@ class LocalChatModel(BaseChatModel):
         try:
             with loaded.computing():
                 cache, reused = self._take_cache(loaded, ids)
-                loaded.share_threads(self.torch_threads or _cores())
-                with torch.inference_mode():
-                    loaded.model(input_ids=ids[None, reused:], cache=cache, use_cache=True, logits_to_keep=1)
+                if loaded.batcher is not None:
+                    with loaded.batcher.member():
+                        loaded.batcher.run(ids[reused:].tolist(), cache)
+                else:
+                    loaded.share_threads(self.torch_threads or _cores())
+                    with torch.inference_mode():
+                        loaded.model(input_ids=ids[None, reused:], cache=cache, use_cache=True, logits_to_keep=1)
                 with loaded.lock:
                     loaded.prefixes.put(ids, cache)
         finally:
@@ -692,14 +708,16 @@ class LocalChatModel(BaseChatModel):
             return
         import torch
 
-        tok, model = loaded.tokenizer, loaded.model
+        tok, model, batcher = loaded.tokenizer, loaded.model, loaded.batcher
         threads = self.torch_threads or _cores()
-        with loaded.computing():
+        with loaded.computing(), (batcher.member() if batcher is not None else nullcontext()):
             cache, reused = self._take_cache(loaded, ids)
             prompt = ids.tolist()
             new: list[int] = []  # every token made so far
 
             def forward(feed: list[int]) -> Any:
+                if batcher is not None:
+                    return batcher.run(feed, cache)
                 loaded.share_threads(threads)
                 out = model(input_ids=torch.tensor([feed]), cache=cache, use_cache=True, logits_to_keep=1)
                 return out.logits[:, -1]

