@@ -131,6 +131,13 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
     # "My Sony headphones died, can I return them?" asks about the orders holding Sony headphones, not the order the
     # previous answer showed (the walk of session 19 proposed returning a thermostat)
     holding = [] if named_orders or typed_now or back else _orders_holding_named(session, current, own)
+    # A change acts on an order the person named, pointed back at or described: "I want to return an item" names
+    # none, so no write tool may pick one of their orders for them (the walk of session 26 proposed returning the
+    # oldest order's $2,099.99 laptop, and showed that order for "I want to return something"). Their orders are
+    # listed instead, with the question which one (agent.graph.answer). An item id typed names its order (the tool
+    # checks that the item is in the order the call gives).
+    unnamed = [] if named_orders or asked_on or back.get("order_id") or holding or typed_now else sorted(asked)
+    pick_order = bool(unnamed) and bool(_asked_writes([current]))
     # "有没有100美元以下的无线耳机？" right after an order list, or after a declined cancellation, asks the catalog, not
     # about the order just shown (a change asked for in an earlier message does not make this message about it)
     shopping = not (named_orders or back or _asked_writes([current]) or _MINE.search(current)) \
@@ -147,6 +154,8 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
         bounds = {**dict.fromkeys(_SEARCH_FILTERS), **bounds}
     return {
         **({ONLY_TOOLS: shopping or about_product} if shopping or about_product else {}),
+        **({ONLY_TOOLS: ["list_my_orders"]} if pick_order else {}),
+        **{f"{tool}.order_id": [] for tool in unnamed},
         **{name: [] if value is None else [value] for name, value in bounds.items()},
         MUST_GIVE: [name for name, value in bounds.items() if value is not None],
         NOT_ASKED: [tool for tool in _WRITE_WORDS if tool not in asked],
@@ -369,6 +378,11 @@ def _asked_writes(messages: list[str]) -> set[str]:
     if any(SequenceMatcher(None, w, typo_of).ratio() >= 0.85 for w in words for typo_of in _CANCEL_FORMS):
         asked.add("cancel_pending_order")
     return asked
+
+
+def asked_changes(message: str) -> set[str]:
+    """The write tools whose change `message` asks for (by its words; see _WRITE_WORDS)."""
+    return _asked_writes([message])
 
 
 def _named_reasons(message: str) -> list[str]:

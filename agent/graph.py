@@ -44,6 +44,7 @@ from langgraph.runtime import Runtime
 from agent.api import AgentEvent
 from agent.backends import LocalChatModel
 from agent.confirmation import is_confirmation, is_refusal
+from agent.enums import asked_changes
 from agent.focus import WHOLE_REPLY, asked_parts
 from agent.grounding import ASK_FIRST, GENERIC_FAILURE, ErrorResult, compose, render, states_fact
 from agent.parsing import OPEN
@@ -51,7 +52,7 @@ from agent.toolspec import ToolSpec, tool_spec
 from agent.turncontext import TurnContext
 from shopdesk.output import to_jsonable
 from tools.errors import ToolError
-from tools.orders import discard_pending_action, execute_pending_action, is_write_tool
+from tools.orders import OrderList, discard_pending_action, execute_pending_action, is_write_tool
 from tools.results import Lang, customer_view
 
 log = logging.getLogger(__name__)
@@ -341,10 +342,35 @@ def answer(state: TurnState, runtime: Runtime) -> dict[str, Any]:
     parts = asked_parts(state["user_text"]) if state["results"] else frozenset()
     shown = compose(state["results"], state["ai"].content, lang, session.catalog_names(), parts)[0] if parts \
         else text
+    if question := _which_order(state, lang):
+        text, shown = f"{text}\n\n{question}", f"{shown}\n\n{question}"
     if shown == text:
         return {"messages": [AIMessage(text)], "meta": meta, "final": AgentEvent(kind="final", text=text)}
     return {"messages": [AIMessage(shown, additional_kwargs={WHOLE_REPLY: text})], "meta": meta,
             "final": AgentEvent(kind="final", text=shown)}
+
+
+# The question under a customer's order list when their message asks for a change to an order it does not name
+# (agent.enums lists their orders instead of letting a call pick one): the change asked for, or any.
+_WHICH_ORDER = {
+    "cancel_pending_order": ("Which order would you like to cancel? Tell me its number.",
+                             "请问您想取消哪个订单?请告诉我订单号。"),
+    "return_delivered_order_items": ("Which order would you like to return items from? Tell me its number.",
+                                     "请问您想退哪个订单中的商品?请告诉我订单号。"),
+    "modify_pending_order_address": ("Which order's delivery address should change? Tell me its number.",
+                                     "请问要修改哪个订单的收货地址?请告诉我订单号。"),
+}
+_WHICH_ANY = ("Which order do you mean? Tell me its number.", "请问是哪个订单?请告诉我订单号。")
+
+
+def _which_order(state: TurnState, lang: Lang) -> str | None:
+    if not any(isinstance(r, OrderList) for r in state["results"]):
+        return None
+    asked = asked_changes(state["user_text"])
+    if not asked:
+        return None
+    en, zh = _WHICH_ORDER.get(next(iter(asked)), _WHICH_ANY) if len(asked) == 1 else _WHICH_ANY
+    return zh if lang == "zh" else en
 
 
 def out_of_steps(state: TurnState, runtime: Runtime) -> dict[str, Any]:

@@ -766,3 +766,28 @@ def test_a_product_the_customer_names_by_brand_and_kind_picks_the_orders_that_ho
     session = _session(settings, sample_store, customer=customer, script=[""])
     zh = f"我买的{BRAND_ZH[brand.lower()][0]}坏了，能退吗？"
     assert sorted(session_enums(session, zh)["order_id"]) == want
+
+
+def test_a_change_that_names_no_order_lists_the_orders_and_asks_which(settings, tau2_store):
+    """"I want to return an item" names no order: no write tool may pick one of the customer's orders (the walk of
+    session 26 proposed returning the oldest order's laptop); their orders are listed with the question which one.
+    An order named, or pointed back at, keeps the change possible.
+    """
+    with tau2_store.read() as s:
+        own = s.scalars(select(Order.id).where(Order.customer_id == JAMES)).first()
+    session = _session(settings, tau2_store)
+    for message in ("I want to return an item", "我想退货", "Cancel my order please"):
+        assert _tool_names(session, message) == {"list_my_orders", "transfer_to_human"}, message
+    enums = session_enums(session, "I want to return an item")
+    assert enums["return_delivered_order_items.order_id"] == []
+    assert "return_delivered_order_items.order_id" not in session_enums(session, f"I want to return an item of {own}")
+    assert "cancel_pending_order" in _tool_names(session, f"Cancel {own} please")
+    # a question that asks for no change is not narrowed
+    assert len(_tool_names(session, "Where are my orders?")) > 2
+
+    asked = _session(settings, tau2_store, script=[call("list_my_orders"), ""] * 2)
+    reply = [e for e in asked.respond("I want to return something") if e.kind == "final"][-1].text
+    assert reply.startswith("You have ") and reply.endswith(
+        "Which order would you like to return items from? Tell me its number.")
+    reply = [e for e in asked.respond("Where are my orders?") if e.kind == "final"][-1].text
+    assert "Which order" not in reply and reply.startswith("You have ")
