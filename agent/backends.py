@@ -262,7 +262,7 @@ def onednn_linears(model: Any) -> Any:
 
     class OneDNNLinear(torch.nn.Linear):
         def forward(self, x: Any) -> Any:
-            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
+            return llama_step.onednn_linear(x, self.weight, self.bias)
 
     if not torch.backends.mkldnn.is_available():
         raise UserError("fp32-onednn weights need a torch build with oneDNN (mkldnn); use fp32")
@@ -351,8 +351,7 @@ class _Loaded:
         # (each has its own KV cache; the weights are only read, and two calls together did 1.65x the work of one
         # at a time on 2 cores: a decode step leaves most of the memory bandwidth unused), one on llama.cpp (one
         # context).
-        self.slots = BATCH_CALLS if batcher is not None else _cores() if model is not None else 1
-        self.running = threading.BoundedSemaphore(self.slots)
+        self.set_slots()
         self.lock = threading.Lock()  # guards the prefix caches (held only to take or put an entry)
         self.prefixes = PrefixCache()  # used under `lock`
         self.llama_states = LlamaStates()  # the same for the llama.cpp runtime, used under `running` (one slot)
@@ -375,6 +374,11 @@ class _Loaded:
             finally:
                 with self._count_lock:
                     self.computing_now -= 1
+
+    def set_slots(self, slots: int | None = None) -> None:
+        """Let `slots` model calls compute at once (default: as described in __init__). Not while any computes."""
+        self.slots = slots or (BATCH_CALLS if self.batcher is not None else _cores() if self.model is not None else 1)
+        self.running = threading.BoundedSemaphore(self.slots)
 
     def share_threads(self, threads: int) -> None:
         """Give the calling thread its share of `threads` for its next forward pass: all of them alone, one each for

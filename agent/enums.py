@@ -30,6 +30,9 @@ from tools.registry import ASKED_IF_MISSING
 if TYPE_CHECKING:
     from agent.turncontext import Conversation
 
+# An enums key that is no argument's name: the changes this message asks for on an order it does not name. The turn
+# may only list the customer's orders, and the reply asks which one (agent.graph.answer).
+WHICH_ORDER = "which order"
 _TYPED_ORDER = re.compile(r"[#＃]\s?([A-Za-z]?\d{4,})\b|\b([A-Za-z]\d{6,})\b")
 _TYPED_DIGITS = re.compile(r"(?<![\w.$])(\d{5,})(?!\w|\.\d)")  # not a price's digits; "item 7292993." counts
 _TYPED_CUSTOMER = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\b[a-z][a-z0-9_]*\d{3,}\b")  # an email ends before a "."
@@ -137,7 +140,7 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
     # listed instead, with the question which one (agent.graph.answer). An item id typed names its order (the tool
     # checks that the item is in the order the call gives).
     unnamed = [] if named_orders or asked_on or back.get("order_id") or holding or typed_now else sorted(asked)
-    pick_order = bool(unnamed) and bool(_asked_writes([current]))
+    which_order = sorted(_asked_writes([current])) if unnamed else []
     # "有没有100美元以下的无线耳机？" right after an order list, or after a declined cancellation, asks the catalog, not
     # about the order just shown (a change asked for in an earlier message does not make this message about it)
     shopping = not (named_orders or back or _asked_writes([current]) or _MINE.search(current)) \
@@ -154,7 +157,7 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
         bounds = {**dict.fromkeys(_SEARCH_FILTERS), **bounds}
     return {
         **({ONLY_TOOLS: shopping or about_product} if shopping or about_product else {}),
-        **({ONLY_TOOLS: ["list_my_orders"]} if pick_order else {}),
+        **({ONLY_TOOLS: ["list_my_orders"], WHICH_ORDER: which_order} if which_order else {}),
         **{f"{tool}.order_id": [] for tool in unnamed},
         **{name: [] if value is None else [value] for name, value in bounds.items()},
         MUST_GIVE: [name for name, value in bounds.items() if value is not None],
@@ -378,11 +381,6 @@ def _asked_writes(messages: list[str]) -> set[str]:
     if any(SequenceMatcher(None, w, typo_of).ratio() >= 0.85 for w in words for typo_of in _CANCEL_FORMS):
         asked.add("cancel_pending_order")
     return asked
-
-
-def asked_changes(message: str) -> set[str]:
-    """The write tools whose change `message` asks for (by its words; see _WRITE_WORDS)."""
-    return _asked_writes([message])
 
 
 def _named_reasons(message: str) -> list[str]:

@@ -44,7 +44,7 @@ from langgraph.runtime import Runtime
 from agent.api import AgentEvent
 from agent.backends import LocalChatModel
 from agent.confirmation import is_confirmation, is_refusal
-from agent.enums import asked_changes
+from agent.enums import WHICH_ORDER, session_enums
 from agent.focus import WHOLE_REPLY, asked_parts
 from agent.grounding import ASK_FIRST, GENERIC_FAILURE, ErrorResult, compose, render, states_fact
 from agent.parsing import OPEN
@@ -342,7 +342,7 @@ def answer(state: TurnState, runtime: Runtime) -> dict[str, Any]:
     parts = asked_parts(state["user_text"]) if state["results"] else frozenset()
     shown = compose(state["results"], state["ai"].content, lang, session.catalog_names(), parts)[0] if parts \
         else text
-    if question := _which_order(state, lang):
+    if question := _which_order(state, session, lang):
         text, shown = f"{text}\n\n{question}", f"{shown}\n\n{question}"
     if shown == text:
         return {"messages": [AIMessage(text)], "meta": meta, "final": AgentEvent(kind="final", text=text)}
@@ -351,7 +351,7 @@ def answer(state: TurnState, runtime: Runtime) -> dict[str, Any]:
 
 
 # The question under a customer's order list when their message asks for a change to an order it does not name
-# (agent.enums lists their orders instead of letting a call pick one): the change asked for, or any.
+# (agent.enums.WHICH_ORDER: the turn could only list their orders): the change asked for, or any.
 _WHICH_ORDER = {
     "cancel_pending_order": ("Which order would you like to cancel? Tell me its number.",
                              "请问您想取消哪个订单?请告诉我订单号。"),
@@ -363,13 +363,13 @@ _WHICH_ORDER = {
 _WHICH_ANY = ("Which order do you mean? Tell me its number.", "请问是哪个订单?请告诉我订单号。")
 
 
-def _which_order(state: TurnState, lang: Lang) -> str | None:
+def _which_order(state: TurnState, session: TurnContext, lang: Lang) -> str | None:
     if not any(isinstance(r, OrderList) for r in state["results"]):
         return None
-    asked = asked_changes(state["user_text"])
+    asked = session_enums(session, state["user_text"]).get(WHICH_ORDER)
     if not asked:
         return None
-    en, zh = _WHICH_ORDER.get(next(iter(asked)), _WHICH_ANY) if len(asked) == 1 else _WHICH_ANY
+    en, zh = _WHICH_ORDER.get(asked[0], _WHICH_ANY) if len(asked) == 1 else _WHICH_ANY
     return zh if lang == "zh" else en
 
 

@@ -7,8 +7,8 @@ Two savings over calling the transformers model once per call and step:
 - **Ragged batches.** The tokens of several calls (a decode step of each, a prompt, the tokens a grammar forced) go
   through every Linear layer and norm as one matrix of rows, so the weights are read once for all of them; only
   attention is per call, each against its own KV cache. On 2 cores one pass over 211 matrices took 16.0 ms for one
-  row and 21.7 ms for four (bench/README.md), so four conversations decoding together get ~3x the tokens per second
-  of one at a time.
+  row and 21.7 ms for four (bench/README.md, session 25); four streams decoding together got 75.0 tokens/s against
+  36.4 for one alone (bench_llm.py, session 26).
 
 `StepBatcher` gathers the concurrent calls' passes: whichever call finds no pass running computes the passes queued
 by then, for everyone.
@@ -40,8 +40,8 @@ def supports(model: Any) -> bool:
 class FusedLlama:
     """The ragged forward pass of a llama model (adapter merged, fp32) on fused weights (see the module text).
 
-    `linear(x, w)` multiplies rows by a weight matrix: oneDNN's inner product by default, as
-    agent.backends.onednn_linears runs the model's own Linear layers.
+    `linear(x, w)` multiplies rows by a weight matrix: `onednn_linear` by default, which
+    agent.backends.onednn_linears also runs the model's own Linear layers with.
     """
 
     def __init__(self, model: Any, linear: Any = None):
@@ -50,7 +50,7 @@ class FusedLlama:
         if not supports(model):
             raise UserError("the fused decode step needs a llama model (no biases, SiLU, default rotary embedding)")
         self.model = model
-        self.linear = linear or _onednn_linear
+        self.linear = linear or onednn_linear
         c = model.config
         self.heads = c.num_attention_heads
         self.kv_heads = c.num_key_value_heads
@@ -105,10 +105,11 @@ class FusedLlama:
         return self.linear(inner.norm(h[last]), self.model.lm_head.weight)
 
 
-def _onednn_linear(x: Any, w: Any) -> Any:
+def onednn_linear(x: Any, w: Any, bias: Any = None) -> Any:
+    """x @ w.T (+ bias) by oneDNN's inner product, the op torch's own compiler emits for CPU Linear layers."""
     import torch
 
-    return torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], "")
+    return torch.ops.mkldnn._linear_pointwise(x, w, bias, "none", [], "")
 
 
 def _fuse(*linears: Any) -> Any:

@@ -28,6 +28,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -81,11 +82,16 @@ def memory_bandwidth_gbs(mib: int = 512, repeats: int = 5) -> float:
     return best / 1e9
 
 
-def bench_local(model_dir: str, args: Args, weights: str = "fp32") -> dict:
+def bench_local(model_dir: str, args: Args, weights: str = "fp32", fused: bool = False) -> dict:
+    """The in-process model with `weights` (Settings.local_weights), one stream; `fused`: the agent's default decode
+    path (agent.llama_step: fp32 oneDNN, q/k/v and gate/up fused), then `args.concurrency` streams through its
+    StepBatcher, each step of all of them one pass over the weights, and their aggregate tokens/s.
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from agent.backends import TEMPLATE, growing_cache, with_weights
+    from agent.llama_step import FusedLlama
     from shopdesk.settings import INT8_KEEP_FP32
 
     if args.threads:
@@ -102,65 +108,47 @@ def bench_local(model_dir: str, args: Args, weights: str = "fp32") -> dict:
         weight_bytes = sum(m.weight.numel() * (4 if keep and name.endswith(keep) else 1)
                            for name, m in model.named_modules() if isinstance(m, torch.nn.Linear))
     model = with_weights(model, weights)  # what the agent runs
+    step = FusedLlama(model) if fused else None
+
+    def logits(feed: list[int], cache: Any) -> Any:
+        if step is not None:
+            return step.forward([feed], [cache])[0]
+        return model(torch.tensor([feed]), cache=cache, use_cache=True, logits_to_keep=1).logits[0, -1]
+
     prompt = tok.apply_chat_template([{"role": "user", "content": PROMPT}], add_generation_prompt=True, tokenize=False)
-    ids = tok(prompt, return_tensors="pt", add_special_tokens=False).input_ids
+    ids = tok(prompt, add_special_tokens=False).input_ids
     ttfts, rates = [], []
     with torch.inference_mode():
         for _ in range(args.runs):
             # manual greedy loop so the first token and the decode phase are timed separately
             cache = growing_cache(model.config)  # the KV cache the agent uses
             t0 = time.perf_counter()
-            out = model(ids, cache=cache, use_cache=True)
-            nxt = out.logits[:, -1:].argmax(-1)
-            ttft = time.perf_counter() - t0
-            t1 = time.perf_counter()
-            for _ in range(args.tokens - 1):
-                out = model(nxt, cache=cache, use_cache=True)
-                nxt = out.logits[:, -1:].argmax(-1)
-            rates.append((args.tokens - 1) / (time.perf_counter() - t1))
-            ttfts.append(ttft)
-    return {"backend": f"local (transformers {weights})", "params": n_params, "weight_bytes": weight_bytes,
-            "prompt_tokens": ids.shape[1], "ttft_s": round(statistics.median(ttfts), 3),
-            "decode_tokens_per_s": round(statistics.median(rates), 1), "torch_threads": torch.get_num_threads()}
-
-
-def bench_fused(model_dir: str, args: Args) -> dict:
-    """The agent's default decode path (agent.llama_step): fp32 oneDNN weights, q/k/v and gate/up fused, one stream
-    alone; then `args.concurrency` streams decoding together through the StepBatcher (each step of all of them one
-    pass over the weights), their aggregate tokens/s.
-    """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from agent.backends import TEMPLATE, _cores, growing_cache, with_weights
-    from agent.llama_step import FusedLlama, StepBatcher
-
-    threads = args.threads or _cores()
-    torch.set_num_threads(threads)
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    tok.chat_template = TEMPLATE.read_text()
-    model = with_weights(AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval(), "fp32-onednn")
-    n_params = sum(p.numel() for p in model.parameters())
-    step = FusedLlama(model)
-    prompt = tok.apply_chat_template([{"role": "user", "content": PROMPT}], add_generation_prompt=True, tokenize=False)
-    ids = tok(prompt, add_special_tokens=False).input_ids
-    ttfts, rates = [], []
-    with torch.inference_mode():
-        for _ in range(args.runs):
-            cache = growing_cache(model.config)
-            t0 = time.perf_counter()
-            nxt = int(step.forward([ids], [cache])[0].argmax())
+            nxt = int(logits(ids, cache).argmax())
             ttfts.append(time.perf_counter() - t0)
             t1 = time.perf_counter()
             for _ in range(args.tokens - 1):
-                nxt = int(step.forward([[nxt]], [cache])[0].argmax())
+                nxt = int(logits([nxt], cache).argmax())
             rates.append((args.tokens - 1) / (time.perf_counter() - t1))
-    batcher = StepBatcher(step, threads)
+    row = {"backend": "local (fused, batched passes)" if fused else f"local (transformers {weights})",
+           "params": n_params, "weight_bytes": weight_bytes, "prompt_tokens": len(ids),
+           "ttft_s": round(statistics.median(ttfts), 3), "decode_tokens_per_s": round(statistics.median(rates), 1),
+           "torch_threads": torch.get_num_threads()}
+    if step is not None:
+        row.update(_batched_streams(step, ids, args))
+    return row
+
+
+def _batched_streams(step: Any, ids: list[int], args: Args) -> dict:
+    """`args.concurrency` greedy streams of the same prompt decoding together through a StepBatcher."""
+    from agent.backends import _cores, growing_cache
+    from agent.llama_step import StepBatcher
+
+    batcher = StepBatcher(step, args.threads or _cores())
     started = threading.Barrier(args.concurrency)
     spans: list[tuple[float, float]] = []
 
     def stream() -> None:
-        cache = growing_cache(model.config)
+        cache = growing_cache(step.model.config)
         with batcher.member():
             nxt = int(batcher.run(ids, cache)[0].argmax())  # the prompts are computed before the clock starts
             started.wait()
@@ -175,10 +163,7 @@ def bench_fused(model_dir: str, args: Args) -> dict:
     for w in workers:
         w.join()
     wall = max(e for _, e in spans) - min(s for s, _ in spans)
-    return {"backend": "local (fused, batched passes)", "params": n_params, "weight_bytes": n_params * 4,
-            "prompt_tokens": len(ids), "ttft_s": round(statistics.median(ttfts), 3),
-            "decode_tokens_per_s": round(statistics.median(rates), 1), "torch_threads": threads,
-            "concurrent": args.concurrency,
+    return {"concurrent": args.concurrency,
             "aggregate_tokens_per_s": round(args.concurrency * (args.tokens - 1) / wall, 1),
             "rows_per_pass": round(batcher.rows / batcher.passes, 2)}
 
@@ -355,16 +340,12 @@ def main(args: Args) -> dict:
                     "start": start}
     n_params = None
     for backend, weights in (("local-row-major", "fp32-row-major"), ("local", "fp32"), ("local-onednn", "fp32-onednn"),
-                             ("local-int8", "int8"),
+                             ("local-fused", "fp32-onednn"), ("local-int8", "int8"),
                              ("local-int8-mixed", "int8-mixed")):
         if backend in args.backends:
-            row = bench_local(model_dir, args, weights)
+            row = bench_local(model_dir, args, weights, fused=backend == "local-fused")
             n_params = row["params"]
             report["rows"].append(row)
-    if "local-fused" in args.backends:
-        row = bench_fused(model_dir, args)
-        n_params = row["params"]
-        report["rows"].append(row)
     for gguf_type in ("f32", "f16"):
         if f"llamacpp-{gguf_type}" in args.backends:
             row = bench_llamacpp(model_dir, args, gguf_type)

@@ -124,7 +124,7 @@ def main() -> None:
 
     import tempfile
 
-    from agent.backends import BATCH_CALLS, LocalChatModel, _cores, resolve_adapter
+    from agent.backends import LocalChatModel, resolve_adapter
     from agent.cli import DEFAULT_CASES
     from agent.evaluate import StoreTemplates, load_cases
     from agent.session import AgentSession
@@ -181,8 +181,7 @@ def main() -> None:
             loaded = model.loaded()
             loaded.prefixes.clear()
             if loaded.model is not None:  # the paths share one loaded model: each sets its own slots
-                loaded.slots = slots or (BATCH_CALLS if loaded.batcher is not None else _cores())
-                loaded.running = threading.BoundedSemaphore(loaded.slots)
+                loaded.set_slots(slots)
             for concurrency in (1, 4):
                 print(f"{label}, {concurrency} at once: {len(cases)} cases ...", file=sys.stderr, flush=True)
                 rows.append({"path": label, **run(cases, templates, model, concurrency)})

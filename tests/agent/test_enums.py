@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from agent.enums import session_enums
+from agent.enums import WHICH_ORDER, session_enums
 from agent.session import open_session
 from agent.testing import ScriptedChatModel, call
 from index.entities import BRAND_ZH
@@ -780,14 +780,18 @@ def test_a_change_that_names_no_order_lists_the_orders_and_asks_which(settings, 
         assert _tool_names(session, message) == {"list_my_orders", "transfer_to_human"}, message
     enums = session_enums(session, "I want to return an item")
     assert enums["return_delivered_order_items.order_id"] == []
+    assert enums[WHICH_ORDER] == ["return_delivered_order_items"]
     assert "return_delivered_order_items.order_id" not in session_enums(session, f"I want to return an item of {own}")
     assert "cancel_pending_order" in _tool_names(session, f"Cancel {own} please")
     # a question that asks for no change is not narrowed
     assert len(_tool_names(session, "Where are my orders?")) > 2
 
-    asked = _session(settings, tau2_store, script=[call("list_my_orders"), ""] * 2)
+    asked = _session(settings, tau2_store, script=[call("list_my_orders"), ""] * 3)
     reply = [e for e in asked.respond("I want to return something") if e.kind == "final"][-1].text
     assert reply.startswith("You have ") and reply.endswith(
         "Which order would you like to return items from? Tell me its number.")
     reply = [e for e in asked.respond("Where are my orders?") if e.kind == "final"][-1].text
     assert "Which order" not in reply and reply.startswith("You have ")
+    # the order is named: a list the model chose to show is not followed by the question
+    reply = [e for e in asked.respond(f"我想退 {own} 里的商品") if e.kind == "final"][-1].text
+    assert reply.startswith("您共有") and "哪个订单" not in reply
