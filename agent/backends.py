@@ -400,6 +400,17 @@ class _Loaded:
         with self._count_lock:
             self.in_flight -= 1
 
+    def stats(self) -> dict[str, int]:
+        """Counters: prompt tokens reused and computed; batched passes, the calls' rows in them, their seconds."""
+        return {"reused_tokens": self.prefixes.reused_tokens, "computed_tokens": self.prefixes.computed_tokens,
+                "passes": self.batcher.passes if self.batcher is not None else 0,
+                "rows": self.batcher.rows if self.batcher is not None else 0,
+                "pass_seconds": self.batcher.seconds if self.batcher is not None else 0.0}
+
+    def clear_prefixes(self) -> None:
+        with self.lock:
+            self.prefixes.clear()
+
     @property
     def vocab_size(self) -> int:
         return self.model.config.vocab_size if self.model is not None else self.llama.n_vocab()
@@ -413,7 +424,38 @@ class _Loaded:
             return self._grammars
 
 
-ModelKey = tuple[str, str | None, str, str, str, bool]  # (model path, adapter, runtime, GGUF type, weights, batched)
+class _Remote:
+    """A model whose passes run in an engine process (agent.engine): the tokenizer here (for the prompt text), the
+    weights, caches and grammars there.
+    """
+
+    model = None
+    llama = None
+
+    def __init__(self, tokenizer: Any, engine: Any):
+        self.tokenizer = tokenizer
+        self.engine = engine  # agent.engine.EngineClient
+
+    @property
+    def in_flight(self) -> int:
+        return self.engine.in_flight
+
+    @property
+    def slots(self) -> int:
+        return self.engine.slots
+
+    def stats(self) -> dict[str, int]:
+        return self.engine.call("stats")
+
+    def clear_prefixes(self) -> None:
+        self.engine.call("clear_prefixes")
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+ModelKey = tuple[str, str | None, str, str, str, bool, bool]
+# (model path, adapter, runtime, GGUF type, weights, batched, engine process)
 
 
 class ModelCache:
@@ -458,9 +500,12 @@ class ModelCache:
             return self._loaded.get(key)
 
     def clear(self) -> None:
-        """Forget every loaded model (they are freed once no model call holds them)."""
+        """Forget every loaded model (they are freed once no model call holds them; engine processes stop)."""
         with self._lock:
-            self._loaded.clear()
+            loaded, self._loaded = list(self._loaded.values()), {}
+        for one in loaded:
+            if isinstance(one, _Remote):
+                one.close()
 
 
 _DEFAULT_MODELS = ModelCache()
@@ -498,6 +543,12 @@ def until_stop(pieces: Iterator[str], stop: list[str] | None) -> Iterator[str]:
         yield text[sent:]
 
 
+# LocalChatModel fields an engine process loads its model with, and those it takes from each call's model
+ENGINE_LOAD_FIELDS = ("model_path", "adapter", "torch_threads", "batched", "runtime", "gguf_type", "gguf_dir",
+                      "weights")
+ENGINE_CALL_FIELDS = ("max_new_tokens", "prefix_cache", "jump_forward", "growing_cache")
+
+
 class LocalChatModel(BaseChatModel):
     """SmolLM2 (or any causal LM folder) in this process, fp32 on CPU, greedy decoding.
 
@@ -517,6 +568,8 @@ class LocalChatModel(BaseChatModel):
     growing_cache: bool = True  # KV caches grow in place (growing_cache); False: transformers' own, for measuring
     batched: bool = True  # fp32-onednn llama models: fused weights, and concurrent calls' passes computed together
     # (agent.llama_step); False: the transformers forward, a pass per call and slot, for measuring
+    engine: bool = False  # compute in an engine process of its own (agent.engine; Settings.local_engine), so that
+    # other threads' Python cannot stall the passes; False: in this process
     runtime: str = "transformers"  # or "llamacpp": the same weights, adapter merged, as GGUF (shopdesk.gguf_export)
     gguf_type: str = "f32"
     gguf_dir: str | None = None  # where the merged GGUF is kept (default: next to the model folder)
@@ -537,8 +590,8 @@ class LocalChatModel(BaseChatModel):
 
     @property
     def cache_key(self) -> ModelKey:
-        """What the loaded model is cached by: (model path, adapter, runtime, GGUF type, weights, batched)."""
-        return (self.model_path, self.adapter, self.runtime, self.gguf_type, self.weights, self.batched)
+        """What the loaded model is cached by: (model path, adapter, runtime, GGUF type, weights, batched, engine)."""
+        return (self.model_path, self.adapter, self.runtime, self.gguf_type, self.weights, self.batched, self.engine)
 
     def loaded(self) -> _Loaded:
         """The loaded model, tokenizer and their caches, loaded on first use into `loaded_models`."""
@@ -554,6 +607,12 @@ class LocalChatModel(BaseChatModel):
             torch.set_num_threads(self.torch_threads)
         tokenizer = AutoTokenizer.from_pretrained(self.model_path)
         tokenizer.chat_template = TEMPLATE.read_text()
+        if self.engine:
+            from agent.engine import EngineClient
+
+            client = EngineClient({name: getattr(self, name) for name in ENGINE_LOAD_FIELDS})
+            client.start()
+            return _Remote(tokenizer, client)
         if self.runtime == "llamacpp":
             return _Loaded(None, tokenizer, llama=self._load_llama())
         model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=torch.float32)
@@ -644,6 +703,9 @@ class LocalChatModel(BaseChatModel):
         The caller may stop reading early (it has seen enough of a plain-text reply): decoding stops with it.
         """
         loaded = self.loaded()
+        if isinstance(loaded, _Remote):
+            yield from loaded.engine.stream(prompt, stop, call_grammar, self._call_options())
+            return
         ids = loaded.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"][0]
         grammar = loaded.grammars.decoder(call_grammar) if call_grammar is not None else None
         eos = set(loaded.eos)
@@ -652,6 +714,10 @@ class LocalChatModel(BaseChatModel):
             yield from until_stop(self._decode(loaded, ids, grammar, eos), stop)
         finally:
             loaded.leave()
+
+    def _call_options(self) -> dict[str, Any]:
+        """The fields an engine process takes from the calling model for each call."""
+        return {name: getattr(self, name) for name in ENGINE_CALL_FIELDS}
 
     def _take_cache(self, loaded: _Loaded, ids: Any) -> tuple[Any, int]:
         """The KV cache to compute `ids` into, and how many of them it already holds: a private copy of the best
@@ -677,6 +743,8 @@ class LocalChatModel(BaseChatModel):
         context keeps the last sequence anyway, or with prefix reuse off.
         """
         loaded = self.loaded()
+        if isinstance(loaded, _Remote):
+            return loaded.engine.call("prefill", {"prompt": prompt, "options": self._call_options()})
         if loaded.model is None or not self.prefix_cache:
             return 0
         import torch
@@ -921,7 +989,7 @@ def make_chat_model(settings: Settings, *, adapter: str | None = None, backend: 
         return LocalChatModel(model_path=resolve_chat_model(settings), adapter=resolve_adapter(settings, adapter),
                               torch_threads=settings.torch_threads, prefix_cache=settings.prefix_cache,
                               runtime=settings.local_runtime, gguf_type=settings.gguf_type,
-                              weights=settings.local_weights,
+                              weights=settings.local_weights, engine=settings.local_engine == "process",
                               loaded_models=models if models is not None else default_model_cache())
     raise UserError(f"unknown llm backend {backend!r}; expected local, vllm or fake")
 
@@ -968,7 +1036,7 @@ def describe(model: BaseChatModel) -> dict[str, Any]:
     """Which backend, model and adapter a chat model is (logged with every turn; shown to staff)."""
     if isinstance(model, LocalChatModel):
         return {"backend": "local", "model": model.model_path, "adapter": model.adapter, "grammar": model.grammar,
-                "runtime": model.runtime}
+                "runtime": model.runtime, "engine": "process" if model.engine else "thread"}
     if isinstance(model, ChatOpenAI):
         return {"backend": "vllm", "model": getattr(model, "model_name", None),
                 "url": str(getattr(model, "openai_api_base", "")), "grammar": getattr(model, "grammar", False)}

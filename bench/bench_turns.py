@@ -76,11 +76,14 @@ def run(cases: list, templates, model, concurrency: int) -> dict:
     from agent.evaluate import run_case
 
     loaded = model.loaded()
-    reused0, computed0 = loaded.prefixes.reused_tokens, loaded.prefixes.computed_tokens
+    before = loaded.stats()
+    cpu0 = time.process_time()
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         results = list(pool.map(lambda c: run_case(c, templates, lambda _c: model), cases))
     wall = time.perf_counter() - started
+    after = loaded.stats()
+    cpu = time.process_time() - cpu0
     turns = [s for r in results for s in r.turn_seconds]
     return {
         "concurrency": concurrency, "cases": len(results), "turns": len(turns),
@@ -88,8 +91,11 @@ def run(cases: list, templates, model, concurrency: int) -> dict:
         "mean_s": round(statistics.mean(turns), 3) if turns else None,
         "crashed": [r.id for r in results if r.error],
         "task_success": round(sum(r.success for r in results) / len(results), 4), "wall_s": round(wall, 1),
-        "prefix_tokens_reused": loaded.prefixes.reused_tokens - reused0,
-        "prompt_tokens_computed": loaded.prefixes.computed_tokens - computed0,
+        "prefix_tokens_reused": after["reused_tokens"] - before["reused_tokens"],
+        "prompt_tokens_computed": after["computed_tokens"] - before["computed_tokens"],
+        "pass_s": round(after["pass_seconds"] - before["pass_seconds"], 1),
+        "this_process_cpu_s": round(cpu, 1),
+        "rows_per_pass": round((after["rows"] - before["rows"]) / max(1, after["passes"] - before["passes"]), 2),
         "calls": {r.id: [(c["name"], c["arguments"]) for c in r.tool_calls] for r in results},
     }
 
@@ -114,6 +120,9 @@ def main() -> None:
     p.add_argument("--two-calls", action="store_true",
                    help="also measure session 17's path: the model called again after every look-up, its words cut "
                         "(now a look-up that answers a message asking for no change ends the turn)")
+    p.add_argument("--in-thread", action="store_true",
+                   help="also measure the default decode path on the calling threads, in this process (session 26), "
+                        "next to the engine process")
     p.add_argument("--unbatched", action="store_true",
                    help="also measure oneDNN weights with a transformers forward pass per call (session 25)")
     p.add_argument("--cat-cache", action="store_true",
@@ -150,8 +159,8 @@ def main() -> None:
                     paths.append(("transformers fp32, MKL, weights row-major (session 19)",
                                   {"weights": weights}))
                 elif weights == "fp32-onednn":
-                    paths.append(("current, transformers fp32, oneDNN, fused weights, concurrent calls' passes "
-                                  "batched (session 26)", {"weights": weights}))
+                    paths.append(("current, transformers fp32, oneDNN, fused weights, batched passes, in an engine "
+                                  "process (session 27)", {"weights": weights, "engine": True}))
                 else:
                     adapter = args.int8_adapter or base["adapter"]
                     paths.append((f"current, transformers {weights}, adapter {Path(adapter).name}",
@@ -159,6 +168,9 @@ def main() -> None:
         else:
             paths.append((f"current, llama.cpp {runtime.split('-')[1]} (same loop)",
                           {"runtime": "llamacpp", "gguf_type": runtime.split("-")[1]}))
+    if args.in_thread:
+        paths.append(("the same on the conversations' threads, in this process (session 26)",
+                      {"weights": "fp32-onednn"}))
     if args.unbatched:
         paths.append(("transformers fp32, oneDNN Linear layers, a pass per call and slot (session 25)",
                       {"weights": "fp32-onednn", "batched": False}))
@@ -179,7 +191,7 @@ def main() -> None:
             slots = options.pop("slots", None)
             model = LocalChatModel(**{**base, **options})
             loaded = model.loaded()
-            loaded.prefixes.clear()
+            loaded.clear_prefixes()
             if loaded.model is not None:  # the paths share one loaded model: each sets its own slots
                 loaded.set_slots(slots)
             for concurrency in (1, 4):
@@ -192,12 +204,13 @@ def main() -> None:
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    head = ("path", "at once", "p50 s", "p95 s", "mean s", "success", "reused tok", "computed tok", "wall s")
+    head = ("path", "at once", "p50 s", "p95 s", "mean s", "success", "reused tok", "computed tok", "calls a pass",
+            "in passes s", "CPU s here", "wall s")
     print(" | ".join(head))
     for r in rows:
         print(" | ".join(str(x) for x in (r["path"], r["concurrency"], r["p50_s"], r["p95_s"], r["mean_s"],
                                           r["task_success"], r["prefix_tokens_reused"], r["prompt_tokens_computed"],
-                                          r["wall_s"])))
+                                          r["rows_per_pass"], r["pass_s"], r["this_process_cpu_s"], r["wall_s"])))
     for new1 in rows[2::2] if (not args.skip_old or args.two_calls or args.one_slot) else []:
         old = rows[0]
         print(f"{new1['path']}: p50 vs {old['path']} {new1['p50_s'] / old['p50_s']:.2f}; "
@@ -205,8 +218,9 @@ def main() -> None:
     if args.two_calls or args.one_slot:
         old4, new4 = rows[1], rows[-1]
         print(f"4 at once: p95 {new4['p95_s']} vs {old4['p95_s']} s = {new4['p95_s'] / old4['p95_s']:.2f}")
-    cur1, cur4 = rows[-2], rows[-1]
-    print(f"judged on the last path measured: {cur1['path']}")
+    at = next((i for i, r in enumerate(rows) if r["path"].startswith("current")), len(rows) - 2)
+    cur1, cur4 = rows[at], rows[at + 1]
+    print(f"judged on the first current path: {cur1['path']}")
     print(f"targets: p50 {cur1['p50_s']} / {TARGETS['p50']} s = {cur1['p50_s'] / TARGETS['p50']:.2f}; "
           f"p95 {cur1['p95_s']} / {TARGETS['p95']} s = {cur1['p95_s'] / TARGETS['p95']:.2f}; "
           f"p95 with 4 at once {cur4['p95_s']} / {TARGETS['p95_concurrent']} s = "

@@ -88,6 +88,11 @@ class Settings(BaseSettings):
         "`llamacpp` extra) on a GGUF of the same weights with the adapter merged in (made on first use). llama.cpp "
         "decodes 1.8x faster here but its turns were not faster (bench/README.md)."
     )
+    local_engine: Literal["process", "thread"] = Field(
+        "process", description="In-process backend: compute the model in an engine process of its own (`process`), "
+        "so the conversations' tools and rendering cannot stall its passes (agent.engine; bench/README.md, session "
+        "27), or on the calling threads of this process (`thread`)."
+    )
     local_weights: Literal["fp32-onednn", "fp32", "fp32-row-major", "int8", "int8-mixed"] = Field(
         "fp32-onednn", description="In-process transformers runtime: the merged weights in fp32 as loaded, each "
         "Linear layer multiplied by oneDNN (`fp32-onednn`: 1.22x `fp32`'s decode rate and 0.54x its time to first "

@@ -124,6 +124,52 @@ def test_concurrent_calls_share_each_pass_and_decode_what_they_decode_alone(tiny
     assert batcher.rows == 30 and batcher.passes == 10  # every pass computed all three calls' steps
 
 
+def test_a_serving_thread_computes_every_pass_and_the_calls_get_what_they_get_alone(tiny):
+    """serve(): one thread (the engine process's main thread) computes the passes; the calls only queue theirs. Each
+    call decodes what it decodes alone, a failed pass fails its call and serving goes on, and stop ends it.
+    """
+    step = FusedLlama(tiny)
+    prompts = [[1, 2, 3], [4, 5, 6, 7]]
+    alone = []
+    for prompt in prompts:
+        out: list[int] = []
+        cache = growing_cache(tiny.config)
+        _decode(StepBatcher(step, threads=1), cache, prompt[0], 1, [], threading.Barrier(1))
+        _decode(StepBatcher(step, threads=1), cache, prompt[1], 8, out, threading.Barrier(1))
+        alone.append(out)
+    batcher = StepBatcher(step, threads=1, gather_s=5.0)
+    stop = threading.Event()
+    server = threading.Thread(target=batcher.serve, args=(stop,))
+    server.start()
+    try:
+        outs: list[list[int]] = [[], []]
+        callers = []
+        start = threading.Barrier(2)
+        for prompt, out in zip(prompts, outs, strict=True):
+            cache = growing_cache(tiny.config)
+
+            def call(cache=cache, prompt=prompt, out=out):
+                _decode(batcher, cache, prompt[0], 1, [], threading.Barrier(1))
+                _decode(batcher, cache, prompt[1], 8, out, start)
+
+            callers.append(threading.Thread(target=call))
+        for t in callers:
+            t.start()
+        for t in callers:
+            t.join(timeout=60)
+        assert outs == alone
+        with batcher.member(), pytest.raises(IndexError):
+            batcher.run([999], growing_cache(tiny.config))  # no such token: this call fails, serving goes on
+        with batcher.member():
+            assert batcher.run([1], growing_cache(tiny.config)).shape == (1, 64)
+    finally:
+        stop.set()
+        server.join(timeout=10)
+    assert not server.is_alive()
+    with batcher.member():  # no thread serving: a call computes its own pass again
+        assert batcher.run([2], growing_cache(tiny.config)).shape == (1, 64)
+
+
 def test_a_failed_pass_fails_every_call_in_it_and_the_next_pass_works(tiny):
     step = FusedLlama(tiny)
     batcher = StepBatcher(step, threads=1)

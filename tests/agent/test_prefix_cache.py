@@ -228,7 +228,7 @@ class TestSameOutput:
 
         plain, fast = models
         settings = Settings(data_dir=tmp_path, chat_model=fast.model_path, adapter=str(SHIPPED_ADAPTER),
-                            llm_backend="local", torch_threads=2)
+                            llm_backend="local", local_engine="thread", torch_threads=2)
         cache = fast.loaded().prefixes
         cache.clear()
         computed = warm_up(settings, models=fast.loaded_models)
