@@ -5,7 +5,7 @@ conversations run Python in the same process (tools, rendering, KV-cache bookkee
 5 ms switch interval: a 30 ms step took 3.7-5.5 s beside one busy Python thread (bench/README.md, session 26). In
 its own process the model shares its interpreter with nothing but its own decode threads.
 
-`EngineClient` starts the process (a fresh interpreter running `agent.engine`: torch's threads do not survive a
+`EngineClient` starts the process (a fresh interpreter running `agent.engine_process`: torch's threads do not survive a
 fork, and multiprocessing's spawn would run the caller's main script again in the child) and talks to it over one
 socket pair with multiprocessing's Connection (pickled messages). The process holds a plain LocalChatModel
 (tokenizer, weights, prefix cache, grammars, the batched passes of agent.llama_step) and runs each request on a
@@ -66,8 +66,8 @@ class EngineClient:
         # the child imports what this process imports: its module path, in the same order
         env["PYTHONPATH"] = os.pathsep.join(p or os.getcwd() for p in sys.path)
         try:
-            process = subprocess.Popen([sys.executable, "-c", "import agent.engine as e; e.main()", str(b.fileno())],
-                                       pass_fds=[b.fileno()], env=env, stdin=subprocess.DEVNULL)
+            command = [sys.executable, "-c", "import agent.engine_process as e; e.main()", str(b.fileno())]
+            process = subprocess.Popen(command, pass_fds=[b.fileno()], env=env, stdin=subprocess.DEVNULL)
         finally:
             b.close()
         mine = Connection(a.detach())
@@ -114,7 +114,7 @@ class EngineClient:
             self.in_flight -= len(waiting)
         stopped = UserError(f"the model process stopped (exit code {code})")
         for box in waiting.values():
-            box.put(("error", _describe(stopped)))
+            box.put(("error", describe_error(stopped)))
 
     def close(self) -> None:
         """Stop the process (calls in flight fail)."""
@@ -204,7 +204,8 @@ class EngineClient:
         return result
 
 
-def _describe(exc: BaseException) -> tuple[str, str]:
+def describe_error(exc: BaseException) -> tuple[str, str]:
+    """An exception as the engine sends it: ("user", text) for a UserError, else (its class name, text)."""
     return ("user" if isinstance(exc, UserError) else type(exc).__name__, str(exc))
 
 
@@ -213,111 +214,3 @@ def _error(payload: tuple[str, str]) -> Exception:
     if kind == "user":
         return UserError(message)
     return RuntimeError(f"model process: {kind}: {message}")
-
-
-# -- the engine process ----------------------------------------------------------------------------------------
-
-
-def main() -> None:
-    """The engine process's entry: the socket's file descriptor is the one argument."""
-    from multiprocessing.connection import Connection
-
-    conn = Connection(int(sys.argv[1]))
-    try:
-        serve(conn, conn.recv())
-    except (EOFError, OSError):  # the client went away
-        pass
-    finally:
-        conn.close()
-
-
-def serve(conn: Any, spec: dict[str, Any]) -> None:
-    """The engine process: load the model, then answer requests until the connection closes or "stop" comes."""
-    from agent.backends import LocalChatModel, ModelCache
-
-    try:
-        model = LocalChatModel(**spec, engine=False, loaded_models=ModelCache())
-        loaded = model.loaded()
-    except BaseException as exc:  # told to the client, which raises it where the model was asked for
-        conn.send(("failed", _describe(exc)))
-        return
-    conn.send(("ready", {"slots": loaded.slots}))
-    send_lock = threading.Lock()  # guards the connection and `decoding`
-    decoding: dict[int, bool] = {}  # decode requests running -> cancelled
-
-    def send(rid: int, kind: str, payload: Any) -> None:
-        with send_lock:
-            conn.send((rid, kind, payload))
-
-    def one_thread() -> None:
-        """A request thread's own torch ops (the argmax, the grammar's mask) run on one thread when the main thread
-        computes the passes: a second OpenMP team would spin on a core the passes need (69 against 47-52 ms a pass on
-        2 cores, session 27).
-        """
-        if loaded.batcher is not None:
-            import torch
-
-            torch.set_num_threads(1)
-
-    def decode(rid: int, request: dict[str, Any]) -> None:
-        one_thread()
-        try:
-            call = model.model_copy(update=request["options"])
-            pieces = call._token_stream(request["prompt"], request["stop"], request["grammar"])
-            try:
-                for piece in pieces:
-                    if decoding.get(rid):
-                        break
-                    send(rid, "piece", piece)
-            finally:
-                pieces.close()
-            send(rid, "end", None)
-        except BaseException as exc:
-            send(rid, "error", _describe(exc))
-        finally:
-            with send_lock:
-                decoding.pop(rid, None)
-
-    def answer(rid: int, kind: str, payload: Any) -> None:
-        one_thread()
-        try:
-            if kind == "prefill":
-                result = model.model_copy(update=payload["options"]).prefill(payload["prompt"])
-            elif kind == "clear_prefixes":
-                result = loaded.clear_prefixes()
-            else:
-                result = loaded.stats()
-            send(rid, "end", result)
-        except BaseException as exc:
-            send(rid, "error", _describe(exc))
-
-    stop = threading.Event()
-
-    def read() -> None:
-        try:
-            while True:
-                try:
-                    rid, kind, payload = conn.recv()
-                except (EOFError, OSError):  # the client is gone
-                    return
-                if kind == "stop":
-                    return
-                if kind == "cancel":
-                    with send_lock:
-                        if rid in decoding:
-                            decoding[rid] = True
-                    continue
-                if kind == "decode":
-                    with send_lock:
-                        decoding[rid] = False
-                target, args = (decode, (rid, payload)) if kind == "decode" else (answer, (rid, kind, payload))
-                threading.Thread(target=target, args=args, name=f"engine-{kind}-{rid}", daemon=True).start()
-        finally:
-            stop.set()
-
-    threading.Thread(target=read, name="engine-reader", daemon=True).start()
-    if loaded.batcher is not None:  # every pass on this (the main) thread: see StepBatcher
-        loaded.batcher.serve(stop)
-    else:
-        stop.wait()
-
