@@ -400,7 +400,7 @@ class _Loaded:
         with self._count_lock:
             self.in_flight -= 1
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, float]:
         """Counters: prompt tokens reused and computed; batched passes, the calls' rows in them, their seconds."""
         return {"reused_tokens": self.prefixes.reused_tokens, "computed_tokens": self.prefixes.computed_tokens,
                 "passes": self.batcher.passes if self.batcher is not None else 0,
@@ -444,7 +444,7 @@ class _Remote:
     def slots(self) -> int:
         return self.engine.slots
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, float]:
         return self.engine.call("stats")
 
     def clear_prefixes(self) -> None:

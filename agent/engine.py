@@ -32,8 +32,6 @@ from typing import Any
 
 from shopdesk.output import UserError
 
-_END = object()
-
 
 class EngineClient:
     """One engine process for one model (`spec`: LocalChatModel fields). Thread-safe: any number of calls at once."""

@@ -76,8 +76,10 @@ def serve(conn: Any, spec: dict[str, Any]) -> None:
                 result = model.model_copy(update=payload["options"]).prefill(payload["prompt"])
             elif kind == "clear_prefixes":
                 result = loaded.clear_prefixes()
-            else:
+            elif kind == "stats":
                 result = loaded.stats()
+            else:
+                raise ValueError(f"unknown request {kind!r}")
             send(rid, "end", result)
         except BaseException as exc:
             send(rid, "error", describe_error(exc))
