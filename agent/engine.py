@@ -36,8 +36,9 @@ from shopdesk.output import UserError
 class EngineClient:
     """One engine process for one model (`spec`: LocalChatModel fields). Thread-safe: any number of calls at once."""
 
-    def __init__(self, spec: dict[str, Any], start_timeout_s: float = 600.0):
+    def __init__(self, spec: dict[str, Any], wait_policy: str | None = "PASSIVE", start_timeout_s: float = 600.0):
         self.spec = dict(spec)
+        self.wait_policy = wait_policy  # the process's OMP_WAIT_POLICY unless the environment sets one
         self.start_timeout_s = start_timeout_s
         self._lock = threading.Lock()  # guards the process, the connection's send end and the tables below
         self._process: Any = None
@@ -63,6 +64,11 @@ class EngineClient:
         env = dict(os.environ)
         # the child imports what this process imports: its module path, in the same order
         env["PYTHONPATH"] = os.pathsep.join(p or os.getcwd() for p in sys.path)
+        # PASSIVE: OpenMP threads that finish a pass sleep instead of spinning for the next one. On 2 cores a
+        # spinning team takes the core that the conversations' Python needs between passes (bench/README.md, session
+        # 30). A value set in the environment wins.
+        if self.wait_policy:
+            env.setdefault("OMP_WAIT_POLICY", self.wait_policy)
         try:
             command = [sys.executable, "-c", "import agent.engine_process as e; e.main()", str(b.fileno())]
             process = subprocess.Popen(command, pass_fds=[b.fileno()], env=env, stdin=subprocess.DEVNULL)

@@ -8,6 +8,7 @@ conversations at once.
     python bench/bench_turns.py --limit 24 --runtimes transformers llamacpp-f32 llamacpp-f16
     python bench/bench_turns.py --limit 24 --skip-old --two-calls   # against a model call after every look-up
     python bench/bench_turns.py --limit 24 --skip-old --one-slot    # against one model call at a time
+    python bench/bench_turns.py --skip-old --spinning    # the engine's threads sleeping vs spinning between passes
 
 Prints p50/p95 turn seconds (typed turns: what a person waits for), tokens computed vs reused from the prefix
 cache, and how many cases made different tool calls on the two paths (greedy decoding: it should be 0).
@@ -123,6 +124,9 @@ def main() -> None:
     p.add_argument("--in-thread", action="store_true",
                    help="also measure the default decode path on the calling threads, in this process (session 26), "
                         "next to the engine process")
+    p.add_argument("--spinning", action="store_true",
+                   help="also measure the engine process with libgomp's own wait policy (its threads spin a while "
+                        "after each pass; sessions 27-29) next to OMP_WAIT_POLICY=PASSIVE (session 30)")
     p.add_argument("--unbatched", action="store_true",
                    help="also measure oneDNN weights with a transformers forward pass per call (session 25)")
     p.add_argument("--cat-cache", action="store_true",
@@ -160,7 +164,11 @@ def main() -> None:
                                   {"weights": weights}))
                 elif weights == "fp32-onednn":
                     paths.append(("current, transformers fp32, oneDNN, fused weights, batched passes, in an engine "
-                                  "process (session 27)", {"weights": weights, "engine": True}))
+                                  "process whose threads sleep between passes (session 30)",
+                                  {"weights": weights, "engine": True}))
+                    if args.spinning:
+                        paths.append(("the same engine, its threads spinning after each pass (sessions 27-29)",
+                                      {"weights": weights, "engine": True, "engine_wait": None}))
                 else:
                     adapter = args.int8_adapter or base["adapter"]
                     paths.append((f"current, transformers {weights}, adapter {Path(adapter).name}",
@@ -197,6 +205,8 @@ def main() -> None:
             for concurrency in (1, 4):
                 print(f"{label}, {concurrency} at once: {len(cases)} cases ...", file=sys.stderr, flush=True)
                 rows.append({"path": label, **run(cases, templates, model, concurrency)})
+            if model.engine:  # its process stops: an idle engine must not take the next path's cores
+                model.loaded_models.clear()
     calls = [r.pop("calls") for r in rows]
     differ = sorted({cid for c in calls[1:] for cid, v in c.items() if v != calls[0].get(cid)})
     report = {"cases": len(cases), "torch_threads": base["torch_threads"] or os.cpu_count(), "rows": rows,
@@ -218,6 +228,15 @@ def main() -> None:
     if args.two_calls or args.one_slot:
         old4, new4 = rows[1], rows[-1]
         print(f"4 at once: p95 {new4['p95_s']} vs {old4['p95_s']} s = {new4['p95_s'] / old4['p95_s']:.2f}")
+    if args.spinning:
+        spin = [r for r in rows if "spinning" in r["path"]]
+        sleep = [r for r in rows if "sleep between passes" in r["path"]]
+        for a, b in zip(sleep, spin, strict=True):
+            print(f"{a['concurrency']} at once, threads sleeping vs spinning: p50 {a['p50_s'] / b['p50_s']:.2f}, "
+                  f"p95 {a['p95_s'] / b['p95_s']:.2f}, in passes {a['pass_s'] / b['pass_s']:.2f}, "
+                  f"CPU here {a['this_process_cpu_s'] / b['this_process_cpu_s']:.2f}")
+        if os.environ.get("OMP_WAIT_POLICY"):
+            print(f"note: OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']} is set here, and it wins on both paths")
     at = next((i for i, r in enumerate(rows) if r["path"].startswith("current")), len(rows) - 2)
     cur1, cur4 = rows[at], rows[at + 1]
     print(f"judged on the first current path: {cur1['path']}")

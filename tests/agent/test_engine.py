@@ -9,6 +9,7 @@ import os
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -49,6 +50,13 @@ def test_the_engine_decodes_what_this_process_decodes(pair):
              .invoke(ask) for m in (remote, here)]
     assert calls[0].tool_calls[0]["args"] == {"order_id": "#W2611340"}
     assert calls[0].response_metadata["raw_text"] == calls[1].response_metadata["raw_text"]
+
+
+def test_the_engine_threads_sleep_between_passes_unless_the_environment_says_otherwise(pair):
+    remote, _ = pair
+    environ = Path(f"/proc/{remote.loaded().engine.pid}/environ").read_bytes().split(b"\0")
+    expected = os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
+    assert f"OMP_WAIT_POLICY={expected}".encode() in environ
 
 
 def test_two_calls_at_once_get_what_each_gets_alone(pair):
