@@ -8,7 +8,7 @@ conversations at once.
     python bench/bench_turns.py --limit 24 --runtimes transformers llamacpp-f32 llamacpp-f16
     python bench/bench_turns.py --limit 24 --skip-old --two-calls   # against a model call after every look-up
     python bench/bench_turns.py --limit 24 --skip-old --one-slot    # against one model call at a time
-    python bench/bench_turns.py --skip-old --spinning    # the engine's threads sleeping vs spinning between passes
+    python bench/bench_turns.py --skip-old --spin-count 10000    # the engine's OpenMP spin count vs libgomp's own
 
 Prints p50/p95 turn seconds (typed turns: what a person waits for), tokens computed vs reused from the prefix
 cache, and how many cases made different tool calls on the two paths (greedy decoding: it should be 0).
@@ -124,9 +124,9 @@ def main() -> None:
     p.add_argument("--in-thread", action="store_true",
                    help="also measure the default decode path on the calling threads, in this process (session 26), "
                         "next to the engine process")
-    p.add_argument("--spinning", action="store_true",
-                   help="also measure the engine process with libgomp's own wait policy (its threads spin a while "
-                        "after each pass; sessions 27-29) next to OMP_WAIT_POLICY=PASSIVE (session 30)")
+    p.add_argument("--spin-count", type=int, nargs="+", default=[],
+                   help="also measure the engine process with these OpenMP spin counts (GOMP_SPINCOUNT; 0 sleeps at "
+                        "once, as OMP_WAIT_POLICY=PASSIVE does) next to libgomp's own (300,000)")
     p.add_argument("--unbatched", action="store_true",
                    help="also measure oneDNN weights with a transformers forward pass per call (session 25)")
     p.add_argument("--cat-cache", action="store_true",
@@ -164,11 +164,10 @@ def main() -> None:
                                   {"weights": weights}))
                 elif weights == "fp32-onednn":
                     paths.append(("current, transformers fp32, oneDNN, fused weights, batched passes, in an engine "
-                                  "process whose threads sleep between passes (session 30)",
-                                  {"weights": weights, "engine": True}))
-                    if args.spinning:
-                        paths.append(("the same engine, its threads spinning after each pass (sessions 27-29)",
-                                      {"weights": weights, "engine": True, "engine_wait": None}))
+                                  "process (session 27)", {"weights": weights, "engine": True}))
+                    for spin in args.spin_count:
+                        paths.append((f"the same engine, OpenMP spin count {spin:,} (session 30)",
+                                      {"weights": weights, "engine": True, "engine_spin": spin}))
                 else:
                     adapter = args.int8_adapter or base["adapter"]
                     paths.append((f"current, transformers {weights}, adapter {Path(adapter).name}",
@@ -228,15 +227,17 @@ def main() -> None:
     if args.two_calls or args.one_slot:
         old4, new4 = rows[1], rows[-1]
         print(f"4 at once: p95 {new4['p95_s']} vs {old4['p95_s']} s = {new4['p95_s'] / old4['p95_s']:.2f}")
-    if args.spinning:
-        spin = [r for r in rows if "spinning" in r["path"]]
-        sleep = [r for r in rows if "sleep between passes" in r["path"]]
-        for a, b in zip(sleep, spin, strict=True):
-            print(f"{a['concurrency']} at once, threads sleeping vs spinning: p50 {a['p50_s'] / b['p50_s']:.2f}, "
-                  f"p95 {a['p95_s'] / b['p95_s']:.2f}, in passes {a['pass_s'] / b['pass_s']:.2f}, "
-                  f"CPU here {a['this_process_cpu_s'] / b['this_process_cpu_s']:.2f}")
-        if os.environ.get("OMP_WAIT_POLICY"):
-            print(f"note: OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']} is set here, and it wins on both paths")
+    if args.spin_count:
+        own = [r for r in rows if r["path"].startswith("current, transformers fp32, oneDNN")]
+        for spin in args.spin_count:
+            for a, b in zip([r for r in rows if f"spin count {spin:,}" in r["path"]], own, strict=True):
+                print(f"{a['concurrency']} at once, spin count {spin:,} vs libgomp's own: "
+                      f"p50 {a['p50_s'] / b['p50_s']:.2f}, p95 {a['p95_s'] / b['p95_s']:.2f}, "
+                      f"in passes {a['pass_s'] / b['pass_s']:.2f}, "
+                      f"CPU here {a['this_process_cpu_s'] / b['this_process_cpu_s']:.2f}")
+        for name in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY"):
+            if os.environ.get(name):
+                print(f"note: {name}={os.environ[name]} is set here, and it wins on every path")
     at = next((i for i, r in enumerate(rows) if r["path"].startswith("current")), len(rows) - 2)
     cur1, cur4 = rows[at], rows[at + 1]
     print(f"judged on the first current path: {cur1['path']}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from agent.backends import LocalChatModel, ModelCache, make_chat_model
+from agent.engine import EngineClient
 from agent.toolspec import tool_spec
 from shopdesk.output import UserError
 from shopdesk.settings import Settings
@@ -52,11 +54,17 @@ def test_the_engine_decodes_what_this_process_decodes(pair):
     assert calls[0].response_metadata["raw_text"] == calls[1].response_metadata["raw_text"]
 
 
-def test_the_engine_threads_sleep_between_passes_unless_the_environment_says_otherwise(pair):
+def test_the_engine_gets_this_environment_and_a_spin_count_only_when_asked(pair, monkeypatch):
     remote, _ = pair
     environ = Path(f"/proc/{remote.loaded().engine.pid}/environ").read_bytes().split(b"\0")
-    expected = os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
-    assert f"OMP_WAIT_POLICY={expected}".encode() in environ
+    assert f"PYTHONPATH={os.pathsep.join(p or os.getcwd() for p in sys.path)}".encode() in environ
+    if "GOMP_SPINCOUNT" not in os.environ:  # libgomp's own unless a spin count is asked for
+        assert not any(v.startswith(b"GOMP_SPINCOUNT=") for v in environ)
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    assert EngineClient({}, spin=10_000).environment()["GOMP_SPINCOUNT"] == "10000"
+    assert "GOMP_SPINCOUNT" not in EngineClient({}).environment()
+    monkeypatch.setenv("GOMP_SPINCOUNT", "7")
+    assert EngineClient({}, spin=10_000).environment()["GOMP_SPINCOUNT"] == "7"  # the environment wins
 
 
 def test_two_calls_at_once_get_what_each_gets_alone(pair):
