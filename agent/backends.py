@@ -454,8 +454,8 @@ class _Remote:
         self.engine.close()
 
 
-ModelKey = tuple[str, str | None, str, str, str, bool, bool, int | None]
-# (model path, adapter, runtime, GGUF type, weights, batched, engine process, its OpenMP spin count)
+ModelKey = tuple[str, str | None, str, str, str, bool, bool]
+# (model path, adapter, runtime, GGUF type, weights, batched, engine process)
 
 
 class ModelCache:
@@ -570,9 +570,6 @@ class LocalChatModel(BaseChatModel):
     # (agent.llama_step); False: the transformers forward, a pass per call and slot, for measuring
     engine: bool = False  # compute in an engine process of its own (agent.engine; Settings.local_engine), so that
     # other threads' Python cannot stall the passes; False: in this process
-    engine_spin: int | None = None  # the engine process's GOMP_SPINCOUNT unless the environment sets one
-    # (agent.engine), for measuring; None: libgomp's own (300,000 pause loops; sleeping sooner was measured and
-    # dropped, bench/README.md session 30)
     runtime: str = "transformers"  # or "llamacpp": the same weights, adapter merged, as GGUF (shopdesk.gguf_export)
     gguf_type: str = "f32"
     gguf_dir: str | None = None  # where the merged GGUF is kept (default: next to the model folder)
@@ -593,11 +590,8 @@ class LocalChatModel(BaseChatModel):
 
     @property
     def cache_key(self) -> ModelKey:
-        """What the loaded model is cached by: (model path, adapter, runtime, GGUF type, weights, batched, engine and
-        its OpenMP spin count).
-        """
-        return (self.model_path, self.adapter, self.runtime, self.gguf_type, self.weights, self.batched, self.engine,
-                self.engine_spin if self.engine else None)
+        """What the loaded model is cached by: (model path, adapter, runtime, GGUF type, weights, batched, engine)."""
+        return (self.model_path, self.adapter, self.runtime, self.gguf_type, self.weights, self.batched, self.engine)
 
     def loaded(self) -> _Loaded:
         """The loaded model, tokenizer and their caches, loaded on first use into `loaded_models`."""
@@ -616,7 +610,7 @@ class LocalChatModel(BaseChatModel):
         if self.engine:
             from agent.engine import EngineClient
 
-            client = EngineClient({name: getattr(self, name) for name in ENGINE_LOAD_FIELDS}, self.engine_spin)
+            client = EngineClient({name: getattr(self, name) for name in ENGINE_LOAD_FIELDS})
             client.start()
             return _Remote(tokenizer, client)
         if self.runtime == "llamacpp":

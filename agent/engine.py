@@ -36,9 +36,8 @@ from shopdesk.output import UserError
 class EngineClient:
     """One engine process for one model (`spec`: LocalChatModel fields). Thread-safe: any number of calls at once."""
 
-    def __init__(self, spec: dict[str, Any], spin: int | None = None, start_timeout_s: float = 600.0):
+    def __init__(self, spec: dict[str, Any], start_timeout_s: float = 600.0):
         self.spec = dict(spec)
-        self.spin = spin  # the process's GOMP_SPINCOUNT unless the environment sets one (None: libgomp's own)
         self.start_timeout_s = start_timeout_s
         self._lock = threading.Lock()  # guards the process, the connection's send end and the tables below
         self._process: Any = None
@@ -61,9 +60,12 @@ class EngineClient:
         from multiprocessing.connection import Connection
 
         a, b = socket.socketpair()
+        env = dict(os.environ)
+        # the child imports what this process imports: its module path, in the same order
+        env["PYTHONPATH"] = os.pathsep.join(p or os.getcwd() for p in sys.path)
         try:
             command = [sys.executable, "-c", "import agent.engine_process as e; e.main()", str(b.fileno())]
-            process = subprocess.Popen(command, pass_fds=[b.fileno()], env=self.environment(), stdin=subprocess.DEVNULL)
+            process = subprocess.Popen(command, pass_fds=[b.fileno()], env=env, stdin=subprocess.DEVNULL)
         finally:
             b.close()
         mine = Connection(a.detach())
@@ -86,17 +88,6 @@ class EngineClient:
         self._process, self._conn = process, mine
         atexit.register(self.close)  # stopped with this interpreter (it would also stop on the connection's EOF)
         threading.Thread(target=self._read, args=(mine, process), name="shopdesk-engine-reader", daemon=True).start()
-
-    def environment(self) -> dict[str, str]:
-        """The process's environment: this one's, with its module path, and `spin` as GOMP_SPINCOUNT unless this
-        environment sets one.
-        """
-        env = dict(os.environ)
-        # the child imports what this process imports: its module path, in the same order
-        env["PYTHONPATH"] = os.pathsep.join(p or os.getcwd() for p in sys.path)
-        if self.spin is not None:
-            env.setdefault("GOMP_SPINCOUNT", str(self.spin))
-        return env
 
     def _read(self, conn: Any, process: Any) -> None:
         """Hand each message from the engine to the call it answers; on EOF, fail every call still waiting."""

@@ -27,6 +27,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -167,7 +168,7 @@ def main() -> None:
                                   "process (session 27)", {"weights": weights, "engine": True}))
                     for spin in args.spin_count:
                         paths.append((f"the same engine, OpenMP spin count {spin:,} (session 30)",
-                                      {"weights": weights, "engine": True, "engine_spin": spin}))
+                                      {"weights": weights, "engine": True, "spin": spin}))
                 else:
                     adapter = args.int8_adapter or base["adapter"]
                     paths.append((f"current, transformers {weights}, adapter {Path(adapter).name}",
@@ -196,8 +197,11 @@ def main() -> None:
             AgentSession.one_call_after_read = one_call[0] if one_call else True
             options = dict(options)
             slots = options.pop("slots", None)
+            spin = options.pop("spin", None)
             model = LocalChatModel(**{**base, **options})
-            loaded = model.loaded()
+            # the engine process starts with this environment
+            with mock.patch.dict(os.environ, {} if spin is None else {"GOMP_SPINCOUNT": str(spin)}):
+                loaded = model.loaded()
             loaded.clear_prefixes()
             if loaded.model is not None:  # the paths share one loaded model: each sets its own slots
                 loaded.set_slots(slots)
@@ -237,7 +241,7 @@ def main() -> None:
                       f"CPU here {a['this_process_cpu_s'] / b['this_process_cpu_s']:.2f}")
         for name in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY"):
             if os.environ.get(name):
-                print(f"note: {name}={os.environ[name]} is set here, and it wins on every path")
+                print(f"note: {name}={os.environ[name]} is set here, so the default path is not libgomp's own")
     at = next((i for i, r in enumerate(rows) if r["path"].startswith("current")), len(rows) - 2)
     cur1, cur4 = rows[at], rows[at + 1]
     print(f"judged on the first current path: {cur1['path']}")

@@ -9,13 +9,11 @@ import os
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from agent.backends import LocalChatModel, ModelCache, make_chat_model
-from agent.engine import EngineClient
 from agent.toolspec import tool_spec
 from shopdesk.output import UserError
 from shopdesk.settings import Settings
@@ -51,20 +49,6 @@ def test_the_engine_decodes_what_this_process_decodes(pair):
              .invoke(ask) for m in (remote, here)]
     assert calls[0].tool_calls[0]["args"] == {"order_id": "#W2611340"}
     assert calls[0].response_metadata["raw_text"] == calls[1].response_metadata["raw_text"]
-
-
-def test_the_engine_gets_this_environment_and_a_spin_count_only_when_asked(pair, monkeypatch):
-    remote, _ = pair
-    environ = Path(f"/proc/{remote.loaded().engine.pid}/environ").read_bytes().split(b"\0")
-    path = next(v for v in environ if v.startswith(b"PYTHONPATH=")).decode().split("=", 1)[1].split(os.pathsep)
-    assert str(Path(__file__).resolve().parents[2]) in path  # the child imports this checkout's packages
-    if "GOMP_SPINCOUNT" not in os.environ:  # libgomp's own unless a spin count is asked for
-        assert not any(v.startswith(b"GOMP_SPINCOUNT=") for v in environ)
-    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
-    assert EngineClient({}, spin=10_000).environment()["GOMP_SPINCOUNT"] == "10000"
-    assert "GOMP_SPINCOUNT" not in EngineClient({}).environment()
-    monkeypatch.setenv("GOMP_SPINCOUNT", "7")
-    assert EngineClient({}, spin=10_000).environment()["GOMP_SPINCOUNT"] == "7"  # the environment wins
 
 
 def test_two_calls_at_once_get_what_each_gets_alone(pair):
