@@ -129,8 +129,10 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
     asked_on = {} if named_orders else {
         f"{tool}.order_id": found for tool in asked
         if (found := _typed_orders(" ".join(m for m in [current, *earlier[-2:]] if _WRITE_WORDS[tool].search(m)), own))}
-    back = {} if named_orders or typed_now else (_other_order(session, current) or _one_thing_back(session, current)
-                                                  or _nth_product_back(session, current))
+    # "my latest delivered order", "我最近一个订单": the order it describes, not the one the last answer showed
+    latest = [] if named_orders or typed_now else _latest_described(session, current)
+    back = {} if named_orders or typed_now or latest else (
+        _other_order(session, current) or _one_thing_back(session, current) or _nth_product_back(session, current))
     # "My Sony headphones died, can I return them?" asks about the orders holding Sony headphones, not the order the
     # previous answer showed (the walk of session 19 proposed returning a thermostat)
     holding = [] if named_orders or typed_now or back else _orders_holding_named(session, current, own)
@@ -139,7 +141,8 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
     # oldest order's $2,099.99 laptop, and showed that order for "I want to return something"). Their orders are
     # listed instead, with the question which one (agent.graph.answer). An item id typed names its order (the tool
     # checks that the item is in the order the call gives).
-    unnamed = [] if named_orders or asked_on or back.get("order_id") or holding or typed_now else sorted(asked)
+    unnamed = [] if named_orders or asked_on or back.get("order_id") or latest or holding or typed_now \
+        else sorted(asked)
     which_order = sorted(_asked_writes([current])) if unnamed else []
     # "有没有100美元以下的无线耳机？" right after an order list, or after a declined cancellation, asks the catalog, not
     # about the order just shown (a change asked for in an earlier message does not make this message about it)
@@ -167,7 +170,7 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
         CALL_FIRST: [bool(named_orders) or ("cancel_pending_order" in asked and bool(_named_reasons(current)))],
         **asked_on,
         **back,
-        "order_id": back.get("order_id") or named_orders or holding or list(orders),
+        "order_id": back.get("order_id") or named_orders or latest or holding or list(orders),
         "item_ids": EveryOne(named_own) if named_own else (named_items or items),
         # A new item is one a product result showed or the person typed, never one only an order showed: changing an
         # item to itself is no change ("check my order, then cancel it" may not become an item change).
@@ -370,12 +373,28 @@ _DIFFERENCE = re.compile(r"\b(?:refund(?:ed)?|pay|paid|return(?:ed)?|send|give)\
                          r"|差价[^。，,；;？?！!]*", re.I)
 
 
+# A question where an order goes or went ("我最近一个订单寄到哪个地址？", "What address is it going to?") asks for no
+# address change unless it also says change (the walk of session 30 asked which order's address should change).
+_ADDRESS_QUESTION = re.compile(
+    r"\b(?:what|which)(?:'s| is| was)?\s+(?:the\s+)?(?:shipping\s+|delivery\s+)?address\b"
+    r"|\bwhere\b[^.?!]{0,40}\b(?:ship|sent|send|deliver|go)"
+    r"|哪个地址|什么地址|地址是(?:什么|哪)|寄到哪|送到哪|寄往哪|发到哪", re.I)
+_ADDRESS_CHANGE = re.compile(r"\b(?:change|update|correct|wrong|new|moved?|moving|edit|fix)\b|改|换|更新|更正|错", re.I)
+
+
+def _asks_address_change(message: str) -> bool:
+    return bool(_WRITE_WORDS["modify_pending_order_address"].search(message)) and not (
+        _ADDRESS_QUESTION.search(message) and not _ADDRESS_CHANGE.search(message))
+
+
 def _asked_writes(messages: list[str]) -> set[str]:
     """The write tools whose change one of `messages` asks for; "cancel" also as people mistype it ("cacnelling").
-    What a message says of an exchange's price difference asks for no return.
+    What a message says of an exchange's price difference asks for no return, nor a question where an order goes
+    for an address change.
     """
     asked = {tool for tool, words in _WRITE_WORDS.items()
-             if any(words.search(_DIFFERENCE.sub(" ", m) if tool == "return_delivered_order_items" else m)
+             if any(_asks_address_change(m) if tool == "modify_pending_order_address"
+                    else words.search(_DIFFERENCE.sub(" ", m) if tool == "return_delivered_order_items" else m)
                     for m in messages)}
     words = {w for m in messages for w in _WORDS.findall(m.lower()) if 5 <= len(w) <= 12}
     if any(SequenceMatcher(None, w, typo_of).ratio() >= 0.85 for w in words for typo_of in _CANCEL_FORMS):
@@ -447,6 +466,27 @@ def _named_methods(methods: list[tuple], message: str) -> list[str]:
     if by_brand:
         return by_brand
     return [m[0] for m in methods if m[1] in _KIND_WORDS and _KIND_WORDS[m[1]].search(message)]
+
+
+def _latest_described(session: Conversation, current: str) -> list[str]:
+    """The customer's most recent order (of the status named with it) when `current` describes their order so ("my
+    latest delivered order", "我最近一个订单": agent.focus "latest"), in the order their list shows; empty when it
+    does not, or when no order of theirs has that status. Read afresh: a change earlier in the conversation may have
+    moved an order out of that status.
+    """
+    from agent.focus import asked_parts
+    from store.models import Order
+    from tools.orders import OrderList
+
+    parts = asked_parts(current)
+    if "latest" not in parts:
+        return []
+    query = select(Order.id).where(Order.customer_id == session.customer_id)
+    if statuses := parts & OrderList.STATUSES:
+        query = query.where(Order.status.in_(sorted(statuses)))
+    with session.ctx.store.read() as s:
+        found = s.scalar(query.order_by(Order.created_at.desc(), Order.id).limit(1))
+    return [found] if found else []
 
 
 def _orders_holding_named(session: Conversation, current: str, own: list[str]) -> list[str]:

@@ -18,6 +18,9 @@ import re
 # remembers instead (agent.session.remember): a later decision is not steered by what one question asked for.
 WHOLE_REPLY = "whole_reply"
 
+_STATUS_EN = r"delivered|pending|processed|shipped|cancell?ed"
+_STATUS_ZH = r"已送达|已签收|待处理|已处理|已发货|已取消"
+
 _PARTS = {
     "tracking": re.compile(
         r"\b(?:track\w*|carrier|shipped|shipping status|shipment|courier|where(?:'s| is)\b(?! the (?:return|refund)))"
@@ -33,13 +36,33 @@ _PARTS = {
         r"\b(?:pa(?:y|id)\b(?! the difference)|payment|card|charged?|refund(?:ed)?\b(?! the difference)|"
         r"how much did i)|付款|支付|付的钱|扣款|退款到",
         re.I),
+    # "my latest delivered order", "我最近一个已送达的订单": the status word picks among the orders (STATUS_PARTS)
     "latest": re.compile(
-        r"\b(?:latest|most recent|newest|last|previous)\s+(?:order|purchase)\b(?!s)"
-        r"|最新(?:的|一个|一笔)?订单|最近(?:一个|一笔|一单)订单|上一(?:个|笔|单)订单|最近的订单(?:是什么|的)?状态",
+        rf"\b(?:latest|most recent|newest|last|previous)\s+(?:(?:{_STATUS_EN})\s+)?(?:order|purchase)\b(?!s)"
+        rf"|最新(?:的|一个|一笔)?(?:(?:{_STATUS_ZH})的)?订单|最近(?:一个|一笔|一单)(?:(?:{_STATUS_ZH})的)?订单"
+        r"|上一(?:个|笔|单)订单|最近的订单(?:是什么|的)?状态",
         re.I),
+    # "Where is my order?" names no order and no status: one order is meant, not the whole list (OrderList.picked)
+    "one": re.compile(
+        r"\bmy (?:order|package|parcel|delivery|shipment)\b(?!s|\s*(?:#|no\.|number|id\b)|\s*[a-z]?\d)"
+        r"|(?<![哪些所有全部])我的(?:订单|包裹|快递)(?![都们]|\s*#|\s*[a-z]?\d)",
+        re.I),
+}
+# The status words that pick the latest order of that status; each part is a status as stored.
+STATUS_PARTS = {
+    "pending": re.compile(r"\bpending\b|待处理", re.I),
+    "processed": re.compile(r"\b(?:processed|shipped)\b|已处理|已发货", re.I),
+    "delivered": re.compile(r"\bdelivered\b|已送达|已签收", re.I),
+    "cancelled": re.compile(r"\bcancell?ed\b|已取消", re.I),
 }
 
 
 def asked_parts(text: str) -> frozenset[str]:
-    """The parts of a result `text` asks for by name (empty: it names none, and the whole result answers it)."""
-    return frozenset(name for name, pattern in _PARTS.items() if pattern.search(text or ""))
+    """The parts of a result `text` asks for by name (empty: it names none, and the whole result answers it). With
+    "latest", the status it names too ("my latest delivered order": {"latest", "delivered"}).
+    """
+    parts = {name for name, pattern in _PARTS.items() if pattern.search(text or "")}
+    if "latest" in parts:
+        latest = _PARTS["latest"].search(text).group(0)
+        parts |= {status for status, pattern in STATUS_PARTS.items() if pattern.search(latest)}
+    return frozenset(parts)

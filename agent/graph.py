@@ -52,7 +52,7 @@ from agent.toolspec import ToolSpec, tool_spec
 from agent.turncontext import TurnContext
 from shopdesk.output import to_jsonable
 from tools.errors import ToolError
-from tools.orders import OrderList, discard_pending_action, execute_pending_action, is_write_tool
+from tools.orders import OrderDetails, OrderList, discard_pending_action, execute_pending_action, is_write_tool
 from tools.results import Lang, customer_view
 
 log = logging.getLogger(__name__)
@@ -264,11 +264,49 @@ def tools(state: TurnState, runtime: Runtime) -> dict[str, Any]:
             earlier = [render(r, state["lang"], parts=parts) for r in [*state["results"], *results]]
             outcome.final.text = "\n\n".join(dict.fromkeys([*earlier, outcome.final.text]))
             return {"messages": messages, "results": results, "final": outcome.final}
+    if (order_id := _picked_order(session, state, results)) is not None:
+        spec, call_id = session.specs["get_order_details"], _new_id()
+        args = spec.validate({"order_id": order_id})
+        messages.append(AIMessage("", tool_calls=[{"name": spec.name, "args": args, "id": call_id,
+                                                   "type": "tool_call"}]))
+        write(AgentEvent(kind="tool_call", name=spec.name, arguments=args, call_id=call_id))
+        outcome = call_tool(session, spec, args, call_id, write, state["lang"])
+        messages.extend(outcome.messages)
+        results.append(outcome.result)
     if _answers(session, state, results):
         # the model's next call could only add a look-up nobody asked for or words that are cut (the reply is the
         # rendering): the turn is answered without it
         return {"messages": messages, "results": results, "ai": AIMessage(""), "answered": True}
     return {"messages": messages, "results": results}
+
+
+def _picked_order(session: TurnContext, state: TurnState, results: list[Any]) -> str | None:
+    """The order whose tracking, address, items or payment the question asks for, when this step listed the
+    customer's orders and the question singles one out of them ("the tracking number of my latest delivered order",
+    "Where is my order?" with one order on its way: OrderList.picked). The list holds none of those details, so the
+    turn reads that order's details, the same look-up the model makes for an order it is told; otherwise None.
+    """
+    parts = asked_parts(state["user_text"])
+    lists = [r for r in results if isinstance(r, OrderList)]
+    if not lists or not parts & OrderDetails.PARTS or "get_order_details" not in session.specs:
+        return None
+    picked = lists[-1].picked(parts)
+    if not picked or len(picked) != 1:
+        return None
+    looked_up = {r.order_id for r in [*state["results"], *results] if isinstance(r, OrderDetails)}
+    return None if picked[0].order_id in looked_up else picked[0].order_id
+
+
+def _shown_parts(results: list[Any], parts: frozenset[str]) -> frozenset[str]:
+    """`parts`, and "detailed" when the one order a list's question singled out was looked up: the list then says
+    only which order it is, and the order's details say the rest.
+    """
+    details = {r.order_id for r in results if isinstance(r, OrderDetails)}
+    for r in results:
+        if isinstance(r, OrderList) and (picked := r.picked(parts)) and len(picked) == 1 \
+                and picked[0].order_id in details:
+            return parts | {"detailed"}
+    return parts
 
 
 def _answers(session: TurnContext, state: TurnState, results: list[Any]) -> bool:
@@ -339,7 +377,7 @@ def answer(state: TurnState, runtime: Runtime) -> dict[str, Any]:
         text = ASK_FIRST[lang]
     # the person reads the parts their question asked for; the model remembers the whole reply, as it read the
     # whole result (a later decision is not steered by what this question happened to ask for)
-    parts = asked_parts(state["user_text"]) if state["results"] else frozenset()
+    parts = _shown_parts(state["results"], asked_parts(state["user_text"])) if state["results"] else frozenset()
     shown = compose(state["results"], state["ai"].content, lang, session.catalog_names(), parts)[0] if parts \
         else text
     if question := _which_order(state, session, lang):
@@ -364,13 +402,21 @@ _WHICH_ANY = ("Which order do you mean? Tell me its number.", "请问是哪个�
 
 
 def _which_order(state: TurnState, session: TurnContext, lang: Lang) -> str | None:
-    if not any(isinstance(r, OrderList) for r in state["results"]):
+    """The question under the list: which order the change asked for is about, with the orders whose status allows
+    it; or, when none does, that none can be changed so (never a question about orders that cannot be chosen).
+    """
+    lists = [r for r in state["results"] if isinstance(r, OrderList)]
+    if not lists:
         return None
     asked = session_enums(session, state["user_text"]).get(WHICH_ORDER)
     if not asked:
         return None
     en, zh = _WHICH_ORDER.get(asked[0], _WHICH_ANY) if len(asked) == 1 else _WHICH_ANY
-    return zh if lang == "zh" else en
+    question = zh if lang == "zh" else en
+    if len(asked) != 1 or not lists[-1].orders:
+        return question
+    some, line = lists[-1].which_can(asked[0], lang)
+    return "\n".join(filter(None, [question, line])) if some else line
 
 
 def out_of_steps(state: TurnState, runtime: Runtime) -> dict[str, Any]:

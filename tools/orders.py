@@ -50,6 +50,14 @@ WRITE_TOOLS = (
     "return_delivered_order_items",
     "exchange_delivered_order_items",
 )
+# The policy action (tools.policy.ACTION_STATUSES) each write tool takes: the statuses an order needs for it.
+WRITE_ACTIONS = {
+    "cancel_pending_order": "cancel",
+    "modify_pending_order_address": "modify",
+    "modify_pending_order_items": "modify",
+    "return_delivered_order_items": "return",
+    "exchange_delivered_order_items": "exchange",
+}
 MAX_LISTED_ORDERS = 20
 CENT = Decimal("0.01")
 CONFIRM_QUESTION = {"en": "Shall I go ahead? (yes/no)", "zh": "要我继续办理吗?(是/否)"}
@@ -224,19 +232,84 @@ class OrderSummary(BaseModel):
                 fact("amount", usd(self.total), about)]
 
 
+# Orders still on their way: where one is and where it goes are still open questions (OrderList.picked).
+OPEN_STATUSES = ("pending", "processed")
+
+
 class OrderList(BaseModel):
-    # The parts of the list a question can ask for alone (agent.focus): "latest" is the most recent order only.
-    PARTS: ClassVar[frozenset[str]] = frozenset({"latest"})
+    # The parts of the list a question can ask for alone (agent.focus): "latest" is the most recent order only (of
+    # the status named with it: "delivered", ...); "one" with "tracking" or "address" ("Where is my order?") the
+    # orders still on their way.
+    PARTS: ClassVar[frozenset[str]] = frozenset({"latest", "one"})
+    STATUSES: ClassVar[frozenset[str]] = frozenset({"pending", "processed", "delivered", "cancelled"})
 
     orders: list[OrderSummary] = Field(description="most recent first")
     total_orders: int = Field(description="all orders on the account (the list shows at most 20)")
 
+    def picked(self, parts: frozenset[str] | None) -> list[OrderSummary] | None:
+        """The orders a question singles out of the list, most recent first; None when it singles out none.
+        "latest" is the most recent order (of the status named with it), or none when no listed order has that
+        status; "one" asking where an order is or goes is the orders not delivered yet, else the most recent one.
+        """
+        parts = parts or frozenset()
+        if "latest" in parts:
+            wanted = parts & self.STATUSES
+            return [o for o in self.orders if not wanted or o.status in wanted][:1]
+        if "one" in parts and parts & {"tracking", "address"}:
+            return [o for o in self.orders if o.status in OPEN_STATUSES] or self.orders[:1]
+        return None
+
+    def _picked_header(self, parts: frozenset[str], picked: list[OrderSummary], lang: Lang) -> str:
+        n, shown = self.total_orders, len(self.orders)
+        status = next(iter(sorted(parts & self.STATUSES)), None)
+        if "latest" in parts and status is None:
+            return tr(lang, f"Your most recent order (of {n}):", f"您最近的一个订单(共 {n} 个):")
+        if "latest" in parts and picked:
+            return tr(lang, f"Your most recent {status} order (of {n}):",
+                      f"您最近一个{status_text(status, lang)}的订单(共 {n} 个):")
+        if "latest" in parts and n == shown:
+            return tr(lang, f"None of your {n} order(s) is {status}.",
+                      f"您的 {n} 个订单中没有{status_text(status, lang)}的订单。")
+        if "latest" in parts:
+            return tr(lang, f"None of your {shown} most recent orders is {status}.",
+                      f"您最近的 {shown} 个订单中没有{status_text(status, lang)}的订单。")
+        if picked[0].status in OPEN_STATUSES:
+            return tr(lang, f"Of your {n} order(s), {len(picked)} not delivered yet:",
+                      f"您的 {n} 个订单中,尚未送达的有 {len(picked)} 个:")
+        return tr(lang, f"None of your {n} order(s) is on its way; the most recent:",
+                  f"您的 {n} 个订单都不在运送途中;最近的一个:")
+
+    def which_can(self, tool: str, lang: Lang = "en") -> tuple[bool, str]:
+        """Whether some listed order's status allows `tool`'s change, and the line that says which orders do, or that
+        none does (the tool itself checks the rest of the policy when one is chosen).
+        """
+        action = WRITE_ACTIONS[tool]
+        allowed = policy.ACTION_STATUSES[action]
+        can = [o.order_id for o in self.orders if o.status in allowed]
+        word, word_zh = policy.ACTION_WORDS[action], policy.ACTION_WORDS_ZH[action]
+        need, need_zh = " or ".join(allowed), "或".join(status_text(s, "zh") for s in allowed)
+        if len(can) == len(self.orders):
+            return True, ""  # every order listed can: the list says which
+        if can:
+            return True, tr(lang, f"Orders that can be {word} ({need}): {', '.join(can)}.",
+                            f"可以{word_zh}的订单({need_zh}):{'、'.join(can)}。")
+        n, shown = self.total_orders, len(self.orders)
+        if n == shown:
+            return False, tr(lang, f"None of your orders can be {word}: only {need} orders can be.",
+                             f"您没有可以{word_zh}的订单:只有{need_zh}的订单才能{word_zh}。")
+        return False, tr(lang, f"None of your {shown} most recent orders can be {word}: only {need} orders can be. "
+                               "If you mean an older order, tell me its number.",
+                         f"您最近的 {shown} 个订单都不能{word_zh}:只有{need_zh}的订单才能{word_zh}。"
+                         "如果是更早的订单,请告诉我订单号。")
+
     def render(self, lang: Lang = "en", parts: frozenset[str] | None = None) -> str:
         if not self.orders:
             return tr(lang, "You have no orders.", "您还没有订单。")
-        if parts and "latest" in parts:
-            return tr(lang, f"Your most recent order (of {self.total_orders}):",
-                      f"您最近的一个订单(共 {self.total_orders} 个):") + "\n" + self.orders[0].line(lang)
+        picked = self.picked(parts)
+        if picked is not None and parts and "detailed" in parts and len(picked) == 1:
+            return self._picked_header(parts, picked, lang)  # the order's details follow (agent.graph)
+        if picked is not None:
+            return "\n".join([self._picked_header(parts or frozenset(), picked, lang), *(o.line(lang) for o in picked)])
         lines = [tr(lang, f"You have {self.total_orders} order(s):", f"您共有 {self.total_orders} 个订单:")]
         lines += [o.line(lang) for o in self.orders]
         if self.total_orders > len(self.orders):

@@ -1009,6 +1009,108 @@ def marketer_conversations(sample_store, tau2_store) -> Iterator[EvalCase]:
     ], tags=("churn", "journey"), no_writes=True)
 
 
+def picked_order_conversations(sample, tau2, used: set[str], t: Tau2) -> Iterator[EvalCase]:
+    """Questions about one order that name none ("Where is my order?", "the tracking number of my latest delivered
+    order", "我最近一个订单寄到哪个地址？") and changes no order of the customer's allows ("cancel my pending order"
+    when none is pending): the walks of session 30 listed every order for them, or asked which order to change.
+    The one order is looked up either way: by the model from the description (agent.enums: the order it describes is
+    the only one its call may name), or by the turn after the list (agent.graph: the list's picked order). `used` and
+    `t.used` hold the sample and tau2 ids other cases took.
+    """
+    from tools.context import ShopContext
+    from tools.orders import OPEN_STATUSES, get_order_details, list_my_orders
+
+    c = "customer"
+    n = iter(range(1, 1000))
+
+    def nid(prefix: str) -> str:
+        return f"{prefix}-{next(n):02d}"
+
+    def person(store, taken: set[str], fits):
+        """An unused customer of `store` whose order list (most recent first, with each order's details) `fits`."""
+        from sqlalchemy import select
+
+        from store.models import Order
+
+        with store.read() as s:
+            ids = list(s.scalars(select(Order.customer_id).distinct().order_by(Order.customer_id)))
+        for cid in ids:
+            ctx = ShopContext(store=store, settings=None, role="customer", customer_id=cid)
+            listed = list_my_orders(ctx)
+            if cid in taken or any(o.order_id in taken for o in listed.orders):
+                continue
+            details = [get_order_details(ctx, o.order_id) for o in listed.orders]
+            if len(listed.orders) == listed.total_orders and fits(details):
+                taken.update([cid, *(o.order_id for o in listed.orders)])
+                return cid, details
+        raise LookupError("no unused customer fits")
+
+    def tracked(o) -> bool:
+        return bool(o.shipments and o.shipments[0].tracking_ids)
+
+    def all_delivered(orders) -> bool:
+        return len(orders) >= 3 and all(o.status == "delivered" for o in orders) and tracked(orders[0])
+
+    def latest_delivered(orders):
+        return next(o for o in orders if o.status == "delivered")
+
+    def one_open(orders) -> bool:
+        open_ = [o for o in orders if o.status in OPEN_STATUSES]
+        return len(orders) >= 3 and len(open_) == 1 and tracked(open_[0]) and any(
+            o.status == "delivered" for o in orders) and tracked(latest_delivered(orders))
+
+    def street(o) -> str:
+        return o.shipping_address.split(",")[0]
+
+    cid, orders = person(sample, used, all_delivered)
+    latest, other = orders[0], orders[1]
+    yield conversation(nid("mt-s-latest-delivered-tracking"), "sample", c, cid, [
+        say("What is the tracking number of my latest delivered order?",
+            call("get_order_details", order_id=latest.order_id),
+            answer_contains=[latest.order_id, latest.shipments[0].tracking_ids[0]], answer_excludes=[other.order_id]),
+        say("I want to cancel my pending order.", call("list_my_orders"),
+            answer_contains=["None of your orders can be cancelled"],
+            answer_excludes=["Which order would you like to cancel"]),
+    ], tags=("status", "list", "cancel", "picked-order"), no_writes=True)
+    cid, orders = person(sample, used, one_open)
+    (open_,) = [o for o in orders if o.status in OPEN_STATUSES]
+    delivered = latest_delivered(orders)
+    yield conversation(nid("mt-s-where-is-my-order"), "sample", c, cid, [
+        say("Where is my order?", call("get_order_details", order_id=open_.order_id),
+            answer_contains=[open_.order_id, open_.shipments[0].tracking_ids[0]],
+            answer_excludes=[o.order_id for o in orders if o is not open_][:3]),
+        say("What's the tracking number of my most recent delivered order?",
+            call("get_order_details", order_id=delivered.order_id),
+            answer_contains=[delivered.shipments[0].tracking_ids[0]],
+            answer_excludes=[open_.shipments[0].tracking_ids[0]]),
+    ], tags=("status", "list", "picked-order", "follow-up"), no_writes=True)
+    cid, orders = person(sample, used, all_delivered)
+    latest, other = orders[0], orders[1]
+    yield conversation(nid("mt-s-zh-latest-address"), "sample", c, cid, [
+        say("我最近一个订单寄到哪个地址？", call("get_order_details", order_id=latest.order_id),
+            answer_contains=[street(latest)], answer_excludes=[other.order_id, "哪个订单的收货地址"]),
+        say("我想取消我的订单。", call("list_my_orders"), answer_contains=["您没有可以取消的订单"]),
+    ], lang="zh", tags=("status", "list", "cancel", "picked-order"), no_writes=True)
+    cid, orders = person(tau2, t.used, one_open)
+    (open_,) = [o for o in orders if o.status in OPEN_STATUSES]
+    delivered = latest_delivered(orders)
+    yield conversation(nid("mt-t2-where-is-my-order"), "tau2", c, cid, [
+        say("Where is my order?", call("get_order_details", order_id=open_.order_id),
+            answer_contains=[open_.order_id, open_.shipments[0].tracking_ids[0]],
+            answer_excludes=[o.order_id for o in orders if o is not open_][:3]),
+        say("Which address did my most recent delivered order go to?",
+            call("get_order_details", order_id=delivered.order_id), answer_contains=[street(delivered)],
+            answer_excludes=[open_.shipments[0].tracking_ids[0]]),
+    ], tags=("status", "list", "address", "picked-order", "follow-up"), no_writes=True)
+    cid, orders = person(tau2, t.used, all_delivered)
+    latest, other = orders[0], orders[1]
+    yield conversation(nid("mt-t2-zh-latest-tracking"), "tau2", c, cid, [
+        say("我最近一个已送达的订单的快递单号是多少？", call("get_order_details", order_id=latest.order_id),
+            answer_contains=[latest.shipments[0].tracking_ids[0]], answer_excludes=[other.order_id]),
+        say("帮我取消待处理的订单。", call("list_my_orders"), answer_contains=["您没有可以取消的订单"]),
+    ], lang="zh", tags=("status", "list", "cancel", "picked-order"), no_writes=True)
+
+
 def build(sample_store=None) -> tuple[list[EvalCase], list[EvalCase]]:
     """(single-turn cases, multi-turn conversations), read from the tau2 data and the sample shop."""
     from shopdesk.datasets import tau2_db
@@ -1033,6 +1135,7 @@ def build(sample_store=None) -> tuple[list[EvalCase], list[EvalCase]]:
             cases += list(sample_cases(sample, used))
             conversations += list(sample_conversations(sample, used))
             conversations += list(marketer_conversations(sample, tau2))
+            conversations += list(picked_order_conversations(sample, tau2, used, t))
         finally:
             tau2.dispose()
             if sample is not sample_store:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from agent.enums import WHICH_ORDER, session_enums
@@ -789,9 +790,42 @@ def test_a_change_that_names_no_order_lists_the_orders_and_asks_which(settings, 
     asked = _session(settings, tau2_store, script=[call("list_my_orders"), ""] * 3)
     reply = [e for e in asked.respond("I want to return something") if e.kind == "final"][-1].text
     assert reply.startswith("You have ") and reply.endswith(
-        "Which order would you like to return items from? Tell me its number.")
+        "Which order would you like to return items from? Tell me its number.\n"
+        "Orders that can be returned (delivered): #W3638028, #W4435622.")
     reply = [e for e in asked.respond("Where are my orders?") if e.kind == "final"][-1].text
     assert "Which order" not in reply and reply.startswith("You have ")
     # the order is named: a list the model chose to show is not followed by the question
     reply = [e for e in asked.respond(f"我想退 {own} 里的商品") if e.kind == "final"][-1].text
     assert reply.startswith("您共有") and "哪个订单" not in reply
+
+
+def test_an_order_described_as_the_latest_is_the_only_one_a_call_may_name(settings, tau2_store):
+    """"My latest delivered order" names no id, but the customer's orders say which it is: a call may name that one,
+    not the order the previous answer was about (the model looked up the order it had just shown).
+    """
+    from tools.context import ShopContext
+    from tools.orders import list_my_orders
+
+    orders = list_my_orders(ShopContext(store=tau2_store, settings=None, role="customer", customer_id=JAMES)).orders
+    delivered = next(o.order_id for o in orders if o.status == "delivered")
+    session = _session(settings, tau2_store)
+    assert session_enums(session, "What is the tracking number of my latest delivered order?")["order_id"] == [
+        delivered]
+    assert session_enums(session, "我最近一个订单的快递单号是多少？")["order_id"] == [orders[0].order_id]
+    assert len(session_enums(session, "What is the tracking number of my order?")["order_id"]) == len(orders)
+    # a status none of their orders has leaves every order possible
+    assert len(session_enums(session, "my latest cancelled order")["order_id"]) == len(orders)
+
+
+@pytest.mark.parametrize("message,change", [
+    ("我最近一个订单寄到哪个地址？", False),
+    ("What address is my order going to?", False),
+    ("Where did you ship order #W2611340?", False),
+    ("Please change the address of my order", True),
+    ("I moved, what address is my order going to? Send it to 1 Main St instead", True),
+    ("把订单的收货地址改成北京市朝阳区", True),
+])
+def test_a_question_where_an_order_goes_asks_for_no_address_change(message, change):
+    from agent.enums import _asked_writes
+
+    assert ("modify_pending_order_address" in _asked_writes([message])) is change

@@ -22,7 +22,7 @@ YARA, PENDING = "yara_patel_8545", "#W1068289"  # a pending order of yara's: no 
     ("And what's its tracking number?", {"tracking"}),
     ("Where is my order #W2611340?", {"tracking"}),
     ("这个订单的快递单号是多少？", {"tracking"}),
-    ("What items are in my order?", {"items"}),
+    ("What items are in my order?", {"items", "one"}),
     ("我的订单 #S0000275 里有什么？", {"items"}),
     ("order W1052399 - what did I buy in that one and how much did it cost?", {"items", "payment"}),
     ("Which address is it going to?", {"address"}),
@@ -30,6 +30,14 @@ YARA, PENDING = "yara_patel_8545", "#W1068289"  # a pending order of yara's: no 
     ("How did I pay for it?", {"payment"}),
     ("What's the status of my latest order?", {"latest"}),
     ("我最近的订单是什么状态？", {"latest"}),
+    ("What is the tracking number of my latest delivered order?", {"latest", "delivered", "tracking"}),
+    ("我最近一个已送达的订单的快递单号是多少？", {"latest", "delivered", "tracking"}),
+    ("我最近一个订单寄到哪个地址？", {"latest", "address"}),
+    ("Where is my order?", {"one", "tracking"}),
+    ("我的订单到哪了？", {"one", "tracking"}),
+    ("我所有的订单到哪了？", {"tracking"}),
+    ("Where are my orders?", set()),
+    ("What orders do I have with you and which are still pending?", set()),
     ("Tell me about order #W2611340", set()),
     ("Did my order #W1068289 get cancelled?", set()),
     ("Show me my orders", set()),
@@ -110,3 +118,111 @@ def test_a_follow_up_gets_only_the_part_it_asks_for_and_the_model_still_reads_al
     # while the log keeps what the person read
     assert chat.turns[-1][1].content == first
     assert chat.history[-1].content == final
+
+
+# ---- one order singled out of the list: "my latest delivered order", "Where is my order?" (the walk of session 30)
+
+CHEN = "chen_silva_7485"  # four delivered orders, nothing pending (tau2)
+AVA, AVA_OPEN = "ava_johnson_5052", "#W2317937"  # one order on its way (processed, shipped) among delivered ones
+
+
+def _orders(store, customer):
+    return list_my_orders(ShopContext(store=store, settings=None, role="customer", customer_id=customer))
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_latest_order_of_a_status_is_picked_from_the_list(tau2_store, lang):
+    orders = _orders(tau2_store, JAMES)
+    statuses = [o.status for o in orders.orders]
+    assert statuses[0] == "processed" and "delivered" in statuses
+    delivered = next(o for o in orders.orders if o.status == "delivered")
+    assert orders.picked(frozenset({"latest", "delivered"})) == [delivered]
+    assert orders.picked(frozenset({"latest"})) == [orders.orders[0]]
+    part = orders.render(lang, parts=frozenset({"latest", "delivered", "tracking"}))
+    assert delivered.line(lang) in part
+    assert not any(o.order_id in part for o in orders.orders if o is not delivered)
+    # a status none of the orders has: said so, no order picked
+    assert orders.picked(frozenset({"latest", "cancelled"})) == []
+    none = orders.render(lang, parts=frozenset({"latest", "cancelled"}))
+    assert not any(o.order_id in none for o in orders.orders)
+    assert ("None of your 4 order(s) is cancelled." if lang == "en" else "没有已取消(cancelled)的订单") in none
+
+
+def test_where_is_my_order_picks_the_orders_on_their_way_else_the_latest(tau2_store):
+    where = frozenset({"one", "tracking"})
+    james = _orders(tau2_store, JAMES)
+    on_way = [o for o in james.orders if o.status in ("pending", "processed")]
+    assert len(on_way) == 2 and james.picked(where) == on_way
+    assert "2 not delivered yet" in james.render("en", parts=where)
+    chen = _orders(tau2_store, CHEN)
+    assert {o.status for o in chen.orders} == {"delivered"}
+    assert chen.picked(where) == chen.orders[:1]
+    assert "None of your 4 order(s) is on its way" in chen.render("en", parts=where)
+    # "one" alone (no where, no address) singles out nothing: "Cancel my order" still lists them all
+    assert chen.picked(frozenset({"one"})) is None and chen.picked(frozenset()) is None
+
+
+@pytest.mark.parametrize("tool,can", [("cancel_pending_order", False), ("return_delivered_order_items", True),
+                                      ("modify_pending_order_address", False)])
+def test_which_orders_a_change_can_be_made_to(tau2_store, tool, can):
+    chen = _orders(tau2_store, CHEN)
+    some, line = chen.which_can(tool, "en")
+    assert some is can
+    if can:  # every order can: the list already says which
+        assert line == ""
+    else:
+        assert line.startswith("None of your orders can be ") and "only pending orders can be" in line
+    james = _orders(tau2_store, JAMES)
+    some, line = james.which_can("return_delivered_order_items", "zh")
+    delivered = [o.order_id for o in james.orders if o.status == "delivered"]
+    assert some and line == f"可以退货的订单(已送达(delivered)):{'、'.join(delivered)}。"
+
+
+def _reply(chat, message):
+    events = list(chat.respond(message))
+    return events, events[-1].text
+
+
+def test_the_tracking_of_the_latest_delivered_order_is_looked_up_after_the_list(settings, tau2_store):
+    """The model lists the orders (the id is nobody's words yet); the turn then reads the order the question singles
+    out, and the reply is that order's tracking, not the list of every order.
+    """
+    orders = _orders(tau2_store, JAMES)
+    delivered = next(o for o in orders.orders if o.status == "delivered")
+    chat = open_session(settings, "customer", JAMES, model=ScriptedChatModel(script=[call("list_my_orders"), ""]),
+                        store=tau2_store, log_turns=False)
+    events, final = _reply(chat, "What is the tracking number of my latest delivered order?")
+    assert [(e.name, e.arguments) for e in events if e.kind == "tool_call"] == [
+        ("list_my_orders", {}), ("get_order_details", {"order_id": delivered.order_id})]
+    details = _details(tau2_store, JAMES, delivered.order_id)
+    assert details.shipments[0].tracking_ids[0] in final
+    assert final.startswith("Your most recent delivered order (of 4):")
+    assert not any(o.order_id in final for o in orders.orders if o is not delivered)
+    assert details.shipping_address not in final  # the part asked for, not the whole order
+    # the model remembers the whole list and the whole order; "it" is now that order
+    assert all(o.order_id in chat.turns[-1][1].content for o in orders.orders)
+    assert chat.all_results[-1][1].order_id == delivered.order_id
+
+
+@pytest.mark.parametrize("lang,message,says", [
+    ("en", "I want to cancel my pending order", "None of your orders can be cancelled: only pending orders can be."),
+    ("zh", "帮我取消待处理的订单。", "您没有可以取消的订单:只有待处理(pending)的订单才能取消。"),
+])
+def test_a_change_no_order_allows_is_said_to_be_impossible_not_asked_about(settings, tau2_store, lang, message,
+                                                                           says):
+    chat = open_session(settings, "customer", CHEN, model=ScriptedChatModel(script=[call("list_my_orders"), ""]),
+                        store=tau2_store, log_turns=False)
+    events, final = _reply(chat, message)
+    assert final.endswith(says)
+    assert "Which order" not in final and "哪个订单" not in final
+    assert not any(e.kind == "confirm" for e in events)
+
+
+def test_where_is_my_order_with_one_on_its_way_is_that_order(settings, tau2_store):
+    chat = open_session(settings, "customer", AVA, model=ScriptedChatModel(script=[call("list_my_orders"), ""]),
+                        store=tau2_store, log_turns=False)
+    events, final = _reply(chat, "Where is my order?")
+    assert [e.arguments for e in events if e.kind == "tool_call"][-1] == {"order_id": AVA_OPEN}
+    order = _details(tau2_store, AVA, AVA_OPEN)
+    assert order.status == "processed" and order.shipments[0].tracking_ids[0] in final
+    assert not any(o.order_id in final for o in _orders(tau2_store, AVA).orders if o.order_id != AVA_OPEN)
