@@ -158,12 +158,18 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
         # a filter the question does not state is no filter: "under $800" may not become "from $800 up to $800",
         # nor gain a rating, a stock filter or 200 results (seen once a bound was given: the model then wrote more)
         bounds = {**dict.fromkeys(_SEARCH_FILTERS), **bounds}
+    # the one catalog category a shopping question names is the search's filter too: "headphones under $100" listed
+    # a speaker, a HomePod mini and a soundbar after the two headphones at that price (the walks of sessions 21, 30)
+    named_category = _named_categories(_categories(session), current)
+    must_give = [name for name, value in bounds.items() if value is not None]
+    if shopping and len(named_category) == 1:
+        must_give.append("category")
     return {
         **({ONLY_TOOLS: shopping or about_product} if shopping or about_product else {}),
         **({ONLY_TOOLS: ["list_my_orders"], WHICH_ORDER: which_order} if which_order else {}),
         **{f"{tool}.order_id": [] for tool in unnamed},
         **{name: [] if value is None else [value] for name, value in bounds.items()},
-        MUST_GIVE: [name for name, value in bounds.items() if value is not None],
+        MUST_GIVE: must_give,
         NOT_ASKED: [tool for tool in _WRITE_WORDS if tool not in asked],
         # a reason given for a cancellation asked for ("帮我取消订单 #S0000278", asked why, then "买错了。") answers the
         # tool's question: the turn acts, it does not talk (the walk of session 22 got "抱歉,这个我做不到。")
@@ -183,7 +189,7 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
         # a shopping question asks the catalog about what it names: a product shown earlier (an item of an order) is
         # not what "有没有100美元以下的无线耳机？" is about (the walk of session 18: that product's details)
         "product_id": back.get("product_id") or ([n for n in typed_now if n in products] if shopping else products),
-        "category": _category_enum(session, current),
+        "category": named_category or _categories(session),
         **_address_enums(current, earlier),
     }
 
@@ -226,9 +232,9 @@ _ABOUT_ONE = [
 ]
 # A customer asking what the shop sells. Not about their own things ("my headphones", "我买的耳机"): _MINE.
 _SHOPPING = [
-    _intent(r"\bdo you (?:have|sell|carry|stock)\b|\blooking for\b"
+    _intent(r"\bdo you (?:have|sell|carry|stock)\b|\blooking for\b|\b(?:recommend|suggest)\b"
             r"|\bany\b[^.?!]{0,40}\b(?:under|below|less than|cheaper than|between|over|above)\b"
-            r"|有没有|有卖|有什么.{0,8}推荐|想买", None,
+            r"|有没有|有卖|推荐|想买", None,
             ["search_products", "get_product_details", "search_reviews", "review_insights", "recommend_products"]),
 ]
 # A customer's question about one product they pointed at ("the first one", "it").
@@ -510,12 +516,6 @@ def _orders_holding_named(session: Conversation, current: str, own: list[str]) -
         return []
     return [o for o in own if any(order == o and (not brands or b in brands) and (not categories or c in categories)
                                   for order, b, c in rows)]
-
-
-def _category_enum(session: Conversation, current: str) -> list[str]:
-    """The categories this message names, else every catalog category."""
-    catalog = _categories(session)
-    return _named_categories(catalog, current) or catalog
 
 
 def _categories(session: Conversation) -> list[str]:

@@ -1111,6 +1111,39 @@ def picked_order_conversations(sample, tau2, used: set[str], t: Tau2) -> Iterato
     ], lang="zh", tags=("status", "list", "cancel", "picked-order"), no_writes=True)
 
 
+def named_category_cases(sample, used: set[str]) -> Iterator[EvalCase]:
+    """A shopping question that names one catalog category is answered from that category: "headphones under $100"
+    listed a speaker, a HomePod mini and a soundbar after the two headphones the shop has at that price (the walks of
+    sessions 21 and 30). `used` holds the sample ids other cases took.
+    """
+    from sqlalchemy import select
+
+    from store.models import Order, OrderItem
+
+    others = ("Speaker", "Soundbar", "HomePod")  # products of other audio categories that padded the list
+    with sample.read() as s:
+        def person() -> str:
+            """An unused customer none of whose orders holds a product named like those (their own orders may be
+            shown; the words must not be in them).
+            """
+            for cid in s.scalars(select(Order.customer_id).distinct().order_by(Order.customer_id)):
+                names = s.scalars(select(OrderItem.name).join(Order, Order.id == OrderItem.order_id)
+                                  .where(Order.customer_id == cid)).all()
+                mine = s.scalars(select(Order.id).where(Order.customer_id == cid)).all()
+                if cid in used or any(o in used for o in mine) or any(w in n for n in names for w in others):
+                    continue
+                used.update([cid, *mine])
+                return cid
+            raise LookupError("no unused sample customer fits")
+
+        yield case("s-search-category-01", "sample", "customer", person(), ["Can you recommend headphones under $100?"],
+                   tags=("search", "category"), tool_calls=[call("search_products", max_price=100)],
+                   answer_excludes=list(others), no_writes=True)
+        yield case("s-search-category-02", "sample", "customer", person(), ["有没有100美元以下的耳机？"], lang="zh",
+                   tags=("search", "category"), tool_calls=[call("search_products", max_price=100)],
+                   answer_excludes=list(others), no_writes=True)
+
+
 def build(sample_store=None) -> tuple[list[EvalCase], list[EvalCase]]:
     """(single-turn cases, multi-turn conversations), read from the tau2 data and the sample shop."""
     from shopdesk.datasets import tau2_db
@@ -1136,6 +1169,7 @@ def build(sample_store=None) -> tuple[list[EvalCase], list[EvalCase]]:
             conversations += list(sample_conversations(sample, used))
             conversations += list(marketer_conversations(sample, tau2))
             conversations += list(picked_order_conversations(sample, tau2, used, t))
+            cases += list(named_category_cases(sample, used))
         finally:
             tau2.dispose()
             if sample is not sample_store:

@@ -697,8 +697,40 @@ def test_the_bounds_a_shopping_question_states_are_the_searchs_filters(settings,
     assert [b.get("enum") for b in params["properties"]["max_price"]["anyOf"] if b.get("type") != "null"] == [[200.0]]
     params = search_schema("Any laptops between $500 and $800?")
     assert {"min_price", "max_price"} <= set(params["required"])
-    assert session_enums(chat, "Do you sell soundbars?")[MUST_GIVE] == []
+    # no bound stated: no price filter; the one category it names is the filter (session 31)
+    assert session_enums(chat, "Do you sell soundbars?")[MUST_GIVE] == ["category"]
     assert "max_price" not in search_schema("Do you sell soundbars?").get("required", [])
+
+
+@pytest.mark.parametrize("message,category", [
+    ("Can you recommend headphones under $100?", "Headphones & Earbuds"),
+    ("有没有100美元以下的耳机？", "Headphones & Earbuds"),
+    ("Do you sell soundbars?", "Soundbars & Home Theater"),
+    ("Any laptops under $800?", None),  # two laptop categories: the model chooses, or searches both
+    ("I'm looking for something nice under $50", None),  # no category named
+    ("My headphones broke, can I return them?", None),  # their own order, not a shopping question
+])
+def test_the_one_category_a_shopping_question_names_is_the_searchs_filter(settings, sample_store, message, category):
+    """"Headphones under $100" listed a speaker, a HomePod mini and a soundbar after the two headphones at that price
+    (the walks of sessions 21 and 30): the one catalog category a shopping question names is a required filter.
+    """
+    from agent.grammar import MUST_GIVE, constrained_tools
+    from agent.toolspec import role_tool_schemas
+
+    chat = _session(settings, sample_store, customer=_any_customer(sample_store))
+    enums = session_enums(chat, message)
+    tools = {t["function"]["name"]: t["function"]["parameters"]
+             for t in constrained_tools(role_tool_schemas("customer"), enums)}
+    if category is None:
+        assert "category" not in enums[MUST_GIVE]
+        if "search_products" in tools:
+            assert "category" not in tools["search_products"].get("required", [])
+        return
+    assert "category" in enums[MUST_GIVE]
+    search = tools["search_products"]
+    assert "category" in search["required"]
+    assert [b.get("enum") for b in search["properties"]["category"].get("anyOf", [search["properties"]["category"]])
+            if b.get("type") != "null"] == [[category]]
 
 
 def test_a_request_for_bad_reviews_gives_the_review_search_its_stars(settings, sample_store):
