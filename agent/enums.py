@@ -154,16 +154,16 @@ def _customer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
     # the price, rating and stock bounds a shopping question states are the search's filters, read by the index's
     # own query parser ("200 美元以下" is max_price 200 even when the model leaves it out of its query)
     bounds = parse_query(current)[1] if shopping else {}
-    if bounds:
-        # a filter the question does not state is no filter: "under $800" may not become "from $800 up to $800",
-        # nor gain a rating, a stock filter or 200 results (seen once a bound was given: the model then wrote more)
-        bounds = {**dict.fromkeys(_SEARCH_FILTERS), **bounds}
     # the one catalog category a shopping question names is the search's filter too: "headphones under $100" listed
     # a speaker, a HomePod mini and a soundbar after the two headphones at that price (the walks of sessions 21, 30)
     named_category = _named_categories(_categories(session), current)
-    must_give = [name for name, value in bounds.items() if value is not None]
-    if shopping and len(named_category) == 1:
-        must_give.append("category")
+    one_category = shopping and len(named_category) == 1
+    if bounds or one_category:
+        # a filter the question does not state is no filter: "under $800" may not become "from $800 up to $800",
+        # nor gain a rating, a stock filter or 200 results (seen once a bound or a category was given: the model
+        # then wrote more, "backpacks" became $50-$1,511.79)
+        bounds = {**dict.fromkeys(_SEARCH_FILTERS), **bounds}
+    must_give = [name for name, value in bounds.items() if value is not None] + (["category"] if one_category else [])
     return {
         **({ONLY_TOOLS: shopping or about_product} if shopping or about_product else {}),
         **({ONLY_TOOLS: ["list_my_orders"], WHICH_ORDER: which_order} if which_order else {}),
