@@ -1072,13 +1072,20 @@ def picked_order_conversations(sample, tau2, used: set[str], t: Tau2) -> Iterato
             answer_contains=["None of your orders can be cancelled"],
             answer_excludes=["Which order would you like to cancel"]),
     ], tags=("status", "list", "cancel", "picked-order"), no_writes=True)
-    cid, orders = person(sample, used, one_open)
-    (open_,) = [o for o in orders if o.status in OPEN_STATUSES]
-    delivered = latest_delivered(orders)
+    def where_is(store, taken: set[str]):
+        """A customer with one order on its way, "Where is my order?" answered with that order and its tracking
+        (none of their other orders), that order and their latest delivered one.
+        """
+        cid, orders = person(store, taken, one_open)
+        (open_,) = [o for o in orders if o.status in OPEN_STATUSES]
+        turn = say("Where is my order?", call("get_order_details", order_id=open_.order_id),
+                   answer_contains=[open_.order_id, open_.shipments[0].tracking_ids[0]],
+                   answer_excludes=[o.order_id for o in orders if o is not open_][:3])
+        return cid, turn, open_, latest_delivered(orders)
+
+    cid, where, open_, delivered = where_is(sample, used)
     yield conversation(nid("mt-s-where-is-my-order"), "sample", c, cid, [
-        say("Where is my order?", call("get_order_details", order_id=open_.order_id),
-            answer_contains=[open_.order_id, open_.shipments[0].tracking_ids[0]],
-            answer_excludes=[o.order_id for o in orders if o is not open_][:3]),
+        where,
         say("What's the tracking number of my most recent delivered order?",
             call("get_order_details", order_id=delivered.order_id),
             answer_contains=[delivered.shipments[0].tracking_ids[0]],
@@ -1091,13 +1098,9 @@ def picked_order_conversations(sample, tau2, used: set[str], t: Tau2) -> Iterato
             answer_contains=[street(latest)], answer_excludes=[other.order_id, "哪个订单的收货地址"]),
         say("我想取消我的订单。", call("list_my_orders"), answer_contains=["您没有可以取消的订单"]),
     ], lang="zh", tags=("status", "list", "cancel", "picked-order"), no_writes=True)
-    cid, orders = person(tau2, t.used, one_open)
-    (open_,) = [o for o in orders if o.status in OPEN_STATUSES]
-    delivered = latest_delivered(orders)
+    cid, where, open_, delivered = where_is(tau2, t.used)
     yield conversation(nid("mt-t2-where-is-my-order"), "tau2", c, cid, [
-        say("Where is my order?", call("get_order_details", order_id=open_.order_id),
-            answer_contains=[open_.order_id, open_.shipments[0].tracking_ids[0]],
-            answer_excludes=[o.order_id for o in orders if o is not open_][:3]),
+        where,
         say("Which address did my most recent delivered order go to?",
             call("get_order_details", order_id=delivered.order_id), answer_contains=[street(delivered)],
             answer_excludes=[open_.shipments[0].tracking_ids[0]]),
