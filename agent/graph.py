@@ -380,7 +380,10 @@ def answer(state: TurnState, runtime: Runtime) -> dict[str, Any]:
     parts = _shown_parts(state["results"], asked_parts(state["user_text"])) if state["results"] else frozenset()
     shown = compose(state["results"], state["ai"].content, lang, session.catalog_names(), parts)[0] if parts \
         else text
-    if question := _which_order(state, session, lang):
+    question, change = _which_order(state, session, lang)
+    if change:  # the list shows the orders the change asked for can be made to
+        shown = compose(state["results"], state["ai"].content, lang, session.catalog_names(), parts | {change})[0]
+    if question:
         text, shown = f"{text}\n\n{question}", f"{shown}\n\n{question}"
     if shown == text:
         return {"messages": [AIMessage(text)], "meta": meta, "final": AgentEvent(kind="final", text=text)}
@@ -401,22 +404,24 @@ _WHICH_ORDER = {
 _WHICH_ANY = ("Which order do you mean? Tell me its number.", "请问是哪个订单?请告诉我订单号。")
 
 
-def _which_order(state: TurnState, session: TurnContext, lang: Lang) -> str | None:
-    """The question under the list: which order the change asked for is about, with the orders whose status allows
-    it; or, when none does, that none can be changed so (never a question about orders that cannot be chosen).
+def _which_order(state: TurnState, session: TurnContext, lang: Lang) -> tuple[str | None, str | None]:
+    """The question under the list when the message asks for a change to an order it does not name: which order,
+    or, when no listed order's status allows the change, that none can be changed so (never a question about orders
+    that cannot be chosen). With it, the one change asked for, whose orders the list then shows; else None.
     """
     lists = [r for r in state["results"] if isinstance(r, OrderList)]
     if not lists:
-        return None
+        return None, None
     asked = session_enums(session, state["user_text"]).get(WHICH_ORDER)
     if not asked:
-        return None
+        return None, None
     en, zh = _WHICH_ORDER.get(asked[0], _WHICH_ANY) if len(asked) == 1 else _WHICH_ANY
     question = zh if lang == "zh" else en
     if len(asked) != 1 or not lists[-1].orders:
-        return question
-    some, line = lists[-1].which_can(asked[0], lang)
-    return "\n".join(filter(None, [question, line])) if some else line
+        return question, None
+    if not lists[-1].can(asked[0]):
+        return lists[-1].none_can(asked[0], lang), None
+    return question, asked[0]
 
 
 def out_of_steps(state: TurnState, runtime: Runtime) -> dict[str, Any]:

@@ -239,8 +239,9 @@ OPEN_STATUSES = ("pending", "processed")
 class OrderList(BaseModel):
     # The parts of the list a question can ask for alone (agent.focus): "latest" is the most recent order only (of
     # the status named with it: "delivered", ...); "one" with "tracking" or "address" ("Where is my order?") the
-    # orders still on their way.
-    PARTS: ClassVar[frozenset[str]] = frozenset({"latest", "one"})
+    # orders still on their way; a write tool's name (agent.graph: a change asked of no order named) the orders
+    # whose status allows that change.
+    PARTS: ClassVar[frozenset[str]] = frozenset({"latest", "one", *WRITE_TOOLS})
     STATUSES: ClassVar[frozenset[str]] = frozenset({"pending", "processed", "delivered", "cancelled"})
 
     orders: list[OrderSummary] = Field(description="most recent first")
@@ -279,33 +280,48 @@ class OrderList(BaseModel):
         return tr(lang, f"None of your {n} order(s) is on its way; the most recent:",
                   f"您的 {n} 个订单都不在运送途中;最近的一个:")
 
-    def which_can(self, tool: str, lang: Lang = "en") -> tuple[bool, str]:
-        """Whether some listed order's status allows `tool`'s change, and the line that says which orders do, or that
-        none does (the tool itself checks the rest of the policy when one is chosen).
+    def can(self, tool: str) -> list[OrderSummary]:
+        """The listed orders whose status allows `tool`'s change (the tool checks the rest of the policy when one is
+        chosen).
         """
+        allowed = policy.ACTION_STATUSES[WRITE_ACTIONS[tool]]
+        return [o for o in self.orders if o.status in allowed]
+
+    def none_can(self, tool: str, lang: Lang = "en") -> str:
+        """That no listed order's status allows `tool`'s change, and which statuses would."""
         action = WRITE_ACTIONS[tool]
         allowed = policy.ACTION_STATUSES[action]
-        can = [o.order_id for o in self.orders if o.status in allowed]
         word, word_zh = policy.ACTION_WORDS[action], policy.ACTION_WORDS_ZH[action]
         need, need_zh = " or ".join(allowed), "或".join(status_text(s, "zh") for s in allowed)
-        if len(can) == len(self.orders):
-            return True, ""  # every order listed can: the list says which
-        if can:
-            return True, tr(lang, f"Orders that can be {word} ({need}): {', '.join(can)}.",
-                            f"可以{word_zh}的订单({need_zh}):{'、'.join(can)}。")
         n, shown = self.total_orders, len(self.orders)
         if n == shown:
-            return False, tr(lang, f"None of your orders can be {word}: only {need} orders can be.",
-                             f"您没有可以{word_zh}的订单:只有{need_zh}的订单才能{word_zh}。")
-        return False, tr(lang, f"None of your {shown} most recent orders can be {word}: only {need} orders can be. "
-                               "If you mean an older order, tell me its number.",
-                         f"您最近的 {shown} 个订单都不能{word_zh}:只有{need_zh}的订单才能{word_zh}。"
-                         "如果是更早的订单,请告诉我订单号。")
+            return tr(lang, f"None of your orders can be {word}: only {need} orders can be.",
+                      f"您没有可以{word_zh}的订单:只有{need_zh}的订单才能{word_zh}。")
+        return tr(lang, f"None of your {shown} most recent orders can be {word}: only {need} orders can be. "
+                        "If you mean an older order, tell me its number.",
+                  f"您最近的 {shown} 个订单都不能{word_zh}:只有{need_zh}的订单才能{word_zh}。"
+                  "如果是更早的订单,请告诉我订单号。")
+
+    def _can_list(self, tool: str, lang: Lang) -> str | None:
+        """The orders that can take `tool`'s change, when some but not all of those listed can; else None."""
+        can = self.can(tool)
+        if not can or len(can) == len(self.orders):
+            return None
+        action = WRITE_ACTIONS[tool]
+        allowed = policy.ACTION_STATUSES[action]
+        word, word_zh = policy.ACTION_WORDS[action], policy.ACTION_WORDS_ZH[action]
+        need, need_zh = " or ".join(allowed), "或".join(status_text(s, "zh") for s in allowed)
+        header = tr(lang, f"Of your {self.total_orders} order(s), {len(can)} can be {word} ({need}):",
+                    f"您的 {self.total_orders} 个订单中,可以{word_zh}的有 {len(can)} 个({need_zh}):")
+        return "\n".join([header, *(o.line(lang) for o in can)])
 
     def render(self, lang: Lang = "en", parts: frozenset[str] | None = None) -> str:
         if not self.orders:
             return tr(lang, "You have no orders.", "您还没有订单。")
         picked = self.picked(parts)
+        change = sorted((parts or frozenset()) & set(WRITE_TOOLS))
+        if picked is None and len(change) == 1 and (narrowed := self._can_list(change[0], lang)):
+            return narrowed  # "I want to cancel an order": the orders that can be, not all 42
         if picked is not None and parts and "detailed" in parts and len(picked) == 1:
             return self._picked_header(parts, picked, lang)  # the order's details follow (agent.graph)
         if picked is not None:

@@ -1112,6 +1112,20 @@ def picked_order_conversations(sample, tau2, used: set[str], t: Tau2) -> Iterato
             answer_contains=[latest.shipments[0].tracking_ids[0]], answer_excludes=[other.order_id]),
         say("帮我取消待处理的订单。", call("list_my_orders"), answer_contains=["您没有可以取消的订单"]),
     ], lang="zh", tags=("status", "list", "cancel", "picked-order"), no_writes=True)
+    # a cancellation asked of no order by someone with many: the list is the one order that can be cancelled
+    cid, orders = person(sample, used, lambda orders: len(orders) >= 5 and [o.status for o in orders].count(
+        "pending") == 1 and all(o.status in ("pending", "delivered", "cancelled") for o in orders))
+    (pending,) = [o for o in orders if o.status == "pending"]
+    yield conversation(nid("mt-s-cancel-which"), "sample", c, cid, [
+        say("I want to cancel an order.", call("list_my_orders"),
+            answer_contains=[pending.order_id, "Which order would you like to cancel"],
+            answer_excludes=[o.order_id for o in orders if o is not pending][:3]),
+        say(f"{pending.order_id}, I ordered it by mistake.",
+            call("cancel_pending_order", order_id=pending.order_id, reason="ordered by mistake"),
+            proposes="cancel_pending_order"),
+        press("decline", order_status={pending.order_id: "pending"}),
+    ], tags=("list", "cancel", "decline", "picked-order"), order_status={pending.order_id: "pending"},
+        no_writes=True)
 
 
 def named_category_cases(sample, used: set[str]) -> Iterator[EvalCase]:

@@ -824,9 +824,11 @@ def test_a_change_that_names_no_order_lists_the_orders_and_asks_which(settings, 
 
     asked = _session(settings, tau2_store, script=[call("list_my_orders"), ""] * 3)
     reply = [e for e in asked.respond("I want to return something") if e.kind == "final"][-1].text
-    assert reply.startswith("You have ") and reply.endswith(
-        "Which order would you like to return items from? Tell me its number.\n"
-        "Orders that can be returned (delivered): #W3638028, #W4435622.")
+    # the orders shown are those that can be returned (james's two processed orders cannot)
+    assert reply.startswith("Of your 4 order(s), 2 can be returned (delivered):\n#W3638028") and reply.endswith(
+        "Which order would you like to return items from? Tell me its number.")
+    assert "#W2611340" not in reply and "#W4435622" in reply
+    assert "#W2611340" in asked.turns[-1][1].content  # the model remembers the whole list
     reply = [e for e in asked.respond("Where are my orders?") if e.kind == "final"][-1].text
     assert "Which order" not in reply and reply.startswith("You have ")
     # the order is named: a list the model chose to show is not followed by the question

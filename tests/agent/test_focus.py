@@ -166,16 +166,22 @@ def test_where_is_my_order_picks_the_orders_on_their_way_else_the_latest(tau2_st
                                       ("modify_pending_order_address", False)])
 def test_which_orders_a_change_can_be_made_to(tau2_store, tool, can):
     chen = _orders(tau2_store, CHEN)
-    some, line = chen.which_can(tool, "en")
-    assert some is can
-    if can:  # every order can: the list already says which
-        assert line == ""
+    assert bool(chen.can(tool)) is can
+    if can:  # every order can: the whole list is the answer
+        assert chen.render("en", parts=frozenset({tool})) == chen.render("en")
     else:
-        assert line.startswith("None of your orders can be ") and "only pending orders can be" in line
+        assert chen.none_can(tool, "en").startswith("None of your orders can be ")
+        assert "only pending orders can be" in chen.none_can(tool, "en")
+
+
+@pytest.mark.parametrize("lang,header", [("en", "Of your 4 order(s), 2 can be returned (delivered):"),
+                                         ("zh", "您的 4 个订单中,可以退货的有 2 个(已送达(delivered)):")])
+def test_a_change_asked_of_no_order_lists_the_orders_it_can_be_made_to(tau2_store, lang, header):
     james = _orders(tau2_store, JAMES)
-    some, line = james.which_can("return_delivered_order_items", "zh")
-    delivered = [o.order_id for o in james.orders if o.status == "delivered"]
-    assert some and line == f"可以退货的订单(已送达(delivered)):{'、'.join(delivered)}。"
+    delivered = [o for o in james.orders if o.status == "delivered"]
+    assert len(delivered) == 2 and james.can("return_delivered_order_items") == delivered
+    part = james.render(lang, parts=frozenset({"return_delivered_order_items"}))
+    assert part == "\n".join([header, *(o.line(lang) for o in delivered)])
 
 
 def _reply(chat, message):
