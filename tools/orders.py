@@ -275,10 +275,19 @@ class OrderList(BaseModel):
             return tr(lang, f"None of your {shown} most recent orders is {status}.",
                       f"您最近的 {shown} 个订单中没有{status_text(status, lang)}的订单。")
         if picked[0].status in OPEN_STATUSES:
-            return tr(lang, f"Of your {n} order(s), {len(picked)} not delivered yet:",
-                      f"您的 {n} 个订单中,尚未送达的有 {len(picked)} 个:")
-        return tr(lang, f"None of your {n} order(s) is on its way; the most recent:",
-                  f"您的 {n} 个订单都不在运送途中;最近的一个:")
+            return tr(lang, f"Of {self._scope('en')}, {len(picked)} not delivered yet:",
+                      f"{self._scope('zh')}中,尚未送达的有 {len(picked)} 个:")
+        return tr(lang, f"None of {self._scope('en')} is on its way; the most recent:",
+                  f"{self._scope('zh')}都不在运送途中;最近的一个:")
+
+    def _scope(self, lang: Lang) -> str:
+        """The orders a count of the list is of: all of them, or the most recent ones it shows (counting the shown
+        orders as all of them said "Of your 42 orders, 18 can be returned" when 39 can).
+        """
+        n, shown = self.total_orders, len(self.orders)
+        if n == shown:
+            return tr(lang, f"your {n} order(s)", f"您的 {n} 个订单")
+        return tr(lang, f"your {shown} most recent orders (of {n})", f"您最近的 {shown} 个订单(共 {n} 个)")
 
     def can(self, tool: str) -> list[OrderSummary]:
         """The listed orders whose status allows `tool`'s change (the tool checks the rest of the policy when one is
@@ -311,8 +320,8 @@ class OrderList(BaseModel):
         allowed = policy.ACTION_STATUSES[action]
         word, word_zh = policy.ACTION_WORDS[action], policy.ACTION_WORDS_ZH[action]
         need, need_zh = " or ".join(allowed), "或".join(status_text(s, "zh") for s in allowed)
-        header = tr(lang, f"Of your {self.total_orders} order(s), {len(can)} can be {word} ({need}):",
-                    f"您的 {self.total_orders} 个订单中,可以{word_zh}的有 {len(can)} 个({need_zh}):")
+        header = tr(lang, f"Of {self._scope('en')}, {len(can)} can be {word} ({need}):",
+                    f"{self._scope('zh')}中,可以{word_zh}的有 {len(can)} 个({need_zh}):")
         return "\n".join([header, *(o.line(lang) for o in can)])
 
     def render(self, lang: Lang = "en", parts: frozenset[str] | None = None) -> str:

@@ -232,3 +232,24 @@ def test_where_is_my_order_with_one_on_its_way_is_that_order(settings, tau2_stor
     order = _details(tau2_store, AVA, AVA_OPEN)
     assert order.status == "processed" and order.shipments[0].tracking_ids[0] in final
     assert not any(o.order_id in final for o in _orders(tau2_store, AVA).orders if o.order_id != AVA_OPEN)
+
+
+@pytest.mark.parametrize("lang,parts,first", [
+    ("en", {"return_delivered_order_items"}, "Of your 20 most recent orders (of 42), 19 can be returned (delivered):"),
+    ("en", {"one", "tracking"}, "Of your 20 most recent orders (of 42), 1 not delivered yet:"),
+    ("zh", {"cancel_pending_order"}, "您最近的 20 个订单(共 42 个)中,可以取消的有 1 个(待处理(pending)):"),
+])
+def test_a_count_of_a_partial_list_is_of_the_orders_it_shows(lang, parts, first):
+    """The list shows the 20 most recent of 42 orders: what it counts is of those 20 (the walk of session 31 read "Of
+    your 42 order(s), 18 can be returned" when 39 could).
+    """
+    from datetime import datetime
+
+    from tools.orders import OrderList, OrderSummary
+
+    def order(i, status):
+        return OrderSummary(order_id=f"#S{i:07d}", status=status, created_at=datetime(2026, 1, 1), total=1.0,
+                            item_count=1)
+
+    listed = OrderList(orders=[order(1, "pending"), *(order(i, "delivered") for i in range(2, 21))], total_orders=42)
+    assert listed.render(lang, parts=frozenset(parts)).splitlines()[0] == first
