@@ -378,11 +378,11 @@ def answer(state: TurnState, runtime: Runtime) -> dict[str, Any]:
     # the person reads the parts their question asked for; the model remembers the whole reply, as it read the
     # whole result (a later decision is not steered by what this question happened to ask for)
     parts = _shown_parts(state["results"], asked_parts(state["user_text"])) if state["results"] else frozenset()
-    shown = compose(state["results"], state["ai"].content, lang, session.catalog_names(), parts)[0] if parts \
-        else text
     question, change = _which_order(state, session, lang)
     if change:  # the list shows the orders the change asked for can be made to
-        shown = compose(state["results"], state["ai"].content, lang, session.catalog_names(), parts | {change})[0]
+        parts |= {change}
+    shown = compose(state["results"], state["ai"].content, lang, session.catalog_names(), parts)[0] if parts \
+        else text
     if question:
         text, shown = f"{text}\n\n{question}", f"{shown}\n\n{question}"
     if shown == text:

@@ -232,6 +232,14 @@ class OrderSummary(BaseModel):
                 fact("amount", usd(self.total), about)]
 
 
+def _change_words(tool: str) -> tuple[str, str, str, str]:
+    """How `tool`'s change and the statuses that allow it read: ("cancelled", "取消", "pending", "待处理(pending)")."""
+    action = WRITE_ACTIONS[tool]
+    allowed = policy.ACTION_STATUSES[action]
+    return (policy.ACTION_WORDS[action], policy.ACTION_WORDS_ZH[action], " or ".join(allowed),
+            "或".join(status_text(st, "zh") for st in allowed))
+
+
 # Orders still on their way: where one is and where it goes are still open questions (OrderList.picked).
 OPEN_STATUSES = ("pending", "processed")
 
@@ -298,10 +306,7 @@ class OrderList(BaseModel):
 
     def none_can(self, tool: str, lang: Lang = "en") -> str:
         """That no listed order's status allows `tool`'s change, and which statuses would."""
-        action = WRITE_ACTIONS[tool]
-        allowed = policy.ACTION_STATUSES[action]
-        word, word_zh = policy.ACTION_WORDS[action], policy.ACTION_WORDS_ZH[action]
-        need, need_zh = " or ".join(allowed), "或".join(status_text(s, "zh") for s in allowed)
+        word, word_zh, need, need_zh = _change_words(tool)
         n, shown = self.total_orders, len(self.orders)
         if n == shown:
             return tr(lang, f"None of your orders can be {word}: only {need} orders can be.",
@@ -316,10 +321,7 @@ class OrderList(BaseModel):
         can = self.can(tool)
         if not can or len(can) == len(self.orders):
             return None
-        action = WRITE_ACTIONS[tool]
-        allowed = policy.ACTION_STATUSES[action]
-        word, word_zh = policy.ACTION_WORDS[action], policy.ACTION_WORDS_ZH[action]
-        need, need_zh = " or ".join(allowed), "或".join(status_text(s, "zh") for s in allowed)
+        word, word_zh, need, need_zh = _change_words(tool)
         header = tr(lang, f"Of {self._scope('en')}, {len(can)} can be {word} ({need}):",
                     f"{self._scope('zh')}中,可以{word_zh}的有 {len(can)} 个({need_zh}):")
         return "\n".join([header, *(o.line(lang) for o in can)])
