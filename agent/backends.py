@@ -35,7 +35,7 @@ from agent.parsing import parse_tool_calls, safe_prefix_len
 from shopdesk.gguf_export import merged_gguf
 from shopdesk.models import resolve_adapter, smollm_gguf
 from shopdesk.output import UserError
-from shopdesk.settings import INT8_KEEP_FP32, Settings
+from shopdesk.settings import BF16_PARTS, INT8_KEEP_FP32, Settings
 
 log = logging.getLogger(__name__)
 
@@ -272,6 +272,29 @@ def onednn_linears(model: Any) -> Any:
     return model
 
 
+def bf16_linears(model: Any, parts: tuple[str, ...] = ("self_attn.", "mlp.")) -> Any:
+    """`model` with the Linear weights whose names hold one of `parts` stored as bfloat16, each Linear layer multiplied
+    by oneDNN (onednn_linears). A decode step reads 2 bytes per such weight instead of 4, and its products run on the
+    CPU's bf16 dot products (`avx512_bf16`); agent.llama_step packs those weights once for them (llama_step.packed).
+    Inputs are rounded to bfloat16 for each such product and its output returns to fp32, so the residual stream,
+    norms, attention and the KV cache stay fp32. lm_head stays fp32: it shares the embedding table, and its logits
+    decide each greedy token. Settings.local_weights `bf16-onednn` (BF16_PARTS; bench/README.md, session 32).
+    """
+    import torch
+
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        raise UserError("bf16 weights need a CPU whose oneDNN computes in bfloat16 (AVX-512 or newer); "
+                        "use fp32-onednn")
+    head = model.get_output_embeddings()
+    for name, m in model.named_modules():
+        if isinstance(m, torch.nn.Linear) and m is not head and any(part in name for part in parts):
+            m.weight = torch.nn.Parameter(m.weight.detach().to(torch.bfloat16), requires_grad=False)
+    return onednn_linears(model)
+
+
+ONEDNN_WEIGHTS = ("fp32-onednn", *BF16_PARTS)  # the weights agent.llama_step's fused, batched passes run
+
+
 def with_weights(model: Any, weights: str) -> Any:
     """`model` (adapter merged) run the way Settings.local_weights `weights` says."""
     if weights in INT8_KEEP_FP32:
@@ -280,9 +303,11 @@ def with_weights(model: Any, weights: str) -> Any:
         return column_major_linears(model)
     if weights == "fp32-onednn":
         return onednn_linears(model)
+    if weights in BF16_PARTS:
+        return bf16_linears(model, BF16_PARTS[weights])
     if weights != "fp32-row-major":
         raise UserError(f"unknown in-process weights {weights!r}; expected fp32, fp32-row-major, fp32-onednn, "
-                        f"{', '.join(INT8_KEEP_FP32)}")
+                        f"{', '.join(BF16_PARTS)}, {', '.join(INT8_KEEP_FP32)}")
     return model
 
 
@@ -566,14 +591,15 @@ class LocalChatModel(BaseChatModel):
     prefix_cache: bool = True  # reuse the KV cache of the longest prompt prefix already computed (PrefixCache)
     jump_forward: bool = True  # compute the tokens the grammar forces in one pass instead of one step each
     growing_cache: bool = True  # KV caches grow in place (growing_cache); False: transformers' own, for measuring
-    batched: bool = True  # fp32-onednn llama models: fused weights, and concurrent calls' passes computed together
-    # (agent.llama_step); False: the transformers forward, a pass per call and slot, for measuring
+    batched: bool = True  # llama models on ONEDNN_WEIGHTS: fused weights, and concurrent calls' passes computed
+    # together (agent.llama_step); False: the transformers forward, a pass per call and slot, for measuring
     engine: bool = False  # compute in an engine process of its own (agent.engine; Settings.local_engine), so that
     # other threads' Python cannot stall the passes; False: in this process
     runtime: str = "transformers"  # or "llamacpp": the same weights, adapter merged, as GGUF (shopdesk.gguf_export)
     gguf_type: str = "f32"
     gguf_dir: str | None = None  # where the merged GGUF is kept (default: next to the model folder)
-    weights: str = "fp32-onednn"  # transformers runtime: "fp32-onednn" (oneDNN Linear layers, onednn_linears), "fp32"
+    weights: str = "fp32-onednn"  # transformers runtime: "fp32-onednn" (oneDNN Linear layers, onednn_linears),
+    # "bf16-onednn" (the same, the layers' Linear weights in bfloat16, bf16_linears), "fp32"
     # (MKL, Linear weights column-major, column_major_linears), "fp32-row-major" (MKL, as loaded),
     # "int8" or "int8-mixed" (dynamic int8 Linear layers, int8_linears, INT8_KEEP_FP32)
 
@@ -624,7 +650,7 @@ class LocalChatModel(BaseChatModel):
         model.eval()
         model = with_weights(model, self.weights)
         batcher = None
-        if self.batched and self.weights == "fp32-onednn" and llama_step.supports(model):
+        if self.batched and self.weights in ONEDNN_WEIGHTS and llama_step.supports(model):
             batcher = llama_step.StepBatcher(llama_step.FusedLlama(model), self.torch_threads or _cores())
         return _Loaded(model, tokenizer, batcher=batcher)
 

@@ -12,9 +12,9 @@ weights, the concurrent streams' steps computed as one pass).
 Decoding one token reads every weight once, so tokens/s <= bandwidth / weight bytes (fp32 in-process: 4 bytes per
 parameter, each Linear weight stored column-major as the agent runs it, `local-row-major` the layout as loaded; int8
 in-process (`local-int8`, Settings.local_weights): 1 byte per weight of every Linear layer, lm_head included, which is
-what a step reads; `local-int8-mixed`: the same with each MLP's down projection at 4; llama.cpp f32: 4, f16: 2; bf16
-in vLLM: 2). The ceiling ignores the KV cache
-and activations, which are small at these lengths.
+what a step reads; `local-int8-mixed`: the same with each MLP's down projection at 4; `local-bf16`, the default's
+fused, batched path on Settings.local_weights `bf16-onednn`: 2 per layer weight and 4 for lm_head; llama.cpp f32: 4,
+f16: 2; bf16 in vLLM: 2). The ceiling ignores the KV cache and activations, which are small at these lengths.
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ class Args:
 
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    choices = ["local", "local-row-major", "local-onednn", "local-fused", "local-int8", "local-int8-mixed",
-               "llamacpp-f32", "llamacpp-f16", "vllm"]
+    choices = ["local", "local-row-major", "local-onednn", "local-fused", "local-bf16", "local-int8",
+               "local-int8-mixed", "llamacpp-f32", "llamacpp-f16", "vllm"]
     p.add_argument("--backends", nargs="+", choices=choices, default=choices)
     p.add_argument("--tokens", type=int, default=64, help="new tokens per request")
     p.add_argument("--runs", type=int, default=3, help="single-stream runs per backend (median reported)")
@@ -92,7 +92,7 @@ def bench_local(model_dir: str, args: Args, weights: str = "fp32", fused: bool =
 
     from agent.backends import TEMPLATE, growing_cache, with_weights
     from agent.llama_step import FusedLlama
-    from shopdesk.settings import INT8_KEEP_FP32
+    from shopdesk.settings import BF16_PARTS, INT8_KEEP_FP32
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -106,6 +106,10 @@ def bench_local(model_dir: str, args: Args, weights: str = "fp32", fused: bool =
         # only its one row
         keep = INT8_KEEP_FP32[weights]
         weight_bytes = sum(m.weight.numel() * (4 if keep and name.endswith(keep) else 1)
+                           for name, m in model.named_modules() if isinstance(m, torch.nn.Linear))
+    elif weights in BF16_PARTS:  # the bfloat16 weights at 2 bytes, the rest (lm_head too) at 4
+        head, parts = model.get_output_embeddings(), BF16_PARTS[weights]
+        weight_bytes = sum(m.weight.numel() * (2 if m is not head and any(p in name for p in parts) else 4)
                            for name, m in model.named_modules() if isinstance(m, torch.nn.Linear))
     model = with_weights(model, weights)  # what the agent runs
     step = FusedLlama(model) if fused else None
@@ -129,7 +133,7 @@ def bench_local(model_dir: str, args: Args, weights: str = "fp32", fused: bool =
             for _ in range(args.tokens - 1):
                 nxt = int(logits([nxt], cache).argmax())
             rates.append((args.tokens - 1) / (time.perf_counter() - t1))
-    row = {"backend": "local (fused, batched passes)" if fused else f"local (transformers {weights})",
+    row = {"backend": f"local ({weights}, fused, batched passes)" if fused else f"local (transformers {weights})",
            "params": n_params, "weight_bytes": weight_bytes, "prompt_tokens": len(ids),
            "ttft_s": round(statistics.median(ttfts), 3), "decode_tokens_per_s": round(statistics.median(rates), 1),
            "torch_threads": torch.get_num_threads()}
@@ -340,10 +344,10 @@ def main(args: Args) -> dict:
                     "start": start}
     n_params = None
     for backend, weights in (("local-row-major", "fp32-row-major"), ("local", "fp32"), ("local-onednn", "fp32-onednn"),
-                             ("local-fused", "fp32-onednn"), ("local-int8", "int8"),
+                             ("local-fused", "fp32-onednn"), ("local-bf16", "bf16-onednn"), ("local-int8", "int8"),
                              ("local-int8-mixed", "int8-mixed")):
         if backend in args.backends:
-            row = bench_local(model_dir, args, weights, fused=backend == "local-fused")
+            row = bench_local(model_dir, args, weights, fused=backend in ("local-fused", "local-bf16"))
             n_params = row["params"]
             report["rows"].append(row)
     for gguf_type in ("f32", "f16"):

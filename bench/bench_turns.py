@@ -111,7 +111,7 @@ def main() -> None:
                    choices=["transformers", "llamacpp-f32", "llamacpp-f16"],
                    help="in-process runtimes to measure on the current path (llama.cpp: the same weights as GGUF)")
     p.add_argument("--weights", nargs="+", default=["fp32-onednn"],
-                   choices=["fp32-row-major", "fp32", "fp32-onednn", "int8", "int8-mixed"],
+                   choices=["fp32-row-major", "fp32", "fp32-onednn", "bf16-onednn", "int8", "int8-mixed"],
                    help="transformers weights to measure on the current path (Settings.local_weights)")
     p.add_argument("--int8-adapter", default=None,
                    help="the adapter for the int8 weights (default: the one fp32 uses), e.g. one trained with "
@@ -169,6 +169,10 @@ def main() -> None:
                     for spin in args.spin_count:
                         paths.append((f"the same engine, OpenMP spin count {spin:,} (session 30)",
                                       {"weights": weights, "engine": True, "spin": spin}))
+                elif weights == "bf16-onednn":
+                    paths.append(("transformers, the layers' Linear weights bfloat16 (packed), the rest fp32, oneDNN, "
+                                  "fused weights, batched passes, in an engine process (session 32)",
+                                  {"weights": weights, "engine": True}))
                 else:
                     adapter = args.int8_adapter or base["adapter"]
                     paths.append((f"current, transformers {weights}, adapter {Path(adapter).name}",

@@ -20,6 +20,10 @@ def _config_file() -> Path | None:
 # MLP's down projection stays fp32: its input carries this model's outlier activations (up to ~3,000 where most are
 # below 10), and rounding that input to 7 bits per tensor cost most of int8's error (bench/README.md).
 INT8_KEEP_FP32: dict[str, tuple[str, ...]] = {"int8": (), "int8-mixed": ("mlp.down_proj",)}
+# For each bfloat16 option, the Linear layers (by name part) whose weights are bfloat16; the rest, lm_head always, stay
+# fp32. The shipped adapter lost one eval case with every layer in bfloat16 and another one with only the MLPs in it
+# (bench/README.md, session 32), so neither is the default; the MLP-only variant was not kept.
+BF16_PARTS: dict[str, tuple[str, ...]] = {"bf16-onednn": ("self_attn.", "mlp.")}
 
 
 class Settings(BaseSettings):
@@ -93,12 +97,14 @@ class Settings(BaseSettings):
         "so the conversations' tools and rendering cannot stall its passes (agent.engine; bench/README.md, session "
         "27), or on the calling threads of this process (`thread`)."
     )
-    local_weights: Literal["fp32-onednn", "fp32", "fp32-row-major", "int8", "int8-mixed"] = Field(
+    local_weights: Literal["fp32-onednn", "bf16-onednn", "fp32", "fp32-row-major", "int8", "int8-mixed"] = Field(
         "fp32-onednn", description="In-process transformers runtime: the merged weights in fp32 as loaded, each "
         "Linear layer multiplied by oneDNN (`fp32-onednn`: 1.22x `fp32`'s decode rate and 0.54x its time to first "
-        "token in session 25's bench_llm run, the same tool calls on every eval case); `fp32`, MKL's GEMM on each "
-        "Linear's weight stored column-major (the default of sessions 20-23; ~20% faster decode here than "
-        "`fp32-row-major`, MKL on the layout as loaded); torch's dynamic int8 "
+        "token in session 25's bench_llm run, the same tool calls on every eval case); `bf16-onednn`, the same with "
+        "the layers' Linear weights in bfloat16, packed for oneDNN, and the rest fp32 (agent.backends.bf16_linears: "
+        "faster, but the eval lost one case); "
+        "`fp32`, MKL's GEMM on each Linear's weight stored column-major (the default of sessions 20-23; ~20% faster "
+        "decode here than `fp32-row-major`, MKL on the layout as loaded); torch's dynamic int8 "
         "Linear layers (`int8`: per-channel weights; ~2.8x faster decode steps and ~2.4x faster prefill on 2 cores, "
         "but the shipped adapter's eval success fell from 0.984 to 0.844); or `int8-mixed`, int8 but for each MLP's "
         "down projection (INT8_KEEP_FP32): 0.893 with the shipped adapter, 0.926 with one trained with int8 in the "

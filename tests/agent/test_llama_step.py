@@ -207,3 +207,39 @@ def test_the_batched_default_decodes_what_the_transformers_forward_decodes(share
         assert loaded.batcher.rows - rows > loaded.batcher.passes - passes  # some passes held both calls
     finally:
         models.clear()
+
+
+def test_bf16_weights_keep_lm_head_and_the_stream_fp32_and_the_fused_pass_matches_their_forward(tiny):
+    """Settings.local_weights "bf16-onednn": the layers' Linear weights become bfloat16, lm_head's never; the fused pass
+    packs them for oneDNN and computes what the transformers forward computes on them, and both stay near the fp32
+    model's logits. A CPU whose oneDNN has no bfloat16 gets a clear error.
+    """
+    from agent.backends import with_weights
+    from shopdesk.output import UserError
+
+    weights = "bf16-onednn"
+
+    ids = torch.randint(0, 64, (1, 9))
+    with torch.inference_mode():
+        fp32 = tiny(input_ids=ids).logits[0, -1]
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        with pytest.raises(UserError, match="bfloat16"):
+            with_weights(tiny, weights)
+        return
+    model = with_weights(tiny, weights)
+    layer = model.model.layers[0]
+    assert layer.self_attn.q_proj.weight.dtype == layer.self_attn.o_proj.weight.dtype == torch.bfloat16
+    assert layer.mlp.gate_proj.weight.dtype == layer.mlp.down_proj.weight.dtype == torch.bfloat16
+    assert model.lm_head.weight.dtype == model.get_input_embeddings().weight.dtype == torch.float32
+    step = FusedLlama(model)
+    _, qkv, o, _, gate_up, down = step.layers[0]
+    assert all(w.is_mkldnn and w.dtype == torch.bfloat16 for w in (qkv, o, gate_up, down))  # packed once, for oneDNN
+    with torch.inference_mode():
+        theirs = model(input_ids=ids).logits[0, -1]
+        cache = growing_cache(model.config)
+        ours = step.forward([ids[0].tolist()], [cache])[0]
+    assert ours.dtype == theirs.dtype == torch.float32
+    assert cache.layers[0].keys.dtype == torch.float32  # the KV cache stays fp32
+    assert torch.allclose(ours, theirs, atol=1e-4)
+    # bfloat16 keeps 8 bits of each weight: near the fp32 logits, not equal to them
+    assert 0 < (ours - fp32).abs().max() < 0.05 * fp32.abs().max()
