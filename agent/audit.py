@@ -385,8 +385,13 @@ class Auditor:
 
 
 def _is_segment_mention(line: str, start: int, end: int) -> bool:
-    """A segment name in a table cell of its own, or next to the word "segment" (not "New" or "Lost" in a sentence)."""
+    """A segment name in a table cell of its own, or next to the word "segment" (not "New" or "Lost" in a sentence).
+    A Chinese rendering shows the name in brackets after its translation ("| 高价值客户(Champions) |"): the two count
+    as one.
+    """
     before, after = line[:start].rstrip(), line[end:].lstrip()
+    if re.search(r"[\u4e00-\u9fff][(（]$", before) and after[:1] in (")", "）"):
+        before, after = re.sub(r"[\u4e00-\u9fff]+[(（]$", "", before).rstrip(), after[1:].lstrip()
     if before.endswith("|") and after.startswith("|"):
         return True
     return bool(re.search(r"(?:segment|Segment|segments|分群|细分)\s*[:：]?\s*$", before)

@@ -145,7 +145,7 @@ ORDER_STATUS_ZH = {
 CANCEL_REASON_ZH = {"no longer needed": "不再需要", "ordered by mistake": "下错单了"}  # tools.policy's reasons
 
 
-def _stored_word(word: str, zh_words: dict[str, str], lang: Lang) -> str:
+def stored_word(word: str, zh_words: dict[str, str], lang: Lang) -> str:
     """A stored English word as shown: itself, or in Chinese its translation with the word beside it."""
     zh = zh_words.get(word)
     return f"{zh}({word})" if lang == "zh" and zh else word
@@ -153,12 +153,12 @@ def _stored_word(word: str, zh_words: dict[str, str], lang: Lang) -> str:
 
 def status_text(status: str, lang: Lang) -> str:
     """An order status as shown: "processed", or "已处理(processed)" in Chinese (the stored word stays visible)."""
-    return _stored_word(status, ORDER_STATUS_ZH, lang)
+    return stored_word(status, ORDER_STATUS_ZH, lang)
 
 
 def reason_text(reason: str, lang: Lang) -> str:
     """A cancellation reason as shown: "ordered by mistake", or "下错单了(ordered by mistake)" in Chinese."""
-    return _stored_word(reason, CANCEL_REASON_ZH, lang)
+    return stored_word(reason, CANCEL_REASON_ZH, lang)
 
 
 def fact(kind: FactKind, value: Any, about: str | None = None) -> Fact:

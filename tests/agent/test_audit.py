@@ -247,6 +247,13 @@ def test_marketer_tables_bind_each_number_to_its_row(analytics):
                           results=results)
     assert {w.kind for w in wrong} == {"amount", "percent"} and {w.about for w in wrong} == {
         f"segment:{a.segment.lower()}"}
+    # the Chinese table shows the segment as its translation with the name beside it: still that segment's row
+    from tools.analytics.rfm import SEGMENT_ZH
+
+    zh_cell = f"| {SEGMENT_ZH[a.segment]}({a.segment}) | {a.customers} |"
+    assert auditor.audit(f"{zh_cell} ${a.revenue_usd:.2f} | {100 * a.revenue_share:.0f}% |", results=results) == []
+    wrong = auditor.audit(f"{zh_cell} ${b.revenue_usd:.2f} | {100 * b.revenue_share:.0f}% |", results=results)
+    assert {w.about for w in wrong} == {f"segment:{a.segment.lower()}"}
     x, y = next((x, y) for x in churn.rows for y in churn.rows
                 if round(100 * x.churn_probability) != round(100 * y.churn_probability))
     wrong = auditor.audit(f"| {x.rank} | {x.customer_id} | {100 * y.churn_probability:.0f}% |", results=results)

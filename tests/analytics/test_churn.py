@@ -1,5 +1,6 @@
 """Churn model: training on a time split, calibration, reasons, leakage, and the CDNOW comparison with BG/NBD."""
 
+import re
 from datetime import date, datetime, timedelta
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 from shopdesk.datasets import cdnow_transactions
 from tools.analytics.churn import describe_feature, train_churn_model, training_frame
 from tools.analytics.evaluate import evaluate_churn, evaluate_file
-from tools.analytics.features import FEATURES
+from tools.analytics.features import FEATURES, JOURNEY_FEATURES
 from tools.analytics.snapshot import build_snapshot
 
 AS_OF = date(2024, 3, 31)
@@ -73,13 +74,37 @@ def test_sample_shop_top_scores_are_not_tied(sqlite_store):
 def test_reason_sentences_use_the_customers_own_numbers():
     row = {"recency_days": 140.2, "mean_gap_days": 30.4, "frequency": 5, "cancelled": 2, "orders_all": 6,
            "review_mean_rating": 1.5, "review_count": 2, "support_contacts": 3, "timing_skew": -0.3}
-    assert describe_feature("recency_days", row, True) == "no order for 140 days; usually orders every 30"
+    assert describe_feature("recency_days", row, True) == "no order for 140 days; usually orders every 30 days"
     assert describe_feature("cancel_share", row, True) == "cancelled 2 of 6 orders"
     assert describe_feature("review_mean_rating", row, True) == "reviews average 1.5/5 over 2"
     assert describe_feature("support_contacts", row, True) == "3 support contacts"
     assert describe_feature("timing_skew", row, True) == "orders have been slowing down (most of them early on)"
     once = {"recency_days": 10.0, "frequency": 1}
     assert describe_feature("recency_days", once, True) == "no order for 10 days; has ordered only once"
+
+
+def test_reason_sentences_in_chinese_state_the_same_numbers():
+    # a Chinese-speaking marketer reads the reasons in Chinese (the zh churn table and profile), with the same
+    # numbers as the English sentence and no English words left
+    row = {"recency_days": 140.2, "mean_gap_days": 30.4, "frequency": 5, "cancelled": 2, "orders_all": 6,
+           "review_mean_rating": 1.5, "review_count": 2, "support_contacts": 3, "timing_skew": -0.3,
+           "monetary_total": 250.0, "avg_order_value": 50.0, "tenure_days": 400.0, "orders_90d": 0,
+           "orders_prev_90d": 2, "spend_180d": 0.0, "spend_prev_180d": 120.5, "returned": 1, "returned_value": 40.0,
+           "season_orders": 1, "views_30d": 3, "views_90d": 9, "carts_90d": 2, "browse_recency_days": 12.0,
+           "abandoned_cart_days_90d": 1, "negative_support_messages": 2, "open_handoffs": 1,
+           "bgnbd_p_alive": 0.42, "bgnbd_expected_orders": 0.3}
+    assert describe_feature("recency_days", row, True, lang="zh") == "140 天未下单;通常每 30 天下一单"
+    assert describe_feature("cancel_share", row, True, lang="zh") == "6 个订单中取消了 2 个"
+    assert describe_feature("spend_180d", row, True, lang="zh") == "最近 180 天消费 $0.00,之前 180 天 $120.50"
+    for name in [*FEATURES, *JOURNEY_FEATURES]:
+        en = describe_feature(name, row, True)
+        zh = describe_feature(name, row, True, lang="zh")
+        assert (en is None) == (zh is None), name
+        if en is None:
+            continue
+        numbers = set(re.findall(r"\d+(?:\.\d+)?", en))
+        assert set(re.findall(r"\d+(?:\.\d+)?", zh)) == numbers, (name, en, zh)
+        assert not re.search(r"[a-z]{3,}", zh.replace("BG/NBD", "")), (name, zh)
 
 
 def test_scores_are_unchanged_when_every_order_after_as_of_is_deleted(sqlite_store, helpers):

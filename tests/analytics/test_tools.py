@@ -1,5 +1,7 @@
 """The marketer tools' typed outputs on a simulated shop: consistent numbers, filters, units, no NaN, marketer only."""
 
+import re
+
 import pytest
 
 from tools.analytics import (
@@ -10,7 +12,7 @@ from tools.analytics import (
     summarize_segments,
 )
 from tools.analytics.offers import OfferPolicy
-from tools.analytics.rfm import SEGMENTS
+from tools.analytics.rfm import SEGMENT_ZH, SEGMENTS
 from tools.context import ShopContext
 from tools.errors import NotFoundError, ToolInputError
 
@@ -77,6 +79,22 @@ def test_score_churn_ranks_filters_and_explains(marketer, helpers):
         score_churn(marketer, segment="nope")
     with pytest.raises(ToolInputError, match="horizon_days"):
         score_churn(marketer, horizon_days=2000)
+
+
+def test_the_chinese_churn_table_and_profile_give_reasons_and_segments_in_chinese(marketer):
+    # a Chinese-speaking marketer reads the reasons in Chinese and each segment as its translation beside its name;
+    # the English table is unchanged
+    t = score_churn(marketer, top_n=5)
+    zh, en = t.render("zh"), t.render("en")
+    for r in t.rows:
+        assert r.reasons_zh and not re.search(r"[a-z]{3,}", r.reasons_zh.replace("BG/NBD", ""))
+        assert f"| {r.reasons_zh} |" in zh and f"| {r.reasons} |" in en and r.reasons_zh not in en
+        assert f"| {SEGMENT_ZH[r.segment]}({r.segment}) |" in zh and f"| {r.segment} |" in en
+    p = get_customer_profile(marketer, t.rows[0].customer_id)
+    assert len(p.churn_reasons_zh) == len(p.churn_reasons) > 0
+    text = p.render("zh")
+    assert ";".join(p.churn_reasons_zh) in text and "; ".join(p.churn_reasons) not in text
+    assert f"{SEGMENT_ZH[p.segment]}({p.segment})" in text
 
 
 def test_customer_profile(marketer, helpers):

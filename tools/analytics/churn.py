@@ -17,6 +17,7 @@ import pandas as pd
 
 from store.db import Store
 from tools.analytics.features import FEATURES, build_feature_sets
+from tools.results import Lang, tr
 
 MIN_TRAIN_CUSTOMERS = 50
 MIN_PER_CLASS = 10
@@ -167,8 +168,8 @@ def finite(v, default: float | None = None) -> float | None:
     return f if np.isfinite(f) else default
 
 
-def _days(v: float) -> str:
-    return f"{v:.0f} day" + ("" if round(v) == 1 else "s")
+def _days(v: float, lang: Lang = "en") -> str:
+    return tr(lang, f"{v:.0f} day" + ("" if round(v) == 1 else "s"), f"{v:.0f} 天")
 
 
 def _money(v: float, currency: str = "USD") -> str:
@@ -177,11 +178,21 @@ def _money(v: float, currency: str = "USD") -> str:
     return money(v, currency)  # one amount format everywhere a person reads (tools/results.py)
 
 
-def describe_feature(name: str, row: pd.Series, toward_churn: bool, currency: str = "USD") -> str | None:
-    """One plain sentence about the customer's own value of a feature."""
+def describe_feature(name: str, row: pd.Series, toward_churn: bool, currency: str = "USD",
+                     lang: Lang = "en") -> str | None:
+    """One plain sentence about the customer's own value of a feature, in `lang`."""
 
     def g(k: str) -> float | None:
         return finite(row.get(k))
+
+    def t(en: str, zh: str) -> str:
+        return tr(lang, en, zh)
+
+    def n(k: str) -> str:
+        return f"{g(k) or 0:.0f}"
+
+    def spent(k: str) -> str:
+        return _money(g(k) or 0, currency)
 
     rec, gap = g("recency_days"), g("mean_gap_days")
     if name in ("recency_days", "overdue_ratio"):
@@ -189,110 +200,124 @@ def describe_feature(name: str, row: pd.Series, toward_churn: bool, currency: st
             return None
         f = g("frequency") or 0
         if f <= 1:
-            habit = "has ordered only once"
+            habit = t("has ordered only once", "只下过 1 单")
         elif gap:
-            habit = f"usually orders every {gap:.0f}"
+            habit = t(f"usually orders every {_days(gap)}", f"通常每 {_days(gap, lang)}下一单")
         else:
-            habit = f"all {f:.0f} orders on one day"
-        return f"no order for {_days(rec)}; {habit}" if toward_churn else f"last order {_days(rec)} ago; {habit}"
+            habit = t(f"all {f:.0f} orders on one day", f"{f:.0f} 个订单都在同一天")
+        if toward_churn:
+            return t(f"no order for {_days(rec)}; {habit}", f"{_days(rec, lang)}未下单;{habit}")
+        return t(f"last order {_days(rec)} ago; {habit}", f"上次下单在 {_days(rec, lang)}前;{habit}")
     if name == "frequency":
         f = g("frequency") or 0
         if f <= 1:
-            return "has ordered only once"
-        return f"only {f:.0f} orders so far" if toward_churn else f"{f:.0f} orders so far"
+            return t("has ordered only once", "只下过 1 单")
+        if toward_churn:
+            return t(f"only {f:.0f} orders so far", f"至今只有 {f:.0f} 个订单")
+        return t(f"{f:.0f} orders so far", f"至今 {f:.0f} 个订单")
     if name == "mean_gap_days":
-        return f"usually orders every {gap:.0f} days" if gap else "no repeat order yet"
+        return t(f"usually orders every {gap:.0f} days", f"通常每 {gap:.0f} 天下一单") if gap else \
+            t("no repeat order yet", "还没有复购")
     if name == "timing_skew":
         skew = g("timing_skew")
         if skew is None:
             return None
         if skew < -0.1:
-            return "orders have been slowing down (most of them early on)"
+            return t("orders have been slowing down (most of them early on)", "下单在放缓(多数订单在早期)")
         if skew > 0.1:
-            return "orders have been speeding up lately"
-        return "orders at a steady pace"
+            return t("orders have been speeding up lately", "最近下单在加快")
+        return t("orders at a steady pace", "下单节奏平稳")
     if name in ("monetary_total", "avg_order_value"):
-        return (f"spent {_money(g('monetary_total') or 0, currency)} in total, "
-                f"{_money(g('avg_order_value') or 0, currency)} per order")
+        return t(f"spent {spent('monetary_total')} in total, {spent('avg_order_value')} per order",
+                 f"累计消费 {spent('monetary_total')},每单 {spent('avg_order_value')}")
     if name == "tenure_days":
-        return f"customer for {_days(g('tenure_days') or 0)}"
+        return t(f"customer for {_days(g('tenure_days') or 0)}", f"成为顾客 {_days(g('tenure_days') or 0, lang)}")
     if name in ("orders_90d", "orders_prev_90d"):
         if not (g("orders_90d") or g("orders_prev_90d")):
             return None
-        return (f"{g('orders_90d') or 0:.0f} orders in the last 90 days vs "
-                f"{g('orders_prev_90d') or 0:.0f} in the 90 before")
+        return t(f"{n('orders_90d')} orders in the last 90 days vs {n('orders_prev_90d')} in the 90 before",
+                 f"最近 90 天 {n('orders_90d')} 个订单,之前 90 天 {n('orders_prev_90d')} 个")
     if name in ("spend_180d", "spend_prev_180d", "spend_trend"):
         if not (g("spend_180d") or g("spend_prev_180d")):
             return None
-        return (f"spent {_money(g('spend_180d') or 0, currency)} in the last 180 days vs "
-                f"{_money(g('spend_prev_180d') or 0, currency)} before")
+        return t(f"spent {spent('spend_180d')} in the last 180 days vs {spent('spend_prev_180d')} before",
+                 f"最近 180 天消费 {spent('spend_180d')},之前 180 天 {spent('spend_prev_180d')}")
     if name == "cancel_share":
-        return f"cancelled {g('cancelled') or 0:.0f} of {g('orders_all') or 0:.0f} orders"
+        return t(f"cancelled {n('cancelled')} of {n('orders_all')} orders",
+                 f"{n('orders_all')} 个订单中取消了 {n('cancelled')} 个")
     if name == "return_share":
-        return f"returned {g('returned') or 0:.0f} of {g('orders_all') or 0:.0f} orders"
+        return t(f"returned {n('returned')} of {n('orders_all')} orders",
+                 f"{n('orders_all')} 个订单中退货 {n('returned')} 个")
     if name in ("review_mean_rating", "review_count"):
         rating = g("review_mean_rating")
         if rating is None:
-            return "has written no reviews"
-        return f"reviews average {rating:.1f}/5 over {g('review_count') or 0:.0f}"
+            return t("has written no reviews", "没有写过评价")
+        return t(f"reviews average {rating:.1f}/5 over {n('review_count')}",
+                 f"{n('review_count')} 条评价,平均 {rating:.1f}/5")
     if name in ("bgnbd_p_alive", "bgnbd_expected_orders"):
         alive, expected = g("bgnbd_p_alive"), g("bgnbd_expected_orders")
         if alive is None:
             return None
-        return (f"BG/NBD: probability still active {alive:.2f}, {expected or 0:.1f} orders expected in the churn "
-                "horizon")
+        return t(f"BG/NBD: probability still active {alive:.2f}, {expected or 0:.1f} orders expected in the churn "
+                 "horizon", f"BG/NBD:仍活跃的概率 {alive:.2f},流失观察期内预计 {expected or 0:.1f} 个订单")
     if name == "return_value_share":
         if not g("returned_value"):
-            return "returned nothing"
-        return (f"returned {_money(g('returned_value') or 0, currency)} of "
-                f"{_money(g('monetary_total') or 0, currency)} bought")
+            return t("returned nothing", "没有退过货")
+        return t(f"returned {spent('returned_value')} of {spent('monetary_total')} bought",
+                 f"购买 {spent('monetary_total')},退货 {spent('returned_value')}")
     if name == "season_share":
-        f = g("frequency") or 0
-        return f"{g('season_orders') or 0:.0f} of {f:.0f} past orders fell in the calendar months ahead"
+        return t(f"{n('season_orders')} of {n('frequency')} past orders fell in the calendar months ahead",
+                 f"过去 {n('frequency')} 个订单中有 {n('season_orders')} 个在接下来的这几个月份")
     if name == "support_contacts":
-        n = g("support_contacts") or 0
-        return f"{n:.0f} support contact" + ("" if n == 1 else "s")
+        count = g("support_contacts") or 0
+        return t(f"{count:.0f} support contact" + ("" if count == 1 else "s"), f"{count:.0f} 次客服联系")
     if name in ("views_30d", "views_90d"):
-        return f"viewed {g('views_30d') or 0:.0f} products in the last 30 days, {g('views_90d') or 0:.0f} in 90"
+        return t(f"viewed {n('views_30d')} products in the last 30 days, {n('views_90d')} in 90",
+                 f"最近 30 天浏览 {n('views_30d')} 个商品,90 天内 {n('views_90d')} 个")
     if name == "carts_90d":
-        return f"added to cart {g('carts_90d') or 0:.0f} times in the last 90 days"
+        return t(f"added to cart {n('carts_90d')} times in the last 90 days", f"最近 90 天加购 {n('carts_90d')} 次")
     if name == "browse_recency_days":
         days = g("browse_recency_days")
-        return "has not browsed the shop" if days is None else f"last browsed the shop {_days(days)} ago"
+        if days is None:
+            return t("has not browsed the shop", "没有浏览过商店")
+        return t(f"last browsed the shop {_days(days)} ago", f"上次浏览商店在 {_days(days, lang)}前")
     if name == "abandoned_cart_days_90d":
-        n = g("abandoned_cart_days_90d") or 0
-        return f"left a cart without buying on {n:.0f} day" + ("" if n == 1 else "s") + " in the last 90"
+        count = g("abandoned_cart_days_90d") or 0
+        return t(f"left a cart without buying on {count:.0f} day" + ("" if count == 1 else "s") + " in the last 90",
+                 f"最近 90 天中有 {count:.0f} 天加购后未购买")
     if name == "negative_support_messages":
-        n = g("negative_support_messages") or 0
-        return f"{n:.0f} negative support message" + ("" if n == 1 else "s")
+        count = g("negative_support_messages") or 0
+        return t(f"{count:.0f} negative support message" + ("" if count == 1 else "s"),
+                 f"{count:.0f} 条负面客服消息")
     if name == "open_handoffs":
-        n = g("open_handoffs") or 0
-        return f"{n:.0f} handoff ticket" + ("" if n == 1 else "s") + " still open"
+        count = g("open_handoffs") or 0
+        return t(f"{count:.0f} handoff ticket" + ("" if count == 1 else "s") + " still open",
+                 f"{count:.0f} 个转人工工单仍未关闭")
     return None
 
 
 def reasons_from_contributions(
-    row: pd.Series, contrib: np.ndarray, features: list[str], k: int = 3, currency: str = "USD"
+    row: pd.Series, contrib: np.ndarray, features: list[str], k: int = 3, currency: str = "USD", lang: Lang = "en"
 ) -> list[str]:
-    """The k features that pushed this customer's churn score most, as sentences (toward churn first)."""
+    """The k features that pushed this customer's churn score most, as sentences in `lang` (toward churn first)."""
     order = np.argsort(-np.abs(contrib))
     push_up = [i for i in order if contrib[i] > 0]
     chosen = push_up[:k] if push_up else list(order[:k])
     out: list[str] = []
     for i in chosen:
-        text = describe_feature(features[i], row, toward_churn=contrib[i] > 0, currency=currency)
+        text = describe_feature(features[i], row, toward_churn=contrib[i] > 0, currency=currency, lang=lang)
         if text and not any(text in o for o in out):
             out.append(text)
     if not push_up:
-        out.insert(0, "low risk")
+        out.insert(0, tr(lang, "low risk", "风险低"))
     return out
 
 
-def reasons_from_history(row: pd.Series, p_alive: float | None) -> list[str]:
-    """Reasons for BG/NBD-scored customers: the history the model reads (recency, frequency, age)."""
-    out = [describe_feature("recency_days", row, toward_churn=True)]
+def reasons_from_history(row: pd.Series, p_alive: float | None, lang: Lang = "en") -> list[str]:
+    """Reasons for BG/NBD-scored customers: the history the model reads (recency, frequency, age), in `lang`."""
+    out = [describe_feature("recency_days", row, toward_churn=True, lang=lang)]
     if p_alive is not None:
-        out.append(f"BG/NBD probability still active {p_alive:.2f}")
+        out.append(tr(lang, f"BG/NBD probability still active {p_alive:.2f}", f"BG/NBD 仍活跃的概率 {p_alive:.2f}"))
     return [o for o in out if o]
 
 

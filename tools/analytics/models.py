@@ -13,7 +13,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from index.text import quote_block
-from tools.results import Fact, Lang, cell, fact, iso, na, pct, stars, status_text, table, tr, usd
+from tools.analytics.rfm import SEGMENT_ZH
+from tools.results import Fact, Lang, cell, fact, iso, na, pct, stars, status_text, stored_word, table, tr, usd
 
 Tier = Literal["high", "medium", "low"]
 ChurnMethod = Literal["lightgbm", "bgnbd", "unavailable"]
@@ -32,6 +33,19 @@ Notes = Annotated[list[str], Field(default_factory=list)]
 
 def _notes(notes: list[str], lang: Lang) -> str:
     return "".join(tr(lang, f"\nNote: {n}", f"\n备注:{n}") for n in notes)
+
+
+TIER_ZH = {"high": "高", "medium": "中", "low": "低"}
+
+
+def tier_text(tier: str | None, lang: Lang) -> str:
+    """A value tier as shown: "high", or "高(high)" in Chinese."""
+    return stored_word(tier or "", TIER_ZH, lang)
+
+
+def segment_text(segment: str, lang: Lang) -> str:
+    """A segment as shown: its name, or in Chinese its translation with the name beside it ("高价值客户(Champions)")."""
+    return stored_word(segment, SEGMENT_ZH, lang)
 
 
 def _days(x: float | None) -> str:
@@ -118,8 +132,8 @@ class SegmentSummary(Currency):
         headers = tr(lang, "Segment|Customers|Share of customers|Revenue|Revenue share|Avg 12-month value|"
                            "Avg churn risk",
                      "分群|顾客数|顾客占比|收入|收入占比|平均 12 个月价值|平均流失风险").split("|")
-        rows = [[r.segment, r.customers, pct(r.share_of_customers), money(r.revenue_usd, self.currency),
-                 pct(r.revenue_share), money(r.avg_value_12m_usd, self.currency),
+        rows = [[segment_text(r.segment, lang), r.customers, pct(r.share_of_customers),
+                 money(r.revenue_usd, self.currency), pct(r.revenue_share), money(r.avg_value_12m_usd, self.currency),
                  _pct_or_na(r.avg_churn_probability, lang)] for r in self.rows]
         return f"{head}\n\n{table(headers, rows)}{_notes(self.notes, lang)}"
 
@@ -175,21 +189,22 @@ class SegmentLookup(Currency):
                 f"{m.tier} value tier "
                 f"({money(m.value_12m_usd, self.currency)} predicted over 12 months), churn risk "
                 f"{_pct_or_na(m.churn_probability, lang)}.",
-                f"截至 {day},顾客 {m.customer_id}{email} 属于分群 {m.segment}(RFM {m.rfm}):{m.orders} 个订单,消费 "
+                f"截至 {day},顾客 {m.customer_id}{email} 属于分群 {segment_text(m.segment, lang)},RFM {m.rfm}:"
+                f"{m.orders} 个订单,消费 "
                 f"{money(m.spend_usd, self.currency)},最近一次下单在 {_days(m.recency_days)} 天前,"
-                f"价值等级 {m.tier}(预计 12 个月价值 "
-                f"{money(m.value_12m_usd, self.currency)}),流失风险 {_pct_or_na(m.churn_probability, lang)}。",
+                f"价值等级 {tier_text(m.tier, lang)},预计 12 个月价值 "
+                f"{money(m.value_12m_usd, self.currency)},流失风险 {_pct_or_na(m.churn_probability, lang)}。",
             )
             return head + _notes(self.notes, lang)
         shown = len(self.rows)
         head = tr(lang, f"Segment {self.segment} as of {day}: {self.members_total} customers"
                         + (f" (top {shown} by predicted 12-month value shown)." if shown else "."),
-                  f"截至 {day},分群 {self.segment} 共 {self.members_total} 位顾客"
+                  f"截至 {day},分群 {segment_text(self.segment, lang)} 共 {self.members_total} 位顾客"
                   + (f"(按预计 12 个月价值显示前 {shown} 位)。" if shown else "。"))
         headers = tr(lang, "Customer|Email|RFM|Orders|Spent|12-month value|Tier|Churn risk",
                      "顾客|邮箱|RFM|订单数|消费|12 个月价值|价值等级|流失风险").split("|")
         rows = [[m.customer_id, m.email or "", m.rfm, m.orders, money(m.spend_usd, self.currency),
-                 money(m.value_12m_usd, self.currency), m.tier, _pct_or_na(m.churn_probability, lang)]
+                 money(m.value_12m_usd, self.currency), tier_text(m.tier, lang), _pct_or_na(m.churn_probability, lang)]
                 for m in self.rows]
         return head + ("\n\n" + table(headers, rows) if rows else "") + _notes(self.notes, lang)
 
@@ -226,6 +241,7 @@ class ChurnRow(BaseModel):
     last_order_days_ago: float
     orders: int
     reasons: str = Field(description="plain words, from the model's own feature contributions")
+    reasons_zh: str = Field("", description="the same reasons in Chinese (the zh table shows them)")
 
 
 class ChurnTable(Currency):
@@ -245,9 +261,9 @@ class ChurnTable(Currency):
             if value is None or key == "top_n":
                 continue
             if key == "segment":
-                parts.append(tr(lang, f"segment {value}", f"分群 {value}"))
+                parts.append(tr(lang, f"segment {value}", f"分群 {segment_text(str(value), lang)}"))
             elif key == "tier":
-                parts.append(tr(lang, f"{value} value tier", f"价值等级 {value}"))
+                parts.append(tr(lang, f"{value} value tier", f"价值等级 {tier_text(str(value), lang)}"))
             elif key == "min_value_usd":
                 parts.append(tr(lang, f"12-month value at least {money(value, self.currency)}",
                                 f"12 个月价值不低于 {money(value, self.currency)}"))
@@ -268,8 +284,9 @@ class ChurnTable(Currency):
                            "Last order (days ago)|Orders|Why",
                      "#|顾客|邮箱|流失风险|12 个月价值|风险价值|分群|价值等级|距上次下单(天)|订单数|原因").split("|")
         rows = [[r.rank, r.customer_id, r.email or "", pct(r.churn_probability), money(r.value_12m_usd, self.currency),
-                 money(r.value_at_risk_usd, self.currency), r.segment, r.tier, _days(r.last_order_days_ago), r.orders,
-                 r.reasons]
+                 money(r.value_at_risk_usd, self.currency), segment_text(r.segment, lang), tier_text(r.tier, lang),
+                 _days(r.last_order_days_ago), r.orders,
+                 tr(lang, r.reasons, r.reasons_zh or r.reasons)]
                 for r in self.rows]
         return head + ("\n\n" + table(headers, rows) if rows else "") + _notes(self.notes, lang)
 
@@ -285,8 +302,7 @@ class ChurnTable(Currency):
                     fact("count", r.orders, about)]
             if r.email:
                 out.append(fact("email", r.email, about))
-            if r.reasons:
-                out.append(fact("text", cell(r.reasons), about))
+            out += [fact("text", cell(text), about) for text in (r.reasons, r.reasons_zh) if text]
         return out
 
 
@@ -323,6 +339,7 @@ class CustomerProfile(Currency):
     expected_orders_12m: float | None
     churn_probability: float | None
     churn_reasons: list[str]
+    churn_reasons_zh: list[str] = Field(default_factory=list, description="the same reasons in Chinese")
     currency: CurrencyCode = "USD"
     units: Units
     notes: Notes
@@ -359,21 +376,24 @@ class CustomerProfile(Currency):
             lines.append(tr(lang, f"- Support conversations ({cid}): {self.support_contacts}.",
                             f"- 客服对话({cid}):{self.support_contacts} 次。"))
         rfm = f" (RFM {self.rfm})" if self.rfm else ""
-        lines.append(tr(lang, f"- Segment ({cid}): {self.segment}{rfm}.", f"- 分群({cid}):{self.segment}{rfm}。"))
+        lines.append(tr(lang, f"- Segment ({cid}): {self.segment}{rfm}.",
+                        f"- 分群({cid}):{segment_text(self.segment, lang)}{rfm}。"))
         if self.tier:
             expected = "" if self.expected_orders_12m is None else tr(
                 lang, f", about {self.expected_orders_12m:.1f} orders expected",
                 f",预计约 {self.expected_orders_12m:.1f} 个订单")
             lines.append(tr(lang, f"- Value tier ({cid}): {self.tier}, predicted 12-month value "
                                   f"{_money_or_na(self.value_12m_usd, lang, self.currency)}{expected}.",
-                            f"- 价值等级({cid}):{self.tier},预计 12 个月价值 "
+                            f"- 价值等级({cid}):{tier_text(self.tier, lang)},预计 12 个月价值 "
                             f"{_money_or_na(self.value_12m_usd, lang, self.currency)}"
                             f"{expected}。"))
         if self.churn_probability is not None:
             why = "; ".join(self.churn_reasons)
+            why_zh = ";".join(self.churn_reasons_zh) or why
             lines.append(tr(lang, f"- Churn risk ({cid}): {pct(self.churn_probability)}"
                                   + (f", because: {why}." if why else "."),
-                            f"- 流失风险({cid}):{pct(self.churn_probability)}" + (f",原因:{why}。" if why else "。")))
+                            f"- 流失风险({cid}):{pct(self.churn_probability)}"
+                            + (f",原因:{why_zh}。" if why_zh else "。")))
         if self.recent_orders:
             lines.append("")
             lines.append(tr(lang, f"Recent orders of {cid}:", f"{cid} 的最近订单:"))
@@ -413,7 +433,7 @@ class CustomerProfile(Currency):
                 out.append(fact("count", f"{self.expected_orders_12m:.1f}", about))
         if self.churn_probability is not None:
             out.append(fact("probability", pct(self.churn_probability), about))
-            out += [fact("text", r, about) for r in self.churn_reasons]
+            out += [fact("text", r, about) for r in (*self.churn_reasons, *self.churn_reasons_zh)]
         for o in self.recent_orders:
             order = f"order:{o.order_id}"
             out += [fact("order_id", o.order_id, order), fact("date", iso(o.date), order),
@@ -448,7 +468,7 @@ class RetentionOfferDraft(Currency):
 
     def _target(self, lang: Lang) -> str:
         if self.target_segment:
-            return tr(lang, f"segment {self.target_segment}", f"分群 {self.target_segment}")
+            return tr(lang, f"segment {self.target_segment}", f"分群 {segment_text(self.target_segment, lang)}")
         if not self.rows:
             return tr(lang, "no eligible customers", "没有符合条件的顾客")
         return ", ".join(r.customer_id for r in self.rows)
@@ -461,7 +481,8 @@ class RetentionOfferDraft(Currency):
                   f"最多花费 {money(self.max_total_cost_usd, self.currency)}。")
         headers = tr(lang, "Customer|Segment|Tier|12-month value|Churn risk|Coupon|or points|Min order|Expires",
                      "顾客|分群|价值等级|12 个月价值|流失风险|优惠券|或积分|最低消费|有效期至").split("|")
-        rows = [[r.customer_id, r.segment, r.tier, money(r.value_12m_usd, self.currency),
+        rows = [[r.customer_id, segment_text(r.segment, lang), tier_text(r.tier, lang),
+                 money(r.value_12m_usd, self.currency),
                  _pct_or_na(r.churn_probability, lang), money(r.coupon_usd, self.currency), r.points,
                  money(r.min_order_usd, self.currency), iso(r.expires_on)] for r in self.rows]
         sample = ""
@@ -800,9 +821,9 @@ class JourneyFunnel(BaseModel):
     def _scope(self, lang: Lang) -> str:
         parts = []
         if self.segment:
-            parts.append(tr(lang, f"segment {self.segment}", f"分群 {self.segment}"))
+            parts.append(tr(lang, f"segment {self.segment}", f"分群 {segment_text(self.segment, lang)}"))
         if self.tier:
-            parts.append(tr(lang, f"{self.tier} value tier", f"价值等级 {self.tier}"))
+            parts.append(tr(lang, f"{self.tier} value tier", f"价值等级 {tier_text(self.tier, lang)}"))
         if self.category:
             parts.append(tr(lang, f"category {self.category}", f"类别 {self.category}"))
         if self.segments_as_of:

@@ -32,6 +32,20 @@ SEGMENTS = (
     "Hibernating",
     "Lost",
 )
+# What a Chinese rendering shows beside each segment name, which stays visible ("高价值客户(Champions)"): the names
+# are what the tools take and the auditor checks.
+SEGMENT_ZH = {
+    "Champions": "高价值客户",
+    "Loyal": "忠诚客户",
+    "Potential loyalists": "潜在忠诚客户",
+    "New": "新客户",
+    "Promising": "有潜力客户",
+    "Need attention": "需要关注",
+    "At risk": "有流失风险",
+    "Can't lose them": "不能流失的客户",
+    "Hibernating": "休眠客户",
+    "Lost": "已流失",
+}
 
 SEGMENT_DESCRIPTIONS = {
     "Champions": "bought recently, buy often",

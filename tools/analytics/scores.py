@@ -62,7 +62,7 @@ def churn_table(
     else:
         matched, top = 0, t.iloc[0:0]
     ids = list(top.index)
-    reasons = snap.reasons(ids)
+    reasons, reasons_zh = snap.reasons(ids), snap.reasons(ids, "zh")
     directory = customer_directory(snap.store, ids) if snap.store is not None else {}
     rows = []
     for rank, cid in enumerate(ids, start=1):
@@ -82,6 +82,7 @@ def churn_table(
                 last_order_days_ago=round(as_float(r["recency_days"]), 1),
                 orders=int(as_float(r["frequency"])),
                 reasons="; ".join(reasons.get(cid, [])),
+                reasons_zh=";".join(reasons_zh.get(cid, [])),
             )
         )
     if len(snap.table) and matched == 0 and snap.churn_method != "unavailable":

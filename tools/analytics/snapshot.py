@@ -31,6 +31,7 @@ from tools.analytics.features import DataSpan, build_feature_sets, data_span
 from tools.analytics.rfm import score_rfm
 from tools.analytics.value import ValueModel, fit_value_model, predict_value
 from tools.errors import ToolInputError
+from tools.results import Lang
 
 MIN_HORIZON, MAX_HORIZON = 7, 365
 
@@ -49,8 +50,8 @@ class Snapshot:
     timings: dict[str, dict[str, float]] = field(default_factory=dict)  # wall and CPU seconds per phase (for the bench)
     currency: str = "USD"  # the shop's, for every amount shown
 
-    def reasons(self, customer_ids: list[str]) -> dict[str, list[str]]:
-        """Plain-word churn reasons for some customers (contributions are computed only for them)."""
+    def reasons(self, customer_ids: list[str], lang: Lang = "en") -> dict[str, list[str]]:
+        """Plain-word churn reasons for some customers, in `lang` (contributions are computed only for them)."""
         if not customer_ids:
             return {}
         rows = self.table.loc[customer_ids]
@@ -58,12 +59,12 @@ class Snapshot:
             contrib = self.churn_model.contributions(rows)
             return {
                 cid: reasons_from_contributions(
-                    rows.iloc[i], contrib[i], self.churn_model.features, currency=self.currency
+                    rows.iloc[i], contrib[i], self.churn_model.features, currency=self.currency, lang=lang
                 )
                 for i, cid in enumerate(customer_ids)
             }
         return {
-            cid: reasons_from_history(rows.iloc[i], finite(rows.iloc[i].get("p_alive")))
+            cid: reasons_from_history(rows.iloc[i], finite(rows.iloc[i].get("p_alive")), lang)
             for i, cid in enumerate(customer_ids)
         }
 
