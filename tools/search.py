@@ -231,6 +231,8 @@ def search_products(
             f.category = _category(index, category)
         hits, used, text = index.search_products(query, f, k)
     applied = {key: value for key, value in vars(used).items() if value is not None}
+    if "category" in applied:  # the catalog's spelling ("Headphones & Earbuds"), not the index's lower-case key
+        applied["category"] = index.categories().get(applied["category"], applied["category"])
     return ProductSearchResult(query=text, filters=applied, products=[_product_hit(h) for h in hits])
 
 

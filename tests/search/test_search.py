@@ -69,6 +69,9 @@ def test_category_filter_accepts_loose_names(ctx):
 
     result = search_products(ctx, "wireless", category="smart watches", k=10)
     assert result.products and {p.category for p in result.products} == {"Smart Watches"}
+    # the header names the category as the catalog spells it, not as the index keys it
+    assert result.filters["category"] == "Smart Watches" and "category Smart Watches" in result.render("en")
+    assert "类别 Smart Watches" in result.render("zh")
 
 
 def test_price_constraint_written_in_query(ctx):
