@@ -386,7 +386,7 @@ class Auditor:
 
 def _is_segment_mention(line: str, start: int, end: int) -> bool:
     """A segment name in a table cell of its own, or next to the word "segment" (not "New" or "Lost" in a sentence).
-    A Chinese rendering shows the name in brackets after its translation ("| 高价值客户(Champions) |"): the two count
+    A Chinese rendering shows the name in brackets after its translation ("| 冠军客户(Champions) |"): the two count
     as one.
     """
     before, after = line[:start].rstrip(), line[end:].lstrip()

@@ -227,7 +227,8 @@ _ABOUT_MANY = [
 ]
 # A marketer's question about the one customer it names or points back at.
 _ABOUT_ONE = [
-    _intent(r"spend|spent|profile|消费|详细情况|详情|资料|画像|概况",
+    # "告诉我顾客 c000029 的情况" got a sentence of the model's own (the walk of session 32)
+    _intent(r"spend|spent|profile|tell me about|消费|情况|详情|资料|画像|概况",
             rf"{_OFFER}|{_JOURNEY}|{_SEGMENT}|churn|流失", ["get_customer_profile"]),
 ]
 # A customer asking what the shop sells. Not about their own things ("my headphones", "我买的耳机"): _MINE.
@@ -609,12 +610,21 @@ def _marketer(session: Conversation, typed: str, seen: dict[str, list[str]], cur
     # A customer of the shop that this message names, or the one customer the latest answer was about when the
     # message points back at them ("Where in the journey did they drop off?" after c000050's profile), is the one
     # the call is about: a tool that takes no customer (the shop's funnel, the churn table) cannot answer it.
-    about = _known_customers(session, named) or (
-        [] if named else _one_customer_back(session, current))
-    rules: dict[str, list[str]] = {}
+    known = _known_customers(session, named)
+    about = known or ([] if named else _one_customer_back(session, current))
+    # a message that names a customer of the shop asks about them: the turn looks them up, it does not talk ("告诉我
+    # 顾客 c000029 的情况" got "抱歉,我只能回答与本店相关的问题。" in the walk of session 32)
+    rules: dict[str, list[str]] = {CALL_FIRST: [bool(known)]}
     if about:
         customers = about
         rules[MUST_TAKE] = ["customer", "customers"]
+    elif _named_segments(SEGMENTS, current):
+        # a segment this message names, and no customer: the call is about the segment, not a customer shown
+        # earlier ("At risk 分群里最有价值的客户是谁？" after c000029's profile looked up c000029: the walk of
+        # session 32), and a tool that takes no segment cannot answer it ("the most valuable customers in the At
+        # risk segment" got the overview of every segment)
+        customers = []
+        rules[MUST_TAKE] = ["segment"]
     if same := _same_question(session, current):
         rules[ONLY_TOOLS] = [same]
     elif asks := _asks_for(current, _ABOUT_ONE if about else _ABOUT_MANY):

@@ -1161,6 +1161,33 @@ def named_category_cases(sample, used: set[str]) -> Iterator[EvalCase]:
                    answer_excludes=list(others), no_writes=True)
 
 
+def named_customer_conversations(sample) -> Iterator[EvalCase]:
+    """A marketer names a customer, then a segment: "告诉我顾客 c000029 的情况" got a sentence of the model's own
+    ("抱歉,我只能回答与本店相关的问题。"), and "At risk 分群里最有价值的客户是谁？" right after it looked up that
+    customer again (the walk of session 32). The customer is the sample's most frequent buyer, whom no churn ranking
+    tops.
+    """
+    from sqlalchemy import func, select
+
+    from store.models import Order
+
+    m = "marketer"
+    with sample.read() as s:
+        cid = s.execute(select(Order.customer_id).group_by(Order.customer_id)
+                        .order_by(func.count().desc(), Order.customer_id).limit(1)).scalar_one()
+    yield conversation("mt-m-zh-customer-then-segment-01", "sample", m, None, [
+        say("谁最可能流失？", call("score_churn")),
+        say(f"告诉我顾客 {cid} 的情况", call("get_customer_profile", customer=cid), answer_contains=[cid]),
+        say("At risk 分群里最有价值的客户是谁？", call("lookup_segment", segment="At risk"), answer_excludes=[cid]),
+    ], "zh", ("profile", "segments"), no_writes=True)
+    yield conversation("mt-m-customer-then-segment-02", "sample", m, None, [
+        say("Who is likely to churn?", call("score_churn")),
+        say(f"Tell me about customer {cid}.", call("get_customer_profile", customer=cid), answer_contains=[cid]),
+        say("Who are the most valuable customers in the At risk segment?", call("lookup_segment", segment="At risk"),
+            answer_excludes=[cid]),
+    ], tags=("profile", "segments"), no_writes=True)
+
+
 def build(sample_store=None) -> tuple[list[EvalCase], list[EvalCase]]:
     """(single-turn cases, multi-turn conversations), read from the tau2 data and the sample shop."""
     from shopdesk.datasets import tau2_db
@@ -1187,6 +1214,7 @@ def build(sample_store=None) -> tuple[list[EvalCase], list[EvalCase]]:
             conversations += list(marketer_conversations(sample, tau2))
             conversations += list(picked_order_conversations(sample, tau2, used, t))
             cases += list(named_category_cases(sample, used))
+            conversations += list(named_customer_conversations(sample))
         finally:
             tau2.dispose()
             if sample is not sample_store:

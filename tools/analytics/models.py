@@ -44,7 +44,7 @@ def tier_text(tier: str | None, lang: Lang) -> str:
 
 
 def segment_text(segment: str, lang: Lang) -> str:
-    """A segment as shown: its name, or in Chinese its translation with the name beside it ("高价值客户(Champions)")."""
+    """A segment as shown: its name, or in Chinese its translation with the name beside it ("冠军客户(Champions)")."""
     return stored_word(segment, SEGMENT_ZH, lang)
 
 

@@ -32,19 +32,20 @@ SEGMENTS = (
     "Hibernating",
     "Lost",
 )
-# What a Chinese rendering shows beside each segment name, which stays visible ("高价值客户(Champions)"): the names
-# are what the tools take and the auditor checks.
+# What a Chinese rendering shows beside each segment name, which stays visible ("冠军客户(Champions)"): the names
+# are what the tools take and the auditor checks. The words agent.enums reads as a segment are kept (冠军客户,
+# 潜在忠诚, 不能失去, 沉睡客户), and none reads as a value tier (高价值 is the high tier).
 SEGMENT_ZH = {
-    "Champions": "高价值客户",
+    "Champions": "冠军客户",
     "Loyal": "忠诚客户",
     "Potential loyalists": "潜在忠诚客户",
     "New": "新客户",
     "Promising": "有潜力客户",
     "Need attention": "需要关注",
-    "At risk": "有流失风险",
-    "Can't lose them": "不能流失的客户",
-    "Hibernating": "休眠客户",
-    "Lost": "已流失",
+    "At risk": "风险客户",
+    "Can't lose them": "不能失去的客户",
+    "Hibernating": "沉睡客户",
+    "Lost": "已流失客户",
 }
 
 SEGMENT_DESCRIPTIONS = {
