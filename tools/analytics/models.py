@@ -7,6 +7,7 @@ itself as complete Markdown (`render(lang)`: every row the tool returned, Englis
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Annotated, Literal
 
@@ -14,7 +15,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from index.text import quote_block
 from tools.analytics.rfm import SEGMENT_ZH
-from tools.results import Fact, Lang, cell, fact, iso, na, pct, stars, status_text, stored_word, table, tr, usd
+from tools.results import Fact, Lang, fact, iso, na, pct, stars, status_text, stored_word, table, tr, usd
 
 Tier = Literal["high", "medium", "low"]
 ChurnMethod = Literal["lightgbm", "bgnbd", "unavailable"]
@@ -36,6 +37,14 @@ def _notes(notes: list[str], lang: Lang) -> str:
 
 
 TIER_ZH = {"high": "高", "medium": "中", "low": "低"}
+_NUMBER = re.compile(r"\$?\d+(?:\.\d+)?")
+
+
+def _reason_facts(reasons: str, about: str) -> list[Fact]:
+    """The numbers churn reasons state about a customer ("no order for 140 days" -> "140"): the same in both
+    languages' sentences (tools.analytics.churn.describe_feature), so each rendering states them.
+    """
+    return [fact("text", n, about) for n in dict.fromkeys(_NUMBER.findall(reasons))]
 
 
 def tier_text(tier: str | None, lang: Lang) -> str:
@@ -302,7 +311,7 @@ class ChurnTable(Currency):
                     fact("count", r.orders, about)]
             if r.email:
                 out.append(fact("email", r.email, about))
-            out += [fact("text", cell(text), about) for text in (r.reasons, r.reasons_zh) if text]
+            out += _reason_facts(r.reasons, about)
         return out
 
 
@@ -433,7 +442,7 @@ class CustomerProfile(Currency):
                 out.append(fact("count", f"{self.expected_orders_12m:.1f}", about))
         if self.churn_probability is not None:
             out.append(fact("probability", pct(self.churn_probability), about))
-            out += [fact("text", r, about) for r in (*self.churn_reasons, *self.churn_reasons_zh)]
+            out += _reason_facts("; ".join(self.churn_reasons), about)
         for o in self.recent_orders:
             order = f"order:{o.order_id}"
             out += [fact("order_id", o.order_id, order), fact("date", iso(o.date), order),
