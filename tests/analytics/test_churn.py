@@ -83,6 +83,19 @@ def test_reason_sentences_use_the_customers_own_numbers():
     assert describe_feature("recency_days", once, True) == "no order for 10 days; has ordered only once"
 
 
+def test_a_reason_another_reason_already_says_is_said_once():
+    # the walk of session 32 read "usually orders every 75 days; ...; no order for 177 days; usually orders every 75
+    # days": the gap's own sentence is part of the recency sentence
+    import numpy as np
+
+    from tools.analytics.churn import reasons_from_contributions
+
+    row = {"recency_days": 177.0, "mean_gap_days": 75.0, "frequency": 6}
+    for lang in ("en", "zh"):
+        reasons = reasons_from_contributions(row, np.array([0.5, 0.9]), ["recency_days", "mean_gap_days"], lang=lang)
+        assert len(reasons) == 1 and "177" in reasons[0] and "75" in reasons[0], reasons
+
+
 def test_reason_sentences_in_chinese_state_the_same_numbers():
     # a Chinese-speaking marketer reads the reasons in Chinese (the zh churn table and profile), with the same
     # numbers as the English sentence and no English words left

@@ -308,6 +308,9 @@ def reasons_from_contributions(
         text = describe_feature(features[i], row, toward_churn=contrib[i] > 0, currency=currency, lang=lang)
         if text and not any(text in o for o in out):
             out.append(text)
+    # a sentence another one already says ("usually orders every 75 days" beside "no order for 177 days; usually
+    # orders every 75 days") is said once
+    out = [o for o in out if not any(o != other and o in other for other in out)]
     if not push_up:
         out.insert(0, tr(lang, "low risk", "风险低"))
     return out
