@@ -35,7 +35,7 @@ from agent.parsing import parse_tool_calls, safe_prefix_len
 from shopdesk.gguf_export import merged_gguf
 from shopdesk.models import resolve_adapter, smollm_gguf
 from shopdesk.output import UserError
-from shopdesk.settings import BF16_PARTS, INT8_KEEP_FP32, Settings
+from shopdesk.settings import INT8_KEEP_FP32, Settings
 
 log = logging.getLogger(__name__)
 
@@ -272,13 +272,14 @@ def onednn_linears(model: Any) -> Any:
     return model
 
 
-def bf16_linears(model: Any, parts: tuple[str, ...] = ("self_attn.", "mlp.")) -> Any:
-    """`model` with the Linear weights whose names hold one of `parts` stored as bfloat16, each Linear layer multiplied
-    by oneDNN (onednn_linears). A decode step reads 2 bytes per such weight instead of 4, and its products run on the
+def bf16_linears(model: Any) -> Any:
+    """`model` with every Linear weight but lm_head's stored as bfloat16, each Linear layer multiplied by oneDNN
+    (onednn_linears). A decode step reads 2 bytes per such weight instead of 4, and its products run on the
     CPU's bf16 dot products (`avx512_bf16`); agent.llama_step packs those weights once for them (llama_step.packed).
     Inputs are rounded to bfloat16 for each such product and its output returns to fp32, so the residual stream,
     norms, attention and the KV cache stay fp32. lm_head stays fp32: it shares the embedding table, and its logits
-    decide each greedy token. Settings.local_weights `bf16-onednn` (BF16_PARTS; bench/README.md, session 32).
+    decide each greedy token. Settings.local_weights `bf16-onednn`: the eval lost one case with it, and another with
+    only the MLPs in bfloat16, so fp32 stays the default (bench/README.md, session 32).
     """
     import torch
 
@@ -286,13 +287,13 @@ def bf16_linears(model: Any, parts: tuple[str, ...] = ("self_attn.", "mlp.")) ->
         raise UserError("bf16 weights need a CPU whose oneDNN computes in bfloat16 (AVX-512 or newer); "
                         "use fp32-onednn")
     head = model.get_output_embeddings()
-    for name, m in model.named_modules():
-        if isinstance(m, torch.nn.Linear) and m is not head and any(part in name for part in parts):
+    for m in model.modules():
+        if isinstance(m, torch.nn.Linear) and m is not head:
             m.weight = torch.nn.Parameter(m.weight.detach().to(torch.bfloat16), requires_grad=False)
     return onednn_linears(model)
 
 
-ONEDNN_WEIGHTS = ("fp32-onednn", *BF16_PARTS)  # the weights agent.llama_step's fused, batched passes run
+ONEDNN_WEIGHTS = ("fp32-onednn", "bf16-onednn")  # the weights agent.llama_step's fused, batched passes run
 
 
 def with_weights(model: Any, weights: str) -> Any:
@@ -303,11 +304,11 @@ def with_weights(model: Any, weights: str) -> Any:
         return column_major_linears(model)
     if weights == "fp32-onednn":
         return onednn_linears(model)
-    if weights in BF16_PARTS:
-        return bf16_linears(model, BF16_PARTS[weights])
+    if weights == "bf16-onednn":
+        return bf16_linears(model)
     if weights != "fp32-row-major":
         raise UserError(f"unknown in-process weights {weights!r}; expected fp32, fp32-row-major, fp32-onednn, "
-                        f"{', '.join(BF16_PARTS)}, {', '.join(INT8_KEEP_FP32)}")
+                        f"bf16-onednn, {', '.join(INT8_KEEP_FP32)}")
     return model
 
 

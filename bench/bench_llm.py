@@ -92,7 +92,7 @@ def bench_local(model_dir: str, args: Args, weights: str = "fp32", fused: bool =
 
     from agent.backends import TEMPLATE, growing_cache, with_weights
     from agent.llama_step import FusedLlama
-    from shopdesk.settings import BF16_PARTS, INT8_KEEP_FP32
+    from shopdesk.settings import INT8_KEEP_FP32
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -107,10 +107,10 @@ def bench_local(model_dir: str, args: Args, weights: str = "fp32", fused: bool =
         keep = INT8_KEEP_FP32[weights]
         weight_bytes = sum(m.weight.numel() * (4 if keep and name.endswith(keep) else 1)
                            for name, m in model.named_modules() if isinstance(m, torch.nn.Linear))
-    elif weights in BF16_PARTS:  # the bfloat16 weights at 2 bytes, the rest (lm_head too) at 4
-        head, parts = model.get_output_embeddings(), BF16_PARTS[weights]
-        weight_bytes = sum(m.weight.numel() * (2 if m is not head and any(p in name for p in parts) else 4)
-                           for name, m in model.named_modules() if isinstance(m, torch.nn.Linear))
+    elif weights == "bf16-onednn":  # the layers' Linear weights at 2 bytes, lm_head at 4 (bf16_linears)
+        head = model.get_output_embeddings()
+        weight_bytes = sum(m.weight.numel() * (4 if m is head else 2)
+                           for m in model.modules() if isinstance(m, torch.nn.Linear))
     model = with_weights(model, weights)  # what the agent runs
     step = FusedLlama(model) if fused else None
 

@@ -20,10 +20,6 @@ def _config_file() -> Path | None:
 # MLP's down projection stays fp32: its input carries this model's outlier activations (up to ~3,000 where most are
 # below 10), and rounding that input to 7 bits per tensor cost most of int8's error (bench/README.md).
 INT8_KEEP_FP32: dict[str, tuple[str, ...]] = {"int8": (), "int8-mixed": ("mlp.down_proj",)}
-# For each bfloat16 option, the Linear layers (by name part) whose weights are bfloat16; the rest, lm_head always, stay
-# fp32. The shipped adapter lost one eval case with every layer in bfloat16 and another one with only the MLPs in it
-# (bench/README.md, session 32), so neither is the default; the MLP-only variant was not kept.
-BF16_PARTS: dict[str, tuple[str, ...]] = {"bf16-onednn": ("self_attn.", "mlp.")}
 
 
 class Settings(BaseSettings):

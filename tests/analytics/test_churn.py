@@ -49,8 +49,9 @@ def test_scores_are_calibrated_ranked_and_explained(shop):
     assert ev.ours.auc > 0.75
     assert ev.ours.brier < ev.churn_rate * (1 - ev.churn_rate)  # better than predicting the base rate
     assert ev.ours.top_decile_lift > 1.0
-    reasons = snap.reasons(list(p.sort_values(ascending=False).index[:5]))
-    for texts in reasons.values():
+    both = snap.reasons(list(p.sort_values(ascending=False).index[:5]))
+    assert both["zh"].keys() == both["en"].keys() and all(both["zh"].values())
+    for texts in both["en"].values():
         assert texts and all(isinstance(t, str) and t for t in texts)
         assert any("no order for" in t or "order" in t for t in texts)
 

@@ -68,7 +68,7 @@ def get_customer_profile(ctx: ShopContext, customer: str) -> CustomerProfile:
     gap = as_float(r["mean_gap_days"], float("nan"))
     rating = as_float(r["review_mean_rating"], float("nan"))
     expected = as_float(r["expected_orders_12m"], float("nan"))
-    scored = snap.churn_method != "unavailable"
+    reasons = snap.reasons([found.id]) if snap.churn_method != "unavailable" else {"en": {}, "zh": {}}
     return CustomerProfile(
         **base,
         tenure_days=round(as_float(r["tenure_days"]), 1),
@@ -88,7 +88,7 @@ def get_customer_profile(ctx: ShopContext, customer: str) -> CustomerProfile:
         value_12m_usd=round(as_float(r["value_12m_usd"]), 2),
         expected_orders_12m=round(expected, 3) if math.isfinite(expected) else None,
         churn_probability=as_probability(r["churn_probability"]),
-        churn_reasons=snap.reasons([found.id]).get(found.id, []) if scored else [],
-        churn_reasons_zh=snap.reasons([found.id], "zh").get(found.id, []) if scored else [],
+        churn_reasons=reasons["en"].get(found.id, []),
+        churn_reasons_zh=reasons["zh"].get(found.id, []),
         notes=notes,
     )

@@ -62,7 +62,7 @@ def churn_table(
     else:
         matched, top = 0, t.iloc[0:0]
     ids = list(top.index)
-    reasons, reasons_zh = snap.reasons(ids), snap.reasons(ids, "zh")
+    reasons = snap.reasons(ids)
     directory = customer_directory(snap.store, ids) if snap.store is not None else {}
     rows = []
     for rank, cid in enumerate(ids, start=1):
@@ -81,8 +81,8 @@ def churn_table(
                 tier=r["tier"],
                 last_order_days_ago=round(as_float(r["recency_days"]), 1),
                 orders=int(as_float(r["frequency"])),
-                reasons="; ".join(reasons.get(cid, [])),
-                reasons_zh=";".join(reasons_zh.get(cid, [])),
+                reasons="; ".join(reasons["en"].get(cid, [])),
+                reasons_zh=";".join(reasons["zh"].get(cid, [])),
             )
         )
     if len(snap.table) and matched == 0 and snap.churn_method != "unavailable":

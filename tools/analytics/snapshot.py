@@ -50,24 +50,22 @@ class Snapshot:
     timings: dict[str, dict[str, float]] = field(default_factory=dict)  # wall and CPU seconds per phase (for the bench)
     currency: str = "USD"  # the shop's, for every amount shown
 
-    def reasons(self, customer_ids: list[str], lang: Lang = "en") -> dict[str, list[str]]:
-        """Plain-word churn reasons for some customers, in `lang` (contributions are computed only for them)."""
+    def reasons(self, customer_ids: list[str]) -> dict[Lang, dict[str, list[str]]]:
+        """Plain-word churn reasons for some customers, in English and Chinese ({"en": {id: [...]}, "zh": ...}); the
+        model's contributions are computed once, and only for them.
+        """
+        out: dict[Lang, dict[str, list[str]]] = {"en": {}, "zh": {}}
         if not customer_ids:
-            return {}
+            return out
         rows = self.table.loc[customer_ids]
-        if self.churn_model is not None:
-            contrib = self.churn_model.contributions(rows)
-            return {
-                cid: reasons_from_contributions(
-                    rows.iloc[i], contrib[i], self.churn_model.features, currency=self.currency, lang=lang
-                )
-                for i, cid in enumerate(customer_ids)
-            }
-        return {
-            cid: reasons_from_history(rows.iloc[i], finite(rows.iloc[i].get("p_alive")), lang)
-            for i, cid in enumerate(customer_ids)
-        }
-
+        contrib = self.churn_model.contributions(rows) if self.churn_model is not None else None
+        for lang, by_id in out.items():
+            for i, cid in enumerate(customer_ids):
+                by_id[cid] = (reasons_from_contributions(rows.iloc[i], contrib[i], self.churn_model.features,
+                                                         currency=self.currency, lang=lang)
+                              if contrib is not None
+                              else reasons_from_history(rows.iloc[i], finite(rows.iloc[i].get("p_alive")), lang))
+        return out
 
 def parse_date(value: str | date | None, name: str = "as_of") -> date | None:
     """`value` as a date; a ToolInputError naming `name` if it is not YYYY-MM-DD."""
