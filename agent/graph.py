@@ -51,6 +51,7 @@ from agent.parsing import OPEN
 from agent.toolspec import ToolSpec, tool_spec
 from agent.turncontext import TurnContext
 from shopdesk.output import to_jsonable
+from tools.analytics.models import RetentionOfferDraft
 from tools.errors import ToolError
 from tools.orders import OrderDetails, OrderList, discard_pending_action, execute_pending_action, is_write_tool
 from tools.results import Lang, customer_view
@@ -311,11 +312,14 @@ def _shown_parts(results: list[Any], parts: frozenset[str]) -> frozenset[str]:
 
 def _answers(session: TurnContext, state: TurnState, results: list[Any]) -> bool:
     """True when this step's look-ups answer the turn: all succeeded, and the person asked for no change (the next
-    call would be offered no write tool). A failed call (an unknown order, a detail the tool asks for) goes back to
-    the model.
+    call would be offered no write tool), or the change asked for is what this step made: a marketer's retention
+    offer, drafted (the model's next call after it only ever ended the turn, ~1 s of prompt each: session 33). A
+    failed call (an unknown order, a detail the tool asks for) goes back to the model.
     """
-    return (session.one_call_after_read and bool(results) and not any(isinstance(r, ErrorResult) for r in results)
-            and not session.may_write(state["user_text"] if state.get("action") is None else ""))
+    if not (session.one_call_after_read and results and not any(isinstance(r, ErrorResult) for r in results)):
+        return False
+    return any(isinstance(r, RetentionOfferDraft) for r in results) or \
+        not session.may_write(state["user_text"] if state.get("action") is None else "")
 
 
 @dataclass

@@ -211,3 +211,15 @@ def test_a_bug_in_a_tool_reaches_the_caller(settings, shop):
     session = chat(settings, shop, [call("get_order_details", order_id="#W100")], tools=[get_order_details])
     with pytest.raises(RuntimeError, match="database on fire"):
         list(session.respond("where is #W100"))
+
+
+def test_a_drafted_retention_offer_ends_the_marketers_turn(settings, sample_store):
+    """The message asks for an offer, so a look-up in its turn goes back to the model (the customers to target);
+    the draft itself is the change asked for: no model call after it.
+    """
+    model = ScriptedChatModel(script=[call("score_churn", tier="high", top_n=3),
+                                      call("draft_retention_offer", segment="At risk"), "Words after the draft."])
+    session = open_session(settings, "marketer", None, model=model, store=sample_store)
+    events = list(session.respond("Rank the high-value customers by churn risk and draft them a retention offer."))
+    assert path(events) == ["model", "validate", "tools", "model", "validate", "tools", "answer", "record"]
+    assert "Words after the draft." not in events[-1].text and "At risk" in events[-1].text
