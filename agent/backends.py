@@ -75,6 +75,7 @@ class PrefixCache:
         self.capacity = capacity
         self.min_tokens = min_tokens
         self._entries: OrderedDict[int, tuple[Any, Any]] = OrderedDict()  # id -> (token ids tensor, cache)
+        self._pending: list[Prefilling] = []  # background prefills computing now
         self._next = 0
         self.reused_tokens = 0
         self.computed_tokens = 0
@@ -114,6 +115,43 @@ class PrefixCache:
 
     def clear(self) -> None:
         self._entries.clear()
+
+    def known(self, ids) -> int:
+        """How many of `ids` the best entry holds."""
+        return max((_common_prefix(known, ids) for known, _ in self._entries.values()), default=0)
+
+    def start(self, ids) -> Prefilling:
+        """Note a background prefill of `ids` (`finish` it whatever happens)."""
+        pending = Prefilling(ids)
+        self._pending.append(pending)
+        return pending
+
+    def finish(self, pending: Prefilling) -> None:
+        self._pending.remove(pending)
+        pending.done.set()
+
+    def pending_for(self, ids) -> Prefilling | None:
+        """The background prefill computing now that will hold at least `min_tokens` more of `ids` than any entry
+        does, or None.
+        """
+        best, most = None, self.known(ids) + self.min_tokens
+        for pending in self._pending:
+            if (n := _common_prefix(pending.ids, ids)) > most:
+                best, most = pending, n
+        return best
+
+
+class Prefilling:
+    """A background prefill computing: `urgent` once a call waits for it (its passes then go with everyone's),
+    `done` set when its entry is in the cache (or it failed).
+    """
+
+    __slots__ = ("ids", "urgent", "done")
+
+    def __init__(self, ids) -> None:
+        self.ids = ids
+        self.urgent = False
+        self.done = threading.Event()
 
 
 class LlamaStates:
@@ -364,6 +402,9 @@ def _common_prefix(a, b) -> int:
     return int(diff[0]) if len(diff) else n
 
 
+# a background prefill's pass: a call arriving meanwhile waits for at most one (~0.1-0.2 s on 2 cores)
+BACKGROUND_CHUNK = 64
+PREFILL_WAIT_S = 60.0  # the longest a call waits for a background prefill before computing its prompt itself
 BATCH_CALLS = 8  # model calls decoding together in one batched pass (agent.llama_step); more wait for a place
 
 
@@ -572,7 +613,7 @@ def until_stop(pieces: Iterator[str], stop: list[str] | None) -> Iterator[str]:
 # LocalChatModel fields an engine process loads its model with, and those it takes from each call's model
 ENGINE_LOAD_FIELDS = ("model_path", "adapter", "torch_threads", "batched", "runtime", "gguf_type", "gguf_dir",
                       "weights")
-ENGINE_CALL_FIELDS = ("max_new_tokens", "prefix_cache", "jump_forward", "growing_cache")
+ENGINE_CALL_FIELDS = ("max_new_tokens", "prefix_cache", "jump_forward", "growing_cache", "drafts")
 
 
 class LocalChatModel(BaseChatModel):
@@ -591,6 +632,8 @@ class LocalChatModel(BaseChatModel):
     grammar: bool = True
     prefix_cache: bool = True  # reuse the KV cache of the longest prompt prefix already computed (PrefixCache)
     jump_forward: bool = True  # compute the tokens the grammar forces in one pass instead of one step each
+    drafts: bool = True  # under a grammar on the batched path, guess the call's next tokens and check them in the
+    # pass with the known one (agent.drafts); False: one chosen token a pass, for measuring
     growing_cache: bool = True  # KV caches grow in place (growing_cache); False: transformers' own, for measuring
     batched: bool = True  # llama models on ONEDNN_WEIGHTS: fused weights, and concurrent calls' passes computed
     # together (agent.llama_step); False: the transformers forward, a pass per call and slot, for measuring
@@ -764,19 +807,26 @@ class LocalChatModel(BaseChatModel):
 
         return DynamicCache(config=loaded.model.config), 0
 
-    def prefill(self, prompt: str) -> int:
+    def prefill(self, prompt: str, background: bool = False) -> int:
         """Compute `prompt`'s KV cache into the prefix cache without decoding a token (warming a role's fixed
         prefix: its system text and tools); returns the tokens computed. Nothing to do on llama.cpp, whose one
         context keeps the last sequence anyway, or with prefix reuse off.
+
+        `background`: the next turn's prompt up to the person's next message, computed while they read (the
+        session's `prefill_while_reading`): in chunks, each only when no model call has a pass queued, until a call
+        whose prompt starts with it waits for it (`_await_prefill`). Only on the batched path; else nothing.
         """
         loaded = self.loaded()
         if isinstance(loaded, _Remote):
-            return loaded.engine.call("prefill", {"prompt": prompt, "options": self._call_options()})
-        if loaded.model is None or not self.prefix_cache:
+            return loaded.engine.call("prefill", {"prompt": prompt, "background": background,
+                                                  "options": self._call_options()})
+        if loaded.model is None or not self.prefix_cache or (background and loaded.batcher is None):
             return 0
         import torch
 
         ids = loaded.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"][0]
+        if background:
+            return self._prefill_background(loaded, ids)
         loaded.enter()
         try:
             with loaded.computing():
@@ -794,6 +844,43 @@ class LocalChatModel(BaseChatModel):
             loaded.leave()
         return len(ids) - reused
 
+    def _prefill_background(self, loaded: _Loaded, ids: Any) -> int:
+        """`prefill(..., background=True)` on the batched path. It holds no slot and is not counted in `busy()`: a
+        customer is never told to wait behind it.
+        """
+        with loaded.lock:
+            if loaded.prefixes.known(ids) >= len(ids) - 1 or loaded.prefixes.pending_for(ids) is not None:
+                return 0  # already there, or already coming
+            pending = loaded.prefixes.start(ids)
+        try:
+            cache, reused = self._take_cache(loaded, ids)
+            todo = ids[reused:].tolist()
+            while todo:
+                if pending.urgent:  # a call waits: the rest in one pass, with everyone's
+                    chunk, todo = todo, []
+                else:
+                    chunk, todo = todo[:BACKGROUND_CHUNK], todo[BACKGROUND_CHUNK:]
+                loaded.batcher.run(chunk, cache, background=None if pending.urgent else pending)
+            with loaded.lock:
+                loaded.prefixes.put(ids, cache)
+            return len(ids) - reused
+        finally:
+            with loaded.lock:
+                loaded.prefixes.finish(pending)
+
+    def _await_prefill(self, loaded: _Loaded, ids: Any) -> None:
+        """Before a call takes its cache: when a background prefill computing now holds more of its prompt than the
+        cache does, make it urgent and wait for it (computing those tokens again beside it would only be slower).
+        """
+        if not self.prefix_cache or loaded.batcher is None:
+            return
+        with loaded.lock:
+            pending = loaded.prefixes.pending_for(ids)
+        if pending is not None:
+            pending.urgent = True
+            loaded.batcher.wake()
+            pending.done.wait(PREFILL_WAIT_S)
+
     def busy(self) -> int:
         """How many model calls a new call would wait behind now: those computing or waiting, less the slots still
         free (`_Loaded.slots` calls compute at once); 0 before the model is loaded (nothing can be ahead then).
@@ -809,22 +896,30 @@ class LocalChatModel(BaseChatModel):
 
         tok, model, batcher = loaded.tokenizer, loaded.model, loaded.batcher
         threads = self.torch_threads or _cores()
+        self._await_prefill(loaded, ids)
         with loaded.computing(), (batcher.member() if batcher is not None else nullcontext()):
             cache, reused = self._take_cache(loaded, ids)
             prompt = ids.tolist()
             new: list[int] = []  # every token made so far
 
-            def forward(feed: list[int]) -> Any:
+            def forward(feed: list[int], keep: list[int] | None = None) -> Any:
                 if batcher is not None:
-                    return batcher.run(feed, cache)
+                    return batcher.run(feed, cache, keep)
                 loaded.share_threads(threads)
                 out = model(input_ids=torch.tensor([feed]), cache=cache, use_cache=True, logits_to_keep=1)
                 return out.logits[:, -1]
 
+            drafts = None
+            if self.drafts and self.jump_forward and batcher is not None and grammar is not None \
+                    and grammar.structural_tag:
+                from agent.drafts import Drafts
+
+                drafts = Drafts().add(prompt, shortest=2).over(loaded.grammars.exemplars(grammar.structural_tag))
             consistent = False  # the cache holds whole forward passes (not one that failed half-way)
             try:
                 with torch.inference_mode():
-                    yield from self._greedy(forward, prompt[reused:], tok, grammar, eos, new)
+                    yield from self._greedy(forward, prompt[reused:], tok, grammar, eos, new,
+                                            drafts=drafts, cache=cache, context=prompt)
                 consistent = True
             except GeneratorExit:  # the caller stopped reading, between two forward passes
                 consistent = True
@@ -834,27 +929,80 @@ class LocalChatModel(BaseChatModel):
                     with loaded.lock:
                         loaded.prefixes.put(torch.tensor(prompt + new), cache)
 
-    def _greedy(self, forward: Any, feed: list[int], tok: Any, grammar: Any, eos: set[int],
-                new: list[int]) -> Iterator[str]:
+    def _greedy(self, forward: Any, feed: list[int], tok: Any, grammar: Any, eos: set[int], new: list[int],
+                drafts: Any = None, cache: Any = None, context: list[int] | None = None) -> Iterator[str]:
         """The greedy loop both runtimes share: `forward(tokens)` computes `tokens` after what is cached and returns
         the next token's logits ([1, vocab]); the tokens made are appended to `new`, the text is yielded as it grows
         (never half a UTF-8 character).
+
+        With `drafts` (agent.drafts; under a grammar, on a `forward(tokens, keep)` that returns the logits after
+        each position in `keep`), each pass also computes guessed tokens after the known ones, each followed by
+        what the grammar then forces. A guess is kept while it is the token the model picks at its place (the
+        masked argmax of the logits before it), and the first one that is not gives the model's own token there.
+        The cache, and the grammar, drop what was guessed wrong. So the tokens made are greedy decoding's.
         """
         shown = ""
         while len(new) < self.max_new_tokens and feed:
-            logits = forward(feed)
-            if grammar is not None:
-                grammar.mask(logits)
-            token = int(logits[0].argmax())
-            if token in eos:
-                break
-            step = [token, *(grammar.advance(token, self.jump_forward) if grammar is not None else [])]
-            new += step
-            feed = [] if grammar is not None and grammar.done() else step
+            guessed = self._guesses(drafts, grammar, (context or []) + new, eos,
+                                    self.max_new_tokens - len(new) - 1) if drafts is not None else []
+            if guessed:
+                flat = [t for step in guessed for t in step]
+                grammar.rollback(len(flat))
+                keep = [len(feed) - 1]
+                for step in guessed:
+                    keep.append(keep[-1] + len(step))
+                rows = forward(feed + flat, keep)
+            else:
+                rows = forward(feed)
+            token, kept = None, 0
+            for i in range(rows.shape[0]):
+                logits = rows[i:i + 1]
+                if grammar is not None:
+                    grammar.mask(logits)
+                token = int(logits[0].argmax())
+                if i == len(guessed) or token != guessed[i][0]:
+                    break
+                forced = grammar.advance(token, self.jump_forward)  # the guess is the model's choice: keep it
+                new += [token, *forced]
+                kept += 1 + len(forced)
+                token = None
+                if grammar.done():
+                    break
+            if guessed and (wrong := sum(len(step) for step in guessed) - kept):
+                cache.crop(-wrong)
+            if token is None or token in eos:
+                feed = []
+            else:
+                step = [token, *(grammar.advance(token, self.jump_forward) if grammar is not None else [])]
+                new += step
+                feed = [] if grammar is not None and grammar.done() else step
             text = tok.decode(new, skip_special_tokens=True)
             if not text.endswith("\ufffd") and len(text) > len(shown):
                 piece, shown = text[len(shown):], text
                 yield piece
+
+    def _guesses(self, drafts: Any, grammar: Any, context: list[int], eos: set[int], room: int) -> list[list[int]]:
+        """The guessed steps after `context` (each a guessed token and what the grammar forces after it), at most
+        MAX_DRAFT tokens and `room`, all accepted by `grammar` (the caller rolls them back).
+        """
+        from agent.drafts import MAX_DRAFT
+
+        steps: list[list[int]] = []
+        total = 0
+        context = list(context)
+        limit = min(MAX_DRAFT, room)
+        while total < limit and not grammar.done():
+            token = drafts.guess(context)
+            if token is None or token in eos:
+                break
+            forced = grammar.accept(token, self.jump_forward)
+            if forced is None:
+                break
+            step = [token, *forced]
+            steps.append(step)
+            context += step
+            total += len(step)
+        return steps
 
     def _decode_llama(self, loaded: _Loaded, ids: Any, grammar: Any, eos: set[int]) -> Iterator[str]:
         """The same greedy loop on llama.cpp: its context keeps the KV cache of the last sequence, so the prefix a

@@ -73,7 +73,8 @@ def serve(conn: Any, spec: dict[str, Any]) -> None:
         one_thread()
         try:
             if kind == "prefill":
-                result = model.model_copy(update=payload["options"]).prefill(payload["prompt"])
+                result = model.model_copy(update=payload["options"]).prefill(payload["prompt"],
+                                                                             payload.get("background", False))
             elif kind == "clear_prefixes":
                 result = loaded.clear_prefixes()
             elif kind == "stats":

@@ -16,6 +16,8 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from agent.drafts import Drafts
+
 # The call as agent/chat_template.jinja writes it and the fine-tune learned it, byte for byte.
 CALL_BEGIN = '<tool_call>{"name": "'
 ARGUMENTS = '", "arguments": '
@@ -200,6 +202,51 @@ def _call_tag(name: str, parameters: Mapping[str, Any] | None) -> dict[str, Any]
     }
 
 
+def call_exemplars(structural_tag: Mapping[str, Any]) -> list[str]:
+    """Each call `structural_tag` allows, written as the chat template writes one, with stand-in values: what
+    agent.drafts guesses a call's form from. Per tool, the required arguments only and then all of them, each
+    argument with a value of its type, or with each of its first EXEMPLAR_VALUES enum values in turn (so that
+    a choice among them reads as one).
+    """
+    out: list[str] = []
+
+    def visit(fmt: Mapping[str, Any]) -> None:
+        if fmt.get("type") == "or":
+            for element in fmt.get("elements") or ():
+                visit(element)
+        elif fmt.get("type") == "tag" and (fmt.get("content") or {}).get("type") == "json_schema":
+            schema = fmt["content"]["json_schema"]
+            props = schema.get("properties") or {}
+            required = [n for n in props if n in (schema.get("required") or ())]
+            for names in dict.fromkeys([tuple(required), tuple(props)]):
+                for k in range(EXEMPLAR_VALUES):
+                    args = {n: _stand_in(props[n], k) for n in names}
+                    out.append(fmt["begin"] + json.dumps(args, ensure_ascii=False) + fmt["end"])
+
+    visit(structural_tag.get("format") or {})
+    return out
+
+
+EXEMPLAR_VALUES = 3
+
+
+def _stand_in(schema: Mapping[str, Any], k: int = 0) -> Any:
+    """A value of `schema`'s type for call_exemplars: its k-th enum value (the last one when it has fewer), else a
+    plain one.
+    """
+    if schema.get("enum"):
+        return schema["enum"][min(k, len(schema["enum"]) - 1)]
+    branches = [b for b in schema.get("anyOf") or () if b.get("type") != "null"]
+    if branches:
+        return _stand_in(branches[0], k)
+    kind = schema.get("type")
+    if kind == "array":
+        return [_stand_in(schema.get("items") or {}, k)]
+    if kind == "object":
+        return {}
+    return {"integer": 1, "number": 1, "boolean": True}.get(kind, "a")
+
+
 def bind_constrained(model: Any, tools: Sequence[Any], enums: Mapping[str, Sequence[Any]] | None = None, *,
                      tool_choice: Any = None, grammar: bool | None = None) -> Any:
     """`model` with `tools` bound for one turn, decoding under their grammar with `enums` (by argument name).
@@ -220,8 +267,10 @@ class CallGrammars:
         info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size,
                                                   stop_token_ids=list(stop_token_ids))
         self.compiler = xgr.GrammarCompiler(info, max_threads=1)
+        self.tokenizer = tokenizer
         self.max_cached = max_cached
         self._compiled: OrderedDict[str, Any] = OrderedDict()
+        self._exemplars: OrderedDict[str, Drafts] = OrderedDict()
         self._lock = threading.Lock()
 
     def compiled(self, structural_tag: Mapping[str, Any]):
@@ -237,6 +286,22 @@ class CallGrammars:
                 self._compiled.popitem(last=False)
         return grammar
 
+    def exemplars(self, structural_tag: Mapping[str, Any]) -> Drafts:
+        """The n-gram table of the calls `structural_tag` allows (call_exemplars, tokenized as the prompt is)."""
+        key = json.dumps(structural_tag)
+        with self._lock:
+            if key in self._exemplars:
+                self._exemplars.move_to_end(key)
+                return self._exemplars[key]
+        drafts = Drafts()
+        for text in call_exemplars(structural_tag):
+            drafts.add(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        with self._lock:
+            self._exemplars[key] = drafts
+            while len(self._exemplars) > self.max_cached:
+                self._exemplars.popitem(last=False)
+        return drafts
+
     def logits_processor(self, structural_tag: Mapping[str, Any]):
         """A fresh processor for one generate() call (it keeps the matcher's state and cannot be reused)."""
         from xgrammar.contrib.hf import LogitsProcessor
@@ -245,7 +310,7 @@ class CallGrammars:
 
     def decoder(self, structural_tag: Mapping[str, Any]) -> GrammarDecoder:
         """The state of one greedy decode under this grammar (a fresh one per model call)."""
-        return GrammarDecoder(self.compiled(structural_tag))
+        return GrammarDecoder(self.compiled(structural_tag), structural_tag)
 
     def matcher(self, structural_tag: Mapping[str, Any]):
         import xgrammar as xgr
@@ -258,9 +323,10 @@ class GrammarDecoder:
     grammar then forces (jump-forward), so that they are computed in one forward pass with the next step.
     """
 
-    def __init__(self, compiled: Any):
+    def __init__(self, compiled: Any, structural_tag: Mapping[str, Any] | None = None):
         import xgrammar as xgr
 
+        self.structural_tag = structural_tag  # what it was compiled from (the calls agent.drafts guesses from)
         self._xgr = xgr
         self.matcher = xgr.GrammarMatcher(compiled)
         self.bitmask = xgr.allocate_token_bitmask(1, compiled.tokenizer_info.vocab_size)
@@ -272,8 +338,15 @@ class GrammarDecoder:
 
     def advance(self, token: int, jump_forward: bool = True) -> list[int]:
         """Accept the model's `token`; the tokens the grammar forces after it (none when `jump_forward` is off)."""
-        if not self.matcher.accept_token(token):
+        forced = self.accept(token, jump_forward)
+        if forced is None:
             raise RuntimeError(f"the grammar rejected token {token}, which its own mask allowed")
+        return forced
+
+    def accept(self, token: int, jump_forward: bool = True) -> list[int] | None:
+        """`advance` for a guessed token: None (and no change) when the grammar does not allow it."""
+        if not self.matcher.accept_token(token):
+            return None
         forced: list[int] = []
         if jump_forward:
             for t in self.matcher.find_jump_forward_tokens():
@@ -281,6 +354,11 @@ class GrammarDecoder:
                     break
                 forced.append(t)
         return forced
+
+    def rollback(self, tokens: int) -> None:
+        """Undo the last `tokens` accepted (guesses the model did not make)."""
+        if tokens:
+            self.matcher.rollback(tokens)
 
     def done(self) -> bool:
         """Nothing but the end of the turn may follow (a finished tool call): no decode step is needed for it."""

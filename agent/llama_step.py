@@ -71,9 +71,12 @@ class FusedLlama:
         self.kv_width = self.kv_heads * self.head_dim
         self.inter = model.config.intermediate_size
 
-    def forward(self, feeds: Sequence[Sequence[int]], caches: Sequence[Any]) -> Any:
+    def forward(self, feeds: Sequence[Sequence[int]], caches: Sequence[Any],
+                keep: Sequence[Sequence[int]] | None = None) -> Any:
         """Compute each feed's tokens after what its cache holds (appending them to it); the next token's logits
-        for each feed, [len(feeds), vocab]. Call under torch.inference_mode().
+        for each feed, [len(feeds), vocab]. With `keep`, the logits after each of the positions `keep[i]` of feed i
+        (a draft being checked, `LocalChatModel._greedy`), all feeds' rows in order. Call under
+        torch.inference_mode().
         """
         import torch
         import torch.nn.functional as F
@@ -104,8 +107,9 @@ class FusedLlama:
             h = h + self.linear(outs[0] if len(outs) == 1 else torch.cat(outs), o_w)
             gate_up = self.linear(norm2(h), gate_up_w)
             h = h + self.linear(F.silu(gate_up[:, :self.inter]) * gate_up[:, self.inter:], down_w)
-        last = torch.tensor([at + n - 1 for at, n in bounds])
-        return self.linear(inner.norm(h[last]), self.model.lm_head.weight)
+        rows = [at + n - 1 for at, n in bounds] if keep is None else \
+            [at + i for (at, _), kept in zip(bounds, keep, strict=True) for i in kept]
+        return self.linear(inner.norm(h[torch.tensor(rows)]), self.model.lm_head.weight)
 
 
 def onednn_linear(x: Any, w: Any, bias: Any = None) -> Any:
@@ -159,10 +163,11 @@ def _rotate(x: Any, cos: Any, sin: Any) -> Any:
 
 
 class _Pass:
-    __slots__ = ("feed", "cache", "logits", "error", "done")
+    __slots__ = ("feed", "cache", "keep", "background", "logits", "error", "done")
 
-    def __init__(self, feed: Sequence[int], cache: Any):
-        self.feed, self.cache = feed, cache
+    def __init__(self, feed: Sequence[int], cache: Any, keep: Sequence[int] | None = None, background: Any = None):
+        self.feed, self.cache, self.background = feed, cache, background
+        self.keep = [len(feed) - 1] if keep is None else list(keep)
         self.logits: Any = None
         self.error: BaseException | None = None
         self.done = False
@@ -176,6 +181,9 @@ class StepBatcher:
     asked (the others are between two steps: masking by the grammar, picking the token), then computes every pass
     queued, with all `threads`, and hands each its logits. A call alone never waits.
 
+    A pass `run` with `background` (an object with a boolean `urgent`: a prefill nobody waits for yet) is computed
+    only when no other pass is queued, alone, unless it is urgent by then.
+
     Or one thread computes every pass (`serve()`, the engine process's main thread) and the calls only queue theirs:
     torch's OpenMP threads belong to the thread that starts a parallel region, and on 2 cores a decode whose passes
     were led by a fresh thread took 7.1 s for 96 tokens against 4.8-5.4 s on the main thread (session 27).
@@ -187,6 +195,7 @@ class StepBatcher:
         self.gather_s = gather_s
         self._cond = threading.Condition()
         self._queue: list[_Pass] = []
+        self._background: list[_Pass] = []  # passes computed when no other is queued (see the class text)
         self._computing = False
         self._members = 0
         self._serving = False
@@ -205,18 +214,27 @@ class StepBatcher:
                 self._members -= 1
                 self._cond.notify_all()
 
-    def run(self, feed: Sequence[int], cache: Any) -> Any:
-        """The next token's logits after `feed` ([1, vocab]), `feed` appended to `cache`."""
-        job = _Pass(feed, cache)
+    def run(self, feed: Sequence[int], cache: Any, keep: Sequence[int] | None = None, background: Any = None) -> Any:
+        """The next token's logits after `feed` ([1, vocab]), `feed` appended to `cache`; with `keep`, the logits
+        after each of those positions of `feed` ([len(keep), vocab]). With `background`, see the class text.
+        """
+        job = _Pass(feed, cache, keep, background)
         with self._cond:
-            self._queue.append(job)
+            (self._queue if background is None else self._background).append(job)
             self._cond.notify_all()
-            while not job.done and (self._computing or self._serving):
-                self._cond.wait()
-            if not job.done:
+        while True:  # a background pass may lead a pass that is not its own (another, older background pass)
+            with self._cond:
+                while not job.done and (self._computing or self._serving
+                                        or (job in self._background and not background.urgent and self._queue)):
+                    self._cond.wait()
+                if job.done:
+                    break
                 batch = self._gather()
-        if not job.done:
-            self._compute(batch)
+            try:
+                self._compute(batch)
+            except BaseException:
+                if job in batch:
+                    raise
         if job.error is not None:
             raise job.error
         return job.logits
@@ -228,7 +246,7 @@ class StepBatcher:
         try:
             while not stop.is_set():
                 with self._cond:
-                    if not self._queue or self._computing:
+                    if not (self._queue or self._background) or self._computing:
                         self._cond.wait(0.2)
                         continue
                     batch = self._gather()
@@ -239,9 +257,22 @@ class StepBatcher:
                 self._serving = False
                 self._cond.notify_all()
 
+    def wake(self) -> None:
+        """A background pass became urgent: look at the queues again."""
+        with self._cond:
+            self._cond.notify_all()
+
     def _gather(self) -> list[_Pass]:
-        """Under the lock: become the one computing, wait up to gather_s for every member's pass, take the queue."""
+        """Under the lock: become the one computing, wait up to gather_s for every member's pass, take the queue
+        (with the background passes that became urgent); or, with nothing else queued, one background pass.
+        """
         self._computing = True
+        urgent = [j for j in self._background if j.background.urgent]
+        if urgent:
+            self._background = [j for j in self._background if not j.background.urgent]
+            self._queue.extend(urgent)
+        if not self._queue and self._background:
+            return [self._background.pop(0)]
         deadline = time.monotonic() + self.gather_s
         while len(self._queue) < self._members and (left := deadline - time.monotonic()) > 0:
             self._cond.wait(left)
@@ -256,9 +287,12 @@ class StepBatcher:
             if torch.get_num_threads() != self.threads:
                 torch.set_num_threads(self.threads)
             with torch.inference_mode():
-                logits = self.step.forward([j.feed for j in batch], [j.cache for j in batch])
-            for i, j in enumerate(batch):
-                j.logits = logits[i:i + 1]
+                logits = self.step.forward([j.feed for j in batch], [j.cache for j in batch],
+                                           [j.keep for j in batch])
+            at = 0
+            for j in batch:
+                j.logits = logits[at:at + len(j.keep)]
+                at += len(j.keep)
         except BaseException as exc:  # every call in the pass fails with it; none of their caches is trusted
             for j in batch:
                 j.error = exc

@@ -9,6 +9,9 @@ conversations at once.
     python bench/bench_turns.py --limit 24 --skip-old --two-calls   # against a model call after every look-up
     python bench/bench_turns.py --limit 24 --skip-old --one-slot    # against one model call at a time
     python bench/bench_turns.py --skip-old --spin-count 10000    # the engine's OpenMP spin count vs libgomp's own
+    python bench/bench_turns.py --skip-old --no-drafts           # drafted tokens checked in the pass, vs not
+    python bench/bench_turns.py --skip-old --no-prefill --think-s 2 --multi-turn   # the next prompt computed while
+                                                                  # the person reads (2 s before each later turn)
 
 Prints p50/p95 turn seconds (typed turns: what a person waits for), tokens computed vs reused from the prefix
 cache, and how many cases made different tool calls on the two paths (greedy decoding: it should be 0).
@@ -50,6 +53,20 @@ def one_at_a_time_opening(templates):
 
     templates.fresh = opened
     return templates
+
+
+def reading(seconds: float) -> None:
+    """Each conversation waits `seconds` before every turn after its first (a person reading the reply and typing)."""
+    from agent.evaluate import _Player
+
+    play = _Player.play
+
+    def after_reading(self, index, step):
+        if index:
+            time.sleep(seconds)
+        return play(self, index, step)
+
+    _Player.play = after_reading
 
 
 def spread(cases: list, limit: int | None) -> list:
@@ -128,6 +145,16 @@ def main() -> None:
     p.add_argument("--spin-count", type=int, nargs="+", default=[],
                    help="also measure the engine process with these OpenMP spin counts (GOMP_SPINCOUNT; 0 sleeps at "
                         "once, as OMP_WAIT_POLICY=PASSIVE does) next to libgomp's own (300,000)")
+    p.add_argument("--no-prefill", action="store_true",
+                   help="also measure the engine without the next turn's prompt computed while the person reads "
+                        "(sessions up to 32), next to it (AgentSession.prefill_while_reading, session 33)")
+    p.add_argument("--think-s", type=float, default=0.0,
+                   help="seconds a person reads and types before each turn after a conversation's first (default 0: "
+                        "the next message comes as soon as the reply is complete)")
+    p.add_argument("--multi-turn", action="store_true", help="only the conversations of more than one turn")
+    p.add_argument("--no-drafts", action="store_true",
+                   help="also measure the engine with one chosen token a pass (sessions up to 32), next to drafted "
+                        "tokens checked in the pass (agent.drafts, session 33)")
     p.add_argument("--unbatched", action="store_true",
                    help="also measure oneDNN weights with a transformers forward pass per call (session 25)")
     p.add_argument("--cat-cache", action="store_true",
@@ -146,7 +173,12 @@ def main() -> None:
     from shopdesk.settings import Settings
 
     settings = Settings()
-    cases = spread(load_cases(*DEFAULT_CASES), args.limit)
+    cases = load_cases(*DEFAULT_CASES)
+    if args.multi_turn:
+        cases = [c for c in cases if len(c.turns) > 1]
+    cases = spread(cases, args.limit)
+    if args.think_s:
+        reading(args.think_s)
     base = dict(model_path=resolve_chat_model(settings), adapter=resolve_adapter(settings),
                 torch_threads=args.threads or settings.torch_threads)
     paths = []
@@ -164,8 +196,8 @@ def main() -> None:
                     paths.append(("transformers fp32, MKL, weights row-major (session 19)",
                                   {"weights": weights}))
                 elif weights == "fp32-onednn":
-                    paths.append(("current, transformers fp32, oneDNN, fused weights, batched passes, in an engine "
-                                  "process (session 27)", {"weights": weights, "engine": True}))
+                    paths.append(("current, transformers fp32, oneDNN, fused weights, batched passes, drafted tokens "
+                                  "checked, in an engine process (session 33)", {"weights": weights, "engine": True}))
                     for spin in args.spin_count:
                         paths.append((f"the same engine, OpenMP spin count {spin:,} (session 30)",
                                       {"weights": weights, "engine": True, "spin": spin}))
@@ -180,6 +212,12 @@ def main() -> None:
         else:
             paths.append((f"current, llama.cpp {runtime.split('-')[1]} (same loop)",
                           {"runtime": "llamacpp", "gguf_type": runtime.split("-")[1]}))
+    if args.no_prefill:
+        paths.append(("the same engine, the next turn's prompt not computed while the person reads (sessions up to "
+                      "32)", {"weights": "fp32-onednn", "engine": True, "prefill": False}))
+    if args.no_drafts:
+        paths.append(("the same engine, no drafted tokens: one chosen token a pass (sessions up to 32)",
+                      {"weights": "fp32-onednn", "engine": True, "drafts": False}))
     if args.in_thread:
         paths.append(("the same on the conversations' threads, in this process (session 26)",
                       {"weights": "fp32-onednn"}))
@@ -200,6 +238,7 @@ def main() -> None:
             # the sessions run_case opens read the class attribute
             AgentSession.one_call_after_read = one_call[0] if one_call else True
             options = dict(options)
+            AgentSession.prefill_while_reading = options.pop("prefill", True)
             slots = options.pop("slots", None)
             spin = options.pop("spin", None)
             model = LocalChatModel(**{**base, **options})
@@ -216,8 +255,8 @@ def main() -> None:
                 model.loaded_models.clear()
     calls = [r.pop("calls") for r in rows]
     differ = sorted({cid for c in calls[1:] for cid, v in c.items() if v != calls[0].get(cid)})
-    report = {"cases": len(cases), "torch_threads": base["torch_threads"] or os.cpu_count(), "rows": rows,
-              "cases_with_different_calls": differ, "targets": TARGETS}
+    report = {"cases": len(cases), "think_s": args.think_s, "torch_threads": base["torch_threads"] or os.cpu_count(),
+              "rows": rows, "cases_with_different_calls": differ, "targets": TARGETS}
     if args.json:
         print(json.dumps(report, indent=2))
         return
