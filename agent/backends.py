@@ -819,7 +819,7 @@ class LocalChatModel(BaseChatModel):
         loaded = self.loaded()
         if isinstance(loaded, _Remote):
             return loaded.engine.call("prefill", {"prompt": prompt, "background": background,
-                                                  "options": self._call_options()})
+                                                  "options": self._call_options()}, counted=not background)
         if loaded.model is None or not self.prefix_cache or (background and loaded.batcher is None):
             return 0
         import torch

@@ -271,6 +271,7 @@ class TestSameOutput:
         import threading
 
         from agent.session import open_session
+
         from fake_orders import get_order_details as fake_details
 
         _, fast = models
