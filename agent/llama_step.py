@@ -182,7 +182,8 @@ class StepBatcher:
     queued, with all `threads`, and hands each its logits. A call alone never waits.
 
     A pass `run` with `background` (an object with a boolean `urgent`: a prefill nobody waits for yet) is computed
-    only when no other pass is queued, alone, unless it is urgent by then.
+    alone, only when no call is decoding (no member: a member between two passes would wait for it), unless it is
+    urgent by then.
 
     Or one thread computes every pass (`serve()`, the engine process's main thread) and the calls only queue theirs:
     torch's OpenMP threads belong to the thread that starts a parallel region, and on 2 cores a decode whose passes
@@ -225,7 +226,8 @@ class StepBatcher:
         while True:  # a background pass may lead a pass that is not its own (another, older background pass)
             with self._cond:
                 while not job.done and (self._computing or self._serving
-                                        or (job in self._background and not background.urgent and self._queue)):
+                                        or (job in self._background and not background.urgent
+                                            and (self._queue or self._members))):
                     self._cond.wait()
                 if job.done:
                     break
@@ -246,7 +248,7 @@ class StepBatcher:
         try:
             while not stop.is_set():
                 with self._cond:
-                    if not (self._queue or self._background) or self._computing:
+                    if not self._ready() or self._computing:
                         self._cond.wait(0.2)
                         continue
                     batch = self._gather()
@@ -256,6 +258,11 @@ class StepBatcher:
             with self._cond:
                 self._serving = False
                 self._cond.notify_all()
+
+    def _ready(self) -> bool:
+        """Under the lock: whether a pass is there to compute now (see the class text)."""
+        return bool(self._queue) or any(j.background.urgent for j in self._background) \
+            or (bool(self._background) and not self._members)
 
     def wake(self) -> None:
         """A background pass became urgent: look at the queues again."""
@@ -271,7 +278,7 @@ class StepBatcher:
         if urgent:
             self._background = [j for j in self._background if not j.background.urgent]
             self._queue.extend(urgent)
-        if not self._queue and self._background:
+        if not self._queue and self._background and not self._members:
             return [self._background.pop(0)]
         deadline = time.monotonic() + self.gather_s
         while len(self._queue) < self._members and (left := deadline - time.monotonic()) > 0:

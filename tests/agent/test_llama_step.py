@@ -208,8 +208,8 @@ class _Background:
 
 
 def test_a_background_pass_waits_for_the_queued_passes_unless_it_is_urgent(tiny):
-    """Passes queued by calls go first; a background pass (a prefill nobody waits for) goes alone when nothing else
-    is queued, or with the others once it is urgent.
+    """Passes queued by calls go first; a background pass (a prefill nobody waits for) goes alone when no call is
+    decoding, or with the others once it is urgent.
     """
     batcher = StepBatcher(FusedLlama(tiny), threads=1, gather_s=0.0)
     background = _Background()
@@ -225,6 +225,15 @@ def test_a_background_pass_waits_for_the_queued_passes_unless_it_is_urgent(tiny)
         background.urgent = True
         assert batcher._gather() == [call, quiet]
         batcher._computing = False
+        # while a call decodes (a member between two passes), a background pass does not go in its gap
+        background.urgent = False
+        batcher._background.append(quiet)
+        batcher._members = 1
+        assert not batcher._ready()
+        background.urgent = True
+        assert batcher._ready()
+        batcher._members = 0
+        batcher._background.clear()
     # with nothing else queued, a background pass computes at once, on the calling thread
     assert batcher.run([1, 2], growing_cache(tiny.config), background=_Background()).shape == (1, 64)
 
