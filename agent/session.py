@@ -73,8 +73,9 @@ class AgentSession:
     # After a turn, the next turn's prompt up to the person's next message (system text, tools, the last turns) is
     # computed while they read, when the model runs in-process (LocalChatModel.prefill, background): their next
     # message's first model call then computes only that message (issue 15: the history was ~45% of the prompt
-    # tokens a turn computed, session 29).
-    prefill_while_reading = True
+    # tokens a turn computed, session 29). Settings.prefill_while_reading (off by default) sets it per session;
+    # None: that setting.
+    prefill_while_reading: bool | None = None
 
     def __init__(self, *, ctx: ShopContext, model: BaseChatModel, specs: list[ToolSpec], conversation_id: str,
                  max_steps: int = MAX_TOOL_STEPS, channel: str = "chat", log_turns: bool = True):
@@ -229,7 +230,9 @@ class AgentSession:
         """Start computing the next turn's prompt up to the person's next message (see `prefill_while_reading`)."""
         from agent.backends import LocalChatModel
 
-        if not (self.prefill_while_reading and self.tools and isinstance(self.model, LocalChatModel)):
+        wanted = self.ctx.settings.prefill_while_reading if self.prefill_while_reading is None \
+            else self.prefill_while_reading
+        if not (wanted and self.tools and isinstance(self.model, LocalChatModel)):
             return
         text = self.model.prompt_text(self.prompt([]), self.tools)
         threading.Thread(target=_prefill_quietly, args=(self.model, text), name="prefill-while-reading",

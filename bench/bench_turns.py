@@ -10,8 +10,8 @@ conversations at once.
     python bench/bench_turns.py --limit 24 --skip-old --one-slot    # against one model call at a time
     python bench/bench_turns.py --skip-old --spin-count 10000    # the engine's OpenMP spin count vs libgomp's own
     python bench/bench_turns.py --skip-old --no-drafts           # drafted tokens checked in the pass, vs not
-    python bench/bench_turns.py --skip-old --no-prefill --think-s 2 --multi-turn   # the next prompt computed while
-                                                                  # the person reads (2 s before each later turn)
+    python bench/bench_turns.py --skip-old --prefill --think-s 2 --multi-turn   # the next prompt computed while
+                                                               # the person reads (2 s before each later turn)
 
 Prints p50/p95 turn seconds (typed turns: what a person waits for), tokens computed vs reused from the prefix
 cache, and how many cases made different tool calls on the two paths (greedy decoding: it should be 0).
@@ -145,9 +145,9 @@ def main() -> None:
     p.add_argument("--spin-count", type=int, nargs="+", default=[],
                    help="also measure the engine process with these OpenMP spin counts (GOMP_SPINCOUNT; 0 sleeps at "
                         "once, as OMP_WAIT_POLICY=PASSIVE does) next to libgomp's own (300,000)")
-    p.add_argument("--no-prefill", action="store_true",
-                   help="also measure the engine without the next turn's prompt computed while the person reads "
-                        "(sessions up to 32), next to it (AgentSession.prefill_while_reading, session 33)")
+    p.add_argument("--prefill", action="store_true",
+                   help="also measure the engine with the next turn's prompt computed while the person reads "
+                        "(Settings.prefill_while_reading, off by default; session 33)")
     p.add_argument("--think-s", type=float, default=0.0,
                    help="seconds a person reads and types before each turn after a conversation's first (default 0: "
                         "the next message comes as soon as the reply is complete)")
@@ -212,9 +212,9 @@ def main() -> None:
         else:
             paths.append((f"current, llama.cpp {runtime.split('-')[1]} (same loop)",
                           {"runtime": "llamacpp", "gguf_type": runtime.split("-")[1]}))
-    if args.no_prefill:
-        paths.append(("the same engine, the next turn's prompt not computed while the person reads (sessions up to "
-                      "32)", {"weights": "fp32-onednn", "engine": True, "prefill": False}))
+    if args.prefill:
+        paths.append(("the same engine, the next turn's prompt computed while the person reads (opt-in, session 33)",
+                      {"weights": "fp32-onednn", "engine": True, "prefill": True}))
     if args.no_drafts:
         paths.append(("the same engine, no drafted tokens: one chosen token a pass (sessions up to 32)",
                       {"weights": "fp32-onednn", "engine": True, "drafts": False}))
@@ -238,7 +238,7 @@ def main() -> None:
             # the sessions run_case opens read the class attribute
             AgentSession.one_call_after_read = one_call[0] if one_call else True
             options = dict(options)
-            AgentSession.prefill_while_reading = options.pop("prefill", True)
+            AgentSession.prefill_while_reading = options.pop("prefill", False)
             slots = options.pop("slots", None)
             spin = options.pop("spin", None)
             model = LocalChatModel(**{**base, **options})

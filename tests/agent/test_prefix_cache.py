@@ -279,6 +279,9 @@ class TestSameOutput:
         monkeypatch.setattr(LocalChatModel, "prefill",
                             lambda self, text, background=False: asked.append((text, background)) or 0)
         session = open_session(settings, "customer", "alice", model=fast, store=shop, tools=[fake_details])
+        list(session.respond("Hello."))
+        assert asked == []  # off by default (Settings.prefill_while_reading)
+        session.prefill_while_reading = True
         list(session.respond("Where is my order #W100?"))
         for t in threading.enumerate():
             if t.name == "prefill-while-reading":
@@ -287,7 +290,7 @@ class TestSameOutput:
         assert background and "#W100" in text
         following = fast.prompt_text(session.prompt([HumanMessage("And when will it arrive?")]), session.tools)
         shared = text[:text.rindex("<|im_start|>")]  # all but the generation prompt
-        assert following.startswith(shared) and shared.count("<|im_start|>") == 3  # system, question, reply
+        assert following.startswith(shared) and shared.count("<|im_start|>") == 5  # system, two questions and replies
         session.prefill_while_reading = False
         list(session.respond("Thanks!"))
         assert len(asked) == 1
