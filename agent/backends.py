@@ -402,7 +402,7 @@ def _common_prefix(a, b) -> int:
     return int(diff[0]) if len(diff) else n
 
 
-# a background prefill's pass: a call arriving meanwhile waits for at most one (~0.1-0.2 s on 2 cores)
+# a background prefill's pass: a call that starts meanwhile waits for at most one (~0.1-0.2 s on 2 cores)
 BACKGROUND_CHUNK = 64
 PREFILL_WAIT_S = 60.0  # the longest a call waits for a background prefill before computing its prompt itself
 BATCH_CALLS = 8  # model calls decoding together in one batched pass (agent.llama_step); more wait for a place
@@ -813,8 +813,9 @@ class LocalChatModel(BaseChatModel):
         context keeps the last sequence anyway, or with prefix reuse off.
 
         `background`: the next turn's prompt up to the person's next message, computed while they read (the
-        session's `prefill_while_reading`): in chunks, each only when no model call has a pass queued, until a call
-        whose prompt starts with it waits for it (`_await_prefill`). Only on the batched path; else nothing.
+        session's `prefill_while_reading`): in chunks of BACKGROUND_CHUNK tokens, each computed only while no call
+        decodes, until a call whose prompt starts with it waits for it (`_await_prefill`). Only on the batched path;
+        else nothing.
         """
         loaded = self.loaded()
         if isinstance(loaded, _Remote):
