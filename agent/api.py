@@ -17,7 +17,8 @@ class AgentEvent:
     """One step of a turn.
 
     - text: a streamed piece of text (reserved: replies are rendered by code from results, so none stream today).
-    - status: the turn waits for the model, which is answering other conversations (`data["ahead"]`: how many).
+    - status: the turn waits for the model, which is answering other conversations (`data["ahead"]`: how many) or
+      still starting after a restart (`data["starting"]`: True).
     - tool_call: the agent calls `name` with `arguments` (`call_id` links the result).
     - tool_result: what the tool returned (`data` is the typed result as JSON, `text` its rendering).
     - confirm: a write waits for the customer's yes/no (`text` states the exact action, `data` the action).

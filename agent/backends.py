@@ -536,6 +536,8 @@ class ModelCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._loaded: dict[ModelKey, _Loaded] = {}
+        self._state = threading.Lock()  # guards _starting only, never held over a load: `starting` never waits
+        self._starting: dict[ModelKey, int] = {}
 
     def __copy__(self) -> ModelCache:
         return self  # shared by identity: a copied model still uses its owner's cache
@@ -558,8 +560,27 @@ class ModelCache:
         """The model loaded for `key`, calling `load()` the first time (under the lock: one load per key)."""
         with self._lock:
             if key not in self._loaded:
-                self._loaded[key] = load()
+                with self.warming(key):
+                    self._loaded[key] = load()
             return self._loaded[key]
+
+    @contextmanager
+    def warming(self, key: ModelKey) -> Iterator[None]:
+        """Mark `key` as starting (loading, or computing its warm-up prefixes) while the block runs."""
+        with self._state:
+            self._starting[key] = self._starting.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            with self._state:
+                self._starting[key] -= 1
+                if not self._starting[key]:
+                    del self._starting[key]
+
+    def starting(self, key: ModelKey) -> bool:
+        """Whether the model for `key` is loading or warming up now; never waits for a load."""
+        with self._state:
+            return key in self._starting
 
     def peek(self, key: ModelKey) -> _Loaded | None:
         """The model loaded for `key`, or None if it has not been loaded in this cache; never loads."""
@@ -881,6 +902,10 @@ class LocalChatModel(BaseChatModel):
             pending.urgent = True
             loaded.batcher.wake()
             pending.done.wait(PREFILL_WAIT_S)
+
+    def starting(self) -> bool:
+        """Whether this model is still loading or warming up (agent.session.warm_up): a call waits for that first."""
+        return self.loaded_models.starting(self.cache_key)
 
     def busy(self) -> int:
         """How many model calls a new call would wait behind now: those computing or waiting, less the slots still

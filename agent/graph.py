@@ -154,8 +154,9 @@ def model(state: TurnState, runtime: Runtime) -> dict[str, Any]:
     # Under the grammar the model writes plain text or one call, so text means "no call": after a result its words
     # are not needed (the rendering answers), and before one only a short sentence without facts could be shown.
     budget = 0 if state["results"] else MAX_TEXT_CHARS
-    ahead = _busy(session.model)
-    if ahead:  # the person sees they are queued, not a frozen chat
+    if _starting(session.model):  # the person sees the assistant is starting up, not a frozen chat
+        get_stream_writer()(AgentEvent(kind="status", data={"starting": True}))
+    elif ahead := _busy(session.model):  # the person sees they are queued
         get_stream_writer()(AgentEvent(kind="status", data={"ahead": ahead}))
     merged: AIMessageChunk | None = None
     cut = False
@@ -180,6 +181,12 @@ def model(state: TurnState, runtime: Runtime) -> dict[str, Any]:
             log.info("cut model text that states a fact (%s): %r", fact, merged.content[:200])
         return {"ai": AIMessage(content=""), "meta": meta}
     return {"ai": _reply(merged), "meta": meta}
+
+
+def _starting(model: Any) -> bool:
+    """Whether an in-process model is still loading or warming up (a call waits for it); False for a server."""
+    starting = getattr(model, "starting", None)
+    return bool(starting()) if callable(starting) else False
 
 
 def _busy(model: Any) -> int:

@@ -362,9 +362,10 @@ def warm_up(settings: Settings, models: ModelCache | None = None) -> dict[str, i
     if not isinstance(model, LocalChatModel):
         return {}
     computed = {}
-    for role, text in SYSTEM_PROMPTS.items():
-        tools = [spec.openai() for spec in role_specs(role)]  # what AgentSession prompts with
-        computed[role] = model.prefill(model.prompt_text([SystemMessage(text)], tools))
+    with model.loaded_models.warming(model.cache_key):  # a first turn meanwhile is told the assistant is starting
+        for role, text in SYSTEM_PROMPTS.items():
+            tools = [spec.openai() for spec in role_specs(role)]  # what AgentSession prompts with
+            computed[role] = model.prefill(model.prompt_text([SystemMessage(text)], tools))
     return computed
 
 

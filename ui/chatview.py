@@ -57,6 +57,8 @@ def safe_markdown(text: str) -> str:
 WORDS: dict[str, dict[Lang, str]] = {
     "working": {"en": "Working on it…", "zh": "正在处理…"},
     "writing": {"en": "Writing the answer…", "zh": "正在整理回复…"},
+    "starting": {"en": "Starting up: the first answer after a restart takes a little longer…",
+                 "zh": "正在启动:重启后的第一条回复会稍慢一些…"},
     "queued": {"en": "Busy with other customers: {ahead} ahead of you. Your answer comes next…",
                "zh": "正在为其他顾客服务:您前面还有 {ahead} 位,马上就轮到您…"},
     "confirming": {"en": "Carrying out your request…", "zh": "正在执行您的请求…"},
@@ -301,9 +303,11 @@ class ChatView:
             self.messages[self._text_at]["content"] = safe_markdown(self._raw)
             self.working = None  # the text itself shows the bot is answering
         elif kind == "status":
-            ahead = (event.data or {}).get("ahead") if isinstance(event.data, dict) else None
-            if ahead:
-                self.working = self.word("queued", ahead=ahead)
+            data = event.data if isinstance(event.data, dict) else {}
+            if data.get("starting"):
+                self.working = self.word("starting")
+            elif data.get("ahead"):
+                self.working = self.word("queued", ahead=data["ahead"])
         elif kind == "tool_call":
             call_id = event.call_id or f"call_{len(self._call_names)}"
             self._call_names[call_id] = event.name or "tool"

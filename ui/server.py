@@ -85,11 +85,13 @@ class Progress(BaseModel):
                                   "waits for the customer's yes or no).")
     tool: str | None = Field(None, description="The tool being run, for tool_call.")
     ahead: int | None = Field(None, description="Conversations ahead of this one, for status.")
+    starting: bool | None = Field(None, description="For status: the assistant is still starting after a restart.")
 
     @classmethod
     def of(cls, event: AgentEvent) -> Progress:
-        ahead = event.data.get("ahead") if event.kind == "status" and isinstance(event.data, dict) else None
-        return cls(step=event.kind, tool=event.name if event.kind == "tool_call" else None, ahead=ahead)
+        data = event.data if event.kind == "status" and isinstance(event.data, dict) else {}
+        return cls(step=event.kind, tool=event.name if event.kind == "tool_call" else None, ahead=data.get("ahead"),
+                   starting=data.get("starting"))
 
 
 STREAMED = {200: {"content": {"text/event-stream": {"description": "With `Accept: text/event-stream`: events "

@@ -265,9 +265,13 @@ class BusyModel(ScriptedChatModel):
     """A model already answering `ahead` other conversations (as LocalChatModel.busy() reports)."""
 
     ahead: int = 0
+    warming: bool = False
 
     def busy(self) -> int:
         return self.ahead
+
+    def starting(self) -> bool:
+        return self.warming
 
 
 def test_a_queued_turn_says_how_many_are_ahead_before_it_waits(settings, tau2_store):
@@ -279,3 +283,15 @@ def test_a_queued_turn_says_how_many_are_ahead_before_it_waits(settings, tau2_st
     model.ahead = 0
     later = list(chat.respond("Thanks!"))
     assert "status" not in [e.kind for e in later]  # nobody ahead: nothing to say
+
+
+def test_a_turn_while_the_model_starts_says_so_rather_than_a_queue(settings, tau2_store):
+    """After a restart the warm-up's prefills are in flight: the customer hears the assistant is starting, not that
+    other customers are ahead of them.
+    """
+    model = BusyModel(script=[call("get_order_details", order_id=PROCESSED)], ahead=1, warming=True)
+    chat = open_session(settings, "customer", JAMES, model=model, store=tau2_store)
+    events = list(chat.respond("Where is my order #W2611340?"))
+    assert events[0].kind == "status" and events[0].data == {"starting": True}
+    assert [e.kind for e in events].count("status") == 1
+    assert events[-1].kind == "final" and PROCESSED in events[-1].text

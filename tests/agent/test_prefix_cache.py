@@ -134,6 +134,35 @@ def test_two_model_caches_share_no_loaded_model():
     assert len(first) == 0 and len(second) == 1 and a.busy() == 0 and c.busy() == 2
 
 
+def test_starting_is_true_while_the_model_loads_or_warms_and_never_waits_for_the_load():
+    import threading
+    from types import SimpleNamespace
+
+    cache = ModelCache()
+    model = LocalChatModel(model_path="unused", loaded_models=cache)
+    release, entered = threading.Event(), threading.Event()
+
+    def load():
+        entered.set()
+        release.wait(10)
+        return SimpleNamespace(in_flight=0)
+
+    assert not model.starting()
+    loader = threading.Thread(target=cache.get, args=(model.cache_key, load))
+    loader.start()
+    assert entered.wait(10)
+    assert model.starting()  # answered at once, while get() holds the load lock
+    release.set()
+    loader.join(10)
+    assert not model.starting()
+    with cache.warming(model.cache_key):  # agent.session.warm_up's role prefixes
+        assert model.starting()
+        with cache.warming(model.cache_key):
+            assert model.starting()
+        assert model.starting()
+    assert not model.starting()
+
+
 def test_a_model_made_without_a_cache_uses_the_default_one_and_copies_keep_theirs():
     mine = ModelCache()
     assert LocalChatModel(model_path="unused").loaded_models is default_model_cache()

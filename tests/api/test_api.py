@@ -154,8 +154,8 @@ def test_a_turn_streams_as_server_sent_events_when_asked(api, helpers):
     kinds = [k for k, _ in events]
     assert kinds[-1] == "reply" and "progress" in kinds and "error" not in kinds
     steps = [d for k, d in events if k == "progress"]
-    assert steps == [{"step": "tool_call", "tool": "cancel_pending_order", "ahead": None},
-                     {"step": "confirm", "tool": None, "ahead": None}]
+    assert steps == [{"step": "tool_call", "tool": "cancel_pending_order", "ahead": None, "starting": None},
+                     {"step": "confirm", "tool": None, "ahead": None, "starting": None}]
     assert first not in json.dumps(steps)  # arguments and results stay out of the progress events
     reply = events[-1][1]
     assert reply["pending_action"]["kind"] == "cancel_pending_order" and first in reply["pending_action"]["summary"]

@@ -154,6 +154,19 @@ def test_a_queued_turn_shows_its_place_in_line_in_the_working_bubble():
     assert view.working is None
 
 
+def test_a_turn_while_the_model_starts_says_it_is_starting():
+    view = ChatView(session=ListSession([
+        AgentEvent("status", data={"starting": True}),
+        AgentEvent("final", text="Order #W1 is pending."),
+    ]))
+    turn = run_turn(view, "where is #W1?")
+    next(turn)
+    next(turn)
+    assert view.display()[-1]["content"] == "_Starting up: the first answer after a restart takes a little longer…_"
+    list(turn)
+    assert view.working is None
+
+
 def test_failed_tool_result_is_marked():
     view = ChatView(session=ListSession(role="marketer", events=[
         AgentEvent("tool_call", name="get_order_details", arguments={"order_id": "#X"}, call_id="a"),
