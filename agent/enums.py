@@ -768,6 +768,10 @@ def _latest_named(current: str, earlier: list[str], named: Callable[[str], list[
 # any case when the word "segment" or "分群" follows it ("the loyal segment"): in lower case inside a sentence the
 # names are ordinary words ("customers at risk of churning", "new complaints", "lost orders").
 _SEGMENT_AFTER = re.compile(r"\s*(?:segments?\b|group\b|分群|群体|客群)", re.I)
+# The Chinese names the shop's reports print (tools.analytics.rfm.SEGMENT_ZH), as they are typed: a name's core
+# ("潜在忠诚" for 潜在忠诚客户). New, Promising, At risk and Lost are left out: 新客户, 有潜力客户,
+# 风险客户 and 已流失客户 are what marketers call such customers in any case, not only the segment (a test
+# checks each core against SEGMENT_ZH).
 _ZH_SEGMENTS = {"冠军客户": "Champions", "忠诚客户": "Loyal", "潜在忠诚": "Potential loyalists",
                 "需要关注": "Need attention", "沉睡客户": "Hibernating", "不能失去": "Can't lose them"}
 

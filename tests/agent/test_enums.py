@@ -878,3 +878,11 @@ def test_a_question_where_an_order_goes_asks_for_no_address_change(message, chan
     from agent.enums import _asked_writes
 
     assert ("modify_pending_order_address" in _asked_writes([message])) is change
+
+
+def test_the_chinese_segment_names_typed_are_those_the_reports_print():
+    from agent.enums import _ZH_SEGMENTS
+    from tools.analytics.rfm import SEGMENT_ZH
+
+    for typed, segment in _ZH_SEGMENTS.items():
+        assert segment in SEGMENT_ZH and typed in SEGMENT_ZH[segment], (typed, segment)
