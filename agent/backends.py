@@ -75,7 +75,6 @@ class PrefixCache:
         self.capacity = capacity
         self.min_tokens = min_tokens
         self._entries: OrderedDict[int, tuple[Any, Any]] = OrderedDict()  # id -> (token ids tensor, cache)
-        self._pending: list[Prefilling] = []  # background prefills computing now
         self._next = 0
         self.reused_tokens = 0
         self.computed_tokens = 0
@@ -115,43 +114,6 @@ class PrefixCache:
 
     def clear(self) -> None:
         self._entries.clear()
-
-    def known(self, ids) -> int:
-        """How many of `ids` the best entry holds."""
-        return max((_common_prefix(known, ids) for known, _ in self._entries.values()), default=0)
-
-    def start(self, ids) -> Prefilling:
-        """Note a background prefill of `ids` (`finish` it whatever happens)."""
-        pending = Prefilling(ids)
-        self._pending.append(pending)
-        return pending
-
-    def finish(self, pending: Prefilling) -> None:
-        self._pending.remove(pending)
-        pending.done.set()
-
-    def pending_for(self, ids) -> Prefilling | None:
-        """The background prefill computing now that will hold at least `min_tokens` more of `ids` than any entry
-        does, or None.
-        """
-        best, most = None, self.known(ids) + self.min_tokens
-        for pending in self._pending:
-            if (n := _common_prefix(pending.ids, ids)) > most:
-                best, most = pending, n
-        return best
-
-
-class Prefilling:
-    """A background prefill computing: `urgent` once a call waits for it (its passes then go with everyone's),
-    `done` set when its entry is in the cache (or it failed).
-    """
-
-    __slots__ = ("ids", "urgent", "done")
-
-    def __init__(self, ids) -> None:
-        self.ids = ids
-        self.urgent = False
-        self.done = threading.Event()
 
 
 class LlamaStates:
@@ -402,9 +364,6 @@ def _common_prefix(a, b) -> int:
     return int(diff[0]) if len(diff) else n
 
 
-# a background prefill's pass: a call that starts meanwhile waits for at most one (~0.1-0.2 s on 2 cores)
-BACKGROUND_CHUNK = 64
-PREFILL_WAIT_S = 60.0  # the longest a call waits for a background prefill before computing its prompt itself
 BATCH_CALLS = 8  # model calls decoding together in one batched pass (agent.llama_step); more wait for a place
 
 
@@ -828,27 +787,19 @@ class LocalChatModel(BaseChatModel):
 
         return DynamicCache(config=loaded.model.config), 0
 
-    def prefill(self, prompt: str, background: bool = False) -> int:
+    def prefill(self, prompt: str) -> int:
         """Compute `prompt`'s KV cache into the prefix cache without decoding a token (warming a role's fixed
         prefix: its system text and tools); returns the tokens computed. Nothing to do on llama.cpp, whose one
         context keeps the last sequence anyway, or with prefix reuse off.
-
-        `background`: the next turn's prompt up to the person's next message, computed while they read (the
-        session's `prefill_while_reading`): in chunks of BACKGROUND_CHUNK tokens, each computed only while no call
-        decodes, until a call whose prompt starts with it waits for it (`_await_prefill`). Only on the batched path;
-        else nothing.
         """
         loaded = self.loaded()
         if isinstance(loaded, _Remote):
-            return loaded.engine.call("prefill", {"prompt": prompt, "background": background,
-                                                  "options": self._call_options()}, counted=not background)
-        if loaded.model is None or not self.prefix_cache or (background and loaded.batcher is None):
+            return loaded.engine.call("prefill", {"prompt": prompt, "options": self._call_options()})
+        if loaded.model is None or not self.prefix_cache:
             return 0
         import torch
 
         ids = loaded.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"][0]
-        if background:
-            return self._prefill_background(loaded, ids)
         loaded.enter()
         try:
             with loaded.computing():
@@ -865,43 +816,6 @@ class LocalChatModel(BaseChatModel):
         finally:
             loaded.leave()
         return len(ids) - reused
-
-    def _prefill_background(self, loaded: _Loaded, ids: Any) -> int:
-        """`prefill(..., background=True)` on the batched path. It holds no slot and is not counted in `busy()`: a
-        customer is never told to wait behind it.
-        """
-        with loaded.lock:
-            if loaded.prefixes.known(ids) >= len(ids) - 1 or loaded.prefixes.pending_for(ids) is not None:
-                return 0  # already there, or already coming
-            pending = loaded.prefixes.start(ids)
-        try:
-            cache, reused = self._take_cache(loaded, ids)
-            todo = ids[reused:].tolist()
-            while todo:
-                if pending.urgent:  # a call waits: the rest in one pass, with everyone's
-                    chunk, todo = todo, []
-                else:
-                    chunk, todo = todo[:BACKGROUND_CHUNK], todo[BACKGROUND_CHUNK:]
-                loaded.batcher.run(chunk, cache, background=None if pending.urgent else pending)
-            with loaded.lock:
-                loaded.prefixes.put(ids, cache)
-            return len(ids) - reused
-        finally:
-            with loaded.lock:
-                loaded.prefixes.finish(pending)
-
-    def _await_prefill(self, loaded: _Loaded, ids: Any) -> None:
-        """Before a call takes its cache: when a background prefill computing now holds more of its prompt than the
-        cache does, make it urgent and wait for it (computing those tokens again beside it would only be slower).
-        """
-        if not self.prefix_cache or loaded.batcher is None:
-            return
-        with loaded.lock:
-            pending = loaded.prefixes.pending_for(ids)
-        if pending is not None:
-            pending.urgent = True
-            loaded.batcher.wake()
-            pending.done.wait(PREFILL_WAIT_S)
 
     def starting(self) -> bool:
         """Whether this model is still loading or warming up (agent.session.warm_up): a call waits for that first."""
@@ -922,7 +836,6 @@ class LocalChatModel(BaseChatModel):
 
         tok, model, batcher = loaded.tokenizer, loaded.model, loaded.batcher
         threads = self.torch_threads or _cores()
-        self._await_prefill(loaded, ids)
         with loaded.computing(), (batcher.member() if batcher is not None else nullcontext()):
             cache, reused = self._take_cache(loaded, ids)
             prompt = ids.tolist()

@@ -43,7 +43,6 @@ class EngineClient:
         self._process: Any = None
         self._conn: Any = None
         self._pending: dict[int, queue.SimpleQueue] = {}
-        self._counted: set[int] = set()  # the requests of _pending counted in in_flight
         self._ids = itertools.count()
         self.slots = 1  # model calls the engine computes at once (its _Loaded.slots), known once it has started
         self.in_flight = 0  # calls sent and not yet finished
@@ -110,8 +109,7 @@ class EngineClient:
             if self._conn is conn:
                 self._process = self._conn = None
             waiting, self._pending = self._pending, {}
-            self.in_flight -= len(self._counted)
-            self._counted = set()
+            self.in_flight -= len(waiting)
         stopped = UserError(f"the model process stopped (exit code {code})")
         for box in waiting.values():
             box.put(("error", describe_error(stopped)))
@@ -140,32 +138,25 @@ class EngineClient:
 
     # -- requests ----------------------------------------------------------------------------------------------
 
-    def _send(self, kind: str, payload: Any, counted: bool = True) -> tuple[int, queue.SimpleQueue]:
+    def _send(self, kind: str, payload: Any) -> tuple[int, queue.SimpleQueue]:
         box: queue.SimpleQueue = queue.SimpleQueue()
         with self._lock:
             self._start_locked()
             rid = next(self._ids)
             self._pending[rid] = box
-            if counted:
-                self._counted.add(rid)
-                self.in_flight += 1
+            self.in_flight += 1
             try:
                 self._conn.send((rid, kind, payload))
             except OSError as exc:
-                self._forget(rid)
+                self._pending.pop(rid, None)
+                self.in_flight -= 1
                 raise UserError(f"the model process cannot be reached ({exc})") from None
         return rid, box
 
     def _done(self, rid: int) -> None:
         with self._lock:
-            self._forget(rid)
-
-    def _forget(self, rid: int) -> None:
-        """Under the lock: `rid` answered (or never sent)."""
-        self._pending.pop(rid, None)
-        if rid in self._counted:
-            self._counted.discard(rid)
-            self.in_flight -= 1
+            if self._pending.pop(rid, None) is not None:
+                self.in_flight -= 1
 
     def _cancel(self, rid: int) -> None:
         with self._lock:
@@ -197,12 +188,11 @@ class EngineClient:
                 self._cancel(rid)
             self._done(rid)
 
-    def call(self, kind: str, payload: Any = None, counted: bool = True) -> Any:
-        """One request with one answer: "prefill" (prompt, background, options) -> tokens computed; "stats" -> the
-        counters of _Loaded.stats; "clear_prefixes" -> None. Not `counted`: left out of `in_flight` (the calls a
-        customer is told they wait behind).
+    def call(self, kind: str, payload: Any = None) -> Any:
+        """One request with one answer: "prefill" (prompt, options) -> tokens computed; "stats" -> the counters of
+        _Loaded.stats; "clear_prefixes" -> None.
         """
-        rid, box = self._send(kind, payload, counted)
+        rid, box = self._send(kind, payload)
         try:
             answer, result = box.get()
         finally:

@@ -73,8 +73,7 @@ def serve(conn: Any, spec: dict[str, Any]) -> None:
         one_thread()
         try:
             if kind == "prefill":
-                result = model.model_copy(update=payload["options"]).prefill(payload["prompt"],
-                                                                             payload.get("background", False))
+                result = model.model_copy(update=payload["options"]).prefill(payload["prompt"])
             elif kind == "clear_prefixes":
                 result = loaded.clear_prefixes()
             elif kind == "stats":

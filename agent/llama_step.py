@@ -163,10 +163,10 @@ def _rotate(x: Any, cos: Any, sin: Any) -> Any:
 
 
 class _Pass:
-    __slots__ = ("feed", "cache", "keep", "background", "logits", "error", "done")
+    __slots__ = ("feed", "cache", "keep", "logits", "error", "done")
 
-    def __init__(self, feed: Sequence[int], cache: Any, keep: Sequence[int] | None = None, background: Any = None):
-        self.feed, self.cache, self.background = feed, cache, background
+    def __init__(self, feed: Sequence[int], cache: Any, keep: Sequence[int] | None = None):
+        self.feed, self.cache = feed, cache
         self.keep = [len(feed) - 1] if keep is None else list(keep)
         self.logits: Any = None
         self.error: BaseException | None = None
@@ -181,10 +181,6 @@ class StepBatcher:
     asked (the others are between two steps: masking by the grammar, picking the token), then computes every pass
     queued, with all `threads`, and hands each its logits. A call alone never waits.
 
-    A pass `run` with `background` (an object with a boolean `urgent`: a prefill nobody waits for yet) is computed
-    alone, only when no call is decoding (no member: a member between two passes would wait for it), unless it is
-    urgent by then.
-
     Or one thread computes every pass (`serve()`, the engine process's main thread) and the calls only queue theirs:
     torch's OpenMP threads belong to the thread that starts a parallel region, and on 2 cores a decode whose passes
     were led by a fresh thread took 7.1 s for 96 tokens against 4.8-5.4 s on the main thread (session 27).
@@ -196,7 +192,6 @@ class StepBatcher:
         self.gather_s = gather_s
         self._cond = threading.Condition()
         self._queue: list[_Pass] = []
-        self._background: list[_Pass] = []  # passes computed when no other is queued (see the class text)
         self._computing = False
         self._members = 0
         self._serving = False
@@ -215,28 +210,20 @@ class StepBatcher:
                 self._members -= 1
                 self._cond.notify_all()
 
-    def run(self, feed: Sequence[int], cache: Any, keep: Sequence[int] | None = None, background: Any = None) -> Any:
+    def run(self, feed: Sequence[int], cache: Any, keep: Sequence[int] | None = None) -> Any:
         """The next token's logits after `feed` ([1, vocab]), `feed` appended to `cache`; with `keep`, the logits
-        after each of those positions of `feed` ([len(keep), vocab]). With `background`, see the class text.
+        after each of those positions of `feed` ([len(keep), vocab]).
         """
-        job = _Pass(feed, cache, keep, background)
+        job = _Pass(feed, cache, keep)
         with self._cond:
-            (self._queue if background is None else self._background).append(job)
+            self._queue.append(job)
             self._cond.notify_all()
-        while True:  # a background pass may lead a pass that is not its own (another, older background pass)
-            with self._cond:
-                while not job.done and (self._computing or self._serving
-                                        or (job in self._background and not background.urgent
-                                            and (self._queue or self._members))):
-                    self._cond.wait()
-                if job.done:
-                    break
+            while not job.done and (self._computing or self._serving):
+                self._cond.wait()
+            if not job.done:
                 batch = self._gather()
-            try:
-                self._compute(batch)
-            except BaseException:
-                if job in batch:
-                    raise
+        if not job.done:
+            self._compute(batch)
         if job.error is not None:
             raise job.error
         return job.logits
@@ -248,7 +235,7 @@ class StepBatcher:
         try:
             while not stop.is_set():
                 with self._cond:
-                    if not self._ready() or self._computing:
+                    if not self._queue or self._computing:
                         self._cond.wait(0.2)
                         continue
                     batch = self._gather()
@@ -259,27 +246,9 @@ class StepBatcher:
                 self._serving = False
                 self._cond.notify_all()
 
-    def _ready(self) -> bool:
-        """Under the lock: whether a pass is there to compute now (see the class text)."""
-        return bool(self._queue) or any(j.background.urgent for j in self._background) \
-            or (bool(self._background) and not self._members)
-
-    def wake(self) -> None:
-        """A background pass became urgent: look at the queues again."""
-        with self._cond:
-            self._cond.notify_all()
-
     def _gather(self) -> list[_Pass]:
-        """Under the lock: become the one computing, wait up to gather_s for every member's pass, take the queue
-        (with the background passes that became urgent); or, with nothing else queued, one background pass.
-        """
+        """Under the lock: become the one computing, wait up to gather_s for every member's pass, take the queue."""
         self._computing = True
-        urgent = [j for j in self._background if j.background.urgent]
-        if urgent:
-            self._background = [j for j in self._background if not j.background.urgent]
-            self._queue.extend(urgent)
-        if not self._queue and self._background and not self._members:
-            return [self._background.pop(0)]
         deadline = time.monotonic() + self.gather_s
         while len(self._queue) < self._members and (left := deadline - time.monotonic()) > 0:
             self._cond.wait(left)

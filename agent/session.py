@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -70,12 +69,6 @@ class AgentSession:
     # After a look-up whose result answers a message that asked for no change, the reply is the rendering: the model
     # is not called again only to write words that would be cut (issue 15: one model call per such turn).
     one_call_after_read = True
-    # After a turn, the next turn's prompt up to the person's next message (system text, tools, the last turns) is
-    # computed while they read, when the model runs in-process (LocalChatModel.prefill, background): their next
-    # message's first model call then computes only that message (issue 15: the history was ~45% of the prompt
-    # tokens a turn computed, session 29). Settings.prefill_while_reading (off by default) sets it per session;
-    # None: that setting.
-    prefill_while_reading: bool | None = None
 
     def __init__(self, *, ctx: ShopContext, model: BaseChatModel, specs: list[ToolSpec], conversation_id: str,
                  max_steps: int = MAX_TOOL_STEPS, channel: str = "chat", log_turns: bool = True):
@@ -224,19 +217,6 @@ class AgentSession:
             self.turns.append((turn[0], AIMessage(last.additional_kwargs.get(WHOLE_REPLY, last.content))))
         if self.log_turns:
             self._log_turn(turn, meta)
-        self._prefill_next()
-
-    def _prefill_next(self) -> None:
-        """Start computing the next turn's prompt up to the person's next message (see `prefill_while_reading`)."""
-        from agent.backends import LocalChatModel
-
-        wanted = self.ctx.settings.prefill_while_reading if self.prefill_while_reading is None \
-            else self.prefill_while_reading
-        if not (wanted and self.tools and isinstance(self.model, LocalChatModel)):
-            return
-        text = self.model.prompt_text(self.prompt([]), self.tools)
-        threading.Thread(target=_prefill_quietly, args=(self.model, text), name="prefill-while-reading",
-                         daemon=True).start()
 
     # -- turn log ---------------------------------------------------------------------------------------------
 
@@ -279,14 +259,6 @@ class AgentSession:
                     row.meta = dict(info, **to_jsonable(meta))
                 s.add(row)
                 self._seq += 1
-
-
-def _prefill_quietly(model: Any, text: str) -> None:
-    """A background prefill: it only saves time, so a failure is logged, never raised into a conversation."""
-    try:
-        model.prefill(text, background=True)
-    except Exception:  # noqa: BLE001 - the next turn computes its prompt itself
-        log.warning("prefill while the person reads failed", exc_info=True)
 
 
 def _first_lines(reply: BaseMessage, limit: int = HISTORY_REPLY_CHARS) -> BaseMessage:

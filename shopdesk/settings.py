@@ -83,12 +83,6 @@ class Settings(BaseSettings):
         None, description="Where the embedding model's ONNX export is kept; default: data_dir/models/embedding-onnx."
     )
     prefix_cache: bool = Field(True, description="In-process: reuse the KV cache of prompt prefixes already computed.")
-    prefill_while_reading: bool = Field(
-        False, description="In-process: after each turn, compute the next turn's prompt up to the person's next "
-        "message while they read, in passes that wait while any call decodes (agent.session, session 33). Off by "
-        "default: with no reading time, as in bench_turns, the prefill after a conversation's last turn is wasted "
-        "work, and the one run measured was slower (bench/README.md)."
-    )
     local_runtime: Literal["transformers", "llamacpp"] = Field(
         "transformers", description="In-process runtime: transformers (fp32), or llama.cpp (llama-cpp-python, the "
         "`llamacpp` extra) on a GGUF of the same weights with the adapter merged in (made on first use). llama.cpp "

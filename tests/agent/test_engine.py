@@ -11,7 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langchain_core.messages import HumanMessage, SystemMessage
 
 from agent.backends import LocalChatModel, ModelCache, make_chat_model
 from agent.toolspec import tool_spec
@@ -120,22 +120,3 @@ def test_the_settings_choose_the_engine_process_by_default(tmp_path, monkeypatch
     assert make_chat_model(settings, models=ModelCache()).engine is True
     threaded = Settings(data_dir=tmp_path, llm_backend="local", local_engine="thread")
     assert make_chat_model(threaded, models=ModelCache()).engine is False
-
-
-def test_a_background_prefill_is_reused_and_no_customer_waits_behind_it(pair, monkeypatch):
-    """prefill(background=True) in the engine: computed into its prefix cache (a call starting with it computes only
-    its own message), and never counted among the calls a customer is told they wait behind.
-    """
-    remote, _ = pair
-    loaded = remote.loaded()
-    counted = []
-    send = loaded.engine._send
-    monkeypatch.setattr(loaded.engine, "_send",
-                        lambda kind, payload, counted_=True: counted.append(counted_) or send(kind, payload, counted_))
-    history = [SystemMessage("You are the assistant of a test shop. " * 4), HumanMessage("Hello there."),
-               AIMessage("Hello! How can I help you today?")]
-    assert remote.prefill(remote.prompt_text(history, None), background=True) > 30
-    assert counted == [False] and loaded.in_flight == 0
-    before = loaded.stats()["computed_tokens"]
-    assert remote.invoke([*history, HumanMessage("Thanks.")]).content
-    assert loaded.stats()["computed_tokens"] - before < 15

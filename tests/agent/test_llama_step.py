@@ -203,47 +203,6 @@ def test_kept_positions_get_the_logits_a_pass_per_token_gets(tiny):
     torch.testing.assert_close(rows, torch.stack(each), rtol=1e-4, atol=1e-5)
 
 
-class _Background:
-    urgent = False
-
-
-def test_a_background_pass_waits_for_the_queued_passes_unless_it_is_urgent(tiny):
-    """Passes queued by calls go first; a background pass (a prefill nobody waits for) goes alone when no call is
-    decoding, or with the others once it is urgent.
-    """
-    batcher = StepBatcher(FusedLlama(tiny), threads=1, gather_s=0.0)
-    background = _Background()
-    with batcher._cond:
-        batcher._background.append(quiet := llama_step_pass([1, 2], growing_cache(tiny.config), background))
-        batcher._queue.append(call := llama_step_pass([3], growing_cache(tiny.config)))
-        assert batcher._gather() == [call]
-        batcher._computing = False
-        assert batcher._gather() == [quiet]
-        batcher._computing = False
-        batcher._background.append(quiet)
-        batcher._queue.append(call)
-        background.urgent = True
-        assert batcher._gather() == [call, quiet]
-        batcher._computing = False
-        # while a call decodes (a member between two passes), a background pass does not go in its gap
-        background.urgent = False
-        batcher._background.append(quiet)
-        batcher._members = 1
-        assert not batcher._ready()
-        background.urgent = True
-        assert batcher._ready()
-        batcher._members = 0
-        batcher._background.clear()
-    # with nothing else queued, a background pass computes at once, on the calling thread
-    assert batcher.run([1, 2], growing_cache(tiny.config), background=_Background()).shape == (1, 64)
-
-
-def llama_step_pass(feed, cache, background=None):
-    from agent.llama_step import _Pass
-
-    return _Pass(feed, cache, None, background)
-
-
 @pytest.mark.slow
 def test_the_batched_default_decodes_what_the_transformers_forward_decodes(shared_models_dir):
     """On the real SmolLM2: the default (fused weights, batched passes) gives the text the transformers forward gives,

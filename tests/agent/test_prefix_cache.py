@@ -273,57 +273,6 @@ class TestSameOutput:
         assert got.response_metadata["raw_text"] == want.response_metadata["raw_text"]
         assert warm_up(settings.model_copy(update={"llm_backend": "fake"})) == {}  # nothing in-process to warm
 
-    def test_the_next_turn_computed_while_the_person_reads_is_reused_and_changes_no_token(self, models):
-        """What a session prefills after a turn (LocalChatModel.prefill, background): the next turn's first call
-        computes only the new message, and writes what it writes without the prefill.
-        """
-        plain, fast = models
-        tools = [tool_spec(get_order_details).openai(), tool_spec(list_my_orders).openai()]
-        enums = {"order_id": ["#W2611340", "#W1000001"]}
-        system = SystemMessage("You are the support assistant of a shop. Use the tools to look facts up.")
-        past = [system, HumanMessage("Where is my order #W2611340?"),
-                AIMessage("Order #W2611340: status processed, placed 2026-10-24, total $536.65.")]
-        messages = [*past, HumanMessage("And what about #W1000001?")]
-        cache = fast.loaded().prefixes
-        cache.clear()
-        ahead = fast.prefill(fast.prompt_text(past, tools), background=True)
-        assert ahead > 100
-        assert fast.prefill(fast.prompt_text(past, tools), background=True) == 0  # already there
-        before = cache.computed_tokens
-        got = fast.bind_tools(tools, enums=enums).invoke(messages)
-        assert cache.computed_tokens - before < 30  # the new message (and the generation prompt) only
-        want = plain.bind_tools(tools, enums=enums).invoke(messages)
-        assert got.response_metadata["raw_text"] == want.response_metadata["raw_text"]
-
-    def test_a_session_prefills_the_next_turns_prompt_up_to_the_next_message(self, models, settings, shop,
-                                                                              monkeypatch):
-        import threading
-
-        from agent.session import open_session
-
-        from fake_orders import get_order_details as fake_details
-
-        _, fast = models
-        asked: list[tuple[str, bool]] = []
-        monkeypatch.setattr(LocalChatModel, "prefill",
-                            lambda self, text, background=False: asked.append((text, background)) or 0)
-        session = open_session(settings, "customer", "alice", model=fast, store=shop, tools=[fake_details])
-        list(session.respond("Hello."))
-        assert asked == []  # off by default (Settings.prefill_while_reading)
-        session.prefill_while_reading = True
-        list(session.respond("Where is my order #W100?"))
-        for t in threading.enumerate():
-            if t.name == "prefill-while-reading":
-                t.join(timeout=30)
-        [(text, background)] = asked
-        assert background and "#W100" in text
-        following = fast.prompt_text(session.prompt([HumanMessage("And when will it arrive?")]), session.tools)
-        shared = text[:text.rindex("<|im_start|>")]  # all but the generation prompt
-        assert following.startswith(shared) and shared.count("<|im_start|>") == 5  # system, two questions and replies
-        session.prefill_while_reading = False
-        list(session.respond("Thanks!"))
-        assert len(asked) == 1
-
     def test_plain_text_is_unchanged_too(self, models):
         plain, fast = models
         messages = [HumanMessage("Say hello to a customer in one short sentence.")]
