@@ -196,3 +196,30 @@ def test_one_time_buyers_get_no_bgnbd_still_active_figure():
     assert any("no repeat purchase" in r for r in reasons_from_history(pd.Series(once), 1.0))
     twice = pd.Series({**once, "frequency": 2})
     assert "BG/NBD probability still active 0.80" in reasons_from_history(twice, 0.8)
+
+
+def test_lightgbm_calls_take_turns_in_the_process():
+    """Scoring and SHAP contributions wait for the process-wide LightGBM lock (concurrent native calls crashed a
+    four-conversation bench in session 34).
+    """
+    import threading
+
+    import lightgbm as lgb
+
+    from tools.analytics.churn import LIGHTGBM, ChurnModel
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, len(FEATURES)))
+    y = (X[:, 0] > 0).astype(int)
+    booster = lgb.train({"objective": "binary", "num_threads": 1, "verbose": -1}, lgb.Dataset(X, y), 5)
+    model = ChurnModel(boosters=[booster], calibration="platt", train_customers=200, train_churn_rate=0.5,
+                       horizon_days=90, as_of=date(2026, 1, 1))
+    table = pd.DataFrame(X, columns=FEATURES)
+    for call in (model.predict, model.contributions):
+        done = threading.Event()
+        worker = threading.Thread(target=lambda c=call, d=done: (c(table), d.set()))
+        with LIGHTGBM:
+            worker.start()
+            assert not done.wait(0.3)  # held while another call is in LightGBM
+        assert done.wait(10)
+        worker.join()

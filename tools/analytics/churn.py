@@ -9,6 +9,7 @@ LightGBM's SHAP contributions (`pred_contrib=True`) turned into plain sentences 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -24,6 +25,10 @@ MIN_PER_CLASS = 10
 MAX_TRAIN_ROWS = 100_000  # plenty for 22 features; bounds training time on large shops (a random sample)
 BAG_BELOW_ROWS = 5_000  # fewer fitting rows than this: train a bag of boosters
 BAG_SIZE = 10
+# LightGBM's native calls take turns in this process. Its SHAP contributions from several threads at once are not
+# safe (LightGBM issue #5482: heap corruption), and session 34's bench, four conversations at once in one process,
+# died of a general protection fault in lib_lightgbm.so. Marketer analytics are short, so they simply queue here.
+LIGHTGBM = threading.Lock()
 
 
 class InsufficientData(Exception):
@@ -43,7 +48,8 @@ class ChurnModel:
 
     def raw(self, df: pd.DataFrame) -> np.ndarray:
         X = df[self.features].to_numpy(dtype=float)
-        return np.mean([b.predict(X, raw_score=True) for b in self.boosters], axis=0)
+        with LIGHTGBM:
+            return np.mean([b.predict(X, raw_score=True) for b in self.boosters], axis=0)
 
     def predict(self, df: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of churn for each row of a feature table."""
@@ -57,7 +63,8 @@ class ChurnModel:
         """Per-feature contributions to the churn log-odds (SHAP values), one row per customer."""
         X = df[self.features].to_numpy(dtype=float)
         # SHAP values are additive, so the bag's contributions are the mean of its members'.
-        out = np.mean([np.asarray(b.predict(X, pred_contrib=True)) for b in self.boosters], axis=0)
+        with LIGHTGBM:
+            out = np.mean([np.asarray(b.predict(X, pred_contrib=True)) for b in self.boosters], axis=0)
         return out[:, : len(self.features)]
 
 
@@ -133,14 +140,15 @@ def train_churn_model(
     boosters = []
     for member in range(bag):
         idx = fit_idx if bag == 1 else np.sort(rng.choice(fit_idx, len(fit_idx), replace=True))
-        train = lgb.Dataset(X[idx], y[idx], feature_name=features, free_raw_data=True)
         # Bag members also see different feature subsets, so customers alike on most features still get told apart.
         member_params = {**params, "seed": seed + member, "feature_fraction": 0.6} if bag > 1 else params
-        boosters.append(lgb.train(
-            member_params, train, num_boost_round=200,
-            valid_sets=[lgb.Dataset(X[calib], y[calib], reference=train)],
-            callbacks=[lgb.early_stopping(20, verbose=False)],
-        ))
+        with LIGHTGBM:
+            train = lgb.Dataset(X[idx], y[idx], feature_name=features, free_raw_data=True)
+            boosters.append(lgb.train(
+                member_params, train, num_boost_round=200,
+                valid_sets=[lgb.Dataset(X[calib], y[calib], reference=train)],
+                callbacks=[lgb.early_stopping(20, verbose=False)],
+            ))
     model = ChurnModel(
         boosters=boosters,
         calibration="platt",
