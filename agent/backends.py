@@ -593,7 +593,7 @@ def until_stop(pieces: Iterator[str], stop: list[str] | None) -> Iterator[str]:
 # LocalChatModel fields an engine process loads its model with, and those it takes from each call's model
 ENGINE_LOAD_FIELDS = ("model_path", "adapter", "torch_threads", "batched", "runtime", "gguf_type", "gguf_dir",
                       "weights")
-ENGINE_CALL_FIELDS = ("max_new_tokens", "prefix_cache", "jump_forward", "growing_cache", "drafts")
+ENGINE_CALL_FIELDS = ("max_new_tokens", "prefix_cache", "jump_forward", "growing_cache", "drafts", "prefill_chunk")
 
 
 class LocalChatModel(BaseChatModel):
@@ -614,6 +614,9 @@ class LocalChatModel(BaseChatModel):
     jump_forward: bool = True  # compute the tokens the grammar forces in one pass instead of one step each
     drafts: bool = True  # under a grammar on the batched path, guess the call's next tokens and check them in the
     # pass with the known one (agent.drafts); False: one chosen token a pass, for measuring
+    prefill_chunk: int = 128  # on the batched path, while other calls decode, compute a prompt in passes of at
+    # most this many tokens, so their decode steps are not held up by one long pass; 0: a prompt is one pass (as up
+    # to session 33). 128 against 0, four conversations at once: p95 0.91x and 0.95x in two runs (bench/README.md)
     growing_cache: bool = True  # KV caches grow in place (growing_cache); False: transformers' own, for measuring
     batched: bool = True  # llama models on ONEDNN_WEIGHTS: fused weights, and concurrent calls' passes computed
     # together (agent.llama_step); False: the transformers forward, a pass per call and slot, for measuring
@@ -843,6 +846,7 @@ class LocalChatModel(BaseChatModel):
 
             def forward(feed: list[int], keep: list[int] | None = None) -> Any:
                 if batcher is not None:
+                    feed, keep = self._prefill_in_chunks(batcher, feed, cache, keep)
                     return batcher.run(feed, cache, keep)
                 loaded.share_threads(threads)
                 out = model(input_ids=torch.tensor([feed]), cache=cache, use_cache=True, logits_to_keep=1)
@@ -867,6 +871,23 @@ class LocalChatModel(BaseChatModel):
                 if self.prefix_cache and consistent:
                     with loaded.lock:
                         loaded.prefixes.put(torch.tensor(prompt + new), cache)
+
+    def _prefill_in_chunks(self, batcher: Any, feed: list[int], cache: Any,
+                           keep: list[int] | None) -> tuple[list[int], list[int] | None]:
+        """With `prefill_chunk`, while other calls decode, compute the head of a long `feed` in passes of that many
+        tokens (their decode steps join each one) and return what is left of `feed`, `keep` shifted to match.
+        """
+        size = self.prefill_chunk
+        if size <= 0:
+            return feed, keep
+        last = keep[0] if keep else len(feed) - 1  # positions from here on give logits: never split off
+        done = 0
+        while last - done >= size and batcher.others():
+            batcher.run(feed[done:done + size], cache)
+            done += size
+        if not done:
+            return feed, keep
+        return feed[done:], ([k - done for k in keep] if keep else keep)
 
     def _greedy(self, forward: Any, feed: list[int], tok: Any, grammar: Any, eos: set[int], new: list[int],
                 drafts: Any = None, cache: Any = None, context: list[int] | None = None) -> Iterator[str]:

@@ -210,6 +210,11 @@ class StepBatcher:
                 self._members -= 1
                 self._cond.notify_all()
 
+    def others(self) -> bool:
+        """Whether a call other than the caller (a member) is decoding now."""
+        with self._cond:
+            return self._members > 1
+
     def run(self, feed: Sequence[int], cache: Any, keep: Sequence[int] | None = None) -> Any:
         """The next token's logits after `feed` ([1, vocab]), `feed` appended to `cache`; with `keep`, the logits
         after each of those positions of `feed` ([len(keep), vocab]).

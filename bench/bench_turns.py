@@ -10,6 +10,8 @@ conversations at once.
     python bench/bench_turns.py --limit 24 --skip-old --one-slot    # against one model call at a time
     python bench/bench_turns.py --skip-old --spin-count 10000    # the engine's OpenMP spin count vs libgomp's own
     python bench/bench_turns.py --skip-old --no-drafts           # drafted tokens checked in the pass, vs not
+    python bench/bench_turns.py --skip-old --prefill-chunk 0 --at-once 4   # prompts in one pass (as up to
+                                                               # session 33) against 128-token passes, 4 at once
     python bench/bench_turns.py --skip-old --think-s 2 --multi-turn   # 2 s of reading before each later turn
 
 Prints p50/p95 turn seconds (typed turns: what a person waits for), tokens computed vs reused from the prefix
@@ -148,6 +150,10 @@ def main() -> None:
                    help="seconds a person reads and types before each turn after a conversation's first (default 0: "
                         "the next message comes as soon as the reply is complete)")
     p.add_argument("--multi-turn", action="store_true", help="only the conversations of more than one turn")
+    p.add_argument("--prefill-chunk", type=int, nargs="+", default=[],
+                   help="also measure the engine with prompts computed in passes of at most this many tokens while "
+                        "other calls decode (LocalChatModel.prefill_chunk, 128 by default since session 34; 0: "
+                        "one pass)")
     p.add_argument("--at-once", type=int, nargs="+", default=[1, 4],
                    help="how many conversations at once to measure each path with (default: 1 and 4)")
     p.add_argument("--no-drafts", action="store_true",
@@ -195,7 +201,8 @@ def main() -> None:
                                   {"weights": weights}))
                 elif weights == "fp32-onednn":
                     paths.append(("current, transformers fp32, oneDNN, fused weights, batched passes, drafted tokens "
-                                  "checked, in an engine process (session 33)", {"weights": weights, "engine": True}))
+                                  "checked, prompts in passes of 128 while others decode, in an engine process "
+                                  "(session 34)", {"weights": weights, "engine": True}))
                     for spin in args.spin_count:
                         paths.append((f"the same engine, OpenMP spin count {spin:,} (session 30)",
                                       {"weights": weights, "engine": True, "spin": spin}))
@@ -210,6 +217,10 @@ def main() -> None:
         else:
             paths.append((f"current, llama.cpp {runtime.split('-')[1]} (same loop)",
                           {"runtime": "llamacpp", "gguf_type": runtime.split("-")[1]}))
+    for chunk in args.prefill_chunk:
+        paths.append((f"the same engine, prompts in passes of at most {chunk} tokens while other calls decode "
+                      "(0: one pass, as up to session 33)",
+                      {"weights": "fp32-onednn", "engine": True, "prefill_chunk": chunk}))
     if args.no_drafts:
         paths.append(("the same engine, no drafted tokens: one chosen token a pass (sessions up to 32)",
                       {"weights": "fp32-onednn", "engine": True, "drafts": False}))

@@ -226,8 +226,51 @@ def test_the_batched_default_decodes_what_the_transformers_forward_decodes(share
         with ThreadPoolExecutor(2) as pool:
             assert list(pool.map(lambda m: batched.invoke(m).content, msgs)) == expected
         assert loaded.batcher.rows - rows > loaded.batcher.passes - passes  # some passes held both calls
+        chunked = batched.model_copy(update={"prefill_chunk": 8})  # prompts in passes of 8 while another decodes
+        loaded.batcher.gather_s = 0.003
+        loaded.clear_prefixes()
+        passes = loaded.batcher.passes
+        assert [chunked.invoke(m).content for m in msgs] == expected  # alone: nothing to split for
+        alone = loaded.batcher.passes - passes
+        loaded.clear_prefixes()
+        passes = loaded.batcher.passes
+        with loaded.batcher.member():  # another call is decoding (between two of its passes)
+            assert [chunked.invoke(m).content for m in msgs] == expected
+        assert loaded.batcher.passes - passes > alone  # the prompts took several passes each
     finally:
         models.clear()
+
+
+class _Recorder:
+    """A batcher that records the feeds it is asked to compute; `others` says whether another call decodes."""
+
+    def __init__(self, others: bool):
+        self.busy = others
+        self.fed: list[list[int]] = []
+
+    def others(self) -> bool:
+        return self.busy
+
+    def run(self, feed, cache, keep=None):
+        self.fed.append(list(feed))
+
+
+def test_a_long_prompt_is_split_into_chunks_only_while_other_calls_decode():
+    model = LocalChatModel(model_path="unused", prefill_chunk=4)
+    prompt = list(range(11))
+    alone = _Recorder(others=False)
+    assert model._prefill_in_chunks(alone, prompt, None, None) == (prompt, None) and alone.fed == []
+    shared = _Recorder(others=True)
+    assert model._prefill_in_chunks(shared, prompt, None, None) == ([8, 9, 10], None)
+    assert shared.fed == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    # drafted guesses after the prompt: the positions whose logits are kept are never split off, and shift
+    shared = _Recorder(others=True)
+    feed, keep = model._prefill_in_chunks(shared, [*prompt, 50, 51], None, [10, 11, 12])
+    assert shared.fed == [[0, 1, 2, 3], [4, 5, 6, 7]] and feed == [8, 9, 10, 50, 51] and keep == [2, 3, 4]
+    whole = model.model_copy(update={"prefill_chunk": 0})
+    assert whole._prefill_in_chunks(_Recorder(others=True), prompt, None, None) == (prompt, None)
+    short = _Recorder(others=True)  # nothing longer than a chunk before the last token: one pass, as before
+    assert model._prefill_in_chunks(short, [1, 2, 3, 4], None, None) == ([1, 2, 3, 4], None) and short.fed == []
 
 
 def test_bf16_weights_keep_lm_head_and_the_stream_fp32_and_the_fused_pass_matches_their_forward(tiny):
