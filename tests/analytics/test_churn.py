@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from shopdesk.datasets import cdnow_transactions
-from tools.analytics.churn import describe_feature, reasons_from_history, train_churn_model, training_frame
+from tools.analytics.churn import describe_feature, train_churn_model, training_frame
 from tools.analytics.evaluate import evaluate_churn, evaluate_file
 from tools.analytics.features import FEATURES, JOURNEY_FEATURES
 from tools.analytics.snapshot import build_snapshot
@@ -183,19 +183,6 @@ def test_cdnow_ours_beats_bgnbd(tmp_path, as_of):
     assert ev.ours.top_decile_lift > ev.bgnbd.top_decile_lift
     assert ev.ours.brier < 0.12
     assert any("date format %Y%m%d" in n for n in ev.notes)
-
-
-def test_one_time_buyers_get_no_bgnbd_still_active_figure():
-    """BG/NBD reads P(alive) = 1 for anyone with no repeat purchase; a marketer must not read that as "active"."""
-    once = {"frequency": 1, "recency_days": 300.0, "bgnbd_p_alive": 1.0, "bgnbd_expected_orders": 0.12}
-    assert describe_feature("bgnbd_p_alive", once, True) == (
-        "BG/NBD: no repeat purchase yet, so no estimate of whether still active; 0.1 orders expected in the churn "
-        "horizon")
-    assert "尚无复购" in describe_feature("bgnbd_p_alive", once, True, lang="zh")
-    assert not any("1.00" in r for r in reasons_from_history(pd.Series(once), 1.0))
-    assert any("no repeat purchase" in r for r in reasons_from_history(pd.Series(once), 1.0))
-    twice = pd.Series({**once, "frequency": 2})
-    assert "BG/NBD probability still active 0.80" in reasons_from_history(twice, 0.8)
 
 
 def test_lightgbm_calls_take_turns_in_the_process():

@@ -266,10 +266,6 @@ def describe_feature(name: str, row: pd.Series, toward_churn: bool, currency: st
         alive, expected = g("bgnbd_p_alive"), g("bgnbd_expected_orders")
         if alive is None:
             return None
-        if _one_time(row):  # BG/NBD drops a customer out only after a repeat purchase: its 1.00 here says nothing
-            return t(f"BG/NBD: no repeat purchase yet, so no estimate of whether still active; {expected or 0:.1f} "
-                     "orders expected in the churn horizon",
-                     f"BG/NBD:尚无复购,无法估计是否仍活跃;流失观察期内预计 {expected or 0:.1f} 个订单")
         return t(f"BG/NBD: probability still active {alive:.2f}, {expected or 0:.1f} orders expected in the churn "
                  "horizon", f"BG/NBD:仍活跃的概率 {alive:.2f},流失观察期内预计 {expected or 0:.1f} 个订单")
     if name == "return_value_share":
@@ -328,19 +324,10 @@ def reasons_from_contributions(
     return out
 
 
-def _one_time(row) -> bool:
-    """True for a customer with one order: BG/NBD reads P(alive) = 1 for anyone with no repeat purchase."""
-    frequency = row.get("frequency")
-    return frequency is not None and not pd.isna(frequency) and float(frequency) <= 1
-
-
 def reasons_from_history(row: pd.Series, p_alive: float | None, lang: Lang = "en") -> list[str]:
     """Reasons for BG/NBD-scored customers: the history the model reads (recency, frequency, age), in `lang`."""
     out = [describe_feature("recency_days", row, toward_churn=True, lang=lang)]
-    if p_alive is not None and _one_time(row):
-        out.append(tr(lang, "BG/NBD: no repeat purchase yet, so no estimate of whether still active",
-                      "BG/NBD:尚无复购,无法估计是否仍活跃"))
-    elif p_alive is not None:
+    if p_alive is not None:
         out.append(tr(lang, f"BG/NBD probability still active {p_alive:.2f}", f"BG/NBD 仍活跃的概率 {p_alive:.2f}"))
     return [o for o in out if o]
 
