@@ -148,15 +148,16 @@ def route_answer(state: TurnState, runtime: Runtime) -> str:
 def model(state: TurnState, runtime: Runtime) -> dict[str, Any]:
     """Ask the model what to do next. Its text is not streamed to the person: a reply is rendered by code."""
     session = runtime.context
+    starting = _starting(session.model)  # asked first: binding the turn's grammar waits for the model's load
+    if starting:  # the person sees the assistant is starting up, not a frozen chat
+        get_stream_writer()(AgentEvent(kind="status", data={"starting": True}))
     bound = session.bound_for_turn(force_tool=bool(state.get("forced")) and not state["results"],
                                    typed=state["user_text"] if state.get("action") is None else "",
                                    first=state["meta"]["steps"] == 0)
     # Under the grammar the model writes plain text or one call, so text means "no call": after a result its words
     # are not needed (the rendering answers), and before one only a short sentence without facts could be shown.
     budget = 0 if state["results"] else MAX_TEXT_CHARS
-    if _starting(session.model):  # the person sees the assistant is starting up, not a frozen chat
-        get_stream_writer()(AgentEvent(kind="status", data={"starting": True}))
-    elif ahead := _busy(session.model):  # the person sees they are queued
+    if not starting and (ahead := _busy(session.model)):  # the person sees they are queued
         get_stream_writer()(AgentEvent(kind="status", data={"ahead": ahead}))
     merged: AIMessageChunk | None = None
     cut = False
