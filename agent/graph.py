@@ -148,7 +148,7 @@ def route_answer(state: TurnState, runtime: Runtime) -> str:
 def model(state: TurnState, runtime: Runtime) -> dict[str, Any]:
     """Ask the model what to do next. Its text is not streamed to the person: a reply is rendered by code."""
     session = runtime.context
-    starting = _starting(session.model)  # asked first: binding the turn's grammar waits for the model's load
+    starting = _ask(session.model, "starting")  # asked first: binding the turn's grammar waits for the model's load
     if starting:  # the person sees the assistant is starting up, not a frozen chat
         get_stream_writer()(AgentEvent(kind="status", data={"starting": True}))
     bound = session.bound_for_turn(force_tool=bool(state.get("forced")) and not state["results"],
@@ -157,7 +157,7 @@ def model(state: TurnState, runtime: Runtime) -> dict[str, Any]:
     # Under the grammar the model writes plain text or one call, so text means "no call": after a result its words
     # are not needed (the rendering answers), and before one only a short sentence without facts could be shown.
     budget = 0 if state["results"] else MAX_TEXT_CHARS
-    if not starting and (ahead := _busy(session.model)):  # the person sees they are queued
+    if not starting and (ahead := _ask(session.model, "busy")):  # the person sees they are queued
         get_stream_writer()(AgentEvent(kind="status", data={"ahead": ahead}))
     merged: AIMessageChunk | None = None
     cut = False
@@ -184,16 +184,12 @@ def model(state: TurnState, runtime: Runtime) -> dict[str, Any]:
     return {"ai": _reply(merged), "meta": meta}
 
 
-def _starting(model: Any) -> bool:
-    """Whether an in-process model is still loading or warming up (a call waits for it); False for a server."""
-    starting = getattr(model, "starting", None)
-    return bool(starting()) if callable(starting) else False
-
-
-def _busy(model: Any) -> int:
-    """Model calls already decoding or waiting on this model (in-process); 0 for a server, which queues itself."""
-    busy = getattr(model, "busy", None)
-    return busy() if callable(busy) else 0
+def _ask(model: Any, name: str) -> Any:
+    """An in-process model's `starting()` (still loading or warming up) or `busy()` (calls already decoding or
+    waiting on it); 0 for a server, which queues itself.
+    """
+    method = getattr(model, name, None)
+    return method() if callable(method) else 0
 
 
 def _fact_so_far(text: str, names: Any) -> str | None:

@@ -26,8 +26,9 @@ MAX_TRAIN_ROWS = 100_000  # plenty for 22 features; bounds training time on larg
 BAG_BELOW_ROWS = 5_000  # fewer fitting rows than this: train a bag of boosters
 BAG_SIZE = 10
 # LightGBM's native calls take turns in this process. Its SHAP contributions from several threads at once are not
-# safe (LightGBM issue #5482: heap corruption), and session 34's bench, four conversations at once in one process,
-# died of a general protection fault in lib_lightgbm.so. Marketer analytics are short, so they simply queue here.
+# safe (LightGBM issue #5482: heap corruption), and during session 34's bench of four conversations at once the
+# kernel logged a general protection fault in lib_lightgbm.so and the bench died (its engine process does not load
+# LightGBM). Marketer analytics are short, so they simply queue here.
 LIGHTGBM = threading.Lock()
 
 
